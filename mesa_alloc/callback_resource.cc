@@ -1,0 +1,26 @@
+#include "mesa_alloc/callback_resource.h"
+
+#include <new>
+
+namespace mesa {
+
+callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_scope scope) noexcept
+    : table_(table != nullptr ? table : mesa_default_allocator()), scope_(scope) {}
+
+void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void callback_resource::do_deallocate(void *p, std::size_t, std::size_t) {
+  table_->free_fn(table_->user_data, p);
+}
+
+bool callback_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  if (this == &other) return true;
+  const auto *that = dynamic_cast<const callback_resource *>(&other);
+  return that != nullptr && that->table_ == table_;
+}
+
+}  // namespace mesa

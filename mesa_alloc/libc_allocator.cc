@@ -1,0 +1,66 @@
+// The libc-backed table. This is the only file of the core library allowed to call libc's
+// allocation functions (it is on the allow list of the link-level audit).
+#define MESA_ALLOC_ALLOW_LIBC 1
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/mesa_alloc.h"
+
+namespace {
+
+// glibc's malloc already returns blocks aligned for max_align_t.
+constexpr size_t kMallocAlignment = MESA_ALLOC_DEFAULT_ALIGNMENT;
+
+void *libc_aligned(size_t size, size_t alignment) {
+  void *p = nullptr;
+  if (alignment < sizeof(void *)) alignment = sizeof(void *);
+  if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0) return nullptr;
+  return p;
+}
+
+void *libc_alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
+  if (alignment <= kMallocAlignment && alignment != 0 && (alignment & (alignment - 1)) == 0)
+    return malloc(size == 0 ? 1 : size);
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    mesa::internal::report_invalid_alignment("mesa_libc_allocator alloc", alignment);
+    return nullptr;
+  }
+  return libc_aligned(size, alignment);
+}
+
+void *libc_realloc(void *, void *ptr, size_t size, size_t alignment, mesa_alloc_scope scope) {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    mesa::internal::report_invalid_alignment("mesa_libc_allocator realloc", alignment);
+    return nullptr;
+  }
+  if (ptr == nullptr) return libc_alloc(nullptr, size, alignment, scope);
+  if (size == 0) {
+    free(ptr);
+    return nullptr;
+  }
+  if (alignment <= kMallocAlignment) return realloc(ptr, size);
+  // realloc() may move the block to a place with only malloc's alignment, and a second copy
+  // after it could fail after the original is gone; so allocate aligned first, then copy.
+  const size_t old_size = malloc_usable_size(ptr);
+  const bool aligned = (reinterpret_cast<uintptr_t>(ptr) & (alignment - 1)) == 0;
+  if (aligned && size <= old_size && old_size - size < 4096) return ptr;
+  void *fresh = libc_aligned(size, alignment);
+  if (fresh == nullptr) return nullptr;
+  memcpy(fresh, ptr, old_size < size ? old_size : size);
+  free(ptr);
+  return fresh;
+}
+
+void libc_free(void *, void *ptr) { free(ptr); }
+
+constexpr mesa_allocator kLibcAllocator = {
+    nullptr, libc_alloc, libc_realloc, libc_free, nullptr, nullptr,
+};
+
+}  // namespace
+
+extern "C" const mesa_allocator *mesa_libc_allocator(void) { return &kLibcAllocator; }

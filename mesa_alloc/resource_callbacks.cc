@@ -1,0 +1,87 @@
+#include "mesa_alloc/resource_callbacks.h"
+
+#include <cstdint>
+#include <cstring>
+
+#include "mesa_alloc/internal/diagnostics.h"
+
+namespace mesa {
+namespace {
+
+// Stored in the last 16 bytes before the user pointer.
+struct block_header {
+  std::size_t size;
+  std::size_t alignment;
+};
+static_assert(sizeof(block_header) <= 16, "header must fit the minimum header space");
+
+block_header *header_of(void *user) {
+  return reinterpret_cast<block_header *>(static_cast<unsigned char *>(user) -
+                                          sizeof(block_header));
+}
+
+}  // namespace
+
+resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource) noexcept
+    : resource_(resource),
+      table_{this,
+             &resource_callbacks::alloc,
+             &resource_callbacks::realloc,
+             &resource_callbacks::free,
+             nullptr,
+             nullptr} {}
+
+void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t alignment,
+                                mesa_alloc_scope) {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("resource_callbacks alloc", alignment);
+    return nullptr;
+  }
+  auto *self = static_cast<resource_callbacks *>(user_data);
+  const std::size_t header = header_bytes(alignment);
+  if (size > SIZE_MAX - header) return nullptr;
+  const std::size_t block_alignment = alignment > kHeaderAlignment ? alignment : kHeaderAlignment;
+  void *base;
+  try {
+    base = self->resource_->allocate(header + size, block_alignment);
+  } catch (...) {
+    return nullptr;
+  }
+  void *user = static_cast<unsigned char *>(base) + header;
+  *header_of(user) = block_header{size, alignment};
+  return user;
+}
+
+void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
+                                  std::size_t alignment, mesa_alloc_scope scope) {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("resource_callbacks realloc", alignment);
+    return nullptr;
+  }
+  if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+  if (size == 0) {
+    free(user_data, ptr);
+    return nullptr;
+  }
+  const block_header old = *header_of(ptr);
+  // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
+  const std::size_t keep_alignment = old.alignment > alignment ? old.alignment : alignment;
+  void *fresh = alloc(user_data, size, keep_alignment, scope);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, ptr, old.size < size ? old.size : size);
+  free(user_data, ptr);
+  return fresh;
+}
+
+void resource_callbacks::free(void *user_data, void *ptr) {
+  if (ptr == nullptr) return;
+  auto *self = static_cast<resource_callbacks *>(user_data);
+  const block_header h = *header_of(ptr);
+  const std::size_t header = header_bytes(h.alignment);
+  const std::size_t block_alignment =
+      h.alignment > kHeaderAlignment ? h.alignment : kHeaderAlignment;
+  self->resource_->deallocate(static_cast<unsigned char *>(ptr) - header, header + h.size,
+                              block_alignment);
+}
+
+}  // namespace mesa

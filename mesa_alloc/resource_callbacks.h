@@ -1,0 +1,57 @@
+// resource_callbacks — a C callback table over any std::pmr::memory_resource.
+//
+// What it is for: the bridge from C++ resources back to C: hand an arena, a tracking or debug
+// resource to C code (mesa_alloc2, u_memory.h macros) or to anything taking a mesa_allocator.
+//
+// What it costs: C frees are unsized, so each block carries a small header just before it
+// recording its size and alignment: max(16, alignment) bytes per block (16 bytes for ordinary
+// requests). realloc allocates a new block, copies min(old, new) bytes and frees the old one.
+//
+// Example:
+//   mesa::arena_resource arena(std::pmr::get_default_resource());
+//   mesa::resource_callbacks callbacks(&arena);
+//   char *s = static_cast<char *>(mesa_alloc2(nullptr, callbacks.table(), 32, 8,
+//                                             MESA_ALLOC_SCOPE_COMMAND));
+//
+// The object must outlive every block allocated through its table. The table is thread-safe
+// when the resource is. Exceptions from the resource become NULL.
+#ifndef MESA_ALLOC_RESOURCE_CALLBACKS_H_
+#define MESA_ALLOC_RESOURCE_CALLBACKS_H_
+
+#include <cstddef>
+#include <memory_resource>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+namespace mesa {
+
+class resource_callbacks {
+ public:
+  // Bytes of header before every block of `alignment` (documented cost above).
+  static constexpr std::size_t header_bytes(std::size_t alignment) noexcept {
+    return alignment > kHeaderAlignment ? alignment : kHeaderAlignment;
+  }
+
+  explicit resource_callbacks(std::pmr::memory_resource *resource) noexcept;
+  resource_callbacks(const resource_callbacks &) = delete;
+  resource_callbacks &operator=(const resource_callbacks &) = delete;
+
+  const mesa_allocator *table() const noexcept { return &table_; }
+  std::pmr::memory_resource *resource() const noexcept { return resource_; }
+
+ private:
+  static constexpr std::size_t kHeaderAlignment = 16;
+
+  static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
+                     mesa_alloc_scope scope);
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope);
+  static void free(void *user_data, void *ptr);
+
+  std::pmr::memory_resource *resource_;
+  mesa_allocator table_;
+};
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_RESOURCE_CALLBACKS_H_

@@ -1,0 +1,66 @@
+/*
+ * u_memory.h — Mesa's util/u_memory.h macros, routed through mesa_alloc.
+ *
+ * What it is for: existing Mesa code that uses MALLOC/CALLOC/FREE and friends moves over by
+ * changing one include. Every macro allocates through the default allocator
+ * (mesa_default_allocator()), so MESA_ALLOC_DEBUG layers and a replaced default see it all.
+ *
+ * What it costs: the same as mesa_malloc/mesa_free (one indirect call over the table).
+ *
+ * Differences from Mesa: align_free and FREE are the same function (mesa_free), so a block from
+ * align_malloc freed with FREE is fine here; REALLOC ignores its old-size argument (the table
+ * knows the size). CALLOC and align_calloc return NULL when count × size overflows.
+ *
+ * Example:
+ *   struct pipe_screen *screen = CALLOC_STRUCT(pipe_screen);
+ *   float *weights = align_malloc(n * sizeof(float), 64);
+ *   align_free(weights);
+ *   FREE(screen);
+ */
+#ifndef MESA_ALLOC_U_MEMORY_H
+#define MESA_ALLOC_U_MEMORY_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MALLOC(_size) mesa_malloc(_size)
+#define CALLOC(_count, _size) mesa_calloc(_count, _size)
+#define FREE(_ptr) mesa_free(_ptr)
+#define REALLOC(_ptr, _old_size, _size) ((void)(_old_size), mesa_realloc(_ptr, _size))
+
+#define MALLOC_STRUCT(T) (struct T *)MALLOC(sizeof(struct T))
+#define CALLOC_STRUCT(T) (struct T *)CALLOC(1, sizeof(struct T))
+
+/* A struct followed by `more_size` bytes of variable-length data, zeroed. */
+#define CALLOC_VARIANT_LENGTH_STRUCT(T, more_size) \
+   ((struct T *)CALLOC(1, sizeof(struct T) + (more_size)))
+
+#define align_malloc(_size, _alignment) mesa_aligned_alloc(_alignment, _size)
+#define align_free(_ptr) mesa_free(_ptr)
+#define align_realloc(_ptr, _old_size, _new_size, _alignment) \
+   ((void)(_old_size), mesa_aligned_realloc(_ptr, _new_size, _alignment))
+
+static inline void *align_calloc(size_t size, size_t alignment) {
+   void *ptr = mesa_aligned_alloc(alignment, size);
+   if (ptr != NULL) memset(ptr, 0, size);
+   return ptr;
+}
+
+/* A copy of `size` bytes at `src`, freed with FREE. */
+static inline void *mem_dup(const void *src, size_t size) {
+   void *dup = MALLOC(size);
+   if (dup != NULL) memcpy(dup, src, size);
+   return dup;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MESA_ALLOC_U_MEMORY_H */

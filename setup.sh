@@ -1,0 +1,48 @@
+#!/bin/bash
+# setup.sh — installs the Debian 12 packages mesa_alloc builds, tests and benchmarks with.
+# Idempotent: installs only what is missing. Works as root or through sudo. Downloads nothing
+# but Debian packages.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap     # the build (WORKSPACE mode, offline)
+  g++ clang binutils  # compilers (the poison test uses both), nm/objdump for the audit
+  python3             # alloc_audit checker, benchmark comparison script
+  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+  libvulkan-dev mesa-vulkan-drivers vulkan-tools  # Vulkan loader, lavapipe, vulkaninfo
+  meson ninja-build pkg-config                    # the Meson build
+  clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null; then
+  sudo=(sudo)
+else
+  echo "setup.sh: need root or sudo to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! "${sudo[@]}" apt-get update -qq; then
+  echo "setup.sh: apt-get update failed (is Debian's package archive reachable?)" >&2
+  exit 1
+fi
+if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+  echo "setup.sh: could not install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "setup.sh: done"

@@ -1,0 +1,85 @@
+// Internal: the machinery behind the C functions that create a C++ resource on top of a C parent
+// table and hand back a table (mesa_arena_create, mesa_tracking_create, ...).
+//
+// One allocation from the parent holds the whole stack: the parent seen as a pmr upstream
+// (callback_resource), the resource, and a table over the resource (resource_callbacks, whose
+// per-block header makes unsized C frees work). The table returned to C is the handle; the
+// matching destroy function gets the stack back from it.
+//
+//   const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
+//     return mesa::internal::c_handle_create<mesa::arena_resource>(parent);
+//   }
+//   void mesa_arena_destroy(const mesa_allocator *arena) {
+//     mesa::internal::c_handle_destroy<mesa::arena_resource>(arena);
+//   }
+#ifndef MESA_ALLOC_INTERNAL_C_HANDLE_H_
+#define MESA_ALLOC_INTERNAL_C_HANDLE_H_
+
+#include <new>
+#include <utility>
+
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/mesa_alloc.h"
+#include "mesa_alloc/resource_callbacks.h"
+
+namespace mesa::internal {
+
+template <class Resource>
+class c_handle final : public resource_callbacks {
+ public:
+  template <class... Args>
+  explicit c_handle(const mesa_allocator *parent, Args &&...args)
+      : resource_callbacks(&resource_),
+        parent_(parent),
+        upstream_(parent),
+        resource_(&upstream_, std::forward<Args>(args)...) {}
+
+  Resource &resource() noexcept { return resource_; }
+  const mesa_allocator *parent() const noexcept { return parent_; }
+
+  // The handle behind a table returned by c_handle_create<Resource>.
+  static c_handle *from_table(const mesa_allocator *table) noexcept {
+    return static_cast<c_handle *>(static_cast<resource_callbacks *>(table->user_data));
+  }
+
+ private:
+  const mesa_allocator *parent_;
+  callback_resource upstream_;
+  Resource resource_;
+};
+
+// Creates the stack in one block from `parent` (NULL: the default); NULL if that allocation
+// or the resource's constructor fails.
+template <class Resource, class... Args>
+const mesa_allocator *c_handle_create(const mesa_allocator *parent, Args &&...args) noexcept {
+  if (parent == nullptr) parent = mesa_default_allocator();
+  void *storage = parent->alloc_fn(parent->user_data, sizeof(c_handle<Resource>),
+                                   alignof(c_handle<Resource>), MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  try {
+    return (new (storage) c_handle<Resource>(parent, std::forward<Args>(args)...))->table();
+  } catch (...) {
+    parent->free_fn(parent->user_data, storage);
+    return nullptr;
+  }
+}
+
+// The resource behind a table from c_handle_create<Resource> (for stats, release, ...).
+template <class Resource>
+Resource *c_handle_resource(const mesa_allocator *table) noexcept {
+  return table == nullptr ? nullptr : &c_handle<Resource>::from_table(table)->resource();
+}
+
+// Destroys the resource (returning what it holds to the parent) and frees the handle.
+template <class Resource>
+void c_handle_destroy(const mesa_allocator *table) noexcept {
+  if (table == nullptr) return;
+  c_handle<Resource> *handle = c_handle<Resource>::from_table(table);
+  const mesa_allocator *parent = handle->parent();
+  handle->~c_handle<Resource>();
+  parent->free_fn(parent->user_data, handle);
+}
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_C_HANDLE_H_

@@ -35,6 +35,12 @@ const mesa_allocator *mesa_arena_create(const mesa_allocator *parent);
 void mesa_arena_release(const mesa_allocator *arena);
 void mesa_arena_destroy(const mesa_allocator *arena);
 
+/* Fixed-size slab: blocks of at most object_size bytes (alignment: the natural alignment of
+ * object_size, at most 16); larger or more aligned requests return NULL, and realloc within
+ * object_size returns the same block. NULL also for object_size 0. */
+const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
+void mesa_slab_destroy(const mesa_allocator *slab);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ global new-expression — which is itself a reference to operator new, reported 
 Exit 0 when nothing is found (or, with --expect, when violations name every expected symbol);
 exit 1 otherwise, with one line per violation: "<object>: <function> references <symbol>".
 """
+import os
 import re
 import shutil
 import subprocess
@@ -102,7 +103,7 @@ def main(argv):
     found = set()
     for path in files:
         for obj, function, symbol in references(path):
-            if obj.split(".")[0] in allow or exempt(function, symbol):
+            if os.path.basename(obj).split(".")[0] in allow or exempt(function, symbol):
                 continue
             found.add((obj, function, symbol))
 

@@ -1,0 +1,73 @@
+#!/bin/bash
+# Installed-consumer test: builds tests/meson/consumer.c (C11, poison.h forced on) and
+# consumer.cc (C++17) against an INSTALLED mesa_alloc using only
+# `pkg-config --cflags --libs mesa_alloc`, outside the source tree, and runs them.
+#
+#   installed_consumer_test.sh --build BUILD_DIR [consumer.c consumer.cc]
+#       meson install BUILD_DIR into a temporary DESTDIR first (as `meson test` does)
+#   installed_consumer_test.sh --prefix PREFIX [consumer.c consumer.cc]
+#       use a copy already installed under PREFIX
+# The consumer sources default to the ones next to this script.
+#
+# Also checks the documented layout: headers under include/mesa_alloc/{mesa_alloc,containers}/.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+case "${1:-}" in
+  --build)
+    [ -d "${2:-}" ] || fail "usage: $0 --build BUILD_DIR | --prefix PREFIX"
+    root="$work/destdir"
+    meson install -C "$2" --no-rebuild --quiet --destdir "$root" >"$work/install.log" 2>&1 ||
+      { cat "$work/install.log"; fail "meson install into a DESTDIR failed"; }
+    # pkg-config prepends the sysroot to every -I and -L of the staged .pc file.
+    export PKG_CONFIG_SYSROOT_DIR="$root"
+    ;;
+  --prefix)
+    [ -d "${2:-}" ] || fail "usage: $0 --build BUILD_DIR | --prefix PREFIX"
+    root="$(cd "$2" && pwd)"
+    ;;
+  *) fail "usage: $0 --build BUILD_DIR | --prefix PREFIX" ;;
+esac
+shift 2
+c_source="${1:-$here/consumer.c}"
+cxx_source="${2:-$here/consumer.cc}"
+
+pc="$(find "$root" -name mesa_alloc.pc -path '*/pkgconfig/*' | head -n1)"
+[ -n "$pc" ] || fail "no mesa_alloc.pc installed under $root"
+export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+echo "using $pc"
+
+cflags="$(pkg-config --cflags mesa_alloc)" || fail "pkg-config --cflags mesa_alloc failed"
+libs="$(pkg-config --libs mesa_alloc)" || fail "pkg-config --libs mesa_alloc failed"
+echo "cflags: $cflags"
+echo "libs:   $libs"
+
+include_dir="$(pkg-config --cflags-only-I mesa_alloc | tr ' ' '\n' | sed -n 's/^-I//p' |
+  grep '/mesa_alloc$' | head -n1)"
+[ -n "$include_dir" ] || fail "mesa_alloc.pc has no -I.../include/mesa_alloc"
+for header in mesa_alloc/mesa_alloc.h mesa_alloc/u_memory.h mesa_alloc/poison.h \
+    mesa_alloc/internal/c_handle.h containers/arena_allocator.h; do
+  [ -f "$include_dir/$header" ] || fail "$header not installed under $include_dir"
+done
+
+# Compile in an empty directory, so nothing can come from the source tree.
+cp "$c_source" "$work/consumer.c"
+cp "$cxx_source" "$work/consumer.cc"
+cd "$work"
+# shellcheck disable=SC2086  # pkg-config output is a list of flags
+cc -std=c11 -Wall -Werror -include mesa_alloc/poison.h consumer.c $cflags $libs -o consumer_c ||
+  fail "the C consumer did not build"
+# shellcheck disable=SC2086
+c++ -std=c++17 -Wall -Werror consumer.cc $cflags $libs -o consumer_cc ||
+  fail "the C++ consumer did not build"
+
+libdirs="$(pkg-config --libs-only-L mesa_alloc | tr ' ' '\n' | sed -n 's/^-L//p' | paste -sd:)"
+# Only the installed copy (meson test points LD_LIBRARY_PATH at the build tree).
+export LD_LIBRARY_PATH="$libdirs"
+./consumer_c || fail "the C consumer failed"
+./consumer_cc || fail "the C++ consumer failed"
+echo "installed-consumer test passed"

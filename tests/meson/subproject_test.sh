@@ -1,0 +1,24 @@
+#!/bin/bash
+# Subproject test: a parent Meson project (tests/meson/parent) gets mesa_alloc with
+#   dependency('mesa_alloc', fallback: ['mesa_alloc', 'mesa_alloc_dep'])
+# from subprojects/mesa_alloc (a link to this source tree), builds a C program with poison.h
+# forced on, and runs its tests. --force-fallback-for makes sure the subproject, not an
+# installed mesa_alloc.pc, is what is found.
+#
+#   subproject_test.sh SOURCE_ROOT
+set -euo pipefail
+[ -d "${1:-}" ] || { echo "usage: $0 SOURCE_ROOT" >&2; exit 1; }
+source_root="$(cd "$1" && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cp -r "$source_root/tests/meson/parent" "$work/parent"
+mkdir "$work/parent/subprojects"
+ln -s "$source_root" "$work/parent/subprojects/mesa_alloc"
+
+meson setup "$work/build" "$work/parent" --force-fallback-for=mesa_alloc >"$work/setup.log" 2>&1 ||
+  { cat "$work/setup.log"; echo "FAIL: meson setup of the parent project failed" >&2; exit 1; }
+grep -q "Subproject mesa_alloc finished" "$work/setup.log" ||
+  { cat "$work/setup.log"; echo "FAIL: mesa_alloc was not configured as a subproject" >&2; exit 1; }
+meson test -C "$work/build" --print-errorlogs
+echo "subproject test passed"

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/resource_callbacks.h"
@@ -101,6 +102,29 @@ struct tracking_table {
 
 }  // namespace mesa::internal
 
+namespace mesa::internal {
+
+// A debug resource over a parent table, in one block from that parent. The parent and its pmr
+// view come first (a base), so they are built before the resource and outlive it.
+struct debug_table_upstream {
+  explicit debug_table_upstream(const mesa_allocator *parent_table) noexcept
+      : parent(parent_table), parent_resource(parent_table) {}
+  const mesa_allocator *parent;
+  callback_resource parent_resource;
+};
+
+struct debug_table final : debug_table_upstream, debug_resource {
+  debug_table(const mesa_allocator *parent_table, const debug_options &options) noexcept
+      : debug_table_upstream(parent_table), debug_resource(&parent_resource, options) {}
+
+  static debug_table *from(const mesa_allocator *table) noexcept {
+    return dynamic_cast<debug_table *>(debug_resource::from_table(table));
+  }
+};
+
+}  // namespace mesa::internal
+
+using mesa::internal::debug_table;
 using mesa::internal::tracking_table;
 
 namespace {
@@ -191,6 +215,50 @@ void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uin
 uint64_t mesa_fault_attempts(const mesa_allocator *fault) {
   mesa::fault_resource *f = fault_of(fault);
   return f != nullptr ? f->attempts() : 0;
+}
+
+void mesa_debug_options_init(mesa_debug_options *options) {
+  const mesa::debug_options d;
+  options->cookie = d.cookie;
+  options->fill = d.fill;
+  options->guard = static_cast<mesa_debug_guard>(d.guard);
+  options->quarantine_bytes = d.quarantine_bytes;
+  options->record_stacks = d.record_stacks;
+  options->report_leaks_on_destroy = d.report_leaks_on_destroy;
+}
+
+const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
+                                        const mesa_debug_options *options) {
+  mesa::debug_options d;
+  if (options != nullptr) {
+    int guard;  // read as an int: C may pass any value
+    std::memcpy(&guard, &options->guard, sizeof guard);
+    if (guard < MESA_DEBUG_GUARD_NONE || guard > MESA_DEBUG_GUARD_BEFORE) return nullptr;
+    d.cookie = options->cookie != 0;
+    d.fill = options->fill != 0;
+    d.guard = static_cast<mesa::guard_mode>(options->guard);
+    d.quarantine_bytes = options->quarantine_bytes;
+    d.record_stacks = options->record_stacks != 0;
+    d.report_leaks_on_destroy = options->report_leaks_on_destroy != 0;
+  }
+  if (parent == nullptr) parent = mesa_default_allocator();
+  void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),
+                                   MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  return (new (storage) debug_table(parent, d))->table();
+}
+
+void mesa_debug_destroy(const mesa_allocator *debug) {
+  debug_table *t = debug_table::from(debug);
+  if (t == nullptr) return;
+  const mesa_allocator *parent = t->parent;
+  t->~debug_table();
+  parent->free_fn(parent->user_data, t);
+}
+
+size_t mesa_debug_report_leaks(const mesa_allocator *debug) {
+  mesa::debug_resource *d = mesa::debug_resource::from_table(debug);
+  return d != nullptr ? d->report_leaks() : 0;
 }
 
 int mesa_fault_loop(const mesa_allocator *parent,

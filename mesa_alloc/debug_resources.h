@@ -85,6 +85,33 @@ int mesa_fault_loop(const mesa_allocator *parent,
                     void (*body)(const mesa_allocator *allocator, void *context), void *context,
                     mesa_fault_loop_result *result);
 
+/* ---- debug: cookies, canaries, fills, guard pages, quarantine, leak reports --------------- */
+
+typedef enum mesa_debug_guard {
+  MESA_DEBUG_GUARD_NONE = 0,
+  MESA_DEBUG_GUARD_AFTER = 1,  /* an inaccessible page right after each block: overruns fault */
+  MESA_DEBUG_GUARD_BEFORE = 2, /* ... right before it: underruns fault */
+} mesa_debug_guard;
+
+typedef struct mesa_debug_options {
+  int cookie;                  /* check magic and canaries on free (default 1) */
+  int fill;                    /* 0xCD on allocate, 0xDD on free (default 1) */
+  mesa_debug_guard guard;      /* default NONE */
+  size_t quarantine_bytes;     /* freed bytes held back and checked (default 0) */
+  int record_stacks;           /* allocation stacks in reports (default 0) */
+  int report_leaks_on_destroy; /* default 1 */
+} mesa_debug_options;
+
+/* Fills *options with the defaults above. */
+void mesa_debug_options_init(mesa_debug_options *options);
+/* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors are
+ * printed on stderr (see debug_resource.h for the format) and abort, except leaks. */
+const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
+                                        const mesa_debug_options *options);
+void mesa_debug_destroy(const mesa_allocator *debug);
+/* Reports every live block as a leak; returns how many (0 if `debug` is not a debug table). */
+size_t mesa_debug_report_leaks(const mesa_allocator *debug);
+
 #ifdef __cplusplus
 }
 #endif

@@ -112,6 +112,18 @@ void mesa_debug_destroy(const mesa_allocator *debug);
 /* Reports every live block as a leak; returns how many (0 if `debug` is not a debug table). */
 size_t mesa_debug_report_leaks(const mesa_allocator *debug);
 
+/* ---- logging: a trace of every call for //tools:alloc_trace ---------------------------------- */
+
+/* Logs every call (op, pointer, size, alignment, scope, thread, time and, with record_stacks,
+ * the call site) to the trace file `path` and forwards it unchanged to `parent` (NULL: the
+ * default). NULL if the file cannot be created. Format: logging_resource.h. */
+const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
+                                          int record_stacks);
+/* Writes the rest of the trace. */
+void mesa_logging_flush(const mesa_allocator *logging);
+/* Flushes, closes the file and frees the table (blocks stay with the parent). */
+void mesa_logging_destroy(const mesa_allocator *logging);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
 """meson_lists_test — fails when a source file is missing from the Meson lists.
 
 usage: meson_lists_test.py SOURCE_ROOT
+       meson_lists_test.py --self-test    (the check catches an unlisted file, and only that)
 
 Bazel globs its sources; Meson cannot, so every file is listed by name in the meson.build of its
 directory (or of an ancestor). This test walks mesa_alloc/, containers/, tests/, benchmarks/,
@@ -14,6 +15,7 @@ not exist is caught by Meson itself: files() fails at configure time.)
 import os
 import re
 import sys
+import tempfile
 
 CHECKED_DIRS = ["mesa_alloc", "containers", "tests", "benchmarks", "examples", "tools"]
 HEADER_DIRS = ["mesa_alloc", "containers"]  # installed: every header must be listed
@@ -48,13 +50,45 @@ def required_paths(root):
                     yield rel
 
 
+def missing_paths(root):
+    listed = listed_paths(root)
+    return [path for path in sorted(required_paths(root)) if path not in listed]
+
+
+def self_test():
+    """A tree where tests/b_test.cc and mesa_alloc/new.h are unlisted, and a commented-out
+    entry does not count."""
+    with tempfile.TemporaryDirectory() as root:
+        files = {
+            "meson.build": "subdir('mesa_alloc')\n",
+            "mesa_alloc/meson.build": "lib = files('a.cc', 'internal/x.cc')  # 'old.h'\n"
+                                      "install_headers('a.h')\n",
+            "mesa_alloc/a.cc": "", "mesa_alloc/a.h": "", "mesa_alloc/new.h": "",
+            "mesa_alloc/internal/x.cc": "", "mesa_alloc/old.h": "",
+            "tests/meson.build": "gtest_suites = [\n  'a_test.cc',\n]\n",
+            "tests/a_test.cc": "", "tests/b_test.cc": "", "tests/helper.h": "",
+        }
+        for path, text in files.items():
+            os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
+            with open(os.path.join(root, path), "w", encoding="utf-8") as f:
+                f.write(text)
+        found = missing_paths(root)
+        expected = ["mesa_alloc/new.h", "mesa_alloc/old.h", "tests/b_test.cc"]
+        if found != expected:
+            print(f"meson_lists_test --self-test: FAILED, expected {expected}, got {found}",
+                  file=sys.stderr)
+            return 1
+    print("meson_lists_test --self-test: unlisted sources and headers are caught")
+    return 0
+
+
 def main(argv):
+    if argv == ["--self-test"]:
+        return self_test()
     if len(argv) != 1 or not os.path.isdir(argv[0]):
         sys.exit("usage: meson_lists_test.py SOURCE_ROOT")
     root = argv[0]
-    listed = listed_paths(root)
-    required = sorted(required_paths(root))
-    missing = [path for path in required if path not in listed]
+    missing = missing_paths(root)
     if missing:
         print("meson_lists_test: FAILED - these files are not in any meson.build list, so the "
               "Meson build does not compile, run or install them:", file=sys.stderr)
@@ -62,7 +96,8 @@ def main(argv):
             print(f"  {path}  (add it to {os.path.dirname(path) or '.'}/meson.build "
                   "or the nearest parent meson.build)", file=sys.stderr)
         return 1
-    print(f"meson_lists_test: all {len(required)} sources and installed headers are listed")
+    count = len(list(required_paths(root)))
+    print(f"meson_lists_test: all {count} sources and installed headers are listed")
     return 0
 
 

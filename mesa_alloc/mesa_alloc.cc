@@ -14,8 +14,7 @@ std::atomic<const mesa_allocator *> g_default{nullptr};
 [[gnu::noinline]] const mesa_allocator *initialize_default() noexcept {
   // A function-local static runs default_from_environment() exactly once, even when several
   // threads make their first allocation at the same time.
-  static const mesa_allocator *const from_environment =
-      mesa::internal::default_from_environment();
+  static const mesa_allocator *const from_environment = mesa::internal::default_from_environment();
   const mesa_allocator *expected = nullptr;
   if (g_default.compare_exchange_strong(expected, from_environment, std::memory_order_acq_rel))
     return from_environment;

@@ -60,7 +60,11 @@ class counting_table {
   void fail_nth(long n) noexcept { fail_at_ = n < 0 ? -1 : static_cast<long>(attempts_) + n; }
 
  private:
-  static constexpr const void *kTombstone = reinterpret_cast<const void *>(1);
+  // Marks a freed slot (never a block address).
+  static const void *tombstone() noexcept {
+    static const char mark = 0;
+    return &mark;
+  }
 
   static std::size_t slots_for(std::size_t n) noexcept {
     std::size_t c = 16;
@@ -80,7 +84,7 @@ class counting_table {
   }
   void insert(const void *p) noexcept {
     std::size_t i = hash(p);
-    for (std::size_t n = 0; slots_[i] != nullptr && slots_[i] != kTombstone; ++n) {
+    for (std::size_t n = 0; slots_[i] != nullptr && slots_[i] != tombstone(); ++n) {
       if (n == capacity_) {
         std::fputs("counting_table: more live blocks than max_live\n", stderr);
         std::abort();
@@ -117,7 +121,7 @@ class counting_table {
       ++self->foreign_frees_;
       return;
     }
-    self->slots_[i] = kTombstone;
+    self->slots_[i] = tombstone();
     ++self->frees_;
     ++upstream_depth();
     self->upstream_->free_fn(self->upstream_->user_data, p);
@@ -142,7 +146,7 @@ class counting_table {
     void *q = self->upstream_->realloc_fn(self->upstream_->user_data, p, size, alignment, scope);
     --upstream_depth();
     if (q != nullptr) {
-      self->slots_[i] = kTombstone;
+      self->slots_[i] = tombstone();
       self->insert(q);
     }
     return q;

@@ -7,7 +7,6 @@
 #include "containers/resource_allocated.h"
 #include "containers/scoped_resource.h"
 #include "containers/unique_ptr.h"
-#include "mesa_alloc/poison.h"  // last: direct malloc/free below this line fails to compile
 
 namespace mesa::testing {
 namespace {

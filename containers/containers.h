@@ -7,7 +7,9 @@
 //
 // What it costs: the allocator is std::pmr::polymorphic_allocator: one pointer per container
 // and one virtual call per allocation/deallocation. For hot paths on an arena use
-// mesa::arena_allocator (containers/arena_allocator.h): no virtual call.
+// mesa::arena_allocator (containers/arena_allocator.h): no virtual call. The Abseil hash tables
+// use mesa::hash_table_allocator, a polymorphic_allocator that turns an exception inside the
+// table into a clear abort, because Abseil's tables are not exception-safe (see that header).
 //
 // Example:
 //   mesa::callback_resource resource(device_allocator, MESA_ALLOC_SCOPE_DEVICE);
@@ -49,6 +51,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
+#include "containers/hash_table_allocator.h"
 
 namespace mesa {
 
@@ -74,16 +77,18 @@ using unordered_map = std::pmr::unordered_map<Key, T, Hash, Eq>;
 
 template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, allocator<Key>>;
+using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<Key>>;
 template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using flat_hash_map = absl::flat_hash_map<Key, T, Hash, Eq, allocator<std::pair<const Key, T>>>;
+using flat_hash_map =
+    absl::flat_hash_map<Key, T, Hash, Eq, hash_table_allocator<std::pair<const Key, T>>>;
 template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using node_hash_set = absl::node_hash_set<Key, Hash, Eq, allocator<Key>>;
+using node_hash_set = absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<Key>>;
 template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using node_hash_map = absl::node_hash_map<Key, T, Hash, Eq, allocator<std::pair<const Key, T>>>;
+using node_hash_map =
+    absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<std::pair<const Key, T>>>;
 template <class T, std::size_t N>
 using inlined_vector = absl::InlinedVector<T, N, allocator<T>>;
 

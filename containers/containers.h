@@ -22,14 +22,16 @@
 //   - Always pass the resource. A default-constructed container uses
 //     std::pmr::get_default_resource(), which is operator new unless set at start-up.
 //   - Copy construction does NOT copy the resource (polymorphic_allocator's
-//     select_on_container_copy_construction gives the default resource): write
-//     `mesa::vector<int> copy(v, v.get_allocator())` or `copy(v, &resource)`.
+//     select_on_container_copy_construction gives the default resource; only inlined_vector
+//     keeps the source's): write `mesa::vector<int> copy(v, v.get_allocator())` or
+//     `copy(v, &resource)`. Likewise `a + b` on mesa::string returns a string on the default
+//     resource: append into a string made on the resource instead.
 //   - Nested containers get the outer container's resource (uses-allocator construction).
 //   - Move construction steals the buffer and the resource. Move assignment between
 //     containers on unequal resources copies element by element into the target's resource.
 //   - Member swap() between containers on unequal resources is undefined behaviour (the
 //     standard's rule; in practice blocks are later freed through the wrong resource): use
-//     mesa::swap_contents, which is a plain swap when the resources are equal.
+//     mesa::swap_contents, which costs no allocation when the resources are equal.
 #ifndef MESA_CONTAINERS_CONTAINERS_H_
 #define MESA_CONTAINERS_CONTAINERS_H_
 
@@ -48,10 +50,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
 #include "containers/hash_table_allocator.h"
+#include "containers/inlined_vector.h"
 
 namespace mesa {
 
@@ -89,20 +91,16 @@ template <class Key, class T, class Hash = absl::container_internal::hash_defaul
           class Eq = absl::container_internal::hash_default_eq<Key>>
 using node_hash_map =
     absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<std::pair<const Key, T>>>;
-template <class T, std::size_t N>
-using inlined_vector = absl::InlinedVector<T, N, allocator<T>>;
+// mesa::inlined_vector<T, N> is in containers/inlined_vector.h (a thin class over
+// absl::InlinedVector: Abseil's move assignment and swap mishandle unequal resources).
 
 // Exchanges the contents of two containers of the same type, each keeping its own resource.
-// Equal resources: the member swap (constant time for node/array containers, no allocation).
-// Unequal resources: the elements move into the other resource, element by element (allocates;
-// if that throws std::bad_alloc both containers are left valid but their contents unspecified —
-// the basic guarantee of the move assignments it is made of).
+// Equal resources: the buffers change hands and nothing is allocated (only the inline elements
+// of a mesa::inlined_vector are moved). Unequal resources: the elements move into the other
+// resource one by one (allocates; if that throws std::bad_alloc both containers are left
+// valid but their contents unspecified — the basic guarantee of the moves it is made of).
 template <class Container>
 void swap_contents(Container &a, Container &b) {
-  if (a.get_allocator() == b.get_allocator()) {
-    a.swap(b);
-    return;
-  }
   Container moved_a(std::move(a), b.get_allocator());
   a = std::move(b);
   b = std::move(moved_a);

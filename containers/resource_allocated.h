@@ -66,8 +66,8 @@ class resource_allocated {
   static void operator delete[](void *p, std::align_val_t alignment,
                                 std::pmr::memory_resource *resource) noexcept;
 
-  // The resource an object (or array) made by `new (resource) T` came from; `p` is what the
-  // new-expression returned for the most-derived object.
+  // The resource an object made by `new (resource) T` came from; `p` is the address of the
+  // most-derived object. (Not for arrays: the compiler may put a cookie before the elements.)
   static std::pmr::memory_resource *resource_of(const void *p) noexcept;
 
  protected:

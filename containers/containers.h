@@ -79,18 +79,18 @@ using unordered_map = std::pmr::unordered_map<Key, T, Hash, Eq>;
 
 template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<Key>>;
+using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
 template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
 using flat_hash_map =
-    absl::flat_hash_map<Key, T, Hash, Eq, hash_table_allocator<std::pair<const Key, T>>>;
+    absl::flat_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
 template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
-using node_hash_set = absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<Key>>;
+using node_hash_set = absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
 template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
           class Eq = absl::container_internal::hash_default_eq<Key>>
 using node_hash_map =
-    absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<std::pair<const Key, T>>>;
+    absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
 // mesa::inlined_vector<T, N> is in containers/inlined_vector.h (a thin class over
 // absl::InlinedVector: Abseil's move assignment and swap mishandle unequal resources).
 

@@ -1,5 +1,6 @@
-// hash_table_allocator — the allocator of mesa's Abseil hash-table aliases: a
-// std::pmr::polymorphic_allocator that never lets an exception into the table.
+// hash_table_allocator — the allocator of mesa's Abseil hash-table aliases: the underlying
+// allocator (polymorphic_allocator or arena_allocator), except that no exception ever
+// reaches the table.
 //
 // What it is for: Abseil's raw_hash_set (flat_hash_map/set, node_hash_map/set; Debian's
 // 20220623 and later) is not exception-safe: resize() records the new capacity before it
@@ -15,14 +16,16 @@
 // exception guarantees; code that must survive allocation failure uses those (or reserves its
 // hash tables where failure is acceptable to treat as fatal).
 //
-// What it costs: nothing on the success path (zero-cost try/catch); same size as
-// polymorphic_allocator (one pointer).
+// What it costs: nothing on the success path (zero-cost try/catch); the same size as the
+// allocator underneath (one pointer).
 #ifndef MESA_CONTAINERS_HASH_TABLE_ALLOCATOR_H_
 #define MESA_CONTAINERS_HASH_TABLE_ALLOCATOR_H_
 
 #include <cstddef>
 #include <memory_resource>
+#include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace mesa {
@@ -33,37 +36,48 @@ namespace internal {
 
 }  // namespace internal
 
-template <class T>
-class hash_table_allocator : public std::pmr::polymorphic_allocator<T> {
-  using base = std::pmr::polymorphic_allocator<T>;
+// `Allocator` is the allocator underneath: std::pmr::polymorphic_allocator<T> (mesa::flat_hash_map
+// and friends) or mesa::arena_allocator<T> (mesa::arena_flat_hash_map and friends).
+template <class Allocator>
+class hash_table_allocator : public Allocator {
+  using traits = std::allocator_traits<Allocator>;
 
  public:
-  using base::base;
-  hash_table_allocator() noexcept = default;
+  using value_type = typename traits::value_type;
   template <class U>
-  hash_table_allocator(const std::pmr::polymorphic_allocator<U> &other) noexcept  // NOLINT
-      : base(other.resource()) {}
+  struct rebind {
+    using other = hash_table_allocator<typename traits::template rebind_alloc<U>>;
+  };
 
-  T *allocate(std::size_t n) {
+  using Allocator::Allocator;  // from a resource / an arena, implicitly
+  hash_table_allocator() = default;
+  // From the underlying allocator or anything that converts to it (another
+  // hash_table_allocator, the allocator of an outer container in uses-allocator construction).
+  template <class Other,
+            class = std::enable_if_t<std::is_convertible_v<const Other &, Allocator>>>
+  hash_table_allocator(const Other &other) noexcept : Allocator(other) {}  // NOLINT
+
+  value_type *allocate(std::size_t n) {
     try {
-      return base::allocate(n);
+      return traits::allocate(static_cast<Allocator &>(*this), n);
     } catch (...) {
-      internal::hash_table_out_of_memory(n * sizeof(T));
+      internal::hash_table_out_of_memory(n * sizeof(value_type));
     }
   }
 
   template <class U, class... Args>
   void construct(U *p, Args &&...args) {
     try {
-      base::construct(p, std::forward<Args>(args)...);
+      traits::construct(static_cast<Allocator &>(*this), p, std::forward<Args>(args)...);
     } catch (...) {
       internal::hash_table_construct_failed();
     }
   }
 
-  // As polymorphic_allocator: a copy-constructed table uses the default resource.
-  hash_table_allocator select_on_container_copy_construction() const noexcept {
-    return hash_table_allocator();
+  // As the underlying allocator (polymorphic_allocator: a copied table uses the default
+  // resource; arena_allocator: the same arena).
+  hash_table_allocator select_on_container_copy_construction() const {
+    return traits::select_on_container_copy_construction(*this);
   }
 };
 

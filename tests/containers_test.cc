@@ -268,7 +268,7 @@ TEST(Containers, InlinedVectorMemberSwapKeepsEachResource) {
 
 TEST(Containers, HashTableAllocatorIsOnePointerAndComparesByResource) {
   checking_resource a, b;
-  EXPECT_EQ(sizeof(mesa::hash_table_allocator<int>), sizeof(void *));
+  EXPECT_EQ(sizeof(mesa::hash_table_allocator<mesa::allocator<int>>), sizeof(void *));
   mesa::flat_hash_set<int> x(&a), y(&a), z(&b);
   EXPECT_TRUE(x.get_allocator() == y.get_allocator());
   EXPECT_FALSE(x.get_allocator() == z.get_allocator());

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "containers/arena_containers.h"
 #include "containers/containers.h"
 #include "containers/resource_allocated.h"
 #include "containers/scoped_resource.h"
@@ -25,6 +26,7 @@
 #include "containers/testing/driver_component.h"
 #include "containers/unique_ptr.h"
 #include "gtest/gtest.h"
+#include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -422,6 +424,33 @@ class workload {
       auto p = mesa::allocate_unique<int>(mesa::current_resource(), 5);
       return v.get_allocator().resource() == r;
     });
+    run("arena_allocator containers on an arena over the table", [r] {
+      mesa::arena_resource arena(r);
+      mesa::arena_vector<mesa::arena_string> strings(&arena);
+      for (int i = 0; i < 100; ++i) strings.emplace_back(kLong, &arena);
+      mesa::arena_flat_hash_map<int, int> fm(&arena);
+      mesa::arena_node_hash_map<int, int> nm(&arena);
+      mesa::arena_map<int, int> m(&arena);
+      mesa::arena_unordered_map<int, int> um(&arena);
+      mesa::arena_deque<int> d(&arena);
+      mesa::arena_list<int> l(&arena);
+      mesa::arena_inlined_vector<int, 2> iv(&arena);
+      for (int i = 0; i < 3000; ++i) {
+        fm[i] = nm[i] = m[i] = um[i] = i;
+        d.push_back(i);
+        l.push_back(i);
+        iv.push_back(i);
+      }
+      mesa::arena_flat_hash_set<int> fs(&arena);
+      mesa::arena_node_hash_set<int> ns(&arena);
+      mesa::arena_set<int> set(&arena);
+      mesa::arena_unordered_set<int> us(&arena);
+      fs.insert(1);
+      ns.insert(1);
+      set.insert(1);
+      us.insert(1);
+      return fm.size() == 3000 && arena.stats().blocks > 1;
+    });
     run("driver component", [r] {
       return mesa::testing::run_driver_component(r, 300) ==
              mesa::testing::run_driver_component(r, 300);
@@ -468,7 +497,7 @@ TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
     EXPECT_EQ(s.global_calls, 0) << s.name;
     ++steps;
   }
-  EXPECT_EQ(steps, 16);
+  EXPECT_EQ(steps, 17);
   EXPECT_GT(counts.allocations(), 10000u);
   EXPECT_GT(other_counts.allocations(), 0u);
   EXPECT_EQ(counts.allocations(), counts.frees());

@@ -22,8 +22,8 @@
 #define MESA_CONTAINERS_HASH_TABLE_ALLOCATOR_H_
 
 #include <cstddef>
-#include <memory_resource>
 #include <memory>
+#include <memory_resource>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -53,8 +53,7 @@ class hash_table_allocator : public Allocator {
   hash_table_allocator() = default;
   // From the underlying allocator or anything that converts to it (another
   // hash_table_allocator, the allocator of an outer container in uses-allocator construction).
-  template <class Other,
-            class = std::enable_if_t<std::is_convertible_v<const Other &, Allocator>>>
+  template <class Other, class = std::enable_if_t<std::is_convertible_v<const Other &, Allocator>>>
   hash_table_allocator(const Other &other) noexcept : Allocator(other) {}  // NOLINT
 
   value_type *allocate(std::size_t n) {

@@ -7,7 +7,8 @@
 //   void compile_shader(const shader_info &info, std::pmr::memory_resource *arena) {
 //     mesa::scoped_resource scope(arena);      // this thread, until `scope` ends
 //     run_passes(info);                        // deep inside:
-//   }                                          //   mesa::vector<int> live(mesa::current_resource());
+//   }                                          //   mesa::vector<int>
+//   live(mesa::current_resource());
 //
 // What it costs: a thread_local pointer read per current_resource() call (out of line); a
 // guard is two pointers on the stack.

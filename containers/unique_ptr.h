@@ -49,8 +49,9 @@ struct object_layout {
     std::size_t alignment;
   };
   static constexpr bool has_header = std::has_virtual_destructor_v<T>;
-  static constexpr std::size_t alignment =
-      has_header && alignof(header) > alignof(T) ? alignof(header) : alignof(T);
+  static constexpr std::size_t alignment = has_header && alignof(header) > alignof(T)
+                                               ? alignof(header)
+                                               : alignof(T);
   static constexpr std::size_t offset =
       has_header ? (alignof(T) > sizeof(header) ? alignof(T) : sizeof(header)) : 0;
   static constexpr std::size_t bytes = offset + sizeof(T);
@@ -59,10 +60,10 @@ struct object_layout {
 // Block layout of allocate_unique<T[]>: the count sits just before the first element.
 template <class T>
 struct array_layout {
-  static constexpr std::size_t alignment =
-      alignof(T) > alignof(std::size_t) ? alignof(T) : alignof(std::size_t);
-  static constexpr std::size_t offset =
-      alignof(T) > sizeof(std::size_t) ? alignof(T) : sizeof(std::size_t);
+  static constexpr std::size_t alignment = alignof(T) > alignof(std::size_t) ? alignof(T)
+                                                                             : alignof(std::size_t);
+  static constexpr std::size_t offset = alignof(T) > sizeof(std::size_t) ? alignof(T)
+                                                                         : sizeof(std::size_t);
   static constexpr std::size_t max_count = (SIZE_MAX - offset) / sizeof(T);
   static constexpr std::size_t bytes(std::size_t count) { return offset + count * sizeof(T); }
   static std::size_t &count(T *first) { return reinterpret_cast<std::size_t *>(first)[-1]; }
@@ -93,7 +94,8 @@ class resource_deleter {
     using layout = internal::object_layout<std::remove_cv_t<T>>;
     if constexpr (layout::has_header) {
       // The most-derived object, where the block's header is (multiple inheritance moves `p`).
-      auto *object = static_cast<char *>(const_cast<void *>(dynamic_cast<const volatile void *>(p)));
+      auto *object =
+          static_cast<char *>(const_cast<void *>(dynamic_cast<const volatile void *>(p)));
       const auto header = reinterpret_cast<const typename layout::header *>(object)[-1];
       const std::size_t offset =
           header.alignment > sizeof(header) ? header.alignment : sizeof(header);

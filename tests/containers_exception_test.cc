@@ -182,8 +182,7 @@ TEST(HashTableDeathTest, OutOfMemoryInsideAnAbseilTableIsAClearAbort) {
   mesa::fault_resource faults(&checked);
   EXPECT_DEATH(fail_flat_table_growth(&faults),
                "mesa_alloc: out of memory in an Abseil hash table \\([0-9]+ bytes\\)");
-  EXPECT_DEATH(fail_node_allocation(&faults),
-               "mesa_alloc: out of memory in an Abseil hash table");
+  EXPECT_DEATH(fail_node_allocation(&faults), "mesa_alloc: out of memory in an Abseil hash table");
   EXPECT_DEATH(fail_element_construction(&faults),
                "mesa_alloc: exception while constructing an element of an Abseil hash table");
 }

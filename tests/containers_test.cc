@@ -102,13 +102,13 @@ class ContainerTest : public ::testing::Test {
   checking_resource a_, b_;
 };
 
-using Kinds = ::testing::Types<
-    mesa::vector<mesa::string>, mesa::deque<mesa::string>, mesa::list<mesa::string>,
-    mesa::inlined_vector<mesa::string, 2>, mesa::map<int, mesa::string>,
-    mesa::unordered_map<int, mesa::string>, mesa::flat_hash_map<int, mesa::string>,
-    mesa::node_hash_map<int, mesa::string>, mesa::set<mesa::string>,
-    mesa::unordered_set<mesa::string>, mesa::flat_hash_set<mesa::string>,
-    mesa::node_hash_set<mesa::string>>;
+using Kinds =
+    ::testing::Types<mesa::vector<mesa::string>, mesa::deque<mesa::string>,
+                     mesa::list<mesa::string>, mesa::inlined_vector<mesa::string, 2>,
+                     mesa::map<int, mesa::string>, mesa::unordered_map<int, mesa::string>,
+                     mesa::flat_hash_map<int, mesa::string>, mesa::node_hash_map<int, mesa::string>,
+                     mesa::set<mesa::string>, mesa::unordered_set<mesa::string>,
+                     mesa::flat_hash_set<mesa::string>, mesa::node_hash_set<mesa::string>>;
 TYPED_TEST_SUITE(ContainerTest, Kinds);
 
 TYPED_TEST(ContainerTest, EveryBlockComesFromTheResource) {

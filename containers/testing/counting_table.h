@@ -167,4 +167,3 @@ class counting_table {
 }  // namespace mesa::testing
 
 #endif  // MESA_CONTAINERS_TESTING_COUNTING_TABLE_H_
-

@@ -3,10 +3,12 @@
 #include <string_view>
 #include <utility>
 
+#include "containers/arena_containers.h"
 #include "containers/containers.h"
 #include "containers/resource_allocated.h"
 #include "containers/scoped_resource.h"
 #include "containers/unique_ptr.h"
+#include "mesa_alloc/arena_resource.h"
 
 namespace mesa::testing {
 namespace {
@@ -29,8 +31,8 @@ struct symbol_table {
       : names(resource), ids(resource), uses(resource) {}
 
   int intern(std::string_view name) {
-    auto [it, inserted] = ids.try_emplace(mesa::string(name, names.get_allocator()),
-                                          static_cast<int>(names.size()));
+    auto [it, inserted] =
+        ids.try_emplace(mesa::string(name, names.get_allocator()), static_cast<int>(names.size()));
     if (inserted) names.emplace_back(name);
     return it->second;
   }
@@ -88,6 +90,19 @@ std::uint64_t run_driver_component(std::pmr::memory_resource *resource, int size
     worklist.pop_front();
     if (live.erase(id) != 0) schedule.push_front(id);
   }
+  {
+    // A pass's scratch data on an arena: the hot-path aliases.
+    arena_resource arena(r);
+    arena_vector<int> order_of(&arena);
+    arena_flat_hash_map<int, int> position(&arena);
+    arena_map<int, int> by_rank(&arena);
+    for (int id : schedule) {
+      position[id] = static_cast<int>(order_of.size());
+      by_rank.emplace(static_cast<int>(order_of.size()), id);
+      order_of.push_back(id);
+    }
+    checksum += static_cast<std::uint64_t>(position.size() + by_rank.size());
+  }
   live.rehash(0);
   comments.rehash(1024);
 
@@ -102,7 +117,8 @@ std::uint64_t run_driver_component(std::pmr::memory_resource *resource, int size
   mesa::vector<mesa::string> other(r);
   swap_contents(moved, other);
 
-  for (const auto &[key, id] : order) checksum = checksum * 31 + static_cast<std::uint64_t>(key + id);
+  for (const auto &[key, id] : order)
+    checksum = checksum * 31 + static_cast<std::uint64_t>(key + id);
   for (std::size_t i = 0; i <= static_cast<std::size_t>(size); ++i) checksum += ranks[i];
   checksum = checksum * 7 + seen.size() + weights.size() + dead.size() + schedule.size();
   checksum = checksum * 7 + comments.size() + alias->size() + other.size() + raw->weight();

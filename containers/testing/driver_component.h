@@ -3,10 +3,11 @@
 //
 // run_driver_component() is a miniature compiler front end: it interns symbol names, builds
 // instructions and use lists, value-numbers, schedules — touching every container alias,
-// nested containers, allocate_unique (objects and arrays), allocate_shared and the
-// resource_allocated mixin — all on `resource`. Its object file must reference no global
-// operator new/delete and no malloc/free. run_driver_component_std_twin() does the same kind
-// of work on std::vector with the default allocator; the audit must catch it.
+// nested containers, allocate_unique (objects and arrays), allocate_shared, the
+// resource_allocated mixin and arena containers — all on `resource`. Its object file must
+// reference no global operator new/delete and no malloc/free. run_driver_component_std_twin()
+// does the same kind of work on std::vector with the default allocator; the audit must catch
+// it.
 //
 // Cost: test fixture only.
 #ifndef MESA_CONTAINERS_TESTING_DRIVER_COMPONENT_H_

@@ -205,6 +205,10 @@ TEST_F(VkAllocAudit, CleanRunIsBalancedWithNothingLiveAfterDestroyInstance) {
   EXPECT_EQ(j["live_bytes_after_destroy"].n, 0);
   EXPECT_EQ(j["live_blocks_after_destroy"].n, 0);
   EXPECT_EQ(j["allocation_points"].n, j["allocations"].n + j["reallocations"].n);
+  // The tracking layer under the recorder agrees (it counts a realloc as alloc + free).
+  EXPECT_EQ(j["tracking"]["total_allocations"].n, j["allocations"].n + j["reallocations"].n);
+  EXPECT_EQ(j["tracking"]["total_deallocations"].n, j["frees"].n + j["reallocations"].n);
+  EXPECT_EQ(j["tracking"]["bytes_in_use"].n, 0);
   ASSERT_EQ(j["violations"].kind, json::array);
   for (const json &v : j["violations"].items) ADD_FAILURE() << v["text"].s;
   // Attribution: vkCreateInstance and vkCreateDevice allocate; the last destroy leaves nothing.

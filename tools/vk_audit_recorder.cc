@@ -40,24 +40,25 @@ void recorder::snapshot() {
   snapshots_.push_back(std::move(s));
 }
 
-void recorder::fail_at(std::uint64_t attempt, void (*on_inject)(void *, const injection &),
-                       void *context) {
+void recorder::on_failure(void (*hook)(void *, const injection &), void *context) {
   std::lock_guard<std::mutex> lock(mutex_);
-  fail_at_ = attempt;
-  on_inject_ = on_inject;
-  inject_context_ = context;
+  failure_hook_ = hook;
+  failure_context_ = context;
 }
 
-bool recorder::should_fail(std::size_t size, std::size_t alignment, int scope, bool realloc) {
-  const std::uint64_t attempt = attempts_++;
+std::uint64_t recorder::count_attempt(std::size_t alignment) {
   if (alignment != 0 && alignment < (std::size_t{1} << 63))
     ++alignment_counts_[63 - __builtin_clzll(alignment)];
-  if (attempt != fail_at_) return false;
-  injected_ = true;
-  injection_ =
-      injection{attempt, calls_[call_].call, calls_[call_].phase, size, alignment, scope, realloc};
-  if (on_inject_ != nullptr) on_inject_(inject_context_, injection_);
-  return true;
+  return attempts_++;
+}
+
+void recorder::failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
+                      bool realloc) {
+  ++current(scope).failed;
+  ++totals_[scope].failed;
+  if (failure_hook_ != nullptr)
+    failure_hook_(failure_context_, injection{attempt, calls_[call_].call, calls_[call_].phase,
+                                              size, alignment, scope, realloc});
 }
 
 void recorder::sample() {
@@ -97,16 +98,11 @@ void *recorder::alloc(void *user_data, std::size_t size, std::size_t alignment,
   recorder *self = self_of(user_data);
   std::lock_guard<std::mutex> lock(self->mutex_);
   if (!scope_valid(scope)) return nullptr;
-  if (self->should_fail(size, alignment, scope, false)) {
-    ++self->current(scope).failed;
-    ++self->totals_[scope].failed;
-    return nullptr;
-  }
+  const std::uint64_t attempt = self->count_attempt(alignment);
   const mesa_allocator *up = self->upstream_;
   void *p = up->alloc_fn(up->user_data, size, alignment, scope);
   if (p == nullptr) {
-    ++self->current(scope).failed;
-    ++self->totals_[scope].failed;
+    self->failed(attempt, size, alignment, scope, false);
     return nullptr;
   }
   self->added(p, size, scope, false);
@@ -127,15 +123,10 @@ void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_
     up->realloc_fn(up->user_data, ptr, 0, alignment, scope);
     return nullptr;
   }
-  if (self->should_fail(size, alignment, scope, true)) {
-    ++self->current(scope).failed;
-    ++self->totals_[scope].failed;
-    return nullptr;
-  }
+  const std::uint64_t attempt = self->count_attempt(alignment);
   void *p = up->realloc_fn(up->user_data, ptr, size, alignment, scope);
   if (p == nullptr) {
-    ++self->current(scope).failed;
-    ++self->totals_[scope].failed;
+    self->failed(attempt, size, alignment, scope, true);
     return nullptr;
   }
   self->removed(it, false);
@@ -173,16 +164,6 @@ void recorder::internal_free(void *user_data, std::size_t size, int, mesa_alloc_
 std::uint64_t recorder::attempts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return attempts_;
-}
-
-bool recorder::injected() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return injected_;
-}
-
-injection recorder::injected_at() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return injection_;
 }
 
 scope_counts recorder::total(int scope) const {

@@ -1,11 +1,12 @@
-// vk_audit_recorder — the counting and fault-injecting callback layer of vk_alloc_audit.
+// vk_audit_recorder — the per-call attribution layer of vk_alloc_audit's callbacks.
 //
-// What it is for: the bottom of the application's callback stack that vk_alloc_audit hands to
-// the driver (validator → recorder → libc). It attributes every host allocation to the Vulkan
-// call during which it happened (set_call) and to its scope, keeps live/peak bytes per scope, a
-// timeline of live bytes for the SVG, the alignments asked for, internal-allocation
-// notifications and what is live after each destroy, and fails the N-th allocation attempt on
-// request (fail_at) so that an out-of-memory sweep can run one child per failure point.
+// What it is for: the middle of the application's callback stack that vk_alloc_audit hands to
+// the driver (callback_validator → recorder → tracking → fault → libc). It attributes every host
+// allocation to the Vulkan call during which it happened (set_call) and to its scope, keeps
+// live/peak bytes per scope, a timeline of live bytes for the SVG, the alignments asked for,
+// internal-allocation notifications and what is live after each destroy, numbers allocation
+// attempts (the points an out-of-memory sweep fails one by one) and reports each failed attempt
+// to a hook with the call it happened in.
 //
 // What it costs: a mutex, a hash-map update and one timeline sample per call. A tool layer.
 //
@@ -55,7 +56,7 @@ struct destroy_snapshot {
   std::int64_t live_blocks;
 };
 
-// The allocation attempt that fail_at() made fail.
+// An allocation attempt that the layers below failed.
 struct injection {
   std::uint64_t attempt;
   std::string call;
@@ -79,14 +80,13 @@ class recorder {
   // Records what is live now under the current call's name.
   void snapshot();
 
-  // Makes allocation attempt `attempt` (0-based, counting alloc_fn and growing realloc_fn
-  // calls) return NULL; `on_inject(context, injection)` is called at that moment (from the
-  // allocating thread, before the driver sees the NULL).
-  void fail_at(std::uint64_t attempt, void (*on_inject)(void *, const injection &), void *context);
+  // `hook(context, attempt)` is called for every attempt the layers below fail, from the
+  // allocating thread, before the driver sees the NULL.
+  void on_failure(void (*hook)(void *, const injection &), void *context);
 
+  // Allocation attempts so far (alloc_fn calls and realloc_fn calls to a non-zero size), that
+  // is, the index the next attempt will have.
   std::uint64_t attempts() const;
-  bool injected() const;
-  injection injected_at() const;
   scope_counts total(int scope) const;
   std::int64_t live_bytes(int scope) const;
   std::int64_t live_blocks() const;
@@ -117,7 +117,9 @@ class recorder {
   static void internal_alloc(void *self, std::size_t size, int type, mesa_alloc_scope scope);
   static void internal_free(void *self, std::size_t size, int type, mesa_alloc_scope scope);
 
-  bool should_fail(std::size_t size, std::size_t alignment, int scope, bool realloc);
+  std::uint64_t count_attempt(std::size_t alignment);
+  void failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
+              bool realloc);
   void added(void *p, std::size_t size, int scope, bool realloc);
   void removed(std::unordered_map<void *, block>::iterator it, bool count_free);
   void sample();
@@ -140,11 +142,8 @@ class recorder {
   std::vector<destroy_snapshot> snapshots_;
 
   std::uint64_t attempts_ = 0;
-  std::uint64_t fail_at_ = UINT64_MAX;
-  void (*on_inject_)(void *, const injection &) = nullptr;
-  void *inject_context_ = nullptr;
-  bool injected_ = false;
-  injection injection_{};
+  void (*failure_hook_)(void *, const injection &) = nullptr;
+  void *failure_context_ = nullptr;
 };
 
 }  // namespace vk_audit

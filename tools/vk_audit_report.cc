@@ -102,11 +102,18 @@ std::string text_report(const report_context &context, const run_result &r,
   const bool balanced = r.allocations() == r.frees() && r.live_blocks_after_destroy == 0;
   out += format(
       "summary:  %llu allocations, %llu reallocations, %llu frees (%s); peak %lld bytes; "
-      "%lld bytes in %lld blocks live after vkDestroyInstance; %zu violations\n\n",
+      "%lld bytes in %lld blocks live after vkDestroyInstance; %zu violations\n",
       u(r.allocations()), u(r.reallocations()), u(r.frees()),
       balanced ? "balanced" : "NOT balanced", s(r.peak_total_bytes), s(r.live_bytes_after_destroy),
       s(r.live_blocks_after_destroy), r.violations.size());
 
+  const mesa_tracking_stats &t = r.tracking;
+  out += format(
+      "tracking: %llu allocations, %llu deallocations, %llu failed, %llu bytes in "
+      "total, peak %zu bytes in %zu blocks (tracking layer; reallocs count as "
+      "allocation + deallocation)\n\n",
+      u(t.total_allocations), u(t.total_deallocations), u(t.failed_allocations), u(t.total_bytes),
+      t.peak_bytes, t.peak_blocks);
   out += "by scope      allocs  reallocs     frees   failed        bytes   peak bytes\n";
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     const scope_counts &c = r.totals[i];
@@ -225,6 +232,13 @@ std::string json_report(const report_context &context, const run_result &r,
       "\"live_bytes_after_destroy\":%lld,\"live_blocks_after_destroy\":%lld",
       u(r.allocations()), u(r.reallocations()), u(r.frees()), u(failed), u(r.attempts), u(bytes),
       s(r.peak_total_bytes), s(r.live_bytes_after_destroy), s(r.live_blocks_after_destroy));
+  const mesa_tracking_stats &t = r.tracking;
+  o += format(
+      ",\"tracking\":{\"bytes_in_use\":%zu,\"blocks_in_use\":%zu,\"peak_bytes\":%zu,"
+      "\"peak_blocks\":%zu,\"total_bytes\":%llu,\"total_allocations\":%llu,"
+      "\"total_deallocations\":%llu,\"failed_allocations\":%llu}",
+      t.bytes_in_use, t.blocks_in_use, t.peak_bytes, t.peak_blocks, u(t.total_bytes),
+      u(t.total_allocations), u(t.total_deallocations), u(t.failed_allocations));
   o += ",\"scopes\":{";
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     const scope_counts &c = r.totals[i];

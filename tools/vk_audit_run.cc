@@ -1,8 +1,13 @@
 #include "tools/vk_audit_run.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
+#include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/callback_validator.h"
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/vulkan.h"
 
 namespace vk_audit {
@@ -30,6 +35,23 @@ class stack_observer final : public workload_observer {
   recorder &rec_;
 };
 
+// Tells whether a failed attempt was the injected one (the fault layer counted a failure).
+struct failure_watch {
+  const mesa::fault_resource *fault;
+  void (*on_inject)(void *, const injection &);
+  void *context;
+  bool injected = false;
+  injection at{};
+};
+
+void watch_failure(void *context, const injection &attempt) {
+  auto *w = static_cast<failure_watch *>(context);
+  if (w->injected || w->fault->failures() == 0) return;
+  w->injected = true;
+  w->at = attempt;
+  if (w->on_inject != nullptr) w->on_inject(w->context, attempt);
+}
+
 }  // namespace
 
 std::uint64_t run_result::allocations() const {
@@ -52,10 +74,22 @@ std::uint64_t run_result::frees() const {
 
 run_result run_audit(workload_kind kind, std::uint64_t fail_at,
                      void (*on_inject)(void *, const injection &), void *context) {
-  recorder rec(mesa_libc_allocator());
-  rec.fail_at(fail_at, on_inject, context);
+  // The application's callbacks, bottom up.
+  mesa::callback_resource libc(mesa_libc_allocator());
+  mesa::fault_resource fault(&libc);
+  mesa::resource_callbacks fault_table(&fault);
+  const mesa_allocator *tracking =
+      mesa_tracking_create(fault_table.table(), "application callbacks", nullptr);
+  if (tracking == nullptr) {
+    std::fprintf(stderr, "vk_alloc_audit: cannot create the tracking layer\n");
+    std::exit(2);
+  }
+  recorder rec(tracking);
+  failure_watch watch{&fault, on_inject, context};
+  rec.on_failure(&watch_failure, &watch);
   mesa::callback_validator validator(rec.table());
   stack_observer observer(validator, rec);
+  if (fail_at != UINT64_MAX) fault.fail_nth(fail_at);
 
   run_result r;
   r.kind = kind;
@@ -71,17 +105,18 @@ run_result run_audit(workload_kind kind, std::uint64_t fail_at,
   for (int s = 0; s < MESA_ALLOC_SCOPE_COUNT; ++s) {
     r.totals[s] = rec.total(s);
     r.peak_bytes[s] = rec.peak_bytes(s);
-    r.live_bytes_after_destroy += rec.live_bytes(s);
     r.internal[s] = rec.internal(s);
   }
-  r.peak_total_bytes = rec.peak_total_bytes();
-  r.live_blocks_after_destroy = rec.live_blocks();
+  mesa_tracking_get_stats(tracking, &r.tracking);
+  r.peak_total_bytes = static_cast<std::int64_t>(r.tracking.peak_bytes);
+  r.live_bytes_after_destroy = static_cast<std::int64_t>(r.tracking.bytes_in_use);
+  r.live_blocks_after_destroy = static_cast<std::int64_t>(r.tracking.blocks_in_use);
   r.calls = rec.calls();
   r.timeline = rec.timeline();
   r.snapshots = rec.snapshots();
   r.alignments = rec.alignments();
-  r.injected = rec.injected();
-  r.injected_at = rec.injected_at();
+  r.injected = watch.injected;
+  r.injected_at = watch.at;
   for (std::size_t i = 0; i < validator.violation_count(); ++i) {
     const mesa::validator_violation v = validator.violation(i);
     char text[320];
@@ -90,6 +125,8 @@ run_result run_audit(workload_kind kind, std::uint64_t fail_at,
                                            mesa::validator_op_name(v.call.op), v.call.size,
                                            v.call.alignment, v.call.scope, v.call.sequence, text});
   }
+  // Blocks the driver leaked stay allocated (they are reported, not freed behind its back).
+  mesa_tracking_destroy(tracking);
   return r;
 }
 

@@ -1,7 +1,8 @@
 // vk_audit_run — one run of the vk_alloc_audit workload through the project's callbacks.
 //
-// What it is for: builds the application's callback stack (callback_validator → recorder →
-// libc), runs the workload with it, optionally failing one allocation attempt, and gathers what
+// What it is for: builds the application's callback stack from the project's layers —
+// callback_validator → recorder → tracking (mesa_tracking_create) → fault_resource → libc —
+// runs the workload with it, optionally failing one allocation attempt, and gathers what
 // the report needs: counts and bytes by scope and by call, peak, alignments, internal
 // notifications, what is live after each destroy and after vkDestroyInstance, and every
 // validator violation (COMMAND-scope blocks are checked after every call, everything after
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "mesa_alloc/debug_resources.h"
 #include "tools/vk_audit_recorder.h"
 #include "tools/vk_audit_workload.h"
 
@@ -43,16 +45,17 @@ struct run_result {
   std::uint64_t attempts = 0;  // allocation points (alloc + growing realloc attempts)
   scope_counts totals[MESA_ALLOC_SCOPE_COUNT];
   std::int64_t peak_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
-  std::int64_t peak_total_bytes = 0;
-  std::int64_t live_bytes_after_destroy = 0;  // after vkDestroyInstance (the very end)
+  std::int64_t peak_total_bytes = 0;          // from the tracking layer
+  std::int64_t live_bytes_after_destroy = 0;  // after vkDestroyInstance (the very end), tracking
   std::int64_t live_blocks_after_destroy = 0;
+  mesa_tracking_stats tracking{};  // the tracking layer's own view at the end
   std::vector<call_counts> calls;
   std::vector<timeline_sample> timeline;
   std::vector<destroy_snapshot> snapshots;
   std::vector<std::pair<std::size_t, std::uint64_t>> alignments;
   recorder::internal_counts internal[MESA_ALLOC_SCOPE_COUNT];
   std::vector<violation_entry> violations;
-  bool injected = false;
+  bool injected = false;  // the fault layer failed attempt `fail_at`
   injection injected_at;
 
   std::uint64_t allocations() const;
@@ -60,8 +63,9 @@ struct run_result {
   std::uint64_t frees() const;
 };
 
-// Runs the workload once. With `fail_at` set, allocation attempt `fail_at` returns NULL and
-// `on_inject` (if any) is told at that moment.
+// Runs the workload once. With `fail_at` set, the fault layer fails allocation attempt
+// `fail_at` (0-based, counted from the first Vulkan call) and `on_inject` (if any) is told at
+// that moment, with the call it happened in.
 run_result run_audit(workload_kind kind, std::uint64_t fail_at = UINT64_MAX,
                      void (*on_inject)(void *, const injection &) = nullptr,
                      void *context = nullptr);

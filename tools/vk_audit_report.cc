@@ -378,6 +378,7 @@ std::string svg_report(const report_context &context, const run_result &r) {
   }
   // Phase boundaries.
   std::string last_phase;
+  int phases = 0;  // labels are staggered over 4 rows: short phases sit close together
   for (std::size_t i = 0; i < t.size(); ++i) {
     const std::string &phase = r.calls[t[i].call].phase;
     if (phase == last_phase || phase.empty()) continue;
@@ -385,7 +386,7 @@ std::string svg_report(const report_context &context, const run_result &r) {
     o += format(
              "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#555\" "
              "stroke-dasharray=\"3,3\"/>\n<text x=\"%.1f\" y=\"%d\" fill=\"#333\">",
-             px(i), kTop, px(i), kTop + kPlotH, px(i) + 2, kTop + 12) +
+             px(i), kTop, px(i), kTop + kPlotH, px(i) + 2, kTop + 12 + 13 * (phases++ % 4)) +
          xml_escape(phase) + "</text>\n";
   }
   // Axes and legend.

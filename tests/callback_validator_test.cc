@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -217,6 +218,25 @@ TEST(CallbackValidator, ForwardsNotificationsUpstream) {
   v.table()->internal_free_fn(v.table()->user_data, 10, 0, MESA_ALLOC_SCOPE_INSTANCE);
   EXPECT_EQ(g_internal_calls, 2);
   EXPECT_EQ(v.violation_count(), 0u);
+}
+
+// Callbacks may be called from several threads at once (the validator takes a lock).
+TEST(CallbackValidator, TwoThreadsAllocatingAndFreeing) {
+  callback_validator v(mesa_libc_allocator());
+  auto work = [&v] {
+    std::vector<void *> blocks;
+    for (int i = 0; i < 2000; ++i) {
+      blocks.push_back(call_alloc(v.table(), 16 + i % 64, 16, i % MESA_ALLOC_SCOPE_COUNT));
+      if (i % 3 == 0) blocks.back() = call_realloc(v.table(), blocks.back(), 200, 16, i % 5);
+    }
+    for (void *p : blocks) call_free(v.table(), p);
+  };
+  std::thread a(work), b(work);
+  a.join();
+  b.join();
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_EQ(v.live_blocks(), 0u);
+  EXPECT_EQ(v.checkpoint(0x1f), 0u);
 }
 
 TEST(CallbackValidator, RuleNames) {

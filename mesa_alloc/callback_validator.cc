@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <new>
 
 namespace mesa {
 namespace {
@@ -257,3 +258,60 @@ std::int64_t callback_validator::internal_total(int type, mesa_alloc_scope scope
 }
 
 }  // namespace mesa
+
+namespace mesa {
+
+callback_validator *callback_validator::from_table(const mesa_allocator *table) noexcept {
+  if (table == nullptr || table->alloc_fn != &callback_validator::alloc) return nullptr;
+  return static_cast<callback_validator *>(table->user_data);
+}
+
+}  // namespace mesa
+
+using mesa::callback_validator;
+
+extern "C" {
+
+const mesa_allocator *mesa_validator_create(const mesa_allocator *upstream) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  void *storage = libc->alloc_fn(libc->user_data, sizeof(callback_validator),
+                                 alignof(callback_validator), MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  try {
+    return (new (storage) callback_validator(upstream))->table();
+  } catch (...) {
+    libc->free_fn(libc->user_data, storage);
+    return nullptr;
+  }
+}
+
+void mesa_validator_destroy(const mesa_allocator *validator) {
+  callback_validator *v = callback_validator::from_table(validator);
+  if (v == nullptr) return;
+  v->~callback_validator();
+  const mesa_allocator *libc = mesa_libc_allocator();
+  libc->free_fn(libc->user_data, v);
+}
+
+void mesa_validator_set_call(const mesa_allocator *validator, const char *label) {
+  if (callback_validator *v = callback_validator::from_table(validator)) v->set_call(label);
+}
+
+size_t mesa_validator_checkpoint(const mesa_allocator *validator, unsigned scope_mask) {
+  callback_validator *v = callback_validator::from_table(validator);
+  return v != nullptr ? v->checkpoint(scope_mask) : 0;
+}
+
+size_t mesa_validator_violation_count(const mesa_allocator *validator) {
+  callback_validator *v = callback_validator::from_table(validator);
+  return v != nullptr ? v->violation_count() : 0;
+}
+
+int mesa_validator_format(const mesa_allocator *validator, size_t index, char *buffer,
+                          size_t buffer_size) {
+  callback_validator *v = callback_validator::from_table(validator);
+  if (v == nullptr || index >= v->violation_count()) return -1;
+  return v->violation(index).format(buffer, buffer_size);
+}
+
+}  // extern "C"

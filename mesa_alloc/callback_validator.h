@@ -25,7 +25,18 @@
 // live or freed block, one entry per violation) comes from a separate `bookkeeping` resource so
 // the audited table sees only the driver's own allocations. Meant for tests and tools.
 //
-// Example:
+// From C (C11), the same validator behind a table:
+//   const mesa_allocator *checked = mesa_validator_create(app_table);
+//   mesa_validator_set_call(checked, "vkCreateDevice");
+//   ... hand `checked` to the code under test ...
+//   mesa_validator_checkpoint(checked, 0x1f);          // nothing may be live now
+//   for (size_t i = 0; i < mesa_validator_violation_count(checked); ++i) {
+//     char line[256];
+//     mesa_validator_format(checked, i, line, sizeof line);
+//   }
+//   mesa_validator_destroy(checked);
+//
+// Example (C++):
 //   mesa::callback_validator validator(mesa::to_mesa(app_callbacks));
 //   validator.set_call("vkCreateDevice");
 //   vkCreateDevice(gpu, &info, mesa::to_vk(validator.table()), &device);
@@ -37,6 +48,33 @@
 #ifndef MESA_ALLOC_CALLBACK_VALIDATOR_H_
 #define MESA_ALLOC_CALLBACK_VALIDATOR_H_
 
+#include <stddef.h>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A validator over `upstream` (NULL: the default table); its table is what the code under test
+ * gets. The validator's own memory comes from mesa_libc_allocator(). NULL if out of memory. */
+const mesa_allocator *mesa_validator_create(const mesa_allocator *upstream);
+/* Every function below does nothing (or returns 0 / -1) when given a table that is not a
+ * validator's. */
+void mesa_validator_destroy(const mesa_allocator *validator);
+/* Labels the calls that follow; `label` must outlive the validator (a string literal). */
+void mesa_validator_set_call(const mesa_allocator *validator, const char *label);
+/* Records a violation for every live block whose scope bit (1u << MESA_ALLOC_SCOPE_x) is in
+ * `scope_mask`; returns how many. */
+size_t mesa_validator_checkpoint(const mesa_allocator *validator, unsigned scope_mask);
+size_t mesa_validator_violation_count(const mesa_allocator *validator);
+/* Violation `index` as one line; returns the length snprintf would write, -1 for a bad index. */
+int mesa_validator_format(const mesa_allocator *validator, size_t index, char *buffer,
+                          size_t buffer_size);
+
+#ifdef __cplusplus
+}  // extern "C"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -44,7 +82,6 @@
 #include <unordered_map>
 
 #include "mesa_alloc/callback_resource.h"
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -111,6 +148,8 @@ class callback_validator {
   // The checking table to hand to a driver. Notifications are forwarded to upstream's, if any.
   const mesa_allocator *table() const noexcept { return &table_; }
   const mesa_allocator *upstream() const noexcept { return upstream_; }
+  // The validator behind a table from table(); NULL for any other table.
+  static callback_validator *from_table(const mesa_allocator *table) noexcept;
 
   // Labels the calls that follow (e.g. "vkCreateDevice"); `label` must outlive the validator
   // (a string literal). Violations carry the label current when they happened.
@@ -166,5 +205,7 @@ class callback_validator {
 };
 
 }  // namespace mesa
+
+#endif  // __cplusplus
 
 #endif  // MESA_ALLOC_CALLBACK_VALIDATOR_H_

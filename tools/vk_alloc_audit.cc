@@ -81,7 +81,8 @@ void configure_loader(const std::string &icd, bool implicit_layers) {
   setenv("MESA_GLSL_CACHE_DISABLE", "true", 1);
 }
 
-std::string output_path(const std::string &path) {
+// A path the user gave, relative to where they started `bazel run` (not the runfiles tree).
+std::string user_path(const std::string &path) {
   if (path.empty() || path[0] == '/') return path;
   const char *dir = std::getenv("BUILD_WORKING_DIRECTORY");  // bazel run
   return dir != nullptr ? std::string(dir) + "/" + path : path;
@@ -116,7 +117,7 @@ int main(int argc, char **argv) {
       quiet = true;
     } else if (arg == "--icd") {
       if (!value(&v)) return usage_error("--icd needs a file");
-      icd = v;
+      icd = user_path(v);
     } else if (arg == "--svg") {
       if (!value(&v)) return usage_error("--svg needs a file (or '')");
       svg = v;
@@ -192,7 +193,7 @@ int main(int argc, char **argv) {
                                   : vk_audit::text_report(context, clean, sweep_points);
   std::fputs(report.c_str(), stdout);
   if (!svg.empty()) {
-    const std::string path = output_path(svg);
+    const std::string path = user_path(svg);
     std::ofstream out(path);
     out << vk_audit::svg_report(context, clean);
     if (!out) {

@@ -86,10 +86,14 @@ const char *scope_name(int scope) {
 std::string text_report(const report_context &context, const run_result &r,
                         const std::vector<sweep_point> *sweep) {
   std::string out = "vk_alloc_audit: host-memory callbacks of a Vulkan driver\n";
-  out += format("driver:   %s (%s), Vulkan %u.%u.%u\n", r.outcome.device_name.c_str(),
-                r.outcome.driver_info.c_str(), VK_API_VERSION_MAJOR(r.outcome.api_version),
-                VK_API_VERSION_MINOR(r.outcome.api_version),
-                VK_API_VERSION_PATCH(r.outcome.api_version));
+  if (r.outcome.device_name.empty()) {
+    out += "driver:   (no physical device reached)\n";
+  } else {
+    out += format("driver:   %s (%s), Vulkan %u.%u.%u\n", r.outcome.device_name.c_str(),
+                  r.outcome.driver_info.c_str(), VK_API_VERSION_MAJOR(r.outcome.api_version),
+                  VK_API_VERSION_MINOR(r.outcome.api_version),
+                  VK_API_VERSION_PATCH(r.outcome.api_version));
+  }
   out += format("icd:      %s\n", context.icd.c_str());
   out += format("workload: %s, %s in %.3f s%s\n", workload_name(r.kind),
                 r.outcome.completed ? "completed" : "FAILED", r.seconds,

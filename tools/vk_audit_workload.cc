@@ -115,7 +115,7 @@ class script {
               [&] { return vkEnumeratePhysicalDevices(instance_, &count, nullptr); }))
       return false;
     if (count == 0) {
-      out_.failed_call = "vkEnumeratePhysicalDevices";
+      out_.failed_call = "vkEnumeratePhysicalDevices (no physical device)";
       out_.failed_result = VK_ERROR_INITIALIZATION_FAILED;
       return false;
     }

@@ -77,6 +77,30 @@ std::string scope_list(const std::int64_t (&bytes)[MESA_ALLOC_SCOPE_COUNT]) {
   return out;
 }
 
+struct phase_total {
+  std::string phase;
+  scope_counts counts;
+};
+
+// Calls summed by phase, in the order the phases first appear.
+std::vector<phase_total> phase_totals(const run_result &r) {
+  std::vector<phase_total> phases;
+  for (const call_counts &c : r.calls) {
+    if (c.phase.empty()) continue;
+    auto it = phases.begin();
+    while (it != phases.end() && it->phase != c.phase) ++it;
+    if (it == phases.end()) it = phases.insert(phases.end(), phase_total{c.phase, {}});
+    for (const scope_counts &sc : c.scope) {
+      it->counts.allocations += sc.allocations;
+      it->counts.reallocations += sc.reallocations;
+      it->counts.frees += sc.frees;
+      it->counts.failed += sc.failed;
+      it->counts.bytes += sc.bytes;
+    }
+  }
+  return phases;
+}
+
 }  // namespace
 
 const char *scope_name(int scope) {
@@ -124,6 +148,13 @@ std::string text_report(const report_context &context, const run_result &r,
     out += format("  %-9s %8llu  %8llu  %8llu  %7llu  %11llu  %11lld\n", kScopeNames[i],
                   u(c.allocations), u(c.reallocations), u(c.frees), u(c.failed), u(c.bytes),
                   s(r.peak_bytes[i]));
+  }
+
+  out += "\nby phase             allocs  reallocs     frees   failed        bytes\n";
+  for (const phase_total &p : phase_totals(r)) {
+    out += format("  %-16s %8llu  %8llu  %8llu  %7llu  %11llu\n", p.phase.c_str(),
+                  u(p.counts.allocations), u(p.counts.reallocations), u(p.counts.frees),
+                  u(p.counts.failed), u(p.counts.bytes));
   }
 
   out += "\nby call (phase, entry point)                       allocs reallocs  frees      bytes\n";
@@ -252,7 +283,18 @@ std::string json_report(const report_context &context, const run_result &r,
         i ? "," : "", kScopeNames[i], u(c.allocations), u(c.reallocations), u(c.frees), u(c.failed),
         u(c.bytes), s(r.peak_bytes[i]));
   }
-  o += "},\"calls\":[";
+  o += "},\"phases\":[";
+  bool first_phase = true;
+  for (const phase_total &p : phase_totals(r)) {
+    o += std::string(first_phase ? "" : ",") + "{\"phase\":" + json_string(p.phase) +
+         format(
+             ",\"allocations\":%llu,\"reallocations\":%llu,\"frees\":%llu,\"failed\":%llu,"
+             "\"bytes\":%llu}",
+             u(p.counts.allocations), u(p.counts.reallocations), u(p.counts.frees),
+             u(p.counts.failed), u(p.counts.bytes));
+    first_phase = false;
+  }
+  o += "],\"calls\":[";
   bool first = true;
   for (const call_counts &c : r.calls) {
     std::string scopes;

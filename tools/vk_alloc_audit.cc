@@ -142,8 +142,13 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (child != UINT64_MAX)  // the environment was set by the parent
-    return vk_audit::run_sweep_child(kind, child, static_cast<int>(report_fd));
+  if (child != UINT64_MAX) {  // one sweep point; the parent set the environment
+    const int rc = vk_audit::run_sweep_child(kind, child, static_cast<int>(report_fd));
+    // The report is written: skip exit-time handlers (and a sanitizer's leak check of the
+    // driver's own libc blocks), which are not part of the audited workload.
+    std::fflush(nullptr);
+    _exit(rc);
+  }
 
   if (icd.empty()) {
     icd = find_lavapipe();

@@ -120,18 +120,29 @@ void drain(int *fd, std::string *into, std::size_t keep) {
   *fd = -1;
 }
 
-std::string last_line(const std::string &text) {
-  std::size_t end = text.find_last_not_of("\r\n");
+// The line of a child's stderr that says most: an assertion or sanitizer report if there is
+// one, else the last line.
+std::string telling_line(const std::string &text) {
+  for (const char *marker : {"Assertion", "ERROR: AddressSanitizer", "runtime error"}) {
+    const std::size_t at = text.find(marker);
+    if (at == std::string::npos) continue;
+    const std::size_t begin = text.rfind('\n', at);
+    const std::size_t end = text.find('\n', at);
+    const std::size_t from = begin == std::string::npos ? 0 : begin + 1;
+    return text.substr(from, end == std::string::npos ? std::string::npos : end - from);
+  }
+  const std::size_t end = text.find_last_not_of("\r\n");
   if (end == std::string::npos) return "";
   const std::size_t begin = text.rfind('\n', end);
-  return text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin + 1));
+  const std::size_t from = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(from, end + 1 - from);
 }
 
 sweep_point classify(const child &c, int status) {
   sweep_point p;
   p.index = c.index;
   p.seconds = std::chrono::duration<double>(clock_type::now() - c.start).count();
-  p.stderr_tail = last_line(c.err);
+  p.stderr_tail = telling_line(c.err);
   bool done = false;
   std::stringstream lines(c.report);
   std::string line;
@@ -244,7 +255,7 @@ std::vector<sweep_point> run_sweep(const sweep_options &o) {
       if (f.revents == 0) continue;
       for (child &c : running) {
         if (c.report_fd == f.fd) drain(&c.report_fd, &c.report, 0);
-        if (c.err_fd == f.fd) drain(&c.err_fd, &c.err, 2048);
+        if (c.err_fd == f.fd) drain(&c.err_fd, &c.err, 16384);
       }
     }
     for (std::size_t i = 0; i < running.size();) {

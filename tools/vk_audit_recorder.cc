@@ -76,9 +76,6 @@ void recorder::added(void *p, std::size_t size, int scope, bool realloc) {
   totals_[scope].bytes += size;
   live_bytes_[scope] += static_cast<std::int64_t>(size);
   if (live_bytes_[scope] > peak_bytes_[scope]) peak_bytes_[scope] = live_bytes_[scope];
-  std::int64_t sum = 0;
-  for (std::int64_t b : live_bytes_) sum += b;
-  if (sum > peak_total_) peak_total_ = sum;
   sample();
 }
 
@@ -171,24 +168,9 @@ scope_counts recorder::total(int scope) const {
   return scope_valid(scope) ? totals_[scope] : scope_counts{};
 }
 
-std::int64_t recorder::live_bytes(int scope) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return scope_valid(scope) ? live_bytes_[scope] : 0;
-}
-
-std::int64_t recorder::live_blocks() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return static_cast<std::int64_t>(live_.size());
-}
-
 std::int64_t recorder::peak_bytes(int scope) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return scope_valid(scope) ? peak_bytes_[scope] : 0;
-}
-
-std::int64_t recorder::peak_total_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return peak_total_;
 }
 
 std::vector<call_counts> recorder::calls() const {

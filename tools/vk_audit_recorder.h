@@ -88,10 +88,7 @@ class recorder {
   // is, the index the next attempt will have.
   std::uint64_t attempts() const;
   scope_counts total(int scope) const;
-  std::int64_t live_bytes(int scope) const;
-  std::int64_t live_blocks() const;
   std::int64_t peak_bytes(int scope) const;  // peak of that scope alone
-  std::int64_t peak_total_bytes() const;     // peak of the sum over scopes
   std::vector<call_counts> calls() const;
   std::vector<timeline_sample> timeline() const;
   std::vector<destroy_snapshot> snapshots() const;
@@ -135,7 +132,6 @@ class recorder {
   scope_counts totals_[MESA_ALLOC_SCOPE_COUNT];
   std::int64_t live_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};
   std::int64_t peak_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};
-  std::int64_t peak_total_ = 0;
   std::uint64_t alignment_counts_[64] = {};
   internal_counts internal_[MESA_ALLOC_SCOPE_COUNT];
   std::vector<timeline_sample> timeline_;

@@ -89,11 +89,11 @@ void vk_callbacks::notify_free(void *self, std::size_t size, VkInternalAllocatio
   if (t->internal_free_fn != nullptr) t->internal_free_fn(t->user_data, size, type, to_mesa(scope));
 }
 
-void vk_multialloc::add_bytes(void **out, std::size_t element_size, std::size_t count,
-                              std::size_t alignment) noexcept {
+void vk_multialloc::add_slot(void *slot, void (*set)(void *, void *), std::size_t element_size,
+                             std::size_t count, std::size_t alignment) noexcept {
   if (count_ == kMaxArrays || !mesa_alloc_alignment_valid(alignment)) {
     invalid_ = true;
-    if (out != nullptr) *out = nullptr;
+    if (slot != nullptr) set(slot, nullptr);
     return;
   }
   std::size_t bytes;
@@ -103,15 +103,17 @@ void vk_multialloc::add_bytes(void **out, std::size_t element_size, std::size_t 
     invalid_ = true;
   }
   if (alignment > alignment_) alignment_ = alignment;
-  outs_[count_] = out;
+  slots_[count_] = slot;
+  setters_[count_] = set;
   offsets_[count_] = offset;
   ++count_;
 }
 
 void *vk_multialloc::place(void *block) noexcept {
   for (int i = 0; i < count_; ++i) {
-    if (outs_[i] != nullptr)
-      *outs_[i] = block == nullptr ? nullptr : static_cast<unsigned char *>(block) + offsets_[i];
+    if (slots_[i] != nullptr)
+      setters_[i](slots_[i],
+                  block == nullptr ? nullptr : static_cast<unsigned char *>(block) + offsets_[i]);
   }
   return block;
 }

@@ -186,10 +186,12 @@ class vk_multialloc {
   // Adds `*out` = `count` objects of T aligned to `alignment` (a power of two).
   template <class T>
   void add(T **out, std::size_t count = 1, std::size_t alignment = alignof(T)) noexcept {
-    add_bytes(reinterpret_cast<void **>(out), sizeof(T), count, alignment);
+    add_slot(out, &set_pointer<T>, sizeof(T), count, alignment);
   }
-  void add_bytes(void **out, std::size_t element_size, std::size_t count,
-                 std::size_t alignment) noexcept;
+  // The same for untyped bytes.
+  void add_bytes(void **out, std::size_t size, std::size_t alignment) noexcept {
+    add_slot(out, &set_pointer<void>, size, 1, alignment);
+  }
 
   // Allocates the block through the vk_alloc2 rule and points every added pointer into it.
   // NULL (and every added pointer NULL) on failure, on overflow or on more than kMaxArrays.
@@ -204,13 +206,21 @@ class vk_multialloc {
   std::size_t alignment() const noexcept { return alignment_; }
 
  private:
+  // Writes through the pointer's real type (no T** → void** aliasing).
+  template <class T>
+  static void set_pointer(void *slot, void *value) noexcept {
+    *static_cast<T **>(slot) = static_cast<T *>(value);
+  }
+  void add_slot(void *slot, void (*set)(void *, void *), std::size_t element_size,
+                std::size_t count, std::size_t alignment) noexcept;
   void *place(void *block) noexcept;
 
   std::size_t size_ = 0;
   std::size_t alignment_ = 1;
   int count_ = 0;
   bool invalid_ = false;
-  void **outs_[kMaxArrays] = {};
+  void *slots_[kMaxArrays] = {};
+  void (*setters_[kMaxArrays])(void *, void *) = {};
   std::size_t offsets_[kMaxArrays] = {};
 };
 

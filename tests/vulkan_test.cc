@@ -288,4 +288,27 @@ TEST(VkMultialloc, FromAResource) {
   arena.deallocate(block, ma.size(), ma.alignment());
 }
 
+TEST(VkMultialloc, UntypedBytesAndBadAlignment) {
+  counting_app app;
+  void *raw;
+  std::uint16_t *halfs;
+  mesa::vk_multialloc ma;
+  ma.add_bytes(&raw, 3, 1);
+  ma.add(&halfs, 2);
+  void *block = ma.alloc2(nullptr, &app.callbacks, VK_SYSTEM_ALLOCATION_SCOPE_COMMAND);
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(raw, block);
+  EXPECT_EQ(reinterpret_cast<char *>(halfs), static_cast<char *>(block) + 4);
+  EXPECT_EQ(ma.size(), 8u);
+  EXPECT_EQ(app.last_scope, VK_SYSTEM_ALLOCATION_SCOPE_COMMAND);
+  mesa::vk_free2(nullptr, &app.callbacks, block);
+
+  mesa::vk_multialloc bad;
+  int *p;
+  bad.add(&p, 1, 24);  // not a power of two
+  EXPECT_EQ(bad.alloc2(nullptr, &app.callbacks, VK_SYSTEM_ALLOCATION_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(app.allocs, 1);
+}
+
 }  // namespace

@@ -182,8 +182,8 @@ int main(int argc, char **argv) {
     options.first = first < clean.attempts ? first : clean.attempts;
     options.count = clean.attempts - options.first;
     if (count < options.count) options.count = count;
-    options.jobs =
-        jobs != 0 ? static_cast<int>(jobs) : static_cast<int>(std::thread::hardware_concurrency());
+    const unsigned cpus = std::thread::hardware_concurrency();
+    options.jobs = static_cast<int>(jobs != 0 ? jobs : cpus != 0 ? cpus : 1);
     options.timeout_seconds = timeout;
     options.progress = !quiet;
     const auto start = std::chrono::steady_clock::now();

@@ -8,7 +8,9 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/pool_resource.h"
 #include "mesa_alloc/slab_resource.h"
+#include "mesa_alloc/synchronized_pool_resource.h"
 
 using mesa::internal::c_handle_create;
 using mesa::internal::c_handle_destroy;
@@ -99,6 +101,20 @@ void mesa_slab_destroy(const mesa_allocator *slab) {
   const mesa_allocator *parent = self->parent;
   self->~c_slab();
   parent->free_fn(parent->user_data, self);
+}
+
+const mesa_allocator *mesa_pool_create(const mesa_allocator *parent) {
+  return c_handle_create<mesa::pool_resource>(parent);
+}
+
+void mesa_pool_destroy(const mesa_allocator *pool) { c_handle_destroy<mesa::pool_resource>(pool); }
+
+const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent) {
+  return c_handle_create<mesa::synchronized_pool_resource>(parent);
+}
+
+void mesa_synchronized_pool_destroy(const mesa_allocator *pool) {
+  c_handle_destroy<mesa::synchronized_pool_resource>(pool);
 }
 
 }  // extern "C"

@@ -41,6 +41,14 @@ void mesa_arena_destroy(const mesa_allocator *arena);
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_destroy(const mesa_allocator *slab);
 
+/* Size-class pool for mixed sizes; mesa_pool_destroy frees everything. */
+const mesa_allocator *mesa_pool_create(const mesa_allocator *parent);
+void mesa_pool_destroy(const mesa_allocator *pool);
+
+/* The same, usable from any number of threads at once (the parent is called under a lock). */
+const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent);
+void mesa_synchronized_pool_destroy(const mesa_allocator *pool);
+
 #ifdef __cplusplus
 }
 #endif

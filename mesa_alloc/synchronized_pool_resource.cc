@@ -13,9 +13,6 @@ std::uint64_t next_pool_id() noexcept {
 
 }  // namespace
 
-thread_local synchronized_pool_resource::tls_entry
-    synchronized_pool_resource::tls_[synchronized_pool_resource::kTlsEntries];
-
 synchronized_pool_resource::synchronized_pool_resource(std::pmr::memory_resource *upstream) noexcept
     : id_(next_pool_id()), upstream_(upstream) {}
 

@@ -96,7 +96,8 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     thread_cache *cache;
   };
   static constexpr int kTlsEntries = 4;
-  static thread_local tls_entry tls_[kTlsEntries];
+  // Defined here with a constant initializer: no TLS init-function call on the fast path.
+  static inline thread_local tls_entry tls_[kTlsEntries] = {};
 
   thread_cache *local_cache() {
     for (tls_entry &e : tls_) {

@@ -64,6 +64,23 @@ void install_guard_handler() noexcept {
   sigaction(SIGSEGV, &action, &g_previous_segv);
 }
 
+// lock_, unless the resource was declared single-threaded.
+class table_guard {
+ public:
+  table_guard(internal::spin_lock &lock, bool thread_safe) noexcept
+      : lock_(thread_safe ? &lock : nullptr) {
+    if (lock_ != nullptr) lock_->lock();
+  }
+  ~table_guard() {
+    if (lock_ != nullptr) lock_->unlock();
+  }
+  table_guard(const table_guard &) = delete;
+  table_guard &operator=(const table_guard &) = delete;
+
+ private:
+  internal::spin_lock *lock_;
+};
+
 void default_handler(const debug_error &error, void *) {
   print_debug_error(error);
   if (error.kind != debug_error_kind::leak) std::abort();
@@ -234,8 +251,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
       mprotect(base, block_alignment, PROT_NONE);
       break;
   }
-  const std::uint64_t number = next_number_.fetch_add(1, std::memory_order_relaxed);
-  *h = header{number,
+  *h = header{0,
               size,
               base,
               base_bytes,
@@ -252,8 +268,10 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
   if (tail > 0) std::memset(user + size, kCanaryFill, tail);
   bool inserted;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
-    inserted = live_.insert(internal::block_entry{user, h, size, number});
+    const table_guard lock(lock_, options_.thread_safe);
+    h->number = next_number_;
+    inserted = live_.insert(user, h, size, next_number_);
+    next_number_ += inserted;
   }
   if (!inserted) {
     release(h);
@@ -267,7 +285,7 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
   internal::block_entry e;
   bool found;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     found = live_.erase(p, &e);
     if (found) {
       freed_[freed_next_ % kFreedRecords] = freed_record{p, e.size, e.number};
@@ -311,6 +329,17 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
                                     std::uint64_t number) noexcept {
   const unsigned char *tail = user + size;
+  // Fast path: the canary compared 8 bytes at a time.
+  constexpr std::uint64_t kWord = 0x0101010101010101ull * kCanaryFill;
+  std::uint32_t words = h->tail / 8;
+  bool intact = true;
+  for (std::uint32_t i = 0; i < words && intact; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, tail + 8 * i, 8);
+    intact = w == kWord;
+  }
+  for (std::uint32_t i = 8 * words; i < h->tail && intact; ++i) intact = tail[i] == kCanaryFill;
+  if (__builtin_expect(intact, 1)) return;
   for (std::uint32_t i = 0; i < h->tail; ++i) {
     if (tail[i] != kCanaryFill) {
       char detail[96];
@@ -344,7 +373,7 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
   int count = 0;
   bool held = false;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     if (quarantine_count_ < quarantine_capacity_ || grow_quarantine()) {
       quarantine_[(quarantine_head_ + quarantine_count_) & (quarantine_capacity_ - 1)] = entry;
       ++quarantine_count_;
@@ -407,7 +436,7 @@ void debug_resource::flush_quarantine() noexcept {
   for (;;) {
     quarantined victim;
     {
-      std::lock_guard<internal::spin_lock> lock(lock_);
+      const table_guard lock(lock_, options_.thread_safe);
       if (quarantine_count_ == 0) break;
       victim = quarantine_[quarantine_head_];
       quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
@@ -430,7 +459,7 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
 }
 
 bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
-  std::lock_guard<internal::spin_lock> lock(lock_);
+  const table_guard lock(lock_, options_.thread_safe);
   const internal::block_entry *e = live_.find(p);
   if (e == nullptr) return false;
   *size = e->size;
@@ -511,7 +540,7 @@ void guard_fault(int, siginfo_t *info, void *) {
 void debug_resource::report_unknown_free(void *p) noexcept {
   freed_record freed{nullptr, 0, 0};
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     for (int i = 0; i < kFreedRecords; ++i) {
       const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
       if (r.user == p) {
@@ -584,7 +613,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
   std::size_t old_size = 0;
   std::uint32_t old_alignment = 0;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     if (const internal::block_entry *e = live_.find(p)) {
       old_size = e->size;
       old_alignment = static_cast<const header *>(e->header)->alignment;
@@ -616,7 +645,7 @@ bool debug_resource::do_is_equal(const std::pmr::memory_resource &other) const n
 }
 
 std::size_t debug_resource::live_blocks() const noexcept {
-  std::lock_guard<internal::spin_lock> lock(lock_);
+  const table_guard lock(lock_, options_.thread_safe);
   return live_.size();
 }
 
@@ -636,7 +665,7 @@ std::size_t debug_resource::report_leaks() noexcept {
   internal::block_entry *leaks = nullptr;
   std::size_t count = 0;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     count = live_.size();
     if (count == 0) return 0;
     try {

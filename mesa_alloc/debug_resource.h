@@ -18,9 +18,9 @@
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
 // 16-byte canary; per operation one short spin-locked hash-table update and the fills/checks
-// (cookie mode is within 3x of glibc malloc/free; see README for numbers). Recording stacks
-// costs an unwind per allocation. Guard mode costs an mprotect per allocate and two per free,
-// and at least two pages per block.
+// (the lock is most of it; options.thread_safe = false drops it; see README for numbers). Recording
+// stacks costs an unwind per allocation. Guard mode costs an mprotect per allocate and two per
+// free, and at least two pages per block.
 //
 // Example:
 //   mesa::debug_options options;
@@ -91,6 +91,9 @@ struct debug_options {
   std::size_t quarantine_bytes = 0;
   bool record_stacks = false;  // an allocation stack per block, for leak and error reports
   bool report_leaks_on_destroy = true;
+  // false: only one thread at a time uses the resource, and the live-block table is not locked
+  // (about half the cost of cookie mode; see README).
+  bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;
 };
@@ -174,7 +177,7 @@ class debug_resource : public std::pmr::memory_resource {
   debug_options options_;
   std::uint32_t owner_;
   mesa_allocator table_;
-  std::atomic<std::uint64_t> next_number_{1};
+  std::uint64_t next_number_ = 1;  // guarded by lock_
   mutable internal::spin_lock lock_;
   internal::block_table live_;
   freed_record freed_[kFreedRecords] = {};

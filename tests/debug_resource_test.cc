@@ -199,6 +199,20 @@ TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+TEST(DebugResource, SingleThreadedModeChecksTheSame) {
+  recorder r;
+  mesa::debug_options o;
+  o.thread_safe = false;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<unsigned char *>(d.allocate(32));
+  p[32] = 0;
+  d.deallocate(p, 32);
+  d.deallocate(p, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+}
+
 TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
   recorder r;
   std::pmr::monotonic_buffer_resource arena;  // takes back the leaked block

@@ -23,6 +23,7 @@ constexpr unsigned char kFreshFill = 0xCD;
 constexpr unsigned char kFreedFill = 0xDD;
 constexpr unsigned char kCanaryFill = 0xFD;
 constexpr std::size_t kCanaryBytes = 16;
+constexpr std::uint64_t kCanaryWord = 0x0101010101010101ull * kCanaryFill;
 constexpr std::size_t kMinAlignment = 16;
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
@@ -265,7 +266,12 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
               kMagic ^ owner_};
   if (depth > 0) std::memcpy(const_cast<void **>(h->frames()), frames, frame_bytes);
   if (options_.fill) std::memset(user, kFreshFill, size);
-  if (tail > 0) std::memset(user + size, kCanaryFill, tail);
+  if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
+    std::memcpy(user + size, &kCanaryWord, 8);
+    std::memcpy(user + size + 8, &kCanaryWord, 8);
+  } else if (tail > 0) {
+    std::memset(user + size, kCanaryFill, tail);
+  }
   bool inserted;
   {
     const table_guard lock(lock_, options_.thread_safe);
@@ -322,15 +328,25 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
                   bytes, alignment, e.size, h->alignment);
     report(debug_error_kind::size_mismatch, p, e.size, e.number, 0, detail, h);
   }
-  if (options_.cookie) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+  if (options_.cookie) {
+    bool intact = false;
+    if (h->tail == kCanaryBytes) {  // the common case, inline
+      const unsigned char *tail = static_cast<unsigned char *>(p) + e.size;
+      std::uint64_t a, b;
+      std::memcpy(&a, tail, 8);
+      std::memcpy(&b, tail + 8, 8);
+      intact = a == kCanaryWord && b == kCanaryWord;
+    }
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+  }
   return h;
 }
 
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
                                     std::uint64_t number) noexcept {
   const unsigned char *tail = user + size;
-  // Fast path: the canary compared 8 bytes at a time.
-  constexpr std::uint64_t kWord = 0x0101010101010101ull * kCanaryFill;
+  // The canary compared 8 bytes at a time.
+  constexpr std::uint64_t kWord = kCanaryWord;
   std::uint32_t words = h->tail / 8;
   bool intact = true;
   for (std::uint32_t i = 0; i < words && intact; ++i) {
@@ -418,7 +434,13 @@ void debug_resource::evict(const quarantined &q) noexcept {
     mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
   } else {
     const unsigned char *user = h->user;
-    for (std::size_t i = 0; i < h->size; ++i) {
+    constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
+    std::size_t i = 0;  // skip the intact 8-byte words, then find the byte
+    for (std::uint64_t w; i + 8 <= h->size; i += 8) {
+      std::memcpy(&w, user + i, 8);
+      if (w != kFreedWord) break;
+    }
+    for (; i < h->size; ++i) {
       if (user[i] != kFreedFill) {
         char detail[96];
         std::snprintf(detail, sizeof detail,

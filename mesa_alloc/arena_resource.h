@@ -1,0 +1,138 @@
+// arena_resource — bump allocation in blocks taken from an upstream resource.
+//
+// What it is for: objects that die together (a shader's IR, a pass's scratch data, a command
+// buffer's temporaries). Allocation is a pointer bump; nothing is freed one by one: release()
+// returns every block upstream at once, and mark()/rewind() pop back to an earlier point.
+//
+// What it costs: allocate() called on an arena_resource (not through a memory_resource *) is
+// inline and non-virtual: an align, a compare and an add. Through std::pmr it is one virtual
+// call more. No per-block header. Blocks from upstream grow geometrically (initial_block_size,
+// doubling, capped at max_block_size); a request larger than large_threshold gets its own
+// upstream block. The tail of a block too small for the next request is wasted (see stats()).
+// deallocate() of one block is a no-op: memory comes back only on rewind(), release() or
+// destruction.
+//
+// Example:
+//   mesa::arena_resource arena(upstream);            // or (upstream, options)
+//   std::pmr::vector<int> v(&arena);                   // through the pmr interface
+//   auto *n = static_cast<node *>(arena.allocate(sizeof(node), alignof(node)));  // inline
+//   mesa::arena_mark m = arena.mark();
+//   ... scratch allocations ...
+//   arena.rewind(m);                                   // back to the state at mark()
+//
+// Not thread-safe: use one arena per object or per thread. Marks must be rewound in LIFO
+// order; release() invalidates every mark. Rewinding to a stale or foreign mark prints
+// "mesa_alloc: invalid arena mark" on stderr and aborts.
+#ifndef MESA_ALLOC_ARENA_RESOURCE_H_
+#define MESA_ALLOC_ARENA_RESOURCE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <new>
+
+namespace mesa {
+
+struct arena_options {
+  // Size of the first block taken from upstream; later blocks double up to max_block_size.
+  std::size_t initial_block_size = 4096;
+  std::size_t max_block_size = 1 << 20;
+  // Requests (size + alignment) above this get their own upstream block. 0: max_block_size / 4.
+  std::size_t large_threshold = 0;
+  // Optional memory used before anything is asked from upstream (e.g. a stack buffer). It is
+  // never freed by the arena and must outlive it.
+  void *initial_buffer = nullptr;
+  std::size_t initial_buffer_size = 0;
+};
+
+struct arena_stats {
+  std::size_t bytes_allocated = 0;  // bytes handed out and not rewound/released
+  std::size_t bytes_reserved = 0;   // bytes held from upstream (blocks, large blocks, spares)
+  std::size_t blocks = 0;           // upstream blocks held
+  std::size_t wasted_bytes = 0;     // alignment padding, block headers and abandoned tails
+};
+
+// A point to rewind to; obtained from arena_resource::mark().
+class arena_mark {
+ private:
+  friend class arena_resource;
+  void *block_ = nullptr;
+  void *large_ = nullptr;
+  std::uintptr_t cur_ = 0;
+  std::size_t bytes_allocated_ = 0;
+};
+
+class arena_resource final : public std::pmr::memory_resource {
+ public:
+  explicit arena_resource(std::pmr::memory_resource *upstream,
+                          const arena_options &options = arena_options()) noexcept;
+  arena_resource(const arena_resource &) = delete;
+  arena_resource &operator=(const arena_resource &) = delete;
+  ~arena_resource() override { release(); }
+
+  // The non-virtual fast path (hides memory_resource::allocate; same contract). `alignment`
+  // must be a power of two (unchecked here; checked through the pmr interface). Throws
+  // std::bad_alloc when upstream fails; the arena stays usable.
+  [[nodiscard]] void *allocate(std::size_t bytes,
+                               std::size_t alignment = alignof(std::max_align_t)) {
+    bytes += (bytes == 0);
+    const std::uintptr_t aligned = (cur_ + alignment - 1) & ~(alignment - 1);
+    if (aligned <= end_ && bytes <= end_ - aligned) {
+      cur_ = aligned + bytes;
+      bytes_allocated_ += bytes;
+      return reinterpret_cast<void *>(aligned);
+    }
+    return allocate_slow(bytes, alignment);
+  }
+
+  // A no-op: arena memory comes back with rewind(), release() or the destructor.
+  void deallocate(void *, std::size_t, std::size_t = alignof(std::max_align_t)) noexcept {}
+
+  // Returns every upstream block (the initial buffer is kept and reused).
+  void release() noexcept;
+
+  arena_mark mark() const noexcept;
+  // Frees everything allocated since `m`. Blocks taken after the mark are kept for reuse
+  // (large blocks go back upstream).
+  void rewind(const arena_mark &m) noexcept;
+
+  arena_stats stats() const noexcept;
+  std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
+
+ private:
+  struct block;
+
+  [[gnu::noinline]] void *allocate_slow(std::size_t bytes, std::size_t alignment);
+  void *allocate_large(std::size_t bytes, std::size_t alignment);
+  void start_block(block *b) noexcept;
+  void free_blocks(block *list) noexcept;
+  std::uintptr_t initial_begin() const noexcept;
+  std::uintptr_t initial_end() const noexcept;
+
+  // Through std::pmr a bad alignment is checked (std::bad_alloc); the direct call assumes it.
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
+    return allocate(bytes, alignment);
+  }
+  void do_deallocate(void *, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+
+  std::uintptr_t cur_ = 0;
+  std::uintptr_t end_ = 0;
+  std::size_t bytes_allocated_ = 0;
+  block *blocks_ = nullptr;         // normal blocks, newest (current) first
+  block *large_ = nullptr;          // large blocks, newest first
+  block *spare_ = nullptr;          // blocks freed by rewind, reused before asking upstream
+  std::size_t reserved_bytes_ = 0;  // upstream bytes held, spares excluded
+  std::size_t spare_bytes_ = 0;
+  std::size_t block_count_ = 0;  // upstream blocks held, spares included
+  std::size_t next_block_size_;
+  std::pmr::memory_resource *upstream_;
+  arena_options options_;
+};
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_ARENA_RESOURCE_H_

@@ -1,0 +1,48 @@
+/*
+ * fast_resources.h — the arena, slab and pool resources for C code.
+ *
+ * What it is for: C drivers get the same fast resources as C++ code. Each create function
+ * builds the resource on top of a parent table (NULL: the default allocator) and returns a
+ * table over it; pass that table anywhere a `const mesa_allocator *` goes (mesa_alloc2, ...).
+ * The matching destroy function returns everything the resource holds to the parent, whether
+ * or not its blocks were freed. Create functions return NULL when the parent fails.
+ *
+ * What it costs: the arena and pool tables keep a 16-byte header before each block (C frees are
+ * unsized; see resource_callbacks.h). The slab table has no header: it serves blocks of at most
+ * `object_size` bytes and alignment at most 16; a larger request fails (NULL).
+ *
+ * Example:
+ *   const mesa_allocator *arena = mesa_arena_create(device_alloc);
+ *   struct node *n = mesa_alloc2(NULL, arena, sizeof(*n), 8, MESA_ALLOC_SCOPE_COMMAND);
+ *   mesa_arena_destroy(arena);   // frees n and everything else
+ *
+ * Thread safety: the arena, slab and pool tables are for one thread at a time; the
+ * synchronized pool table may be used from any number of threads.
+ */
+#ifndef MESA_ALLOC_FAST_RESOURCES_H
+#define MESA_ALLOC_FAST_RESOURCES_H
+
+#include <stddef.h>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bump arena; freeing a block is a no-op, mesa_arena_release frees everything at once. */
+const mesa_allocator *mesa_arena_create(const mesa_allocator *parent);
+void mesa_arena_release(const mesa_allocator *arena);
+void mesa_arena_destroy(const mesa_allocator *arena);
+
+/* Fixed-size slab: blocks of at most object_size bytes (alignment: the natural alignment of
+ * object_size, at most 16); larger or more aligned requests return NULL, and realloc within
+ * object_size returns the same block. NULL also for object_size 0. */
+const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
+void mesa_slab_destroy(const mesa_allocator *slab);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MESA_ALLOC_FAST_RESOURCES_H */

@@ -1,0 +1,55 @@
+// Internal: object size, alignment and page layout shared by slab_resource and slab_parent.
+#ifndef MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_
+#define MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_
+
+#include <cstddef>
+#include <stdexcept>
+
+namespace mesa::internal {
+
+struct slab_geometry {
+  std::size_t object_size;  // slot size: a multiple of alignment, at least a pointer
+  std::size_t alignment;
+  std::size_t page_size;
+  std::size_t first_offset;  // offset of the first slot in a page (after the page header)
+
+  // Throws std::invalid_argument for an alignment that is not a power of two or a size that
+  // does not fit a page. power_of_two_pages: round the page size up to a power of two (pages
+  // aligned to their size).
+  static slab_geometry make(std::size_t object_size, std::size_t alignment, std::size_t page_size,
+                            std::size_t header_size, bool power_of_two_pages) {
+    if (alignment == 0) {
+      std::size_t rounded = (object_size + 7) & ~std::size_t{7};
+      alignment = rounded & (~rounded + 1);  // lowest set bit
+      if (alignment == 0 || alignment > 16) alignment = 16;
+    }
+    if ((alignment & (alignment - 1)) != 0) {
+      throw std::invalid_argument("mesa_alloc: slab alignment must be a power of two");
+    }
+    if (object_size > (std::size_t{1} << 30) || alignment > (std::size_t{1} << 20)) {
+      throw std::invalid_argument("mesa_alloc: slab object size or alignment too large");
+    }
+    if (alignment < alignof(void *)) alignment = alignof(void *);
+    slab_geometry g;
+    g.alignment = alignment;
+    g.object_size = object_size < sizeof(void *) ? sizeof(void *) : object_size;
+    g.object_size = (g.object_size + alignment - 1) & ~(alignment - 1);
+    g.first_offset = (header_size + alignment - 1) & ~(alignment - 1);
+    std::size_t min_page = g.first_offset + 64 * g.object_size;
+    if (page_size == 0) page_size = min_page < 4096 ? 4096 : min_page;
+    if (page_size < g.first_offset + g.object_size) {
+      throw std::invalid_argument("mesa_alloc: slab page too small for one object");
+    }
+    if (power_of_two_pages) {
+      std::size_t p = 1;
+      while (p < page_size) p *= 2;
+      page_size = p;
+    }
+    g.page_size = page_size;
+    return g;
+  }
+};
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_

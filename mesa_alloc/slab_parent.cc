@@ -1,0 +1,140 @@
+#include "mesa_alloc/slab_parent.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+#include "mesa_alloc/internal/slab_geometry.h"
+
+namespace mesa {
+
+slab_parent::slab_parent(std::pmr::memory_resource *upstream, std::size_t object_size,
+                         std::size_t alignment, std::size_t page_size)
+    : upstream_(upstream) {
+  const internal::slab_geometry g = internal::slab_geometry::make(
+      object_size, alignment, page_size, sizeof(page), /*power_of_two_pages=*/true);
+  object_size_ = g.object_size;
+  alignment_ = g.alignment;
+  page_size_ = g.page_size;
+  first_offset_ = g.first_offset;
+}
+
+slab_parent::~slab_parent() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (children_ != 0) {
+    std::fprintf(stderr, "mesa_alloc: slab_parent destroyed with live children (%zu)\n", children_);
+    std::abort();
+  }
+  while (all_pages_ != nullptr) {
+    page *next = all_pages_->next_all;
+    all_pages_->~page();
+    upstream_->deallocate(all_pages_, page_size_, page_size_);
+    all_pages_ = next;
+  }
+}
+
+std::size_t slab_parent::pages() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pages_count_;
+}
+
+void slab_parent::deallocate_object(void *p) noexcept {
+  if (p == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  push_foreign(page_of(p), static_cast<free_node *>(p));
+}
+
+void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
+  slab_child *owner = pg->owner.load(std::memory_order_relaxed);
+  if (owner != nullptr) {
+    node->next = owner->migrated_;
+    owner->migrated_ = node;
+  } else {
+    node->next = orphan_free_;
+    orphan_free_ = node;
+  }
+}
+
+void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return upstream_->allocate(bytes, alignment);
+}
+
+void slab_parent::upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  upstream_->deallocate(p, bytes, alignment);
+}
+
+slab_child::slab_child(slab_parent *parent) : parent_(parent) {
+  std::lock_guard<std::mutex> lock(parent_->mutex_);
+  ++parent_->children_;
+}
+
+slab_child::~slab_child() {
+  std::lock_guard<std::mutex> lock(parent_->mutex_);
+  --parent_->children_;
+  while (pages_ != nullptr) {
+    slab_parent::page *next = pages_->next_owned;
+    pages_->owner.store(nullptr, std::memory_order_relaxed);
+    pages_->next_owned = parent_->orphans_;
+    parent_->orphans_ = pages_;
+    pages_ = next;
+  }
+  // Free and migrated blocks all belong to the pages just orphaned.
+  for (free_node *list : {free_, migrated_}) {
+    while (list != nullptr) {
+      free_node *next = list->next;
+      list->next = parent_->orphan_free_;
+      parent_->orphan_free_ = list;
+      list = next;
+    }
+  }
+  free_ = migrated_ = nullptr;
+}
+
+void *slab_child::allocate_slow() {
+  slab_parent &parent = *parent_;
+  slab_parent::page *fresh;
+  {
+    std::lock_guard<std::mutex> lock(parent.mutex_);
+    if (migrated_ == nullptr && parent.orphans_ != nullptr) {
+      // Adopt every orphaned page together with its free blocks.
+      while (parent.orphans_ != nullptr) {
+        slab_parent::page *pg = parent.orphans_;
+        parent.orphans_ = pg->next_owned;
+        pg->owner.store(this, std::memory_order_relaxed);
+        pg->next_owned = pages_;
+        pages_ = pg;
+      }
+      migrated_ = parent.orphan_free_;
+      parent.orphan_free_ = nullptr;
+    }
+    if (migrated_ != nullptr) {
+      free_node *node = migrated_;
+      free_ = node->next;
+      migrated_ = nullptr;
+      return node;
+    }
+    void *memory = parent.upstream_->allocate(parent.page_size_, parent.page_size_);
+    fresh = new (memory) slab_parent::page{{this}, parent.all_pages_, pages_};
+    parent.all_pages_ = fresh;
+    pages_ = fresh;
+    ++parent.pages_count_;
+  }
+  // Carve the new page into the free list; nobody else can see its blocks yet.
+  char *first = reinterpret_cast<char *>(fresh) + parent.first_offset_;
+  const std::size_t slots = (parent.page_size_ - parent.first_offset_) / parent.object_size_;
+  for (std::size_t k = slots - 1; k > 0; --k) {
+    auto *node = reinterpret_cast<free_node *>(first + k * parent.object_size_);
+    node->next = free_;
+    free_ = node;
+  }
+  return first;
+}
+
+void slab_child::deallocate_foreign(void *p) noexcept {
+  std::lock_guard<std::mutex> lock(parent_->mutex_);
+  parent_->push_foreign(parent_->page_of(p), static_cast<free_node *>(p));
+}
+
+}  // namespace mesa

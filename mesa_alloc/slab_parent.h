@@ -1,0 +1,167 @@
+// slab_parent / slab_child — the thread-safe slab: per-thread children of one shared parent,
+// in the spirit of Mesa's util/slab (slab_parent_pool / slab_child_pool).
+//
+// What it is for: fixed-size objects allocated on one thread (a context) and freed on any
+// other (a driver thread, a fence callback). Each thread or context owns a slab_child and
+// allocates from it with no lock; a block may be freed through any child or through the
+// parent, from any thread; a block freed on a thread that does not own it migrates back to the
+// child that owns its page. A child may be destroyed while its blocks are still live elsewhere:
+// its pages are orphaned, later frees of their blocks still work, and the next child that runs
+// out of memory adopts them.
+//
+// What it costs: zero bytes per object. Pages are `page_size` bytes (a power of two) aligned to
+// their size, so the owner of a block is found from its address (one mask, one load).
+// allocate_object() is an inline pop from the child's free list; deallocate_object() on the
+// owning child is an inline push. A free on a foreign child, the refill from migrated blocks,
+// new pages and orphan adoption take the parent's mutex (util/slab does the same). Pages go
+// back upstream only when the parent is destroyed. The upstream is only used under the
+// parent's mutex, so it need not be thread-safe.
+//
+// Example:
+//   mesa::slab_parent parent(upstream, sizeof(transfer));   // shared by every context
+//   mesa::slab_child ctx0(&parent), ctx1(&parent);           // one per thread/context
+//   void *t = ctx0.allocate_object();                        // thread 0, no lock
+//   ctx1.deallocate_object(t);                               // thread 1: migrates to ctx0
+//
+// A slab_child is used by one thread at a time; the parent is thread-safe. Destroy every child
+// before the parent (a parent destroyed with live children prints "mesa_alloc: slab_parent
+// destroyed with live children" and aborts).
+#ifndef MESA_ALLOC_SLAB_PARENT_H_
+#define MESA_ALLOC_SLAB_PARENT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <mutex>
+
+namespace mesa {
+
+class slab_child;
+
+class slab_parent {
+ public:
+  // Objects of at most `object_size` bytes and `alignment` (0: natural, as slab_resource);
+  // pages of `page_size` bytes rounded up to a power of two (0: room for 64 objects, at least
+  // 4 KiB). Throws std::invalid_argument for an alignment that is not a power of two.
+  slab_parent(std::pmr::memory_resource *upstream, std::size_t object_size,
+              std::size_t alignment = 0, std::size_t page_size = 0);
+  slab_parent(const slab_parent &) = delete;
+  slab_parent &operator=(const slab_parent &) = delete;
+  ~slab_parent();
+
+  // Frees a block of any child, from any thread (also one without a child).
+  void deallocate_object(void *p) noexcept;
+
+  std::size_t object_size() const noexcept { return object_size_; }
+  std::size_t alignment() const noexcept { return alignment_; }
+  std::size_t page_size() const noexcept { return page_size_; }
+  std::size_t pages() const;
+  std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
+
+ private:
+  friend class slab_child;
+  struct free_node {
+    free_node *next;
+  };
+  struct page {
+    std::atomic<slab_child *> owner;  // nullptr: orphaned
+    page *next_all;                   // every page of the parent
+    page *next_owned;                 // the owner's pages, or the orphan list
+  };
+
+  page *page_of(void *p) const noexcept {
+    return reinterpret_cast<page *>(reinterpret_cast<std::uintptr_t>(p) & ~(page_size_ - 1));
+  }
+  // Under mutex_: a block of `pg` freed by a thread that does not own it.
+  void push_foreign(page *pg, free_node *node) noexcept;
+  void *upstream_allocate(std::size_t bytes, std::size_t alignment);
+  void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
+
+  mutable std::mutex mutex_;
+  page *all_pages_ = nullptr;         // under mutex_
+  page *orphans_ = nullptr;           // under mutex_
+  free_node *orphan_free_ = nullptr;  // under mutex_: free blocks of orphaned pages
+  std::size_t pages_count_ = 0;       // under mutex_
+  std::size_t children_ = 0;          // under mutex_
+  std::size_t object_size_;
+  std::size_t alignment_;
+  std::size_t page_size_;
+  std::size_t first_offset_;
+  std::pmr::memory_resource *upstream_;
+};
+
+class slab_child final : public std::pmr::memory_resource {
+ public:
+  explicit slab_child(slab_parent *parent);
+  slab_child(const slab_child &) = delete;
+  slab_child &operator=(const slab_child &) = delete;
+  // Safe while blocks of this child are live elsewhere: its pages are orphaned to the parent.
+  ~slab_child() override;
+
+  // One object of parent->object_size() bytes. Throws std::bad_alloc when upstream fails.
+  [[nodiscard]] void *allocate_object() {
+    free_node *node = free_;
+    if (node != nullptr) {
+      free_ = node->next;
+      return node;
+    }
+    return allocate_slow();
+  }
+  // Frees a block of any child of the same parent.
+  void deallocate_object(void *p) noexcept {
+    slab_parent::page *pg = parent_->page_of(p);
+    if (pg->owner.load(std::memory_order_relaxed) == this) {
+      auto *node = static_cast<free_node *>(p);
+      node->next = free_;
+      free_ = node;
+      return;
+    }
+    deallocate_foreign(p);
+  }
+
+  // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract).
+  // Requests that do not fit the slab go to the parent's upstream under its mutex.
+  [[nodiscard]] void *allocate(std::size_t bytes,
+                               std::size_t alignment = alignof(std::max_align_t)) {
+    if (fits(bytes, alignment)) return allocate_object();
+    return parent_->upstream_allocate(bytes, alignment);
+  }
+  void deallocate(void *p, std::size_t bytes, std::size_t alignment = alignof(std::max_align_t)) {
+    if (fits(bytes, alignment)) return deallocate_object(p);
+    parent_->upstream_deallocate(p, bytes, alignment);
+  }
+
+  slab_parent *parent() const noexcept { return parent_; }
+
+ private:
+  friend class slab_parent;
+  using free_node = slab_parent::free_node;
+
+  bool fits(std::size_t bytes, std::size_t alignment) const noexcept {
+    return bytes <= parent_->object_size_ && alignment <= parent_->alignment_;
+  }
+  [[gnu::noinline]] void *allocate_slow();
+  [[gnu::noinline]] void deallocate_foreign(void *p) noexcept;
+
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    return allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    deallocate(p, bytes, alignment);
+  }
+  // Blocks of one child may be freed through any child of the same parent.
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    const auto *child = dynamic_cast<const slab_child *>(&other);
+    return child != nullptr && child->parent_ == parent_;
+  }
+
+  free_node *free_ = nullptr;
+  free_node *migrated_ = nullptr;       // under parent_->mutex_
+  slab_parent::page *pages_ = nullptr;  // under parent_->mutex_
+  slab_parent *parent_;
+};
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_SLAB_PARENT_H_

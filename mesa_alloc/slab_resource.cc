@@ -1,0 +1,50 @@
+#include "mesa_alloc/slab_resource.h"
+
+#include "mesa_alloc/internal/slab_geometry.h"
+
+namespace mesa {
+
+struct slab_resource::page {
+  page *next;
+};
+
+slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t object_size,
+                             std::size_t alignment, std::size_t page_size)
+    : upstream_(upstream) {
+  const internal::slab_geometry g =
+      internal::slab_geometry::make(object_size, alignment, page_size, sizeof(page),
+                                    /*power_of_two_pages=*/false);
+  object_size_ = g.object_size;
+  alignment_ = g.alignment;
+  page_size_ = g.page_size;
+  first_offset_ = g.first_offset;
+}
+
+void *slab_resource::allocate_slow() {
+  if (carve_end_ - carve_ < static_cast<std::ptrdiff_t>(object_size_)) {
+    const std::size_t page_alignment = alignment_ > alignof(page) ? alignment_ : alignof(page);
+    auto *fresh = static_cast<page *>(upstream_->allocate(page_size_, page_alignment));
+    fresh->next = pages_;
+    pages_ = fresh;
+    ++pages_count_;
+    carve_ = reinterpret_cast<char *>(fresh) + first_offset_;
+    carve_end_ = reinterpret_cast<char *>(fresh) + page_size_;
+  }
+  void *object = carve_;
+  carve_ += object_size_;
+  return object;
+}
+
+void slab_resource::release() noexcept {
+  const std::size_t page_alignment = alignment_ > alignof(page) ? alignment_ : alignof(page);
+  while (pages_ != nullptr) {
+    page *next = pages_->next;
+    upstream_->deallocate(pages_, page_size_, page_alignment);
+    pages_ = next;
+  }
+  pages_count_ = 0;
+  free_ = nullptr;
+  carve_ = carve_end_ = nullptr;
+}
+
+}  // namespace mesa

@@ -1,0 +1,305 @@
+#include "mesa_alloc/arena_resource.h"
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "containers/arena_allocator.h"
+#include "gtest/gtest.h"
+#include "mesa_alloc/fast_resources.h"
+#include "tests/test_resources.h"
+
+namespace {
+
+using mesa_test::counting_resource;
+using mesa_test::is_aligned;
+
+TEST(ArenaResource, EveryAlignmentFrom1To4096) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  for (std::size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    for (std::size_t size : {1, 3, 16, 100, 5000}) {
+      void *p = arena.allocate(size, alignment);
+      EXPECT_TRUE(is_aligned(p, alignment)) << size << " @" << alignment;
+      std::memset(p, 0xab, size);
+      void *q = static_cast<std::pmr::memory_resource &>(arena).allocate(size, alignment);
+      EXPECT_TRUE(is_aligned(q, alignment)) << size << " @" << alignment << " (pmr)";
+    }
+  }
+}
+
+TEST(ArenaResource, RandomBlocksNeverOverlap) {
+  counting_resource upstream;
+  char buffer[1000];
+  mesa::arena_options options;
+  options.initial_buffer = buffer;
+  options.initial_buffer_size = sizeof(buffer);
+  options.initial_block_size = 256;
+  mesa::arena_resource arena(&upstream, options);
+  mesa_test::shadow_map shadow;
+  std::mt19937 rng(42);
+  for (int i = 0; i < 20000; ++i) {
+    const std::size_t size = 1 + rng() % (i % 100 == 0 ? 20000 : 200);
+    const std::size_t alignment = std::size_t{1} << (rng() % 8);
+    void *p = arena.allocate(size, alignment);
+    ASSERT_TRUE(is_aligned(p, alignment));
+    shadow.insert(p, size);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(ArenaResource, ZeroSizeGivesDistinctBlocks) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  EXPECT_NE(arena.allocate(0, 1), arena.allocate(0, 1));
+}
+
+TEST(ArenaResource, InitialBufferIsUsedFirst) {
+  counting_resource upstream;
+  alignas(16) char buffer[512];
+  mesa::arena_options options;
+  options.initial_buffer = buffer;
+  options.initial_buffer_size = sizeof(buffer);
+  mesa::arena_resource arena(&upstream, options);
+  void *p = arena.allocate(100, 8);
+  EXPECT_GE(static_cast<char *>(p), buffer);
+  EXPECT_LT(static_cast<char *>(p), buffer + sizeof(buffer));
+  EXPECT_EQ(upstream.allocations(), 0u);
+  (void)arena.allocate(1000, 8);
+  EXPECT_EQ(upstream.allocations(), 1u);
+  arena.release();
+  EXPECT_EQ(upstream.bytes_in_use(), 0u);
+  EXPECT_EQ(arena.allocate(100, 8), p) << "release() starts over in the initial buffer";
+}
+
+TEST(ArenaResource, BlocksGrowGeometricallyUpToTheCap) {
+  counting_resource upstream;
+  mesa::arena_options options;
+  options.initial_block_size = 1024;
+  options.max_block_size = 8192;
+  mesa::arena_resource arena(&upstream, options);
+  std::size_t reserved = 0;
+  std::vector<std::size_t> growth;
+  for (int i = 0; i < 2000; ++i) {
+    (void)arena.allocate(100, 8);
+    if (arena.stats().bytes_reserved != reserved) {
+      growth.push_back(arena.stats().bytes_reserved - reserved);
+      reserved = arena.stats().bytes_reserved;
+    }
+  }
+  ASSERT_GE(growth.size(), 6u);
+  EXPECT_EQ(growth[0], 1024u);
+  EXPECT_EQ(growth[1], 2048u);
+  EXPECT_EQ(growth[2], 4096u);
+  EXPECT_EQ(growth[3], 8192u);
+  EXPECT_EQ(growth[4], 8192u) << "capped at max_block_size";
+  EXPECT_EQ(upstream.largest_request(), 8192u);
+}
+
+TEST(ArenaResource, LargeRequestsGetTheirOwnBlock) {
+  counting_resource upstream;
+  mesa::arena_options options;
+  options.max_block_size = 4096;
+  options.large_threshold = 1000;
+  mesa::arena_resource arena(&upstream, options);
+  void *small = arena.allocate(16, 8);
+  const std::size_t before = upstream.allocations();
+  void *big = arena.allocate(100000, 64);
+  EXPECT_TRUE(is_aligned(big, 64));
+  EXPECT_EQ(upstream.allocations(), before + 1);
+  EXPECT_GE(upstream.largest_request(), 100000u);
+  std::memset(big, 1, 100000);
+  void *small2 = arena.allocate(16, 8);
+  EXPECT_EQ(static_cast<char *>(small2), static_cast<char *>(small) + 16)
+      << "the large block does not disturb the current block";
+  EXPECT_EQ(arena.stats().blocks, 2u);
+}
+
+TEST(ArenaResource, RewindPopsBackToTheMark) {
+  counting_resource upstream;
+  mesa::arena_options options;
+  options.initial_block_size = 1024;
+  options.max_block_size = 1024;
+  options.large_threshold = 512;
+  mesa::arena_resource arena(&upstream, options);
+  (void)arena.allocate(100, 8);
+  const mesa::arena_stats at_mark = arena.stats();
+  mesa::arena_mark m = arena.mark();
+  void *first = arena.allocate(64, 8);
+  for (int i = 0; i < 50; ++i) (void)arena.allocate(200, 8);  // several more blocks
+  (void)arena.allocate(10000, 8);                             // a large block
+  const std::size_t blocks_used = arena.stats().blocks;
+  EXPECT_GT(blocks_used, 5u);
+  arena.rewind(m);
+  EXPECT_EQ(arena.stats().bytes_allocated, at_mark.bytes_allocated);
+  EXPECT_EQ(arena.stats().blocks, blocks_used - 1) << "large block returned, others kept";
+  EXPECT_EQ(arena.allocate(64, 8), first) << "allocation restarts at the mark";
+  // Kept blocks are reused: refilling the same amount asks nothing from upstream.
+  const std::size_t allocations = upstream.allocations();
+  for (int i = 0; i < 50; ++i) (void)arena.allocate(200, 8);
+  EXPECT_EQ(upstream.allocations(), allocations);
+}
+
+TEST(ArenaResource, NestedMarksRewindInLifoOrder) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_mark outer = arena.mark();
+  void *a = arena.allocate(10, 1);
+  mesa::arena_mark inner = arena.mark();
+  void *b = arena.allocate(10, 1);
+  arena.rewind(inner);
+  EXPECT_EQ(arena.allocate(10, 1), b);
+  arena.rewind(outer);
+  EXPECT_EQ(arena.allocate(10, 1), a);
+  EXPECT_EQ(arena.stats().bytes_allocated, 10u);
+}
+
+TEST(ArenaResourceDeathTest, StaleMarkIsAClearError) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  (void)arena.allocate(8, 8);
+  mesa::arena_mark m = arena.mark();
+  arena.release();
+  EXPECT_DEATH(arena.rewind(m), "mesa_alloc: invalid arena mark");
+  mesa::arena_resource other(&upstream);
+  EXPECT_DEATH(other.rewind(m), "mesa_alloc: invalid arena mark");
+}
+
+TEST(ArenaResource, ReleaseReturnsEveryUpstreamByte) {
+  counting_resource upstream;
+  {
+    mesa::arena_resource arena(&upstream);
+    for (int i = 0; i < 1000; ++i) (void)arena.allocate(i * 7 % 3000 + 1, 16);
+    (void)arena.allocate(1 << 20, 4096);
+    mesa::arena_mark m = arena.mark();
+    (void)arena.allocate(50000, 8);
+    arena.rewind(m);
+    EXPECT_GT(upstream.bytes_in_use(), 0u);
+    EXPECT_EQ(arena.stats().bytes_reserved, upstream.bytes_in_use());
+    EXPECT_EQ(arena.stats().blocks, upstream.blocks_in_use());
+    arena.release();
+    EXPECT_EQ(upstream.bytes_in_use(), 0u);
+    EXPECT_EQ(arena.stats().bytes_reserved, 0u);
+    (void)arena.allocate(100, 8);
+    EXPECT_GT(upstream.bytes_in_use(), 0u);
+  }
+  EXPECT_EQ(upstream.bytes_in_use(), 0u) << "the destructor releases too";
+}
+
+TEST(ArenaResource, StatsAccountForEveryByte) {
+  counting_resource upstream;
+  mesa::arena_options options;
+  options.initial_block_size = 1024;
+  mesa::arena_resource arena(&upstream, options);
+  (void)arena.allocate(10, 1);
+  (void)arena.allocate(10, 64);
+  const mesa::arena_stats s = arena.stats();
+  EXPECT_EQ(s.bytes_allocated, 20u);
+  EXPECT_EQ(s.bytes_reserved, 1024u);
+  EXPECT_EQ(s.blocks, 1u);
+  EXPECT_GT(s.wasted_bytes, 0u) << "header and padding";
+  EXPECT_LT(s.wasted_bytes, 32u + 64u);
+  (void)arena.allocate(1000, 8);  // does not fit: the tail of the first block is abandoned
+  EXPECT_GT(arena.stats().wasted_bytes, 900u);
+}
+
+TEST(ArenaResource, UpstreamFailureThrowsAndArenaStaysUsable) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  upstream.fail_after(0);
+  EXPECT_THROW((void)arena.allocate(100, 8), std::bad_alloc);
+  EXPECT_THROW((void)arena.allocate(1 << 20, 8), std::bad_alloc);
+  EXPECT_EQ(arena.stats().bytes_allocated, 0u);
+  upstream.fail_after(-1);
+  void *p = arena.allocate(100, 8);
+  EXPECT_NE(p, nullptr);
+  EXPECT_THROW((void)arena.allocate(SIZE_MAX - 10, 8), std::bad_alloc);
+  std::pmr::memory_resource &pmr = arena;
+  EXPECT_THROW((void)pmr.allocate(8, 3), std::bad_alloc) << "not a power of two";
+  EXPECT_THROW((void)pmr.allocate(8, 0), std::bad_alloc);
+}
+
+TEST(ArenaResource, WorksAsAPmrResource) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  std::pmr::vector<std::pmr::string> names(&arena);
+  for (int i = 0; i < 100; ++i) names.emplace_back(std::string(40, 'a' + i % 26));
+  EXPECT_EQ(std::string(names[27]), std::string(40, 'b'));
+  EXPECT_TRUE(arena.is_equal(arena));
+  mesa::arena_resource other(&upstream);
+  EXPECT_FALSE(arena.is_equal(other));
+}
+
+TEST(ArenaAllocator, ContainersAllocateFromTheArena) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  std::vector<int, mesa::arena_allocator<int>> v(&arena);
+  for (int i = 0; i < 1000; ++i) v.push_back(i);
+  std::unordered_map<int, int, std::hash<int>, std::equal_to<int>,
+                     mesa::arena_allocator<std::pair<const int, int>>>
+      m(16, std::hash<int>(), std::equal_to<int>(), &arena);
+  for (int i = 0; i < 1000; ++i) m[i] = 2 * i;
+  EXPECT_EQ(v[999], 999);
+  EXPECT_EQ(m[500], 1000);
+  EXPECT_GT(arena.stats().bytes_allocated, 1000 * sizeof(int));
+  EXPECT_EQ(arena.stats().bytes_reserved, upstream.bytes_in_use());
+}
+
+TEST(ArenaAllocator, PropagatesOnCopyMoveAndSwap) {
+  counting_resource upstream;
+  mesa::arena_resource a(&upstream), b(&upstream);
+  using vec = std::vector<int, mesa::arena_allocator<int>>;
+  vec x(&a), y(&b);
+  x.assign({1, 2, 3});
+  y.assign({4, 5});
+  vec copy(&b);
+  copy = x;
+  EXPECT_EQ(copy.get_allocator().arena(), &a);
+  vec moved(&b);
+  moved = std::move(x);
+  EXPECT_EQ(moved.get_allocator().arena(), &a);
+  moved.swap(y);
+  EXPECT_EQ(moved.get_allocator().arena(), &b);
+  EXPECT_EQ(y.get_allocator().arena(), &a);
+  EXPECT_EQ(y[2], 3);
+  EXPECT_TRUE(mesa::arena_allocator<int>(&a) == mesa::arena_allocator<long>(&a));
+  EXPECT_TRUE(mesa::arena_allocator<int>(&a) != mesa::arena_allocator<int>(&b));
+}
+
+TEST(ArenaC, CreateAllocateDestroyReturnsEverythingToTheParent) {
+  mesa_test::counting_table parent;
+  const mesa_allocator *arena = mesa_arena_create(&parent.table);
+  ASSERT_NE(arena, nullptr);
+  for (int i = 0; i < 1000; ++i) {
+    void *p = mesa_alloc2(nullptr, arena, 24 + i % 100, 8, MESA_ALLOC_SCOPE_COMMAND);
+    ASSERT_NE(p, nullptr);
+    if (i % 3 == 0) mesa_free2(nullptr, arena, p);
+  }
+  void *aligned = mesa_alloc2(nullptr, arena, 100, 4096, MESA_ALLOC_SCOPE_COMMAND);
+  EXPECT_TRUE(is_aligned(aligned, 4096));
+  EXPECT_GT(parent.live, 1);
+  mesa_arena_release(arena);
+  EXPECT_EQ(parent.live, 1) << "only the handle itself";
+  EXPECT_NE(mesa_alloc2(nullptr, arena, 8, 8, MESA_ALLOC_SCOPE_COMMAND), nullptr);
+  mesa_arena_destroy(arena);
+  EXPECT_EQ(parent.live, 0);
+}
+
+TEST(ArenaC, ParentFailureGivesNullAndArenaStaysUsable) {
+  mesa_test::counting_table parent;
+  parent.fail_after = 0;
+  EXPECT_EQ(mesa_arena_create(&parent.table), nullptr);
+  parent.fail_after = 1;
+  const mesa_allocator *arena = mesa_arena_create(&parent.table);
+  ASSERT_NE(arena, nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, arena, 64, 8, MESA_ALLOC_SCOPE_COMMAND), nullptr);
+  parent.fail_after = -1;
+  EXPECT_NE(mesa_alloc2(nullptr, arena, 64, 8, MESA_ALLOC_SCOPE_COMMAND), nullptr);
+  mesa_arena_destroy(arena);
+  EXPECT_EQ(parent.live, 0);
+  mesa_arena_destroy(nullptr);
+}
+
+}  // namespace

@@ -1,0 +1,172 @@
+#include "mesa_alloc/slab_parent.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/test_resources.h"
+
+namespace {
+
+using mesa_test::counting_resource;
+using mesa_test::is_aligned;
+
+TEST(SlabParent, ChildAllocatesAlignedDistinctBlocksAndReuses) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 64, 0, 4096);
+  EXPECT_EQ(parent.page_size(), 4096u);
+  {
+    mesa::slab_child child(&parent);
+    mesa_test::shadow_map shadow;
+    std::vector<void *> blocks;
+    for (int i = 0; i < 1000; ++i) {
+      void *p = child.allocate_object();
+      ASSERT_TRUE(is_aligned(p, 16));
+      shadow.insert(p, 64);
+      if (HasFatalFailure()) return;
+      blocks.push_back(p);
+    }
+    const std::size_t pages = parent.pages();
+    for (void *p : blocks) child.deallocate_object(p);
+    std::set<void *> freed(blocks.begin(), blocks.end());
+    for (int i = 0; i < 1000; ++i) EXPECT_EQ(freed.erase(child.allocate_object()), 1u);
+    EXPECT_EQ(parent.pages(), pages);
+    void *big = child.allocate(1000, 8);  // other sizes go upstream
+    child.deallocate(big, 1000, 8);
+  }
+  EXPECT_GT(upstream.bytes_in_use(), 0u) << "pages stay with the parent";
+}
+
+TEST(SlabParent, EveryAlignmentFrom1To4096) {
+  counting_resource upstream;
+  for (std::size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    mesa::slab_parent parent(&upstream, 24, alignment);
+    mesa::slab_child child(&parent);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(is_aligned(child.allocate(24, alignment), alignment));
+  }
+}
+
+TEST(SlabParent, ForeignFreeMigratesBackToTheOwner) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 32, 0, 4096);
+  mesa::slab_child a(&parent), b(&parent);
+  std::vector<void *> blocks;
+  const int per_page = (4096 - 32) / 32;  // a 32-byte page header, then 32-byte slots
+  for (int i = 0; i < 3 * per_page; ++i) blocks.push_back(a.allocate_object());  // a: all used
+  const std::size_t pages = parent.pages();
+  EXPECT_EQ(pages, 3u);
+  for (void *p : blocks) b.deallocate_object(p);  // b does not own them: they migrate to a
+  // b gets none of them, a gets all of them back without new pages.
+  void *fresh = b.allocate_object();
+  EXPECT_EQ(std::count(blocks.begin(), blocks.end(), fresh), 0);
+  std::set<void *> freed(blocks.begin(), blocks.end());
+  for (int i = 0; i < 3 * per_page; ++i) EXPECT_EQ(freed.erase(a.allocate_object()), 1u);
+  EXPECT_EQ(parent.pages(), pages + 1) << "one page for b only";
+  b.deallocate_object(fresh);
+  parent.deallocate_object(a.allocate_object());  // a free without any child
+}
+
+TEST(SlabParent, DestroyingAChildWithLiveBlocksIsSafe) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 32, 0, 4096);
+  std::vector<void *> blocks;
+  const int per_page = (4096 - 32) / 32;
+  {
+    mesa::slab_child a(&parent);
+    for (int i = 0; i < 4 * per_page; ++i) blocks.push_back(a.allocate_object());
+    for (int i = 0; i < 100; ++i) a.deallocate_object(blocks[i]);
+  }
+  const std::size_t pages = parent.pages();
+  mesa::slab_child b(&parent);
+  for (std::size_t i = 100; i < blocks.size(); ++i) b.deallocate_object(blocks[i]);
+  // b adopts the orphaned pages: every block comes back without new pages.
+  std::set<void *> all(blocks.begin(), blocks.end());
+  for (int i = 0; i < 4 * per_page; ++i) EXPECT_EQ(all.erase(b.allocate_object()), 1u);
+  EXPECT_EQ(parent.pages(), pages);
+}
+
+TEST(SlabParent, UpstreamFailureThrowsAndChildStaysUsable) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 64, 0, 4096);
+  mesa::slab_child child(&parent);
+  upstream.fail_after(0);
+  EXPECT_THROW((void)child.allocate_object(), std::bad_alloc);
+  upstream.fail_after(-1);
+  EXPECT_NE(child.allocate_object(), nullptr);
+}
+
+TEST(SlabParentDeathTest, ParentDestroyedBeforeChildIsAClearError) {
+  EXPECT_DEATH(
+      {
+        counting_resource upstream;
+        auto *parent = new mesa::slab_parent(&upstream, 16);
+        auto *child = new mesa::slab_child(parent);
+        (void)child;
+        delete parent;
+      },
+      "mesa_alloc: slab_parent destroyed with live children");
+}
+
+// Threads allocate from their own child and free blocks allocated by the others; every
+// block comes back exactly once and nothing is lost.
+TEST(SlabParent, CrossThreadFreeLosesNoBlocks) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 200;
+  constexpr int kBatch = 64;
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48, 0, 4096);
+  std::mutex mailbox_mutex;
+  std::vector<std::vector<void *>> mailbox(kThreads);
+  std::atomic<long> allocated{0}, freed{0};
+  auto worker = [&](int id) {
+    mesa::slab_child child(&parent);
+    for (int round = 0; round < kRounds; ++round) {
+      std::vector<void *> mine;
+      for (int i = 0; i < kBatch; ++i) {
+        auto *p = static_cast<long *>(child.allocate_object());
+        *p = id;  // write the block: TSan sees any unsynchronised reuse
+        mine.push_back(p);
+      }
+      allocated += kBatch;
+      std::vector<void *> theirs;
+      {
+        std::lock_guard<std::mutex> lock(mailbox_mutex);
+        auto &next = mailbox[(id + 1) % kThreads];
+        next.insert(next.end(), mine.begin(), mine.end());
+        theirs.swap(mailbox[id]);
+      }
+      for (void *p : theirs) {
+        *static_cast<long *>(p) = -1;
+        child.deallocate_object(p);
+      }
+      freed += static_cast<long>(theirs.size());
+      if (round % 50 == 49 && id == 0) {
+        // Destroy and recreate this thread's child while its blocks are live elsewhere.
+        child.~slab_child();
+        new (&child) mesa::slab_child(&parent);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, i);
+  for (auto &t : threads) t.join();
+  mesa::slab_child last(&parent);
+  for (auto &box : mailbox) {
+    for (void *p : box) last.deallocate_object(p);
+    freed += static_cast<long>(box.size());
+  }
+  EXPECT_EQ(allocated.load(), freed.load());
+  // No lost blocks: everything the pages hold can be allocated again without a new page.
+  const std::size_t pages = parent.pages();
+  const std::size_t capacity = pages * ((4096 - 32) / 48);
+  std::set<void *> seen;
+  for (std::size_t i = 0; i < capacity; ++i)
+    EXPECT_TRUE(seen.insert(last.allocate_object()).second);
+  EXPECT_EQ(parent.pages(), pages) << "every block freed on any thread came back";
+}
+
+}  // namespace

@@ -1,0 +1,170 @@
+#include "mesa_alloc/slab_resource.h"
+
+#include <cstring>
+#include <list>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mesa_alloc/fast_resources.h"
+#include "tests/test_resources.h"
+
+namespace {
+
+using mesa_test::counting_resource;
+using mesa_test::is_aligned;
+
+TEST(SlabResource, EveryAlignmentFrom1To4096) {
+  counting_resource upstream;
+  for (std::size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    mesa::slab_resource slab(&upstream, 40, alignment);
+    EXPECT_GE(slab.alignment(), alignment);
+    for (int i = 0; i < 200; ++i) {
+      void *p = slab.allocate(40, alignment);
+      ASSERT_TRUE(is_aligned(p, alignment)) << "alignment " << alignment;
+      std::memset(p, 0x5a, 40);
+    }
+    // A more aligned request than the slab's goes upstream and is still aligned.
+    void *q = slab.allocate(8, alignment * 2);
+    EXPECT_TRUE(is_aligned(q, alignment * 2));
+    slab.deallocate(q, 8, alignment * 2);
+  }
+  EXPECT_EQ(upstream.bytes_in_use(), 0u);
+}
+
+TEST(SlabResource, NaturalAlignmentAndSlotSize) {
+  counting_resource upstream;
+  mesa::slab_resource a(&upstream, 24);
+  EXPECT_EQ(a.alignment(), 8u);
+  EXPECT_EQ(a.object_size(), 24u);
+  mesa::slab_resource b(&upstream, 64);
+  EXPECT_EQ(b.alignment(), 16u);
+  mesa::slab_resource c(&upstream, 1);
+  EXPECT_EQ(c.object_size(), sizeof(void *)) << "a slot holds at least the free-list link";
+  EXPECT_THROW(mesa::slab_resource(&upstream, 16, 3), std::invalid_argument);
+  EXPECT_THROW(mesa::slab_resource(&upstream, 4096, 16, 128), std::invalid_argument);
+}
+
+TEST(SlabResource, RandomLiveBlocksNeverOverlap) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 48);
+  mesa_test::shadow_map shadow;
+  std::vector<void *> live;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 50000; ++i) {
+    if (live.empty() || rng() % 3 != 0) {
+      void *p = slab.allocate_object();
+      shadow.insert(p, 48);
+      if (HasFatalFailure()) return;
+      live.push_back(p);
+    } else {
+      std::size_t k = rng() % live.size();
+      shadow.erase(live[k]);
+      slab.deallocate_object(live[k]);
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  EXPECT_EQ(shadow.size(), live.size());
+}
+
+TEST(SlabResource, FreedBlocksAreReusedFirst) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 32);
+  std::vector<void *> blocks;
+  for (int i = 0; i < 1000; ++i) blocks.push_back(slab.allocate_object());
+  const std::size_t pages = slab.pages();
+  const std::size_t allocations = upstream.allocations();
+  std::set<void *> freed(blocks.begin(), blocks.end());
+  for (void *p : blocks) slab.deallocate_object(p);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(freed.erase(slab.allocate_object()), 1u);
+  EXPECT_EQ(slab.pages(), pages);
+  EXPECT_EQ(upstream.allocations(), allocations);
+}
+
+TEST(SlabResource, OtherSizesGoUpstream) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 32);
+  void *small = slab.allocate(16, 8);  // fits: served by the slab
+  const std::size_t after_page = upstream.allocations();
+  void *big = slab.allocate(100, 8);
+  EXPECT_EQ(upstream.allocations(), after_page + 1);
+  slab.deallocate(big, 100, 8);
+  slab.deallocate(small, 16, 8);
+  EXPECT_EQ(upstream.blocks_in_use(), 1u) << "only the slab page";
+  std::pmr::list<int> nodes(&slab);  // list nodes are 24 bytes: served by the slab
+  for (int i = 0; i < 100; ++i) nodes.push_back(i);
+  EXPECT_EQ(upstream.allocations(), after_page + 1) << "100 nodes fit the first page";
+}
+
+TEST(SlabResource, ReleaseReturnsEveryUpstreamByte) {
+  counting_resource upstream;
+  {
+    mesa::slab_resource slab(&upstream, 100, 0, 8192);
+    for (int i = 0; i < 500; ++i) (void)slab.allocate_object();
+    EXPECT_EQ(upstream.bytes_in_use(), slab.pages() * 8192);
+    slab.release();
+    EXPECT_EQ(upstream.bytes_in_use(), 0u);
+    EXPECT_EQ(slab.pages(), 0u);
+    (void)slab.allocate_object();
+  }
+  EXPECT_EQ(upstream.bytes_in_use(), 0u) << "the destructor releases too";
+}
+
+TEST(SlabResource, UpstreamFailureThrowsAndSlabStaysUsable) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 64, 0, 4096);
+  std::vector<void *> blocks;
+  while (slab.pages() < 1 || blocks.size() < 4096 / 64 - 1)
+    blocks.push_back(slab.allocate_object());
+  upstream.fail_after(0);
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 100; ++i) blocks.push_back(slab.allocate_object());
+      },
+      std::bad_alloc);
+  slab.deallocate_object(blocks.back());
+  EXPECT_EQ(slab.allocate_object(), blocks.back()) << "free list still works";
+  upstream.fail_after(-1);
+  EXPECT_NE(slab.allocate_object(), nullptr);
+}
+
+TEST(SlabC, FixedSizeTable) {
+  mesa_test::counting_table parent;
+  EXPECT_EQ(mesa_slab_create(&parent.table, 0), nullptr);
+  const mesa_allocator *slab = mesa_slab_create(&parent.table, 48);
+  ASSERT_NE(slab, nullptr);
+  void *a = mesa_alloc2(nullptr, slab, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *b = mesa_alloc2(nullptr, slab, 10, 8, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(mesa_alloc2(nullptr, slab, 49, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, slab, 8, 32, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, slab, 8, 3, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_realloc2(nullptr, slab, b, 40, 8, MESA_ALLOC_SCOPE_OBJECT), b);
+  EXPECT_EQ(mesa_realloc2(nullptr, slab, b, 400, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_free2(nullptr, slab, a);
+  EXPECT_EQ(mesa_alloc2(nullptr, slab, 48, 16, MESA_ALLOC_SCOPE_OBJECT), a) << "reuse";
+  mesa_free2(nullptr, slab, nullptr);
+  mesa_slab_destroy(slab);
+  EXPECT_EQ(parent.live, 0) << "destroy returns pages with live blocks too";
+}
+
+TEST(SlabC, ParentFailureGivesNullAndSlabStaysUsable) {
+  mesa_test::counting_table parent;
+  parent.fail_after = 0;
+  EXPECT_EQ(mesa_slab_create(&parent.table, 32), nullptr);
+  parent.fail_after = 1;
+  const mesa_allocator *slab = mesa_slab_create(&parent.table, 32);
+  ASSERT_NE(slab, nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, slab, 32, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  parent.fail_after = -1;
+  EXPECT_NE(mesa_alloc2(nullptr, slab, 32, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_slab_destroy(slab);
+  EXPECT_EQ(parent.live, 0);
+}
+
+}  // namespace

@@ -489,59 +489,71 @@ bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *numbe
   return true;
 }
 
-bool debug_resource::explain_fault(const unsigned char *address) const noexcept {
-  if (options_.guard == guard_mode::none) return false;
+int debug_resource::explain_fault(const unsigned char *address) const noexcept {
+  if (options_.guard == guard_mode::none) return kNotMine;
   // A crash path: no locks (the faulting thread may not be the only one running, but it holds
   // none of ours).
-  bool found = false;
+  debug_error error{};
+  char detail[96];
+  unsigned char *region = nullptr;  // what to make accessible if a custom handler returns
+  std::size_t region_bytes = 0;
   live_.for_each([&](const internal::block_entry &e) {
-    if (found) return;
+    if (region != nullptr) return;
     const auto *h = static_cast<const header *>(e.header);
-    const auto *base = static_cast<const unsigned char *>(h->base);
-    const unsigned char *guard_begin, *guard_end;
+    auto *base = static_cast<unsigned char *>(h->base);
+    unsigned char *guard_begin = base;
+    std::size_t guard_bytes = h->block_alignment();
     if (options_.guard == guard_mode::after) {
       guard_begin = base + h->base_bytes - page_size();
-      guard_end = base + h->base_bytes;
-    } else {
-      guard_begin = base;
-      guard_end = base + h->block_alignment();
+      guard_bytes = page_size();
     }
-    if (address < guard_begin || address >= guard_end) return;
-    found = true;
-    char detail[96];
+    if (address < guard_begin || address >= guard_begin + guard_bytes) return;
+    region = guard_begin;
+    region_bytes = guard_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(e.user);
     std::snprintf(detail, sizeof detail, "access at offset %td hit the guard page", offset);
-    debug_error error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
-                                                          : debug_error_kind::buffer_underrun,
-                      e.user,
-                      e.size,
-                      e.number,
-                      offset,
-                      detail,
-                      h->depth > 0 ? h->frames() : nullptr,
-                      h->depth};
-    print_debug_error(error);
+    error = debug_error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
+                                                            : debug_error_kind::buffer_underrun,
+                        e.user,
+                        e.size,
+                        e.number,
+                        offset,
+                        detail,
+                        h->depth > 0 ? h->frames() : nullptr,
+                        h->depth};
   });
-  for (std::size_t i = 0; i < quarantine_count_ && !found; ++i) {
+  for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
     const quarantined &q = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
-    const auto *base = static_cast<const unsigned char *>(q.base);
+    auto *base = static_cast<unsigned char *>(q.base);
     if (address < base || address >= base + q.base_bytes) continue;
-    found = true;
-    char detail[96];
+    region = base;
+    region_bytes = q.base_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(q.user);
     std::snprintf(detail, sizeof detail, "read or write at offset %td of a freed block", offset);
-    print_debug_error(debug_error{debug_error_kind::write_after_free, q.user, q.size, q.number,
-                                  offset, detail, nullptr, 0});
+    error = debug_error{
+        debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail, nullptr, 0};
   }
-  return found;
+  if (region == nullptr) return kNotMine;
+  if (options_.handler == default_handler) {
+    print_debug_error(error);
+    return kFatal;
+  }
+  // A custom handler that returns lets the program go on: the access is made possible.
+  options_.handler(error, options_.handler_context);
+  mprotect(region, region_bytes, PROT_READ | PROT_WRITE);
+  return kResumed;
 }
 
 namespace internal {
 
 struct guard_fault_handler {
-  static void explain(const unsigned char *address) noexcept {
-    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_)
-      if (r->explain_fault(address)) break;
+  // True when a custom handler took the fault and the access may be retried.
+  static bool explain(const unsigned char *address) noexcept {
+    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+      const int outcome = r->explain_fault(address);
+      if (outcome != debug_resource::kNotMine) return outcome == debug_resource::kResumed;
+    }
+    return false;
   }
 };
 
@@ -550,7 +562,8 @@ struct guard_fault_handler {
 namespace {
 
 void guard_fault(int, siginfo_t *info, void *) {
-  internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr));
+  if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
+    return;
   // Returning re-executes the faulting access, which now meets the previous handler (or the
   // default action: death by SIGSEGV).
   sigaction(SIGSEGV, &g_previous_segv, nullptr);

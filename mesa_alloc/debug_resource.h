@@ -13,7 +13,8 @@
 // (overruns fault at the faulting write) or before it (underruns), keeps alignment, and makes
 // freed blocks inaccessible while they sit in the quarantine (use after free faults); a SIGSEGV
 // handler (installed by the first guard-mode resource, chaining to the previous one) prints the
-// diagnostic line for such a fault before the process dies of it. The quarantine delays reuse of
+// diagnostic line for such a fault before the process dies of it (a custom handler gets the
+// error instead, and the access then proceeds). The quarantine delays reuse of
 // freed blocks and checks their 0xDD fill when they leave it.
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
@@ -168,9 +169,12 @@ class debug_resource : public std::pmr::memory_resource {
               std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
   [[gnu::noinline]] void report_unknown_free(void *p) noexcept;
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
-  // From the SIGSEGV handler of guard mode: prints what `address` is (a guard page of a live
-  // block, or a freed block in the quarantine); false if it is not this resource's.
-  bool explain_fault(const unsigned char *address) const noexcept;
+  // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
+  // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the
+  // process then dies of the signal). With a custom handler that returns: the page is made
+  // accessible and the access retried, kResumed. kNotMine if it is not this resource's.
+  enum { kNotMine, kFatal, kResumed };
+  int explain_fault(const unsigned char *address) const noexcept;
 
   std::pmr::memory_resource *upstream_;
   debug_options options_;

@@ -302,6 +302,42 @@ TEST(DebugResource, RecordsWriteAfterFreeOnEviction) {
   EXPECT_EQ(t.stats().blocks_in_use, 0u);
 }
 
+TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::after;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+  p[64] = 1;  // faults; the recording handler takes it and the write then happens
+  EXPECT_EQ(p[64], 1);
+  void *q = d.allocate(32);
+  d.deallocate(const_cast<unsigned char *>(p), 64);
+  p[5] = 2;  // use after free: the freed block is inaccessible in the quarantine
+  d.deallocate(q, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].offset, 64);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[1].offset, 5);
+  EXPECT_EQ(r.errors[1].size, 64u);
+}
+
+TEST(DebugResource, RecordsGuardUnderrun) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::before;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(100, 8));
+  p[-1] = 1;
+  d.deallocate(const_cast<unsigned char *>(p), 100, 8);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+  EXPECT_EQ(r.errors[0].offset, -1);
+  EXPECT_EQ(r.errors[0].size, 100u);
+}
+
 TEST(DebugResource, FillsAndKeepsAlignment) {
   recorder r;
   mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());

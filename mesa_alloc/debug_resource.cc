@@ -200,7 +200,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
   const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
   const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
   const std::size_t a = std::max(alignment, kMinAlignment);
-  const std::size_t page = page_size();
+  const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();
   std::size_t base_bytes, block_alignment;
   switch (options_.guard) {
     case guard_mode::none:

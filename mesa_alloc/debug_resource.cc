@@ -23,6 +23,7 @@ constexpr unsigned char kFreshFill = 0xCD;
 constexpr unsigned char kFreedFill = 0xDD;
 constexpr unsigned char kCanaryFill = 0xFD;
 constexpr std::size_t kCanaryBytes = 16;
+constexpr std::uint64_t kCanaryWord = 0x0101010101010101ull * kCanaryFill;
 constexpr std::size_t kMinAlignment = 16;
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
@@ -63,6 +64,23 @@ void install_guard_handler() noexcept {
   sigemptyset(&action.sa_mask);
   sigaction(SIGSEGV, &action, &g_previous_segv);
 }
+
+// lock_, unless the resource was declared single-threaded.
+class table_guard {
+ public:
+  table_guard(internal::spin_lock &lock, bool thread_safe) noexcept
+      : lock_(thread_safe ? &lock : nullptr) {
+    if (lock_ != nullptr) lock_->lock();
+  }
+  ~table_guard() {
+    if (lock_ != nullptr) lock_->unlock();
+  }
+  table_guard(const table_guard &) = delete;
+  table_guard &operator=(const table_guard &) = delete;
+
+ private:
+  internal::spin_lock *lock_;
+};
 
 void default_handler(const debug_error &error, void *) {
   print_debug_error(error);
@@ -182,7 +200,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
   const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
   const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
   const std::size_t a = std::max(alignment, kMinAlignment);
-  const std::size_t page = page_size();
+  const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();
   std::size_t base_bytes, block_alignment;
   switch (options_.guard) {
     case guard_mode::none:
@@ -234,8 +252,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
       mprotect(base, block_alignment, PROT_NONE);
       break;
   }
-  const std::uint64_t number = next_number_.fetch_add(1, std::memory_order_relaxed);
-  *h = header{number,
+  *h = header{0,
               size,
               base,
               base_bytes,
@@ -249,11 +266,18 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
               kMagic ^ owner_};
   if (depth > 0) std::memcpy(const_cast<void **>(h->frames()), frames, frame_bytes);
   if (options_.fill) std::memset(user, kFreshFill, size);
-  if (tail > 0) std::memset(user + size, kCanaryFill, tail);
+  if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
+    std::memcpy(user + size, &kCanaryWord, 8);
+    std::memcpy(user + size + 8, &kCanaryWord, 8);
+  } else if (tail > 0) {
+    std::memset(user + size, kCanaryFill, tail);
+  }
   bool inserted;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
-    inserted = live_.insert(internal::block_entry{user, h, size, number});
+    const table_guard lock(lock_, options_.thread_safe);
+    h->number = next_number_;
+    inserted = live_.insert(user, h, size, next_number_);
+    next_number_ += inserted;
   }
   if (!inserted) {
     release(h);
@@ -267,7 +291,7 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
   internal::block_entry e;
   bool found;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     found = live_.erase(p, &e);
     if (found) {
       freed_[freed_next_ % kFreedRecords] = freed_record{p, e.size, e.number};
@@ -304,13 +328,34 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
                   bytes, alignment, e.size, h->alignment);
     report(debug_error_kind::size_mismatch, p, e.size, e.number, 0, detail, h);
   }
-  if (options_.cookie) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+  if (options_.cookie) {
+    bool intact = false;
+    if (h->tail == kCanaryBytes) {  // the common case, inline
+      const unsigned char *tail = static_cast<unsigned char *>(p) + e.size;
+      std::uint64_t a, b;
+      std::memcpy(&a, tail, 8);
+      std::memcpy(&b, tail + 8, 8);
+      intact = a == kCanaryWord && b == kCanaryWord;
+    }
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+  }
   return h;
 }
 
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
                                     std::uint64_t number) noexcept {
   const unsigned char *tail = user + size;
+  // The canary compared 8 bytes at a time.
+  constexpr std::uint64_t kWord = kCanaryWord;
+  std::uint32_t words = h->tail / 8;
+  bool intact = true;
+  for (std::uint32_t i = 0; i < words && intact; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, tail + 8 * i, 8);
+    intact = w == kWord;
+  }
+  for (std::uint32_t i = 8 * words; i < h->tail && intact; ++i) intact = tail[i] == kCanaryFill;
+  if (__builtin_expect(intact, 1)) return;
   for (std::uint32_t i = 0; i < h->tail; ++i) {
     if (tail[i] != kCanaryFill) {
       char detail[96];
@@ -344,7 +389,7 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
   int count = 0;
   bool held = false;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     if (quarantine_count_ < quarantine_capacity_ || grow_quarantine()) {
       quarantine_[(quarantine_head_ + quarantine_count_) & (quarantine_capacity_ - 1)] = entry;
       ++quarantine_count_;
@@ -389,7 +434,13 @@ void debug_resource::evict(const quarantined &q) noexcept {
     mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
   } else {
     const unsigned char *user = h->user;
-    for (std::size_t i = 0; i < h->size; ++i) {
+    constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
+    std::size_t i = 0;  // skip the intact 8-byte words, then find the byte
+    for (std::uint64_t w; i + 8 <= h->size; i += 8) {
+      std::memcpy(&w, user + i, 8);
+      if (w != kFreedWord) break;
+    }
+    for (; i < h->size; ++i) {
       if (user[i] != kFreedFill) {
         char detail[96];
         std::snprintf(detail, sizeof detail,
@@ -407,7 +458,7 @@ void debug_resource::flush_quarantine() noexcept {
   for (;;) {
     quarantined victim;
     {
-      std::lock_guard<internal::spin_lock> lock(lock_);
+      const table_guard lock(lock_, options_.thread_safe);
       if (quarantine_count_ == 0) break;
       victim = quarantine_[quarantine_head_];
       quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
@@ -430,7 +481,7 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
 }
 
 bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
-  std::lock_guard<internal::spin_lock> lock(lock_);
+  const table_guard lock(lock_, options_.thread_safe);
   const internal::block_entry *e = live_.find(p);
   if (e == nullptr) return false;
   *size = e->size;
@@ -438,59 +489,71 @@ bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *numbe
   return true;
 }
 
-bool debug_resource::explain_fault(const unsigned char *address) const noexcept {
-  if (options_.guard == guard_mode::none) return false;
+int debug_resource::explain_fault(const unsigned char *address) const noexcept {
+  if (options_.guard == guard_mode::none) return kNotMine;
   // A crash path: no locks (the faulting thread may not be the only one running, but it holds
   // none of ours).
-  bool found = false;
+  debug_error error{};
+  char detail[96];
+  unsigned char *region = nullptr;  // what to make accessible if a custom handler returns
+  std::size_t region_bytes = 0;
   live_.for_each([&](const internal::block_entry &e) {
-    if (found) return;
+    if (region != nullptr) return;
     const auto *h = static_cast<const header *>(e.header);
-    const auto *base = static_cast<const unsigned char *>(h->base);
-    const unsigned char *guard_begin, *guard_end;
+    auto *base = static_cast<unsigned char *>(h->base);
+    unsigned char *guard_begin = base;
+    std::size_t guard_bytes = h->block_alignment();
     if (options_.guard == guard_mode::after) {
       guard_begin = base + h->base_bytes - page_size();
-      guard_end = base + h->base_bytes;
-    } else {
-      guard_begin = base;
-      guard_end = base + h->block_alignment();
+      guard_bytes = page_size();
     }
-    if (address < guard_begin || address >= guard_end) return;
-    found = true;
-    char detail[96];
+    if (address < guard_begin || address >= guard_begin + guard_bytes) return;
+    region = guard_begin;
+    region_bytes = guard_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(e.user);
     std::snprintf(detail, sizeof detail, "access at offset %td hit the guard page", offset);
-    debug_error error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
-                                                          : debug_error_kind::buffer_underrun,
-                      e.user,
-                      e.size,
-                      e.number,
-                      offset,
-                      detail,
-                      h->depth > 0 ? h->frames() : nullptr,
-                      h->depth};
-    print_debug_error(error);
+    error = debug_error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
+                                                            : debug_error_kind::buffer_underrun,
+                        e.user,
+                        e.size,
+                        e.number,
+                        offset,
+                        detail,
+                        h->depth > 0 ? h->frames() : nullptr,
+                        h->depth};
   });
-  for (std::size_t i = 0; i < quarantine_count_ && !found; ++i) {
+  for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
     const quarantined &q = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
-    const auto *base = static_cast<const unsigned char *>(q.base);
+    auto *base = static_cast<unsigned char *>(q.base);
     if (address < base || address >= base + q.base_bytes) continue;
-    found = true;
-    char detail[96];
+    region = base;
+    region_bytes = q.base_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(q.user);
     std::snprintf(detail, sizeof detail, "read or write at offset %td of a freed block", offset);
-    print_debug_error(debug_error{debug_error_kind::write_after_free, q.user, q.size, q.number,
-                                  offset, detail, nullptr, 0});
+    error = debug_error{
+        debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail, nullptr, 0};
   }
-  return found;
+  if (region == nullptr) return kNotMine;
+  if (options_.handler == default_handler) {
+    print_debug_error(error);
+    return kFatal;
+  }
+  // A custom handler that returns lets the program go on: the access is made possible.
+  options_.handler(error, options_.handler_context);
+  mprotect(region, region_bytes, PROT_READ | PROT_WRITE);
+  return kResumed;
 }
 
 namespace internal {
 
 struct guard_fault_handler {
-  static void explain(const unsigned char *address) noexcept {
-    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_)
-      if (r->explain_fault(address)) break;
+  // True when a custom handler took the fault and the access may be retried.
+  static bool explain(const unsigned char *address) noexcept {
+    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+      const int outcome = r->explain_fault(address);
+      if (outcome != debug_resource::kNotMine) return outcome == debug_resource::kResumed;
+    }
+    return false;
   }
 };
 
@@ -499,7 +562,8 @@ struct guard_fault_handler {
 namespace {
 
 void guard_fault(int, siginfo_t *info, void *) {
-  internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr));
+  if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
+    return;
   // Returning re-executes the faulting access, which now meets the previous handler (or the
   // default action: death by SIGSEGV).
   sigaction(SIGSEGV, &g_previous_segv, nullptr);
@@ -511,7 +575,7 @@ void guard_fault(int, siginfo_t *info, void *) {
 void debug_resource::report_unknown_free(void *p) noexcept {
   freed_record freed{nullptr, 0, 0};
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     for (int i = 0; i < kFreedRecords; ++i) {
       const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
       if (r.user == p) {
@@ -584,7 +648,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
   std::size_t old_size = 0;
   std::uint32_t old_alignment = 0;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     if (const internal::block_entry *e = live_.find(p)) {
       old_size = e->size;
       old_alignment = static_cast<const header *>(e->header)->alignment;
@@ -616,7 +680,7 @@ bool debug_resource::do_is_equal(const std::pmr::memory_resource &other) const n
 }
 
 std::size_t debug_resource::live_blocks() const noexcept {
-  std::lock_guard<internal::spin_lock> lock(lock_);
+  const table_guard lock(lock_, options_.thread_safe);
   return live_.size();
 }
 
@@ -636,7 +700,7 @@ std::size_t debug_resource::report_leaks() noexcept {
   internal::block_entry *leaks = nullptr;
   std::size_t count = 0;
   {
-    std::lock_guard<internal::spin_lock> lock(lock_);
+    const table_guard lock(lock_, options_.thread_safe);
     count = live_.size();
     if (count == 0) return 0;
     try {

@@ -13,14 +13,15 @@
 // (overruns fault at the faulting write) or before it (underruns), keeps alignment, and makes
 // freed blocks inaccessible while they sit in the quarantine (use after free faults); a SIGSEGV
 // handler (installed by the first guard-mode resource, chaining to the previous one) prints the
-// diagnostic line for such a fault before the process dies of it. The
-// quarantine delays reuse of freed blocks and checks their 0xDD fill when they leave it.
+// diagnostic line for such a fault before the process dies of it (a custom handler gets the
+// error instead, and the access then proceeds). The quarantine delays reuse of
+// freed blocks and checks their 0xDD fill when they leave it.
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
-// 16-byte canary; per operation one short spin-locked hash-table update and the fills/checks
-// (cookie mode is within 3x of glibc malloc/free; see README for numbers). Recording stacks
-// costs an unwind per allocation. Guard mode costs an mprotect per allocate and two per free,
-// and at least two pages per block.
+// 16-byte canary; per operation one hash-table update under a spin lock (skipped with
+// options.thread_safe = false) and the fills and checks: about 3.5-4x glibc malloc/free in
+// cookie mode (README). Recording stacks costs an unwind per allocation. Guard mode costs an
+// mprotect per allocate and two per free, and two pages per small block.
 //
 // Example:
 //   mesa::debug_options options;
@@ -32,7 +33,6 @@
 #ifndef MESA_ALLOC_DEBUG_RESOURCE_H_
 #define MESA_ALLOC_DEBUG_RESOURCE_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -91,6 +91,9 @@ struct debug_options {
   std::size_t quarantine_bytes = 0;
   bool record_stacks = false;  // an allocation stack per block, for leak and error reports
   bool report_leaks_on_destroy = true;
+  // false: only one thread at a time uses the resource, and the live-block table is not locked
+  // (about half the cost of cookie mode; see README).
+  bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;
 };
@@ -166,15 +169,18 @@ class debug_resource : public std::pmr::memory_resource {
               std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
   [[gnu::noinline]] void report_unknown_free(void *p) noexcept;
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
-  // From the SIGSEGV handler of guard mode: prints what `address` is (a guard page of a live
-  // block, or a freed block in the quarantine); false if it is not this resource's.
-  bool explain_fault(const unsigned char *address) const noexcept;
+  // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
+  // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the
+  // process then dies of the signal). With a custom handler that returns: the page is made
+  // accessible and the access retried, kResumed. kNotMine if it is not this resource's.
+  enum { kNotMine, kFatal, kResumed };
+  int explain_fault(const unsigned char *address) const noexcept;
 
   std::pmr::memory_resource *upstream_;
   debug_options options_;
   std::uint32_t owner_;
   mesa_allocator table_;
-  std::atomic<std::uint64_t> next_number_{1};
+  std::uint64_t next_number_ = 1;  // guarded by lock_
   mutable internal::spin_lock lock_;
   internal::block_table live_;
   freed_record freed_[kFreedRecords] = {};

@@ -114,6 +114,7 @@ void mesa_debug_options_init(mesa_debug_options *options) {
   options->quarantine_bytes = d.quarantine_bytes;
   options->record_stacks = d.record_stacks;
   options->report_leaks_on_destroy = d.report_leaks_on_destroy;
+  options->thread_safe = d.thread_safe;
 }
 
 const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
@@ -129,6 +130,7 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
     d.quarantine_bytes = options->quarantine_bytes;
     d.record_stacks = options->record_stacks != 0;
     d.report_leaks_on_destroy = options->report_leaks_on_destroy != 0;
+    d.thread_safe = options->thread_safe != 0;
   }
   if (parent == nullptr) parent = mesa_default_allocator();
   void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),

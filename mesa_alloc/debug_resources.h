@@ -100,6 +100,7 @@ typedef struct mesa_debug_options {
   size_t quarantine_bytes;     /* freed bytes held back and checked (default 0) */
   int record_stacks;           /* allocation stacks in reports (default 0) */
   int report_leaks_on_destroy; /* default 1 */
+  int thread_safe;             /* 0: one thread at a time, no locking (default 1) */
 } mesa_debug_options;
 
 /* Fills *options with the defaults above. */

@@ -199,6 +199,20 @@ TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+TEST(DebugResource, SingleThreadedModeChecksTheSame) {
+  recorder r;
+  mesa::debug_options o;
+  o.thread_safe = false;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<unsigned char *>(d.allocate(32));
+  p[32] = 0;
+  d.deallocate(p, 32);
+  d.deallocate(p, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+}
+
 TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
   recorder r;
   std::pmr::monotonic_buffer_resource arena;  // takes back the leaked block
@@ -286,6 +300,42 @@ TEST(DebugResource, RecordsWriteAfterFreeOnEviction) {
   EXPECT_EQ(r.errors.size(), 1u);
   d_storage.reset();
   EXPECT_EQ(t.stats().blocks_in_use, 0u);
+}
+
+TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::after;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+  p[64] = 1;  // faults; the recording handler takes it and the write then happens
+  EXPECT_EQ(p[64], 1);
+  void *q = d.allocate(32);
+  d.deallocate(const_cast<unsigned char *>(p), 64);
+  p[5] = 2;  // use after free: the freed block is inaccessible in the quarantine
+  d.deallocate(q, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].offset, 64);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[1].offset, 5);
+  EXPECT_EQ(r.errors[1].size, 64u);
+}
+
+TEST(DebugResource, RecordsGuardUnderrun) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::before;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(100, 8));
+  p[-1] = 1;
+  d.deallocate(const_cast<unsigned char *>(p), 100, 8);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+  EXPECT_EQ(r.errors[0].offset, -1);
+  EXPECT_EQ(r.errors[0].size, 100u);
 }
 
 TEST(DebugResource, FillsAndKeepsAlignment) {

@@ -22,28 +22,10 @@ bool block_table::grow() noexcept {
   shift_ = 64 - __builtin_ctzll(capacity);
   count_ = 0;
   for (std::size_t i = 0; i < old_capacity; ++i)
-    if (old[i].user != nullptr) insert(old[i]);
+    if (old[i].user != nullptr) insert(old[i].user, old[i].header, old[i].size, old[i].number);
   if (old != nullptr)
     storage_->deallocate(old, old_capacity * sizeof(block_entry), alignof(block_entry));
   return true;
-}
-
-bool block_table::insert(const block_entry &entry) noexcept {
-  if ((count_ + 1) * 2 > capacity_ && !grow()) return false;
-  const std::size_t mask = capacity_ - 1;
-  std::size_t i = home(entry.user);
-  while (slots_[i].user != nullptr) i = (i + 1) & mask;
-  slots_[i] = entry;
-  ++count_;
-  return true;
-}
-
-const block_entry *block_table::find(const void *user) const noexcept {
-  if (capacity_ == 0) return nullptr;
-  const std::size_t mask = capacity_ - 1;
-  for (std::size_t i = home(user); slots_[i].user != nullptr; i = (i + 1) & mask)
-    if (slots_[i].user == user) return &slots_[i];
-  return nullptr;
 }
 
 bool block_table::erase(const void *user, block_entry *out) noexcept {

@@ -27,11 +27,29 @@ class block_table {
   block_table(const block_table &) = delete;
   block_table &operator=(const block_table &) = delete;
 
-  // False when the table could not grow (the upstream failed).
-  bool insert(const block_entry &entry) noexcept;
+  // False when the table could not grow (the upstream failed). Fields one by one: a struct
+  // just built on the stack and copied whole stalls on store forwarding.
+  bool insert(const void *user, void *header, std::size_t size, std::uint64_t number) noexcept {
+    if ((count_ + 1) * 2 > capacity_ && !grow()) return false;
+    const std::size_t mask = capacity_ - 1;
+    std::size_t i = home(user);
+    while (slots_[i].user != nullptr) i = (i + 1) & mask;
+    slots_[i].user = user;
+    slots_[i].header = header;
+    slots_[i].size = size;
+    slots_[i].number = number;
+    ++count_;
+    return true;
+  }
   // Removes the entry of `user` into *out; false if absent.
   bool erase(const void *user, block_entry *out) noexcept;
-  const block_entry *find(const void *user) const noexcept;
+  const block_entry *find(const void *user) const noexcept {
+    if (capacity_ == 0) return nullptr;
+    const std::size_t mask = capacity_ - 1;
+    for (std::size_t i = home(user); slots_[i].user != nullptr; i = (i + 1) & mask)
+      if (slots_[i].user == user) return &slots_[i];
+    return nullptr;
+  }
   std::size_t size() const noexcept { return count_; }
   // Calls f(const block_entry &) for each entry.
   template <class F>

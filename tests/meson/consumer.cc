@@ -1,11 +1,14 @@
 // A tiny C++ program built against the INSTALLED mesa_alloc with nothing but
 // `pkg-config --cflags --libs mesa_alloc` (see installed_consumer_test.sh): std::pmr containers
-// on a resource over a counting C table, and an arena_allocator from the installed containers/.
+// on a resource over a counting C table, the installed containers/ (aliases, Abseil's hash map,
+// allocate_unique) on the same resource, and an arena_allocator.
 #include <cstdio>
 #include <memory_resource>
 #include <vector>
 
 #include "containers/arena_allocator.h"
+#include "containers/containers.h"
+#include "containers/unique_ptr.h"
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -33,6 +36,15 @@ int main() {
     std::pmr::vector<int> values(&app);
     for (int i = 0; i < 1000; ++i) values.push_back(i);
     ok = ok && values[999] == 999 && allocations > 0;
+  }
+  {
+    // The container aliases, Abseil's included, and an owning pointer, all on `app`.
+    mesa::vector<mesa::string> names(&app);
+    names.emplace_back("a name long enough to leave the small-string buffer");
+    mesa::flat_hash_map<int, mesa::vector<int>> uses(&app);
+    uses[7].push_back(1);
+    auto owned = mesa::allocate_unique<int>(&app, 42);
+    ok = ok && names[0].size() > 16 && uses[7].size() == 1 && *owned == 42;
   }
   const int before_arena = allocations;
   {

@@ -10,10 +10,10 @@
 #ifndef C_DRIVER_DRV_PRIV_H
 #define C_DRIVER_DRV_PRIV_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <threads.h>
 
 #include "examples/c_driver/c_driver.h"
 
@@ -21,8 +21,8 @@ struct slab_element;
 struct slab_page;
 
 struct slab_parent_pool {
-  mtx_t lock;
-  size_t element_size; /* including the element header */
+  pthread_mutex_t lock; /* pthread, not C11 mtx_t: ThreadSanitizer sees only the former */
+  size_t element_size;  /* including the element header */
   unsigned elements_per_page;
 };
 

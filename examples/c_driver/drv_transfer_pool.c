@@ -22,13 +22,13 @@ struct slab_page {
 
 void slab_create_parent(struct slab_parent_pool *parent, size_t item_size,
                         unsigned elements_per_page) {
-  mtx_init(&parent->lock, mtx_plain);
+  pthread_mutex_init(&parent->lock, NULL);
   parent->element_size =
       SLAB_HEADER_SIZE + ((item_size + SLAB_ALIGN - 1) & ~(size_t)(SLAB_ALIGN - 1));
   parent->elements_per_page = elements_per_page;
 }
 
-void slab_destroy_parent(struct slab_parent_pool *parent) { mtx_destroy(&parent->lock); }
+void slab_destroy_parent(struct slab_parent_pool *parent) { pthread_mutex_destroy(&parent->lock); }
 
 void slab_create_child(struct slab_child_pool *child, struct slab_parent_pool *parent) {
   child->parent = parent;
@@ -71,10 +71,10 @@ static int slab_add_page(struct slab_child_pool *child) {
 void *slab_alloc(struct slab_child_pool *child) {
   if (child->free == NULL) {
     /* Take back what other contexts unmapped before growing. */
-    mtx_lock(&child->parent->lock);
+    pthread_mutex_lock(&child->parent->lock);
     child->free = child->migrated;
     child->migrated = NULL;
-    mtx_unlock(&child->parent->lock);
+    pthread_mutex_unlock(&child->parent->lock);
     if (child->free == NULL && !slab_add_page(child)) return NULL;
   }
   struct slab_element *element = child->free;
@@ -90,10 +90,10 @@ void slab_free(struct slab_child_pool *child, void *item) {
     element->next = child->free;
     child->free = element;
   } else {
-    mtx_lock(&owner->parent->lock);
+    pthread_mutex_lock(&owner->parent->lock);
     element->next = owner->migrated;
     owner->migrated = element;
-    mtx_unlock(&owner->parent->lock);
+    pthread_mutex_unlock(&owner->parent->lock);
   }
   atomic_fetch_sub_explicit(&owner->live, 1, memory_order_relaxed);
 }

@@ -64,11 +64,11 @@ constexpr int kShared = internal::kTrackingShards;
 // An exclusive shard is written by its owner thread only: a plain load and store. The shared
 // shard takes an atomic read-modify-write.
 template <class T>
-inline void bump(std::atomic<T> &counter, T delta, bool shared) noexcept {
-  if (shared)
-    counter.fetch_add(delta, std::memory_order_relaxed);
-  else
-    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+inline T bump(std::atomic<T> &counter, T delta, bool shared) noexcept {
+  if (shared) return counter.fetch_add(delta, std::memory_order_relaxed) + delta;
+  const T value = counter.load(std::memory_order_relaxed) + delta;
+  counter.store(value, std::memory_order_relaxed);
+  return value;
 }
 
 template <class T>
@@ -159,14 +159,13 @@ void tracking_resource::count_allocation(int index, std::size_t bytes,
     if (__builtin_expect(allocations == 0, 0))
       t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
     bump<std::uint64_t>(s.allocations, 1, shared);
-    bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
+    const std::uint64_t allocated = bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
     if (scope != MESA_ALLOC_SCOPE_OBJECT) {
       bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
       bump<std::uint64_t>(s.scope_allocated_bytes[scope], bytes, shared);
     }
     const auto now_bytes =
-        static_cast<std::int64_t>(s.allocated_bytes.load(std::memory_order_relaxed) -
-                                  s.freed_bytes.load(std::memory_order_relaxed));
+        static_cast<std::int64_t>(allocated - s.freed_bytes.load(std::memory_order_relaxed));
     const auto now_blocks = static_cast<std::int64_t>(
         allocations + 1 - s.deallocations.load(std::memory_order_relaxed));
     if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||

@@ -24,6 +24,14 @@ static int overrun(void) {
   return 0;
 }
 
+static int underrun(void) {
+  volatile unsigned char *p = mesa_malloc(64);
+  p[0] = 1;
+  p[-1] = 1; /* one before the start */
+  mesa_free((void *)p);
+  return 0;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -44,8 +52,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(mode, "overrun") == 0) return overrun();
+  if (strcmp(mode, "underrun") == 0) return underrun();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
-  fprintf(stderr, "usage: %s leak|overrun|small|large\n", argv[0]);
+  fprintf(stderr, "usage: %s leak|overrun|underrun|small|large\n", argv[0]);
   return 2;
 }

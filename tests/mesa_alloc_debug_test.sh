@@ -60,6 +60,21 @@ if [[ $status -ne 0 ]]; then echo "ok: cookie overrun aborted"; else
 check "canary message" \
   '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: byte 64 \(0 past the end\) was overwritten$'
 
+# 3b. guard_under: an underrun faults at the write.
+MESA_ALLOC_DEBUG=guard_under "$program" underrun 2>"$out" >/dev/null
+status=$?
+if [[ $status -ne 0 ]]; then echo "ok: guard_under underrun killed the program"; else
+  echo "FAILED: guard_under underrun survived"; failures=$((failures + 1)); fi
+check "guard_under crash message" \
+  '^mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1 hit the guard page$'
+
+# 3c. Every debug word at once: a correct program runs as usual, only the leak is reported.
+MESA_ALLOC_DEBUG=cookie,fill,quarantine,leaks "$program" leak 2>"$out" >/dev/null
+expect_status "all debug words on a correct program" 0 $?
+check "only the leak is reported" '^mesa_alloc: leak summary: 40 bytes in 1 blocks'
+if grep -v 'leak' "$out" | grep -q '^mesa_alloc:'; then
+  echo "FAILED: unexpected diagnostics"; cat "$out"; failures=$((failures + 1)); fi
+
 # 4. Unknown or malformed words: one warning each, then ignored.
 MESA_ALLOC_DEBUG=bogus,cookie,fail=x "$program" small 2>"$out" >/dev/null
 expect_status "unknown words are ignored" 0 $?

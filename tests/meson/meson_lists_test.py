@@ -6,11 +6,15 @@ usage: meson_lists_test.py SOURCE_ROOT
 
 Bazel globs its sources; Meson cannot, so every file is listed by name in the meson.build of its
 directory (or of an ancestor). This test walks mesa_alloc/, containers/, tests/, benchmarks/,
-examples/ and tools/ and requires that each .c and .cc file there — and each header of
-mesa_alloc/ and containers/ (but containers/testing/), which `meson install` must list — is named, as a quoted path
-relative to that meson.build, in some meson.build. A new source added for Bazel alone therefore
-breaks `meson test` until one line is added to the right meson.build. (A listed file that does
-not exist is caught by Meson itself: files() fails at configure time.)
+examples/ and tools/ and requires that each of these is named, as a quoted path relative to that
+meson.build, in some meson.build:
+  - every .c and .cc file;
+  - every test script (.sh, .py) under tests/;
+  - every header of mesa_alloc/ and containers/ (but not containers/testing/, which holds test
+    fixtures), because `meson install` lists what it installs.
+A new source or test added for Bazel alone therefore breaks `meson test` until one line is added
+to the right meson.build. (A listed file that does not exist is caught by Meson itself: files()
+fails at configure time.)
 """
 import os
 import re
@@ -20,6 +24,7 @@ import tempfile
 CHECKED_DIRS = ["mesa_alloc", "containers", "tests", "benchmarks", "examples", "tools"]
 HEADER_DIRS = ["mesa_alloc", "containers"]  # installed: every header must be listed
 NOT_INSTALLED = ["containers/testing"]  # test fixtures: their headers are not installed
+SCRIPT_TEST_DIRS = ["tests"]  # where a .sh or .py file is a test (sh_test) to register too
 QUOTED = re.compile(r"'([^'\n]+)'")
 COMMENT = re.compile(r"#.*$", re.MULTILINE)
 
@@ -47,6 +52,8 @@ def required_paths(root):
                 rel = os.path.relpath(os.path.join(dirpath, name), root)
                 if name.endswith((".c", ".cc")):
                     yield rel
+                elif name.endswith((".sh", ".py")) and top in SCRIPT_TEST_DIRS:
+                    yield rel
                 elif (name.endswith(".h") and top in HEADER_DIRS and
                       not any(rel.startswith(d + os.sep) for d in NOT_INSTALLED)):
                     yield rel
@@ -58,8 +65,8 @@ def missing_paths(root):
 
 
 def self_test():
-    """A tree where tests/b_test.cc and mesa_alloc/new.h are unlisted, and a commented-out
-    entry does not count."""
+    """A tree where tests/b_test.cc, tests/c_test.sh and mesa_alloc/new.h are unlisted, and a
+    commented-out entry does not count."""
     with tempfile.TemporaryDirectory() as root:
         files = {
             "meson.build": "subdir('mesa_alloc')\n",
@@ -69,13 +76,14 @@ def self_test():
             "mesa_alloc/internal/x.cc": "", "mesa_alloc/old.h": "",
             "tests/meson.build": "gtest_suites = [\n  'a_test.cc',\n]\n",
             "tests/a_test.cc": "", "tests/b_test.cc": "", "tests/helper.h": "",
+            "tests/c_test.sh": "",
         }
         for path, text in files.items():
             os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
             with open(os.path.join(root, path), "w", encoding="utf-8") as f:
                 f.write(text)
         found = missing_paths(root)
-        expected = ["mesa_alloc/new.h", "mesa_alloc/old.h", "tests/b_test.cc"]
+        expected = ["mesa_alloc/new.h", "mesa_alloc/old.h", "tests/b_test.cc", "tests/c_test.sh"]
         if found != expected:
             print(f"meson_lists_test --self-test: FAILED, expected {expected}, got {found}",
                   file=sys.stderr)

@@ -13,7 +13,7 @@ pair/64 table next to BM_glibc_pair/64). Rows run with UseRealTime() compare rea
 the others CPU time.
 
 Usage:
-  benchmarks/compare.py                       # bazel build -c opt, then run 5 repetitions
+  benchmarks/compare.py                       # bazel build -c opt, then 5 interleaved repetitions
   benchmarks/compare.py --repetitions 9 --filter 'pair/64'
   benchmarks/compare.py --json results.json   # tabulate an existing run
   benchmarks/compare.py --markdown            # tables as Markdown (for README.md)
@@ -36,8 +36,10 @@ def run_benchmark(binary, repetitions, bench_filter, extra):
         subprocess.run(["bazel", "build", "-c", "opt", "//benchmarks:resource_benchmark"],
                        cwd=root, check=True)
         binary = os.path.join(root, "bazel-bin", "benchmarks", "resource_benchmark")
+    # Random interleaving spreads the machine's load drift over every row instead of a few.
     cmd = [binary, "--benchmark_format=json",
            "--benchmark_repetitions=%d" % repetitions,
+           "--benchmark_enable_random_interleaving=true",
            "--benchmark_report_aggregates_only=true"]
     if bench_filter:
         cmd.append("--benchmark_filter=" + bench_filter)

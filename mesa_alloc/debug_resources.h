@@ -1,0 +1,92 @@
+/*
+ * debug_resources.h — the debugging, accounting, fault-injection and logging layers from C.
+ *
+ * What it is for: C drivers stack the same layers as C++ code (tracking_resource.h,
+ * fault_resource.h, debug_resource.h, logging_resource.h) on any parent table: each create
+ * function returns a `const mesa_allocator *` to allocate through (pass it to mesa_alloc2,
+ * hand it to other code, or make it the default), and the matching destroy function frees it.
+ * NULL as parent means the default allocator. Every table is thread-safe.
+ *
+ * What it costs: as the C++ layer, plus for tracking and fault a small header per block (16
+ * bytes, more for larger alignments) because C frees are unsized; debug and logging tables
+ * need none (debug keeps the size in its own header; logging forwards unsized frees).
+ *
+ * Example:
+ *   const mesa_allocator *driver = mesa_tracking_create(NULL, "driver", NULL);
+ *   const mesa_allocator *compiler = mesa_tracking_create(NULL, "compiler", driver);
+ *   void *p = mesa_alloc2(NULL, compiler, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+ *   mesa_free2(NULL, compiler, p);
+ *   mesa_tracking_print_report(driver, stderr);
+ *   mesa_tracking_destroy(compiler);
+ *   mesa_tracking_destroy(driver);
+ */
+#ifndef MESA_ALLOC_DEBUG_RESOURCES_H
+#define MESA_ALLOC_DEBUG_RESOURCES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- tracking: accounting and budgets ------------------------------------------------------ */
+
+typedef struct mesa_tracking_stats {
+  size_t bytes_in_use, peak_bytes;
+  uint64_t total_bytes;
+  size_t blocks_in_use, peak_blocks;
+  uint64_t total_allocations, total_deallocations, failed_allocations;
+  size_t scope_bytes_in_use[MESA_ALLOC_SCOPE_COUNT];
+  size_t scope_blocks_in_use[MESA_ALLOC_SCOPE_COUNT];
+  uint64_t scope_allocations[MESA_ALLOC_SCOPE_COUNT];
+} mesa_tracking_stats;
+
+/* A tracker named `name` allocating from `parent` (NULL: the default). `parent_tracker` is NULL
+ * or another table from mesa_tracking_create: this tracker's counts roll up into it, and it
+ * must be destroyed after this one. Counts exact user sizes, per scope. NULL on failure or if
+ * parent_tracker is not a tracking table. */
+const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const char *name,
+                                           const mesa_allocator *parent_tracker);
+void mesa_tracking_destroy(const mesa_allocator *tracker);
+/* Returns 0 (and zeroes *stats) if `tracker` is not a tracking table. */
+int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *stats);
+/* A budget in bytes; SIZE_MAX removes it. Allocations beyond it return NULL. */
+void mesa_tracking_set_limit(const mesa_allocator *tracker, size_t bytes);
+/* Aligned text table of the tracker and its children; JSON with mesa_tracking_print_json. */
+void mesa_tracking_print_report(const mesa_allocator *tracker, FILE *out);
+void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out);
+
+/* ---- fault injection --------------------------------------------------------------------- */
+
+const mesa_allocator *mesa_fault_create(const mesa_allocator *parent);
+void mesa_fault_destroy(const mesa_allocator *fault);
+void mesa_fault_fail_nth(const mesa_allocator *fault, uint64_t n);   /* 0-based, from now */
+void mesa_fault_fail_every(const mesa_allocator *fault, uint64_t n); /* 0 stops */
+void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uint64_t seed);
+uint64_t mesa_fault_attempts(const mesa_allocator *fault);
+
+typedef struct mesa_fault_loop_result {
+  int completed;       /* a run finished with no injected failure */
+  int leaked;          /* a run left memory allocated */
+  uint64_t runs;       /* runs made */
+  uint64_t leak_at;    /* the failing allocation index of the leaking run */
+  size_t leaked_bytes; /* user bytes plus a 16-byte header per block */
+  size_t leaked_blocks;
+} mesa_fault_loop_result;
+
+/* Calls body(allocator, context) with allocation 0, 1, 2, ... failing (NULL), one per run,
+ * until a run completes with no failure injected or a run leaks (memory still allocated through
+ * `allocator` when body returns). Returns 1 when it completed with no leak. */
+int mesa_fault_loop(const mesa_allocator *parent,
+                    void (*body)(const mesa_allocator *allocator, void *context), void *context,
+                    mesa_fault_loop_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MESA_ALLOC_DEBUG_RESOURCES_H */

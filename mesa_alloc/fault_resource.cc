@@ -1,0 +1,79 @@
+#include "mesa_alloc/fault_resource.h"
+
+namespace mesa {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
+                         std::uint64_t threshold) noexcept {
+  mode_.store(static_cast<int>(mode::none), std::memory_order_relaxed);
+  origin_.store(attempts_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  seed_.store(seed, std::memory_order_relaxed);
+  threshold_.store(threshold, std::memory_order_relaxed);
+  mode_.store(static_cast<int>(m), std::memory_order_release);
+}
+
+void fault_resource::fail_nth(std::uint64_t n) noexcept { set(mode::nth, n, 0, 0); }
+
+void fault_resource::fail_every(std::uint64_t n) noexcept {
+  set(n == 0 ? mode::none : mode::every, n, 0, 0);
+}
+
+void fault_resource::fail_random(double probability, std::uint64_t seed) noexcept {
+  if (!(probability > 0)) return set(mode::none, 0, 0, 0);
+  // threshold / 2^64 == probability; probability >= 1 fails every attempt.
+  const std::uint64_t threshold =
+      probability >= 1 ? UINT64_MAX
+                       : static_cast<std::uint64_t>(probability * 18446744073709551616.0);
+  set(mode::random, 0, seed, threshold);
+}
+
+void fault_resource::fail_none() noexcept { set(mode::none, 0, 0, 0); }
+
+bool fault_resource::should_fail() noexcept {
+  const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_relaxed);
+  const auto m = static_cast<mode>(mode_.load(std::memory_order_acquire));
+  if (m == mode::none) return false;
+  const std::uint64_t k = attempt - origin_.load(std::memory_order_relaxed);
+  bool fail = false;
+  switch (m) {
+    case mode::nth:
+      fail = k == n_.load(std::memory_order_relaxed);
+      break;
+    case mode::every:
+      fail = (k + 1) % n_.load(std::memory_order_relaxed) == 0;
+      break;
+    case mode::random:
+      fail = mix(seed_.load(std::memory_order_relaxed) ^ mix(k)) <
+             threshold_.load(std::memory_order_relaxed);
+      break;
+    case mode::none:
+      break;
+  }
+  if (fail) failures_.fetch_add(1, std::memory_order_relaxed);
+  return fail;
+}
+
+void *fault_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  if (should_fail()) throw std::bad_alloc();
+  return upstream_->allocate(bytes, alignment);
+}
+
+void fault_resource::do_deallocate(void *p, std::size_t bytes, std::size_t alignment) {
+  upstream_->deallocate(p, bytes, alignment);
+}
+
+bool fault_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  return this == &other;
+}
+
+}  // namespace mesa

@@ -1,0 +1,129 @@
+// fault_resource — fails allocations on purpose, to test out-of-memory paths.
+//
+// What it is for: proving that code survives allocation failure (pmr: std::bad_alloc; C: NULL)
+// without leaking or crashing — the Vulkan CTS `alloc_callback_fail` idea and BDE's
+// exception-test loop. Fail the n-th attempt, every n-th, or at random with a seed (the same
+// attempt numbers fail on every run). fail_each_allocation() runs a piece of code with the 0th,
+// 1st, 2nd, ... allocation failing until it completes, checking after each run that nothing
+// leaked.
+//
+// What it costs: one atomic increment of the attempt counter per allocation (plus a hash of
+// the attempt number in random mode); deallocation forwards untouched. A test tool, not for
+// production paths.
+//
+// Example:
+//   mesa::fault_resource faults(&upstream);
+//   faults.fail_nth(3);                          // the 4th allocation from now fails
+//   mesa::fault_loop_result r = mesa::fail_each_allocation(&upstream,
+//       [](std::pmr::memory_resource *r) {
+//         std::pmr::map<std::pmr::string, int> m(r);
+//         m.emplace("a fairly long key that allocates", 1);
+//       });
+//   assert(r.completed && !r.leaked);
+#ifndef MESA_ALLOC_FAULT_RESOURCE_H_
+#define MESA_ALLOC_FAULT_RESOURCE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <new>
+#include <type_traits>
+
+#include "mesa_alloc/tracking_resource.h"
+
+namespace mesa {
+
+class fault_resource final : public std::pmr::memory_resource {
+ public:
+  explicit fault_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {}
+
+  std::pmr::memory_resource *upstream() const noexcept { return upstream_; }
+
+  // The n-th attempt from now (0-based) fails, once; the others succeed.
+  void fail_nth(std::uint64_t n) noexcept;
+  // Attempts n-1, 2n-1, ... from now fail (every n-th); n == 0 stops.
+  void fail_every(std::uint64_t n) noexcept;
+  // Each attempt fails with `probability` (0..1), decided by a hash of (seed, attempt number from
+  // now).
+  void fail_random(double probability, std::uint64_t seed) noexcept;
+  // No more failures.
+  void fail_none() noexcept;
+
+  // Allocation attempts and injected failures since construction.
+  std::uint64_t attempts() const noexcept { return attempts_.load(std::memory_order_relaxed); }
+  std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
+
+  // Counts an attempt and returns true if it must fail (used by the C table too).
+  bool should_fail() noexcept;
+
+ private:
+  enum class mode : int { none, nth, every, random };
+
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override;
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override;
+  void set(mode m, std::uint64_t n, std::uint64_t seed, std::uint64_t threshold) noexcept;
+
+  std::pmr::memory_resource *upstream_;
+  std::atomic<std::uint64_t> attempts_{0};
+  std::atomic<std::uint64_t> failures_{0};
+  std::atomic<int> mode_{static_cast<int>(mode::none)};
+  std::atomic<std::uint64_t> origin_{0};  // attempts_ when the mode was set
+  std::atomic<std::uint64_t> n_{0};
+  std::atomic<std::uint64_t> seed_{0};
+  std::atomic<std::uint64_t> threshold_{0};  // random mode: fail when hash < threshold
+};
+
+// What fail_each_allocation() saw.
+struct fault_loop_result {
+  bool completed = false;            // a run finished with no injected failure
+  bool leaked = false;               // some run left memory allocated (see leak_*)
+  std::uint64_t runs = 0;            // runs made, the last one included
+  std::uint64_t failure_points = 0;  // allocations that were made to fail, one per run
+  std::uint64_t leak_at = 0;         // the failing allocation index of the first leaking run
+  std::size_t leaked_bytes = 0;
+  std::size_t leaked_blocks = 0;
+};
+
+// Runs `body(resource)` with allocation n = 0, 1, 2, ... failing (one per run), until a run
+// completes with no failure injected, a run leaks (stops at once), or `max_runs` runs. `body`
+// may throw std::bad_alloc (caught) or handle the failure itself. A run leaks when bytes are
+// still allocated through `resource` after `body` returns. The resource is a fault_resource over
+// a tracking_resource over `upstream`; only single-threaded bodies give meaningful numbers.
+template <class Body>
+fault_loop_result fail_each_allocation(std::pmr::memory_resource *upstream, Body &&body,
+                                       std::uint64_t max_runs = 1000000) {
+  fault_loop_result result;
+  tracking_resource tracker(upstream, "fail_each_allocation");
+  fault_resource faults(&tracker);
+  for (std::uint64_t n = 0; n < max_runs; ++n) {
+    faults.fail_nth(n);
+    const std::uint64_t failures_before = faults.failures();
+    try {
+      body(static_cast<std::pmr::memory_resource *>(&faults));
+    } catch (const std::bad_alloc &) {
+    }
+    ++result.runs;
+    const bool injected = faults.failures() != failures_before;
+    const tracking_stats s = tracker.stats();
+    if (s.bytes_in_use != 0 || s.blocks_in_use != 0) {
+      result.leaked = true;
+      result.leak_at = n;
+      result.leaked_bytes = s.bytes_in_use;
+      result.leaked_blocks = s.blocks_in_use;
+      break;
+    }
+    if (!injected) {
+      result.completed = true;
+      break;
+    }
+    ++result.failure_points;
+  }
+  faults.fail_none();
+  return result;
+}
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_FAULT_RESOURCE_H_

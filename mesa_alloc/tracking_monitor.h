@@ -1,0 +1,49 @@
+// tracking_monitor — "did this code allocate, free or leak?" checks against a tracking_resource,
+// in the style of BDE's bslma::TestAllocatorMonitor.
+//
+// What it is for: tests that assert how a piece of code uses memory: in use the same, up or
+// down since a point; totals the same or up; peak the same or up.
+//
+// What it costs: one tracking_resource::stats() per construction, reset() and query.
+//
+// Example:
+//   mesa::tracking_resource tracker(upstream, "test");
+//   mesa::tracking_monitor monitor(&tracker);
+//   { mesa::vector<int> v(&tracker); v.push_back(1); }
+//   EXPECT_TRUE(monitor.in_use_same());
+//   EXPECT_TRUE(monitor.total_up());
+#ifndef MESA_ALLOC_TRACKING_MONITOR_H_
+#define MESA_ALLOC_TRACKING_MONITOR_H_
+
+#include "mesa_alloc/tracking_resource.h"
+
+namespace mesa {
+
+class tracking_monitor {
+ public:
+  explicit tracking_monitor(const tracking_resource *tracker) noexcept
+      : tracker_(tracker), start_(tracker->stats()) {}
+
+  // Makes now the point of comparison.
+  void reset() noexcept { start_ = tracker_->stats(); }
+
+  bool in_use_same() const noexcept { return now().bytes_in_use == start_.bytes_in_use; }
+  bool in_use_up() const noexcept { return now().bytes_in_use > start_.bytes_in_use; }
+  bool in_use_down() const noexcept { return now().bytes_in_use < start_.bytes_in_use; }
+  bool total_same() const noexcept { return now().total_allocations == start_.total_allocations; }
+  bool total_up() const noexcept { return now().total_allocations > start_.total_allocations; }
+  bool peak_same() const noexcept { return now().peak_bytes == start_.peak_bytes; }
+  bool peak_up() const noexcept { return now().peak_bytes > start_.peak_bytes; }
+
+  const tracking_stats &start() const noexcept { return start_; }
+
+ private:
+  tracking_stats now() const noexcept { return tracker_->stats(); }
+
+  const tracking_resource *tracker_;
+  tracking_stats start_;
+};
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_TRACKING_MONITOR_H_

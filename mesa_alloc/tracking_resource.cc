@@ -1,0 +1,357 @@
+#include "mesa_alloc/tracking_resource.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace mesa {
+namespace internal {
+namespace {
+
+constexpr int kSharedShard = kTrackingShards;
+constexpr std::uint64_t kAllExclusive = (std::uint64_t{1} << kTrackingShards) - 1;
+
+// Bit i set: exclusive shard i is free. Shared by every tracker: a thread's index is the same in
+// all of them.
+std::atomic<std::uint64_t> g_free_shards{kAllExclusive};
+
+constexpr int kUnassigned = -1;
+thread_local int t_shard = kUnassigned;
+
+struct shard_releaser {
+  ~shard_releaser() {
+    const int index = t_shard;
+    t_shard = kSharedShard;  // frees made during thread exit go to the shared shard
+    if (index >= 0 && index < kTrackingShards)
+      g_free_shards.fetch_or(std::uint64_t{1} << index, std::memory_order_release);
+  }
+};
+
+[[gnu::noinline]] int assign_shard() noexcept {
+  std::uint64_t free = g_free_shards.load(std::memory_order_relaxed);
+  int index = kSharedShard;
+  while (free != 0) {
+    const int candidate = __builtin_ctzll(free);
+    if (g_free_shards.compare_exchange_weak(free, free & ~(std::uint64_t{1} << candidate),
+                                            std::memory_order_acquire)) {
+      index = candidate;
+      break;
+    }
+  }
+  t_shard = index;
+  if (index != kSharedShard) {
+    static thread_local shard_releaser releaser;
+    (void)releaser;
+  }
+  return index;
+}
+
+}  // namespace
+
+int tracking_shard_index() noexcept {
+  const int index = t_shard;
+  if (__builtin_expect(index != kUnassigned, 1)) return index;
+  return assign_shard();
+}
+
+}  // namespace internal
+
+namespace {
+
+constexpr int kShared = internal::kTrackingShards;
+
+// An exclusive shard is written by its owner thread only: a plain load and store. The shared
+// shard takes an atomic read-modify-write.
+template <class T>
+inline void bump(std::atomic<T> &counter, T delta, bool shared) noexcept {
+  if (shared)
+    counter.fetch_add(delta, std::memory_order_relaxed);
+  else
+    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+template <class T>
+void store_max(std::atomic<T> &target, T value) noexcept {
+  T current = target.load(std::memory_order_relaxed);
+  while (current < value &&
+         !target.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+  }
+}
+
+std::size_t non_negative(std::int64_t v) { return v < 0 ? 0 : static_cast<std::size_t>(v); }
+
+}  // namespace
+
+tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
+                                     tracking_resource *parent) noexcept
+    : upstream_(upstream), parent_(parent) {
+  const std::size_t length = std::min(name.size(), kMaxName);
+  std::memcpy(name_storage_, name.data(), length);
+  name_storage_[length] = '\0';
+  name_ = std::string_view(name_storage_, length);
+  if (parent_ != nullptr) {
+    std::lock_guard<std::mutex> lock(parent_->children_mutex_);
+    next_sibling_ = parent_->first_child_;
+    parent_->first_child_ = this;
+  }
+}
+
+tracking_resource::~tracking_resource() {
+  if (parent_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(parent_->children_mutex_);
+  for (tracking_resource **link = &parent_->first_child_; *link != nullptr;
+       link = &(*link)->next_sibling_) {
+    if (*link == this) {
+      *link = next_sibling_;
+      break;
+    }
+  }
+}
+
+void tracking_resource::set_limit(std::size_t bytes) noexcept {
+  if (bytes != kNoLimit) charged_.store(stats().bytes_in_use, std::memory_order_relaxed);
+  limit_.store(bytes, std::memory_order_relaxed);
+}
+
+bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    const std::size_t limit = t->limit_.load(std::memory_order_relaxed);
+    if (limit == kNoLimit) continue;
+    std::size_t charged = t->charged_.load(std::memory_order_relaxed);
+    bool fits;
+    do {
+      fits = charged <= limit && bytes <= limit - charged;
+    } while (fits && !t->charged_.compare_exchange_weak(charged, charged + bytes,
+                                                        std::memory_order_relaxed));
+    if (!fits) {
+      // Undo the charges already made on the descendants of `t`.
+      for (tracking_resource *u = this; u != t; u = u->parent_)
+        if (u->limit_.load(std::memory_order_relaxed) != kNoLimit)
+          u->charged_.fetch_sub(bytes, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  return true;
+}
+
+void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
+    if (t->limit_.load(std::memory_order_relaxed) != kNoLimit)
+      t->charged_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+void tracking_resource::count_allocation(int index, std::size_t bytes,
+                                         mesa_alloc_scope scope) noexcept {
+  const bool shared = index == kShared;
+  const auto b = static_cast<std::int64_t>(bytes);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    shard &s = t->shards_[index];
+    const std::uint64_t allocations = s.allocations.load(std::memory_order_relaxed);
+    if (allocations == 0)
+      t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
+    bump<std::uint64_t>(s.allocations, 1, shared);
+    bump<std::uint64_t>(s.total_bytes, bytes, shared);
+    bump<std::int64_t>(s.bytes, b, shared);
+    bump<std::int64_t>(s.blocks, 1, shared);
+    bump<std::int64_t>(s.scope_bytes[scope], b, shared);
+    bump<std::int64_t>(s.scope_blocks[scope], 1, shared);
+    bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
+    const std::int64_t now_bytes = s.bytes.load(std::memory_order_relaxed);
+    const std::int64_t now_blocks = s.blocks.load(std::memory_order_relaxed);
+    if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||
+                             now_blocks > s.high_blocks.load(std::memory_order_relaxed),
+                         0)) {
+      store_max(s.high_bytes, now_bytes);
+      store_max(s.high_blocks, now_blocks);
+      t->sample_peak();
+    }
+  }
+}
+
+void tracking_resource::count_deallocation(int index, std::size_t bytes,
+                                           mesa_alloc_scope scope) noexcept {
+  const bool shared = index == kShared;
+  const auto b = static_cast<std::int64_t>(bytes);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    shard &s = t->shards_[index];
+    if (s.deallocations.load(std::memory_order_relaxed) == 0)
+      t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
+    bump<std::uint64_t>(s.deallocations, 1, shared);
+    bump<std::int64_t>(s.bytes, -b, shared);
+    bump<std::int64_t>(s.blocks, -1, shared);
+    bump<std::int64_t>(s.scope_bytes[scope], -b, shared);
+    bump<std::int64_t>(s.scope_blocks[scope], -1, shared);
+  }
+}
+
+void tracking_resource::count_failure(int index) noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    if (t->shards_[index].failures.load(std::memory_order_relaxed) == 0)
+      t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
+    bump<std::uint64_t>(t->shards_[index].failures, 1, index == kShared);
+  }
+}
+
+void tracking_resource::sample_peak() noexcept {
+  std::int64_t bytes = 0, blocks = 0;
+  for (std::uint64_t used = used_shards_.load(std::memory_order_relaxed); used != 0;
+       used &= used - 1) {
+    const shard &s = shards_[__builtin_ctzll(used)];
+    bytes += s.bytes.load(std::memory_order_relaxed);
+    blocks += s.blocks.load(std::memory_order_relaxed);
+  }
+  store_max(peak_bytes_, non_negative(bytes));
+  store_max(peak_blocks_, non_negative(blocks));
+}
+
+void *tracking_resource::allocate_in_scope(std::size_t bytes, std::size_t alignment,
+                                           mesa_alloc_scope scope) {
+  const int index = internal::tracking_shard_index();
+  if (__builtin_expect(!try_charge_limits(bytes), 0)) {
+    count_failure(index);
+    throw std::bad_alloc();
+  }
+  void *p;
+  try {
+    p = upstream_->allocate(bytes, alignment);
+  } catch (...) {
+    uncharge_limits(bytes);
+    count_failure(index);
+    throw;
+  }
+  count_allocation(index, bytes, scope);
+  return p;
+}
+
+void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes, std::size_t alignment,
+                                            mesa_alloc_scope scope) noexcept {
+  upstream_->deallocate(p, bytes, alignment);
+  uncharge_limits(bytes);
+  count_deallocation(internal::tracking_shard_index(), bytes, scope);
+}
+
+void *tracking_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  return allocate_in_scope(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+}
+
+void tracking_resource::do_deallocate(void *p, std::size_t bytes, std::size_t alignment) {
+  deallocate_in_scope(p, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+}
+
+bool tracking_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  return this == &other;
+}
+
+tracking_stats tracking_resource::stats() const noexcept {
+  std::int64_t bytes = 0, blocks = 0;
+  std::int64_t scope_bytes[MESA_ALLOC_SCOPE_COUNT] = {}, scope_blocks[MESA_ALLOC_SCOPE_COUNT] = {};
+  tracking_stats out;
+  for (std::uint64_t used = used_shards_.load(std::memory_order_acquire); used != 0;
+       used &= used - 1) {
+    const shard &s = shards_[__builtin_ctzll(used)];
+    bytes += s.bytes.load(std::memory_order_relaxed);
+    blocks += s.blocks.load(std::memory_order_relaxed);
+    out.total_bytes += s.total_bytes.load(std::memory_order_relaxed);
+    out.total_allocations += s.allocations.load(std::memory_order_relaxed);
+    out.total_deallocations += s.deallocations.load(std::memory_order_relaxed);
+    out.failed_allocations += s.failures.load(std::memory_order_relaxed);
+    for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+      scope_bytes[i] += s.scope_bytes[i].load(std::memory_order_relaxed);
+      scope_blocks[i] += s.scope_blocks[i].load(std::memory_order_relaxed);
+      out.scopes[i].total_allocations += s.scope_allocations[i].load(std::memory_order_relaxed);
+    }
+  }
+  out.bytes_in_use = non_negative(bytes);
+  out.blocks_in_use = non_negative(blocks);
+  for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+    out.scopes[i].bytes_in_use = non_negative(scope_bytes[i]);
+    out.scopes[i].blocks_in_use = non_negative(scope_blocks[i]);
+  }
+  out.peak_bytes = std::max(peak_bytes_.load(std::memory_order_relaxed), out.bytes_in_use);
+  out.peak_blocks = std::max(peak_blocks_.load(std::memory_order_relaxed), out.blocks_in_use);
+  return out;
+}
+
+void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
+  const tracking_stats s = stats();
+  const std::size_t limit = this->limit();
+  char limit_text[32];
+  if (limit == kNoLimit)
+    std::snprintf(limit_text, sizeof limit_text, "-");
+  else
+    std::snprintf(limit_text, sizeof limit_text, "%zu", limit);
+  std::fprintf(out, "%*s%-*.*s %14zu %14zu %16llu %10zu %10zu %12llu %12llu %8llu %14s\n",
+               depth * 2, "", 24 - depth * 2 > 1 ? 24 - depth * 2 : 1,
+               static_cast<int>(name_.size()), name_.data(), s.bytes_in_use, s.peak_bytes,
+               static_cast<unsigned long long>(s.total_bytes), s.blocks_in_use, s.peak_blocks,
+               static_cast<unsigned long long>(s.total_allocations),
+               static_cast<unsigned long long>(s.total_deallocations),
+               static_cast<unsigned long long>(s.failed_allocations), limit_text);
+  std::lock_guard<std::mutex> lock(children_mutex_);
+  for (const tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_)
+    c->print_rows(out, depth + 1);
+}
+
+void tracking_resource::print_report(std::FILE *out) const noexcept {
+  std::fprintf(out, "%-24s %14s %14s %16s %10s %10s %12s %12s %8s %14s\n", "tracker",
+               "bytes_in_use", "peak_bytes", "total_bytes", "blocks", "peak_blocks", "allocations",
+               "deallocations", "failed", "limit");
+  print_rows(out, 0);
+}
+
+namespace {
+
+void print_json_string(std::FILE *out, std::string_view s) {
+  std::fputc('"', out);
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      std::fprintf(out, "\\%c", c);
+    else if (static_cast<unsigned char>(c) < 0x20)
+      std::fprintf(out, "\\u%04x", c);
+    else
+      std::fputc(c, out);
+  }
+  std::fputc('"', out);
+}
+
+const char *const kScopeNames[MESA_ALLOC_SCOPE_COUNT] = {"command", "object", "cache", "device",
+                                                         "instance"};
+
+}  // namespace
+
+void tracking_resource::print_json_object(std::FILE *out) const noexcept {
+  const tracking_stats s = stats();
+  std::fputs("{\"name\":", out);
+  print_json_string(out, name_);
+  std::fprintf(out,
+               ",\"bytes_in_use\":%zu,\"peak_bytes\":%zu,\"total_bytes\":%llu,"
+               "\"blocks_in_use\":%zu,\"peak_blocks\":%zu,\"total_allocations\":%llu,"
+               "\"total_deallocations\":%llu,\"failed_allocations\":%llu,",
+               s.bytes_in_use, s.peak_bytes, static_cast<unsigned long long>(s.total_bytes),
+               s.blocks_in_use, s.peak_blocks, static_cast<unsigned long long>(s.total_allocations),
+               static_cast<unsigned long long>(s.total_deallocations),
+               static_cast<unsigned long long>(s.failed_allocations));
+  if (limit() == kNoLimit)
+    std::fputs("\"limit\":null,\"scopes\":{", out);
+  else
+    std::fprintf(out, "\"limit\":%zu,\"scopes\":{", limit());
+  for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i)
+    std::fprintf(
+        out, "%s\"%s\":{\"bytes_in_use\":%zu,\"blocks_in_use\":%zu,\"total_allocations\":%llu}",
+        i == 0 ? "" : ",", kScopeNames[i], s.scopes[i].bytes_in_use, s.scopes[i].blocks_in_use,
+        static_cast<unsigned long long>(s.scopes[i].total_allocations));
+  std::fputs("},\"children\":[", out);
+  std::lock_guard<std::mutex> lock(children_mutex_);
+  for (const tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_) {
+    if (c != first_child_) std::fputc(',', out);
+    c->print_json_object(out);
+  }
+  std::fputs("]}", out);
+}
+
+void tracking_resource::print_json(std::FILE *out) const noexcept {
+  print_json_object(out);
+  std::fputc('\n', out);
+}
+
+}  // namespace mesa

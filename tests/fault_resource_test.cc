@@ -1,0 +1,156 @@
+#include "mesa_alloc/fault_resource.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <memory_resource>
+#include <new>
+#include <string>
+
+#include "mesa_alloc/debug_resources.h"
+
+namespace {
+
+TEST(FaultResource, FailNthIsZeroBasedFromNowAndOnce) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  f.deallocate(f.allocate(8), 8);
+  f.fail_nth(2);
+  void *a = f.allocate(8);
+  void *b = f.allocate(8);
+  EXPECT_THROW((void)f.allocate(8), std::bad_alloc);
+  void *c = f.allocate(8);
+  EXPECT_EQ(f.attempts(), 5u);
+  EXPECT_EQ(f.failures(), 1u);
+  for (void *p : {a, b, c}) f.deallocate(p, 8);
+}
+
+TEST(FaultResource, FailEveryNth) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  f.fail_every(3);
+  std::string pattern;
+  for (int i = 0; i < 9; ++i) {
+    try {
+      f.deallocate(f.allocate(4), 4);
+      pattern += '.';
+    } catch (const std::bad_alloc &) {
+      pattern += 'X';
+    }
+  }
+  EXPECT_EQ(pattern, "..X..X..X");
+  f.fail_every(0);
+  f.deallocate(f.allocate(4), 4);
+}
+
+std::string random_pattern(double p, uint64_t seed) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  f.fail_random(p, seed);
+  std::string pattern;
+  for (int i = 0; i < 400; ++i) {
+    try {
+      f.deallocate(f.allocate(4), 4);
+      pattern += '.';
+    } catch (const std::bad_alloc &) {
+      pattern += 'X';
+    }
+  }
+  return pattern;
+}
+
+TEST(FaultResource, RandomIsReproducibleFromTheSeed) {
+  const std::string a = random_pattern(0.25, 42);
+  EXPECT_EQ(a, random_pattern(0.25, 42));
+  EXPECT_NE(a, random_pattern(0.25, 43));
+  const auto failures = std::count(a.begin(), a.end(), 'X');
+  EXPECT_GT(failures, 60);
+  EXPECT_LT(failures, 140);
+  EXPECT_EQ(random_pattern(0, 1), std::string(400, '.'));
+  EXPECT_EQ(random_pattern(1, 1), std::string(400, 'X'));
+}
+
+TEST(FailEachAllocation, PmrMapOfStringsNeverLeaks) {
+  int calls = 0;
+  const mesa::fault_loop_result r = mesa::fail_each_allocation(
+      std::pmr::new_delete_resource(), [&](std::pmr::memory_resource *m) {
+        ++calls;
+        std::pmr::map<std::pmr::string, std::pmr::string> names(m);
+        for (int i = 0; i < 6; ++i)
+          names.emplace(std::pmr::string("a key long enough to allocate " + std::to_string(i), m),
+                        std::pmr::string("and a value long enough to allocate too", m));
+        std::pmr::map<std::pmr::string, std::pmr::string> copy(names, m);
+        EXPECT_EQ(copy.size(), 6u);
+      });
+  EXPECT_TRUE(r.completed);
+  EXPECT_FALSE(r.leaked);
+  // 6 nodes + 12 strings, then the same again for the copy: 36 allocation points.
+  EXPECT_EQ(r.failure_points, 36u);
+  EXPECT_EQ(r.runs, 37u);
+  EXPECT_EQ(calls, 37);
+}
+
+TEST(FailEachAllocation, FindsTheLeakingFailurePath) {
+  // Leaks its first block when the second allocation fails.
+  const mesa::fault_loop_result r =
+      mesa::fail_each_allocation(std::pmr::new_delete_resource(), [](std::pmr::memory_resource *m) {
+        void *first = m->allocate(24);
+        void *second = m->allocate(8);  // throws at run 1: `first` is lost
+        m->deallocate(second, 8);
+        m->deallocate(first, 24);
+      });
+  EXPECT_FALSE(r.completed);
+  EXPECT_TRUE(r.leaked);
+  EXPECT_EQ(r.leak_at, 1u);
+  EXPECT_EQ(r.leaked_bytes, 24u);
+  EXPECT_EQ(r.leaked_blocks, 1u);
+}
+
+struct c_workload {
+  int completed_runs = 0;
+};
+
+// A C-style body: handles NULL by unwinding what it built.
+void build_names(const mesa_allocator *a, void *context) {
+  char *names[4] = {};
+  for (int i = 0; i < 4; ++i) {
+    names[i] = static_cast<char *>(mesa_alloc2(nullptr, a, 32, 8, MESA_ALLOC_SCOPE_OBJECT));
+    if (names[i] == nullptr) {
+      for (int j = 0; j < i; ++j) mesa_free2(nullptr, a, names[j]);
+      return;
+    }
+    std::strcpy(names[i], "shader");
+  }
+  char *grown =
+      static_cast<char *>(mesa_realloc2(nullptr, a, names[0], 4096, 8, MESA_ALLOC_SCOPE_OBJECT));
+  if (grown != nullptr) names[0] = grown;
+  for (char *n : names) mesa_free2(nullptr, a, n);
+  if (grown != nullptr) static_cast<c_workload *>(context)->completed_runs++;
+}
+
+TEST(FaultC, LoopDrivesACWorkload) {
+  c_workload w;
+  mesa_fault_loop_result r;
+  EXPECT_EQ(mesa_fault_loop(nullptr, build_names, &w, &r), 1);
+  EXPECT_EQ(r.completed, 1);
+  EXPECT_EQ(r.leaked, 0);
+  EXPECT_EQ(r.runs, 6u);  // 4 allocations + realloc, then one clean run
+  EXPECT_EQ(w.completed_runs, 1);
+}
+
+TEST(FaultC, TableInjectsFailures) {
+  const mesa_allocator *f = mesa_fault_create(nullptr);
+  ASSERT_NE(f, nullptr);
+  mesa_fault_fail_nth(f, 1);
+  void *a = mesa_alloc2(nullptr, f, 16, 8, MESA_ALLOC_SCOPE_OBJECT);
+  EXPECT_NE(a, nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, f, 16, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_fault_fail_every(f, 1);
+  EXPECT_EQ(mesa_realloc2(nullptr, f, a, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_fault_fail_random(f, 0.0, 1);
+  EXPECT_EQ(mesa_fault_attempts(f), 3u);
+  mesa_free2(nullptr, f, a);
+  mesa_fault_destroy(f);
+  mesa_fault_fail_nth(nullptr, 1);
+  EXPECT_EQ(mesa_fault_attempts(nullptr), 0u);
+}
+
+}  // namespace

@@ -1,0 +1,216 @@
+#include "mesa_alloc/tracking_resource.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory_resource>
+#include <new>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/tracking_monitor.h"
+
+namespace {
+
+std::string capture(void (*print)(const mesa::tracking_resource &, std::FILE *),
+                    const mesa::tracking_resource &t) {
+  char *buffer = nullptr;
+  size_t size = 0;
+  std::FILE *f = open_memstream(&buffer, &size);
+  print(t, f);
+  std::fclose(f);
+  std::string s(buffer, size);
+  std::free(buffer);
+  return s;
+}
+
+TEST(TrackingResource, RandomWorkloadMatchesShadowModel) {
+  mesa::tracking_resource tracker(std::pmr::new_delete_resource(), "random");
+  std::mt19937 rng(1234);
+  struct block {
+    void *p;
+    size_t size;
+    size_t alignment;
+  };
+  std::vector<block> live;
+  size_t bytes = 0, peak = 0, peak_blocks = 0, total_bytes = 0, allocs = 0, frees = 0;
+  for (int i = 0; i < 20000; ++i) {
+    if (live.empty() || rng() % 3 != 0) {
+      const size_t size = 1 + rng() % 3000;
+      const size_t alignment = size_t{1} << (rng() % 8);
+      live.push_back({tracker.allocate(size, alignment), size, alignment});
+      bytes += size;
+      total_bytes += size;
+      ++allocs;
+    } else {
+      const size_t k = rng() % live.size();
+      tracker.deallocate(live[k].p, live[k].size, live[k].alignment);
+      bytes -= live[k].size;
+      live[k] = live.back();
+      live.pop_back();
+      ++frees;
+    }
+    peak = std::max(peak, bytes);
+    peak_blocks = std::max(peak_blocks, live.size());
+    if (i % 997 == 0) {
+      const mesa::tracking_stats s = tracker.stats();
+      ASSERT_EQ(s.bytes_in_use, bytes);
+      ASSERT_EQ(s.blocks_in_use, live.size());
+      ASSERT_EQ(s.peak_bytes, peak);
+    }
+  }
+  const mesa::tracking_stats s = tracker.stats();
+  EXPECT_EQ(s.bytes_in_use, bytes);
+  EXPECT_EQ(s.peak_bytes, peak);
+  EXPECT_EQ(s.blocks_in_use, live.size());
+  EXPECT_EQ(s.peak_blocks, peak_blocks);
+  EXPECT_EQ(s.total_bytes, total_bytes);
+  EXPECT_EQ(s.total_allocations, allocs);
+  EXPECT_EQ(s.total_deallocations, frees);
+  EXPECT_EQ(s.failed_allocations, 0u);
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_OBJECT].bytes_in_use, bytes);
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_COMMAND].total_allocations, 0u);
+  for (const block &b : live) tracker.deallocate(b.p, b.size, b.alignment);
+  EXPECT_EQ(tracker.stats().bytes_in_use, 0u);
+  EXPECT_EQ(tracker.stats().peak_bytes, peak);
+}
+
+TEST(TrackingResource, ChildrenRollUpIntoParents) {
+  mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
+  mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);
+  mesa::tracking_resource winsys(std::pmr::new_delete_resource(), "winsys", &driver);
+  void *a = compiler.allocate(100);
+  void *b = winsys.allocate(50);
+  void *c = driver.allocate(7);
+  EXPECT_EQ(compiler.stats().bytes_in_use, 100u);
+  EXPECT_EQ(winsys.stats().bytes_in_use, 50u);
+  EXPECT_EQ(driver.stats().bytes_in_use, 100u + 50u + 7u);
+  EXPECT_EQ(driver.stats().total_allocations, 3u);
+  winsys.deallocate(b, 50);
+  EXPECT_EQ(driver.stats().bytes_in_use, 107u);
+  compiler.deallocate(a, 100);
+  driver.deallocate(c, 7);
+  EXPECT_EQ(driver.stats().bytes_in_use, 0u);
+  EXPECT_EQ(driver.stats().peak_bytes, 157u);
+}
+
+TEST(TrackingResource, LimitMakesAllocationsFailAndCountsThem) {
+  mesa::tracking_resource parent(std::pmr::new_delete_resource(), "parent");
+  mesa::tracking_resource child(std::pmr::new_delete_resource(), "child", &parent);
+  parent.set_limit(1000);
+  void *a = child.allocate(600);
+  EXPECT_THROW((void)child.allocate(401), std::bad_alloc);  // the parent's budget applies
+  void *b = child.allocate(400);                            // exactly at the limit
+  EXPECT_THROW((void)parent.allocate(1), std::bad_alloc);
+  EXPECT_EQ(child.stats().failed_allocations, 1u);
+  EXPECT_EQ(parent.stats().failed_allocations, 2u);
+  child.deallocate(a, 600);
+  void *c = parent.allocate(600);
+  child.set_limit(100);
+  EXPECT_THROW((void)child.allocate(101), std::bad_alloc);
+  child.deallocate(b, 400);  // charged before the child's limit: must not underflow
+  void *d = child.allocate(100);
+  child.deallocate(d, 100);
+  parent.deallocate(c, 600);
+  parent.set_limit(mesa::tracking_resource::kNoLimit);
+  void *e = parent.allocate(5000);
+  parent.deallocate(e, 5000);
+  EXPECT_EQ(parent.stats().bytes_in_use, 0u);
+}
+
+TEST(TrackingResource, UpstreamFailureIsCounted) {
+  mesa::tracking_resource t(std::pmr::null_memory_resource(), "null");
+  EXPECT_THROW((void)t.allocate(8), std::bad_alloc);
+  EXPECT_EQ(t.stats().failed_allocations, 1u);
+  EXPECT_EQ(t.stats().total_allocations, 0u);
+}
+
+TEST(TrackingResource, ReportAndJsonListChildren) {
+  mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
+  mesa::tracking_resource cache(std::pmr::new_delete_resource(), "cache \"x\"", &driver);
+  void *p = cache.allocate(123);
+  const std::string text =
+      capture([](const mesa::tracking_resource &t, std::FILE *f) { t.print_report(f); }, driver);
+  EXPECT_NE(text.find("tracker"), std::string::npos);
+  EXPECT_NE(text.find("\n  cache \"x\""), std::string::npos) << text;
+  EXPECT_NE(text.find(" 123 "), std::string::npos) << text;
+  const std::string json =
+      capture([](const mesa::tracking_resource &t, std::FILE *f) { t.print_json(f); }, driver);
+  EXPECT_NE(json.find("{\"name\":\"driver\",\"bytes_in_use\":123,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"children\":[{\"name\":\"cache \\\"x\\\"\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"limit\":null"), std::string::npos);
+  cache.deallocate(p, 123);
+}
+
+TEST(TrackingResource, NameIsTruncatedNotOverflowed) {
+  const std::string long_name(200, 'n');
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), long_name);
+  EXPECT_EQ(t.name(), std::string(mesa::tracking_resource::kMaxName, 'n'));
+}
+
+TEST(TrackingMonitor, InUseTotalPeak) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "m");
+  mesa::tracking_monitor monitor(&t);
+  EXPECT_TRUE(monitor.in_use_same());
+  EXPECT_TRUE(monitor.total_same());
+  void *p = t.allocate(10);
+  EXPECT_TRUE(monitor.in_use_up());
+  EXPECT_TRUE(monitor.total_up());
+  EXPECT_TRUE(monitor.peak_up());
+  monitor.reset();
+  t.deallocate(p, 10);
+  EXPECT_TRUE(monitor.in_use_down());
+  EXPECT_TRUE(monitor.peak_same());
+  EXPECT_FALSE(monitor.total_up());
+}
+
+TEST(TrackingC, ExactUserSizesPerScopeAndRollup) {
+  const mesa_allocator *driver = mesa_tracking_create(nullptr, "driver", nullptr);
+  const mesa_allocator *compiler = mesa_tracking_create(nullptr, "compiler", driver);
+  ASSERT_NE(driver, nullptr);
+  ASSERT_NE(compiler, nullptr);
+  void *a = mesa_alloc2(nullptr, compiler, 64, 8, MESA_ALLOC_SCOPE_COMMAND);
+  void *b = mesa_alloc2(nullptr, compiler, 100, 256, MESA_ALLOC_SCOPE_DEVICE);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 256, 0u);
+  mesa_tracking_stats s;
+  ASSERT_EQ(mesa_tracking_get_stats(driver, &s), 1);
+  EXPECT_EQ(s.bytes_in_use, 164u);
+  EXPECT_EQ(s.scope_bytes_in_use[MESA_ALLOC_SCOPE_COMMAND], 64u);
+  EXPECT_EQ(s.scope_bytes_in_use[MESA_ALLOC_SCOPE_DEVICE], 100u);
+  b = mesa_realloc2(nullptr, compiler, b, 300, 8, MESA_ALLOC_SCOPE_DEVICE);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 256, 0u);  // realloc keeps the alignment
+  mesa_tracking_get_stats(compiler, &s);
+  EXPECT_EQ(s.bytes_in_use, 364u);
+  mesa_tracking_set_limit(compiler, 400);
+  EXPECT_EQ(mesa_alloc2(nullptr, compiler, 37, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_tracking_get_stats(driver, &s);
+  EXPECT_EQ(s.failed_allocations, 1u);
+  mesa_free2(nullptr, compiler, a);
+  mesa_free2(nullptr, compiler, b);
+  mesa_tracking_get_stats(driver, &s);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  EXPECT_EQ(s.total_allocations, 3u);
+  EXPECT_EQ(s.total_deallocations, 3u);
+  mesa_tracking_destroy(compiler);
+  mesa_tracking_destroy(driver);
+}
+
+TEST(TrackingC, BadInputIsRejected) {
+  EXPECT_EQ(mesa_tracking_create(nullptr, "x", mesa_libc_allocator()), nullptr);
+  mesa_tracking_stats s;
+  EXPECT_EQ(mesa_tracking_get_stats(mesa_libc_allocator(), &s), 0);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  mesa_tracking_destroy(nullptr);
+  const mesa_allocator *t = mesa_tracking_create(nullptr, nullptr, nullptr);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, t, 8, 3, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_tracking_destroy(t);
+}
+
+}  // namespace

@@ -1,0 +1,96 @@
+// Two threads allocate and free through one tracker (and a child) at once, including frees of
+// blocks the other thread allocated: the totals must return to zero and match exactly.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory_resource>
+#include <thread>
+#include <vector>
+
+#include "mesa_alloc/tracking_resource.h"
+
+namespace {
+
+TEST(TrackingStress, TwoThreadsReturnToZero) {
+  mesa::tracking_resource parent(std::pmr::new_delete_resource(), "parent");
+  mesa::tracking_resource child(std::pmr::new_delete_resource(), "child", &parent);
+  constexpr int kIterations = 20000;
+  std::atomic<void *> handoff{nullptr};
+  std::atomic<int> handed{0};
+  auto worker = [&](int seed) {
+    std::vector<void *> mine;
+    for (int i = 0; i < kIterations; ++i) {
+      const size_t size = 16 + (i * 7 + seed) % 240;
+      void *p = child.allocate(size);
+      if (i % 5 == 0) {
+        // Give every fifth block (size 64 by convention) to whoever frees next.
+        child.deallocate(p, size);
+        void *q = child.allocate(64);
+        void *previous = handoff.exchange(q, std::memory_order_acq_rel);
+        if (previous != nullptr) {
+          child.deallocate(previous, 64);
+          handed.fetch_add(1, std::memory_order_relaxed);
+        }
+      } else {
+        child.deallocate(p, size);
+      }
+      if (i % 100 == 0) (void)parent.stats();  // readers run alongside writers
+    }
+  };
+  std::thread a(worker, 1), b(worker, 2);
+  a.join();
+  b.join();
+  if (void *last = handoff.load()) child.deallocate(last, 64);
+  const mesa::tracking_stats s = parent.stats();
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  EXPECT_EQ(s.total_allocations, 2u * (kIterations + kIterations / 5));
+  EXPECT_EQ(s.total_deallocations, s.total_allocations);
+  EXPECT_GT(handed.load(), 0);
+  EXPECT_GT(s.peak_bytes, 0u);
+}
+
+TEST(TrackingStress, LimitHoldsUnderConcurrency) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "limited");
+  t.set_limit(64 * 100);
+  std::atomic<int> failures{0};
+  // Counted after a successful allocate and before deallocate, so never above what the tracker
+  // has charged: it must never exceed the budget. (stats() is not an atomic snapshot.)
+  std::atomic<int> held_blocks{0};
+  auto worker = [&] {
+    std::vector<void *> held;
+    for (int round = 0; round < 200; ++round) {
+      for (int i = 0; i < 120; ++i) {  // more than the budget even alone
+        try {
+          held.push_back(t.allocate(64));
+          EXPECT_LE(held_blocks.fetch_add(1) + 1, 100);
+        } catch (const std::bad_alloc &) {
+          failures.fetch_add(1);
+        }
+      }
+      for (void *p : held) {
+        held_blocks.fetch_sub(1);
+        t.deallocate(p, 64);
+      }
+      held.clear();
+    }
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  EXPECT_GT(failures.load(), 0);
+  EXPECT_EQ(t.stats().failed_allocations, static_cast<uint64_t>(failures.load()));
+  EXPECT_EQ(t.stats().bytes_in_use, 0u);
+}
+
+TEST(TrackingStress, ManyShortLivedThreadsReuseShards) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "threads");
+  for (int round = 0; round < 100; ++round) {
+    std::thread th([&] { t.deallocate(t.allocate(32), 32); });
+    th.join();
+  }
+  EXPECT_EQ(t.stats().total_allocations, 100u);
+  EXPECT_EQ(t.stats().bytes_in_use, 0u);
+}
+
+}  // namespace

@@ -8,23 +8,24 @@
 #include <string.h>
 
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/libc_table.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace {
 
-// glibc's malloc already returns blocks aligned for max_align_t.
+// glibc's malloc already returns blocks aligned for max_align_t. glibc's malloc(0) and
+// posix_memalign(.., 0) return a unique block, which is the documented zero-size behaviour.
 constexpr size_t kMallocAlignment = MESA_ALLOC_DEFAULT_ALIGNMENT;
 
 void *libc_aligned(size_t size, size_t alignment) {
   void *p = nullptr;
   if (alignment < sizeof(void *)) alignment = sizeof(void *);
-  if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0) return nullptr;
+  if (posix_memalign(&p, alignment, size) != 0) return nullptr;
   return p;
 }
 
 void *libc_alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
-  if (alignment <= kMallocAlignment && alignment != 0 && (alignment & (alignment - 1)) == 0)
-    return malloc(size == 0 ? 1 : size);
+  if (alignment <= kMallocAlignment && mesa_alloc_alignment_valid(alignment)) return malloc(size);
   if (!mesa_alloc_alignment_valid(alignment)) {
     mesa::internal::report_invalid_alignment("mesa_libc_allocator alloc", alignment);
     return nullptr;
@@ -57,10 +58,12 @@ void *libc_realloc(void *, void *ptr, size_t size, size_t alignment, mesa_alloc_
 
 void libc_free(void *, void *ptr) { free(ptr); }
 
-constexpr mesa_allocator kLibcAllocator = {
-    nullptr, libc_alloc, libc_realloc, libc_free, nullptr, nullptr,
-};
-
 }  // namespace
 
-extern "C" const mesa_allocator *mesa_libc_allocator(void) { return &kLibcAllocator; }
+namespace mesa::internal {
+extern const mesa_allocator libc_table = {
+    nullptr, libc_alloc, libc_realloc, libc_free, nullptr, nullptr,
+};
+}  // namespace mesa::internal
+
+extern "C" const mesa_allocator *mesa_libc_allocator(void) { return &mesa::internal::libc_table; }

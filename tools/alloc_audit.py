@@ -29,10 +29,14 @@ DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
 OBJECT_LINE = re.compile(r"^(\S+):\s+file format ")
 FUNCTION_LINE = re.compile(r"^[0-9a-f]+ <(.+)>:$")
-RELOC_LINE = re.compile(r"^\s+[0-9a-f]+: R_\S+\s+([^\s+@-]+)")
+RELOC = re.compile(r"\bR_[A-Z0-9_]+\s+([^\s+@-]+)")
+# Placement new/delete (`operator new(size_t, void *)`) construct in place; they allocate nothing.
+PLACEMENT = re.compile(r"^_Z(n[wa][jm]Pv|d[la]PvS_)$")
 
 
 def forbidden(symbol):
+    if PLACEMENT.match(symbol):
+        return False
     return bool(LIBC.match(symbol) or GLOBAL_NEW.match(symbol) or GLOBAL_DELETE.match(symbol))
 
 
@@ -62,7 +66,7 @@ def references(path):
         if m:
             function = m.group(1)
             continue
-        m = RELOC_LINE.match(line)
+        m = RELOC.search(line)
         if m and forbidden(m.group(1)):
             yield obj, function, m.group(1)
     # Data relocations (e.g. a table holding &free); -d above only covers code.

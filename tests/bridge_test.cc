@@ -1,0 +1,186 @@
+// The C++ bridge both ways: callback_resource (table -> pmr) and resource_callbacks
+// (pmr -> table), and round trips through std::pmr containers.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory_resource>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/resource_callbacks.h"
+#include "tests/support/counting_allocator.h"
+
+namespace {
+
+bool aligned_to(const void *p, std::size_t alignment) {
+  return (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0;
+}
+
+// A pmr resource over new_delete that counts calls and remembers the last deallocate's
+// size/alignment, to check what resource_callbacks passes down.
+class recording_resource : public std::pmr::memory_resource {
+ public:
+  int allocations = 0, deallocations = 0;
+  std::size_t last_bytes = 0, last_alignment = 0;
+  long live_bytes = 0;
+
+ private:
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    allocations++;
+    live_bytes += static_cast<long>(bytes);
+    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    deallocations++;
+    last_bytes = bytes;
+    last_alignment = alignment;
+    live_bytes -= static_cast<long>(bytes);
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &o) const noexcept override {
+    return this == &o;
+  }
+};
+
+TEST(CallbackResource, ForwardsToTheTableWithScopeAndAlignment) {
+  test::counting_allocator counting;
+  mesa::callback_resource resource(counting.table(), MESA_ALLOC_SCOPE_CACHE);
+  void *p = resource.allocate(100, 256);
+  EXPECT_TRUE(aligned_to(p, 256));
+  EXPECT_EQ(counting.allocations(), 1);
+  EXPECT_EQ(counting.last_alignment(), 256u);
+  EXPECT_EQ(counting.last_scope(), MESA_ALLOC_SCOPE_CACHE);
+  resource.deallocate(p, 100, 256);
+  EXPECT_EQ(counting.frees(), 1);
+  EXPECT_EQ(resource.table(), counting.table());
+  EXPECT_EQ(resource.scope(), MESA_ALLOC_SCOPE_CACHE);
+}
+
+TEST(CallbackResource, NullTableMeansTheDefault) {
+  mesa::callback_resource resource(nullptr);
+  EXPECT_EQ(resource.table(), mesa_default_allocator());
+  EXPECT_EQ(resource.scope(), MESA_ALLOC_SCOPE_OBJECT);
+}
+
+TEST(CallbackResource, NullFromTheTableIsBadAllocAndResourceStaysUsable) {
+  test::counting_allocator counting;
+  mesa::callback_resource resource(counting.table());
+  counting.fail_next(1);
+  EXPECT_THROW(resource.allocate(64, 8), std::bad_alloc);
+  void *p = resource.allocate(64, 8);
+  resource.deallocate(p, 64, 8);
+  EXPECT_EQ(counting.live(), 0);
+}
+
+TEST(CallbackResource, EqualOnlyForTheSameTable) {
+  test::counting_allocator a, b;
+  mesa::callback_resource a1(a.table(), MESA_ALLOC_SCOPE_OBJECT);
+  mesa::callback_resource a2(a.table(), MESA_ALLOC_SCOPE_DEVICE);
+  mesa::callback_resource b1(b.table());
+  EXPECT_TRUE(a1.is_equal(a2));
+  EXPECT_TRUE(a1 == a2);
+  EXPECT_FALSE(a1.is_equal(b1));
+  EXPECT_FALSE(a1.is_equal(*std::pmr::new_delete_resource()));
+}
+
+TEST(CallbackResource, PmrContainersAllocateOnlyThroughTheTable) {
+  test::counting_allocator counting;
+  mesa::callback_resource resource(counting.table());
+  {
+    std::pmr::vector<std::pmr::string> names(&resource);
+    for (int i = 0; i < 100; i++)
+      names.emplace_back("a string long enough to leave the small buffer #" + std::to_string(i));
+    EXPECT_EQ(names[42].get_allocator().resource(), &resource);  // uses-allocator construction
+    EXPECT_GE(counting.allocations(), 101);
+  }
+  EXPECT_EQ(counting.live(), 0);
+}
+
+TEST(ResourceCallbacks, HeaderRecordsSizeSoUnsizedFreesWork) {
+  recording_resource upstream;
+  mesa::resource_callbacks callbacks(&upstream);
+  const mesa_allocator *table = callbacks.table();
+  EXPECT_EQ(callbacks.resource(), &upstream);
+  void *p = mesa_alloc2(nullptr, table, 40, 8, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(p, nullptr);
+  mesa_free2(nullptr, table, p);
+  EXPECT_EQ(upstream.last_bytes, 40 + mesa::resource_callbacks::header_bytes(8));
+  EXPECT_EQ(upstream.last_alignment, 16u);
+  EXPECT_EQ(upstream.live_bytes, 0);
+}
+
+TEST(ResourceCallbacks, HonoursLargeAlignmentsAndDocumentedHeaderCost) {
+  recording_resource upstream;
+  mesa::resource_callbacks callbacks(&upstream);
+  for (std::size_t alignment = 1; alignment <= 65536; alignment *= 2) {
+    void *p = mesa_alloc2(nullptr, callbacks.table(), 24, alignment, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned_to(p, alignment)) << alignment;
+    mesa_free2(nullptr, callbacks.table(), p);
+    EXPECT_EQ(upstream.last_bytes, 24 + std::max<std::size_t>(16, alignment));
+  }
+  EXPECT_EQ(upstream.live_bytes, 0);
+}
+
+TEST(ResourceCallbacks, ReallocKeepsAlignmentAndContents) {
+  recording_resource upstream;
+  mesa::resource_callbacks callbacks(&upstream);
+  const mesa_allocator *table = callbacks.table();
+  auto *p = static_cast<unsigned char *>(
+      mesa_realloc2(nullptr, table, nullptr, 64, 4096, MESA_ALLOC_SCOPE_OBJECT));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 64; i++) p[i] = static_cast<unsigned char>(i * 3);
+  p = static_cast<unsigned char *>(
+      mesa_realloc2(nullptr, table, p, 10000, 4096, MESA_ALLOC_SCOPE_OBJECT));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(aligned_to(p, 4096));
+  for (int i = 0; i < 64; i++) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 3));
+  p = static_cast<unsigned char *>(
+      mesa_realloc2(nullptr, table, p, 8, 4096, MESA_ALLOC_SCOPE_OBJECT));
+  for (int i = 0; i < 8; i++) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 3));
+  EXPECT_EQ(mesa_realloc2(nullptr, table, p, 0, 4096, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(upstream.live_bytes, 0);
+  mesa_free2(nullptr, table, nullptr);  // no-op
+  EXPECT_EQ(upstream.allocations, upstream.deallocations);
+}
+
+TEST(ResourceCallbacks, UpstreamFailureIsNullAndOriginalSurvives) {
+  test::counting_allocator counting;
+  mesa::callback_resource upstream(counting.table());
+  mesa::resource_callbacks callbacks(&upstream);
+  const mesa_allocator *table = callbacks.table();
+  counting.fail_next(1);
+  EXPECT_EQ(mesa_alloc2(nullptr, table, 32, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  char *p = static_cast<char *>(mesa_alloc2(nullptr, table, 8, 8, MESA_ALLOC_SCOPE_OBJECT));
+  std::strcpy(p, "intact");
+  counting.fail_next(1);
+  EXPECT_EQ(mesa_realloc2(nullptr, table, p, 1 << 16, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_STREQ(p, "intact");
+  mesa_free2(nullptr, table, p);
+  EXPECT_EQ(counting.live(), 0);
+  EXPECT_EQ(mesa_alloc2(nullptr, table, SIZE_MAX - 4, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+}
+
+TEST(Bridge, RoundTripTableToResourceToTable) {
+  // counting table -> callback_resource -> resource_callbacks -> callback_resource -> pmr
+  test::counting_allocator counting;
+  mesa::callback_resource first(counting.table());
+  mesa::resource_callbacks back_to_c(&first);
+  mesa::callback_resource second(back_to_c.table(), MESA_ALLOC_SCOPE_COMMAND);
+  {
+    std::pmr::vector<int> numbers(&second);
+    std::pmr::string text("round trip through two bridges, long enough to allocate", &second);
+    for (int i = 0; i < 10000; i++) numbers.push_back(i);
+    EXPECT_EQ(numbers[9999], 9999);
+    EXPECT_GT(counting.allocations(), 10);
+    std::pmr::string copy(text, &second);
+    EXPECT_EQ(copy, text);
+  }
+  EXPECT_EQ(counting.live(), 0);
+  EXPECT_EQ(counting.allocations(), counting.frees());
+}
+
+}  // namespace

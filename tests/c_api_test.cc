@@ -1,0 +1,232 @@
+// The C API: every function on the default (libc) table and on a custom counting table, the
+// vk_alloc2 fallback order, realloc semantics, overflow, alignments and zero sizes.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "mesa_alloc/mesa_alloc.h"
+#include "tests/support/counting_allocator.h"
+
+namespace {
+
+bool aligned_to(const void *p, std::size_t alignment) {
+  return (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0;
+}
+
+// Installs a counting table as the default for one test and restores the previous one.
+class DefaultIsCounting : public ::testing::Test {
+ protected:
+  void SetUp() override { previous_ = mesa_set_default_allocator(counting_.table()); }
+  void TearDown() override {
+    EXPECT_EQ(mesa_set_default_allocator(previous_), counting_.table());
+    EXPECT_EQ(counting_.live(), 0) << "a test leaked through the default table";
+  }
+  test::counting_allocator counting_;
+  const mesa_allocator *previous_ = nullptr;
+};
+
+TEST(CApi, LibcTableIsTheDefaultWithoutEnvironment) {
+  EXPECT_EQ(mesa_default_allocator(), mesa_libc_allocator());
+  const mesa_allocator *libc = mesa_libc_allocator();
+  EXPECT_NE(libc->alloc_fn, nullptr);
+  EXPECT_NE(libc->realloc_fn, nullptr);
+  EXPECT_NE(libc->free_fn, nullptr);
+  EXPECT_EQ(libc->internal_alloc_fn, nullptr);
+  EXPECT_EQ(libc->internal_free_fn, nullptr);
+}
+
+TEST(CApi, SetDefaultReturnsPreviousAndNullRestoresLibc) {
+  test::counting_allocator counting;
+  EXPECT_EQ(mesa_set_default_allocator(counting.table()), mesa_libc_allocator());
+  EXPECT_EQ(mesa_default_allocator(), counting.table());
+  EXPECT_EQ(mesa_set_default_allocator(nullptr), counting.table());
+  EXPECT_EQ(mesa_default_allocator(), mesa_libc_allocator());
+}
+
+TEST_F(DefaultIsCounting, EveryFunctionGoesThroughTheDefault) {
+  void *a = mesa_malloc(10);
+  void *b = mesa_calloc(4, 8);
+  void *c = mesa_aligned_alloc(256, 100);
+  char *d = mesa_strdup("pipeline");
+  char *e = mesa_strndup("shader cache", 6);
+  EXPECT_EQ(counting_.allocations(), 5);
+  EXPECT_EQ(counting_.last_alignment(), MESA_ALLOC_DEFAULT_ALIGNMENT);  // strndup: mesa_malloc
+  for (int i = 0; i < 32; i++) EXPECT_EQ(static_cast<unsigned char *>(b)[i], 0);
+  EXPECT_TRUE(aligned_to(c, 256));
+  EXPECT_STREQ(d, "pipeline");
+  EXPECT_STREQ(e, "shader");
+
+  a = mesa_realloc(a, 1000);
+  c = mesa_aligned_realloc(c, 5000, 256);
+  EXPECT_TRUE(aligned_to(c, 256));
+  EXPECT_EQ(counting_.reallocations(), 2);
+  EXPECT_EQ(counting_.last_alignment(), 256u);
+
+  mesa_free(a);
+  mesa_free(b);
+  mesa_free(c);
+  mesa_free(d);
+  mesa_free(e);
+  mesa_free(nullptr);
+  EXPECT_EQ(counting_.frees(), 5);
+  EXPECT_EQ(counting_.live(), 0);
+}
+
+TEST_F(DefaultIsCounting, StrdupOfNullIsNull) {
+  EXPECT_EQ(mesa_strdup(nullptr), nullptr);
+  EXPECT_EQ(mesa_strndup(nullptr, 4), nullptr);
+  EXPECT_EQ(counting_.allocations(), 0);
+}
+
+TEST_F(DefaultIsCounting, CallocOverflowIsNullWithoutCallingTheTable) {
+  EXPECT_EQ(mesa_calloc(SIZE_MAX / 2 + 1, 2), nullptr);
+  EXPECT_EQ(mesa_calloc(SIZE_MAX, SIZE_MAX), nullptr);
+  EXPECT_EQ(counting_.allocations(), 0);
+  EXPECT_EQ(counting_.failures(), 0);
+  void *zero = mesa_calloc(0, SIZE_MAX);  // 0 × anything does not overflow
+  EXPECT_NE(zero, nullptr);
+  mesa_free(zero);
+}
+
+TEST_F(DefaultIsCounting, FailureReturnsNullAndReallocFailureKeepsOriginal) {
+  counting_.fail_next(1);
+  EXPECT_EQ(mesa_malloc(64), nullptr);
+  char *p = static_cast<char *>(mesa_malloc(16));
+  ASSERT_NE(p, nullptr);
+  std::memcpy(p, "0123456789abcde", 16);
+  counting_.fail_next(1);
+  EXPECT_EQ(mesa_realloc(p, 4096), nullptr);
+  EXPECT_STREQ(p, "0123456789abcde");  // untouched and still owned
+  mesa_free(p);
+}
+
+TEST(CApi, Alloc2FallbackOrder) {
+  test::counting_allocator parent, object, fallback;
+  const mesa_allocator *previous = mesa_set_default_allocator(fallback.table());
+
+  void *p = mesa_alloc2(parent.table(), object.table(), 8, 8, MESA_ALLOC_SCOPE_COMMAND);
+  EXPECT_EQ(object.allocations(), 1);
+  EXPECT_EQ(parent.allocations(), 0);
+  EXPECT_EQ(object.last_scope(), MESA_ALLOC_SCOPE_COMMAND);
+  mesa_free2(parent.table(), object.table(), p);
+  EXPECT_EQ(object.frees(), 1);
+
+  p = mesa_alloc2(parent.table(), nullptr, 8, 8, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(parent.allocations(), 1);
+  EXPECT_EQ(parent.last_scope(), MESA_ALLOC_SCOPE_DEVICE);
+  p = mesa_realloc2(parent.table(), nullptr, p, 64, 8, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(parent.reallocations(), 1);
+  mesa_free2(parent.table(), nullptr, p);
+  EXPECT_EQ(parent.frees(), 1);
+
+  p = mesa_zalloc2(nullptr, nullptr, 32, 16, MESA_ALLOC_SCOPE_INSTANCE);
+  EXPECT_EQ(fallback.allocations(), 1);
+  EXPECT_EQ(fallback.last_scope(), MESA_ALLOC_SCOPE_INSTANCE);
+  for (int i = 0; i < 32; i++) EXPECT_EQ(static_cast<unsigned char *>(p)[i], 0);
+  mesa_free2(nullptr, nullptr, p);
+  EXPECT_EQ(fallback.frees(), 1);
+
+  EXPECT_EQ(parent.live() + object.live() + fallback.live(), 0);
+  mesa_set_default_allocator(previous);
+}
+
+TEST(CApi, ReallocSemanticsOnEveryAlignment) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  for (std::size_t alignment = 1; alignment <= 65536; alignment *= 2) {
+    SCOPED_TRACE(alignment);
+    // realloc(NULL) allocates.
+    auto *p = static_cast<unsigned char *>(
+        libc->realloc_fn(libc->user_data, nullptr, 100, alignment, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned_to(p, alignment));
+    for (int i = 0; i < 100; i++) p[i] = static_cast<unsigned char>(i);
+    // Growing keeps contents and alignment.
+    p = static_cast<unsigned char *>(
+        libc->realloc_fn(libc->user_data, p, 100000, alignment, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned_to(p, alignment));
+    for (int i = 0; i < 100; i++) ASSERT_EQ(p[i], i);
+    // Shrinking keeps the prefix.
+    p = static_cast<unsigned char *>(
+        libc->realloc_fn(libc->user_data, p, 10, alignment, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned_to(p, alignment));
+    for (int i = 0; i < 10; i++) ASSERT_EQ(p[i], i);
+    // Size 0 frees and returns NULL.
+    EXPECT_EQ(libc->realloc_fn(libc->user_data, p, 0, alignment, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  }
+}
+
+TEST(CApi, AlignedAllocHonoursEveryPowerOfTwoUpTo64KiB) {
+  for (std::size_t alignment = 1; alignment <= 65536; alignment *= 2) {
+    void *p = mesa_aligned_alloc(alignment, 24);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned_to(p, alignment)) << alignment;
+    std::memset(p, 0xab, 24);
+    mesa_free(p);
+  }
+}
+
+TEST(CApi, Realloc4096AlignedBlockStaysAlignedAndKeepsContents) {
+  auto *p = static_cast<std::uint32_t *>(mesa_aligned_alloc(4096, 4096));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 1024; i++) p[i] = 0xdead0000u + i;
+  p = static_cast<std::uint32_t *>(mesa_aligned_realloc(p, 1 << 20, 4096));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(aligned_to(p, 4096));
+  for (int i = 0; i < 1024; i++) ASSERT_EQ(p[i], 0xdead0000u + i);
+  mesa_free(p);
+}
+
+TEST(CApi, InvalidAlignmentIsNullNeverACrash) {
+  test::counting_allocator counting;
+  for (std::size_t bad :
+       {std::size_t{0}, std::size_t{3}, std::size_t{24}, std::size_t{100}, SIZE_MAX}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(mesa_aligned_alloc(bad, 16), nullptr);
+    EXPECT_EQ(mesa_alloc2(nullptr, counting.table(), 16, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    const mesa_allocator *libc = mesa_libc_allocator();
+    EXPECT_EQ(libc->alloc_fn(libc->user_data, 16, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  }
+  EXPECT_EQ(counting.allocations(), 0);  // rejected before the table is called
+  void *p = mesa_malloc(8);
+  EXPECT_EQ(mesa_aligned_realloc(p, 64, 48), nullptr);  // p untouched, still ours
+  mesa_free(p);
+}
+
+TEST(CApi, InvalidAlignmentSaysWhyInDebugBuilds) {
+#ifdef NDEBUG
+  GTEST_SKIP() << "the message is printed in debug builds only";
+#else
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_aligned_alloc(24, 16), nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: invalid alignment 24 in mesa_aligned_alloc"), std::string::npos)
+      << err;
+#endif
+}
+
+TEST(CApi, ZeroSizeIsAUniqueFreeableBlockEverywhere) {
+  test::counting_allocator counting;
+  void *a = mesa_malloc(0);
+  void *b = mesa_malloc(0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  mesa_free(a);
+  mesa_free(b);
+  void *c = mesa_aligned_alloc(4096, 0);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(aligned_to(c, 4096));
+  mesa_free(c);
+  void *d = mesa_alloc2(nullptr, counting.table(), 0, 64, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(d, nullptr);
+  mesa_free2(nullptr, counting.table(), d);
+  EXPECT_EQ(counting.live(), 0);
+  // realloc to size 0 frees and returns NULL; mesa_realloc follows the Vulkan rule.
+  void *e = mesa_malloc(32);
+  EXPECT_EQ(mesa_realloc(e, 0), nullptr);
+}
+
+}  // namespace

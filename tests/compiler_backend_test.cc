@@ -428,6 +428,60 @@ TEST(CompilerBackendRegalloc, VerifierCatchesInterferingValuesInOneRegister) {
   EXPECT_NE(std::string(d.message).find("%1 has no register"), std::string::npos) << d.message;
 }
 
+TEST(CompilerBackendRegalloc, VerifierCatchesADeadDefinitionClobberingALiveValue) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\nbb0:\n  %0:r0 = input 0\n  %1:r0 = const 5\n  ret %0\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  Diagnostic d = verify_registers(f, 2, scratch);
+  EXPECT_NE(std::string(d.message).find("%1 and %0 interfere but share r0"), std::string::npos)
+      << d.message;
+}
+
+// Every pair of interfering values (found by brute force: each definition against everything
+// live after it) is caught when forced into one register.
+TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
+  auto shader = generated(3, 900);
+  Scratch scratch;
+  CompileOptions options;
+  options.num_registers = 64;
+  ASSERT_TRUE(compile_shader(*shader, scratch, options, nullptr).error.ok);
+  Function<A> &f = *shader->functions[0];
+  auto live = compute_liveness(f, scratch);
+  std::set<std::pair<std::uint32_t, std::uint32_t>> clashes;
+  for (Block<A> *b : f.blocks) {
+    std::set<std::uint32_t> now(live.live_out[b->index].begin(), live.live_out[b->index].end());
+    for (std::size_t k = b->instrs.size(); k-- > 0;) {
+      Instr<A> *i = b->instrs[k];
+      if (i->op == Op::kPhi) {
+        for (Instr<A> *j : b->instrs) {
+          if (j->op == Op::kPhi) now.insert(j->id);
+        }
+      }
+      if (i->has_def()) {
+        for (std::uint32_t o : now) {
+          if (o != i->id) clashes.insert({std::min(o, i->id), std::max(o, i->id)});
+        }
+      }
+      if (i->op == Op::kPhi) continue;
+      now.erase(i->id);
+      for (Instr<A> *o : i->operands) now.insert(o->id);
+    }
+  }
+  ASSERT_GT(clashes.size(), 500u);
+  Rng rng(99);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> all(clashes.begin(), clashes.end());
+  for (int trial = 0; trial < 200; ++trial) {
+    auto [x, y] = all[rng.below(static_cast<std::uint32_t>(all.size()))];
+    std::int32_t saved = f.values[y]->loc;
+    f.values[y]->loc = f.values[x]->loc;
+    EXPECT_FALSE(verify_registers(f, 64, scratch).ok) << "%" << x << " and %" << y;
+    f.values[y]->loc = saved;
+  }
+  EXPECT_TRUE(verify_registers(f, 64, scratch).ok);
+}
+
 TEST(CompilerBackendRegalloc, VerifierCatchesPhisSharingARegister) {
   auto s = parse_or_die(
       "shader\nfunction @f(1) {\n"
@@ -440,7 +494,7 @@ TEST(CompilerBackendRegalloc, VerifierCatchesPhisSharingARegister) {
   ASSERT_TRUE(compute_dominance(f, scratch));
   Diagnostic d = verify_registers(f, 4, scratch);
   EXPECT_FALSE(d.ok);
-  EXPECT_NE(std::string(d.message).find("share r1"), std::string::npos) << d.message;
+  EXPECT_NE(std::string(d.message).find("interfere but share r1"), std::string::npos) << d.message;
 }
 
 TEST(CompilerBackendRegalloc, LivenessOfALoop) {

@@ -4,8 +4,8 @@
 // condition or a return — including dead cycles of phis around loops, which a use-count
 // based DCE would keep.
 //
-// What it costs: O(instructions + operands); scratch: a live flag per value and the
-// worklist. Deleted instructions are returned to the IR allocator (a no-op on an arena).
+// What it costs: O(instructions + operands + uses); scratch: live and filtered flags per value
+// and the worklist. Deleted instructions are returned to the IR allocator (a no-op on an arena).
 //
 // Example:
 //   std::uint32_t removed = eliminate_dead_code(*f, scratch);
@@ -45,10 +45,24 @@ std::uint32_t eliminate_dead_code(Function<A> &f, Scratch &scratch) {
     mark_operands(i);
   }
   auto dead = [&](const Instr<A> *i) { return !op_info(i->op).side_effect && !live[i->id]; };
-  // Unlink first, then free: a dead instruction may use another dead one.
+  // Unlink first, then free: a dead instruction may use another dead one. Each value that has
+  // dead users gets its use list filtered once (dead users all define values: only
+  // instructions with side effects lack a result, and those are never dead).
+  vec<std::uint8_t, S> filtered(f.values.size(), 0, a);
   for (Block<A> *b : f.blocks) {
     for (Instr<A> *i : b->instrs) {
-      if (dead(i)) drop_operands(i);
+      if (!dead(i)) continue;
+      for (Instr<A> *o : i->operands) {
+        if (filtered[o->id]) continue;
+        filtered[o->id] = 1;
+        auto &uses = o->uses;
+        std::size_t out = 0;
+        for (Instr<A> *u : uses) {
+          if (!dead(u)) uses[out++] = u;
+        }
+        uses.resize(out);
+      }
+      i->operands.clear();
     }
   }
   std::uint32_t removed = 0;

@@ -1,17 +1,19 @@
-// liveness.h — live-in and live-out sets per block (SSA liveness by backward data flow).
+// liveness.h — live-in and live-out sets per block (SSA liveness by path exploration).
 //
 // What it is for: register allocation and its verifier. A value is live-in at a block when a
 // non-phi instruction of the block uses it and it is defined in another block, or when it is
 // live-out and not defined in the block; it is live-out when it is live-in at a successor, or
 // when a phi of a successor takes it from this block. Phi results are defined at the top of
-// their block and never live-in there. Sets only grow, so iterating blocks in post-order until
-// no set grows reaches the fixed point (usually in two or three rounds).
+// their block and never live-in there. Computed the SSA way (Brandner et al., "Computing
+// Liveness Sets for SSA-Form Programs"): from each use, walk up the predecessors marking the
+// value live until its defining block, stopping where it is already marked — so each
+// (block, value) pair is inserted once, with no fixed-point rounds.
 //
-// What it costs: one hash set per block for live-in and one for live-out; O(rounds × sum of
-// set sizes) hash operations. All from scratch: rewind when done with the result.
+// What it costs: one hash set per block for live-in and one for live-out, O(live pairs) hash
+// insertions; a value-to-block table and a walk stack. All from scratch: rewind when done.
 //
 // Example:
-//   Liveness<S> live = compute_liveness(*f, scratch);   // needs compute_dominance()
+//   Liveness<S> live = compute_liveness(*f, scratch);
 //   bool x_live = live.live_out[b->index].count(x->id) != 0;
 #ifndef EXAMPLES_COMPILER_BACKEND_LIVENESS_H_
 #define EXAMPLES_COMPILER_BACKEND_LIVENESS_H_
@@ -27,7 +29,6 @@ struct Liveness {
   explicit Liveness(const S &a) : live_in(a), live_out(a) {}
   vec<hash_set<std::uint32_t, S>, S> live_in;  // by block index
   vec<hash_set<std::uint32_t, S>, S> live_out;
-  std::uint32_t rounds = 0;
 };
 
 template <class A, class Scratch>
@@ -45,35 +46,37 @@ Liveness<decltype(std::declval<Scratch &>().alloc())> compute_liveness(Function<
     live.live_in.push_back(hash_set<std::uint32_t, S>(a));
     live.live_out.push_back(hash_set<std::uint32_t, S>(a));
   }
+  vec<std::uint32_t, S> def_block(f.values.size(), 0, a);
+  for (Instr<A> *v : f.values) {
+    if (v != nullptr) def_block[v->id] = v->block->index;
+  }
+  vec<std::uint32_t, S> stack(a);
+  // `v` is live-in at block `b`: mark it there and up the predecessors to its definition.
+  auto live_in_at = [&](std::uint32_t b, std::uint32_t v) {
+    stack.push_back(b);
+    while (!stack.empty()) {
+      std::uint32_t x = stack.back();
+      stack.pop_back();
+      if (!live.live_in[x].insert(v).second) continue;
+      for (Block<A> *p : f.blocks[x]->preds) {
+        if (live.live_out[p->index].insert(v).second && def_block[v] != p->index) {
+          stack.push_back(p->index);
+        }
+      }
+    }
+  };
   for (Block<A> *b : f.blocks) {
-    auto &in = live.live_in[b->index];
     for (Instr<A> *i : b->instrs) {
       if (i->op == Op::kPhi) {
         for (std::size_t k = 0; k < i->operands.size(); ++k) {
-          live.live_out[b->preds[k]->index].insert(i->operands[k]->id);
+          const std::uint32_t p = b->preds[k]->index, v = i->operands[k]->id;
+          if (live.live_out[p].insert(v).second && def_block[v] != p) live_in_at(p, v);
         }
         continue;
       }
       for (Instr<A> *o : i->operands) {
-        if (o->block != b) in.insert(o->id);
+        if (def_block[o->id] != b->index) live_in_at(b->index, o->id);
       }
-    }
-  }
-  for (bool changed = true; changed;) {
-    changed = false;
-    ++live.rounds;
-    for (std::size_t r = f.rpo.size(); r-- > 0;) {
-      Block<A> *b = f.rpo[r];
-      auto &out = live.live_out[b->index];
-      auto &in = live.live_in[b->index];
-      const std::size_t before = out.size() + in.size();
-      for (Block<A> *s : b->succs) {
-        for (std::uint32_t v : live.live_in[s->index]) out.insert(v);
-      }
-      for (std::uint32_t v : out) {
-        if (f.values[v]->block != b) in.insert(v);
-      }
-      changed = changed || out.size() + in.size() != before;
     }
   }
   return live;

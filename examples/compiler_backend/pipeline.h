@@ -102,7 +102,6 @@ struct CompileResult {
   std::uint32_t values_merged = 0;
   std::uint32_t instructions_removed = 0;
   std::uint32_t spilled = 0;
-  std::uint32_t liveness_rounds = 0;
   Diagnostic error;
 };
 
@@ -164,7 +163,6 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
         pass_timer t(times, Pass::kLiveness);
         return compute_liveness(f, scratch);
       }();
-      r.liveness_rounds += live.rounds;
       pass_timer t(times, Pass::kRegalloc);
       r.spilled += linear_scan(f, live, options.num_registers, scratch).spilled;
     }

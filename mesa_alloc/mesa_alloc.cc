@@ -1,8 +1,9 @@
 // The C API: the process-wide default table and the functions that allocate through it.
 //
-// Devirtualised fast path: when the default table is the libc table, mesa_malloc/mesa_free/
-// mesa_realloc call malloc/free/realloc directly instead of through the table — exactly what
-// the table would do, minus an indirect call, so the dispatch costs one load and one compare
+// Devirtualised fast path: when the table in use is the libc table, mesa_malloc/mesa_free/
+// mesa_realloc/mesa_alloc2/mesa_free2 call malloc/free/realloc directly instead of through the
+// table — exactly what the table would do, minus an indirect call, so the dispatch costs one load
+// and one compare
 // (//benchmarks:dispatch_benchmark). Any other default (MESA_ALLOC_DEBUG layers, a tracking
 // stack, the application's callbacks) takes the table path. That is why this file, with
 // libc_allocator.cc, is on the link-level audit's allow list.
@@ -10,9 +11,8 @@
 
 #include "mesa_alloc/mesa_alloc.h"
 
-#include <cstdlib>
-
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "mesa_alloc/internal/default_from_environment.h"
@@ -140,6 +140,8 @@ void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, siz
                   size_t alignment, mesa_alloc_scope scope) {
   if (!check_alignment("mesa_alloc2", alignment)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
+  if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
+    return std::malloc(size);
   return a->alloc_fn(a->user_data, size, alignment, scope);
 }
 
@@ -159,6 +161,7 @@ void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, v
 
 void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void *ptr) {
   const mesa_allocator *a = choose(parent, alloc);
+  if (a == &mesa::internal::libc_table) return std::free(ptr);
   a->free_fn(a->user_data, ptr);
 }
 

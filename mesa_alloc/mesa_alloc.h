@@ -36,11 +36,11 @@ extern "C" {
 
 /* Lifetime of an allocation; the same values as VkSystemAllocationScope. */
 typedef enum mesa_alloc_scope {
-   MESA_ALLOC_SCOPE_COMMAND = 0,
-   MESA_ALLOC_SCOPE_OBJECT = 1,
-   MESA_ALLOC_SCOPE_CACHE = 2,
-   MESA_ALLOC_SCOPE_DEVICE = 3,
-   MESA_ALLOC_SCOPE_INSTANCE = 4,
+  MESA_ALLOC_SCOPE_COMMAND = 0,
+  MESA_ALLOC_SCOPE_OBJECT = 1,
+  MESA_ALLOC_SCOPE_CACHE = 2,
+  MESA_ALLOC_SCOPE_DEVICE = 3,
+  MESA_ALLOC_SCOPE_INSTANCE = 4,
 } mesa_alloc_scope;
 
 #define MESA_ALLOC_SCOPE_COUNT 5
@@ -51,13 +51,13 @@ typedef enum mesa_alloc_scope {
 /* A callback table; the same field order as VkAllocationCallbacks. `internal_alloc_fn` and
  * `internal_free_fn` are optional notifications (both or neither). */
 typedef struct mesa_allocator {
-   void *user_data;
-   void *(*alloc_fn)(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope);
-   void *(*realloc_fn)(void *user_data, void *ptr, size_t size, size_t alignment,
-                       mesa_alloc_scope scope);
-   void (*free_fn)(void *user_data, void *ptr);
-   void (*internal_alloc_fn)(void *user_data, size_t size, int type, mesa_alloc_scope scope);
-   void (*internal_free_fn)(void *user_data, size_t size, int type, mesa_alloc_scope scope);
+  void *user_data;
+  void *(*alloc_fn)(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope);
+  void *(*realloc_fn)(void *user_data, void *ptr, size_t size, size_t alignment,
+                      mesa_alloc_scope scope);
+  void (*free_fn)(void *user_data, void *ptr);
+  void (*internal_alloc_fn)(void *user_data, size_t size, int type, mesa_alloc_scope scope);
+  void (*internal_free_fn)(void *user_data, size_t size, int type, mesa_alloc_scope scope);
 } mesa_allocator;
 
 /* libc-backed table; honours any power-of-two alignment, on alloc and on realloc. */
@@ -95,7 +95,7 @@ void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void 
 
 /* Non-zero when `alignment` is a power of two (the only alignments tables accept). */
 static inline int mesa_alloc_alignment_valid(size_t alignment) {
-   return alignment != 0 && (alignment & (alignment - 1)) == 0;
+  return alignment != 0 && (alignment & (alignment - 1)) == 0;
 }
 
 #ifdef __cplusplus

@@ -64,30 +64,33 @@
 #define MESA_ALLOC_POISON_NOTHROW_
 #endif
 
-#define MESA_ALLOC_POISONED_(fn, use) \
-   MESA_ALLOC_POISON_NOTHROW_ __attribute__((error(#fn "() is poisoned by mesa_alloc/poison.h: use " #use \
-                        "() (or define MESA_ALLOC_ALLOW_LIBC for this file)")))
+#define MESA_ALLOC_POISONED_(fn, use)                                             \
+  MESA_ALLOC_POISON_NOTHROW_                                                      \
+      __attribute__((error(#fn "() is poisoned by mesa_alloc/poison.h: use " #use \
+                               "() (or define MESA_ALLOC_ALLOW_LIBC for this file)")))
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 void *mesa_alloc_poisoned__malloc__use_mesa_malloc_or_MESA_ALLOC_ALLOW_LIBC(size_t)
-   MESA_ALLOC_POISONED_(malloc, mesa_malloc);
+    MESA_ALLOC_POISONED_(malloc, mesa_malloc);
 void *mesa_alloc_poisoned__calloc__use_mesa_calloc_or_MESA_ALLOC_ALLOW_LIBC(size_t, size_t)
-   MESA_ALLOC_POISONED_(calloc, mesa_calloc);
+    MESA_ALLOC_POISONED_(calloc, mesa_calloc);
 void *mesa_alloc_poisoned__realloc__use_mesa_realloc_or_MESA_ALLOC_ALLOW_LIBC(void *, size_t)
-   MESA_ALLOC_POISONED_(realloc, mesa_realloc);
+    MESA_ALLOC_POISONED_(realloc, mesa_realloc);
 void mesa_alloc_poisoned__free__use_mesa_free_or_MESA_ALLOC_ALLOW_LIBC(void *)
-   MESA_ALLOC_POISONED_(free, mesa_free);
+    MESA_ALLOC_POISONED_(free, mesa_free);
 char *mesa_alloc_poisoned__strdup__use_mesa_strdup_or_MESA_ALLOC_ALLOW_LIBC(const char *)
-   MESA_ALLOC_POISONED_(strdup, mesa_strdup);
-char *mesa_alloc_poisoned__strndup__use_mesa_strndup_or_MESA_ALLOC_ALLOW_LIBC(const char *,
-                                                                             size_t)
-   MESA_ALLOC_POISONED_(strndup, mesa_strndup);
-void *mesa_alloc_poisoned__aligned_alloc__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC(
-   size_t, size_t) MESA_ALLOC_POISONED_(aligned_alloc, mesa_aligned_alloc);
-int mesa_alloc_poisoned__posix_memalign__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC(
-   void **, size_t, size_t) MESA_ALLOC_POISONED_(posix_memalign, mesa_aligned_alloc);
+    MESA_ALLOC_POISONED_(strdup, mesa_strdup);
+char *mesa_alloc_poisoned__strndup__use_mesa_strndup_or_MESA_ALLOC_ALLOW_LIBC(const char *, size_t)
+    MESA_ALLOC_POISONED_(strndup, mesa_strndup);
+void *mesa_alloc_poisoned__aligned_alloc__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC(size_t,
+                                                                                          size_t)
+    MESA_ALLOC_POISONED_(aligned_alloc, mesa_aligned_alloc);
+int mesa_alloc_poisoned__posix_memalign__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC(void **,
+                                                                                         size_t,
+                                                                                         size_t)
+    MESA_ALLOC_POISONED_(posix_memalign, mesa_aligned_alloc);
 #ifdef __cplusplus
 }
 
@@ -113,32 +116,32 @@ using ::mesa_alloc_poisoned__realloc__use_mesa_realloc_or_MESA_ALLOC_ALLOW_LIBC;
 
 #endif
 
-#define malloc(...) \
-   MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__malloc__use_mesa_malloc_or_MESA_ALLOC_ALLOW_LIBC) \
-   (__VA_ARGS__)
-#define calloc(...) \
-   MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__calloc__use_mesa_calloc_or_MESA_ALLOC_ALLOW_LIBC) \
-   (__VA_ARGS__)
-#define realloc(...)                                                                         \
-   MESA_ALLOC_POISON_CALL_(                                                                  \
-      mesa_alloc_poisoned__realloc__use_mesa_realloc_or_MESA_ALLOC_ALLOW_LIBC)(__VA_ARGS__)
-#define free(...) \
-   MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__free__use_mesa_free_or_MESA_ALLOC_ALLOW_LIBC) \
-   (__VA_ARGS__)
-#define strdup(...) \
-   MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__strdup__use_mesa_strdup_or_MESA_ALLOC_ALLOW_LIBC) \
-   (__VA_ARGS__)
-#define strndup(...)                                                                         \
-   MESA_ALLOC_POISON_CALL_(                                                                  \
-      mesa_alloc_poisoned__strndup__use_mesa_strndup_or_MESA_ALLOC_ALLOW_LIBC)(__VA_ARGS__)
-#define aligned_alloc(...)                                                                   \
-   MESA_ALLOC_POISON_CALL_(                                                                  \
-      mesa_alloc_poisoned__aligned_alloc__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC)( \
-      __VA_ARGS__)
-#define posix_memalign(...)                                                                   \
-   MESA_ALLOC_POISON_CALL_(                                                                   \
-      mesa_alloc_poisoned__posix_memalign__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC)( \
-      __VA_ARGS__)
+#define malloc(...)                                                                              \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__malloc__use_mesa_malloc_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define calloc(...)                                                                              \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__calloc__use_mesa_calloc_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define realloc(...)                                                                               \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__realloc__use_mesa_realloc_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define free(...)                                                                            \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__free__use_mesa_free_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define strdup(...)                                                                              \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__strdup__use_mesa_strdup_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define strndup(...)                                                                               \
+  MESA_ALLOC_POISON_CALL_(mesa_alloc_poisoned__strndup__use_mesa_strndup_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define aligned_alloc(...)                                                                 \
+  MESA_ALLOC_POISON_CALL_(                                                                 \
+      mesa_alloc_poisoned__aligned_alloc__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
+#define posix_memalign(...)                                                                 \
+  MESA_ALLOC_POISON_CALL_(                                                                  \
+      mesa_alloc_poisoned__posix_memalign__use_mesa_aligned_alloc_or_MESA_ALLOC_ALLOW_LIBC) \
+  (__VA_ARGS__)
 
 #endif /* MESA_ALLOC_ALLOW_LIBC */
 

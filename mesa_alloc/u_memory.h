@@ -39,24 +39,24 @@ extern "C" {
 
 /* A struct followed by `more_size` bytes of variable-length data, zeroed. */
 #define CALLOC_VARIANT_LENGTH_STRUCT(T, more_size) \
-   ((struct T *)CALLOC(1, sizeof(struct T) + (more_size)))
+  ((struct T *)CALLOC(1, sizeof(struct T) + (more_size)))
 
 #define align_malloc(_size, _alignment) mesa_aligned_alloc(_alignment, _size)
 #define align_free(_ptr) mesa_free(_ptr)
 #define align_realloc(_ptr, _old_size, _new_size, _alignment) \
-   ((void)(_old_size), mesa_aligned_realloc(_ptr, _new_size, _alignment))
+  ((void)(_old_size), mesa_aligned_realloc(_ptr, _new_size, _alignment))
 
 static inline void *align_calloc(size_t size, size_t alignment) {
-   void *ptr = mesa_aligned_alloc(alignment, size);
-   if (ptr != NULL) memset(ptr, 0, size);
-   return ptr;
+  void *ptr = mesa_aligned_alloc(alignment, size);
+  if (ptr != NULL) memset(ptr, 0, size);
+  return ptr;
 }
 
 /* A copy of `size` bytes at `src`, freed with FREE. */
 static inline void *mem_dup(const void *src, size_t size) {
-   void *dup = MALLOC(size);
-   if (dup != NULL) memcpy(dup, src, size);
-   return dup;
+  void *dup = MALLOC(size);
+  if (dup != NULL) memcpy(dup, src, size);
+  return dup;
 }
 
 #ifdef __cplusplus

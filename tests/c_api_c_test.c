@@ -10,93 +10,93 @@
 
 static int failures;
 
-#define CHECK(cond)                                                     \
-   do {                                                                 \
-      if (!(cond)) {                                                    \
-         fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-         failures++;                                                    \
-      }                                                                 \
-   } while (0)
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+    }                                                                          \
+  } while (0)
 
 struct counter {
-   int allocs, reallocs, frees;
+  int allocs, reallocs, frees;
 };
 
 static void *count_alloc(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope) {
-   struct counter *c = user_data;
-   c->allocs++;
-   return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
+  struct counter *c = user_data;
+  c->allocs++;
+  return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
 }
 
 static void *count_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
                            mesa_alloc_scope scope) {
-   struct counter *c = user_data;
-   c->reallocs++;
-   return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
+  struct counter *c = user_data;
+  c->reallocs++;
+  return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
 }
 
 static void count_free(void *user_data, void *ptr) {
-   struct counter *c = user_data;
-   if (ptr) c->frees++;
-   mesa_libc_allocator()->free_fn(NULL, ptr);
+  struct counter *c = user_data;
+  if (ptr) c->frees++;
+  mesa_libc_allocator()->free_fn(NULL, ptr);
 }
 
 struct screen {
-   int id;
-   float scale;
+  int id;
+  float scale;
 };
 
 struct shader {
-   int length;
-   char code[];
+  int length;
+  char code[];
 };
 
 int main(void) {
-   struct counter counts = {0, 0, 0};
-   const mesa_allocator table = {&counts, count_alloc, count_realloc, count_free, NULL, NULL};
-   const mesa_allocator *previous = mesa_set_default_allocator(&table);
+  struct counter counts = {0, 0, 0};
+  const mesa_allocator table = {&counts, count_alloc, count_realloc, count_free, NULL, NULL};
+  const mesa_allocator *previous = mesa_set_default_allocator(&table);
 
-   struct screen *s = CALLOC_STRUCT(screen);
-   CHECK(s != NULL && s->id == 0 && s->scale == 0.0f);
-   struct screen *m = MALLOC_STRUCT(screen);
-   CHECK(m != NULL);
-   struct shader *sh = CALLOC_VARIANT_LENGTH_STRUCT(shader, 64);
-   CHECK(sh != NULL && sh->code[63] == 0);
-   char *buf = MALLOC(8);
-   memcpy(buf, "abcdefg", 8);
-   buf = REALLOC(buf, 8, 4096);
-   CHECK(buf != NULL && strcmp(buf, "abcdefg") == 0);
-   float *weights = align_malloc(100 * sizeof(float), 64);
-   CHECK(weights != NULL && ((uintptr_t)weights & 63) == 0);
-   weights = align_realloc(weights, 100 * sizeof(float), 5000 * sizeof(float), 64);
-   CHECK(weights != NULL && ((uintptr_t)weights & 63) == 0);
-   double *zeros = align_calloc(32 * sizeof(double), 128);
-   CHECK(zeros != NULL && zeros[31] == 0.0 && ((uintptr_t)zeros & 127) == 0);
-   int *dup = mem_dup(&counts.allocs, sizeof(int));
-   CHECK(dup != NULL && *dup == 7); /* copied after its own MALLOC counted */
-   char *name = mesa_strdup("lavapipe");
-   CHECK(name != NULL && strcmp(name, "lavapipe") == 0);
-   CHECK(CALLOC(SIZE_MAX, 2) == NULL);
+  struct screen *s = CALLOC_STRUCT(screen);
+  CHECK(s != NULL && s->id == 0 && s->scale == 0.0f);
+  struct screen *m = MALLOC_STRUCT(screen);
+  CHECK(m != NULL);
+  struct shader *sh = CALLOC_VARIANT_LENGTH_STRUCT(shader, 64);
+  CHECK(sh != NULL && sh->code[63] == 0);
+  char *buf = MALLOC(8);
+  memcpy(buf, "abcdefg", 8);
+  buf = REALLOC(buf, 8, 4096);
+  CHECK(buf != NULL && strcmp(buf, "abcdefg") == 0);
+  float *weights = align_malloc(100 * sizeof(float), 64);
+  CHECK(weights != NULL && ((uintptr_t)weights & 63) == 0);
+  weights = align_realloc(weights, 100 * sizeof(float), 5000 * sizeof(float), 64);
+  CHECK(weights != NULL && ((uintptr_t)weights & 63) == 0);
+  double *zeros = align_calloc(32 * sizeof(double), 128);
+  CHECK(zeros != NULL && zeros[31] == 0.0 && ((uintptr_t)zeros & 127) == 0);
+  int *dup = mem_dup(&counts.allocs, sizeof(int));
+  CHECK(dup != NULL && *dup == 7); /* copied after its own MALLOC counted */
+  char *name = mesa_strdup("lavapipe");
+  CHECK(name != NULL && strcmp(name, "lavapipe") == 0);
+  CHECK(CALLOC(SIZE_MAX, 2) == NULL);
 
-   CHECK(counts.allocs == 8);
-   CHECK(counts.reallocs == 2);
+  CHECK(counts.allocs == 8);
+  CHECK(counts.reallocs == 2);
 
-   FREE(s);
-   FREE(m);
-   FREE(sh);
-   FREE(buf);
-   align_free(weights);
-   align_free(zeros);
-   FREE(dup);
-   mesa_free(name);
-   FREE(NULL);
-   CHECK(counts.frees == 8);
+  FREE(s);
+  FREE(m);
+  FREE(sh);
+  FREE(buf);
+  align_free(weights);
+  align_free(zeros);
+  FREE(dup);
+  mesa_free(name);
+  FREE(NULL);
+  CHECK(counts.frees == 8);
 
-   void *p = mesa_alloc2(NULL, &table, 16, 16, MESA_ALLOC_SCOPE_CACHE);
-   mesa_free2(&table, NULL, p);
-   CHECK(counts.allocs == 9 && counts.frees == 9);
+  void *p = mesa_alloc2(NULL, &table, 16, 16, MESA_ALLOC_SCOPE_CACHE);
+  mesa_free2(&table, NULL, p);
+  CHECK(counts.allocs == 9 && counts.frees == 9);
 
-   CHECK(mesa_set_default_allocator(previous) == &table);
-   if (failures == 0) printf("c_api_c_test: all checks passed\n");
-   return failures == 0 ? 0 : 1;
+  CHECK(mesa_set_default_allocator(previous) == &table);
+  if (failures == 0) printf("c_api_c_test: all checks passed\n");
+  return failures == 0 ? 0 : 1;
 }

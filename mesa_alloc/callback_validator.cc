@@ -1,0 +1,317 @@
+#include "mesa_alloc/callback_validator.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <new>
+
+namespace mesa {
+namespace {
+
+constexpr const char *kRuleNames[kValidatorRuleCount] = {
+    "scope_out_of_range",      "alignment_not_power_of_two", "realloc_alignment_changed",
+    "realloc_unknown_pointer", "realloc_freed_pointer",      "free_unknown_pointer",
+    "free_freed_pointer",      "internal_type_out_of_range", "internal_total_negative",
+    "live_at_checkpoint",      "misaligned_result",          "realloc_zero_returned_block",
+};
+
+constexpr const char *kOpNames[] = {"alloc",          "realloc",       "free",
+                                    "internal_alloc", "internal_free", "checkpoint"};
+
+bool scope_valid(int scope) noexcept { return scope >= 0 && scope < MESA_ALLOC_SCOPE_COUNT; }
+
+callback_validator *self_of(void *user_data) noexcept {
+  return static_cast<callback_validator *>(user_data);
+}
+
+}  // namespace
+
+const char *validator_rule_name(validator_rule rule) noexcept {
+  const int i = static_cast<int>(rule);
+  return i >= 0 && i < kValidatorRuleCount ? kRuleNames[i] : "unknown_rule";
+}
+
+const char *validator_op_name(validator_op op) noexcept {
+  const unsigned i = static_cast<unsigned>(op);
+  return i < sizeof(kOpNames) / sizeof(kOpNames[0]) ? kOpNames[i] : "unknown_op";
+}
+
+int validator_violation::format(char *buffer, std::size_t buffer_size) const noexcept {
+  return std::snprintf(buffer, buffer_size,
+                       "%s in %s: %s(ptr=%p, size=%zu, alignment=%zu, scope=%d, type=%d) #%" PRIu64
+                       " expected=%zu",
+                       validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
+                       validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
+                       call.type, call.sequence, expected);
+}
+
+callback_validator::callback_validator(const mesa_allocator *upstream,
+                                       std::pmr::memory_resource *bookkeeping)
+    : upstream_(upstream != nullptr ? upstream : mesa_default_allocator()),
+      libc_(mesa_libc_allocator()),
+      bookkeeping_(bookkeeping != nullptr ? bookkeeping : &libc_),
+      table_{this,
+             &callback_validator::alloc,
+             &callback_validator::realloc,
+             &callback_validator::free,
+             &callback_validator::internal_alloc,
+             &callback_validator::internal_free},
+      live_(bookkeeping_),
+      freed_(bookkeeping_),
+      violations_(bookkeeping_) {}
+
+void callback_validator::set_call(const char *label) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  context_ = label != nullptr ? label : "";
+}
+
+validator_call callback_validator::make_call(validator_op op, int scope, int type, const void *ptr,
+                                             std::size_t size, std::size_t alignment) noexcept {
+  return validator_call{op, scope, type, ptr, size, alignment, sequence_++, context_};
+}
+
+void callback_validator::record(validator_rule rule, const validator_call &call,
+                                std::size_t expected) {
+  violations_.push_back(validator_violation{rule, call, expected});
+}
+
+// Scope and alignment of an allocating request; false when it must not reach upstream.
+bool callback_validator::check_request(const validator_call &call) {
+  bool ok = true;
+  if (!scope_valid(call.scope)) {
+    record(validator_rule::scope_out_of_range, call, 0);
+    ok = false;
+  }
+  if (!mesa_alloc_alignment_valid(call.alignment)) {
+    record(validator_rule::alignment_not_power_of_two, call, 0);
+    ok = false;
+  }
+  return ok;
+}
+
+// Records a block the table returned; checks it against the alignment the call asked for and
+// remembers `alignment` as the block's own (what later reallocs must repeat).
+void callback_validator::note_result(const validator_call &call, void *result,
+                                     std::size_t alignment, int scope) {
+  if (result == nullptr) return;
+  if ((reinterpret_cast<std::uintptr_t>(result) & (call.alignment - 1)) != 0)
+    record(validator_rule::misaligned_result, call, call.alignment);
+  freed_.erase(result);
+  live_[result] = block{call.size, alignment, scope};
+  live_bytes_[scope] += call.size;
+}
+
+void *callback_validator::alloc(void *user_data, std::size_t size, std::size_t alignment,
+                                mesa_alloc_scope scope) {
+  callback_validator *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  const validator_call call =
+      self->make_call(validator_op::alloc, scope, -1, nullptr, size, alignment);
+  if (!self->check_request(call)) return nullptr;
+  const mesa_allocator *up = self->upstream_;
+  void *result = up->alloc_fn(up->user_data, size, alignment, scope);
+  self->note_result(call, result, alignment, scope);
+  return result;
+}
+
+void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
+                                  std::size_t alignment, mesa_alloc_scope scope) {
+  callback_validator *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  const validator_call call =
+      self->make_call(validator_op::realloc, scope, -1, ptr, size, alignment);
+  if (!self->check_request(call)) return nullptr;
+  const mesa_allocator *up = self->upstream_;
+  if (ptr == nullptr) {
+    void *result = up->realloc_fn(up->user_data, nullptr, size, alignment, scope);
+    self->note_result(call, result, alignment, scope);
+    return result;
+  }
+  auto it = self->live_.find(ptr);
+  if (it == self->live_.end()) {
+    const bool freed = self->freed_.count(ptr) != 0;
+    self->record(
+        freed ? validator_rule::realloc_freed_pointer : validator_rule::realloc_unknown_pointer,
+        call, 0);
+    return nullptr;  // never hand a foreign pointer to upstream
+  }
+  const block old = it->second;
+  if (alignment != old.alignment)
+    self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
+  void *result = up->realloc_fn(up->user_data, ptr, size, alignment, scope);
+  if (size == 0) {  // frees ptr; must return NULL
+    self->live_.erase(ptr);
+    self->live_bytes_[old.scope] -= old.size;
+    self->freed_[ptr] = call.sequence;
+    if (result != nullptr) {
+      self->record(validator_rule::realloc_zero_returned_block, call, 0);
+      self->note_result(call, result, alignment, scope);
+    }
+    return result;
+  }
+  if (result == nullptr) return nullptr;  // the original is untouched
+  self->live_.erase(ptr);
+  self->live_bytes_[old.scope] -= old.size;
+  if (result != ptr) self->freed_[ptr] = call.sequence;
+  self->note_result(call, result, old.alignment, scope);  // the block keeps its alignment
+  return result;
+}
+
+void callback_validator::free(void *user_data, void *ptr) {
+  if (ptr == nullptr) return;
+  callback_validator *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  const validator_call call = self->make_call(validator_op::free, -1, -1, ptr, 0, 0);
+  auto it = self->live_.find(ptr);
+  if (it == self->live_.end()) {
+    const bool freed = self->freed_.count(ptr) != 0;
+    self->record(freed ? validator_rule::free_freed_pointer : validator_rule::free_unknown_pointer,
+                 call, 0);
+    return;
+  }
+  self->live_bytes_[it->second.scope] -= it->second.size;
+  self->live_.erase(it);
+  self->freed_[ptr] = call.sequence;
+  const mesa_allocator *up = self->upstream_;
+  up->free_fn(up->user_data, ptr);
+}
+
+void callback_validator::note_internal(const validator_call &call, std::int64_t delta) {
+  bool ok = true;
+  if (!scope_valid(call.scope)) {
+    record(validator_rule::scope_out_of_range, call, 0);
+    ok = false;
+  }
+  if (call.type < 0 || call.type >= kInternalTypes) {
+    record(validator_rule::internal_type_out_of_range, call, 0);
+    ok = false;
+  }
+  if (!ok) return;
+  std::int64_t &total = internal_[call.type][call.scope];
+  total += delta;
+  if (total < 0) record(validator_rule::internal_total_negative, call, 0);
+}
+
+void callback_validator::internal_alloc(void *user_data, std::size_t size, int type,
+                                        mesa_alloc_scope scope) {
+  callback_validator *self = self_of(user_data);
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    const validator_call call =
+        self->make_call(validator_op::internal_alloc, scope, type, nullptr, size, 0);
+    self->note_internal(call, static_cast<std::int64_t>(size));
+  }
+  const mesa_allocator *up = self->upstream_;
+  if (up->internal_alloc_fn != nullptr) up->internal_alloc_fn(up->user_data, size, type, scope);
+}
+
+void callback_validator::internal_free(void *user_data, std::size_t size, int type,
+                                       mesa_alloc_scope scope) {
+  callback_validator *self = self_of(user_data);
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    const validator_call call =
+        self->make_call(validator_op::internal_free, scope, type, nullptr, size, 0);
+    self->note_internal(call, -static_cast<std::int64_t>(size));
+  }
+  const mesa_allocator *up = self->upstream_;
+  if (up->internal_free_fn != nullptr) up->internal_free_fn(up->user_data, size, type, scope);
+}
+
+std::size_t callback_validator::checkpoint(unsigned scope_mask) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::size_t found = 0;
+  for (const auto &[ptr, b] : live_) {
+    if ((scope_mask & (1u << b.scope)) == 0) continue;
+    record(validator_rule::live_at_checkpoint,
+           validator_call{validator_op::checkpoint, b.scope, -1, ptr, b.size, b.alignment,
+                          sequence_, context_},
+           static_cast<std::size_t>(b.scope));
+    ++found;
+  }
+  return found;
+}
+
+std::size_t callback_validator::violation_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return violations_.size();
+}
+
+validator_violation callback_validator::violation(std::size_t index) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return violations_.at(index);
+}
+
+std::size_t callback_validator::live_blocks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return live_.size();
+}
+
+std::size_t callback_validator::live_bytes(mesa_alloc_scope scope) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return scope_valid(scope) ? live_bytes_[scope] : 0;
+}
+
+std::int64_t callback_validator::internal_total(int type, mesa_alloc_scope scope) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (type < 0 || type >= kInternalTypes || !scope_valid(scope)) return 0;
+  return internal_[type][scope];
+}
+
+}  // namespace mesa
+
+namespace mesa {
+
+callback_validator *callback_validator::from_table(const mesa_allocator *table) noexcept {
+  if (table == nullptr || table->alloc_fn != &callback_validator::alloc) return nullptr;
+  return static_cast<callback_validator *>(table->user_data);
+}
+
+}  // namespace mesa
+
+using mesa::callback_validator;
+
+extern "C" {
+
+const mesa_allocator *mesa_validator_create(const mesa_allocator *upstream) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  void *storage = libc->alloc_fn(libc->user_data, sizeof(callback_validator),
+                                 alignof(callback_validator), MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  try {
+    return (new (storage) callback_validator(upstream))->table();
+  } catch (...) {
+    libc->free_fn(libc->user_data, storage);
+    return nullptr;
+  }
+}
+
+void mesa_validator_destroy(const mesa_allocator *validator) {
+  callback_validator *v = callback_validator::from_table(validator);
+  if (v == nullptr) return;
+  v->~callback_validator();
+  const mesa_allocator *libc = mesa_libc_allocator();
+  libc->free_fn(libc->user_data, v);
+}
+
+void mesa_validator_set_call(const mesa_allocator *validator, const char *label) {
+  if (callback_validator *v = callback_validator::from_table(validator)) v->set_call(label);
+}
+
+size_t mesa_validator_checkpoint(const mesa_allocator *validator, unsigned scope_mask) {
+  callback_validator *v = callback_validator::from_table(validator);
+  return v != nullptr ? v->checkpoint(scope_mask) : 0;
+}
+
+size_t mesa_validator_violation_count(const mesa_allocator *validator) {
+  callback_validator *v = callback_validator::from_table(validator);
+  return v != nullptr ? v->violation_count() : 0;
+}
+
+int mesa_validator_format(const mesa_allocator *validator, size_t index, char *buffer,
+                          size_t buffer_size) {
+  callback_validator *v = callback_validator::from_table(validator);
+  if (v == nullptr || index >= v->violation_count()) return -1;
+  return v->violation(index).format(buffer, buffer_size);
+}
+
+}  // extern "C"

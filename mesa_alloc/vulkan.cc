@@ -1,0 +1,144 @@
+#include "mesa_alloc/vulkan.h"
+
+#include <cstring>
+#include <new>
+
+namespace mesa {
+
+vk_resource::vk_resource(const VkAllocationCallbacks *object, const VkAllocationCallbacks *device,
+                         const VkAllocationCallbacks *instance,
+                         VkSystemAllocationScope scope) noexcept
+    : callbacks_(object != nullptr     ? object
+                 : device != nullptr   ? device
+                 : instance != nullptr ? instance
+                                       : to_vk(mesa_default_allocator())),
+      scope_(scope) {}
+
+void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void vk_resource::do_deallocate(void *p, std::size_t, std::size_t) {
+  callbacks_->pfnFree(callbacks_->pUserData, p);
+}
+
+bool vk_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  if (this == &other) return true;
+  const auto *that = dynamic_cast<const vk_resource *>(&other);
+  return that != nullptr && that->callbacks_ == callbacks_;
+}
+
+vk_callbacks::vk_callbacks(std::pmr::memory_resource *resource,
+                           vk_internal_observer *observer) noexcept
+    : over_resource_(resource), source_(over_resource_.table()) {
+  init(observer);
+}
+
+vk_callbacks::vk_callbacks(const mesa_allocator *table, vk_internal_observer *observer) noexcept
+    : over_resource_(nullptr), source_(table != nullptr ? table : mesa_default_allocator()) {
+  init(observer);
+}
+
+void vk_callbacks::init(vk_internal_observer *observer) noexcept {
+  observer_ = observer;
+  if (observer == nullptr) {
+    callbacks_ = *to_vk(source_);
+    return;
+  }
+  callbacks_.pUserData = this;
+  callbacks_.pfnAllocation = &forward_alloc;
+  callbacks_.pfnReallocation = &forward_realloc;
+  callbacks_.pfnFree = &forward_free;
+  callbacks_.pfnInternalAllocation = &notify_alloc;
+  callbacks_.pfnInternalFree = &notify_free;
+}
+
+void *vk_callbacks::forward_alloc(void *self, std::size_t size, std::size_t alignment,
+                                  VkSystemAllocationScope scope) {
+  const mesa_allocator *t = static_cast<vk_callbacks *>(self)->source_;
+  return t->alloc_fn(t->user_data, size, alignment, to_mesa(scope));
+}
+
+void *vk_callbacks::forward_realloc(void *self, void *ptr, std::size_t size, std::size_t alignment,
+                                    VkSystemAllocationScope scope) {
+  const mesa_allocator *t = static_cast<vk_callbacks *>(self)->source_;
+  return t->realloc_fn(t->user_data, ptr, size, alignment, to_mesa(scope));
+}
+
+void vk_callbacks::forward_free(void *self, void *ptr) {
+  const mesa_allocator *t = static_cast<vk_callbacks *>(self)->source_;
+  t->free_fn(t->user_data, ptr);
+}
+
+void vk_callbacks::notify_alloc(void *self, std::size_t size, VkInternalAllocationType type,
+                                VkSystemAllocationScope scope) {
+  auto *me = static_cast<vk_callbacks *>(self);
+  me->observer_->internal_allocation(size, type, scope);
+  const mesa_allocator *t = me->source_;
+  if (t->internal_alloc_fn != nullptr)
+    t->internal_alloc_fn(t->user_data, size, type, to_mesa(scope));
+}
+
+void vk_callbacks::notify_free(void *self, std::size_t size, VkInternalAllocationType type,
+                               VkSystemAllocationScope scope) {
+  auto *me = static_cast<vk_callbacks *>(self);
+  me->observer_->internal_free(size, type, scope);
+  const mesa_allocator *t = me->source_;
+  if (t->internal_free_fn != nullptr) t->internal_free_fn(t->user_data, size, type, to_mesa(scope));
+}
+
+void vk_multialloc::add_slot(void *slot, void (*set)(void *, void *), std::size_t element_size,
+                             std::size_t count, std::size_t alignment) noexcept {
+  if (count_ == kMaxArrays || !mesa_alloc_alignment_valid(alignment)) {
+    invalid_ = true;
+    if (slot != nullptr) set(slot, nullptr);
+    return;
+  }
+  std::size_t bytes;
+  const std::size_t offset = (size_ + alignment - 1) & ~(alignment - 1);
+  if (offset < size_ || __builtin_mul_overflow(element_size, count, &bytes) ||
+      __builtin_add_overflow(offset, bytes, &size_)) {
+    invalid_ = true;
+  }
+  if (alignment > alignment_) alignment_ = alignment;
+  slots_[count_] = slot;
+  setters_[count_] = set;
+  offsets_[count_] = offset;
+  ++count_;
+}
+
+void *vk_multialloc::place(void *block) noexcept {
+  for (int i = 0; i < count_; ++i) {
+    if (slots_[i] != nullptr)
+      setters_[i](slots_[i],
+                  block == nullptr ? nullptr : static_cast<unsigned char *>(block) + offsets_[i]);
+  }
+  return block;
+}
+
+void *vk_multialloc::alloc2(const VkAllocationCallbacks *parent, const VkAllocationCallbacks *alloc,
+                            VkSystemAllocationScope scope) noexcept {
+  if (invalid_ || count_ == 0) return place(nullptr);
+  return place(vk_alloc2(parent, alloc, size_, alignment_, scope));
+}
+
+void *vk_multialloc::zalloc2(const VkAllocationCallbacks *parent,
+                             const VkAllocationCallbacks *alloc,
+                             VkSystemAllocationScope scope) noexcept {
+  void *block = alloc2(parent, alloc, scope);
+  if (block != nullptr) std::memset(block, 0, size_);
+  return block;
+}
+
+void *vk_multialloc::allocate(std::pmr::memory_resource *resource) noexcept {
+  if (invalid_ || count_ == 0) return place(nullptr);
+  try {
+    return place(resource->allocate(size_, alignment_));
+  } catch (...) {
+    return place(nullptr);
+  }
+}
+
+}  // namespace mesa

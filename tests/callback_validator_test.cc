@@ -1,0 +1,249 @@
+// callback_validator: a correct caller produces no violation; a caller (or a table) breaking one
+// rule produces exactly that violation, recorded with the call that caused it.
+#include "mesa_alloc/callback_validator.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using mesa::callback_validator;
+using mesa::validator_op;
+using mesa::validator_rule;
+
+std::vector<validator_rule> rules_of(const callback_validator &v) {
+  std::vector<validator_rule> rules;
+  for (std::size_t i = 0; i < v.violation_count(); ++i) rules.push_back(v.violation(i).rule);
+  return rules;
+}
+
+void *call_alloc(const mesa_allocator *t, std::size_t size, std::size_t alignment, int scope) {
+  return t->alloc_fn(t->user_data, size, alignment, static_cast<mesa_alloc_scope>(scope));
+}
+void *call_realloc(const mesa_allocator *t, void *p, std::size_t size, std::size_t alignment,
+                   int scope = MESA_ALLOC_SCOPE_OBJECT) {
+  return t->realloc_fn(t->user_data, p, size, alignment, static_cast<mesa_alloc_scope>(scope));
+}
+void call_free(const mesa_allocator *t, void *p) { t->free_fn(t->user_data, p); }
+
+TEST(CallbackValidator, CorrectCallerHasNoViolation) {
+  callback_validator v(mesa_libc_allocator());
+  const mesa_allocator *t = v.table();
+  v.set_call("vkCreateThing");
+  void *a = call_alloc(t, 100, 64, MESA_ALLOC_SCOPE_OBJECT);
+  void *b = call_alloc(t, 0, 1, MESA_ALLOC_SCOPE_COMMAND);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 100u);
+  std::memset(a, 7, 100);
+  a = call_realloc(t, a, 5000, 64);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 64, 0u);
+  EXPECT_EQ(static_cast<unsigned char *>(a)[99], 7);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 5000u);
+  call_free(t, b);
+  EXPECT_EQ(v.checkpoint(1u << MESA_ALLOC_SCOPE_COMMAND), 0u);
+  void *c = call_realloc(t, nullptr, 32, 16, MESA_ALLOC_SCOPE_INSTANCE);  // realloc(NULL) allocs
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(call_realloc(t, c, 0, 16, MESA_ALLOC_SCOPE_INSTANCE), nullptr);  // size 0 frees
+  call_free(t, a);
+  call_free(t, nullptr);
+  t->internal_alloc_fn(t->user_data, 4096, 0, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(v.internal_total(0, MESA_ALLOC_SCOPE_DEVICE), 4096);
+  t->internal_free_fn(t->user_data, 4096, 0, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(v.checkpoint(0x1f), 0u);
+  EXPECT_EQ(v.live_blocks(), 0u);
+  EXPECT_TRUE(rules_of(v).empty());
+}
+
+// Each case breaks one caller-side rule once; the validator must record exactly that rule.
+struct caller_case {
+  const char *name;
+  validator_rule rule;
+  void (*run)(const mesa_allocator *t);
+};
+
+const caller_case kCallerCases[] = {
+    {"scope", validator_rule::scope_out_of_range,
+     [](const mesa_allocator *t) { EXPECT_EQ(call_alloc(t, 8, 8, 5), nullptr); }},
+    {"negative_scope", validator_rule::scope_out_of_range,
+     [](const mesa_allocator *t) { EXPECT_EQ(call_alloc(t, 8, 8, -1), nullptr); }},
+    {"alignment", validator_rule::alignment_not_power_of_two,
+     [](const mesa_allocator *t) { EXPECT_EQ(call_alloc(t, 8, 24, 1), nullptr); }},
+    {"zero_alignment", validator_rule::alignment_not_power_of_two,
+     [](const mesa_allocator *t) { EXPECT_EQ(call_alloc(t, 8, 0, 1), nullptr); }},
+    {"realloc_alignment", validator_rule::realloc_alignment_changed,
+     [](const mesa_allocator *t) {
+       void *p = call_alloc(t, 8, 64, 1);
+       p = call_realloc(t, p, 16, 16);
+       call_free(t, p);
+     }},
+    {"realloc_unknown", validator_rule::realloc_unknown_pointer,
+     [](const mesa_allocator *t) {
+       int on_stack;
+       EXPECT_EQ(call_realloc(t, &on_stack, 16, 16), nullptr);
+     }},
+    {"realloc_freed", validator_rule::realloc_freed_pointer,
+     [](const mesa_allocator *t) {
+       void *p = call_alloc(t, 8, 16, 1);
+       call_free(t, p);
+       EXPECT_EQ(call_realloc(t, p, 16, 16), nullptr);
+     }},
+    {"realloc_after_realloc_zero", validator_rule::realloc_freed_pointer,
+     [](const mesa_allocator *t) {
+       void *p = call_alloc(t, 8, 16, 1);
+       EXPECT_EQ(call_realloc(t, p, 0, 16), nullptr);
+       EXPECT_EQ(call_realloc(t, p, 16, 16), nullptr);
+     }},
+    {"free_unknown", validator_rule::free_unknown_pointer,
+     [](const mesa_allocator *t) {
+       int on_stack;
+       call_free(t, &on_stack);
+     }},
+    {"double_free", validator_rule::free_freed_pointer,
+     [](const mesa_allocator *t) {
+       void *p = call_alloc(t, 8, 16, 1);
+       call_free(t, p);
+       call_free(t, p);
+     }},
+    {"free_after_realloc_zero", validator_rule::free_freed_pointer,
+     [](const mesa_allocator *t) {
+       void *p = call_alloc(t, 8, 16, 1);
+       call_realloc(t, p, 0, 16);
+       call_free(t, p);
+     }},
+    {"internal_type", validator_rule::internal_type_out_of_range,
+     [](const mesa_allocator *t) {
+       t->internal_alloc_fn(t->user_data, 64, 3, MESA_ALLOC_SCOPE_DEVICE);
+     }},
+    {"internal_scope", validator_rule::scope_out_of_range,
+     [](const mesa_allocator *t) {
+       t->internal_alloc_fn(t->user_data, 64, 0, static_cast<mesa_alloc_scope>(9));
+     }},
+    {"internal_negative", validator_rule::internal_total_negative,
+     [](const mesa_allocator *t) {
+       t->internal_alloc_fn(t->user_data, 64, 0, MESA_ALLOC_SCOPE_DEVICE);
+       t->internal_free_fn(t->user_data, 128, 0, MESA_ALLOC_SCOPE_DEVICE);
+       t->internal_alloc_fn(t->user_data, 64, 0, MESA_ALLOC_SCOPE_DEVICE);
+     }},
+};
+
+TEST(CallbackValidator, EachBrokenCallerRuleGivesExactlyThatViolation) {
+  for (const caller_case &c : kCallerCases) {
+    SCOPED_TRACE(c.name);
+    callback_validator v(mesa_libc_allocator());
+    v.set_call(c.name);
+    c.run(v.table());
+    ASSERT_EQ(rules_of(v), std::vector<validator_rule>{c.rule});
+    EXPECT_STREQ(v.violation(0).call.context, c.name);
+    EXPECT_EQ(v.live_blocks(), 0u);  // nothing leaked by the check itself
+  }
+}
+
+TEST(CallbackValidator, ViolationRecordsTheCall) {
+  callback_validator v(mesa_libc_allocator());
+  void *p = call_alloc(v.table(), 8, 64, MESA_ALLOC_SCOPE_CACHE);
+  v.set_call("vkMergePipelineCaches");
+  void *q = call_realloc(v.table(), p, 48, 8, MESA_ALLOC_SCOPE_CACHE);
+  ASSERT_EQ(v.violation_count(), 1u);
+  const mesa::validator_violation bad = v.violation(0);
+  EXPECT_EQ(bad.rule, validator_rule::realloc_alignment_changed);
+  EXPECT_EQ(bad.call.op, validator_op::realloc);
+  EXPECT_EQ(bad.call.ptr, p);
+  EXPECT_EQ(bad.call.size, 48u);
+  EXPECT_EQ(bad.call.alignment, 8u);
+  EXPECT_EQ(bad.call.scope, MESA_ALLOC_SCOPE_CACHE);
+  EXPECT_EQ(bad.call.sequence, 1u);
+  EXPECT_EQ(bad.expected, 64u);
+  char line[256];
+  bad.format(line, sizeof line);
+  EXPECT_EQ(
+      std::string(line).rfind("realloc_alignment_changed in vkMergePipelineCaches: realloc(", 0),
+      0u)
+      << line;
+  call_free(v.table(), q);
+}
+
+TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {
+  callback_validator v(mesa_libc_allocator());
+  v.set_call("vkCmdDispatch");
+  void *command = call_alloc(v.table(), 40, 8, MESA_ALLOC_SCOPE_COMMAND);
+  void *object = call_alloc(v.table(), 50, 8, MESA_ALLOC_SCOPE_OBJECT);
+  EXPECT_EQ(v.checkpoint(1u << MESA_ALLOC_SCOPE_COMMAND), 1u);
+  ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::live_at_checkpoint});
+  EXPECT_EQ(v.violation(0).call.ptr, command);
+  EXPECT_EQ(v.violation(0).call.size, 40u);
+  EXPECT_EQ(v.violation(0).expected, static_cast<std::size_t>(MESA_ALLOC_SCOPE_COMMAND));
+  call_free(v.table(), command);
+  call_free(v.table(), object);
+  EXPECT_EQ(v.checkpoint(0x1f), 0u);
+}
+
+// A table (not the caller) breaking its side of the contract.
+alignas(64) unsigned char g_arena[256];
+void *misaligned_alloc(void *, std::size_t, std::size_t, mesa_alloc_scope) { return g_arena + 1; }
+void *keeps_on_zero_realloc(void *, void *ptr, std::size_t, std::size_t, mesa_alloc_scope) {
+  return ptr == g_arena + 1 ? g_arena + 64 : nullptr;
+}
+void ignore_free(void *, void *) {}
+const mesa_allocator kBrokenTable = {nullptr,     misaligned_alloc, keeps_on_zero_realloc,
+                                     ignore_free, nullptr,          nullptr};
+
+TEST(CallbackValidator, BrokenTableResultsAreReported) {
+  callback_validator v(&kBrokenTable);
+  void *p = call_alloc(v.table(), 8, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::misaligned_result});
+  void *q = call_realloc(v.table(), p, 0, 16);
+  EXPECT_EQ(q, g_arena + 64);
+  ASSERT_EQ(rules_of(v),
+            (std::vector<validator_rule>{validator_rule::misaligned_result,
+                                         validator_rule::realloc_zero_returned_block}));
+}
+
+// Notifications reach the upstream table's own observers.
+int g_internal_calls = 0;
+void count_internal(void *, std::size_t, int, mesa_alloc_scope) { ++g_internal_calls; }
+
+TEST(CallbackValidator, ForwardsNotificationsUpstream) {
+  mesa_allocator upstream = *mesa_libc_allocator();
+  upstream.internal_alloc_fn = count_internal;
+  upstream.internal_free_fn = count_internal;
+  callback_validator v(&upstream);
+  v.table()->internal_alloc_fn(v.table()->user_data, 10, 0, MESA_ALLOC_SCOPE_INSTANCE);
+  v.table()->internal_free_fn(v.table()->user_data, 10, 0, MESA_ALLOC_SCOPE_INSTANCE);
+  EXPECT_EQ(g_internal_calls, 2);
+  EXPECT_EQ(v.violation_count(), 0u);
+}
+
+// Callbacks may be called from several threads at once (the validator takes a lock).
+TEST(CallbackValidator, TwoThreadsAllocatingAndFreeing) {
+  callback_validator v(mesa_libc_allocator());
+  auto work = [&v] {
+    std::vector<void *> blocks;
+    for (int i = 0; i < 2000; ++i) {
+      blocks.push_back(call_alloc(v.table(), 16 + i % 64, 16, i % MESA_ALLOC_SCOPE_COUNT));
+      if (i % 3 == 0) blocks.back() = call_realloc(v.table(), blocks.back(), 200, 16, i % 5);
+    }
+    for (void *p : blocks) call_free(v.table(), p);
+  };
+  std::thread a(work), b(work);
+  a.join();
+  b.join();
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_EQ(v.live_blocks(), 0u);
+  EXPECT_EQ(v.checkpoint(0x1f), 0u);
+}
+
+TEST(CallbackValidator, RuleNames) {
+  EXPECT_STREQ(mesa::validator_rule_name(validator_rule::scope_out_of_range), "scope_out_of_range");
+  EXPECT_STREQ(mesa::validator_rule_name(validator_rule::realloc_zero_returned_block),
+               "realloc_zero_returned_block");
+  EXPECT_STREQ(mesa::validator_op_name(validator_op::internal_free), "internal_free");
+}
+
+}  // namespace

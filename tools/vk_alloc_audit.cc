@@ -1,0 +1,211 @@
+// vk_alloc_audit — does a Vulkan driver honour VkAllocationCallbacks, how much host memory does
+// it use by scope, and does it survive every out-of-memory point?
+//
+// Runs a scripted workload (instance, device, objects, a compute dispatch, teardown) through
+// application callbacks built from the project's own layers — callback_validator (every rule
+// the Vulkan CTS checks) over a recorder (counts, bytes, peak by scope and by call, timeline,
+// fault injection) over libc — against one ICD (default: Mesa's lavapipe), and reports. With
+// --oom-sweep it re-runs the workload once per allocation point, failing that allocation, each
+// in a child process, and classifies every point. See README, "Vulkan host-memory callbacks".
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "tools/vk_audit_report.h"
+#include "tools/vk_audit_run.h"
+#include "tools/vk_audit_sweep.h"
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: vk_alloc_audit [options]\n"
+    "  --icd FILE           ICD manifest to audit (default: Mesa's lavapipe, lvp_icd.*.json)\n"
+    "  --workload W         instance | device | full (default full: objects and a dispatch)\n"
+    "  --json               print one JSON object instead of the text report\n"
+    "  --svg FILE           write live host bytes by scope over the workload as SVG\n"
+    "                       (default vk_alloc_audit.svg; --svg '' for none)\n"
+    "  --oom-sweep          fail each allocation point in turn, one child process per point\n"
+    "  --sweep-first N      first point of the sweep (default 0)\n"
+    "  --sweep-count N      number of points (default: all the clean run made)\n"
+    "  --jobs N             children at a time (default: number of CPUs)\n"
+    "  --timeout SECONDS    a child running longer is killed and reported crashed (default 60)\n"
+    "  --implicit-layers    keep the loader's implicit layers (default: audit the driver alone)\n"
+    "  --quiet              no progress lines on stderr\n";
+
+const char *kIcdDirectories[] = {"/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d",
+                                 "/usr/local/share/vulkan/icd.d"};
+
+bool readable(const std::string &path) { return access(path.c_str(), R_OK) == 0; }
+
+std::string find_lavapipe() {
+  for (const char *dir : kIcdDirectories) {
+    for (const char *name :
+         {"lvp_icd.x86_64.json", "lvp_icd.aarch64.json", "lvp_icd.json", "lvp_icd.i686.json"}) {
+      const std::string path = std::string(dir) + "/" + name;
+      if (readable(path)) return path;
+    }
+  }
+  return "";
+}
+
+bool parse_number(const char *text, std::uint64_t *out) {
+  char *end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || text[0] == '-') return false;
+  *out = v;
+  return true;
+}
+
+int usage_error(const std::string &message) {
+  std::fprintf(stderr, "vk_alloc_audit: %s\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+// The loader and driver settings every run (clean and children) uses.
+void configure_loader(const std::string &icd, bool implicit_layers) {
+  setenv("VK_ICD_FILENAMES", icd.c_str(), 1);  // loaders before 1.3.207
+  setenv("VK_DRIVER_FILES", icd.c_str(), 1);
+  if (!implicit_layers) {  // audit the loader and the driver, not what else is installed
+    setenv("VK_LOADER_LAYERS_DISABLE", "~implicit~", 1);
+    setenv("NODEVICE_SELECT", "1", 1);
+  }
+  // Mesa's on-disk shader cache would make runs differ (a miss, then hits).
+  setenv("MESA_SHADER_CACHE_DISABLE", "true", 1);
+  setenv("MESA_GLSL_CACHE_DISABLE", "true", 1);
+}
+
+// A path the user gave, relative to where they started `bazel run` (not the runfiles tree).
+std::string user_path(const std::string &path) {
+  if (path.empty() || path[0] == '/') return path;
+  const char *dir = std::getenv("BUILD_WORKING_DIRECTORY");  // bazel run
+  return dir != nullptr ? std::string(dir) + "/" + path : path;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string icd, svg = "vk_alloc_audit.svg";
+  vk_audit::workload_kind kind = vk_audit::workload_kind::full;
+  bool json = false, sweep = false, quiet = false, implicit_layers = false;
+  std::uint64_t first = 0, count = UINT64_MAX, child = UINT64_MAX, report_fd = 3, jobs = 0;
+  double timeout = 60;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char **out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    const char *v = nullptr;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg == "--oom-sweep") {
+      sweep = true;
+    } else if (arg == "--implicit-layers") {
+      implicit_layers = true;
+    } else if (arg == "--quiet") {
+      quiet = true;
+    } else if (arg == "--icd") {
+      if (!value(&v)) return usage_error("--icd needs a file");
+      icd = user_path(v);
+    } else if (arg == "--svg") {
+      if (!value(&v)) return usage_error("--svg needs a file (or '')");
+      svg = v;
+    } else if (arg == "--workload") {
+      if (!value(&v) || !vk_audit::parse_workload(v, &kind))
+        return usage_error("--workload must be instance, device or full");
+    } else if (arg == "--sweep-first") {
+      if (!value(&v) || !parse_number(v, &first)) return usage_error("bad --sweep-first");
+    } else if (arg == "--sweep-count") {
+      if (!value(&v) || !parse_number(v, &count)) return usage_error("bad --sweep-count");
+    } else if (arg == "--jobs") {
+      if (!value(&v) || !parse_number(v, &jobs) || jobs == 0 || jobs > 256)
+        return usage_error("--jobs must be 1..256");
+    } else if (arg == "--timeout") {
+      if (!value(&v) || (timeout = std::atof(v)) <= 0) return usage_error("bad --timeout");
+    } else if (arg == "--child") {  // internal: one sweep point
+      if (!value(&v) || !parse_number(v, &child)) return usage_error("bad --child");
+    } else if (arg == "--report-fd") {  // internal
+      if (!value(&v) || !parse_number(v, &report_fd)) return usage_error("bad --report-fd");
+    } else {
+      return usage_error("unknown option " + arg);
+    }
+  }
+
+  if (child != UINT64_MAX) {  // one sweep point; the parent set the environment
+    const int rc = vk_audit::run_sweep_child(kind, child, static_cast<int>(report_fd));
+    // The report is written: skip exit-time handlers (and a sanitizer's leak check of the
+    // driver's own libc blocks), which are not part of the audited workload.
+    std::fflush(nullptr);
+    _exit(rc);
+  }
+
+  if (icd.empty()) {
+    icd = find_lavapipe();
+    if (icd.empty()) {
+      std::fprintf(stderr,
+                   "vk_alloc_audit: Mesa's lavapipe ICD (lvp_icd.*.json) was not found in "
+                   "/usr/share/vulkan/icd.d; install mesa-vulkan-drivers (./setup.sh) or pass "
+                   "--icd FILE\n");
+      return 2;
+    }
+  } else if (!readable(icd)) {
+    std::fprintf(stderr, "vk_alloc_audit: cannot read ICD manifest %s\n", icd.c_str());
+    return 2;
+  }
+  configure_loader(icd, implicit_layers);
+
+  const vk_audit::run_result clean = vk_audit::run_audit(kind);
+  if (!clean.outcome.completed && !quiet)
+    std::fprintf(stderr, "vk_alloc_audit: the clean run failed: %s returned %s\n",
+                 clean.outcome.failed_call ? clean.outcome.failed_call : "?",
+                 vk_audit::result_name(clean.outcome.failed_result).c_str());
+
+  vk_audit::report_context context;
+  context.icd = icd;
+  context.sweep_total = clean.attempts;
+  std::vector<vk_audit::sweep_point> points;
+  if (sweep) {
+    vk_audit::sweep_options options;
+    options.executable = "/proc/self/exe";
+    options.kind = kind;
+    options.first = first < clean.attempts ? first : clean.attempts;
+    options.count = clean.attempts - options.first;
+    if (count < options.count) options.count = count;
+    const unsigned cpus = std::thread::hardware_concurrency();
+    options.jobs = static_cast<int>(jobs != 0 ? jobs : cpus != 0 ? cpus : 1);
+    options.timeout_seconds = timeout;
+    options.progress = !quiet;
+    const auto start = std::chrono::steady_clock::now();
+    points = vk_audit::run_sweep(options);
+    context.sweep_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    context.jobs = options.jobs;
+  }
+
+  const std::vector<vk_audit::sweep_point> *sweep_points = sweep ? &points : nullptr;
+  const std::string report = json ? vk_audit::json_report(context, clean, sweep_points)
+                                  : vk_audit::text_report(context, clean, sweep_points);
+  std::fputs(report.c_str(), stdout);
+  if (!svg.empty()) {
+    const std::string path = user_path(svg);
+    std::ofstream out(path);
+    out << vk_audit::svg_report(context, clean);
+    if (!out) {
+      std::fprintf(stderr, "vk_alloc_audit: cannot write %s\n", path.c_str());
+      return 1;
+    }
+    if (!json && !quiet) std::printf("\nSVG of live bytes by scope: %s\n", path.c_str());
+  }
+  return clean.outcome.completed ? 0 : 1;
+}

@@ -1,0 +1,205 @@
+#include "tools/vk_audit_recorder.h"
+
+#include <cstring>
+
+namespace vk_audit {
+namespace {
+
+recorder *self_of(void *user_data) { return static_cast<recorder *>(user_data); }
+bool scope_valid(int scope) { return scope >= 0 && scope < MESA_ALLOC_SCOPE_COUNT; }
+
+}  // namespace
+
+recorder::recorder(const mesa_allocator *upstream)
+    : upstream_(upstream),
+      table_{this,
+             &recorder::alloc,
+             &recorder::realloc,
+             &recorder::free,
+             &recorder::internal_alloc,
+             &recorder::internal_free} {
+  calls_.push_back(call_counts{"(outside any call)", "", {}});
+}
+
+void recorder::set_call(const char *call, const char *phase) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (std::uint32_t i = 0; i < calls_.size(); ++i) {
+    if (calls_[i].call == call && calls_[i].phase == phase) {
+      call_ = i;
+      return;
+    }
+  }
+  calls_.push_back(call_counts{call, phase, {}});
+  call_ = static_cast<std::uint32_t>(calls_.size() - 1);
+}
+
+void recorder::snapshot() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  destroy_snapshot s{calls_[call_].call, {}, static_cast<std::int64_t>(live_.size())};
+  std::memcpy(s.live_bytes, live_bytes_, sizeof live_bytes_);
+  snapshots_.push_back(std::move(s));
+}
+
+void recorder::on_failure(void (*hook)(void *, const injection &), void *context) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  failure_hook_ = hook;
+  failure_context_ = context;
+}
+
+std::uint64_t recorder::count_attempt(std::size_t alignment) {
+  if (alignment != 0 && alignment < (std::size_t{1} << 63))
+    ++alignment_counts_[63 - __builtin_clzll(alignment)];
+  return attempts_++;
+}
+
+void recorder::failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
+                      bool realloc) {
+  ++current(scope).failed;
+  ++totals_[scope].failed;
+  if (failure_hook_ != nullptr)
+    failure_hook_(failure_context_, injection{attempt, calls_[call_].call, calls_[call_].phase,
+                                              size, alignment, scope, realloc});
+}
+
+void recorder::sample() {
+  timeline_sample s{call_, {}};
+  std::memcpy(s.live, live_bytes_, sizeof live_bytes_);
+  timeline_.push_back(s);
+}
+
+void recorder::added(void *p, std::size_t size, int scope, bool realloc) {
+  live_[p] = block{size, scope};
+  scope_counts &c = current(scope);
+  (realloc ? c.reallocations : c.allocations)++;
+  (realloc ? totals_[scope].reallocations : totals_[scope].allocations)++;
+  c.bytes += size;
+  totals_[scope].bytes += size;
+  live_bytes_[scope] += static_cast<std::int64_t>(size);
+  if (live_bytes_[scope] > peak_bytes_[scope]) peak_bytes_[scope] = live_bytes_[scope];
+  sample();
+}
+
+void recorder::removed(std::unordered_map<void *, block>::iterator it, bool count_free) {
+  const block b = it->second;
+  live_.erase(it);
+  live_bytes_[b.scope] -= static_cast<std::int64_t>(b.size);
+  if (count_free) {
+    ++current(b.scope).frees;
+    ++totals_[b.scope].frees;
+    sample();
+  }
+}
+
+void *recorder::alloc(void *user_data, std::size_t size, std::size_t alignment,
+                      mesa_alloc_scope scope) {
+  recorder *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  if (!scope_valid(scope)) return nullptr;
+  const std::uint64_t attempt = self->count_attempt(alignment);
+  const mesa_allocator *up = self->upstream_;
+  void *p = up->alloc_fn(up->user_data, size, alignment, scope);
+  if (p == nullptr) {
+    self->failed(attempt, size, alignment, scope, false);
+    return nullptr;
+  }
+  self->added(p, size, scope, false);
+  return p;
+}
+
+void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+                        mesa_alloc_scope scope) {
+  if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+  recorder *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  if (!scope_valid(scope)) return nullptr;
+  auto it = self->live_.find(ptr);
+  if (it == self->live_.end()) return nullptr;  // the validator above reports it
+  const mesa_allocator *up = self->upstream_;
+  if (size == 0) {
+    self->removed(it, true);
+    up->realloc_fn(up->user_data, ptr, 0, alignment, scope);
+    return nullptr;
+  }
+  const std::uint64_t attempt = self->count_attempt(alignment);
+  void *p = up->realloc_fn(up->user_data, ptr, size, alignment, scope);
+  if (p == nullptr) {
+    self->failed(attempt, size, alignment, scope, true);
+    return nullptr;
+  }
+  self->removed(it, false);
+  self->added(p, size, scope, true);
+  return p;
+}
+
+void recorder::free(void *user_data, void *ptr) {
+  if (ptr == nullptr) return;
+  recorder *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  auto it = self->live_.find(ptr);
+  if (it == self->live_.end()) return;  // the validator above reports it
+  self->removed(it, true);
+  const mesa_allocator *up = self->upstream_;
+  up->free_fn(up->user_data, ptr);
+}
+
+void recorder::internal_alloc(void *user_data, std::size_t size, int, mesa_alloc_scope scope) {
+  recorder *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  if (!scope_valid(scope)) return;
+  ++self->internal_[scope].allocations;
+  self->internal_[scope].bytes += static_cast<std::int64_t>(size);
+}
+
+void recorder::internal_free(void *user_data, std::size_t size, int, mesa_alloc_scope scope) {
+  recorder *self = self_of(user_data);
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  if (!scope_valid(scope)) return;
+  ++self->internal_[scope].frees;
+  self->internal_[scope].bytes -= static_cast<std::int64_t>(size);
+}
+
+std::uint64_t recorder::attempts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return attempts_;
+}
+
+scope_counts recorder::total(int scope) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return scope_valid(scope) ? totals_[scope] : scope_counts{};
+}
+
+std::int64_t recorder::peak_bytes(int scope) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return scope_valid(scope) ? peak_bytes_[scope] : 0;
+}
+
+std::vector<call_counts> recorder::calls() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return calls_;
+}
+
+std::vector<timeline_sample> recorder::timeline() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return timeline_;
+}
+
+std::vector<destroy_snapshot> recorder::snapshots() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return snapshots_;
+}
+
+std::vector<std::pair<std::size_t, std::uint64_t>> recorder::alignments() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::pair<std::size_t, std::uint64_t>> out;
+  for (int i = 0; i < 64; ++i) {
+    if (alignment_counts_[i] != 0) out.emplace_back(std::size_t{1} << i, alignment_counts_[i]);
+  }
+  return out;
+}
+
+recorder::internal_counts recorder::internal(int scope) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return scope_valid(scope) ? internal_[scope] : internal_counts{};
+}
+
+}  // namespace vk_audit

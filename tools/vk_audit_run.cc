@@ -1,0 +1,133 @@
+#include "tools/vk_audit_run.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/callback_validator.h"
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/resource_callbacks.h"
+#include "mesa_alloc/vulkan.h"
+
+namespace vk_audit {
+namespace {
+
+constexpr unsigned kAllScopes = (1u << MESA_ALLOC_SCOPE_COUNT) - 1;
+
+class stack_observer final : public workload_observer {
+ public:
+  stack_observer(mesa::callback_validator &validator, recorder &rec)
+      : validator_(validator), rec_(rec) {}
+
+  void before(const char *call, const char *phase) override {
+    validator_.set_call(call);
+    rec_.set_call(call, phase);
+  }
+  // COMMAND-scope memory must not outlive the command that allocated it.
+  void after(const char *, VkResult) override {
+    validator_.checkpoint(1u << MESA_ALLOC_SCOPE_COMMAND);
+  }
+  void after_destroy(const char *) override { rec_.snapshot(); }
+
+ private:
+  mesa::callback_validator &validator_;
+  recorder &rec_;
+};
+
+// Tells whether a failed attempt was the injected one (the fault layer counted a failure).
+struct failure_watch {
+  const mesa::fault_resource *fault;
+  void (*on_inject)(void *, const injection &);
+  void *context;
+  bool injected = false;
+  injection at{};
+};
+
+void watch_failure(void *context, const injection &attempt) {
+  auto *w = static_cast<failure_watch *>(context);
+  if (w->injected || w->fault->failures() == 0) return;
+  w->injected = true;
+  w->at = attempt;
+  if (w->on_inject != nullptr) w->on_inject(w->context, attempt);
+}
+
+}  // namespace
+
+std::uint64_t run_result::allocations() const {
+  std::uint64_t n = 0;
+  for (const scope_counts &c : totals) n += c.allocations;
+  return n;
+}
+
+std::uint64_t run_result::reallocations() const {
+  std::uint64_t n = 0;
+  for (const scope_counts &c : totals) n += c.reallocations;
+  return n;
+}
+
+std::uint64_t run_result::frees() const {
+  std::uint64_t n = 0;
+  for (const scope_counts &c : totals) n += c.frees;
+  return n;
+}
+
+run_result run_audit(workload_kind kind, std::uint64_t fail_at,
+                     void (*on_inject)(void *, const injection &), void *context) {
+  // The application's callbacks, bottom up.
+  mesa::callback_resource libc(mesa_libc_allocator());
+  mesa::fault_resource fault(&libc);
+  mesa::resource_callbacks fault_table(&fault);
+  const mesa_allocator *tracking =
+      mesa_tracking_create(fault_table.table(), "application callbacks", nullptr);
+  if (tracking == nullptr) {
+    std::fprintf(stderr, "vk_alloc_audit: cannot create the tracking layer\n");
+    std::exit(2);
+  }
+  recorder rec(tracking);
+  failure_watch watch{&fault, on_inject, context};
+  rec.on_failure(&watch_failure, &watch);
+  mesa::callback_validator validator(rec.table());
+  stack_observer observer(validator, rec);
+  if (fail_at != UINT64_MAX) fault.fail_nth(fail_at);
+
+  run_result r;
+  r.kind = kind;
+  const auto start = std::chrono::steady_clock::now();
+  r.outcome = run_workload(kind, mesa::to_vk(validator.table()), observer);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // Nothing may be live once the instance is gone.
+  validator.set_call("after vkDestroyInstance");
+  validator.checkpoint(kAllScopes);
+
+  r.attempts = rec.attempts();
+  for (int s = 0; s < MESA_ALLOC_SCOPE_COUNT; ++s) {
+    r.totals[s] = rec.total(s);
+    r.peak_bytes[s] = rec.peak_bytes(s);
+    r.internal[s] = rec.internal(s);
+  }
+  mesa_tracking_get_stats(tracking, &r.tracking);
+  r.peak_total_bytes = static_cast<std::int64_t>(r.tracking.peak_bytes);
+  r.live_bytes_after_destroy = static_cast<std::int64_t>(r.tracking.bytes_in_use);
+  r.live_blocks_after_destroy = static_cast<std::int64_t>(r.tracking.blocks_in_use);
+  r.calls = rec.calls();
+  r.timeline = rec.timeline();
+  r.snapshots = rec.snapshots();
+  r.alignments = rec.alignments();
+  r.injected = watch.injected;
+  r.injected_at = watch.at;
+  for (std::size_t i = 0; i < validator.violation_count(); ++i) {
+    const mesa::validator_violation v = validator.violation(i);
+    char text[320];
+    v.format(text, sizeof text);
+    r.violations.push_back(violation_entry{mesa::validator_rule_name(v.rule), v.call.context,
+                                           mesa::validator_op_name(v.call.op), v.call.size,
+                                           v.call.alignment, v.call.scope, v.call.sequence, text});
+  }
+  // Blocks the driver leaked stay allocated (they are reported, not freed behind its back).
+  mesa_tracking_destroy(tracking);
+  return r;
+}
+
+}  // namespace vk_audit

@@ -147,8 +147,8 @@ struct monotonic_variant {
 // next to a shader's IR (a few hundred KiB), large enough that upstream calls are rare.
 inline mesa::arena_options compiler_arena_options() {
   mesa::arena_options o;
-  o.initial_block_size = 8 << 10;
-  o.max_block_size = 32 << 10;
+  o.initial_block_size = 4 << 10;
+  o.max_block_size = 16 << 10;
   return o;
 }
 

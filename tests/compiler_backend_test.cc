@@ -185,6 +185,54 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
   }
 }
 
+// Mangled text (lines dropped, duplicated or swapped, characters replaced) never crashes the
+// parser: it either parses into valid SSA or reports an error.
+TEST(CompilerBackendText, MangledInputNeverCrashes) {
+  const std::string text = print(*generated(4, 300));
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t nl = text.find('\n', at);
+    lines.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  Rng rng(7);
+  int accepted = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::vector<std::string> m = lines;
+    for (int edits = 1 + rng.below(3); edits > 0; --edits) {
+      std::uint32_t k = rng.below(static_cast<std::uint32_t>(m.size()));
+      switch (rng.below(4)) {
+        case 0:
+          m.erase(m.begin() + k);
+          break;
+        case 1:
+          m.insert(m.begin() + k, m[rng.below(static_cast<std::uint32_t>(m.size()))]);
+          break;
+        case 2:
+          std::swap(m[k], m[rng.below(static_cast<std::uint32_t>(m.size()))]);
+          break;
+        default:
+          if (!m[k].empty())
+            m[k][rng.below(static_cast<std::uint32_t>(m[k].size()))] =
+                "%@[],:=0 9bx-"[rng.below(13)];
+          break;
+      }
+    }
+    std::string mangled;
+    for (const std::string &l : m) mangled += l + "\n";
+    Shader<A> shader{A()};
+    Diagnostic d = parse(mangled, shader);
+    if (d.ok) {
+      ++accepted;
+      Scratch scratch;
+      for (Function<A> *f : shader.functions) EXPECT_TRUE(verify_ssa(*f, scratch).ok);
+    } else {
+      EXPECT_NE(d.message[0], '\0');
+    }
+  }
+  EXPECT_LT(accepted, 400);
+}
+
 // ---- generator
 
 TEST(CompilerBackendGenerator, SameSeedSameShaderOnEveryAllocator) {

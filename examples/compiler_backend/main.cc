@@ -9,6 +9,7 @@
 // All but std go through tracking_resources "ir" and "scratch" under "compiler"; the arena
 // ones sit on the default mesa_allocator (MESA_ALLOC_DEBUG applies), the pmr ones on
 // new/delete. Every choice prints the same checksum.
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

@@ -185,7 +185,7 @@ class Parser {
       if (!c.at_end()) return error("unexpected text after '}'");
       return finish_function();
     }
-    if (c.eat('%')) return parse_instr(c, true);
+    if (c.eat('%')) return parse_instr(c);
     std::string_view w = c.word();
     if (w.empty()) return error("unexpected '%.*s'", int(c.rest().size()), c.rest().data());
     if (c.eat(':')) {
@@ -203,9 +203,9 @@ class Parser {
   }
 
   // After '%': "ID[:rN|:sN] = op ...".
-  Diagnostic parse_instr(internal::line_cursor &c, bool) {
+  Diagnostic parse_instr(internal::line_cursor &c) {
     std::int64_t id;
-    if (!c.number(id) || id < 0 || id > (1 << 24))
+    if (!c.number(id) || id < 0 || id > (1 << 20))
       return error("expected a value number after '%%'");
     std::int32_t loc = kNoLoc;
     if (c.eat(':')) {

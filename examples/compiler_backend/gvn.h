@@ -83,6 +83,7 @@ std::uint32_t value_number(Function<A> &f, Scratch &scratch) {
   for (std::size_t i = 1; i < n; ++i) children[fill[f.rpo[i]->idom->rpo_index]++] = i;
 
   hash_map<ExprKey, Instr<A> *, S, ExprKeyHash> table(a);
+  table.reserve(f.values.size());
   vec<ExprKey, S> scope_keys(a);                          // keys inserted, innermost last
   vec<std::pair<std::uint32_t, std::size_t>, S> walk(a);  // (block, scope_keys size at entry)
   vec<std::uint32_t, S> cursor(n, 0, a);

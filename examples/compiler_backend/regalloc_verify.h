@@ -45,8 +45,9 @@ Diagnostic verify_registers(Function<A> &f, std::uint32_t num_registers, Scratch
     scratch_scope<Scratch> per_block(scratch);
     using S = decltype(scratch.alloc());
     // The values live at the current point, and which of them holds each register.
-    hash_set<std::uint32_t, S> now(live.live_out[b->index].begin(), live.live_out[b->index].end(),
-                                   0, std::hash<std::uint32_t>(), std::equal_to<std::uint32_t>(),
+    const auto &out = live.live_out[b->index];
+    hash_set<std::uint32_t, S> now(out.begin(), out.end(), out.size() + 8,
+                                   std::hash<std::uint32_t>(), std::equal_to<std::uint32_t>(),
                                    scratch.alloc());
     vec<std::uint32_t, S> owner(num_registers, kFree, scratch.alloc());
     // `v` becomes live (walking backwards) or is defined: nobody else may hold its register.

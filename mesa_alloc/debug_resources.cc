@@ -5,102 +5,15 @@
 #include <new>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
+#include "mesa_alloc/internal/c_tables.h"
 #include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/tracking_resource.h"
 
-namespace mesa::internal {
-
-// The tracking table allocates straight from the parent table and accounts the user size and
-// scope, so C counts are exact and per scope. A header before each block keeps the size.
-struct tracking_table {
-  struct header {
-    std::size_t size;
-    std::uint32_t alignment;
-    std::uint32_t scope;
-  };
-  static constexpr std::size_t kMinHeader = 16;
-  static_assert(sizeof(header) <= kMinHeader, "header must fit");
-
-  tracking_table(const mesa_allocator *parent_table, std::string_view name,
-                 tracking_resource *parent_tracker) noexcept
-      : table{this, &alloc, &realloc, &free, nullptr, nullptr},
-        parent(parent_table),
-        upstream(parent_table),
-        tracker(&upstream, name, parent_tracker) {}
-
-  static tracking_table *from(const mesa_allocator *t) noexcept {
-    if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
-    return static_cast<tracking_table *>(t->user_data);
-  }
-  static std::size_t header_bytes(std::size_t alignment) noexcept {
-    return alignment > kMinHeader ? alignment : kMinHeader;
-  }
-  static header *header_of(void *user) noexcept {
-    return reinterpret_cast<header *>(static_cast<unsigned char *>(user) - sizeof(header));
-  }
-
-  static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
-                     mesa_alloc_scope scope) {
-    auto *self = static_cast<tracking_table *>(user_data);
-    if (!mesa_alloc_alignment_valid(alignment) || alignment > UINT32_MAX) return nullptr;
-    if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
-    const std::size_t head = header_bytes(alignment);
-    tracking_resource &t = self->tracker;
-    const int index = tracking_shard_index();
-    if (size > SIZE_MAX - head || !t.try_charge_limits(size)) {
-      t.count_failure(index);
-      return nullptr;
-    }
-    void *base = self->parent->alloc_fn(self->parent->user_data, head + size, head, scope);
-    if (base == nullptr) {
-      t.uncharge_limits(size);
-      t.count_failure(index);
-      return nullptr;
-    }
-    t.count_allocation(index, size, scope);
-    void *user = static_cast<unsigned char *>(base) + head;
-    *header_of(user) =
-        header{size, static_cast<std::uint32_t>(alignment), static_cast<std::uint32_t>(scope)};
-    return user;
-  }
-
-  static void free(void *user_data, void *ptr) {
-    if (ptr == nullptr) return;
-    auto *self = static_cast<tracking_table *>(user_data);
-    const header h = *header_of(ptr);
-    self->parent->free_fn(self->parent->user_data,
-                          static_cast<unsigned char *>(ptr) - header_bytes(h.alignment));
-    self->tracker.uncharge_limits(h.size);
-    self->tracker.count_deallocation(tracking_shard_index(), h.size,
-                                     static_cast<mesa_alloc_scope>(h.scope));
-  }
-
-  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
-                       mesa_alloc_scope scope) {
-    if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
-    if (size == 0) {
-      free(user_data, ptr);
-      return nullptr;
-    }
-    if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
-    const header h = *header_of(ptr);
-    void *fresh = alloc(user_data, size, h.alignment > alignment ? h.alignment : alignment, scope);
-    if (fresh == nullptr) return nullptr;
-    std::memcpy(fresh, ptr, h.size < size ? h.size : size);
-    free(user_data, ptr);
-    return fresh;
-  }
-
-  mesa_allocator table;
-  const mesa_allocator *parent;
-  callback_resource upstream;
-  tracking_resource tracker;
-};
-
-}  // namespace mesa::internal
-
+using mesa::internal::debug_table;
+using mesa::internal::logging_table;
 using mesa::internal::tracking_table;
 
 namespace {
@@ -191,6 +104,80 @@ void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uin
 uint64_t mesa_fault_attempts(const mesa_allocator *fault) {
   mesa::fault_resource *f = fault_of(fault);
   return f != nullptr ? f->attempts() : 0;
+}
+
+void mesa_debug_options_init(mesa_debug_options *options) {
+  const mesa::debug_options d;
+  options->cookie = d.cookie;
+  options->fill = d.fill;
+  options->guard = static_cast<mesa_debug_guard>(d.guard);
+  options->quarantine_bytes = d.quarantine_bytes;
+  options->record_stacks = d.record_stacks;
+  options->report_leaks_on_destroy = d.report_leaks_on_destroy;
+  options->thread_safe = d.thread_safe;
+}
+
+const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
+                                        const mesa_debug_options *options) {
+  mesa::debug_options d;
+  if (options != nullptr) {
+    int guard;  // read as an int: C may pass any value
+    std::memcpy(&guard, &options->guard, sizeof guard);
+    if (guard < MESA_DEBUG_GUARD_NONE || guard > MESA_DEBUG_GUARD_BEFORE) return nullptr;
+    d.cookie = options->cookie != 0;
+    d.fill = options->fill != 0;
+    d.guard = static_cast<mesa::guard_mode>(options->guard);
+    d.quarantine_bytes = options->quarantine_bytes;
+    d.record_stacks = options->record_stacks != 0;
+    d.report_leaks_on_destroy = options->report_leaks_on_destroy != 0;
+    d.thread_safe = options->thread_safe != 0;
+  }
+  if (parent == nullptr) parent = mesa_default_allocator();
+  void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),
+                                   MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  return (new (storage) debug_table(parent, d))->table();
+}
+
+void mesa_debug_destroy(const mesa_allocator *debug) {
+  debug_table *t = debug_table::from(debug);
+  if (t == nullptr) return;
+  const mesa_allocator *parent = t->parent;
+  t->~debug_table();
+  parent->free_fn(parent->user_data, t);
+}
+
+size_t mesa_debug_report_leaks(const mesa_allocator *debug) {
+  mesa::debug_resource *d = mesa::debug_resource::from_table(debug);
+  return d != nullptr ? d->report_leaks() : 0;
+}
+
+const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
+                                          int record_stacks) {
+  if (path == nullptr) return nullptr;
+  if (parent == nullptr) parent = mesa_default_allocator();
+  void *storage = parent->alloc_fn(parent->user_data, sizeof(logging_table), alignof(logging_table),
+                                   MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  auto *t = new (storage) logging_table(parent, path, record_stacks != 0);
+  if (!t->file.ok()) {
+    t->~logging_table();
+    parent->free_fn(parent->user_data, storage);
+    return nullptr;
+  }
+  return &t->table;
+}
+
+void mesa_logging_flush(const mesa_allocator *logging) {
+  if (logging_table *t = logging_table::from(logging)) t->file.flush();
+}
+
+void mesa_logging_destroy(const mesa_allocator *logging) {
+  logging_table *t = logging_table::from(logging);
+  if (t == nullptr) return;
+  const mesa_allocator *parent = t->parent;
+  t->~logging_table();
+  parent->free_fn(parent->user_data, t);
 }
 
 int mesa_fault_loop(const mesa_allocator *parent,

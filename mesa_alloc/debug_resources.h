@@ -85,6 +85,46 @@ int mesa_fault_loop(const mesa_allocator *parent,
                     void (*body)(const mesa_allocator *allocator, void *context), void *context,
                     mesa_fault_loop_result *result);
 
+/* ---- debug: cookies, canaries, fills, guard pages, quarantine, leak reports --------------- */
+
+typedef enum mesa_debug_guard {
+  MESA_DEBUG_GUARD_NONE = 0,
+  MESA_DEBUG_GUARD_AFTER = 1,  /* an inaccessible page right after each block: overruns fault */
+  MESA_DEBUG_GUARD_BEFORE = 2, /* ... right before it: underruns fault */
+} mesa_debug_guard;
+
+typedef struct mesa_debug_options {
+  int cookie;                  /* check magic and canaries on free (default 1) */
+  int fill;                    /* 0xCD on allocate, 0xDD on free (default 1) */
+  mesa_debug_guard guard;      /* default NONE */
+  size_t quarantine_bytes;     /* freed bytes held back and checked (default 0) */
+  int record_stacks;           /* allocation stacks in reports (default 0) */
+  int report_leaks_on_destroy; /* default 1 */
+  int thread_safe;             /* 0: one thread at a time, no locking (default 1) */
+} mesa_debug_options;
+
+/* Fills *options with the defaults above. */
+void mesa_debug_options_init(mesa_debug_options *options);
+/* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors are
+ * printed on stderr (see debug_resource.h for the format) and abort, except leaks. */
+const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
+                                        const mesa_debug_options *options);
+void mesa_debug_destroy(const mesa_allocator *debug);
+/* Reports every live block as a leak; returns how many (0 if `debug` is not a debug table). */
+size_t mesa_debug_report_leaks(const mesa_allocator *debug);
+
+/* ---- logging: a trace of every call for //tools:alloc_trace ---------------------------------- */
+
+/* Logs every call (op, pointer, size, alignment, scope, thread, time and, with record_stacks,
+ * the call site) to the trace file `path` and forwards it unchanged to `parent` (NULL: the
+ * default). NULL if the file cannot be created. Format: logging_resource.h. */
+const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
+                                          int record_stacks);
+/* Writes the rest of the trace. */
+void mesa_logging_flush(const mesa_allocator *logging);
+/* Flushes, closes the file and frees the table (blocks stay with the parent). */
+void mesa_logging_destroy(const mesa_allocator *logging);
+
 #ifdef __cplusplus
 }
 #endif

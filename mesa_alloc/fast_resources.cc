@@ -1,67 +1,125 @@
-// The C functions of fast_resources.h: each resource is built with internal/c_handle.h (or,
-// for the slab, its own header-less table) on top of the parent table.
+// The C functions of fast_resources.h: the arena and pools are built with internal/c_handle.h
+// on top of the parent table; the slabs have their own header-less fixed-size table.
 #include "mesa_alloc/fast_resources.h"
 
 #include <new>
+#include <utility>
 
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/pool_resource.h"
+#include "mesa_alloc/slab_parent.h"
 #include "mesa_alloc/slab_resource.h"
+#include "mesa_alloc/synchronized_pool_resource.h"
 
 using mesa::internal::c_handle_create;
 using mesa::internal::c_handle_destroy;
 using mesa::internal::c_handle_resource;
 
+// A C-created slab_parent: its upstream is the parent table.
+struct mesa_slab_parent {
+  mesa_slab_parent(const mesa_allocator *parent_table, std::size_t object_size)
+      : parent(parent_table), upstream(parent_table), slab(&upstream, object_size) {}
+
+  const mesa_allocator *parent;
+  mesa::callback_resource upstream;
+  mesa::slab_parent slab;
+};
+
 namespace {
 
-// The slab's own table: no per-block header (every block is one slot, so C frees need no size).
-struct c_slab {
-  c_slab(const mesa_allocator *parent_table, std::size_t object_size)
+// The header-less fixed-size table over a slab (every block is one slot, so C frees need no
+// size). Derived has a member `slab` with allocate_object()/deallocate_object().
+template <class Derived>
+struct c_fixed_table {
+  c_fixed_table(const mesa_allocator *parent_table, std::size_t size, std::size_t align)
       : table{this, &alloc, &realloc, &free, nullptr, nullptr},
         parent(parent_table),
-        upstream(parent_table),
-        slab(&upstream, object_size) {}
+        object_size(size),
+        alignment(align) {}
 
-  static bool fits(c_slab *self, std::size_t size, std::size_t alignment) {
-    return size <= self->slab.object_size() && alignment <= self->slab.alignment();
+  static Derived *self(void *user_data) {
+    return static_cast<Derived *>(static_cast<c_fixed_table *>(user_data));
   }
-  static void *alloc(void *user_data, std::size_t size, std::size_t alignment, mesa_alloc_scope) {
-    if (!mesa_alloc_alignment_valid(alignment)) {
-      mesa::internal::report_invalid_alignment("mesa_slab alloc", alignment);
+  static void *alloc(void *user_data, std::size_t size, std::size_t align, mesa_alloc_scope) {
+    if (!mesa_alloc_alignment_valid(align)) {
+      mesa::internal::report_invalid_alignment("mesa_slab alloc", align);
       return nullptr;
     }
-    auto *self = static_cast<c_slab *>(user_data);
-    if (!fits(self, size, alignment)) return nullptr;
+    Derived *d = self(user_data);
+    if (size > d->object_size || align > d->alignment) return nullptr;
     try {
-      return self->slab.allocate_object();
+      return d->slab.allocate_object();
     } catch (...) {
       return nullptr;
     }
   }
-  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t align,
                        mesa_alloc_scope scope) {
-    if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+    if (ptr == nullptr) return alloc(user_data, size, align, scope);
     if (size == 0) {
       free(user_data, ptr);
       return nullptr;
     }
-    if (!mesa_alloc_alignment_valid(alignment)) {
-      mesa::internal::report_invalid_alignment("mesa_slab realloc", alignment);
+    if (!mesa_alloc_alignment_valid(align)) {
+      mesa::internal::report_invalid_alignment("mesa_slab realloc", align);
       return nullptr;
     }
-    return fits(static_cast<c_slab *>(user_data), size, alignment) ? ptr : nullptr;
+    Derived *d = self(user_data);
+    return size <= d->object_size && align <= d->alignment ? ptr : nullptr;
   }
   static void free(void *user_data, void *ptr) {
-    if (ptr != nullptr) static_cast<c_slab *>(user_data)->slab.deallocate_object(ptr);
+    if (ptr != nullptr) self(user_data)->slab.deallocate_object(ptr);
   }
 
   mesa_allocator table;
   const mesa_allocator *parent;
+  std::size_t object_size;
+  std::size_t alignment;
+};
+
+struct c_slab_resource : c_fixed_table<c_slab_resource> {
+  c_slab_resource(const mesa_allocator *parent_table, std::size_t size)
+      : c_fixed_table(parent_table, 0, 0), upstream(parent_table), slab(&upstream, size) {
+    object_size = slab.object_size();
+    alignment = slab.alignment();
+  }
   mesa::callback_resource upstream;
   mesa::slab_resource slab;
 };
+
+struct c_slab_child : c_fixed_table<c_slab_child> {
+  c_slab_child(const mesa_allocator *parent_table, mesa::slab_parent *p)
+      : c_fixed_table(parent_table, p->object_size(), p->alignment()), slab(p) {}
+  mesa::slab_child slab;
+};
+
+template <class T>
+T *from_table(const mesa_allocator *table) {
+  return c_fixed_table<T>::self(table->user_data);
+}
+
+// Builds T in one block from `parent` (already resolved); NULL if that or T's constructor fails.
+template <class T, class... Args>
+T *create_in(const mesa_allocator *parent, Args &&...args) noexcept {
+  void *storage =
+      parent->alloc_fn(parent->user_data, sizeof(T), alignof(T), MESA_ALLOC_SCOPE_OBJECT);
+  if (storage == nullptr) return nullptr;
+  try {
+    return new (storage) T(std::forward<Args>(args)...);
+  } catch (...) {
+    parent->free_fn(parent->user_data, storage);
+    return nullptr;
+  }
+}
+
+template <class T>
+void destroy_in(const mesa_allocator *parent, T *object) noexcept {
+  object->~T();
+  parent->free_fn(parent->user_data, object);
+}
 
 }  // namespace
 
@@ -82,23 +140,50 @@ void mesa_arena_destroy(const mesa_allocator *arena) {
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size) {
   if (object_size == 0) return nullptr;
   if (parent == nullptr) parent = mesa_default_allocator();
-  void *storage =
-      parent->alloc_fn(parent->user_data, sizeof(c_slab), alignof(c_slab), MESA_ALLOC_SCOPE_OBJECT);
-  if (storage == nullptr) return nullptr;
-  try {
-    return &(new (storage) c_slab(parent, object_size))->table;
-  } catch (...) {
-    parent->free_fn(parent->user_data, storage);
-    return nullptr;
-  }
+  c_slab_resource *slab = create_in<c_slab_resource>(parent, parent, object_size);
+  return slab == nullptr ? nullptr : &slab->table;
 }
 
 void mesa_slab_destroy(const mesa_allocator *slab) {
   if (slab == nullptr) return;
-  auto *self = static_cast<c_slab *>(slab->user_data);
-  const mesa_allocator *parent = self->parent;
-  self->~c_slab();
-  parent->free_fn(parent->user_data, self);
+  c_slab_resource *self = from_table<c_slab_resource>(slab);
+  destroy_in(self->parent, self);
+}
+
+mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size) {
+  if (object_size == 0) return nullptr;
+  if (parent == nullptr) parent = mesa_default_allocator();
+  return create_in<mesa_slab_parent>(parent, parent, object_size);
+}
+
+void mesa_slab_parent_destroy(mesa_slab_parent *parent) {
+  if (parent != nullptr) destroy_in(parent->parent, parent);
+}
+
+const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
+  if (parent == nullptr) return nullptr;
+  c_slab_child *child = create_in<c_slab_child>(parent->parent, parent->parent, &parent->slab);
+  return child == nullptr ? nullptr : &child->table;
+}
+
+void mesa_slab_child_destroy(const mesa_allocator *child) {
+  if (child == nullptr) return;
+  c_slab_child *self = from_table<c_slab_child>(child);
+  destroy_in(self->parent, self);
+}
+
+const mesa_allocator *mesa_pool_create(const mesa_allocator *parent) {
+  return c_handle_create<mesa::pool_resource>(parent);
+}
+
+void mesa_pool_destroy(const mesa_allocator *pool) { c_handle_destroy<mesa::pool_resource>(pool); }
+
+const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent) {
+  return c_handle_create<mesa::synchronized_pool_resource>(parent);
+}
+
+void mesa_synchronized_pool_destroy(const mesa_allocator *pool) {
+  c_handle_destroy<mesa::synchronized_pool_resource>(pool);
 }
 
 }  // extern "C"

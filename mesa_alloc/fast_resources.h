@@ -16,8 +16,9 @@
  *   struct node *n = mesa_alloc2(NULL, arena, sizeof(*n), 8, MESA_ALLOC_SCOPE_COMMAND);
  *   mesa_arena_destroy(arena);   // frees n and everything else
  *
- * Thread safety: the arena, slab and pool tables are for one thread at a time; the
- * synchronized pool table may be used from any number of threads.
+ * Thread safety: the arena, slab, slab child and pool tables are for one thread at a time (a
+ * slab child's free_fn excepted); the synchronized pool table may be used from any number of
+ * threads.
  */
 #ifndef MESA_ALLOC_FAST_RESOURCES_H
 #define MESA_ALLOC_FAST_RESOURCES_H
@@ -40,6 +41,25 @@ void mesa_arena_destroy(const mesa_allocator *arena);
  * object_size returns the same block. NULL also for object_size 0. */
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_destroy(const mesa_allocator *slab);
+
+/* The thread-safe slab (util/slab's parent/child pools): one parent shared by all threads,
+ * one child table per thread or context. A child table allocates without a lock; its free_fn
+ * accepts a block of any child of the same parent, from any thread (it migrates back to its
+ * owner). A child may be destroyed while its blocks are live elsewhere; destroy every child
+ * before the parent. Blocks follow mesa_slab's fixed-size rules. */
+typedef struct mesa_slab_parent mesa_slab_parent;
+mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size);
+void mesa_slab_parent_destroy(mesa_slab_parent *parent);
+const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent);
+void mesa_slab_child_destroy(const mesa_allocator *child);
+
+/* Size-class pool for mixed sizes; mesa_pool_destroy frees everything. */
+const mesa_allocator *mesa_pool_create(const mesa_allocator *parent);
+void mesa_pool_destroy(const mesa_allocator *pool);
+
+/* The same, usable from any number of threads at once (the parent is called under a lock). */
+const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent);
+void mesa_synchronized_pool_destroy(const mesa_allocator *pool);
 
 #ifdef __cplusplus
 }

@@ -64,10 +64,10 @@
 #define MESA_ALLOC_POISON_NOTHROW_
 #endif
 
-#define MESA_ALLOC_POISONED_(fn, use)                                             \
-  MESA_ALLOC_POISON_NOTHROW_                                                      \
-      __attribute__((error(#fn "() is poisoned by mesa_alloc/poison.h: use " #use \
-                               "() (or define MESA_ALLOC_ALLOW_LIBC for this file)")))
+#define MESA_ALLOC_POISONED_(fn, use)                                         \
+  MESA_ALLOC_POISON_NOTHROW_                                                  \
+  __attribute__((error(#fn "() is poisoned by mesa_alloc/poison.h: use " #use \
+                           "() (or define MESA_ALLOC_ALLOW_LIBC for this file)")))
 
 #ifdef __cplusplus
 extern "C" {

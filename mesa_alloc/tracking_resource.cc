@@ -16,7 +16,8 @@ constexpr std::uint64_t kAllExclusive = (std::uint64_t{1} << kTrackingShards) - 
 std::atomic<std::uint64_t> g_free_shards{kAllExclusive};
 
 constexpr int kUnassigned = -1;
-thread_local int t_shard = kUnassigned;
+// initial-exec: one instruction to read, no __tls_get_addr call from a shared library.
+__attribute__((tls_model("initial-exec"))) thread_local int t_shard = kUnassigned;
 
 struct shard_releaser {
   ~shard_releaser() {
@@ -63,11 +64,11 @@ constexpr int kShared = internal::kTrackingShards;
 // An exclusive shard is written by its owner thread only: a plain load and store. The shared
 // shard takes an atomic read-modify-write.
 template <class T>
-inline void bump(std::atomic<T> &counter, T delta, bool shared) noexcept {
-  if (shared)
-    counter.fetch_add(delta, std::memory_order_relaxed);
-  else
-    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+inline T bump(std::atomic<T> &counter, T delta, bool shared) noexcept {
+  if (shared) return counter.fetch_add(delta, std::memory_order_relaxed) + delta;
+  const T value = counter.load(std::memory_order_relaxed) + delta;
+  counter.store(value, std::memory_order_relaxed);
+  return value;
 }
 
 template <class T>
@@ -79,6 +80,10 @@ void store_max(std::atomic<T> &target, T value) noexcept {
 }
 
 std::size_t non_negative(std::int64_t v) { return v < 0 ? 0 : static_cast<std::size_t>(v); }
+
+// Trackers with a limit, process-wide: while there are none, no operation walks the ancestors
+// for limits.
+std::atomic<int> g_limited_trackers{0};
 
 }  // namespace
 
@@ -97,6 +102,7 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
 }
 
 tracking_resource::~tracking_resource() {
+  if (limit() != kNoLimit) g_limited_trackers.fetch_sub(1);
   if (parent_ == nullptr) return;
   std::lock_guard<std::mutex> lock(parent_->children_mutex_);
   for (tracking_resource **link = &parent_->first_child_; *link != nullptr;
@@ -110,10 +116,13 @@ tracking_resource::~tracking_resource() {
 
 void tracking_resource::set_limit(std::size_t bytes) noexcept {
   if (bytes != kNoLimit) charged_.store(stats().bytes_in_use, std::memory_order_relaxed);
-  limit_.store(bytes, std::memory_order_relaxed);
+  const std::size_t previous = limit_.exchange(bytes, std::memory_order_relaxed);
+  if (previous == kNoLimit && bytes != kNoLimit) g_limited_trackers.fetch_add(1);
+  if (previous != kNoLimit && bytes == kNoLimit) g_limited_trackers.fetch_sub(1);
 }
 
 bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
+  if (__builtin_expect(g_limited_trackers.load(std::memory_order_relaxed) == 0, 1)) return true;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     const std::size_t limit = t->limit_.load(std::memory_order_relaxed);
     if (limit == kNoLimit) continue;
@@ -135,6 +144,7 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
 }
 
 void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
+  if (__builtin_expect(g_limited_trackers.load(std::memory_order_relaxed) == 0, 1)) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_)
     if (t->limit_.load(std::memory_order_relaxed) != kNoLimit)
       t->charged_.fetch_sub(bytes, std::memory_order_relaxed);
@@ -143,21 +153,21 @@ void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
 void tracking_resource::count_allocation(int index, std::size_t bytes,
                                          mesa_alloc_scope scope) noexcept {
   const bool shared = index == kShared;
-  const auto b = static_cast<std::int64_t>(bytes);
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     shard &s = t->shards_[index];
     const std::uint64_t allocations = s.allocations.load(std::memory_order_relaxed);
-    if (allocations == 0)
+    if (__builtin_expect(allocations == 0, 0))
       t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
     bump<std::uint64_t>(s.allocations, 1, shared);
-    bump<std::uint64_t>(s.total_bytes, bytes, shared);
-    bump<std::int64_t>(s.bytes, b, shared);
-    bump<std::int64_t>(s.blocks, 1, shared);
-    bump<std::int64_t>(s.scope_bytes[scope], b, shared);
-    bump<std::int64_t>(s.scope_blocks[scope], 1, shared);
-    bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
-    const std::int64_t now_bytes = s.bytes.load(std::memory_order_relaxed);
-    const std::int64_t now_blocks = s.blocks.load(std::memory_order_relaxed);
+    const std::uint64_t allocated = bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
+    if (scope != MESA_ALLOC_SCOPE_OBJECT) {
+      bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
+      bump<std::uint64_t>(s.scope_allocated_bytes[scope], bytes, shared);
+    }
+    const auto now_bytes =
+        static_cast<std::int64_t>(allocated - s.freed_bytes.load(std::memory_order_relaxed));
+    const auto now_blocks = static_cast<std::int64_t>(
+        allocations + 1 - s.deallocations.load(std::memory_order_relaxed));
     if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||
                              now_blocks > s.high_blocks.load(std::memory_order_relaxed),
                          0)) {
@@ -171,16 +181,16 @@ void tracking_resource::count_allocation(int index, std::size_t bytes,
 void tracking_resource::count_deallocation(int index, std::size_t bytes,
                                            mesa_alloc_scope scope) noexcept {
   const bool shared = index == kShared;
-  const auto b = static_cast<std::int64_t>(bytes);
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     shard &s = t->shards_[index];
-    if (s.deallocations.load(std::memory_order_relaxed) == 0)
+    if (__builtin_expect(s.deallocations.load(std::memory_order_relaxed) == 0, 0))
       t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
     bump<std::uint64_t>(s.deallocations, 1, shared);
-    bump<std::int64_t>(s.bytes, -b, shared);
-    bump<std::int64_t>(s.blocks, -1, shared);
-    bump<std::int64_t>(s.scope_bytes[scope], -b, shared);
-    bump<std::int64_t>(s.scope_blocks[scope], -1, shared);
+    bump<std::uint64_t>(s.freed_bytes, bytes, shared);
+    if (scope != MESA_ALLOC_SCOPE_OBJECT) {
+      bump<std::uint64_t>(s.scope_deallocations[scope], 1, shared);
+      bump<std::uint64_t>(s.scope_freed_bytes[scope], bytes, shared);
+    }
   }
 }
 
@@ -193,19 +203,23 @@ void tracking_resource::count_failure(int index) noexcept {
 }
 
 void tracking_resource::sample_peak() noexcept {
-  std::int64_t bytes = 0, blocks = 0;
+  std::uint64_t bytes = 0, blocks = 0;  // modular sums: exact once every shard is added
   for (std::uint64_t used = used_shards_.load(std::memory_order_relaxed); used != 0;
        used &= used - 1) {
     const shard &s = shards_[__builtin_ctzll(used)];
-    bytes += s.bytes.load(std::memory_order_relaxed);
-    blocks += s.blocks.load(std::memory_order_relaxed);
+    bytes += s.allocated_bytes.load(std::memory_order_relaxed) -
+             s.freed_bytes.load(std::memory_order_relaxed);
+    blocks += s.allocations.load(std::memory_order_relaxed) -
+              s.deallocations.load(std::memory_order_relaxed);
   }
-  store_max(peak_bytes_, non_negative(bytes));
-  store_max(peak_blocks_, non_negative(blocks));
+  store_max(peak_bytes_, non_negative(static_cast<std::int64_t>(bytes)));
+  store_max(peak_blocks_, non_negative(static_cast<std::int64_t>(blocks)));
 }
 
-void *tracking_resource::allocate_in_scope(std::size_t bytes, std::size_t alignment,
-                                           mesa_alloc_scope scope) {
+// flatten: the whole accounting inlined into the two entry points (no calls but the upstream's).
+[[gnu::flatten]] void *tracking_resource::allocate_in_scope(std::size_t bytes,
+                                                            std::size_t alignment,
+                                                            mesa_alloc_scope scope) {
   const int index = internal::tracking_shard_index();
   if (__builtin_expect(!try_charge_limits(bytes), 0)) {
     count_failure(index);
@@ -223,18 +237,20 @@ void *tracking_resource::allocate_in_scope(std::size_t bytes, std::size_t alignm
   return p;
 }
 
-void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes, std::size_t alignment,
-                                            mesa_alloc_scope scope) noexcept {
+[[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
+                                                             std::size_t alignment,
+                                                             mesa_alloc_scope scope) noexcept {
   upstream_->deallocate(p, bytes, alignment);
   uncharge_limits(bytes);
   count_deallocation(internal::tracking_shard_index(), bytes, scope);
 }
 
-void *tracking_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+[[gnu::flatten]] void *tracking_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   return allocate_in_scope(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
 }
 
-void tracking_resource::do_deallocate(void *p, std::size_t bytes, std::size_t alignment) {
+[[gnu::flatten]] void tracking_resource::do_deallocate(void *p, std::size_t bytes,
+                                                       std::size_t alignment) {
   deallocate_in_scope(p, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
 }
 
@@ -243,30 +259,47 @@ bool tracking_resource::do_is_equal(const std::pmr::memory_resource &other) cons
 }
 
 tracking_stats tracking_resource::stats() const noexcept {
-  std::int64_t bytes = 0, blocks = 0;
-  std::int64_t scope_bytes[MESA_ALLOC_SCOPE_COUNT] = {}, scope_blocks[MESA_ALLOC_SCOPE_COUNT] = {};
   tracking_stats out;
+  std::uint64_t freed = 0;
+  std::uint64_t scope_bytes[MESA_ALLOC_SCOPE_COUNT] = {}, scope_freed[MESA_ALLOC_SCOPE_COUNT] = {};
+  std::uint64_t scope_deallocations[MESA_ALLOC_SCOPE_COUNT] = {};
   for (std::uint64_t used = used_shards_.load(std::memory_order_acquire); used != 0;
        used &= used - 1) {
     const shard &s = shards_[__builtin_ctzll(used)];
-    bytes += s.bytes.load(std::memory_order_relaxed);
-    blocks += s.blocks.load(std::memory_order_relaxed);
-    out.total_bytes += s.total_bytes.load(std::memory_order_relaxed);
+    out.total_bytes += s.allocated_bytes.load(std::memory_order_relaxed);
+    freed += s.freed_bytes.load(std::memory_order_relaxed);
     out.total_allocations += s.allocations.load(std::memory_order_relaxed);
     out.total_deallocations += s.deallocations.load(std::memory_order_relaxed);
     out.failed_allocations += s.failures.load(std::memory_order_relaxed);
     for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
-      scope_bytes[i] += s.scope_bytes[i].load(std::memory_order_relaxed);
-      scope_blocks[i] += s.scope_blocks[i].load(std::memory_order_relaxed);
+      if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
+      scope_bytes[i] += s.scope_allocated_bytes[i].load(std::memory_order_relaxed);
+      scope_freed[i] += s.scope_freed_bytes[i].load(std::memory_order_relaxed);
       out.scopes[i].total_allocations += s.scope_allocations[i].load(std::memory_order_relaxed);
+      scope_deallocations[i] += s.scope_deallocations[i].load(std::memory_order_relaxed);
     }
   }
-  out.bytes_in_use = non_negative(bytes);
-  out.blocks_in_use = non_negative(blocks);
+  // The OBJECT scope is what the other scopes leave.
+  scope_bytes[MESA_ALLOC_SCOPE_OBJECT] = out.total_bytes;
+  scope_freed[MESA_ALLOC_SCOPE_OBJECT] = freed;
+  out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations = out.total_allocations;
+  scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] = out.total_deallocations;
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
-    out.scopes[i].bytes_in_use = non_negative(scope_bytes[i]);
-    out.scopes[i].blocks_in_use = non_negative(scope_blocks[i]);
+    if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
+    scope_bytes[MESA_ALLOC_SCOPE_OBJECT] -= scope_bytes[i];
+    scope_freed[MESA_ALLOC_SCOPE_OBJECT] -= scope_freed[i];
+    out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations -= out.scopes[i].total_allocations;
+    scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] -= scope_deallocations[i];
   }
+  for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+    out.scopes[i].bytes_in_use =
+        non_negative(static_cast<std::int64_t>(scope_bytes[i] - scope_freed[i]));
+    out.scopes[i].blocks_in_use = non_negative(
+        static_cast<std::int64_t>(out.scopes[i].total_allocations - scope_deallocations[i]));
+  }
+  out.bytes_in_use = non_negative(static_cast<std::int64_t>(out.total_bytes - freed));
+  out.blocks_in_use =
+      non_negative(static_cast<std::int64_t>(out.total_allocations - out.total_deallocations));
   out.peak_bytes = std::max(peak_bytes_.load(std::memory_order_relaxed), out.bytes_in_use);
   out.peak_blocks = std::max(peak_blocks_.load(std::memory_order_relaxed), out.blocks_in_use);
   return out;

@@ -8,12 +8,12 @@
 //
 // What it costs: cheap enough for release builds. Each thread owns one counter shard per
 // tracker (plain loads and stores, no lock, no atomic read-modify-write), so threads never
-// contend; stats() folds the shards. Per allocate or deallocate: one thread-local load and about
-// eight counter updates, for the tracker and for each ancestor. A limit adds one shared atomic
-// compare-and-swap per operation on each limited tracker (exactness costs contention). Memory:
-// 64 shards of 192 bytes (12 KiB) per tracker. peak_bytes/peak_blocks are exact when one thread
-// at a time allocates; under concurrency they are sampled whenever a thread's own usage reaches
-// a new high (a lower bound of the true peak).
+// contend; stats() folds the shards. Per allocate or deallocate: one thread-local load and two
+// counter updates (four outside MESA_ALLOC_SCOPE_OBJECT), for the tracker and each ancestor. A
+// limit adds one shared atomic compare-and-swap per operation on each limited tracker (exactness
+// costs contention). Memory: 64 shards of 256 bytes (16 KiB) per tracker. peak_bytes/peak_blocks
+// are exact when one thread at a time allocates; under concurrency they are sampled whenever a
+// thread's own usage reaches a new high (a lower bound of the true peak).
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
@@ -23,8 +23,9 @@
 //   v.resize(1000);
 //   driver.print_report(stderr);       // aligned text table; print_json() for machines
 //
-// The pmr interface accounts under MESA_ALLOC_SCOPE_OBJECT; allocate_in_scope() and the C table
-// (mesa_tracking_create in debug_resources.h) account under the caller's scope.
+// A parent must outlive its children. The pmr interface accounts under MESA_ALLOC_SCOPE_OBJECT;
+// allocate_in_scope() and the C table (mesa_tracking_create in debug_resources.h) account under the
+// caller's scope.
 #ifndef MESA_ALLOC_TRACKING_RESOURCE_H_
 #define MESA_ALLOC_TRACKING_RESOURCE_H_
 
@@ -104,18 +105,20 @@ class tracking_resource final : public std::pmr::memory_resource {
  private:
   friend struct internal::tracking_table;  // the C table (mesa_tracking_create)
 
+  // Monotonic counters; in use = allocated - freed. The OBJECT scope is derived (totals minus
+  // the other scopes), so the pmr path (always OBJECT) updates two counters per operation.
   struct alignas(64) shard {
-    std::atomic<std::int64_t> bytes{0};
-    std::atomic<std::int64_t> blocks{0};
-    std::atomic<std::int64_t> high_bytes{0};
-    std::atomic<std::int64_t> high_blocks{0};
-    std::atomic<std::uint64_t> total_bytes{0};
+    std::atomic<std::uint64_t> allocated_bytes{0};
+    std::atomic<std::uint64_t> freed_bytes{0};
     std::atomic<std::uint64_t> allocations{0};
     std::atomic<std::uint64_t> deallocations{0};
+    std::atomic<std::int64_t> high_bytes{0};   // highest allocated - freed seen in this shard
+    std::atomic<std::int64_t> high_blocks{0};  // highest allocations - deallocations
     std::atomic<std::uint64_t> failures{0};
-    std::atomic<std::int64_t> scope_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
-    std::atomic<std::int64_t> scope_blocks[MESA_ALLOC_SCOPE_COUNT] = {};
+    std::atomic<std::uint64_t> scope_allocated_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
+    std::atomic<std::uint64_t> scope_freed_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
     std::atomic<std::uint64_t> scope_allocations[MESA_ALLOC_SCOPE_COUNT] = {};
+    std::atomic<std::uint64_t> scope_deallocations[MESA_ALLOC_SCOPE_COUNT] = {};
   };
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override;

@@ -89,9 +89,10 @@ TEST(FailEachAllocation, PmrMapOfStringsNeverLeaks) {
 }
 
 TEST(FailEachAllocation, FindsTheLeakingFailurePath) {
-  // Leaks its first block when the second allocation fails.
+  // Leaks its first block when the second allocation fails (into an arena, freed at the end).
+  std::pmr::monotonic_buffer_resource arena;
   const mesa::fault_loop_result r =
-      mesa::fail_each_allocation(std::pmr::new_delete_resource(), [](std::pmr::memory_resource *m) {
+      mesa::fail_each_allocation(&arena, [](std::pmr::memory_resource *m) {
         void *first = m->allocate(24);
         void *second = m->allocate(8);  // throws at run 1: `first` is lost
         m->deallocate(second, 8);

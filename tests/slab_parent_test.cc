@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mesa_alloc/fast_resources.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -167,6 +168,45 @@ TEST(SlabParent, CrossThreadFreeLosesNoBlocks) {
   for (std::size_t i = 0; i < capacity; ++i)
     EXPECT_TRUE(seen.insert(last.allocate_object()).second);
   EXPECT_EQ(parent.pages(), pages) << "every block freed on any thread came back";
+}
+
+TEST(SlabParentC, ChildrenOnTwoThreadsFreeEachOthersBlocks) {
+  mesa_test::counting_table table;
+  EXPECT_EQ(mesa_slab_parent_create(&table.table, 0), nullptr);
+  EXPECT_EQ(mesa_slab_child_create(nullptr), nullptr);
+  mesa_slab_parent *parent = mesa_slab_parent_create(&table.table, 40);
+  ASSERT_NE(parent, nullptr);
+  const mesa_allocator *a = mesa_slab_child_create(parent);
+  const mesa_allocator *b = mesa_slab_child_create(parent);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, a, 41, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr) << "fixed size";
+  std::vector<void *> from_a(2000), from_b(2000);
+  std::thread ta([&] {
+    for (void *&p : from_a) p = mesa_alloc2(nullptr, a, 40, 8, MESA_ALLOC_SCOPE_OBJECT);
+  });
+  std::thread tb([&] {
+    for (void *&p : from_b) p = mesa_alloc2(nullptr, b, 40, 8, MESA_ALLOC_SCOPE_OBJECT);
+  });
+  ta.join();
+  tb.join();
+  std::set<void *> all(from_a.begin(), from_a.end());
+  all.insert(from_b.begin(), from_b.end());
+  EXPECT_EQ(all.size(), 4000u);
+  EXPECT_EQ(all.count(nullptr), 0u);
+  // Each thread frees the other's blocks through its own child.
+  std::thread fa([&] {
+    for (void *p : from_b) mesa_free2(nullptr, a, p);
+  });
+  std::thread fb([&] {
+    for (void *p : from_a) mesa_free2(nullptr, b, p);
+  });
+  fa.join();
+  fb.join();
+  mesa_slab_child_destroy(a);
+  mesa_slab_child_destroy(b);
+  mesa_slab_parent_destroy(parent);
+  EXPECT_EQ(table.live, 0);
 }
 
 }  // namespace

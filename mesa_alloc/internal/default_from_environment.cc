@@ -1,17 +1,191 @@
+// MESA_ALLOC_DEBUG: the layers it names, stacked over libc, become the default allocator.
+//
+// Stack, bottom to top: libc -> fault (fail=N) -> tracking (stats, limit=BYTES) -> logging
+// (trace=FILE) -> debug (cookie, fill, guard, guard_under, quarantine, leaks). Every layer lives
+// in static storage that is never destroyed, because blocks may be freed until the very end of
+// the process; leak and stats reports run from atexit.
 #include "mesa_alloc/internal/default_from_environment.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/internal/c_handle.h"
+#include "mesa_alloc/internal/c_tables.h"
 
 namespace mesa::internal {
+namespace {
+
+template <class T>
+struct static_slot {
+  template <class... Args>
+  T *construct(Args &&...args) {
+    return new (storage) T(std::forward<Args>(args)...);
+  }
+  alignas(T) unsigned char storage[sizeof(T)];
+};
+
+static_slot<c_handle<fault_resource>> g_fault;
+static_slot<tracking_table> g_tracking;
+static_slot<logging_table> g_logging;
+static_slot<debug_table> g_debug;
+
+tracking_table *g_stats = nullptr;  // report at exit
+debug_table *g_leaks = nullptr;     // report at exit
+logging_table *g_trace = nullptr;   // flush at exit
+
+void at_exit() {
+  if (g_leaks != nullptr) g_leaks->report_leaks();
+  if (g_stats != nullptr) {
+    std::fprintf(stderr, "mesa_alloc: statistics of the default allocator (MESA_ALLOC_DEBUG)\n");
+    g_stats->tracker.print_report(stderr);
+  }
+  if (g_trace != nullptr) g_trace->file.flush();
+}
+
+struct settings {
+  debug_options debug;
+  bool debug_layer = false;
+  bool stats = false;
+  bool fail = false;
+  unsigned long long fail_at = 0;
+  std::size_t limit = tracking_resource::kNoLimit;
+  char trace_path[512] = {};
+};
+
+bool parse_number(const char *text, std::size_t length, unsigned long long *out,
+                  bool allow_suffix) {
+  if (length == 0) return false;
+  unsigned long long value = 0;
+  std::size_t i = 0;
+  for (; i < length && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (__builtin_mul_overflow(value, 10ull, &value) ||
+        __builtin_add_overflow(value, static_cast<unsigned long long>(text[i] - '0'), &value))
+      return false;
+  }
+  if (i == 0) return false;
+  if (i < length && allow_suffix && i + 1 == length) {
+    const char s = text[i] | 0x20;
+    const int shift = s == 'k' ? 10 : s == 'm' ? 20 : s == 'g' ? 30 : -1;
+    if (shift < 0 || value > (~0ull >> shift)) return false;
+    value <<= shift;
+    ++i;
+  }
+  if (i != length) return false;
+  *out = value;
+  return true;
+}
+
+bool is(const char *word, std::size_t length, const char *name) {
+  return std::strlen(name) == length && std::memcmp(word, name, length) == 0;
+}
+
+void warn(const char *word, std::size_t length, const char *why) {
+  std::fprintf(stderr,
+               "mesa_alloc: MESA_ALLOC_DEBUG: %s '%.*s' ignored (known: cookie, fill, guard, "
+               "guard_under, quarantine, leaks, stats, trace=FILE, fail=N, limit=BYTES)\n",
+               why, static_cast<int>(length), word);
+}
+
+void parse_word(const char *word, std::size_t length, settings *s) {
+  const char *equals = static_cast<const char *>(std::memchr(word, '=', length));
+  if (equals == nullptr) {
+    if (is(word, length, "cookie")) {
+      s->debug.cookie = true;
+    } else if (is(word, length, "fill")) {
+      s->debug.fill = true;
+    } else if (is(word, length, "guard")) {
+      s->debug.guard = guard_mode::after;
+    } else if (is(word, length, "guard_under")) {
+      s->debug.guard = guard_mode::before;
+    } else if (is(word, length, "quarantine")) {
+      s->debug.quarantine_bytes = std::size_t{16} << 20;
+      s->debug.fill = true;
+    } else if (is(word, length, "leaks")) {
+      s->debug.record_stacks = true;
+      s->debug.report_leaks_on_destroy = true;
+    } else if (is(word, length, "stats")) {
+      s->stats = true;
+      return;
+    } else {
+      warn(word, length, "unknown word");
+      return;
+    }
+    s->debug_layer = true;
+    return;
+  }
+  const std::size_t key = static_cast<std::size_t>(equals - word);
+  const char *value = equals + 1;
+  const std::size_t value_length = length - key - 1;
+  unsigned long long n;
+  if (is(word, key, "trace")) {
+    if (value_length == 0 || value_length >= sizeof s->trace_path)
+      return warn(word, length, "bad file name in");
+    std::memcpy(s->trace_path, value, value_length);
+    s->trace_path[value_length] = '\0';
+  } else if (is(word, key, "fail")) {
+    if (!parse_number(value, value_length, &n, false)) return warn(word, length, "bad number in");
+    s->fail = true;
+    s->fail_at = n;
+  } else if (is(word, key, "limit")) {
+    if (!parse_number(value, value_length, &n, true)) return warn(word, length, "bad number in");
+    s->limit = static_cast<std::size_t>(n);
+  } else {
+    warn(word, length, "unknown word");
+  }
+}
+
+}  // namespace
 
 const mesa_allocator *default_from_environment() noexcept {
   const char *words = std::getenv("MESA_ALLOC_DEBUG");
-  if (words != nullptr && words[0] != '\0')
-    std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG=%s ignored (no debug layers built in)\n",
-                 words);
-  return mesa_libc_allocator();
+  if (words == nullptr || words[0] == '\0') return mesa_libc_allocator();
+  settings s;
+  // Only the words given switch checks on: start from everything off.
+  s.debug.cookie = false;
+  s.debug.fill = false;
+  s.debug.report_leaks_on_destroy = false;
+  for (const char *p = words; *p != '\0';) {
+    const char *end = std::strchr(p, ',');
+    const std::size_t length = end != nullptr ? static_cast<std::size_t>(end - p) : std::strlen(p);
+    if (length > 0) parse_word(p, length, &s);
+    p += length;
+    if (*p == ',') ++p;
+  }
+
+  const mesa_allocator *top = mesa_libc_allocator();
+  if (s.fail) {
+    c_handle<fault_resource> *fault = g_fault.construct(top);
+    fault->resource().fail_nth(s.fail_at);
+    top = fault->table();
+  }
+  if (s.stats || s.limit != tracking_resource::kNoLimit) {
+    tracking_table *tracking = g_tracking.construct(top, "default", nullptr);
+    tracking->tracker.set_limit(s.limit);
+    if (s.stats) g_stats = tracking;
+    top = &tracking->table;
+  }
+  if (s.trace_path[0] != '\0') {
+    logging_table *logging = g_logging.construct(top, s.trace_path, true);
+    if (logging->file.ok()) {
+      g_trace = logging;
+      top = &logging->table;
+    } else {
+      std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: cannot create trace file %s\n",
+                   s.trace_path);
+    }
+  }
+  if (s.debug_layer) {
+    const bool leaks = s.debug.report_leaks_on_destroy;
+    s.debug.report_leaks_on_destroy = false;  // never destroyed: reported at exit instead
+    debug_table *debug = g_debug.construct(top, s.debug);
+    if (leaks) g_leaks = debug;
+    top = debug->table();
+  }
+  if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr) std::atexit(at_exit);
+  return top;
 }
 
 }  // namespace mesa::internal

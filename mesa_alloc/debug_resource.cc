@@ -1,0 +1,763 @@
+#include "mesa_alloc/debug_resource.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "absl/debugging/stacktrace.h"
+#include "absl/debugging/symbolize.h"
+
+namespace mesa {
+namespace {
+
+constexpr std::uint64_t kMagic = 0x6e34090a6d657361ull;  // Gallium's old magic, then "mesa"
+constexpr unsigned char kFreshFill = 0xCD;
+constexpr unsigned char kFreedFill = 0xDD;
+constexpr unsigned char kCanaryFill = 0xFD;
+constexpr std::size_t kCanaryBytes = 16;
+constexpr std::uint64_t kCanaryWord = 0x0101010101010101ull * kCanaryFill;
+constexpr std::size_t kMinAlignment = 16;
+constexpr int kMaxFrames = 16;
+constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
+
+std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) & ~(a - 1); }
+
+// The registry of live debug resources, to name the owner of a block freed through another.
+internal::spin_lock g_registry_lock;
+debug_resource *g_registry = nullptr;
+std::atomic<std::uint32_t> g_next_owner{1};
+
+void write_all(const char *text, std::size_t length) noexcept {
+  while (length > 0) {
+    const ssize_t n = write(STDERR_FILENO, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= static_cast<std::size_t>(n);
+  }
+}
+
+// Guard mode: a SIGSEGV on a guard page or a freed block is explained before the process dies.
+struct sigaction g_previous_segv;
+std::atomic<bool> g_segv_installed{false};
+
+void guard_fault(int, siginfo_t *info, void *);
+
+void install_guard_handler() noexcept {
+  if (g_segv_installed.exchange(true)) return;
+  struct sigaction action;
+  std::memset(&action, 0, sizeof action);
+  action.sa_sigaction = guard_fault;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, &g_previous_segv);
+}
+
+// lock_, unless the resource was declared single-threaded.
+class table_guard {
+ public:
+  table_guard(internal::spin_lock &lock, bool thread_safe) noexcept
+      : lock_(thread_safe ? &lock : nullptr) {
+    if (lock_ != nullptr) lock_->lock();
+  }
+  ~table_guard() {
+    if (lock_ != nullptr) lock_->unlock();
+  }
+  table_guard(const table_guard &) = delete;
+  table_guard &operator=(const table_guard &) = delete;
+
+ private:
+  internal::spin_lock *lock_;
+};
+
+void default_handler(const debug_error &error, void *) {
+  print_debug_error(error);
+  if (error.kind != debug_error_kind::leak) std::abort();
+}
+
+}  // namespace
+
+struct debug_resource::header {
+  std::uint64_t number;
+  std::size_t size;
+  void *base;              // what the upstream returned
+  std::size_t base_bytes;  // what was asked of it
+  std::uint32_t alignment;
+  std::uint32_t owner;
+  std::uint16_t depth;  // stack frames stored just before the header
+  std::uint8_t scope;
+  std::uint8_t guard;   // guard_mode
+  std::uint32_t tail;   // canary bytes after the user block
+  unsigned char *user;  // the block handed out
+  std::uint64_t magic;  // last: adjacent to the user block (except guard_mode::before)
+
+  void *const *frames() const noexcept { return reinterpret_cast<void *const *>(this) - depth; }
+  std::size_t block_alignment() const noexcept {
+    const std::size_t a = std::max<std::size_t>(alignment, kMinAlignment);
+    return static_cast<guard_mode>(guard) == guard_mode::none ? a : std::max(page_size(), a);
+  }
+};
+
+const char *debug_error_name(debug_error_kind kind) noexcept {
+  switch (kind) {
+    case debug_error_kind::double_free:
+      return "double free";
+    case debug_error_kind::invalid_free:
+      return "invalid free";
+    case debug_error_kind::allocator_mismatch:
+      return "allocator mismatch";
+    case debug_error_kind::size_mismatch:
+      return "size mismatch";
+    case debug_error_kind::buffer_overrun:
+      return "buffer overrun";
+    case debug_error_kind::buffer_underrun:
+      return "buffer underrun";
+    case debug_error_kind::write_after_free:
+      return "write after free";
+    case debug_error_kind::leak:
+      return "leak";
+  }
+  return "error";
+}
+
+void print_debug_error(const debug_error &e) noexcept {
+  char size[32] = "?", number[32] = "?";
+  if (e.allocation != 0) {
+    std::snprintf(size, sizeof size, "%zu", e.size);
+    std::snprintf(number, sizeof number, "#%" PRIu64, e.allocation);
+  }
+  char line[640];
+  int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
+                        debug_error_name(e.kind), e.address, size, number,
+                        e.detail[0] != '\0' ? ": " : "", e.detail);
+  write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  if (e.stack == nullptr || e.stack_depth == 0) return;
+  static constexpr char kAllocatedAt[] = "    allocated at:\n";
+  write_all(kAllocatedAt, sizeof kAllocatedAt - 1);
+  for (int i = 0; i < e.stack_depth; ++i) {
+    char symbol[256];
+    // A return address points after the call: look up the byte before it.
+    if (!absl::Symbolize(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
+      std::strcpy(symbol, "(unknown)");
+    n = std::snprintf(line, sizeof line, "    #%d %p %s\n", i, e.stack[i], symbol);
+    write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  }
+}
+
+debug_resource::debug_resource(std::pmr::memory_resource *upstream,
+                               const debug_options &options) noexcept
+    : upstream_(upstream),
+      options_(options),
+      owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
+      table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},
+      live_(upstream),
+      quarantine_limit_(options.quarantine_bytes) {
+  static_assert(sizeof(header) == 64, "the documented header size");
+  if (options_.handler == nullptr) options_.handler = default_handler;
+  if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
+    quarantine_limit_ = kDefaultGuardQuarantine;
+  if (options_.guard != guard_mode::none) install_guard_handler();
+  std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+  next_registered_ = g_registry;
+  g_registry = this;
+}
+
+debug_resource::~debug_resource() {
+  if (options_.report_leaks_on_destroy) report_leaks();
+  flush_quarantine();
+  {
+    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    for (debug_resource **link = &g_registry; *link != nullptr; link = &(*link)->next_registered_) {
+      if (*link == this) {
+        *link = next_registered_;
+        break;
+      }
+    }
+  }
+  live_.release();
+  if (quarantine_ != nullptr)
+    upstream_->deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                          alignof(quarantined));
+}
+
+void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
+                                     mesa_alloc_scope scope) noexcept {
+  if (!mesa_alloc_alignment_valid(alignment) || alignment > (std::size_t{1} << 30)) return nullptr;
+  if (size > (SIZE_MAX >> 2)) return nullptr;
+  void *frames[kMaxFrames];
+  const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
+  const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
+  const std::size_t a = std::max(alignment, kMinAlignment);
+  const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();
+  std::size_t base_bytes, block_alignment;
+  switch (options_.guard) {
+    case guard_mode::none:
+      base_bytes =
+          round_up(frame_bytes + sizeof(header), a) + size + (options_.cookie ? kCanaryBytes : 0);
+      block_alignment = a;
+      break;
+    case guard_mode::after:
+      base_bytes = round_up(frame_bytes + sizeof(header) + size + a, page) + page;
+      block_alignment = std::max(page, a);
+      break;
+    case guard_mode::before:
+    default:
+      block_alignment = std::max(page, a);
+      base_bytes =
+          block_alignment + round_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
+      break;
+  }
+  unsigned char *base;
+  try {
+    base = static_cast<unsigned char *>(upstream_->allocate(base_bytes, block_alignment));
+  } catch (...) {
+    return nullptr;
+  }
+  unsigned char *user;
+  header *h;
+  std::size_t tail;
+  switch (options_.guard) {
+    case guard_mode::none:
+      user = base + round_up(frame_bytes + sizeof(header), a);
+      h = reinterpret_cast<header *>(user) - 1;
+      tail = options_.cookie ? kCanaryBytes : 0;
+      break;
+    case guard_mode::after: {
+      unsigned char *guard = base + base_bytes - page;
+      user = reinterpret_cast<unsigned char *>(reinterpret_cast<std::uintptr_t>(guard - size) &
+                                               ~static_cast<std::uintptr_t>(a - 1));
+      h = reinterpret_cast<header *>(user) - 1;
+      tail = static_cast<std::size_t>(guard - (user + size));
+      mprotect(guard, page, PROT_NONE);
+      break;
+    }
+    case guard_mode::before:
+    default:
+      user = base + block_alignment;
+      h = reinterpret_cast<header *>(base + base_bytes) - 1;
+      tail = static_cast<std::size_t>(reinterpret_cast<unsigned char *>(h) - frame_bytes -
+                                      (user + size));
+      mprotect(base, block_alignment, PROT_NONE);
+      break;
+  }
+  *h = header{0,
+              size,
+              base,
+              base_bytes,
+              static_cast<std::uint32_t>(alignment),
+              owner_,
+              static_cast<std::uint16_t>(depth),
+              static_cast<std::uint8_t>(scope),
+              static_cast<std::uint8_t>(options_.guard),
+              static_cast<std::uint32_t>(tail),
+              user,
+              kMagic ^ owner_};
+  if (depth > 0) std::memcpy(const_cast<void **>(h->frames()), frames, frame_bytes);
+  if (options_.fill) std::memset(user, kFreshFill, size);
+  if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
+    std::memcpy(user + size, &kCanaryWord, 8);
+    std::memcpy(user + size + 8, &kCanaryWord, 8);
+  } else if (tail > 0) {
+    std::memset(user + size, kCanaryFill, tail);
+  }
+  bool inserted;
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    h->number = next_number_;
+    inserted = live_.insert(user, h, size, next_number_);
+    next_number_ += inserted;
+  }
+  if (!inserted) {
+    release(h);
+    return nullptr;
+  }
+  return user;
+}
+
+debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t bytes,
+                                             std::size_t alignment) noexcept {
+  internal::block_entry e;
+  bool found;
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    found = live_.erase(p, &e);
+    if (found) {
+      freed_[freed_next_ % kFreedRecords] = freed_record{p, e.size, e.number};
+      ++freed_next_;
+    }
+  }
+  if (!found) {
+    report_unknown_free(p);
+    return nullptr;
+  }
+  header *h = static_cast<header *>(e.header);
+  if (h->magic != (kMagic ^ owner_)) {
+    // Find the damaged byte nearest to the block: the magic's last byte is at offset -1.
+    const std::uint64_t expected = kMagic ^ owner_;
+    const auto *got = reinterpret_cast<const unsigned char *>(&h->magic);
+    const auto *want = reinterpret_cast<const unsigned char *>(&expected);
+    int k = 7;
+    while (k > 0 && got[k] == want[k]) --k;
+    if (static_cast<guard_mode>(h->guard) == guard_mode::before) {
+      report(
+          debug_error_kind::buffer_overrun, p, e.size, e.number,
+          reinterpret_cast<const unsigned char *>(&h->magic) + k - static_cast<unsigned char *>(p),
+          "the block header after the block was overwritten; block not released", h);
+    } else {
+      report(debug_error_kind::buffer_underrun, p, e.size, e.number, k - 8,
+             "the cookie before the block was overwritten; block not released", nullptr);
+    }
+    return nullptr;
+  }
+  if (sized && (bytes != e.size || alignment != h->alignment)) {
+    char detail[160];
+    std::snprintf(detail, sizeof detail,
+                  "deallocate(%zu bytes, alignment %zu) for a block of %zu bytes, alignment %u",
+                  bytes, alignment, e.size, h->alignment);
+    report(debug_error_kind::size_mismatch, p, e.size, e.number, 0, detail, h);
+  }
+  if (options_.cookie) {
+    bool intact = false;
+    if (h->tail == kCanaryBytes) {  // the common case, inline
+      const unsigned char *tail = static_cast<unsigned char *>(p) + e.size;
+      std::uint64_t a, b;
+      std::memcpy(&a, tail, 8);
+      std::memcpy(&b, tail + 8, 8);
+      intact = a == kCanaryWord && b == kCanaryWord;
+    }
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+  }
+  return h;
+}
+
+void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
+                                    std::uint64_t number) noexcept {
+  const unsigned char *tail = user + size;
+  // The canary compared 8 bytes at a time.
+  constexpr std::uint64_t kWord = kCanaryWord;
+  std::uint32_t words = h->tail / 8;
+  bool intact = true;
+  for (std::uint32_t i = 0; i < words && intact; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, tail + 8 * i, 8);
+    intact = w == kWord;
+  }
+  for (std::uint32_t i = 8 * words; i < h->tail && intact; ++i) intact = tail[i] == kCanaryFill;
+  if (__builtin_expect(intact, 1)) return;
+  for (std::uint32_t i = 0; i < h->tail; ++i) {
+    if (tail[i] != kCanaryFill) {
+      char detail[96];
+      std::snprintf(detail, sizeof detail, "byte %zu (%u past the end) was overwritten", size + i,
+                    i);
+      report(debug_error_kind::buffer_overrun, user, size, number,
+             static_cast<std::ptrdiff_t>(size + i), detail, h);
+      return;
+    }
+  }
+}
+
+void debug_resource::release(header *h) noexcept {
+  const bool guarded = static_cast<guard_mode>(h->guard) != guard_mode::none;
+  if (!guarded && (options_.fill || quarantine_limit_ > 0))
+    std::memset(h->user, kFreedFill, h->size);
+  const quarantined entry{h, h->base, h->base_bytes, h->user, h->size, h->number};
+  if (guarded) {
+    // Inaccessible until it leaves the quarantine: a use after free faults.
+    mprotect(h->base, h->base_bytes, PROT_NONE);
+    quarantine(entry);
+  } else if (quarantine_limit_ > 0) {
+    quarantine(entry);
+  } else {
+    upstream_->deallocate(h->base, h->base_bytes, h->block_alignment());
+  }
+}
+
+void debug_resource::quarantine(const quarantined &entry) noexcept {
+  quarantined victims[8];
+  int count = 0;
+  bool held = false;
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    if (quarantine_count_ < quarantine_capacity_ || grow_quarantine()) {
+      quarantine_[(quarantine_head_ + quarantine_count_) & (quarantine_capacity_ - 1)] = entry;
+      ++quarantine_count_;
+      quarantine_bytes_ += entry.base_bytes;
+      held = true;
+    }
+    while (quarantine_count_ > 0 && count < 8 && quarantine_bytes_ > quarantine_limit_) {
+      victims[count++] = quarantine_[quarantine_head_];
+      quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
+      --quarantine_count_;
+      quarantine_bytes_ -= victims[count - 1].base_bytes;
+    }
+  }
+  for (int i = 0; i < count; ++i) evict(victims[i]);
+  if (!held) evict(entry);  // no room to hold it: release at once
+}
+
+bool debug_resource::grow_quarantine() noexcept {
+  const std::size_t capacity = quarantine_capacity_ == 0 ? 256 : quarantine_capacity_ * 2;
+  quarantined *fresh;
+  try {
+    fresh = static_cast<quarantined *>(
+        upstream_->allocate(capacity * sizeof(quarantined), alignof(quarantined)));
+  } catch (...) {
+    return false;
+  }
+  for (std::size_t i = 0; i < quarantine_count_; ++i)
+    fresh[i] = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+  if (quarantine_ != nullptr)
+    upstream_->deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                          alignof(quarantined));
+  quarantine_ = fresh;
+  quarantine_capacity_ = capacity;
+  quarantine_head_ = 0;
+  return true;
+}
+
+void debug_resource::evict(const quarantined &q) noexcept {
+  header *h = q.h;
+  if (options_.guard != guard_mode::none) {
+    // Made inaccessible by release(); give the pages back their access.
+    mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
+  } else {
+    const unsigned char *user = h->user;
+    constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
+    std::size_t i = 0;  // skip the intact 8-byte words, then find the byte
+    for (std::uint64_t w; i + 8 <= h->size; i += 8) {
+      std::memcpy(&w, user + i, 8);
+      if (w != kFreedWord) break;
+    }
+    for (; i < h->size; ++i) {
+      if (user[i] != kFreedFill) {
+        char detail[96];
+        std::snprintf(detail, sizeof detail,
+                      "byte %zu of the freed block was overwritten while in quarantine", i);
+        report(debug_error_kind::write_after_free, user, h->size, h->number,
+               static_cast<std::ptrdiff_t>(i), detail, h);
+        break;
+      }
+    }
+  }
+  upstream_->deallocate(q.base, q.base_bytes, h->block_alignment());
+}
+
+void debug_resource::flush_quarantine() noexcept {
+  for (;;) {
+    quarantined victim;
+    {
+      const table_guard lock(lock_, options_.thread_safe);
+      if (quarantine_count_ == 0) break;
+      victim = quarantine_[quarantine_head_];
+      quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
+      --quarantine_count_;
+      quarantine_bytes_ -= victim.base_bytes;
+    }
+    evict(victim);
+  }
+}
+
+void debug_resource::report(debug_error_kind kind, const void *address, std::size_t size,
+                            std::uint64_t number, std::ptrdiff_t offset, const char *detail,
+                            const header *h) noexcept {
+  debug_error e{kind, address, size, number, offset, detail != nullptr ? detail : "", nullptr, 0};
+  if (h != nullptr && h->depth > 0) {
+    e.stack = h->frames();
+    e.stack_depth = h->depth;
+  }
+  options_.handler(e, options_.handler_context);
+}
+
+bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
+  const table_guard lock(lock_, options_.thread_safe);
+  const internal::block_entry *e = live_.find(p);
+  if (e == nullptr) return false;
+  *size = e->size;
+  *number = e->number;
+  return true;
+}
+
+int debug_resource::explain_fault(const unsigned char *address) const noexcept {
+  if (options_.guard == guard_mode::none) return kNotMine;
+  // A crash path: no locks (the faulting thread may not be the only one running, but it holds
+  // none of ours).
+  debug_error error{};
+  char detail[96];
+  unsigned char *region = nullptr;  // what to make accessible if a custom handler returns
+  std::size_t region_bytes = 0;
+  live_.for_each([&](const internal::block_entry &e) {
+    if (region != nullptr) return;
+    const auto *h = static_cast<const header *>(e.header);
+    auto *base = static_cast<unsigned char *>(h->base);
+    unsigned char *guard_begin = base;
+    std::size_t guard_bytes = h->block_alignment();
+    if (options_.guard == guard_mode::after) {
+      guard_begin = base + h->base_bytes - page_size();
+      guard_bytes = page_size();
+    }
+    if (address < guard_begin || address >= guard_begin + guard_bytes) return;
+    region = guard_begin;
+    region_bytes = guard_bytes;
+    const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(e.user);
+    std::snprintf(detail, sizeof detail, "access at offset %td hit the guard page", offset);
+    error = debug_error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
+                                                            : debug_error_kind::buffer_underrun,
+                        e.user,
+                        e.size,
+                        e.number,
+                        offset,
+                        detail,
+                        h->depth > 0 ? h->frames() : nullptr,
+                        h->depth};
+  });
+  for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
+    const quarantined &q = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+    auto *base = static_cast<unsigned char *>(q.base);
+    if (address < base || address >= base + q.base_bytes) continue;
+    region = base;
+    region_bytes = q.base_bytes;
+    const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(q.user);
+    std::snprintf(detail, sizeof detail, "read or write at offset %td of a freed block", offset);
+    error = debug_error{
+        debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail, nullptr, 0};
+  }
+  if (region == nullptr) return kNotMine;
+  if (options_.handler == default_handler) {
+    print_debug_error(error);
+    return kFatal;
+  }
+  // A custom handler that returns lets the program go on: the access is made possible.
+  options_.handler(error, options_.handler_context);
+  mprotect(region, region_bytes, PROT_READ | PROT_WRITE);
+  return kResumed;
+}
+
+namespace internal {
+
+struct guard_fault_handler {
+  // True when a custom handler took the fault and the access may be retried.
+  static bool explain(const unsigned char *address) noexcept {
+    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+      const int outcome = r->explain_fault(address);
+      if (outcome != debug_resource::kNotMine) return outcome == debug_resource::kResumed;
+    }
+    return false;
+  }
+};
+
+}  // namespace internal
+
+namespace {
+
+void guard_fault(int, siginfo_t *info, void *) {
+  if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
+    return;
+  // Returning re-executes the faulting access, which now meets the previous handler (or the
+  // default action: death by SIGSEGV).
+  sigaction(SIGSEGV, &g_previous_segv, nullptr);
+  g_segv_installed.store(false);
+}
+
+}  // namespace
+
+void debug_resource::report_unknown_free(void *p) noexcept {
+  freed_record freed{nullptr, 0, 0};
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    for (int i = 0; i < kFreedRecords; ++i) {
+      const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
+      if (r.user == p) {
+        freed = r;
+        break;
+      }
+    }
+  }
+  if (freed.user != nullptr) {
+    report(debug_error_kind::double_free, p, freed.size, freed.number, 0,
+           "the block was already freed", nullptr);
+    return;
+  }
+  std::size_t size = 0;
+  std::uint64_t number = 0;
+  std::uint32_t owner = 0;
+  {
+    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+      if (r != this && r->owns(p, &size, &number)) {
+        owner = r->owner_;
+        break;
+      }
+    }
+  }
+  if (owner != 0) {
+    char detail[128];
+    std::snprintf(detail, sizeof detail,
+                  "allocated by debug allocator %u, freed through debug allocator %u", owner,
+                  owner_);
+    report(debug_error_kind::allocator_mismatch, p, size, number, 0, detail, nullptr);
+    return;
+  }
+  report(debug_error_kind::invalid_free, p, 0, 0, 0,
+         "not a live block of this allocator (never allocated, or freed long ago)", nullptr);
+}
+
+void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
+                              mesa_alloc_scope scope) {
+  return static_cast<debug_resource *>(self)->allocate_block(size, alignment, scope);
+}
+
+void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
+                                mesa_alloc_scope scope) {
+  return static_cast<debug_resource *>(self)->reallocate_block(p, size, alignment, scope);
+}
+
+void debug_resource::c_free(void *self, void *p) {
+  static_cast<debug_resource *>(self)->free_block(p);
+}
+
+debug_resource *debug_resource::from_table(const mesa_allocator *table) noexcept {
+  if (table == nullptr || table->alloc_fn != &c_alloc) return nullptr;
+  return static_cast<debug_resource *>(table->user_data);
+}
+
+void debug_resource::free_block(void *p) noexcept {
+  if (p == nullptr) return;
+  if (header *h = take(p, false, 0, 0)) release(h);
+}
+
+void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t alignment,
+                                       mesa_alloc_scope scope) noexcept {
+  if (p == nullptr) return allocate_block(size, alignment, scope);
+  if (size == 0) {
+    free_block(p);
+    return nullptr;
+  }
+  if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
+  std::size_t old_size = 0;
+  std::uint32_t old_alignment = 0;
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    if (const internal::block_entry *e = live_.find(p)) {
+      old_size = e->size;
+      old_alignment = static_cast<const header *>(e->header)->alignment;
+    }
+  }
+  if (old_alignment == 0) {
+    report_unknown_free(p);
+    return nullptr;
+  }
+  void *fresh = allocate_block(size, std::max<std::size_t>(alignment, old_alignment), scope);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, p, std::min(old_size, size));
+  free_block(p);
+  return fresh;
+}
+
+void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  void *p = allocate_block(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void debug_resource::do_deallocate(void *p, std::size_t bytes, std::size_t alignment) {
+  if (header *h = take(p, true, bytes, alignment)) release(h);
+}
+
+bool debug_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  return this == &other;
+}
+
+std::size_t debug_resource::live_blocks() const noexcept {
+  const table_guard lock(lock_, options_.thread_safe);
+  return live_.size();
+}
+
+namespace {
+
+// Orders leaked blocks by allocation stack, then by allocation number.
+int compare_stacks(void *const *a, int a_depth, void *const *b, int b_depth) noexcept {
+  if (a_depth != b_depth) return a_depth < b_depth ? -1 : 1;
+  for (int i = 0; i < a_depth; ++i)
+    if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
+  return 0;
+}
+
+}  // namespace
+
+std::size_t debug_resource::report_leaks() noexcept {
+  internal::block_entry *leaks = nullptr;
+  std::size_t count = 0;
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    count = live_.size();
+    if (count == 0) return 0;
+    try {
+      leaks = static_cast<internal::block_entry *>(upstream_->allocate(
+          count * sizeof(internal::block_entry), alignof(internal::block_entry)));
+    } catch (...) {
+      leaks = nullptr;
+    }
+    if (leaks != nullptr) {
+      std::size_t i = 0;
+      live_.for_each([&](const internal::block_entry &e) { leaks[i++] = e; });
+    }
+  }
+  if (leaks == nullptr) {
+    report(debug_error_kind::leak, nullptr, 0, 0, 0,
+           "blocks are still allocated (no memory to list them)", nullptr);
+    return count;
+  }
+  std::sort(leaks, leaks + count,
+            [](const internal::block_entry &a, const internal::block_entry &b) {
+              const auto *ha = static_cast<const header *>(a.header);
+              const auto *hb = static_cast<const header *>(b.header);
+              const int c = compare_stacks(ha->frames(), ha->depth, hb->frames(), hb->depth);
+              return c != 0 ? c < 0 : a.number < b.number;
+            });
+  std::size_t bytes = 0, sites = 0;
+  const header *group = nullptr;
+  std::uint64_t group_number = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto *h = static_cast<const header *>(leaks[i].header);
+    bytes += leaks[i].size;
+    if (group == nullptr ||
+        compare_stacks(group->frames(), group->depth, h->frames(), h->depth) != 0) {
+      group = h;
+      group_number = leaks[i].number;
+      ++sites;
+      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0,
+             h->depth > 0 ? "" : "no allocation stack recorded", h);
+    } else {
+      char detail[96];
+      std::snprintf(detail, sizeof detail, "allocated at the same place as allocation #%" PRIu64,
+                    group_number);
+      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0, detail,
+             nullptr);
+    }
+  }
+  upstream_->deallocate(leaks, count * sizeof(internal::block_entry),
+                        alignof(internal::block_entry));
+  if (options_.handler == default_handler) {
+    char line[160];
+    const int n = std::snprintf(line, sizeof line,
+                                "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
+                                "allocation sites\n",
+                                bytes, count, sites);
+    write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  }
+  return count;
+}
+
+}  // namespace mesa

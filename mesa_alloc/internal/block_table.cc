@@ -1,0 +1,59 @@
+#include "mesa_alloc/internal/block_table.h"
+
+#include <cstring>
+#include <new>
+
+namespace mesa::internal {
+
+bool block_table::grow() noexcept {
+  const std::size_t capacity = capacity_ == 0 ? 1024 : capacity_ * 2;
+  block_entry *slots;
+  try {
+    slots = static_cast<block_entry *>(
+        storage_->allocate(capacity * sizeof(block_entry), alignof(block_entry)));
+  } catch (...) {
+    return false;
+  }
+  std::memset(static_cast<void *>(slots), 0, capacity * sizeof(block_entry));
+  block_entry *old = slots_;
+  const std::size_t old_capacity = capacity_;
+  slots_ = slots;
+  capacity_ = capacity;
+  shift_ = 64 - __builtin_ctzll(capacity);
+  count_ = 0;
+  for (std::size_t i = 0; i < old_capacity; ++i)
+    if (old[i].user != nullptr) insert(old[i].user, old[i].header, old[i].size, old[i].number);
+  if (old != nullptr)
+    storage_->deallocate(old, old_capacity * sizeof(block_entry), alignof(block_entry));
+  return true;
+}
+
+bool block_table::erase(const void *user, block_entry *out) noexcept {
+  const block_entry *found = find(user);
+  if (found == nullptr) return false;
+  *out = *found;
+  const std::size_t mask = capacity_ - 1;
+  std::size_t hole = static_cast<std::size_t>(found - slots_);
+  // Backward shift: move later entries of the probe run into the hole when their home allows.
+  for (std::size_t i = (hole + 1) & mask; slots_[i].user != nullptr; i = (i + 1) & mask) {
+    const std::size_t h = home(slots_[i].user);
+    const bool movable = hole <= i ? (h <= hole || h > i) : (h <= hole && h > i);
+    if (movable) {
+      slots_[hole] = slots_[i];
+      hole = i;
+    }
+  }
+  slots_[hole] = block_entry{};
+  --count_;
+  return true;
+}
+
+void block_table::release() noexcept {
+  if (slots_ != nullptr)
+    storage_->deallocate(slots_, capacity_ * sizeof(block_entry), alignof(block_entry));
+  slots_ = nullptr;
+  capacity_ = 0;
+  count_ = 0;
+}
+
+}  // namespace mesa::internal

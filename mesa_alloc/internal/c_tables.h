@@ -1,0 +1,182 @@
+// Internal: the C tables behind debug_resources.h (and the MESA_ALLOC_DEBUG default), each a
+// layer over a parent table that C code allocates through. Not part of the public API.
+//
+// tracking_table: accounts exact user sizes per scope (a 16-byte header keeps the size for
+//   unsized frees) and allocates straight from the parent table.
+// debug_table: a debug_resource over the parent; its own table() is the handle (no extra header).
+// logging_table: logs each call and forwards it unchanged to the parent (no header).
+#ifndef MESA_ALLOC_INTERNAL_C_TABLES_H_
+#define MESA_ALLOC_INTERNAL_C_TABLES_H_
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resource.h"
+#include "mesa_alloc/logging_resource.h"
+#include "mesa_alloc/mesa_alloc.h"
+#include "mesa_alloc/tracking_resource.h"
+
+namespace mesa::internal {
+
+// The tracking table allocates straight from the parent table and accounts the user size and
+// scope, so C counts are exact and per scope. A header before each block keeps the size.
+struct tracking_table {
+  struct header {
+    std::size_t size;
+    std::uint32_t alignment;
+    std::uint32_t scope;
+  };
+  static constexpr std::size_t kMinHeader = 16;
+  static_assert(sizeof(header) <= kMinHeader, "header must fit");
+
+  tracking_table(const mesa_allocator *parent_table, std::string_view name,
+                 tracking_resource *parent_tracker) noexcept
+      : table{this, &alloc, &realloc, &free, nullptr, nullptr},
+        parent(parent_table),
+        upstream(parent_table),
+        tracker(&upstream, name, parent_tracker) {}
+
+  static tracking_table *from(const mesa_allocator *t) noexcept {
+    if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
+    return static_cast<tracking_table *>(t->user_data);
+  }
+  static std::size_t header_bytes(std::size_t alignment) noexcept {
+    return alignment > kMinHeader ? alignment : kMinHeader;
+  }
+  static header *header_of(void *user) noexcept {
+    return reinterpret_cast<header *>(static_cast<unsigned char *>(user) - sizeof(header));
+  }
+
+  static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
+                     mesa_alloc_scope scope) {
+    auto *self = static_cast<tracking_table *>(user_data);
+    if (!mesa_alloc_alignment_valid(alignment) || alignment > UINT32_MAX) return nullptr;
+    if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
+    const std::size_t head = header_bytes(alignment);
+    tracking_resource &t = self->tracker;
+    const int index = tracking_shard_index();
+    if (size > SIZE_MAX - head || !t.try_charge_limits(size)) {
+      t.count_failure(index);
+      return nullptr;
+    }
+    void *base = self->parent->alloc_fn(self->parent->user_data, head + size, head, scope);
+    if (base == nullptr) {
+      t.uncharge_limits(size);
+      t.count_failure(index);
+      return nullptr;
+    }
+    t.count_allocation(index, size, scope);
+    void *user = static_cast<unsigned char *>(base) + head;
+    *header_of(user) =
+        header{size, static_cast<std::uint32_t>(alignment), static_cast<std::uint32_t>(scope)};
+    return user;
+  }
+
+  static void free(void *user_data, void *ptr) {
+    if (ptr == nullptr) return;
+    auto *self = static_cast<tracking_table *>(user_data);
+    const header h = *header_of(ptr);
+    self->parent->free_fn(self->parent->user_data,
+                          static_cast<unsigned char *>(ptr) - header_bytes(h.alignment));
+    self->tracker.uncharge_limits(h.size);
+    self->tracker.count_deallocation(tracking_shard_index(), h.size,
+                                     static_cast<mesa_alloc_scope>(h.scope));
+  }
+
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope) {
+    if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+    if (size == 0) {
+      free(user_data, ptr);
+      return nullptr;
+    }
+    if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
+    const header h = *header_of(ptr);
+    void *fresh = alloc(user_data, size, h.alignment > alignment ? h.alignment : alignment, scope);
+    if (fresh == nullptr) return nullptr;
+    std::memcpy(fresh, ptr, h.size < size ? h.size : size);
+    free(user_data, ptr);
+    return fresh;
+  }
+
+  mesa_allocator table;
+  const mesa_allocator *parent;
+  callback_resource upstream;
+  tracking_resource tracker;
+};
+
+// A debug resource over a parent table, in one block from that parent. The parent and its pmr
+// view come first (a base), so they are built before the resource and outlive it.
+struct debug_table_upstream {
+  explicit debug_table_upstream(const mesa_allocator *parent_table) noexcept
+      : parent(parent_table), parent_resource(parent_table) {}
+  const mesa_allocator *parent;
+  callback_resource parent_resource;
+};
+
+struct debug_table final : debug_table_upstream, debug_resource {
+  debug_table(const mesa_allocator *parent_table, const debug_options &options) noexcept
+      : debug_table_upstream(parent_table), debug_resource(&parent_resource, options) {}
+
+  static debug_table *from(const mesa_allocator *table) noexcept {
+    return dynamic_cast<debug_table *>(debug_resource::from_table(table));
+  }
+};
+
+struct logging_table {
+  logging_table(const mesa_allocator *parent_table, const char *path, bool record_stacks) noexcept
+      : table{this, &alloc, &realloc, &free, nullptr, nullptr},
+        parent(parent_table),
+        file(path),
+        upstream(parent_table),
+        logging(&upstream, &file, record_stacks) {}
+
+  static logging_table *from(const mesa_allocator *t) noexcept {
+    if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
+    return static_cast<logging_table *>(t->user_data);
+  }
+
+  static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
+                     mesa_alloc_scope scope) {
+    auto *self = static_cast<logging_table *>(user_data);
+    void *p = self->parent->alloc_fn(self->parent->user_data, size, alignment, scope);
+    self->logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size,
+                         alignment, scope);
+    return p;
+  }
+
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope) {
+    auto *self = static_cast<logging_table *>(user_data);
+    if (ptr != nullptr && size == 0)
+      self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
+    void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
+    if (ptr == nullptr)
+      self->logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size,
+                           alignment, scope);
+    else if (size != 0)
+      self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
+                           alignment, scope);
+    return p;
+  }
+
+  static void free(void *user_data, void *ptr) {
+    if (ptr == nullptr) return;
+    auto *self = static_cast<logging_table *>(user_data);
+    // Logged first: once freed, another thread may get the same address.
+    self->logging.record(trace_op::free, ptr, nullptr, 0, 0, MESA_ALLOC_SCOPE_OBJECT);
+    self->parent->free_fn(self->parent->user_data, ptr);
+  }
+
+  mesa_allocator table;
+  const mesa_allocator *parent;
+  trace_file file;
+  callback_resource upstream;
+  logging_resource logging;
+};
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_C_TABLES_H_

@@ -1,0 +1,86 @@
+#include "mesa_alloc/internal/pool_parts.h"
+
+#include <new>
+
+namespace mesa::internal {
+
+static_assert(kSizeClasses.size[kPoolClasses - 1] == kPoolMaxSmall, "classes must reach max");
+static_assert(kSizeClasses.index[kPoolMaxSmall / 16] == kPoolClasses - 1, "index table");
+
+static_assert(sizeof(pool_chunks) > 0 && 2 * sizeof(void *) <= kPoolAlignment,
+              "a chunk header fits in kPoolAlignment bytes");
+
+void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
+                         std::size_t max_count, pool_free_node **free_list, std::size_t *linked) {
+  if (static_cast<std::size_t>(end_ - cur_) < size) {
+    std::size_t chunk_size = next_size_;
+    auto *fresh = static_cast<chunk *>(upstream->allocate(chunk_size, kPoolAlignment));
+    fresh->next = chunks_;
+    fresh->size = chunk_size;
+    chunks_ = fresh;
+    reserved_ += chunk_size;
+    if (next_size_ < kMaxChunk) next_size_ *= 2;
+    cur_ = reinterpret_cast<char *>(fresh) + kPoolAlignment;
+    end_ = reinterpret_cast<char *>(fresh) + chunk_size;
+  }
+  std::size_t count = static_cast<std::size_t>(end_ - cur_) / size;
+  if (count > max_count) count = max_count;
+  void *first = cur_;
+  for (std::size_t k = 1; k < count; ++k) {
+    auto *node = reinterpret_cast<pool_free_node *>(cur_ + k * size);
+    node->next = *free_list;
+    *free_list = node;
+  }
+  cur_ += count * size;
+  if (linked != nullptr) *linked += count - 1;
+  return first;
+}
+
+void pool_chunks::release(std::pmr::memory_resource *upstream) noexcept {
+  while (chunks_ != nullptr) {
+    chunk *next = chunks_->next;
+    upstream->deallocate(chunks_, chunks_->size, kPoolAlignment);
+    chunks_ = next;
+  }
+  cur_ = end_ = nullptr;
+  next_size_ = kFirstChunk;
+  reserved_ = 0;
+}
+
+void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size_t bytes,
+                                  std::size_t alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
+  const std::size_t block_alignment = alignment > alignof(header) ? alignment : alignof(header);
+  const std::size_t offset = offset_for(block_alignment);
+  if (bytes > SIZE_MAX - offset) throw std::bad_alloc();
+  const std::size_t total = offset + bytes;
+  void *base = upstream->allocate(total, block_alignment);
+  void *user = static_cast<char *>(base) + offset;
+  header *h = static_cast<header *>(user) - 1;
+  h->total = total;
+  h->alignment = block_alignment;
+  h->prev = &head_;
+  h->next = head_.next;
+  head_.next->prev = h;
+  head_.next = h;
+  reserved_ += total;
+  return user;
+}
+
+void pool_large_blocks::deallocate(std::pmr::memory_resource *upstream, void *p, std::size_t,
+                                   std::size_t) noexcept {
+  header *h = static_cast<header *>(p) - 1;
+  h->prev->next = h->next;
+  h->next->prev = h->prev;
+  reserved_ -= h->total;
+  upstream->deallocate(static_cast<char *>(p) - offset_for(h->alignment), h->total, h->alignment);
+}
+
+void pool_large_blocks::release(std::pmr::memory_resource *upstream) noexcept {
+  while (head_.next != &head_) {
+    header *h = head_.next;
+    deallocate(upstream, h + 1, 0, 0);
+  }
+}
+
+}  // namespace mesa::internal

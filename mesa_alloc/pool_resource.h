@@ -1,0 +1,94 @@
+// pool_resource — size classes of free lists plus a large-block path: a faster drop-in for
+// std::pmr::unsynchronized_pool_resource.
+//
+// What it is for: general allocation of many small objects of mixed sizes on one thread
+// (containers of containers, node-based maps, strings) with memory given back all at once.
+//
+// What it costs: requests up to 4096 bytes with alignment up to 16 are rounded up to one of 28
+// size classes (16..128 by 16, then four per doubling: at most 25% internal waste) and served
+// by an inline free-list pop; deallocate is an inline push. No per-block header. Class blocks
+// are carved in batches out of chunks from upstream (16 KiB doubling to 1 MiB) that go back only
+// on release() or destruction. Larger or more aligned requests get their own upstream block
+// with a 32-byte header (to be released with the pool). allocate()/deallocate() called on a
+// pool_resource (not through a memory_resource *) are non-virtual.
+//
+// Example:
+//   mesa::pool_resource pool(upstream);
+//   std::pmr::unordered_map<int, std::pmr::string> names(&pool);
+//   void *p = pool.allocate(48);   // inline; pool.deallocate(p, 48) to reuse it
+//
+// Not thread-safe: see synchronized_pool_resource.h.
+#ifndef MESA_ALLOC_POOL_RESOURCE_H_
+#define MESA_ALLOC_POOL_RESOURCE_H_
+
+#include <cstddef>
+#include <memory_resource>
+
+#include "mesa_alloc/internal/pool_parts.h"
+
+namespace mesa {
+
+class pool_resource final : public std::pmr::memory_resource {
+ public:
+  explicit pool_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {}
+  pool_resource(const pool_resource &) = delete;
+  pool_resource &operator=(const pool_resource &) = delete;
+  ~pool_resource() override { release(); }
+
+  // The non-virtual fast path (hides memory_resource::allocate; same contract).
+  [[nodiscard]] void *allocate(std::size_t bytes,
+                               std::size_t alignment = alignof(std::max_align_t)) {
+    if (internal::pool_is_small(bytes, alignment)) {
+      const std::size_t c = internal::pool_class_of(bytes);
+      internal::pool_free_node *node = free_[c];
+      if (node != nullptr) {
+        free_[c] = node->next;
+        return node;
+      }
+      return allocate_small_slow(c);
+    }
+    return large_.allocate(upstream_, bytes, alignment);
+  }
+  void deallocate(void *p, std::size_t bytes,
+                  std::size_t alignment = alignof(std::max_align_t)) noexcept {
+    if (internal::pool_is_small(bytes, alignment)) {
+      const std::size_t c = internal::pool_class_of(bytes);
+      auto *node = static_cast<internal::pool_free_node *>(p);
+      node->next = free_[c];
+      free_[c] = node;
+      return;
+    }
+    large_.deallocate(upstream_, p, bytes, alignment);
+  }
+
+  // Returns every chunk and large block upstream; every block of the pool becomes invalid.
+  void release() noexcept;
+
+  // Bytes held from upstream (chunks and large blocks).
+  std::size_t bytes_reserved() const noexcept {
+    return chunks_.bytes_reserved() + large_.bytes_reserved();
+  }
+  std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
+
+ private:
+  [[gnu::noinline]] void *allocate_small_slow(std::size_t size_class);
+
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    return allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+
+  internal::pool_free_node *free_[internal::kPoolClasses] = {};
+  internal::pool_chunks chunks_;
+  internal::pool_large_blocks large_;
+  std::pmr::memory_resource *upstream_;
+};
+
+}  // namespace mesa
+
+#endif  // MESA_ALLOC_POOL_RESOURCE_H_

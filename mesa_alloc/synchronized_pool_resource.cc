@@ -1,0 +1,119 @@
+#include "mesa_alloc/synchronized_pool_resource.h"
+
+#include <atomic>
+#include <new>
+
+namespace mesa {
+namespace {
+
+std::uint64_t next_pool_id() noexcept {
+  static std::atomic<std::uint64_t> counter{1};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+synchronized_pool_resource::synchronized_pool_resource(std::pmr::memory_resource *upstream) noexcept
+    : id_(next_pool_id()), upstream_(upstream) {}
+
+synchronized_pool_resource::thread_cache *synchronized_pool_resource::attach_thread() {
+  const std::thread::id self = std::this_thread::get_id();
+  thread_cache *cache = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(upstream_mutex_);
+    for (thread_cache *c = caches_; c != nullptr; c = c->next) {
+      if (c->owner == self) {
+        cache = c;
+        break;
+      }
+    }
+    if (cache == nullptr) {
+      void *memory = upstream_->allocate(sizeof(thread_cache), alignof(thread_cache));
+      cache = new (memory) thread_cache{};
+      cache->owner = self;
+      cache->next = caches_;
+      caches_ = cache;
+    }
+  }
+  for (int i = kTlsEntries - 1; i > 0; --i) tls_[i] = tls_[i - 1];
+  tls_[0] = tls_entry{id_, cache};
+  return cache;
+}
+
+void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {
+  const std::size_t want = internal::kSizeClasses.cache_limit[size_class] / 2;
+  {
+    central_list &central = central_[size_class];
+    std::lock_guard<std::mutex> lock(central.mutex);
+    std::size_t taken = 0;
+    while (central.free != nullptr && taken < want) {
+      internal::pool_free_node *node = central.free;
+      central.free = node->next;
+      node->next = cache->free[size_class];
+      cache->free[size_class] = node;
+      ++taken;
+    }
+    if (taken != 0) {
+      internal::pool_free_node *node = cache->free[size_class];
+      cache->free[size_class] = node->next;
+      cache->count[size_class] = static_cast<std::uint32_t>(taken - 1);
+      return node;
+    }
+  }
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  std::size_t linked = 0;
+  void *first = chunks_.carve(upstream_, internal::kSizeClasses.size[size_class], want,
+                              &cache->free[size_class], &linked);
+  cache->count[size_class] += static_cast<std::uint32_t>(linked);
+  return first;
+}
+
+void synchronized_pool_resource::flush(thread_cache *cache, std::size_t size_class) noexcept {
+  // Keep half the limit; hand the rest to the central list in one splice.
+  const std::size_t keep = internal::kSizeClasses.cache_limit[size_class] / 2;
+  internal::pool_free_node *last_kept = cache->free[size_class];
+  for (std::size_t i = 1; i < keep; ++i) last_kept = last_kept->next;
+  internal::pool_free_node *give = last_kept->next;
+  internal::pool_free_node *tail = give;
+  while (tail->next != nullptr) tail = tail->next;
+  last_kept->next = nullptr;
+  cache->count[size_class] = static_cast<std::uint32_t>(keep);
+  central_list &central = central_[size_class];
+  std::lock_guard<std::mutex> lock(central.mutex);
+  tail->next = central.free;
+  central.free = give;
+}
+
+void *synchronized_pool_resource::allocate_large(std::size_t bytes, std::size_t alignment) {
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  return large_.allocate(upstream_, bytes, alignment);
+}
+
+void synchronized_pool_resource::deallocate_large(void *p, std::size_t bytes,
+                                                  std::size_t alignment) noexcept {
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  large_.deallocate(upstream_, p, bytes, alignment);
+}
+
+std::size_t synchronized_pool_resource::bytes_reserved() const {
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  return chunks_.bytes_reserved() + large_.bytes_reserved();
+}
+
+void synchronized_pool_resource::release() noexcept {
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  id_ = next_pool_id();
+  chunks_.release(upstream_);
+  large_.release(upstream_);
+  while (caches_ != nullptr) {
+    thread_cache *next = caches_->next;
+    upstream_->deallocate(caches_, sizeof(thread_cache), alignof(thread_cache));
+    caches_ = next;
+  }
+  for (central_list &central : central_) {
+    std::lock_guard<std::mutex> central_lock(central.mutex);
+    central.free = nullptr;
+  }
+}
+
+}  // namespace mesa

@@ -1,0 +1,111 @@
+// The arena_allocator aliases: every block comes from the arena (its stats move, the upstream
+// sees only arena blocks), propagation on move/swap, and the hash-table guard.
+#include "containers/arena_containers.h"
+
+#include <utility>
+
+#include "containers/testing/checking_resource.h"
+#include "gtest/gtest.h"
+#include "mesa_alloc/arena_resource.h"
+
+namespace {
+
+using mesa::testing::checking_resource;
+
+const char kLong[] = "a string long enough to leave the small-string buffer and allocate";
+
+class ArenaContainers : public ::testing::Test {
+ protected:
+  std::size_t used() const { return arena_.stats().bytes_allocated; }
+  checking_resource upstream_;
+  mesa::arena_resource arena_{&upstream_};
+};
+
+TEST_F(ArenaContainers, EveryAliasAllocatesFromTheArena) {
+  std::size_t before = used();
+  auto grew = [&] {
+    const bool g = used() > before;
+    before = used();
+    return g;
+  };
+  mesa::arena_vector<int> v(&arena_);
+  v.assign(100, 1);
+  EXPECT_TRUE(grew());
+  mesa::arena_deque<int> d(&arena_);
+  d.push_back(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_list<int> l(&arena_);
+  l.push_back(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_string s(kLong, &arena_);
+  EXPECT_TRUE(grew());
+  mesa::arena_set<int> set(&arena_);
+  set.insert(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_map<int, int> map(&arena_);
+  map[1] = 2;
+  EXPECT_TRUE(grew());
+  mesa::arena_unordered_set<int> us(&arena_);
+  us.insert(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_unordered_map<int, int> um(&arena_);
+  um[1] = 2;
+  EXPECT_TRUE(grew());
+  mesa::arena_flat_hash_set<int> fs(&arena_);
+  fs.insert(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_flat_hash_map<int, int> fm(&arena_);
+  for (int i = 0; i < 1000; ++i) fm[i] = i;
+  EXPECT_TRUE(grew());
+  mesa::arena_node_hash_set<int> ns(&arena_);
+  ns.insert(1);
+  EXPECT_TRUE(grew());
+  mesa::arena_node_hash_map<int, int> nm(&arena_);
+  nm[1] = 2;
+  EXPECT_TRUE(grew());
+  mesa::arena_inlined_vector<int, 2> iv(&arena_);
+  iv.assign(10, 3);
+  EXPECT_TRUE(grew());
+  // Upstream saw arena blocks only, and none freed one by one.
+  EXPECT_EQ(upstream_.live(), arena_.stats().blocks);
+  EXPECT_EQ(upstream_.foreign_frees(), 0u);
+}
+
+TEST_F(ArenaContainers, NestedContainersNameTheArena) {
+  mesa::arena_vector<mesa::arena_vector<int>> outer(&arena_);
+  outer.emplace_back(&arena_).push_back(1);
+  mesa::arena_flat_hash_map<int, mesa::arena_string> names(&arena_);
+  names.try_emplace(1, kLong, &arena_);
+  EXPECT_EQ(outer[0].get_allocator().arena(), &arena_);
+  EXPECT_EQ(names.at(1).get_allocator().arena(), &arena_);
+}
+
+TEST_F(ArenaContainers, AllocatorPropagatesOnMoveAndSwap) {
+  checking_resource other_upstream;
+  mesa::arena_resource other(&other_upstream);
+  mesa::arena_vector<int> a(&arena_), b(&other);
+  a.assign(10, 1);
+  b.assign(3, 2);
+  a.swap(b);
+  EXPECT_EQ(a.get_allocator().arena(), &other);
+  EXPECT_EQ(b.get_allocator().arena(), &arena_);
+  EXPECT_EQ(b.size(), 10u);
+  mesa::arena_flat_hash_map<int, int> m(&arena_), n(&other);
+  m[1] = 1;
+  n = std::move(m);
+  EXPECT_EQ(n.get_allocator().arena(), &arena_);
+  EXPECT_EQ(n.at(1), 1);
+}
+
+TEST_F(ArenaContainers, RewindReturnsContainerMemory) {
+  const mesa::arena_mark mark = arena_.mark();
+  {
+    mesa::arena_vector<int> scratch(&arena_);
+    scratch.resize(10000);
+  }
+  EXPECT_GT(used(), 0u);
+  arena_.rewind(mark);
+  EXPECT_EQ(used(), 0u);
+}
+
+}  // namespace

@@ -1,0 +1,202 @@
+// Exception safety when the resource fails mid-way (mesa::fault_resource): no leak, no
+// cross-resource free, and the container unchanged wherever the standard gives the strong
+// guarantee. Abseil's hash tables are not exception-safe: there a failure is a clear abort.
+#include <algorithm>
+#include <memory>
+#include <new>
+#include <utility>
+
+#include "containers/arena_containers.h"
+#include "containers/containers.h"
+#include "containers/resource_allocated.h"
+#include "containers/testing/checking_resource.h"
+#include "containers/unique_ptr.h"
+#include "gtest/gtest.h"
+#include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/fault_resource.h"
+
+namespace {
+
+using mesa::testing::checking_resource;
+
+const char kLong[] = "a string long enough to leave the small-string buffer and allocate";
+
+class FaultTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    faults_.fail_none();
+    EXPECT_EQ(checked_.foreign_frees(), 0u);
+    EXPECT_EQ(checked_.mismatches(), 0u);
+  }
+
+  // Runs op(c) with the 0th, 1st, 2nd, ... allocation failing until it succeeds; after each
+  // failure `c` must equal its state before the call (the strong guarantee).
+  template <class C, class Op>
+  void expect_strong(C &c, Op op) {
+    for (int n = 0;; ++n) {
+      const C before(c, std::pmr::new_delete_resource());
+      faults_.fail_nth(n);
+      try {
+        op(c);
+      } catch (const std::bad_alloc &) {
+        EXPECT_TRUE(std::equal(c.begin(), c.end(), before.begin(), before.end()))
+            << "changed after the allocation " << n << " failed";
+        ++failures_seen_;
+        continue;
+      }
+      faults_.fail_none();
+      return;
+    }
+  }
+
+  checking_resource checked_;
+  mesa::fault_resource faults_{&checked_};
+  int failures_seen_ = 0;
+};
+
+mesa::string long_value(std::pmr::memory_resource *r) { return mesa::string(kLong, r); }
+
+TEST_F(FaultTest, VectorPushBackIsStrong) {
+  mesa::vector<mesa::string> v(&faults_);
+  for (int i = 0; i < 8; ++i) v.push_back(long_value(&faults_));
+  v.shrink_to_fit();
+  const auto *data = v.data();
+  const mesa::string value = long_value(&faults_);
+  expect_strong(v, [&](auto &c) {
+    c.push_back(value);  // reallocates the buffer and copies `value`: 2 allocations
+    EXPECT_NE(c.data(), data);
+  });
+  EXPECT_EQ(failures_seen_, 2);
+  EXPECT_EQ(v.size(), 9u);
+}
+
+TEST_F(FaultTest, DequeListMapSetUnorderedInsertAreStrong) {
+  mesa::deque<mesa::string> d(&faults_);
+  mesa::list<mesa::string> l(&faults_);
+  mesa::map<int, mesa::string> m(&faults_);
+  mesa::set<mesa::string> s(&faults_);
+  mesa::unordered_map<int, mesa::string> u(&faults_);
+  for (int i = 0; i < 100; ++i) {
+    expect_strong(d, [&](auto &c) { c.push_front(long_value(&faults_)); });
+    expect_strong(l, [&](auto &c) { c.emplace_back(kLong); });
+    expect_strong(m, [&](auto &c) { c.emplace(i, kLong); });
+    expect_strong(s, [&](auto &c) { c.emplace(std::string(kLong) + std::to_string(i)); });
+    expect_strong(u, [&](auto &c) { c.emplace(i, kLong); });  // includes rehashes
+  }
+  EXPECT_EQ(u.size(), 100u);
+  EXPECT_GT(failures_seen_, 500);
+}
+
+TEST_F(FaultTest, StringAppendIsStrong) {
+  mesa::string s(kLong, &faults_);
+  for (int i = 0; i < 20; ++i) expect_strong(s, [&](auto &c) { c.append(kLong); });
+  EXPECT_EQ(s.size(), 21 * (sizeof(kLong) - 1));
+}
+
+TEST_F(FaultTest, InlinedVectorPushBackIsStrong) {
+  mesa::inlined_vector<mesa::string, 2> v(&faults_);
+  for (int i = 0; i < 20; ++i) expect_strong(v, [&](auto &c) { c.emplace_back(kLong); });
+  EXPECT_EQ(v.size(), 20u);
+}
+
+// Whole workloads: whatever allocation fails, nothing leaks (fail_each_allocation checks the
+// bytes in use through the resource after each run).
+template <class Body>
+void expect_no_leak(Body body) {
+  checking_resource checked;
+  const mesa::fault_loop_result result = mesa::fail_each_allocation(&checked, body);
+  EXPECT_TRUE(result.completed);
+  EXPECT_FALSE(result.leaked) << "leak when allocation " << result.leak_at << " failed";
+  EXPECT_GT(result.failure_points, 3u);
+  EXPECT_EQ(checked.live(), 0u);
+  EXPECT_EQ(checked.foreign_frees(), 0u);
+  EXPECT_EQ(checked.mismatches(), 0u);
+}
+
+TEST(FaultLoop, StdContainersNeverLeak) {
+  expect_no_leak([](std::pmr::memory_resource *r) {
+    mesa::vector<mesa::vector<mesa::string>> nested(r);
+    for (int i = 0; i < 10; ++i) nested.emplace_back().emplace_back(kLong);
+    mesa::map<mesa::string, mesa::list<int>> m(r);
+    m[mesa::string(kLong, r)].push_back(1);
+    mesa::unordered_map<int, mesa::deque<int>> u(r);
+    for (int i = 0; i < 50; ++i) u[i].push_back(i);
+    mesa::inlined_vector<mesa::string, 1> iv(r);
+    iv.emplace_back(kLong);
+    iv.emplace_back(kLong);
+    mesa::vector<mesa::string> copy(nested[3], r);
+    mesa::swap_contents(copy, nested[4]);
+  });
+}
+
+struct node : mesa::resource_allocated {
+  explicit node(std::pmr::memory_resource *r) : names(r) { names.emplace_back(kLong); }
+  virtual ~node() = default;
+  mesa::vector<mesa::string> names;  // allocates in the constructor: may throw mid-way
+};
+
+TEST(FaultLoop, OwningPointersAndMixinNeverLeak) {
+  expect_no_leak([](std::pmr::memory_resource *r) {
+    auto a = mesa::allocate_unique<node>(r, r);
+    auto arr = mesa::allocate_unique<mesa::string[]>(r, 4);
+    arr[3] = kLong;
+    auto s = mesa::allocate_shared<node>(r, r);
+    std::unique_ptr<node> m(new (r) node(r));
+    auto vec = mesa::allocate_unique<mesa::vector<mesa::string>>(r);
+    vec->emplace_back(kLong);
+  });
+}
+
+TEST(FaultLoop, ArenaContainersNeverLeakUpstream) {
+  expect_no_leak([](std::pmr::memory_resource *r) {
+    mesa::arena_resource arena(r, mesa::arena_options{256, 4096, 0, nullptr, 0});
+    mesa::arena_vector<mesa::arena_string> v(&arena);
+    for (int i = 0; i < 50; ++i) v.emplace_back(kLong, &arena);
+    mesa::arena_map<int, int> m(&arena);
+    for (int i = 0; i < 200; ++i) m[i] = i;
+  });
+}
+
+void fail_flat_table_growth(mesa::fault_resource *faults) {
+  mesa::flat_hash_map<int, int> m(faults);
+  faults->fail_nth(0);
+  m[1] = 1;
+}
+
+void fail_node_allocation(mesa::fault_resource *faults) {
+  mesa::node_hash_set<int> s(faults);
+  s.insert(1);
+  faults->fail_nth(0);  // the node of the next element
+  s.insert(2);
+}
+
+void fail_element_construction(mesa::fault_resource *faults) {
+  mesa::flat_hash_map<int, mesa::string> m(faults);
+  m.reserve(10);
+  faults->fail_nth(0);  // the string inside the element
+  m.try_emplace(1, kLong);
+}
+
+TEST(HashTableDeathTest, OutOfMemoryInsideAnAbseilTableIsAClearAbort) {
+  checking_resource checked;
+  mesa::fault_resource faults(&checked);
+  EXPECT_DEATH(fail_flat_table_growth(&faults),
+               "mesa_alloc: out of memory in an Abseil hash table \\([0-9]+ bytes\\)");
+  EXPECT_DEATH(fail_node_allocation(&faults), "mesa_alloc: out of memory in an Abseil hash table");
+  EXPECT_DEATH(fail_element_construction(&faults),
+               "mesa_alloc: exception while constructing an element of an Abseil hash table");
+}
+
+TEST(HashTable, ReservedTableWithValuesBuiltOutsideDoesNotAllocate) {
+  checking_resource checked;
+  mesa::fault_resource faults(&checked);
+  mesa::flat_hash_map<int, mesa::string> m(&faults);
+  m.reserve(100);
+  mesa::vector<mesa::string> values(50, mesa::string(kLong, &faults), &faults);
+  const std::uint64_t attempts = faults.attempts();
+  for (int i = 0; i < 50; ++i) m.try_emplace(i, std::move(values[i]));  // equal resources: moves
+  EXPECT_EQ(faults.attempts(), attempts);
+  EXPECT_EQ(m.at(49), kLong);
+}
+
+}  // namespace

@@ -1,0 +1,461 @@
+#include "mesa_alloc/debug_resource.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <memory_resource>
+#include <string>
+#include <vector>
+
+#include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/tracking_resource.h"
+
+namespace {
+
+using mesa::debug_error_kind;
+
+// Records every error instead of aborting.
+struct recorder {
+  struct entry {
+    debug_error_kind kind;
+    const void *address;
+    size_t size;
+    uint64_t allocation;
+    ptrdiff_t offset;
+    std::string detail;
+    bool has_stack;
+  };
+  std::vector<entry> errors;
+
+  static void handle(const mesa::debug_error &e, void *self) {
+    static_cast<recorder *>(self)->errors.push_back(
+        {e.kind, e.address, e.size, e.allocation, e.offset, e.detail, e.stack != nullptr});
+  }
+  mesa::debug_options options(mesa::debug_options o = {}) {
+    o.handler = &recorder::handle;
+    o.handler_context = this;
+    return o;
+  }
+};
+
+// Death tests: the default handler prints one line and aborts.
+TEST(DebugResourceDeathTest, DoubleFree) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        void *p = d.allocate(64);
+        d.deallocate(p, 64);
+        d.deallocate(p, 64);
+      },
+      "mesa_alloc: double free at 0x[0-9a-f]+ size 64 allocation #1");
+}
+
+TEST(DebugResourceDeathTest, FreeOfAPointerNeverAllocated) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        alignas(16) static char not_a_block[64];
+        d.deallocate(not_a_block + 16, 16);
+      },
+      "mesa_alloc: invalid free at 0x[0-9a-f]+ size \\? allocation \\?: not a live block");
+}
+
+TEST(DebugResourceDeathTest, FreeThroughTheWrongAllocator) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource a(std::pmr::new_delete_resource());
+        mesa::debug_resource b(std::pmr::new_delete_resource());
+        void *p = a.allocate(48);
+        b.deallocate(p, 48);
+      },
+      "mesa_alloc: allocator mismatch at 0x[0-9a-f]+ size 48 allocation #1: allocated by debug "
+      "allocator [0-9]+, freed through debug allocator [0-9]+");
+}
+
+TEST(DebugResourceDeathTest, SizeMismatchOnDeallocate) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        void *p = d.allocate(64, 8);
+        d.deallocate(p, 32, 8);
+      },
+      "mesa_alloc: size mismatch at 0x[0-9a-f]+ size 64 allocation #1: deallocate\\(32 bytes, "
+      "alignment 8\\) for a block of 64 bytes, alignment 8");
+}
+
+TEST(DebugResourceDeathTest, OverrunByOneByte) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        auto *p = static_cast<unsigned char *>(d.allocate(64));
+        p[64] = 0;
+        d.deallocate(p, 64);
+      },
+      "mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: byte 64 \\(0 past the "
+      "end\\) was overwritten");
+}
+
+TEST(DebugResourceDeathTest, UnderrunByOneByte) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        auto *p = static_cast<unsigned char *>(d.allocate(64));
+        p[-1] = 0;
+        d.deallocate(p, 64);
+      },
+      "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1");
+}
+
+TEST(DebugResourceDeathTest, WriteAfterFreeCaughtByTheQuarantine) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_options o;
+        o.quarantine_bytes = 1 << 20;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<unsigned char *>(d.allocate(64));
+        d.deallocate(p, 64);
+        p[3] = 7;  // still owned by the quarantine, so this is not heap corruption
+        d.flush_quarantine();
+      },
+      "mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 3 of the freed");
+}
+
+// Guard pages fault at the faulting instruction. Under sanitizers their own SIGSEGV handler
+// may report it and exit instead of dying by the signal.
+bool died_of_segv(int status) {
+  return (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) ||
+         (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
+TEST(DebugResourceDeathTest, OverrunTouchingTheGuardPage) {
+  EXPECT_EXIT(
+      {
+        mesa::debug_options o;
+        o.guard = mesa::guard_mode::after;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+        p[63] = 1;  // the last byte is fine
+        p[64] = 1;  // the first byte of the guard page
+        std::fprintf(stderr, "survived the overrun\n");
+        std::_Exit(0);
+      },
+      died_of_segv,
+      "mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 "
+      "hit the guard page");
+}
+
+TEST(DebugResourceDeathTest, UnderrunTouchingTheGuardPage) {
+  EXPECT_EXIT(
+      {
+        mesa::debug_options o;
+        o.guard = mesa::guard_mode::before;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+        p[0] = 1;
+        p[-1] = 1;
+        std::_Exit(0);
+      },
+      died_of_segv,
+      "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1");
+}
+
+TEST(DebugResourceDeathTest, UseAfterFreeInGuardMode) {
+  EXPECT_EXIT(
+      {
+        mesa::debug_options o;
+        o.guard = mesa::guard_mode::after;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+        d.deallocate(const_cast<unsigned char *>(p), 64);
+        p[10] = 1;
+        std::_Exit(0);
+      },
+      died_of_segv,
+      "mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at "
+      "offset 10 of a freed block");
+}
+
+// The same cases with a recording handler.
+TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
+  recorder r;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());
+  void *p = d.allocate(64);
+  d.deallocate(p, 64);
+  d.deallocate(p, 64);
+  int local;
+  d.deallocate(&local, 4);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].size, 64u);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::invalid_free);
+  EXPECT_EQ(r.errors[1].address, &local);
+  EXPECT_EQ(r.errors[1].allocation, 0u);
+  EXPECT_EQ(d.live_blocks(), 0u);
+}
+
+TEST(DebugResource, SingleThreadedModeChecksTheSame) {
+  recorder r;
+  mesa::debug_options o;
+  o.thread_safe = false;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<unsigned char *>(d.allocate(32));
+  p[32] = 0;
+  d.deallocate(p, 32);
+  d.deallocate(p, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+}
+
+TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
+  recorder r;
+  std::pmr::monotonic_buffer_resource arena;  // takes back the leaked block
+  mesa::debug_resource a(&arena, r.options());
+  mesa::debug_resource b(std::pmr::new_delete_resource(), r.options());
+  (void)a.allocate(8);
+  void *p = a.allocate(48);
+  b.deallocate(p, 48);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::allocator_mismatch);
+  EXPECT_EQ(r.errors[0].size, 48u);
+  EXPECT_EQ(r.errors[0].allocation, 2u);
+  EXPECT_NE(r.errors[0].detail.find(std::to_string(a.owner_id())), std::string::npos);
+  EXPECT_EQ(a.live_blocks(), 2u);  // still a's, and still valid
+  a.deallocate(p, 48);
+  a.report_leaks();  // the 8-byte block
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::leak);
+  EXPECT_EQ(r.errors[1].size, 8u);
+}
+
+TEST(DebugResource, RecordsSizeMismatchAndStillFrees) {
+  recorder r;
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "below");
+  {
+    mesa::debug_resource d(&t, r.options());
+    void *p = d.allocate(64, 8);
+    d.deallocate(p, 64, 32);
+  }
+  ASSERT_EQ(r.errors.size(), 1u);  // no leak reported
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::size_mismatch);
+  EXPECT_EQ(t.stats().bytes_in_use, 0u);
+}
+
+TEST(DebugResource, RecordsOverrunAndUnderrunWithOffsets) {
+  recorder r;
+  std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
+  mesa::tracking_resource t(&arena, "below");
+  auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options());
+  mesa::debug_resource &d = *d_storage;
+  auto *p = static_cast<unsigned char *>(d.allocate(10));
+  p[10] = 0;
+  d.deallocate(p, 10);
+  auto *q = static_cast<unsigned char *>(d.allocate(100));
+  q[-1] = 0;
+  d.deallocate(q, 100);
+  auto *s = static_cast<unsigned char *>(d.allocate(40, 64));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(s) % 64, 0u);
+  s[45] = 0;
+  d.deallocate(s, 40, 64);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[0].offset, 10);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::buffer_underrun);
+  EXPECT_EQ(r.errors[1].offset, -1);
+  EXPECT_EQ(r.errors[1].size, 100u);
+  EXPECT_EQ(r.errors[2].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[2].offset, 45);
+  // The underrun block is not trusted and not released; the others are.
+  d_storage.reset();
+  EXPECT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(t.stats().blocks_in_use, 1u);
+}
+
+TEST(DebugResource, RecordsWriteAfterFreeOnEviction) {
+  recorder r;
+  mesa::debug_options o;
+  o.quarantine_bytes = 4096;
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "below");
+  auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options(o));
+  mesa::debug_resource &d = *d_storage;
+  auto *p = static_cast<unsigned char *>(d.allocate(64));
+  d.deallocate(p, 64);
+  EXPECT_EQ(p[0], 0xDD);
+  p[20] = 1;
+  EXPECT_GT(t.stats().blocks_in_use, 0u);                          // held in the quarantine
+  for (int i = 0; i < 100; ++i) d.deallocate(d.allocate(64), 64);  // pushes p out
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].offset, 20);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  d.flush_quarantine();
+  EXPECT_EQ(r.errors.size(), 1u);
+  d_storage.reset();
+  EXPECT_EQ(t.stats().blocks_in_use, 0u);
+}
+
+TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::after;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+  p[64] = 1;  // faults; the recording handler takes it and the write then happens
+  EXPECT_EQ(p[64], 1);
+  void *q = d.allocate(32);
+  d.deallocate(const_cast<unsigned char *>(p), 64);
+  p[5] = 2;  // use after free: the freed block is inaccessible in the quarantine
+  d.deallocate(q, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].offset, 64);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[1].offset, 5);
+  EXPECT_EQ(r.errors[1].size, 64u);
+}
+
+TEST(DebugResource, RecordsGuardUnderrun) {
+  recorder r;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::before;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(100, 8));
+  p[-1] = 1;
+  d.deallocate(const_cast<unsigned char *>(p), 100, 8);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+  EXPECT_EQ(r.errors[0].offset, -1);
+  EXPECT_EQ(r.errors[0].size, 100u);
+}
+
+TEST(DebugResource, FillsAndKeepsAlignment) {
+  recorder r;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());
+  for (size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    auto *p = static_cast<unsigned char *>(d.allocate(33, alignment));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
+    for (int i = 0; i < 33; ++i) ASSERT_EQ(p[i], 0xCD);
+    std::memset(p, 1, 33);
+    d.deallocate(p, 33, alignment);
+  }
+  EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(DebugResource, GuardModesKeepAlignmentAndCountPages) {
+  for (mesa::guard_mode mode : {mesa::guard_mode::after, mesa::guard_mode::before}) {
+    recorder r;
+    mesa::debug_options o;
+    o.guard = mode;
+    o.quarantine_bytes = 64 << 10;
+    mesa::tracking_resource t(std::pmr::new_delete_resource(), "pages");
+    auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options(o));
+    mesa::debug_resource &d = *d_storage;
+    for (size_t alignment : {1, 16, 64, 4096, 8192}) {
+      auto *p = static_cast<unsigned char *>(d.allocate(100, alignment));
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
+      std::memset(p, 0, 100);
+      d.deallocate(p, 100, alignment);
+    }
+    d.flush_quarantine();
+    const size_t bookkeeping = t.stats().bytes_in_use;
+    void *p = d.allocate(64);
+    EXPECT_EQ(t.stats().bytes_in_use - bookkeeping, 2u * 4096);  // one data page, one guard
+    d.deallocate(p, 64);
+    d_storage.reset();
+    EXPECT_EQ(t.stats().bytes_in_use, 0u);
+    EXPECT_TRUE(r.errors.empty());
+  }
+}
+
+TEST(DebugResource, LeakReportGroupsByCallSite) {
+  recorder r;
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  std::vector<void *> kept;
+  for (int i = 0; i < 3; ++i) kept.push_back(d.allocate(16));  // one call site
+  kept.push_back(d.allocate(32));                              // another
+  EXPECT_EQ(d.report_leaks(), 4u);
+  ASSERT_EQ(r.errors.size(), 4u);
+  int with_stack = 0;
+  for (const auto &e : r.errors) {
+    EXPECT_EQ(e.kind, debug_error_kind::leak);
+    with_stack += e.has_stack;
+  }
+  EXPECT_EQ(with_stack, 2);  // the first block of each call site carries the stack
+  for (void *p : kept) d.deallocate(p, p == kept.back() ? 32 : 16);
+  EXPECT_EQ(d.report_leaks(), 0u);
+}
+
+TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {
+  testing::internal::CaptureStderr();
+  {
+    mesa::debug_options o;
+    o.record_stacks = true;
+    std::pmr::monotonic_buffer_resource arena;  // takes back the leaked block
+    mesa::debug_resource d(&arena, o);
+    (void)d.allocate(24);
+  }
+  const std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("mesa_alloc: leak at 0x"), std::string::npos) << out;
+  EXPECT_NE(out.find("size 24 allocation #1"), std::string::npos) << out;
+  EXPECT_NE(out.find("    allocated at:\n    #0 0x"), std::string::npos) << out;
+  EXPECT_NE(out.find("mesa_alloc: leak summary: 24 bytes in 1 blocks from 1 allocation sites"),
+            std::string::npos)
+      << out;
+}
+
+TEST(DebugResourceC, TableChecksCFreesAndReallocs) {
+  const mesa_allocator *a = mesa_debug_create(nullptr, nullptr);
+  ASSERT_NE(a, nullptr);
+  auto *p = static_cast<char *>(mesa_alloc2(nullptr, a, 10, 8, MESA_ALLOC_SCOPE_OBJECT));
+  std::memcpy(p, "123456789", 10);
+  p = static_cast<char *>(mesa_realloc2(nullptr, a, p, 5000, 256, MESA_ALLOC_SCOPE_OBJECT));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u);
+  EXPECT_STREQ(p, "123456789");
+  EXPECT_EQ(mesa_debug_report_leaks(a), 1u);  // prints, does not abort
+  mesa_free2(nullptr, a, p);
+  EXPECT_EQ(mesa_debug_report_leaks(a), 0u);
+  mesa_debug_destroy(a);
+  mesa_debug_destroy(mesa_libc_allocator());  // not a debug table: ignored
+  mesa_debug_options bad;
+  mesa_debug_options_init(&bad);
+  bad.guard = static_cast<mesa_debug_guard>(7);
+  EXPECT_EQ(mesa_debug_create(nullptr, &bad), nullptr);
+}
+
+TEST(DebugResourceCDeathTest, DefaultBlockFreedThroughAnotherDebugTable) {
+  EXPECT_DEATH(
+      {
+        // The default made a debug table (as MESA_ALLOC_DEBUG=cookie does), and another one.
+        const mesa_allocator *as_default = mesa_debug_create(mesa_libc_allocator(), nullptr);
+        mesa_set_default_allocator(as_default);
+        const mesa_allocator *other = mesa_debug_create(mesa_libc_allocator(), nullptr);
+        void *p = mesa_malloc(16);
+        mesa_free2(nullptr, other, p);
+      },
+      "mesa_alloc: allocator mismatch at 0x[0-9a-f]+ size 16 allocation #1");
+  EXPECT_DEATH(
+      {
+        const mesa_allocator *as_default = mesa_debug_create(mesa_libc_allocator(), nullptr);
+        mesa_set_default_allocator(as_default);
+        const mesa_allocator *other = mesa_debug_create(mesa_libc_allocator(), nullptr);
+        void *p = mesa_alloc2(nullptr, other, 16, 8, MESA_ALLOC_SCOPE_OBJECT);
+        mesa_free(p);
+      },
+      "mesa_alloc: allocator mismatch at 0x[0-9a-f]+ size 16 allocation #1");
+}
+
+}  // namespace

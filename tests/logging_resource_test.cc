@@ -1,0 +1,128 @@
+#include "mesa_alloc/logging_resource.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory_resource>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mesa_alloc/debug_resources.h"
+
+namespace {
+
+// Keeps events in memory.
+struct memory_sink : mesa::trace_sink {
+  std::mutex mutex;
+  std::vector<mesa::trace_event> events;
+  std::vector<std::string> sites;
+  void write_event(const mesa::trace_event &e) noexcept override {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(e);
+  }
+  void write_site(uint32_t id, const char *text, size_t length) noexcept override {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(id, sites.size() + 1);
+    sites.emplace_back(text, length);
+  }
+};
+
+TEST(LoggingResource, RecordsEveryEventInOrder) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink);
+  void *a = logged.allocate(100, 32);
+  void *b = logged.allocate(7);
+  logged.deallocate(a, 100, 32);
+  logged.deallocate(b, 7);
+  ASSERT_EQ(sink.events.size(), 4u);
+  EXPECT_EQ(sink.events[0].op, mesa::trace_op::alloc);
+  EXPECT_EQ(sink.events[0].ptr, reinterpret_cast<uintptr_t>(a));
+  EXPECT_EQ(sink.events[0].size, 100u);
+  EXPECT_EQ(sink.events[0].alignment, 32u);
+  EXPECT_EQ(sink.events[0].scope, MESA_ALLOC_SCOPE_OBJECT);
+  EXPECT_EQ(sink.events[0].site, 0u);  // no stacks asked for
+  EXPECT_EQ(sink.events[2].op, mesa::trace_op::free);
+  EXPECT_EQ(sink.events[2].ptr, reinterpret_cast<uintptr_t>(a));
+  EXPECT_EQ(sink.events[3].size, 7u);
+  EXPECT_NE(sink.events[0].thread, 0u);
+  for (size_t i = 1; i < sink.events.size(); ++i)
+    EXPECT_GE(sink.events[i].time_ns, sink.events[i - 1].time_ns);
+}
+
+TEST(LoggingResource, FailuresAndCallSites) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::null_memory_resource(), &sink, true);
+  for (int i = 0; i < 3; ++i) EXPECT_THROW((void)logged.allocate(16), std::bad_alloc);
+  ASSERT_EQ(sink.events.size(), 3u);
+  EXPECT_EQ(sink.events[0].op, mesa::trace_op::failed);
+  EXPECT_EQ(sink.events[0].size, 16u);
+  // The same call site each time: named once.
+  EXPECT_NE(sink.events[0].site, 0u);
+  EXPECT_EQ(sink.events[1].site, sink.events[0].site);
+  ASSERT_EQ(sink.sites.size(), 1u);
+  EXPECT_FALSE(sink.sites[0].empty());
+}
+
+TEST(LoggingResource, ThreadsAreTold) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink);
+  std::thread t([&] { logged.deallocate(logged.allocate(8), 8); });
+  t.join();
+  logged.deallocate(logged.allocate(8), 8);
+  ASSERT_EQ(sink.events.size(), 4u);
+  EXPECT_NE(sink.events[0].thread, sink.events[2].thread);
+}
+
+std::string read_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(LoggingC, TraceFileHasHeaderAndEvents) {
+  const std::string path = testing::TempDir() + "/c.trace";
+  const mesa_allocator *log = mesa_logging_create(mesa_libc_allocator(), path.c_str(), 1);
+  ASSERT_NE(log, nullptr);
+  void *p = mesa_alloc2(nullptr, log, 24, 8, MESA_ALLOC_SCOPE_DEVICE);
+  p = mesa_realloc2(nullptr, log, p, 48, 8, MESA_ALLOC_SCOPE_DEVICE);
+  mesa_free2(nullptr, log, p);
+  mesa_logging_destroy(log);
+  const std::string data = read_file(path);
+  ASSERT_GE(data.size(), 8u);
+  EXPECT_EQ(data.substr(0, 8), "MESATRC1");
+  std::vector<mesa::trace_event> events;
+  for (size_t pos = 8; pos < data.size();) {
+    if (data[pos] == 5) {  // a call site
+      uint16_t length;
+      std::memcpy(&length, data.data() + pos + 2, 2);
+      pos += 8 + length;
+      continue;
+    }
+    mesa::trace_event e;
+    ASSERT_LE(pos + sizeof e, data.size());
+    std::memcpy(&e, data.data() + pos, sizeof e);
+    events.push_back(e);
+    pos += sizeof e;
+  }
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].op, mesa::trace_op::alloc);
+  EXPECT_EQ(events[0].scope, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(events[1].op, mesa::trace_op::realloc);
+  EXPECT_EQ(events[1].old_ptr, events[0].ptr);
+  EXPECT_EQ(events[1].size, 48u);
+  EXPECT_EQ(events[2].op, mesa::trace_op::free);
+  EXPECT_EQ(events[2].ptr, events[1].ptr);
+  EXPECT_NE(events[0].site, 0u);
+}
+
+TEST(LoggingC, BadPathGivesNull) {
+  EXPECT_EQ(mesa_logging_create(nullptr, "/nonexistent-dir/x.trace", 0), nullptr);
+  EXPECT_EQ(mesa_logging_create(nullptr, nullptr, 0), nullptr);
+  mesa_logging_destroy(mesa_libc_allocator());  // not a logging table: ignored
+}
+
+}  // namespace

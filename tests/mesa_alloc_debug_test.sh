@@ -1,0 +1,95 @@
+#!/bin/bash
+# End to end: a C program switched to debug layers by MESA_ALLOC_DEBUG alone (no recompilation).
+# usage: mesa_alloc_debug_test.sh PROGRAM
+set -u
+program="$1"
+failures=0
+out="${TEST_TMPDIR:-/tmp}/stderr.txt"
+
+check() {  # check DESCRIPTION EXTENDED_REGEX
+  if grep -Eq -- "$2" "$out"; then
+    echo "ok: $1"
+  else
+    echo "FAILED: $1 (no match for: $2)"
+    echo "--- stderr was:"
+    cat "$out"
+    echo "---"
+    failures=$((failures + 1))
+  fi
+}
+
+expect_status() {  # expect_status DESCRIPTION WANTED ACTUAL
+  if [[ "$3" == "$2" ]]; then echo "ok: $1"; else
+    echo "FAILED: $1 (exit status $3, wanted $2)"
+    failures=$((failures + 1))
+  fi
+}
+
+# 1. cookie,leaks,stats: the program runs normally; at exit the 40-byte block is reported with
+# its allocation stack, and the statistics table is printed.
+MESA_ALLOC_DEBUG=cookie,leaks,stats "$program" leak 2>"$out" >/dev/null
+expect_status "leak run exits normally" 0 $?
+check "one leak line in the fixed format" \
+  '^mesa_alloc: leak at 0x[0-9a-f]+ size 40 allocation #2$'
+check "the allocation stack names the leaking function" '^    #[0-9]+ 0x[0-9a-f]+ leak_some'
+check "leak summary" '^mesa_alloc: leak summary: 40 bytes in 1 blocks from 1 allocation sites$'
+check "statistics header" '^tracker +bytes_in_use +peak_bytes'
+# Statistics count what reaches libc: the program's 5 blocks plus the debug layer's block table.
+check "statistics row of the default allocator: 6 allocations, 2 live" \
+  '^default +[0-9]+ +[0-9]+ +[0-9]+ +2 +[0-9]+ +6 +4 +0 +- *$'
+if [[ $(grep -c '^mesa_alloc: leak at' "$out") != 1 ]]; then
+  echo "FAILED: exactly one leaked block expected"; failures=$((failures + 1))
+fi
+
+# 2. guard: the overrun faults at the write; the handler names the block first.
+MESA_ALLOC_DEBUG=guard "$program" overrun 2>"$out" >/dev/null
+status=$?
+if [[ $status -eq 139 || ( $status -ne 0 && $status -lt 128 ) ]]; then
+  echo "ok: guard overrun killed the program (status $status)"
+else
+  echo "FAILED: guard overrun: exit status $status"; failures=$((failures + 1))
+fi
+check "guard crash message" \
+  '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
+
+# 3. cookie alone: the same overrun is caught at free by the canary, and aborts.
+MESA_ALLOC_DEBUG=cookie "$program" overrun 2>"$out" >/dev/null
+status=$?
+if [[ $status -ne 0 ]]; then echo "ok: cookie overrun aborted"; else
+  echo "FAILED: cookie overrun did not abort"; failures=$((failures + 1)); fi
+check "canary message" \
+  '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: byte 64 \(0 past the end\) was overwritten$'
+
+# 3b. guard_under: an underrun faults at the write.
+MESA_ALLOC_DEBUG=guard_under "$program" underrun 2>"$out" >/dev/null
+status=$?
+if [[ $status -ne 0 ]]; then echo "ok: guard_under underrun killed the program"; else
+  echo "FAILED: guard_under underrun survived"; failures=$((failures + 1)); fi
+check "guard_under crash message" \
+  '^mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1 hit the guard page$'
+
+# 3c. Every debug word at once: a correct program runs as usual, only the leak is reported.
+MESA_ALLOC_DEBUG=cookie,fill,quarantine,leaks "$program" leak 2>"$out" >/dev/null
+expect_status "all debug words on a correct program" 0 $?
+check "only the leak is reported" '^mesa_alloc: leak summary: 40 bytes in 1 blocks'
+if grep -v 'leak' "$out" | grep -q '^mesa_alloc:'; then
+  echo "FAILED: unexpected diagnostics"; cat "$out"; failures=$((failures + 1)); fi
+
+# 4. Unknown or malformed words: one warning each, then ignored.
+MESA_ALLOC_DEBUG=bogus,cookie,fail=x "$program" small 2>"$out" >/dev/null
+expect_status "unknown words are ignored" 0 $?
+check "warning for an unknown word" "^mesa_alloc: MESA_ALLOC_DEBUG: unknown word 'bogus' ignored"
+check "warning for a bad number" "^mesa_alloc: MESA_ALLOC_DEBUG: bad number in 'fail=x' ignored"
+if [[ $(grep -c 'MESA_ALLOC_DEBUG' "$out") != 2 ]]; then
+  echo "FAILED: exactly two warnings expected"; failures=$((failures + 1)); fi
+
+# 5. fail=N and limit=BYTES.
+stdout=$(MESA_ALLOC_DEBUG=fail=1 "$program" small 2>"$out")
+if [[ "$stdout" == "allocation 1 of 100 bytes failed" ]]; then echo "ok: fail=1"; else
+  echo "FAILED: fail=1 printed: $stdout"; failures=$((failures + 1)); fi
+stdout=$(MESA_ALLOC_DEBUG=limit=4k,stats "$program" large 2>"$out")
+if [[ "$stdout" == $'allocation 0 of 5000 bytes failed\nallocation 1 of 5000 bytes failed' ]]; then
+  echo "ok: limit=4k"; else echo "FAILED: limit=4k printed: $stdout"; failures=$((failures + 1)); fi
+check "failed allocations counted against the limit" '^default( +[0-9]+){6} +0 +2 +4096 *$'
+
+exit $failures

@@ -1,0 +1,180 @@
+#include "mesa_alloc/pool_resource.h"
+
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/internal/pool_parts.h"
+#include "tests/test_resources.h"
+
+namespace {
+
+using mesa_test::counting_resource;
+using mesa_test::is_aligned;
+
+TEST(PoolSizeClasses, EverySizeMapsToTheSmallestClassThatFits) {
+  const auto &t = mesa::internal::kSizeClasses;
+  for (std::size_t bytes = 0; bytes <= mesa::internal::kPoolMaxSmall; ++bytes) {
+    const std::size_t c = mesa::internal::pool_class_of(bytes);
+    ASSERT_GE(t.size[c], bytes);
+    if (c > 0) ASSERT_LT(t.size[c - 1], bytes) << bytes;
+    ASSERT_EQ(t.size[c] % 16, 0u);
+  }
+}
+
+TEST(PoolResource, EveryAlignmentFrom1To4096) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  for (std::size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    for (std::size_t size : {1, 24, 64, 200, 3000, 5000}) {
+      void *p = pool.allocate(size, alignment);
+      EXPECT_TRUE(is_aligned(p, alignment)) << size << " @" << alignment;
+      std::memset(p, 0x11, size);
+      pool.deallocate(p, size, alignment);
+      void *q = static_cast<std::pmr::memory_resource &>(pool).allocate(size, alignment);
+      EXPECT_TRUE(is_aligned(q, alignment)) << size << " @" << alignment << " (pmr)";
+    }
+  }
+}
+
+TEST(PoolResource, RandomLiveBlocksNeverOverlap) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  mesa_test::shadow_map shadow;
+  struct block {
+    void *p;
+    std::size_t size, alignment;
+  };
+  std::vector<block> live;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 40000; ++i) {
+    if (live.empty() || rng() % 3 != 0) {
+      const std::size_t size = rng() % 8 == 0 ? 1 + rng() % 10000 : 1 + rng() % 300;
+      const std::size_t alignment = std::size_t{1} << (rng() % 7);
+      void *p = pool.allocate(size, alignment);
+      ASSERT_TRUE(is_aligned(p, alignment));
+      shadow.insert(p, size);
+      if (HasFatalFailure()) return;
+      live.push_back({p, size, alignment});
+    } else {
+      std::size_t k = rng() % live.size();
+      shadow.erase(live[k].p);
+      pool.deallocate(live[k].p, live[k].size, live[k].alignment);
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  for (const block &b : live) pool.deallocate(b.p, b.size, b.alignment);
+}
+
+TEST(PoolResource, FreedBlocksAreReused) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  std::vector<void *> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(pool.allocate(40));
+  const std::size_t allocations = upstream.allocations();
+  std::set<void *> freed(blocks.begin(), blocks.end());
+  for (void *p : blocks) pool.deallocate(p, 40);
+  for (int i = 0; i < 2000; ++i) EXPECT_EQ(freed.erase(pool.allocate(33)), 1u) << "same class";
+  EXPECT_EQ(upstream.allocations(), allocations);
+}
+
+TEST(PoolResource, LargeBlocksGoUpstreamOneEach) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  const std::size_t before = upstream.blocks_in_use();
+  void *a = pool.allocate(100000);
+  void *b = pool.allocate(64, 64);  // too aligned for the classes
+  EXPECT_EQ(upstream.blocks_in_use(), before + 2);
+  EXPECT_TRUE(is_aligned(b, 64));
+  pool.deallocate(a, 100000);
+  EXPECT_EQ(upstream.blocks_in_use(), before + 1) << "large blocks go back at once";
+  EXPECT_GE(pool.bytes_reserved(), 64u);
+}
+
+TEST(PoolResource, ReleaseReturnsEveryUpstreamByte) {
+  counting_resource upstream;
+  {
+    mesa::pool_resource pool(&upstream);
+    {
+      std::pmr::vector<std::pmr::vector<int>> outer(&pool);
+      for (int i = 0; i < 64; ++i) {
+        outer.emplace_back();
+        for (int j = 0; j < 200; ++j) outer.back().push_back(j);
+      }
+    }
+    for (int i = 0; i < 100; ++i) (void)pool.allocate(24);  // live blocks too
+    (void)pool.allocate(1 << 20, 4096);
+    EXPECT_EQ(pool.bytes_reserved(), upstream.bytes_in_use());
+    pool.release();
+    EXPECT_EQ(upstream.bytes_in_use(), 0u);
+    EXPECT_EQ(pool.bytes_reserved(), 0u);
+    (void)pool.allocate(10);
+    (void)pool.allocate(10000);
+  }
+  EXPECT_EQ(upstream.bytes_in_use(), 0u) << "the destructor releases too";
+}
+
+TEST(PoolResource, UpstreamFailureThrowsAndPoolStaysUsable) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  upstream.fail_after(0);
+  EXPECT_THROW((void)pool.allocate(64), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(100000), std::bad_alloc);
+  upstream.fail_after(-1);
+  void *p = pool.allocate(64);
+  pool.deallocate(p, 64);
+  EXPECT_EQ(pool.allocate(64), p);
+  std::pmr::memory_resource &pmr = pool;
+  EXPECT_THROW((void)pmr.allocate(8, 48), std::bad_alloc) << "not a power of two";
+}
+
+TEST(PoolResource, ContainerWorkload) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  std::pmr::unordered_map<int, std::pmr::string> names(&pool);
+  for (int i = 0; i < 1000; ++i) names[i] = std::string(i % 50, 'x');
+  EXPECT_EQ(names[49].size(), 49u);
+  names.clear();
+  EXPECT_TRUE(pool.is_equal(pool));
+}
+
+TEST(PoolC, CreateAllocateDestroy) {
+  mesa_test::counting_table parent;
+  for (auto [create, destroy] :
+       {std::pair{&mesa_pool_create, &mesa_pool_destroy},
+        std::pair{&mesa_synchronized_pool_create, &mesa_synchronized_pool_destroy}}) {
+    const mesa_allocator *pool = create(&parent.table);
+    ASSERT_NE(pool, nullptr);
+    std::vector<void *> blocks;
+    for (int i = 0; i < 1000; ++i) {
+      void *p = mesa_alloc2(nullptr, pool, 1 + i % 500, 8, MESA_ALLOC_SCOPE_OBJECT);
+      ASSERT_NE(p, nullptr);
+      blocks.push_back(p);
+    }
+    void *big = mesa_alloc2(nullptr, pool, 100000, 4096, MESA_ALLOC_SCOPE_OBJECT);
+    EXPECT_TRUE(is_aligned(big, 4096));
+    void *grown = mesa_realloc2(nullptr, pool, blocks[0], 3000, 8, MESA_ALLOC_SCOPE_OBJECT);
+    EXPECT_NE(grown, nullptr);
+    for (std::size_t i = 1; i < blocks.size(); i += 2) mesa_free2(nullptr, pool, blocks[i]);
+    destroy(pool);
+    EXPECT_EQ(parent.live, 0);
+    parent.fail_after = 0;
+    EXPECT_EQ(create(&parent.table), nullptr);
+    parent.fail_after = 1;
+    pool = create(&parent.table);
+    ASSERT_NE(pool, nullptr);
+    EXPECT_EQ(mesa_alloc2(nullptr, pool, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    parent.fail_after = -1;
+    EXPECT_NE(mesa_alloc2(nullptr, pool, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    destroy(pool);
+    EXPECT_EQ(parent.live, 0);
+  }
+}
+
+}  // namespace

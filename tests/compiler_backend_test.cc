@@ -8,8 +8,10 @@
 #include <memory_resource>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "containers/containers.h"
 #include "examples/compiler_backend/driver.h"
 #include "examples/compiler_backend/parser.h"
 #include "examples/compiler_backend/printer.h"
@@ -37,6 +39,16 @@ std::unique_ptr<Shader<A>> generated(std::uint64_t seed, std::uint32_t size) {
 }
 
 Instr<A> *value(Function<A> &f, std::uint32_t id) { return f.values.at(id); }
+
+// On polymorphic_allocator the IR's containers are exactly the mesa:: container aliases.
+using P = std::pmr::polymorphic_allocator<std::byte>;
+static_assert(std::is_same_v<vec<Instr<P> *, P>, mesa::vector<Instr<P> *>>);
+static_assert(std::is_same_v<decltype(Instr<P>::uses), mesa::vector<Instr<P> *>>);
+static_assert(std::is_same_v<decltype(Block<P>::preds), mesa::vector<Block<P> *>>);
+static_assert(std::is_same_v<str<P>, mesa::string>);
+static_assert(std::is_same_v<hash_set<std::uint32_t, P>, mesa::unordered_set<std::uint32_t>>);
+static_assert(std::is_same_v<hash_map<ExprKey, Instr<P> *, P, ExprKeyHash>,
+                             mesa::unordered_map<ExprKey, Instr<P> *, ExprKeyHash>>);
 
 // ---- an interpreter, to check that the optimisations keep the meaning of a function.
 

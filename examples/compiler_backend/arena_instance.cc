@@ -7,8 +7,7 @@
 
 namespace compiler_backend {
 
-template RunResult compile_shaders<arena_static_variant>(arena_static_variant &,
-                                                         const RunOptions &,
+template RunResult compile_shaders<arena_static_variant>(arena_static_variant &, const RunOptions &,
                                                          const CompileOptions &, PassTimes *);
 
 }  // namespace compiler_backend

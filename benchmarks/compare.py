@@ -7,13 +7,14 @@ each workload one table: every resource's time, its speed-up over glibc malloc/f
 the fastest std::pmr resource in the same run (a ratio > 1 means faster than the baseline).
 Then it checks the targets of issue 3.
 
-Benchmark names are BM_<resource>_<workload>[/args...]; any benchmark following that pattern is
-tabulated, including ones this script does not know (e.g. BM_tracking_pair/64 lands in the
-pair/64 table next to BM_glibc_pair/64). Rows run with UseRealTime() compare real time,
-the others CPU time.
+Benchmark names BM_<resource>_<workload>[/args...] with workload pair, mixed or containers are
+tabulated by workload, including resources this script does not know (e.g. BM_tracking_pair/64
+lands in the pair/64 table next to BM_glibc_pair/64). Any other benchmark is tabulated with the
+others of the same arguments, against the one of them whose name mentions glibc (e.g.
+BM_debug_baseline_glibc). Rows run with UseRealTime() compare real time, the others CPU time.
 
 Usage:
-  benchmarks/compare.py                       # bazel build -c opt, then run 5 repetitions
+  benchmarks/compare.py                       # bazel build -c opt, then 5 interleaved repetitions
   benchmarks/compare.py --repetitions 9 --filter 'pair/64'
   benchmarks/compare.py --json results.json   # tabulate an existing run
   benchmarks/compare.py --markdown            # tables as Markdown (for README.md)
@@ -27,6 +28,8 @@ import subprocess
 import sys
 
 NAME_RE = re.compile(r"^BM_(?P<resource>.+)_(?P<workload>[A-Za-z0-9]+)$")
+# Workloads tabulated resource by resource; other names are tabulated by their arguments.
+WORKLOADS = ("pair", "mixed", "containers")
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -36,8 +39,10 @@ def run_benchmark(binary, repetitions, bench_filter, extra):
         subprocess.run(["bazel", "build", "-c", "opt", "//benchmarks:resource_benchmark"],
                        cwd=root, check=True)
         binary = os.path.join(root, "bazel-bin", "benchmarks", "resource_benchmark")
+    # Random interleaving spreads the machine's load drift over every row instead of a few.
     cmd = [binary, "--benchmark_format=json",
            "--benchmark_repetitions=%d" % repetitions,
+           "--benchmark_enable_random_interleaving=true",
            "--benchmark_report_aggregates_only=true"]
     if bench_filter:
         cmd.append("--benchmark_filter=" + bench_filter)
@@ -67,16 +72,17 @@ def medians(data):
 
 
 def group(results):
-    """{(workload, args): {resource: (ns, cv)}}, plus names that do not follow the pattern."""
+    """{(workload, args): {resource: (ns, cv)}} for BM_<resource>_<workload> names, and
+    {args: {family: (ns, cv)}} for every other benchmark."""
     groups, other = {}, {}
     for name, value in results.items():
         family, _, args = name.partition("/")
         m = NAME_RE.match(family)
-        if not m:
-            other[name] = value
-            continue
-        key = (m.group("workload"), args)
-        groups.setdefault(key, {})[m.group("resource")] = value
+        if m and m.group("workload") in WORKLOADS:
+            key = (m.group("workload"), args)
+            groups.setdefault(key, {})[m.group("resource")] = value
+        else:
+            other.setdefault(args, {})[family] = value
     return groups, other
 
 
@@ -93,34 +99,47 @@ def fmt_ratio(x):
     return "-" if x is None else "%.2fx" % x
 
 
+def print_table(title, header, lines, markdown):
+    print()
+    if markdown:
+        print("**%s**\n" % title)
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        print("== %s ==" % title)
+        widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
+        for line in [header] + lines:
+            print("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                            for i, cell in enumerate(line)))
+
+
+def fmt_cv(cv):
+    return "-" if cv is None else "%.0f%%" % (cv * 100)
+
+
 def print_tables(groups, other, markdown):
     for (workload, args), rows in sorted(groups.items()):
         glibc = rows.get("glibc", (None, None))[0]
         pmr_t, pmr_name = best_pmr(rows)
-        title = workload + ("/" + args if args else "")
         header = ["resource", "median ns", "vs glibc", "vs best pmr (%s)" % (pmr_name or "-"),
                   "cv"]
-        lines = []
-        for resource, (t, cv) in sorted(rows.items(), key=lambda kv: kv[1][0]):
-            lines.append([resource, "%.2f" % t, fmt_ratio(ratio(glibc, t)),
-                          fmt_ratio(ratio(pmr_t, t)), "-" if cv is None else "%.0f%%" % (cv * 100)])
-        print()
-        if markdown:
-            print("**%s**\n" % title)
-            print("| " + " | ".join(header) + " |")
-            print("|" + "---|" * len(header))
-            for line in lines:
-                print("| " + " | ".join(line) + " |")
-        else:
-            print("== %s ==" % title)
-            widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
-            for line in [header] + lines:
-                print("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                                for i, cell in enumerate(line)))
-    if other:
-        print("\n== other benchmarks ==")
-        for name, (t, _) in sorted(other.items()):
-            print("%-60s %10.2f ns" % (name, t))
+        lines = [[resource, "%.2f" % t, fmt_ratio(ratio(glibc, t)), fmt_ratio(ratio(pmr_t, t)),
+                  fmt_cv(cv)]
+                 for resource, (t, cv) in sorted(rows.items(), key=lambda kv: kv[1][0])]
+        print_table(workload + ("/" + args if args else ""), header, lines, markdown)
+    # Other benchmarks, by arguments; the baseline is the row whose name mentions glibc, else
+    # BM_glibc_pair/64 (the debug/tracking suites measure 64-byte pairs).
+    fallback = groups.get(("pair", "64"), {}).get("glibc", (None, None))[0]
+    for args, rows in sorted(other.items()):
+        glibc_rows = [(t, f) for f, (t, _) in rows.items() if "glibc" in f]
+        glibc, glibc_name = glibc_rows[0] if len(glibc_rows) == 1 else (fallback,
+                                                                         "BM_glibc_pair/64")
+        header = ["benchmark", "median ns", "vs %s" % (glibc_name if glibc else "glibc: -"), "cv"]
+        lines = [[family, "%.2f" % t, fmt_ratio(ratio(glibc, t)), fmt_cv(cv)]
+                 for family, (t, cv) in sorted(rows.items(), key=lambda kv: kv[1][0])]
+        print_table("other benchmarks" + (" /" + args if args else ""), header, lines, markdown)
 
 
 def check_targets(groups):
@@ -169,10 +188,19 @@ def main():
     parser.add_argument("extra", nargs="*", help="more arguments for the binary (after --)")
     args = parser.parse_args()
     if args.json:
-        with open(args.json) as f:
-            data = json.load(f)
+        try:
+            with open(args.json) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit("compare.py: cannot read benchmark JSON from %s: %s" % (args.json, e))
+        if not isinstance(data, dict) or "benchmarks" not in data:
+            sys.exit("compare.py: %s has no \"benchmarks\" list (use --benchmark_format=json)"
+                     % args.json)
     else:
-        data = run_benchmark(args.binary, args.repetitions, args.filter, args.extra)
+        try:
+            data = run_benchmark(args.binary, args.repetitions, args.filter, args.extra)
+        except (OSError, subprocess.CalledProcessError, ValueError) as e:
+            sys.exit("compare.py: running the benchmark failed: %s" % e)
     groups, other = group(medians(data))
     if not groups and not other:
         sys.exit("compare.py: no benchmark results found")

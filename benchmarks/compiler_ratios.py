@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Prints the compiler_benchmark table: median CPU time per variant, speed-up over
+std::allocator (median and best-of-run ratios), heap peak and heap allocations.
+
+Usage:
+  bazel run -c opt //benchmarks:compiler_benchmark -- --benchmark_repetitions=10 \
+      --benchmark_enable_random_interleaving=true --benchmark_min_time=0.3 \
+      --benchmark_out=/tmp/compiler.json --benchmark_out_format=json
+  python3 benchmarks/compiler_ratios.py /tmp/compiler.json
+"""
+import collections
+import json
+import statistics
+import sys
+
+
+def main(path):
+    with open(path) as f:
+        data = json.load(f)
+    times = collections.defaultdict(list)
+    counters = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        name = b["run_name"].split("/", 1)[1]
+        times[name].append(b["cpu_time"])
+        counters[name] = (b["peak_bytes"], b["heap_allocs"])
+    base = "std_allocator"
+    if base not in times:
+        sys.exit("compiler_ratios: no std_allocator run in " + path)
+    base_median = statistics.median(times[base])
+    base_min = min(times[base])
+    base_peak = counters[base][0]
+    print("| variant | CPU ms (median of %d) | speed-up vs std (median / best) "
+          "| peak heap bytes (vs std) | heap allocations |" % len(times[base]))
+    print("|---|---:|---:|---:|---:|")
+    for name in ["std_allocator", "pmr_newdelete", "pmr_monotonic", "arena_pmr",
+                 "arena_static"]:
+        if name not in times:
+            continue
+        t = times[name]
+        peak, allocs = counters[name]
+        print("| %s | %.1f | %.2f× / %.2f× | %d (%.2f×) | %d |" %
+              (name, statistics.median(t), base_median / statistics.median(t),
+               base_min / min(t), peak, peak / base_peak, allocs))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])

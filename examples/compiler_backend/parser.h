@@ -1,0 +1,402 @@
+// parser.h — reads the textual form written by printer.h back into a Shader.
+//
+// What it is for: hand-written IR in tests and the print → parse → print round trip. Bad
+// input gives one clear message with the line number ("line 7: unknown opcode 'addd'"),
+// never a crash; the parsed functions are then checked with verify_ssa().
+//
+// What it costs: the IR goes to the shader's allocator; the parser's own bookkeeping (label
+// and value tables) uses the default heap, since it is a tool, not part of the compile path.
+//
+// Example:
+//   Shader<A> shader(a);
+//   Diagnostic d = parse("shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  ret %0\n}\n",
+//                        shader);
+#ifndef EXAMPLES_COMPILER_BACKEND_PARSER_H_
+#define EXAMPLES_COMPILER_BACKEND_PARSER_H_
+
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "examples/compiler_backend/diagnostic.h"
+#include "examples/compiler_backend/ir.h"
+#include "examples/compiler_backend/scratch.h"
+#include "examples/compiler_backend/verify_ssa.h"
+
+namespace compiler_backend {
+
+namespace internal {
+
+// A cursor over one line.
+class line_cursor {
+ public:
+  explicit line_cursor(std::string_view s) : s_(s) {}
+
+  void skip_space() {
+    while (!s_.empty() && (s_[0] == ' ' || s_[0] == '\t' || s_[0] == '\r')) s_.remove_prefix(1);
+  }
+  bool at_end() {
+    skip_space();
+    return s_.empty();
+  }
+  bool eat(char c) {
+    skip_space();
+    if (s_.empty() || s_[0] != c) return false;
+    s_.remove_prefix(1);
+    return true;
+  }
+  // Letters, digits, '_' and '.'.
+  std::string_view word() {
+    skip_space();
+    std::size_t n = 0;
+    while (n < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[n])) || s_[n] == '_' || s_[n] == '.')) {
+      ++n;
+    }
+    std::string_view w = s_.substr(0, n);
+    s_.remove_prefix(n);
+    return w;
+  }
+  bool number(std::int64_t &out) {
+    skip_space();
+    auto [end, ec] = std::from_chars(s_.data(), s_.data() + s_.size(), out);
+    if (ec != std::errc() || end == s_.data()) return false;
+    s_.remove_prefix(end - s_.data());
+    return true;
+  }
+  std::string_view rest() {
+    skip_space();
+    return s_;
+  }
+
+ private:
+  std::string_view s_;
+};
+
+}  // namespace internal
+
+template <class A>
+class Parser {
+ public:
+  explicit Parser(Shader<A> &shader) : shader_(shader) {}
+
+  Diagnostic parse(std::string_view text) {
+    bool seen_header = false;
+    while (!text.empty()) {
+      std::size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+      ++line_no_;
+      std::size_t comment = line.find(';');
+      if (comment != std::string_view::npos) line = line.substr(0, comment);
+      internal::line_cursor c(line);
+      if (c.at_end()) continue;
+      Diagnostic d;
+      if (!seen_header) {
+        if (c.word() != "shader" || !c.at_end()) return error("expected 'shader'");
+        seen_header = true;
+        continue;
+      }
+      if (function_ != nullptr) {
+        d = parse_body_line(c);
+      } else {
+        std::string_view w = c.word();
+        if (w == "symbol") {
+          d = parse_symbol(c);
+        } else if (w == "function") {
+          d = parse_function_header(c);
+        } else {
+          return error("expected 'symbol' or 'function', got '%.*s'", int(w.size()), w.data());
+        }
+      }
+      if (!d.ok) return d;
+    }
+    if (!seen_header) return error("empty input: expected 'shader'");
+    if (function_ != nullptr)
+      return error("missing '}' at the end of @%s", function_->name.c_str());
+    return {};
+  }
+
+ private:
+  struct pending_instr {
+    Instr<A> *instr;
+    Block<A> *block;
+    std::vector<std::int64_t> operand_ids;
+    std::vector<std::string> labels;  // phi predecessors, or br/jmp targets
+    int line;
+  };
+
+  template <class... Args>
+  Diagnostic error(const char *format, Args... args) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), format, args...);
+    return Diagnostic::error("line %d: %s", line_no_, buf);
+  }
+
+  Diagnostic parse_symbol(internal::line_cursor &c) {
+    if (!c.eat('@')) return error("expected '@name' after 'symbol'");
+    std::string_view name = c.word();
+    if (name.empty()) return error("expected a symbol name");
+    std::string_view kind = c.word();
+    if (kind != "buffer" && kind != "uniform") {
+      return error("symbol kind must be 'buffer' or 'uniform', got '%.*s'", int(kind.size()),
+                   kind.data());
+    }
+    std::int64_t size;
+    if (!c.number(size) || size < 1 || size > (1 << 24)) {
+      return error("expected a symbol size between 1 and 16777216");
+    }
+    if (!c.at_end()) return error("unexpected text after the symbol");
+    if (shader_.add_symbol(name, kind == "buffer" ? SymbolKind::kBuffer : SymbolKind::kUniform,
+                           static_cast<std::uint32_t>(size)) == nullptr) {
+      return error("symbol @%.*s defined twice", int(name.size()), name.data());
+    }
+    return {};
+  }
+
+  Diagnostic parse_function_header(internal::line_cursor &c) {
+    if (!c.eat('@')) return error("expected '@name' after 'function'");
+    std::string_view name = c.word();
+    if (name.empty()) return error("expected a function name");
+    std::int64_t params;
+    if (!c.eat('(') || !c.number(params) || params < 0 || params > 64 || !c.eat(')') ||
+        !c.eat('{') || !c.at_end()) {
+      return error("expected 'function @name(PARAMS) {'");
+    }
+    for (Function<A> *f : shader_.functions) {
+      if (std::string_view(f->name.data(), f->name.size()) == name) {
+        return error("function @%.*s defined twice", int(name.size()), name.data());
+      }
+    }
+    function_ = shader_.add_function(name, static_cast<std::uint32_t>(params));
+    block_ = nullptr;
+    labels_.clear();
+    values_.clear();
+    pending_.clear();
+    return {};
+  }
+
+  Diagnostic parse_body_line(internal::line_cursor &c) {
+    if (c.eat('}')) {
+      if (!c.at_end()) return error("unexpected text after '}'");
+      return finish_function();
+    }
+    if (c.eat('%')) return parse_instr(c);
+    std::string_view w = c.word();
+    if (w.empty()) return error("unexpected '%.*s'", int(c.rest().size()), c.rest().data());
+    if (c.eat(':')) {
+      if (!c.at_end()) return error("unexpected text after label %.*s", int(w.size()), w.data());
+      std::string label(w);
+      if (labels_.count(label)) return error("label %s defined twice", label.c_str());
+      if (block_ != nullptr && !ended_)
+        return error("bb%u does not end with a terminator", block_->index);
+      block_ = function_->add_block();
+      labels_.emplace(label, block_);
+      ended_ = false;
+      return {};
+    }
+    return parse_instr_named(c, w, nullptr);
+  }
+
+  // After '%': "ID[:rN|:sN] = op ...".
+  Diagnostic parse_instr(internal::line_cursor &c) {
+    std::int64_t id;
+    if (!c.number(id) || id < 0 || id > (1 << 20))
+      return error("expected a value number after '%%'");
+    std::int32_t loc = kNoLoc;
+    if (c.eat(':')) {
+      std::string_view l = c.word();
+      std::int64_t n = -1;
+      if (l.size() >= 2 && (l[0] == 'r' || l[0] == 's')) {
+        std::from_chars(l.data() + 1, l.data() + l.size(), n);
+      }
+      if (n < 0 || n > (1 << 20))
+        return error("expected ':rN' or ':sN' after %%%lld", (long long)id);
+      loc = l[0] == 'r' ? static_cast<std::int32_t>(n)
+                        : kFirstSpillLoc - static_cast<std::int32_t>(n);
+    }
+    if (!c.eat('=')) return error("expected '=' after %%%lld", (long long)id);
+    std::string_view opname = c.word();
+    std::int64_t def[2] = {id, loc};
+    return parse_instr_named(c, opname, def);
+  }
+
+  Diagnostic parse_instr_named(internal::line_cursor &c, std::string_view opname,
+                               const std::int64_t *def) {
+    if (block_ == nullptr) return error("instruction before the first label");
+    if (ended_) return error("instruction after the terminator of bb%u", block_->index);
+    int opi = 0;
+    while (opi < kNumOps && opname != op_info(static_cast<Op>(opi)).name) ++opi;
+    if (opi == kNumOps) return error("unknown opcode '%.*s'", int(opname.size()), opname.data());
+    Op op = static_cast<Op>(opi);
+    const OpInfo &info = op_info(op);
+    if (info.has_def != (def != nullptr)) {
+      return error(info.has_def ? "%s needs a result: '%%N = %s ...'" : "%s has no result",
+                   info.name, info.name);
+    }
+    std::uint32_t id = def ? static_cast<std::uint32_t>(def[0]) : kNoValue;
+    if (def && values_.count(id)) return error("%%%u defined twice", id);
+    pending_instr p{nullptr, block_, {}, {}, line_no_};
+    Instr<A> *i = nullptr;
+    auto make = [&]() {
+      i = def ? function_->make_with_id(op, id)
+              : new_object<Instr<A>>(function_->alloc, function_->alloc, op);
+      i->block = block_;
+      if (def) {
+        i->loc = static_cast<std::int32_t>(def[1]);
+        values_.emplace(id, i);
+      }
+      block_->instrs.push_back(i);
+      p.instr = i;
+    };
+    bool first = true;
+    auto comma = [&]() {
+      bool ok = first || c.eat(',');
+      first = false;
+      return ok;
+    };
+    auto value = [&](std::int64_t &out) { return c.eat('%') && c.number(out) && out >= 0; };
+    Symbol<A> *symbol = nullptr;
+    if (info.has_symbol) {
+      if (!c.eat('@')) return error("%s needs '@symbol'", info.name);
+      std::string_view name = c.word();
+      symbol = shader_.find_symbol(name);
+      if (symbol == nullptr) return error("unknown symbol @%.*s", int(name.size()), name.data());
+      first = false;
+    }
+    std::int64_t imm = 0;
+    if (op == Op::kConst || op == Op::kInput) {
+      if (!c.number(imm) || imm < INT32_MIN || imm > UINT32_MAX) {
+        return error("%s needs a 32-bit integer", info.name);
+      }
+      if (op == Op::kInput && (imm < 0 || imm >= function_->num_params)) {
+        return error("input %lld out of range: @%s has %u parameters", (long long)imm,
+                     function_->name.c_str(), function_->num_params);
+      }
+    } else if (op == Op::kPhi) {
+      while (!c.at_end()) {
+        std::int64_t v;
+        if (!comma() || !c.eat('[') || !value(v) || !c.eat(',')) {
+          return error("expected '[%%value, label]' in phi");
+        }
+        std::string_view label = c.word();
+        if (label.empty() || !c.eat(']')) return error("expected '[%%value, label]' in phi");
+        p.operand_ids.push_back(v);
+        p.labels.emplace_back(label);
+      }
+    } else {
+      for (int k = 0; k < info.num_operands; ++k) {
+        std::int64_t v;
+        if (!comma() || !value(v)) {
+          return error("%s needs %d value operands", info.name, info.num_operands);
+        }
+        p.operand_ids.push_back(v);
+      }
+      int targets = op == Op::kBr ? 2 : op == Op::kJmp ? 1 : 0;
+      for (int k = 0; k < targets; ++k) {
+        std::string_view label;
+        if (!comma() || (label = c.word()).empty()) {
+          return error("%s needs %d target labels", info.name, targets);
+        }
+        p.labels.emplace_back(label);
+      }
+    }
+    if (!c.at_end()) {
+      return error("unexpected '%.*s' after %s", int(c.rest().size()), c.rest().data(), info.name);
+    }
+    make();
+    i->symbol = symbol;
+    i->imm = static_cast<std::int32_t>(static_cast<std::uint32_t>(imm));
+    ended_ = info.terminator;
+    pending_.push_back(std::move(p));
+    return {};
+  }
+
+  Diagnostic finish_function() {
+    Function<A> &f = *function_;
+    function_ = nullptr;
+    if (f.blocks.empty()) return error("@%s has no blocks", f.name.c_str());
+    if (!ended_) return error("bb%u does not end with a terminator", block_->index);
+    // Edges from the terminators, then the canonical predecessor order.
+    for (pending_instr &p : pending_) {
+      if (p.instr->op != Op::kBr && p.instr->op != Op::kJmp) continue;
+      for (const std::string &label : p.labels) {
+        auto it = labels_.find(label);
+        if (it == labels_.end()) {
+          line_no_ = p.line;
+          return error("unknown label %s", label.c_str());
+        }
+        p.block->succs.push_back(it->second);
+      }
+      if (p.block->succs.size() == 2 && p.block->succs[0] == p.block->succs[1]) {
+        line_no_ = p.line;
+        return error("br with two identical targets");
+      }
+    }
+    for (Block<A> *b : f.blocks) {
+      for (Block<A> *s : b->succs) s->preds.push_back(b);
+    }
+    for (pending_instr &p : pending_) {
+      line_no_ = p.line;
+      auto lookup = [&](std::int64_t id) -> Instr<A> * {
+        auto it = values_.find(static_cast<std::uint32_t>(id));
+        return it == values_.end() ? nullptr : it->second;
+      };
+      if (p.instr->op == Op::kPhi) {
+        const auto &preds = p.block->preds;
+        if (p.labels.size() != preds.size()) {
+          return error("phi %%%u has %zu operands but bb%u has %zu predecessors", p.instr->id,
+                       p.labels.size(), p.block->index, preds.size());
+        }
+        for (Block<A> *pred : preds) {
+          Instr<A> *v = nullptr;
+          for (std::size_t k = 0; k < p.labels.size(); ++k) {
+            auto it = labels_.find(p.labels[k]);
+            if (it == labels_.end()) return error("unknown label %s", p.labels[k].c_str());
+            if (it->second == pred) {
+              if (v != nullptr) return error("phi %%%u names bb%u twice", p.instr->id, pred->index);
+              v = lookup(p.operand_ids[k]);
+              if (v == nullptr) return error("%%%lld is not defined", (long long)p.operand_ids[k]);
+            }
+          }
+          if (v == nullptr) {
+            return error("phi %%%u has no operand for predecessor %u", p.instr->id, pred->index);
+          }
+          add_operand(p.instr, v);
+        }
+      } else if (p.instr->op != Op::kJmp) {
+        for (std::int64_t id : p.operand_ids) {
+          Instr<A> *v = lookup(id);
+          if (v == nullptr) return error("%%%lld is not defined", (long long)id);
+          add_operand(p.instr, v);
+        }
+      }
+    }
+    heap_scratch<std::allocator<std::byte>> scratch;
+    Diagnostic d = verify_ssa(f, scratch);
+    if (!d.ok) return error("%s", d.message);
+    return {};
+  }
+
+  Shader<A> &shader_;
+  Function<A> *function_ = nullptr;
+  Block<A> *block_ = nullptr;
+  bool ended_ = false;
+  int line_no_ = 0;
+  std::unordered_map<std::string, Block<A> *> labels_;
+  std::unordered_map<std::uint32_t, Instr<A> *> values_;
+  std::vector<pending_instr> pending_;
+};
+
+template <class A>
+Diagnostic parse(std::string_view text, Shader<A> &shader) {
+  return Parser<A>(shader).parse(text);
+}
+
+}  // namespace compiler_backend
+
+#endif  // EXAMPLES_COMPILER_BACKEND_PARSER_H_

@@ -1,0 +1,159 @@
+// verify_ssa.h — the structural and SSA verifier.
+//
+// What it is for: checking, after parsing and after every pass in tests, that the IR is well
+// formed: one terminator per block and at its end, phis first, successor counts that match
+// the terminator, predecessor lists that mirror successor lists, operand counts, symbols,
+// every block reachable, every operand defined in the function and dominating its use (a phi
+// operand must dominate the matching predecessor), and use lists exactly mirroring operands.
+//
+// What it costs: O(instructions + operands + uses), plus compute_dominance(); scratch memory
+// only. Overwrites the dominance information of the function (recomputed, same result).
+//
+// Example:
+//   Diagnostic d = verify_ssa(*f, scratch);
+//   EXPECT_TRUE(d.ok) << d.message;
+#ifndef EXAMPLES_COMPILER_BACKEND_VERIFY_SSA_H_
+#define EXAMPLES_COMPILER_BACKEND_VERIFY_SSA_H_
+
+#include <cstdint>
+
+#include "examples/compiler_backend/diagnostic.h"
+#include "examples/compiler_backend/dominance.h"
+#include "examples/compiler_backend/ir.h"
+
+namespace compiler_backend {
+
+template <class A, class Scratch>
+Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
+  const char *fn = f.name.c_str();
+  if (f.blocks.empty()) return Diagnostic::error("@%s: function has no blocks", fn);
+  if (!f.blocks[0]->preds.empty()) {
+    return Diagnostic::error("@%s: entry block bb0 has predecessors", fn);
+  }
+  auto a = scratch.alloc();
+  using S = decltype(a);
+  // Position of each value's definition in its block; count of operand slots per value.
+  vec<std::uint32_t, S> position(f.values.size(), 0, a);
+  vec<std::uint32_t, S> slots(f.values.size(), 0, a);
+
+  for (Block<A> *b : f.blocks) {
+    const std::uint32_t bi = b->index;
+    if (b->instrs.empty()) return Diagnostic::error("@%s: bb%u is empty", fn, bi);
+    bool in_phis = true;
+    for (std::size_t k = 0; k < b->instrs.size(); ++k) {
+      Instr<A> *i = b->instrs[k];
+      const OpInfo &info = op_info(i->op);
+      if (i->block != b) return Diagnostic::error("@%s: bb%u: instruction in wrong block", fn, bi);
+      if (info.terminator != (k + 1 == b->instrs.size())) {
+        return Diagnostic::error("@%s: bb%u: %s", fn, bi,
+                                 info.terminator ? "terminator before the end of the block"
+                                                 : "block does not end with a terminator");
+      }
+      if (i->op == Op::kPhi && !in_phis) {
+        return Diagnostic::error("@%s: bb%u: phi %%%u after a non-phi instruction", fn, bi, i->id);
+      }
+      in_phis = in_phis && i->op == Op::kPhi;
+      std::size_t want = info.num_operands < 0 ? b->preds.size() : info.num_operands;
+      if (i->operands.size() != want) {
+        return Diagnostic::error("@%s: bb%u: %s has %zu operands, expected %zu", fn, bi, info.name,
+                                 i->operands.size(), want);
+      }
+      if (info.has_symbol != (i->symbol != nullptr)) {
+        return Diagnostic::error("@%s: bb%u: %s %s a symbol", fn, bi, info.name,
+                                 info.has_symbol ? "needs" : "must not have");
+      }
+      if (i->has_def()) {
+        if (i->id >= f.values.size() || f.values[i->id] != i) {
+          return Diagnostic::error("@%s: bb%u: %%%u is not in the value table", fn, bi, i->id);
+        }
+        position[i->id] = static_cast<std::uint32_t>(k);
+      }
+      for (Instr<A> *v : i->operands) {
+        if (!v->has_def() || v->id >= f.values.size() || f.values[v->id] != v) {
+          return Diagnostic::error("@%s: bb%u: %s uses a value that is not defined", fn, bi,
+                                   info.name);
+        }
+        ++slots[v->id];
+      }
+    }
+    std::size_t want_succs = 0;
+    switch (b->terminator()->op) {
+      case Op::kBr:
+        want_succs = 2;
+        break;
+      case Op::kJmp:
+        want_succs = 1;
+        break;
+      default:
+        break;
+    }
+    if (b->succs.size() != want_succs) {
+      return Diagnostic::error("@%s: bb%u: %zu successors for %s", fn, bi, b->succs.size(),
+                               op_info(b->terminator()->op).name);
+    }
+    if (want_succs == 2 && b->succs[0] == b->succs[1]) {
+      return Diagnostic::error("@%s: bb%u: br with two identical targets", fn, bi);
+    }
+    for (Block<A> *s : b->succs) {
+      std::size_t fwd = 0, back = 0;
+      for (Block<A> *x : b->succs) fwd += x == s;
+      for (Block<A> *x : s->preds) back += x == b;
+      if (fwd != back) {
+        return Diagnostic::error("@%s: edge bb%u -> bb%u missing from the predecessors", fn, bi,
+                                 s->index);
+      }
+    }
+    for (Block<A> *p : b->preds) {
+      bool found = false;
+      for (Block<A> *x : p->succs) found = found || x == b;
+      if (!found)
+        return Diagnostic::error("@%s: bb%u lists bb%u as a stale predecessor", fn, bi, p->index);
+    }
+  }
+
+  for (Instr<A> *v : f.values) {
+    if (v == nullptr) continue;
+    if (v->uses.size() != slots[v->id]) {
+      return Diagnostic::error("@%s: %%%u has %zu uses listed but %u operand slots refer to it", fn,
+                               v->id, v->uses.size(), slots[v->id]);
+    }
+    for (Instr<A> *user : v->uses) {
+      bool found = false;
+      for (Instr<A> *o : user->operands) found = found || o == v;
+      if (!found) return Diagnostic::error("@%s: %%%u lists a stale use", fn, v->id);
+    }
+  }
+
+  if (!compute_dominance(f, scratch)) {
+    for (Block<A> *b : f.blocks) {
+      if (b->rpo_index == kUnreachable) {
+        return Diagnostic::error("@%s: bb%u is unreachable", fn, b->index);
+      }
+    }
+  }
+  for (Block<A> *b : f.blocks) {
+    for (std::size_t k = 0; k < b->instrs.size(); ++k) {
+      Instr<A> *i = b->instrs[k];
+      for (std::size_t s = 0; s < i->operands.size(); ++s) {
+        Instr<A> *v = i->operands[s];
+        bool ok;
+        if (i->op == Op::kPhi) {
+          ok = dominates(v->block, b->preds[s]);
+        } else if (v->block == b) {
+          ok = position[v->id] < k;
+        } else {
+          ok = dominates(v->block, b);
+        }
+        if (!ok) {
+          return Diagnostic::error("@%s: bb%u: %%%u does not dominate its use by %s", fn, b->index,
+                                   v->id, op_info(i->op).name);
+        }
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace compiler_backend
+
+#endif  // EXAMPLES_COMPILER_BACKEND_VERIFY_SSA_H_

@@ -1,0 +1,621 @@
+// Tests of the example compiler backend: text round trip, generator determinism, each pass on
+// hand-written IR, an interpreter check that the optimisations keep the meaning of generated
+// shaders, the register-allocation verifier, parser errors, and one checksum for every
+// allocator variant.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <memory_resource>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "containers/containers.h"
+#include "examples/compiler_backend/driver.h"
+#include "examples/compiler_backend/parser.h"
+#include "examples/compiler_backend/printer.h"
+#include "examples/compiler_backend/variants.h"
+#include "gtest/gtest.h"
+
+namespace compiler_backend {
+namespace {
+
+using A = std::allocator<std::byte>;
+using Scratch = heap_scratch<A>;
+
+std::unique_ptr<Shader<A>> parse_or_die(const std::string &text) {
+  auto shader = std::make_unique<Shader<A>>(A());
+  Diagnostic d = parse(text, *shader);
+  EXPECT_TRUE(d.ok) << d.message << "\n" << text;
+  return shader;
+}
+
+std::unique_ptr<Shader<A>> generated(std::uint64_t seed, std::uint32_t size) {
+  auto shader = std::make_unique<Shader<A>>(A());
+  Scratch scratch;
+  generate(*shader, seed, size, scratch);
+  return shader;
+}
+
+Instr<A> *value(Function<A> &f, std::uint32_t id) { return f.values.at(id); }
+
+// On polymorphic_allocator the IR's containers are exactly the mesa:: container aliases.
+using P = std::pmr::polymorphic_allocator<std::byte>;
+static_assert(std::is_same_v<vec<Instr<P> *, P>, mesa::vector<Instr<P> *>>);
+static_assert(std::is_same_v<decltype(Instr<P>::uses), mesa::vector<Instr<P> *>>);
+static_assert(std::is_same_v<decltype(Block<P>::preds), mesa::vector<Block<P> *>>);
+static_assert(std::is_same_v<str<P>, mesa::string>);
+static_assert(std::is_same_v<hash_set<std::uint32_t, P>, mesa::unordered_set<std::uint32_t>>);
+static_assert(std::is_same_v<hash_map<ExprKey, Instr<P> *, P, ExprKeyHash>,
+                             mesa::unordered_map<ExprKey, Instr<P> *, ExprKeyHash>>);
+
+// ---- an interpreter, to check that the optimisations keep the meaning of a function.
+
+struct Execution {
+  bool finished = false;  // false: stopped at the block limit
+  std::int32_t result = 0;
+  std::vector<std::int64_t> stores;  // (symbol, index, value) triples, flattened
+  std::vector<std::uint32_t> trace;  // blocks executed
+};
+
+Execution execute(const Shader<A> &shader, const Function<A> &f,
+                  const std::vector<std::int32_t> &args, std::size_t block_limit) {
+  Execution e;
+  std::vector<std::vector<std::int32_t>> memory;
+  for (const Symbol<A> *s : shader.symbols) {
+    memory.emplace_back(s->size);
+    for (std::uint32_t k = 0; k < s->size; ++k) memory.back()[k] = s->index * 1000 + k;
+  }
+  std::vector<std::int32_t> regs(f.values.size(), 0);
+  auto at = [&](const Instr<A> *v) { return regs[v->id]; };
+  auto slot = [&](const Instr<A> *i, std::int32_t index) -> std::int32_t & {
+    return memory[i->symbol->index][static_cast<std::uint32_t>(index) % i->symbol->size];
+  };
+  const Block<A> *b = f.blocks[0];
+  const Block<A> *from = nullptr;
+  while (e.trace.size() < block_limit) {
+    e.trace.push_back(b->index);
+    // Phis read their operands on entry, all at once.
+    std::vector<std::int32_t> phi_values;
+    for (const Instr<A> *i : b->instrs) {
+      if (i->op != Op::kPhi) break;
+      for (std::size_t k = 0; k < b->preds.size(); ++k) {
+        if (b->preds[k] == from) phi_values.push_back(at(i->operands[k]));
+      }
+    }
+    std::size_t phi = 0;
+    for (const Instr<A> *i : b->instrs) {
+      std::int32_t v[3] = {0, 0, 0};
+      for (std::size_t k = 0; k < i->operands.size() && k < 3; ++k) v[k] = at(i->operands[k]);
+      switch (i->op) {
+        case Op::kPhi:
+          regs[i->id] = phi_values[phi++];
+          break;
+        case Op::kInput:
+          regs[i->id] = args[i->imm];
+          break;
+        case Op::kConst:
+          regs[i->id] = i->imm;
+          break;
+        case Op::kLoad:
+          regs[i->id] = slot(i, v[0]);
+          break;
+        case Op::kStore:
+          slot(i, v[0]) = v[1];
+          e.stores.insert(e.stores.end(), {i->symbol->index, v[0], v[1]});
+          break;
+        case Op::kRet:
+          e.finished = true;
+          e.result = v[0];
+          return e;
+        case Op::kJmp:
+          break;
+        case Op::kBr:
+          break;
+        default:
+          EXPECT_TRUE(evaluate(i->op, v, regs[i->id]));
+          break;
+      }
+    }
+    from = b;
+    const Instr<A> *t = b->terminator();
+    b = t->op == Op::kBr && at(t->operands[0]) == 0 ? b->succs[1] : b->succs[0];
+  }
+  return e;
+}
+
+// ---- text form
+
+TEST(CompilerBackendText, PrintParsePrintRoundTrips) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    auto shader = generated(seed, 400);
+    std::string text = print(*shader);
+    auto reparsed = parse_or_die(text);
+    EXPECT_EQ(print(*reparsed), text) << "seed " << seed;
+  }
+}
+
+TEST(CompilerBackendText, CompiledCodeWithRegistersRoundTrips) {
+  auto shader = generated(7, 600);
+  Scratch scratch;
+  CompileOptions options;
+  options.num_registers = 4;
+  ASSERT_TRUE(compile_shader(*shader, scratch, options, nullptr).error.ok);
+  std::string text = print(*shader);
+  EXPECT_NE(text.find(":r3"), std::string::npos);
+  EXPECT_NE(text.find(":s0"), std::string::npos);
+  auto reparsed = parse_or_die(text);
+  EXPECT_EQ(print(*reparsed), text);
+  for (Function<A> *f : reparsed->functions) {
+    EXPECT_TRUE(verify_registers(*f, 4, scratch).ok);
+  }
+}
+
+struct BadInput {
+  const char *text;
+  const char *message;
+};
+
+TEST(CompilerBackendText, BadInputGivesOneClearError) {
+  const BadInput cases[] = {
+      {"", "empty input"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = addd %1, %2\n  ret %0\n}\n",
+       "line 4: unknown opcode 'addd'"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %7\n}\n",
+       "line 5: %7 is not defined"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n}\n",
+       "line 5: bb0 does not end with a terminator"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  %0 = const 2\n  ret %0\n}\n",
+       "line 5: %0 defined twice"},
+      {"shader\nfunction @f(0) {\nbb0:\n  jmp bb9\n}\n", "line 4: unknown label bb9"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  "
+       "%1 = const 1\n  jmp bb2\nbb2:\n  %2 = phi [%1, bb1]\n  ret %2\n}\n",
+       "line 10: phi %2 has 1 operands but bb2 has 2 predecessors"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  "
+       "%1 = const 1\n  jmp bb2\nbb2:\n  ret %1\n}\n",
+       "%1 does not dominate its use by ret"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %0\nbb1:\n  ret %0\n}\n",
+       "bb1 is unreachable"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = load @nope, %0\n  ret %0\n}\n",
+       "line 4: unknown symbol @nope"},
+      {"shader\nfunction @f(2) {\nbb0:\n  %0 = input 5\n  ret %0\n}\n",
+       "line 4: input 5 out of range"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %0\n", "missing '}'"},
+      {"shader\nsymbol @b buffer 0\n", "line 2: expected a symbol size"},
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %0\n  ret %0\n}\n",
+       "line 6: instruction after the terminator"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb1\nbb1:\n  ret %0\n}\n",
+       "br with two identical targets"},
+  };
+  for (const BadInput &c : cases) {
+    Shader<A> shader{A()};
+    Diagnostic d = parse(c.text, shader);
+    EXPECT_FALSE(d.ok) << c.text;
+    EXPECT_NE(std::string(d.message).find(c.message), std::string::npos)
+        << "got: " << d.message << "\nwant: " << c.message;
+  }
+}
+
+// Mangled text (lines dropped, duplicated or swapped, characters replaced) never crashes the
+// parser: it either parses into valid SSA or reports an error.
+TEST(CompilerBackendText, MangledInputNeverCrashes) {
+  const std::string text = print(*generated(4, 300));
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t nl = text.find('\n', at);
+    lines.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  Rng rng(7);
+  int accepted = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::vector<std::string> m = lines;
+    for (int edits = 1 + rng.below(3); edits > 0; --edits) {
+      std::uint32_t k = rng.below(static_cast<std::uint32_t>(m.size()));
+      switch (rng.below(4)) {
+        case 0:
+          m.erase(m.begin() + k);
+          break;
+        case 1:
+          m.insert(m.begin() + k, m[rng.below(static_cast<std::uint32_t>(m.size()))]);
+          break;
+        case 2:
+          std::swap(m[k], m[rng.below(static_cast<std::uint32_t>(m.size()))]);
+          break;
+        default:
+          if (!m[k].empty())
+            m[k][rng.below(static_cast<std::uint32_t>(m[k].size()))] =
+                "%@[],:=0 9bx-"[rng.below(13)];
+          break;
+      }
+    }
+    std::string mangled;
+    for (const std::string &l : m) mangled += l + "\n";
+    Shader<A> shader{A()};
+    Diagnostic d = parse(mangled, shader);
+    if (d.ok) {
+      ++accepted;
+      Scratch scratch;
+      for (Function<A> *f : shader.functions) EXPECT_TRUE(verify_ssa(*f, scratch).ok);
+    } else {
+      EXPECT_NE(d.message[0], '\0');
+    }
+  }
+  EXPECT_LT(accepted, 400);
+}
+
+// ---- generator
+
+TEST(CompilerBackendGenerator, SameSeedSameShaderOnEveryAllocator) {
+  EXPECT_EQ(print(*generated(5, 800)), print(*generated(5, 800)));
+  EXPECT_NE(print(*generated(5, 800)), print(*generated(6, 800)));
+
+  std::pmr::monotonic_buffer_resource upstream;
+  arena_static_variant arena(&upstream, &upstream);
+  auto a = arena.begin_shader();
+  std::string on_arena;
+  {
+    Shader<decltype(a)> shader(a);
+    generate(shader, 5, 800, arena.scratch());
+    on_arena = print(shader);
+  }
+  arena.end_shader();
+  EXPECT_EQ(on_arena, print(*generated(5, 800)));
+}
+
+TEST(CompilerBackendGenerator, SizeAndShapeAreAsAsked) {
+  auto shader = generated(11, 2000);
+  std::uint32_t instrs = 0, phis = 0, loads = 0, stores = 0, blocks = 0;
+  for (Function<A> *f : shader->functions) {
+    blocks += f->blocks.size();
+    for (Block<A> *b : f->blocks) {
+      for (Instr<A> *i : b->instrs) {
+        ++instrs;
+        phis += i->op == Op::kPhi;
+        loads += i->op == Op::kLoad;
+        stores += i->op == Op::kStore;
+      }
+    }
+    Scratch scratch;
+    Diagnostic d = verify_ssa(*f, scratch);
+    EXPECT_TRUE(d.ok) << d.message;
+  }
+  EXPECT_EQ(shader->functions.size(), 3u);
+  EXPECT_GT(instrs, 1800u);
+  EXPECT_LT(instrs, 2800u);
+  EXPECT_GT(phis, 20u);
+  EXPECT_GT(loads, 50u);
+  EXPECT_GT(stores, 20u);
+  EXPECT_GT(blocks, 40u);
+}
+
+// ---- passes on hand-written IR
+
+TEST(CompilerBackendPasses, DominanceOfADiamondInALoop) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\n"
+      "bb0:\n  %0 = input 0\n  jmp bb1\n"
+      "bb1:\n  %1 = phi [%0, bb0], [%5, bb4]\n  br %1, bb2, bb3\n"
+      "bb2:\n  %2 = const 1\n  jmp bb4\n"
+      "bb3:\n  %3 = const 2\n  jmp bb4\n"
+      "bb4:\n  %4 = phi [%2, bb2], [%3, bb3]\n  %5 = sub %1, %4\n  br %5, bb1, bb5\n"
+      "bb5:\n  ret %5\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  auto idom = [&](int b) { return f.blocks[b]->idom ? int(f.blocks[b]->idom->index) : -1; };
+  EXPECT_EQ(idom(0), -1);
+  EXPECT_EQ(idom(1), 0);
+  EXPECT_EQ(idom(2), 1);
+  EXPECT_EQ(idom(3), 1);
+  EXPECT_EQ(idom(4), 1);
+  EXPECT_EQ(idom(5), 4);
+  EXPECT_TRUE(dominates(f.blocks[1], f.blocks[5]));
+  EXPECT_FALSE(dominates(f.blocks[2], f.blocks[4]));
+  EXPECT_FALSE(dominates(f.blocks[5], f.blocks[1]));
+  EXPECT_EQ(f.rpo.front(), f.blocks[0]);
+  EXPECT_EQ(f.rpo.size(), 6u);
+}
+
+TEST(CompilerBackendPasses, ConstantFoldingFoldsChainsAndIdentities) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\nbb0:\n"
+      "  %0 = input 0\n  %1 = const 6\n  %2 = const 7\n  %3 = mul %1, %2\n"  // 42
+      "  %4 = const 2\n  %5 = shl %3, %4\n"                                  // 168
+      "  %6 = const 0\n  %7 = add %0, %6\n"                                  // mov %0
+      "  %8 = sub %0, %0\n"                                                  // 0
+      "  %9 = select %4, %5, %0\n"                                           // mov %5
+      "  %10 = lt %6, %4\n"                                                  // 1
+      "  %11 = const -8\n  %12 = shr %11, %4\n"                              // 0x3ffffffe
+      "  %13 = add %7, %9\n  %14 = add %13, %8\n  %15 = add %14, %10\n  %16 = xor %15, %12\n"
+      "  ret %16\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  EXPECT_GE(constant_fold(f, scratch), 7u);
+  EXPECT_EQ(value(f, 3)->op, Op::kConst);
+  EXPECT_EQ(value(f, 3)->imm, 42);
+  EXPECT_EQ(value(f, 5)->imm, 168);
+  EXPECT_EQ(value(f, 7)->op, Op::kMov);
+  EXPECT_EQ(value(f, 7)->operands[0], value(f, 0));
+  EXPECT_EQ(value(f, 8)->op, Op::kConst);
+  EXPECT_EQ(value(f, 8)->imm, 0);
+  EXPECT_EQ(value(f, 9)->op, Op::kConst);  // select → mov %5 → folded again
+  EXPECT_EQ(value(f, 9)->imm, 168);
+  EXPECT_EQ(value(f, 10)->imm, 1);
+  EXPECT_EQ(value(f, 12)->imm, 0x3ffffffe);
+  EXPECT_EQ(value(f, 13)->op, Op::kAdd);  // %0 is unknown
+  EXPECT_TRUE(verify_ssa(f, scratch).ok);
+  // The operands' use lists followed the rewrites.
+  EXPECT_TRUE(value(f, 1)->uses.empty());
+}
+
+TEST(CompilerBackendPasses, CopyPropagationSeesThroughCopiesAndTrivialPhis) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\n"
+      "bb0:\n  %0 = input 0\n  %1 = mov %0\n  %2 = mov %1\n  jmp bb1\n"
+      "bb1:\n  %3 = phi [%2, bb0], [%3, bb2]\n  %4 = lt %3, %2\n  br %4, bb2, bb3\n"
+      "bb2:\n  jmp bb1\n"
+      "bb3:\n  ret %3\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  EXPECT_EQ(copy_propagate(f, scratch), 3u);
+  EXPECT_EQ(value(f, 4)->operands[0], value(f, 0));
+  EXPECT_EQ(value(f, 4)->operands[1], value(f, 0));
+  EXPECT_EQ(f.blocks[3]->terminator()->operands[0], value(f, 0));
+  EXPECT_TRUE(value(f, 1)->uses.empty() || value(f, 1)->uses[0] == value(f, 2));
+  EXPECT_TRUE(verify_ssa(f, scratch).ok);
+}
+
+TEST(CompilerBackendPasses, DeadCodeEliminationRemovesDeadValuesAndDeadLoopPhis) {
+  auto s = parse_or_die(
+      "shader\nsymbol @b buffer 4\nfunction @f(1) {\n"
+      "bb0:\n  %0 = input 0\n  %1 = const 1\n  %2 = add %0, %1\n  %3 = mul %2, %2\n"
+      "  %4 = load @b, %0\n  store @b, %0, %2\n  jmp bb1\n"
+      "bb1:\n  %5 = phi [%1, bb0], [%6, bb1]\n  %6 = add %5, %1\n  %7 = lt %0, %1\n"
+      "  br %7, bb1, bb2\n"
+      "bb2:\n  ret %0\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  EXPECT_EQ(eliminate_dead_code(f, scratch), 4u);  // %3, %4 and the dead cycle %5, %6
+  for (std::uint32_t id : {3u, 4u, 5u, 6u}) EXPECT_EQ(f.values[id], nullptr) << id;
+  for (std::uint32_t id : {0u, 1u, 2u, 7u}) EXPECT_NE(f.values[id], nullptr) << id;
+  EXPECT_EQ(value(f, 1)->uses.size(), 2u);  // %2 and %7 only
+  EXPECT_TRUE(verify_ssa(f, scratch).ok);
+  EXPECT_NE(print(*s).find("store @b, %0, %2"), std::string::npos);
+}
+
+TEST(CompilerBackendPasses, GvnMergesOnlyDominatingEqualExpressions) {
+  auto t = parse_or_die(
+      "shader\nsymbol @b buffer 4\nfunction @f(2) {\n"
+      "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = add %0, %1\n  %3 = add %1, %0\n"
+      "  %4 = sub %0, %1\n  %5 = sub %1, %0\n  %6 = load @b, %0\n  %7 = load @b, %0\n"
+      "  br %2, bb1, bb2\n"
+      "bb1:\n  %8 = mul %2, %4\n  %9 = add %0, %1\n  store @b, %9, %8\n  jmp bb3\n"
+      "bb2:\n  %10 = mul %2, %4\n  store @b, %10, %5\n  jmp bb3\n"
+      "bb3:\n  %12 = phi [%8, bb1], [%10, bb2]\n  %11 = mul %3, %4\n"
+      "  %13 = add %11, %12\n  %14 = add %6, %7\n  %15 = add %13, %14\n  %16 = const 3\n"
+      "  %17 = const 3\n  %18 = add %15, %17\n  %19 = add %18, %16\n  ret %19\n}\n");
+  Function<A> &f = *t->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  EXPECT_EQ(value_number(f, scratch), 3u);
+  EXPECT_TRUE(value(f, 3)->uses.empty());   // add is commutative: %3 -> %2
+  EXPECT_FALSE(value(f, 5)->uses.empty());  // sub is not
+  EXPECT_FALSE(value(f, 7)->uses.empty());  // loads are not merged
+  EXPECT_TRUE(value(f, 9)->uses.empty());   // bb0 dominates bb1: %9 -> %2
+  EXPECT_TRUE(value(f, 17)->uses.empty());  // equal constants: %17 -> %16
+  // %8 and %10 sit in sibling blocks and neither dominates bb3: nothing merges with them.
+  EXPECT_FALSE(value(f, 8)->uses.empty());
+  EXPECT_FALSE(value(f, 10)->uses.empty());
+  EXPECT_FALSE(value(f, 11)->uses.empty());
+  EXPECT_EQ(value(f, 11)->operands[0], value(f, 2));  // its operand %3 was renamed
+  Diagnostic d = verify_ssa(f, scratch);
+  EXPECT_TRUE(d.ok) << d.message;
+}
+
+TEST(CompilerBackendPasses, OptimisationsKeepTheMeaningOfGeneratedShaders) {
+  int finished = 0;
+  std::size_t stores = 0;
+  for (std::uint64_t seed = 1; seed <= 25; ++seed) {
+    auto original = generated(seed, 500);
+    auto optimised = generated(seed, 500);
+    Scratch scratch;
+    CompileOptions options;
+    options.verify_ssa_after_each_pass = true;
+    CompileResult r = compile_shader(*optimised, scratch, options, nullptr);
+    ASSERT_TRUE(r.error.ok) << "seed " << seed << ": " << r.error.message;
+    EXPECT_LT(r.instructions_out, r.instructions_in);
+    for (std::size_t k = 0; k < original->functions.size(); ++k) {
+      const Function<A> &f0 = *original->functions[k];
+      const Function<A> &f1 = *optimised->functions[k];
+      std::vector<std::int32_t> args;
+      for (std::uint32_t p = 0; p < f0.num_params; ++p) args.push_back(int(seed * 7 + p * 3) - 9);
+      Execution e0 = execute(*original, f0, args, 20000);
+      Execution e1 = execute(*optimised, f1, args, 20000);
+      EXPECT_EQ(e0.trace, e1.trace) << "seed " << seed << " @" << f0.name;
+      EXPECT_EQ(e0.stores, e1.stores) << "seed " << seed << " @" << f0.name;
+      EXPECT_EQ(e0.finished, e1.finished);
+      if (e0.finished) {
+        ++finished;
+        EXPECT_EQ(e0.result, e1.result) << "seed " << seed << " @" << f0.name;
+      }
+      stores += e0.stores.size() / 3;
+    }
+  }
+  EXPECT_GT(finished, 10);  // the comparison covers whole runs, not only prefixes
+  EXPECT_GT(stores, 100u);
+}
+
+// ---- register allocation
+
+TEST(CompilerBackendRegalloc, VerifierAcceptsEveryAllocationAtEveryPressure) {
+  std::map<std::uint32_t, std::uint32_t> spilled;  // registers -> spills over all seeds
+  for (std::uint32_t regs : {1u, 2u, 3u, 8u, 16u, 64u}) {
+    for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+      auto shader = generated(seed * 31, 700);
+      Scratch scratch;
+      CompileOptions options;
+      options.num_registers = regs;
+      CompileResult r = compile_shader(*shader, scratch, options, nullptr);  // verifies
+      ASSERT_TRUE(r.error.ok) << regs << " registers, seed " << seed << ": " << r.error.message;
+      spilled[regs] += r.spilled;
+    }
+  }
+  EXPECT_GT(spilled[1], spilled[3]);
+  EXPECT_GT(spilled[3], spilled[16]);
+  EXPECT_GE(spilled[16], spilled[64]);
+}
+
+TEST(CompilerBackendRegalloc, VerifierCatchesInterferingValuesInOneRegister) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(2) {\nbb0:\n  %0:r0 = input 0\n  %1:r1 = input 1\n"
+      "  %2:r0 = add %0, %1\n  ret %2\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  EXPECT_TRUE(verify_registers(f, 2, scratch).ok);  // %0 dies at %2: r0 may be reused
+  value(f, 1)->loc = 0;                             // %0 and %1 are both live at %1
+  Diagnostic d = verify_registers(f, 2, scratch);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(std::string(d.message).find("%1 and %0 interfere but share r0"), std::string::npos)
+      << d.message;
+  value(f, 1)->loc = 5;
+  d = verify_registers(f, 2, scratch);
+  EXPECT_NE(std::string(d.message).find("beyond 2 registers"), std::string::npos) << d.message;
+  value(f, 1)->loc = kNoLoc;
+  d = verify_registers(f, 2, scratch);
+  EXPECT_NE(std::string(d.message).find("%1 has no register"), std::string::npos) << d.message;
+}
+
+TEST(CompilerBackendRegalloc, VerifierCatchesADeadDefinitionClobberingALiveValue) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\nbb0:\n  %0:r0 = input 0\n  %1:r0 = const 5\n  ret %0\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  Diagnostic d = verify_registers(f, 2, scratch);
+  EXPECT_NE(std::string(d.message).find("%1 and %0 interfere but share r0"), std::string::npos)
+      << d.message;
+}
+
+// Every pair of interfering values (found by brute force: each definition against everything
+// live after it) is caught when forced into one register.
+TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
+  auto shader = generated(3, 900);
+  Scratch scratch;
+  CompileOptions options;
+  options.num_registers = 64;
+  ASSERT_TRUE(compile_shader(*shader, scratch, options, nullptr).error.ok);
+  Function<A> &f = *shader->functions[0];
+  auto live = compute_liveness(f, scratch);
+  std::set<std::pair<std::uint32_t, std::uint32_t>> clashes;
+  for (Block<A> *b : f.blocks) {
+    std::set<std::uint32_t> now(live.live_out[b->index].begin(), live.live_out[b->index].end());
+    for (std::size_t k = b->instrs.size(); k-- > 0;) {
+      Instr<A> *i = b->instrs[k];
+      if (i->op == Op::kPhi) {
+        for (Instr<A> *j : b->instrs) {
+          if (j->op == Op::kPhi) now.insert(j->id);
+        }
+      }
+      if (i->has_def()) {
+        for (std::uint32_t o : now) {
+          if (o != i->id) clashes.insert({std::min(o, i->id), std::max(o, i->id)});
+        }
+      }
+      if (i->op == Op::kPhi) continue;
+      now.erase(i->id);
+      for (Instr<A> *o : i->operands) now.insert(o->id);
+    }
+  }
+  ASSERT_GT(clashes.size(), 500u);
+  Rng rng(99);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> all(clashes.begin(), clashes.end());
+  for (int trial = 0; trial < 200; ++trial) {
+    auto [x, y] = all[rng.below(static_cast<std::uint32_t>(all.size()))];
+    std::int32_t saved = f.values[y]->loc;
+    f.values[y]->loc = f.values[x]->loc;
+    EXPECT_FALSE(verify_registers(f, 64, scratch).ok) << "%" << x << " and %" << y;
+    f.values[y]->loc = saved;
+  }
+  EXPECT_TRUE(verify_registers(f, 64, scratch).ok);
+}
+
+TEST(CompilerBackendRegalloc, VerifierCatchesPhisSharingARegister) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\n"
+      "bb0:\n  %0:r0 = input 0\n  br %0, bb1, bb2\n"
+      "bb1:\n  jmp bb2\n"
+      "bb2:\n  %1:r1 = phi [%0, bb0], [%0, bb1]\n  %2:r1 = phi [%0, bb0], [%0, bb1]\n"
+      "  %3:r0 = add %1, %2\n  ret %3\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  Diagnostic d = verify_registers(f, 4, scratch);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(std::string(d.message).find("interfere but share r1"), std::string::npos) << d.message;
+}
+
+TEST(CompilerBackendRegalloc, LivenessOfALoop) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(2) {\n"
+      "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = const 0\n  jmp bb1\n"
+      "bb1:\n  %3 = phi [%2, bb0], [%5, bb2]\n  %4 = lt %3, %1\n  br %4, bb2, bb3\n"
+      "bb2:\n  %5 = add %3, %0\n  jmp bb1\n"
+      "bb3:\n  ret %3\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  auto live = compute_liveness(f, scratch);
+  auto set = [](const auto &s) { return std::set<std::uint32_t>(s.begin(), s.end()); };
+  EXPECT_EQ(set(live.live_out[0]), (std::set<std::uint32_t>{0, 1, 2}));
+  EXPECT_EQ(set(live.live_in[1]), (std::set<std::uint32_t>{0, 1}));  // not the phi %3
+  EXPECT_EQ(set(live.live_out[1]), (std::set<std::uint32_t>{0, 1, 3}));
+  EXPECT_EQ(set(live.live_in[2]), (std::set<std::uint32_t>{0, 1, 3}));
+  EXPECT_EQ(set(live.live_out[2]), (std::set<std::uint32_t>{0, 1, 5}));
+  EXPECT_EQ(set(live.live_in[3]), (std::set<std::uint32_t>{3}));
+  EXPECT_TRUE(live.live_out[3].empty());
+}
+
+// ---- every allocator computes the same thing
+
+TEST(CompilerBackendVariants, SameChecksumForEveryAllocator) {
+  RunOptions run;
+  run.shaders = 8;
+  run.size = 600;
+  CompileOptions options;
+  std_variant std_v;
+  const std::uint64_t expected = compile_shaders(std_v, run, options, nullptr).checksum;
+
+  pmr_variant newdelete(std::pmr::new_delete_resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(compile_shaders(newdelete, run, options, nullptr).checksum, expected);
+  monotonic_variant monotonic(std::pmr::new_delete_resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(compile_shaders(monotonic, run, options, nullptr).checksum, expected);
+  arena_pmr_variant arena(std::pmr::new_delete_resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(compile_shaders(arena, run, options, nullptr).checksum, expected);
+  arena_static_variant arena_static(std::pmr::new_delete_resource(),
+                                    std::pmr::new_delete_resource());
+  PassTimes times;
+  RunResult r = compile_shaders(arena_static, run, options, &times);
+  EXPECT_EQ(r.checksum, expected);
+  EXPECT_GT(times.ns[static_cast<int>(Pass::kRegalloc)], 0u);
+
+  run.seed = 2;
+  EXPECT_NE(compile_shaders(std_v, run, options, nullptr).checksum, expected);
+}
+
+TEST(CompilerBackendVariants, ArenaScratchIsPoppedAfterEveryPass) {
+  std::pmr::monotonic_buffer_resource upstream;
+  arena_static_variant v(&upstream, &upstream);
+  RunOptions run;
+  run.shaders = 3;
+  run.size = 800;
+  ASSERT_TRUE(compile_shaders(v, run, CompileOptions(), nullptr).error.ok);
+  EXPECT_EQ(v.scratch_arena().stats().bytes_allocated, 0u);
+  EXPECT_GT(v.scratch_arena().stats().bytes_reserved, 0u);  // kept for the next shader
+  EXPECT_EQ(v.ir_arena().stats().bytes_reserved, 0u);       // released with each shader
+}
+
+}  // namespace
+}  // namespace compiler_backend

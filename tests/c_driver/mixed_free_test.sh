@@ -34,7 +34,7 @@ for cc in gcc clang; do
 done
 
 echo "== 2. run time, with the opt-out"
-if ! MESA_ALLOC_DEBUG= "$optout" >"$out/plain.log" 2>&1; then
+if ! MESA_ALLOC_DEBUG='' "$optout" >"$out/plain.log" 2>&1; then
   cat "$out/plain.log"
   fail "without MESA_ALLOC_DEBUG the mixed pair should go unnoticed (libc default)"
 fi

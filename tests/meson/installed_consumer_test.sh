@@ -38,7 +38,8 @@ cxx_source="${2:-$here/consumer.cc}"
 
 pc="$(find "$root" -name mesa_alloc.pc -path '*/pkgconfig/*' | head -n1)"
 [ -n "$pc" ] || fail "no mesa_alloc.pc installed under $root"
-export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+pc_dir="$(dirname "$pc")"
+export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 echo "using $pc"
 
 cflags="$(pkg-config --cflags mesa_alloc)" || fail "pkg-config --cflags mesa_alloc failed"

@@ -23,18 +23,12 @@
 #include <memory>
 
 #include "mesa_alloc/mesa_alloc.h"
+#include "tests/support/upstream_exempt.h"
 
 namespace mesa::testing {
 
 class counting_table {
  public:
-  // Non-zero while the table is inside its upstream: a test that replaces malloc counts only
-  // the calls made by everything else.
-  static int &upstream_depth() noexcept {
-    static thread_local int depth = 0;
-    return depth;
-  }
-
   explicit counting_table(const mesa_allocator *upstream = mesa_libc_allocator(),
                           std::size_t max_live = 1 << 16)
       : upstream_(upstream), capacity_(slots_for(max_live)), slots_(new const void *[capacity_]()) {
@@ -101,9 +95,11 @@ class counting_table {
       ++self->failed_;
       return nullptr;
     }
-    ++upstream_depth();
-    void *p = self->upstream_->alloc_fn(self->upstream_->user_data, size, alignment, scope);
-    --upstream_depth();
+    void *p;
+    {
+      test::upstream_exempt exempt;  // not counted by a global_allocation_counter
+      p = self->upstream_->alloc_fn(self->upstream_->user_data, size, alignment, scope);
+    }
     if (p == nullptr) {
       ++self->failed_;
       return nullptr;
@@ -123,9 +119,10 @@ class counting_table {
     }
     self->slots_[i] = tombstone();
     ++self->frees_;
-    ++upstream_depth();
-    self->upstream_->free_fn(self->upstream_->user_data, p);
-    --upstream_depth();
+    {
+      test::upstream_exempt exempt;  // not counted by a global_allocation_counter
+      self->upstream_->free_fn(self->upstream_->user_data, p);
+    }
   }
 
   // The upstream's realloc; the block moves in the live set. Counted as neither alloc nor free.
@@ -142,9 +139,11 @@ class counting_table {
       ++self->foreign_frees_;
       return nullptr;
     }
-    ++upstream_depth();
-    void *q = self->upstream_->realloc_fn(self->upstream_->user_data, p, size, alignment, scope);
-    --upstream_depth();
+    void *q;
+    {
+      test::upstream_exempt exempt;  // not counted by a global_allocation_counter
+      q = self->upstream_->realloc_fn(self->upstream_->user_data, p, size, alignment, scope);
+    }
     if (q != nullptr) {
       self->slots_[i] = tombstone();
       self->insert(q);

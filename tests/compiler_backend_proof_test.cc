@@ -15,10 +15,8 @@
 // (libc, the root of the stack) are counted.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <new>
 
+#include "containers/testing/counting_table.h"
 #include "examples/compiler_backend/driver.h"
 #include "examples/compiler_backend/variants.h"
 #include "gtest/gtest.h"
@@ -26,80 +24,6 @@
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
 #include "tests/support/global_allocation_counter.h"
-#include "tests/support/upstream_exempt.h"
-
-namespace {
-
-// The application's allocation callbacks: counts calls and bytes (a header keeps each block's
-// size, since frees are unsized), on top of libc.
-class app_callbacks {
- public:
-  app_callbacks() {
-    table_.user_data = this;
-    table_.alloc_fn = &alloc;
-    table_.realloc_fn = &realloc;
-    table_.free_fn = &free;
-  }
-  const mesa_allocator *table() const { return &table_; }
-
-  long allocations = 0;
-  long frees = 0;
-  std::size_t bytes_total = 0;
-  std::size_t bytes_live = 0;
-  std::size_t peak = 0;
-
- private:
-  static constexpr std::size_t kHeader = 64;
-
-  static void *alloc(void *user, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) {
-    auto *self = static_cast<app_callbacks *>(user);
-    if (alignment > kHeader) return nullptr;
-    const mesa_allocator *libc = mesa_libc_allocator();
-    char *raw;
-    {
-      test::upstream_exempt exempt;
-      raw = static_cast<char *>(libc->alloc_fn(libc->user_data, size + kHeader, kHeader, scope));
-    }
-    if (raw == nullptr) return nullptr;
-    std::memcpy(raw, &size, sizeof(size));
-    ++self->allocations;
-    self->bytes_total += size;
-    self->bytes_live += size;
-    if (self->bytes_live > self->peak) self->peak = self->bytes_live;
-    return raw + kHeader;
-  }
-  static void free(void *user, void *p) {
-    if (p == nullptr) return;
-    auto *self = static_cast<app_callbacks *>(user);
-    char *raw = static_cast<char *>(p) - kHeader;
-    std::size_t size;
-    std::memcpy(&size, raw, sizeof(size));
-    ++self->frees;
-    self->bytes_live -= size;
-    const mesa_allocator *libc = mesa_libc_allocator();
-    test::upstream_exempt exempt;
-    libc->free_fn(libc->user_data, raw);
-  }
-  static void *realloc(void *user, void *p, std::size_t size, std::size_t alignment,
-                       mesa_alloc_scope scope) {
-    if (p == nullptr) return alloc(user, size, alignment, scope);
-    if (size == 0) {
-      free(user, p);
-      return nullptr;
-    }
-    void *q = alloc(user, size, alignment, scope);
-    if (q == nullptr) return nullptr;
-    std::size_t old;
-    std::memcpy(&old, static_cast<char *>(p) - kHeader, sizeof(old));
-    std::memcpy(q, p, old < size ? old : size);
-    free(user, p);
-    return q;
-  }
-
-  mesa_allocator table_;
-};
-
-}  // namespace
 
 namespace compiler_backend {
 namespace {
@@ -126,7 +50,7 @@ void prove(const char *name) {
     expected = checksum_word(expected, compile_one(reference, k).checksum);
   }
 
-  app_callbacks app;
+  mesa::testing::counting_table app;  // the application's allocation callbacks, on libc
   std::size_t ir_in_use_after_shader = 0;
   std::uint64_t checksum = kChecksumSeed;
   bool ok = true;
@@ -156,14 +80,14 @@ void prove(const char *name) {
 
       const mesa::tracking_stats s = compiler.stats();
       // Tracking saw every byte and every block the application handed out.
-      EXPECT_EQ(s.total_bytes, app.bytes_total);
-      EXPECT_EQ(static_cast<long>(s.total_allocations), app.allocations);
-      EXPECT_EQ(s.peak_bytes, app.peak);
+      EXPECT_EQ(s.total_bytes, app.bytes_total());
+      EXPECT_EQ(s.total_allocations, app.allocations());
+      EXPECT_EQ(s.peak_bytes, app.peak_bytes());
       EXPECT_GT(s.total_bytes, 100u * 100'000u);  // the IR of 100 shaders went through it
       EXPECT_EQ(ir.stats().total_bytes + scratch.stats().total_bytes, s.total_bytes);
       // Only the scratch arena's kept blocks remain until the compiler goes away.
       EXPECT_EQ(s.bytes_in_use, scratch.stats().bytes_in_use);
-      EXPECT_EQ(app.bytes_live, s.bytes_in_use);
+      EXPECT_EQ(app.bytes_live(), s.bytes_in_use);
     }
     EXPECT_EQ(compiler.stats().bytes_in_use, 0u);
     EXPECT_EQ(compiler.stats().total_deallocations, compiler.stats().total_allocations);
@@ -172,8 +96,9 @@ void prove(const char *name) {
   EXPECT_EQ(news, 0) << "global operator new calls while compiling";
   EXPECT_EQ(mallocs, 0) << "malloc-family calls while compiling (outside the app's table)";
   EXPECT_EQ(ir_in_use_after_shader, 0u) << "IR bytes still held after a shader's release";
-  EXPECT_EQ(app.bytes_live, 0u);
-  EXPECT_EQ(app.allocations, app.frees);
+  EXPECT_EQ(app.bytes_live(), 0u);
+  EXPECT_EQ(app.allocations(), app.frees());
+  EXPECT_EQ(app.foreign_frees(), 0u);
   EXPECT_EQ(checksum, expected) << "not the same compiled code as with std::allocator";
 }
 

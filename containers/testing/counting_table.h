@@ -4,6 +4,9 @@
 // counted; the table remembers its live blocks, so a free of a block it did not hand out (a
 // cross-resource free) is counted as foreign and not passed on; fail_nth(n) makes the n-th
 // allocation attempt from now return NULL (callback_resource turns that into std::bad_alloc).
+// It also keeps each live block's size: bytes handed out, live and at peak. Calls to its
+// upstream are made inside a test::upstream_exempt scope, so a global_allocation_counter does
+// not count them.
 //
 // What it costs: its bookkeeping is a fixed open-addressing set made at construction, so the
 // alloc/free path itself never allocates. Not thread-safe; tests only.
@@ -31,7 +34,10 @@ class counting_table {
  public:
   explicit counting_table(const mesa_allocator *upstream = mesa_libc_allocator(),
                           std::size_t max_live = 1 << 16)
-      : upstream_(upstream), capacity_(slots_for(max_live)), slots_(new const void *[capacity_]()) {
+      : upstream_(upstream),
+        capacity_(slots_for(max_live)),
+        slots_(new const void *[capacity_]()),
+        sizes_(new std::size_t[capacity_]()) {
     table_.user_data = this;
     table_.alloc_fn = &alloc;
     table_.realloc_fn = &realloc;
@@ -49,6 +55,10 @@ class counting_table {
   std::size_t failed() const noexcept { return failed_; }
   std::size_t attempts() const noexcept { return attempts_; }
   bool owns(const void *p) const noexcept { return slots_[find(p)] == p; }
+  // Bytes handed out by alloc and realloc, ever; of live blocks now; of live blocks at most.
+  std::size_t bytes_total() const noexcept { return bytes_total_; }
+  std::size_t bytes_live() const noexcept { return bytes_live_; }
+  std::size_t peak_bytes() const noexcept { return peak_bytes_; }
 
   // The n-th allocation attempt from now (0-based) fails; -1 cancels.
   void fail_nth(long n) noexcept { fail_at_ = n < 0 ? -1 : static_cast<long>(attempts_) + n; }
@@ -76,7 +86,7 @@ class counting_table {
     }
     return i;
   }
-  void insert(const void *p) noexcept {
+  void insert(const void *p, std::size_t size) noexcept {
     std::size_t i = hash(p);
     for (std::size_t n = 0; slots_[i] != nullptr && slots_[i] != tombstone(); ++n) {
       if (n == capacity_) {
@@ -86,6 +96,14 @@ class counting_table {
       i = (i + 1) & (capacity_ - 1);
     }
     slots_[i] = p;
+    sizes_[i] = size;
+    bytes_total_ += size;
+    bytes_live_ += size;
+    if (bytes_live_ > peak_bytes_) peak_bytes_ = bytes_live_;
+  }
+  void erase(std::size_t i) noexcept {
+    slots_[i] = tombstone();
+    bytes_live_ -= sizes_[i];
   }
 
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
@@ -105,7 +123,7 @@ class counting_table {
       return nullptr;
     }
     ++self->allocations_;
-    self->insert(p);
+    self->insert(p, size);
     return p;
   }
 
@@ -117,7 +135,7 @@ class counting_table {
       ++self->foreign_frees_;
       return;
     }
-    self->slots_[i] = tombstone();
+    self->erase(i);
     ++self->frees_;
     {
       test::upstream_exempt exempt;  // not counted by a global_allocation_counter
@@ -145,8 +163,8 @@ class counting_table {
       q = self->upstream_->realloc_fn(self->upstream_->user_data, p, size, alignment, scope);
     }
     if (q != nullptr) {
-      self->slots_[i] = tombstone();
-      self->insert(q);
+      self->erase(i);
+      self->insert(q, size);
     }
     return q;
   }
@@ -155,12 +173,16 @@ class counting_table {
   const mesa_allocator *upstream_;
   std::size_t capacity_;
   std::unique_ptr<const void *[]> slots_;
+  std::unique_ptr<std::size_t[]> sizes_;
   std::size_t allocations_ = 0;
   std::size_t frees_ = 0;
   std::size_t foreign_frees_ = 0;
   std::size_t failed_ = 0;
   std::size_t attempts_ = 0;
   long fail_at_ = -1;
+  std::size_t bytes_total_ = 0;
+  std::size_t bytes_live_ = 0;
+  std::size_t peak_bytes_ = 0;
 };
 
 }  // namespace mesa::testing

@@ -1,4 +1,4 @@
-/* c_check — the CHECK macro of the C11 tests (tests/*_c_test.c).
+/* c_check — the CHECK macro of the C11 tests (the tests/ files ending in _c_test.c).
  *
  * What it is for: a C test has no GoogleTest; CHECK(cond) prints file:line and the failed
  * condition to stderr and counts it in check_failures, and the test's main() returns non-zero

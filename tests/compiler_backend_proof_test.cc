@@ -16,13 +16,13 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "containers/testing/counting_table.h"
 #include "examples/compiler_backend/driver.h"
 #include "examples/compiler_backend/variants.h"
 #include "gtest/gtest.h"
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
+#include "tests/support/counting_allocator.h"
 #include "tests/support/global_allocation_counter.h"
 
 namespace compiler_backend {
@@ -50,7 +50,7 @@ void prove(const char *name) {
     expected = checksum_word(expected, compile_one(reference, k).checksum);
   }
 
-  mesa::testing::counting_table app;  // the application's allocation callbacks, on libc
+  test::counting_allocator app;  // the application's allocation callbacks, on libc
   std::size_t ir_in_use_after_shader = 0;
   std::uint64_t checksum = kChecksumSeed;
   bool ok = true;
@@ -81,7 +81,7 @@ void prove(const char *name) {
       const mesa::tracking_stats s = compiler.stats();
       // Tracking saw every byte and every block the application handed out.
       EXPECT_EQ(s.total_bytes, app.bytes_total());
-      EXPECT_EQ(s.total_allocations, app.allocations());
+      EXPECT_EQ(static_cast<long>(s.total_allocations), app.allocations());
       EXPECT_EQ(s.peak_bytes, app.peak_bytes());
       EXPECT_GT(s.total_bytes, 100u * 100'000u);  // the IR of 100 shaders went through it
       EXPECT_EQ(ir.stats().total_bytes + scratch.stats().total_bytes, s.total_bytes);
@@ -98,7 +98,7 @@ void prove(const char *name) {
   EXPECT_EQ(ir_in_use_after_shader, 0u) << "IR bytes still held after a shader's release";
   EXPECT_EQ(app.bytes_live(), 0u);
   EXPECT_EQ(app.allocations(), app.frees());
-  EXPECT_EQ(app.foreign_frees(), 0u);
+  EXPECT_EQ(app.foreign_frees(), 0);
   EXPECT_EQ(checksum, expected) << "not the same compiled code as with std::allocator";
 }
 

@@ -19,17 +19,15 @@
 #include "containers/containers.h"
 #include "containers/resource_allocated.h"
 #include "containers/scoped_resource.h"
-#include "containers/testing/counting_table.h"
 #include "containers/testing/driver_component.h"
 #include "containers/unique_ptr.h"
 #include "gtest/gtest.h"
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
+#include "tests/support/counting_allocator.h"
 #include "tests/support/global_allocation_counter.h"
 
 namespace {
-
-using mesa::testing::counting_table;
 
 using global_counts = test::global_allocation_counts;
 
@@ -83,19 +81,20 @@ constexpr std::string_view kLong = "a string too long for the small-string buffe
 // checks (nested resources, contents) held.
 struct step {
   const char *name;
-  std::size_t allocations;
+  long allocations;
   long global_calls;  // global new/delete/malloc/free calls during the step
   bool ok;
 };
 
 class workload {
  public:
-  workload(counting_table &counts, std::pmr::memory_resource *r, std::pmr::memory_resource *other)
+  workload(test::counting_allocator &counts, std::pmr::memory_resource *r,
+           std::pmr::memory_resource *other)
       : counts_(counts), r_(r), other_(other) {}
 
   template <class F>
   void run(const char *name, F &&f) {
-    const std::size_t before = counts_.allocations();
+    const long before = counts_.allocations();
     const long global_before = counter_->counts().total();
     const bool ok = f();
     steps_[size_++] = {name, counts_.allocations() - before,
@@ -303,7 +302,7 @@ class workload {
   const step *end() const { return steps_ + size_; }
 
  private:
-  counting_table &counts_;
+  test::counting_allocator &counts_;
   std::pmr::memory_resource *r_;
   std::pmr::memory_resource *other_;
   const test::global_allocation_counter *counter_ = nullptr;
@@ -312,8 +311,8 @@ class workload {
 };
 
 TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
-  counting_table counts;
-  counting_table other_counts;
+  test::counting_allocator counts;
+  test::counting_allocator other_counts;
   global_counts global{};
   auto w = std::make_unique<workload>(counts, nullptr, nullptr);
   {
@@ -331,18 +330,18 @@ TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
   EXPECT_EQ(global.frees, 0);
   int steps = 0;
   for (const step &s : *w) {
-    EXPECT_GT(s.allocations, 0u) << s.name;
+    EXPECT_GT(s.allocations, 0) << s.name;
     EXPECT_TRUE(s.ok) << s.name;
     EXPECT_EQ(s.global_calls, 0) << s.name;
     ++steps;
   }
   EXPECT_EQ(steps, 17);
-  EXPECT_GT(counts.allocations(), 10000u);
-  EXPECT_GT(other_counts.allocations(), 0u);
+  EXPECT_GT(counts.allocations(), 10000);
+  EXPECT_GT(other_counts.allocations(), 0);
   EXPECT_EQ(counts.allocations(), counts.frees());
   EXPECT_EQ(other_counts.allocations(), other_counts.frees());
-  EXPECT_EQ(counts.foreign_frees(), 0u);
-  EXPECT_EQ(other_counts.foreign_frees(), 0u);
+  EXPECT_EQ(counts.foreign_frees(), 0);
+  EXPECT_EQ(other_counts.foreign_frees(), 0);
 }
 
 }  // namespace

@@ -7,16 +7,7 @@
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/poison.h"
 #include "mesa_alloc/u_memory.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
+#include "tests/support/c_check.h"
 
 struct counter {
   int allocs, reallocs, frees;
@@ -97,6 +88,6 @@ int main(void) {
   CHECK(counts.allocs == 9 && counts.frees == 9);
 
   CHECK(mesa_set_default_allocator(previous) == &table);
-  if (failures == 0) printf("c_api_c_test: all checks passed\n");
-  return failures == 0 ? 0 : 1;
+  if (check_failures == 0) printf("c_api_c_test: all checks passed\n");
+  return check_failures == 0 ? 0 : 1;
 }

@@ -4,15 +4,7 @@
 #include <string.h>
 
 #include "mesa_alloc/callback_validator.h"
-
-static int failures = 0;
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf(stderr, "%s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                       \
-    }                                                                   \
-  } while (0)
+#include "tests/support/c_check.h"
 
 int main(void) {
   const mesa_allocator *checked = mesa_validator_create(mesa_libc_allocator());
@@ -40,6 +32,6 @@ int main(void) {
   CHECK(mesa_validator_format(mesa_libc_allocator(), 0, line, sizeof line) == -1);
   mesa_validator_destroy(mesa_libc_allocator());
   mesa_validator_destroy(checked);
-  if (failures == 0) printf("callback_validator_c_test: all checks passed\n");
-  return failures == 0 ? 0 : 1;
+  if (check_failures == 0) printf("callback_validator_c_test: all checks passed\n");
+  return check_failures == 0 ? 0 : 1;
 }

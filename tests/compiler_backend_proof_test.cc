@@ -9,16 +9,12 @@
 // application's table hands out; the IR memory is all returned when each shader's arena is
 // released, and everything when the compiler goes away.
 //
-// This binary replaces the global operator new/delete (every form) and, outside ASan/TSan
-// builds, malloc/calloc/realloc/free/aligned_alloc/posix_memalign/memalign (forwarding to
-// glibc's __libc_* functions). Only calls made while the compile runs ("armed") and not from
-// inside the counting table's own upstream (libc, the root of the stack) are counted.
-#include <atomic>
+// This binary links //tests/support:global_allocation_counter, which replaces the global
+// operator new/delete (every form) and, outside ASan/TSan builds, the malloc family. Only calls
+// made while the compile runs ("armed") and not from inside the counting table's own upstream
+// (libc, the root of the stack) are counted.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <new>
 
 #include "examples/compiler_backend/driver.h"
 #include "examples/compiler_backend/variants.h"
@@ -26,178 +22,8 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PROOF_REPLACES_MALLOC 0
-#else
-#define PROOF_REPLACES_MALLOC 1
-#endif
-
-namespace {
-
-std::atomic<bool> armed{false};
-thread_local int in_app_table = 0;  // inside the counting table's libc upstream
-std::atomic<long> global_news{0};
-std::atomic<long> global_mallocs{0};
-
-bool counting() { return armed.load(std::memory_order_relaxed) && in_app_table == 0; }
-
-void *counted_new(std::size_t n, std::size_t alignment = 0) {
-  if (counting()) global_news.fetch_add(1, std::memory_order_relaxed);
-  void *p = nullptr;
-  if (alignment <= alignof(std::max_align_t)) {
-    p = std::malloc(n == 0 ? 1 : n);
-  } else if (posix_memalign(&p, alignment, n == 0 ? 1 : n) != 0) {
-    p = nullptr;
-  }
-  return p;
-}
-
-void *or_throw(void *p) {
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-// The application's allocation callbacks: counts calls and bytes (a header keeps each block's
-// size, since frees are unsized), on top of libc.
-class app_callbacks {
- public:
-  app_callbacks() {
-    table_.user_data = this;
-    table_.alloc_fn = &alloc;
-    table_.realloc_fn = &realloc;
-    table_.free_fn = &free;
-  }
-  const mesa_allocator *table() const { return &table_; }
-
-  long allocations = 0;
-  long frees = 0;
-  std::size_t bytes_total = 0;
-  std::size_t bytes_live = 0;
-  std::size_t peak = 0;
-
- private:
-  static constexpr std::size_t kHeader = 64;
-
-  static void *alloc(void *user, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) {
-    auto *self = static_cast<app_callbacks *>(user);
-    if (alignment > kHeader) return nullptr;
-    const mesa_allocator *libc = mesa_libc_allocator();
-    ++in_app_table;
-    char *raw =
-        static_cast<char *>(libc->alloc_fn(libc->user_data, size + kHeader, kHeader, scope));
-    --in_app_table;
-    if (raw == nullptr) return nullptr;
-    std::memcpy(raw, &size, sizeof(size));
-    ++self->allocations;
-    self->bytes_total += size;
-    self->bytes_live += size;
-    if (self->bytes_live > self->peak) self->peak = self->bytes_live;
-    return raw + kHeader;
-  }
-  static void free(void *user, void *p) {
-    if (p == nullptr) return;
-    auto *self = static_cast<app_callbacks *>(user);
-    char *raw = static_cast<char *>(p) - kHeader;
-    std::size_t size;
-    std::memcpy(&size, raw, sizeof(size));
-    ++self->frees;
-    self->bytes_live -= size;
-    const mesa_allocator *libc = mesa_libc_allocator();
-    ++in_app_table;
-    libc->free_fn(libc->user_data, raw);
-    --in_app_table;
-  }
-  static void *realloc(void *user, void *p, std::size_t size, std::size_t alignment,
-                       mesa_alloc_scope scope) {
-    if (p == nullptr) return alloc(user, size, alignment, scope);
-    if (size == 0) {
-      free(user, p);
-      return nullptr;
-    }
-    void *q = alloc(user, size, alignment, scope);
-    if (q == nullptr) return nullptr;
-    std::size_t old;
-    std::memcpy(&old, static_cast<char *>(p) - kHeader, sizeof(old));
-    std::memcpy(q, p, old < size ? old : size);
-    free(user, p);
-    return q;
-  }
-
-  mesa_allocator table_;
-};
-
-}  // namespace
-
-void *operator new(std::size_t n) { return or_throw(counted_new(n)); }
-void *operator new[](std::size_t n) { return or_throw(counted_new(n)); }
-void *operator new(std::size_t n, const std::nothrow_t &) noexcept { return counted_new(n); }
-void *operator new[](std::size_t n, const std::nothrow_t &) noexcept { return counted_new(n); }
-void *operator new(std::size_t n, std::align_val_t a) {
-  return or_throw(counted_new(n, static_cast<std::size_t>(a)));
-}
-void *operator new[](std::size_t n, std::align_val_t a) {
-  return or_throw(counted_new(n, static_cast<std::size_t>(a)));
-}
-void *operator new(std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept {
-  return counted_new(n, static_cast<std::size_t>(a));
-}
-void *operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept {
-  return counted_new(n, static_cast<std::size_t>(a));
-}
-void operator delete(void *p) noexcept { std::free(p); }
-void operator delete[](void *p) noexcept { std::free(p); }
-void operator delete(void *p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void *p, std::size_t) noexcept { std::free(p); }
-void operator delete(void *p, const std::nothrow_t &) noexcept { std::free(p); }
-void operator delete[](void *p, const std::nothrow_t &) noexcept { std::free(p); }
-void operator delete(void *p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void *p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void *p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void *p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-
-#if PROOF_REPLACES_MALLOC
-extern "C" {
-void *__libc_malloc(std::size_t);
-void *__libc_calloc(std::size_t, std::size_t);
-void *__libc_realloc(void *, std::size_t);
-void __libc_free(void *);
-void *__libc_memalign(std::size_t, std::size_t);
-
-static void count_malloc() {
-  if (counting()) global_mallocs.fetch_add(1, std::memory_order_relaxed);
-}
-void *malloc(std::size_t n) {
-  count_malloc();
-  return __libc_malloc(n);
-}
-void *calloc(std::size_t c, std::size_t n) {
-  count_malloc();
-  return __libc_calloc(c, n);
-}
-void *realloc(void *p, std::size_t n) {
-  count_malloc();
-  return __libc_realloc(p, n);
-}
-void free(void *p) { __libc_free(p); }
-void *memalign(std::size_t a, std::size_t n) {
-  count_malloc();
-  return __libc_memalign(a, n);
-}
-void *aligned_alloc(std::size_t a, std::size_t n) {
-  count_malloc();
-  return __libc_memalign(a, n);
-}
-int posix_memalign(void **out, std::size_t a, std::size_t n) {
-  count_malloc();
-  if (a < sizeof(void *) || (a & (a - 1)) != 0) return EINVAL;
-  void *p = __libc_memalign(a, n);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-}
-#endif
+#include "tests/support/counting_allocator.h"
+#include "tests/support/global_allocation_counter.h"
 
 namespace compiler_backend {
 namespace {
@@ -224,7 +50,7 @@ void prove(const char *name) {
     expected = checksum_word(expected, compile_one(reference, k).checksum);
   }
 
-  app_callbacks app;
+  test::counting_allocator app;  // the application's allocation callbacks, on libc
   std::size_t ir_in_use_after_shader = 0;
   std::uint64_t checksum = kChecksumSeed;
   bool ok = true;
@@ -240,9 +66,7 @@ void prove(const char *name) {
       // (__cxa_thread_atexit), for which glibc callocs 32 bytes once per thread. That one-time
       // per-thread set-up happens here, before counting starts.
       ir.deallocate(ir.allocate(16), 16);
-      global_news = 0;
-      global_mallocs = 0;
-      armed = true;
+      test::global_allocation_counter counter;
       for (std::uint32_t k = 0; k < kShaders; ++k) {
         RunResult r = compile_one(v, k);
         ok = ok && r.error.ok;
@@ -250,20 +74,20 @@ void prove(const char *name) {
         std::size_t in_use = ir.stats().bytes_in_use;
         if (in_use > ir_in_use_after_shader) ir_in_use_after_shader = in_use;
       }
-      armed = false;
-      news = global_news;
-      mallocs = global_mallocs;
+      const test::global_allocation_counts counts = counter.close();
+      news = counts.news;
+      mallocs = counts.mallocs;
 
       const mesa::tracking_stats s = compiler.stats();
       // Tracking saw every byte and every block the application handed out.
-      EXPECT_EQ(s.total_bytes, app.bytes_total);
-      EXPECT_EQ(static_cast<long>(s.total_allocations), app.allocations);
-      EXPECT_EQ(s.peak_bytes, app.peak);
+      EXPECT_EQ(s.total_bytes, app.bytes_total());
+      EXPECT_EQ(static_cast<long>(s.total_allocations), app.allocations());
+      EXPECT_EQ(s.peak_bytes, app.peak_bytes());
       EXPECT_GT(s.total_bytes, 100u * 100'000u);  // the IR of 100 shaders went through it
       EXPECT_EQ(ir.stats().total_bytes + scratch.stats().total_bytes, s.total_bytes);
       // Only the scratch arena's kept blocks remain until the compiler goes away.
       EXPECT_EQ(s.bytes_in_use, scratch.stats().bytes_in_use);
-      EXPECT_EQ(app.bytes_live, s.bytes_in_use);
+      EXPECT_EQ(app.bytes_live(), s.bytes_in_use);
     }
     EXPECT_EQ(compiler.stats().bytes_in_use, 0u);
     EXPECT_EQ(compiler.stats().total_deallocations, compiler.stats().total_allocations);
@@ -272,8 +96,9 @@ void prove(const char *name) {
   EXPECT_EQ(news, 0) << "global operator new calls while compiling";
   EXPECT_EQ(mallocs, 0) << "malloc-family calls while compiling (outside the app's table)";
   EXPECT_EQ(ir_in_use_after_shader, 0u) << "IR bytes still held after a shader's release";
-  EXPECT_EQ(app.bytes_live, 0u);
-  EXPECT_EQ(app.allocations, app.frees);
+  EXPECT_EQ(app.bytes_live(), 0u);
+  EXPECT_EQ(app.allocations(), app.frees());
+  EXPECT_EQ(app.foreign_frees(), 0);
   EXPECT_EQ(checksum, expected) << "not the same compiled code as with std::allocator";
 }
 
@@ -291,12 +116,11 @@ TEST(CompilerBackendProof, StdAllocatorIsCaught) {
   RunOptions run;
   run.shaders = 2;
   run.size = 500;
-  global_news = 0;
-  armed = true;
+  test::global_allocation_counter counter;
   RunResult r = compile_shaders(v, run, CompileOptions(), nullptr);
-  armed = false;
+  const test::global_allocation_counts counts = counter.close();
   EXPECT_TRUE(r.error.ok);
-  EXPECT_GT(global_news.load(), 1000);
+  EXPECT_GT(counts.news, 1000);
 }
 
 }  // namespace

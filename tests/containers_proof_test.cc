@@ -1,14 +1,11 @@
 // The run-time proof: every C++ allocation of a workload over the containers goes through the
 // callback table, none through global operator new/delete or malloc/free.
 //
-// This binary replaces the global operator new/delete (every form) and, outside ASan/TSan
-// builds, malloc/calloc/realloc/free/aligned_alloc/posix_memalign/memalign/valloc/pvalloc
-// (forwarding to glibc's __libc_* entry points). While the workload runs ("armed"), every call
-// is counted, except those the counting table itself makes to its libc upstream (the root of
-// the stack). Sanitizer runtimes own malloc, so under ASan/TSan only operator new/delete are
-// replaced; the plain build counts both.
-#include <atomic>
-#include <cerrno>
+// This binary links //tests/support:global_allocation_counter, which replaces the global
+// operator new/delete (every form) and, outside ASan/TSan builds, the malloc family. While the
+// workload runs ("armed"), every call is counted, except those the counting table itself makes
+// to its libc upstream (the root of the stack). Under ASan/TSan only operator new/delete are
+// counted; the plain build counts both.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -22,180 +19,21 @@
 #include "containers/containers.h"
 #include "containers/resource_allocated.h"
 #include "containers/scoped_resource.h"
-#include "containers/testing/counting_table.h"
 #include "containers/testing/driver_component.h"
 #include "containers/unique_ptr.h"
 #include "gtest/gtest.h"
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PROOF_REPLACES_MALLOC 0
-#else
-#define PROOF_REPLACES_MALLOC 1
-#endif
+#include "tests/support/counting_allocator.h"
+#include "tests/support/global_allocation_counter.h"
 
 namespace {
 
-std::atomic<bool> armed{false};
-std::atomic<long> new_calls{0};
-std::atomic<long> delete_calls{0};
-std::atomic<long> malloc_calls{0};
-std::atomic<long> free_calls{0};
-
-bool counting() noexcept {
-  return armed.load(std::memory_order_relaxed) &&
-         mesa::testing::counting_table::upstream_depth() == 0;
-}
-
-void count(std::atomic<long> &counter, const void *p) noexcept {
-  if (p != nullptr && counting()) counter.fetch_add(1, std::memory_order_relaxed);
-}
-
-void *new_block(std::size_t size) noexcept {
-  if (counting()) new_calls.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-void *new_aligned_block(std::size_t size, std::align_val_t alignment) noexcept {
-  if (counting()) new_calls.fetch_add(1, std::memory_order_relaxed);
-  void *p = nullptr;
-  const auto a = static_cast<std::size_t>(alignment);
-  return posix_memalign(&p, a < sizeof(void *) ? sizeof(void *) : a, size == 0 ? 1 : size) == 0
-             ? p
-             : nullptr;
-}
-
-void *new_or_throw(void *p) {
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-void delete_block(void *p) noexcept {
-  count(delete_calls, p);
-  std::free(p);
-}
-
-}  // namespace
-
-// Global operator new/delete: every form.
-void *operator new(std::size_t n) { return new_or_throw(new_block(n)); }
-void *operator new[](std::size_t n) { return new_or_throw(new_block(n)); }
-void *operator new(std::size_t n, const std::nothrow_t &) noexcept { return new_block(n); }
-void *operator new[](std::size_t n, const std::nothrow_t &) noexcept { return new_block(n); }
-void *operator new(std::size_t n, std::align_val_t a) {
-  return new_or_throw(new_aligned_block(n, a));
-}
-void *operator new[](std::size_t n, std::align_val_t a) {
-  return new_or_throw(new_aligned_block(n, a));
-}
-void *operator new(std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept {
-  return new_aligned_block(n, a);
-}
-void *operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept {
-  return new_aligned_block(n, a);
-}
-void operator delete(void *p) noexcept { delete_block(p); }
-void operator delete[](void *p) noexcept { delete_block(p); }
-void operator delete(void *p, std::size_t) noexcept { delete_block(p); }
-void operator delete[](void *p, std::size_t) noexcept { delete_block(p); }
-void operator delete(void *p, const std::nothrow_t &) noexcept { delete_block(p); }
-void operator delete[](void *p, const std::nothrow_t &) noexcept { delete_block(p); }
-void operator delete(void *p, std::align_val_t) noexcept { delete_block(p); }
-void operator delete[](void *p, std::align_val_t) noexcept { delete_block(p); }
-void operator delete(void *p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
-void operator delete[](void *p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
-void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept {
-  delete_block(p);
-}
-void operator delete[](void *p, std::align_val_t, const std::nothrow_t &) noexcept {
-  delete_block(p);
-}
-
-#if PROOF_REPLACES_MALLOC
-// glibc's own implementations, under their exported internal names.
-extern "C" {
-void *__libc_malloc(std::size_t);
-void *__libc_calloc(std::size_t, std::size_t);
-void *__libc_realloc(void *, std::size_t);
-void __libc_free(void *);
-void *__libc_memalign(std::size_t, std::size_t);
-void *__libc_valloc(std::size_t);
-void *__libc_pvalloc(std::size_t);
-
-void *malloc(std::size_t n) {
-  void *p = __libc_malloc(n);
-  count(malloc_calls, p);
-  return p;
-}
-void *calloc(std::size_t n, std::size_t size) {
-  void *p = __libc_calloc(n, size);
-  count(malloc_calls, p);
-  return p;
-}
-void *realloc(void *old, std::size_t n) {
-  void *p = __libc_realloc(old, n);
-  count(malloc_calls, p != nullptr ? p : old);
-  return p;
-}
-void *reallocarray(void *old, std::size_t n, std::size_t size) {
-  if (size != 0 && n > SIZE_MAX / size) return nullptr;
-  return realloc(old, n * size);
-}
-void free(void *p) {
-  count(free_calls, p);
-  __libc_free(p);
-}
-void *memalign(std::size_t alignment, std::size_t n) {
-  void *p = __libc_memalign(alignment, n);
-  count(malloc_calls, p);
-  return p;
-}
-void *aligned_alloc(std::size_t alignment, std::size_t n) { return memalign(alignment, n); }
-int posix_memalign(void **out, std::size_t alignment, std::size_t n) {
-  if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  void *p = memalign(alignment, n);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void *valloc(std::size_t n) {
-  void *p = __libc_valloc(n);
-  count(malloc_calls, p);
-  return p;
-}
-void *pvalloc(std::size_t n) {
-  void *p = __libc_pvalloc(n);
-  count(malloc_calls, p);
-  return p;
-}
-}  // extern "C"
-#endif  // PROOF_REPLACES_MALLOC
-
-namespace {
-
-using mesa::testing::counting_table;
-
-struct global_counts {
-  long news, deletes, mallocs, frees;
-};
-
-class armed_window {
- public:
-  armed_window() {
-    new_calls = delete_calls = malloc_calls = free_calls = 0;
-    armed = true;
-  }
-  global_counts close() {
-    armed = false;
-    return {new_calls.load(), delete_calls.load(), malloc_calls.load(), free_calls.load()};
-  }
-  ~armed_window() { armed = false; }
-};
+using global_counts = test::global_allocation_counts;
 
 // The replacements really count (otherwise "zero" would prove nothing).
 TEST(ContainersProof, ReplacementsCountTheDefaultAllocator) {
-  armed_window window;
+  test::global_allocation_counter window;
   auto *v = new std::vector<int>(100);
   delete v;
   void *p = std::malloc(24);
@@ -206,7 +44,7 @@ TEST(ContainersProof, ReplacementsCountTheDefaultAllocator) {
   const global_counts counts = window.close();
   EXPECT_EQ(counts.news, 3);
   EXPECT_EQ(counts.deletes, 3);
-  if (PROOF_REPLACES_MALLOC) {
+  if (test::kReplacesMalloc) {
     EXPECT_GE(counts.mallocs, 4);  // operator new is on malloc too
     EXPECT_GE(counts.frees, 4);
   }
@@ -243,25 +81,28 @@ constexpr std::string_view kLong = "a string too long for the small-string buffe
 // checks (nested resources, contents) held.
 struct step {
   const char *name;
-  std::size_t allocations;
+  long allocations;
   long global_calls;  // global new/delete/malloc/free calls during the step
   bool ok;
 };
 
 class workload {
  public:
-  workload(counting_table &counts, std::pmr::memory_resource *r, std::pmr::memory_resource *other)
+  workload(test::counting_allocator &counts, std::pmr::memory_resource *r,
+           std::pmr::memory_resource *other)
       : counts_(counts), r_(r), other_(other) {}
 
   template <class F>
   void run(const char *name, F &&f) {
-    const std::size_t before = counts_.allocations();
-    const long global_before = global_calls();
+    const long before = counts_.allocations();
+    const long global_before = counter_->counts().total();
     const bool ok = f();
-    steps_[size_++] = {name, counts_.allocations() - before, global_calls() - global_before, ok};
+    steps_[size_++] = {name, counts_.allocations() - before,
+                       counter_->counts().total() - global_before, ok};
   }
 
-  void all() {
+  void all(const test::global_allocation_counter &counter) {
+    counter_ = &counter;
     std::pmr::memory_resource *r = r_;
     run("vector growth/erase/shrink/move/swap", [r] {
       mesa::vector<int> v(r);
@@ -461,28 +302,25 @@ class workload {
   const step *end() const { return steps_ + size_; }
 
  private:
-  static long global_calls() {
-    return new_calls.load() + delete_calls.load() + malloc_calls.load() + free_calls.load();
-  }
-
-  counting_table &counts_;
+  test::counting_allocator &counts_;
   std::pmr::memory_resource *r_;
   std::pmr::memory_resource *other_;
+  const test::global_allocation_counter *counter_ = nullptr;
   step steps_[32];
   int size_ = 0;
 };
 
 TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
-  counting_table counts;
-  counting_table other_counts;
+  test::counting_allocator counts;
+  test::counting_allocator other_counts;
   global_counts global{};
   auto w = std::make_unique<workload>(counts, nullptr, nullptr);
   {
     mesa::callback_resource resource(counts.table());
     mesa::callback_resource other(other_counts.table());
     w = std::make_unique<workload>(counts, &resource, &other);
-    armed_window window;
-    w->all();
+    test::global_allocation_counter window;
+    w->all(window);
     global = window.close();
   }
 
@@ -492,18 +330,18 @@ TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
   EXPECT_EQ(global.frees, 0);
   int steps = 0;
   for (const step &s : *w) {
-    EXPECT_GT(s.allocations, 0u) << s.name;
+    EXPECT_GT(s.allocations, 0) << s.name;
     EXPECT_TRUE(s.ok) << s.name;
     EXPECT_EQ(s.global_calls, 0) << s.name;
     ++steps;
   }
   EXPECT_EQ(steps, 17);
-  EXPECT_GT(counts.allocations(), 10000u);
-  EXPECT_GT(other_counts.allocations(), 0u);
+  EXPECT_GT(counts.allocations(), 10000);
+  EXPECT_GT(other_counts.allocations(), 0);
   EXPECT_EQ(counts.allocations(), counts.frees());
   EXPECT_EQ(other_counts.allocations(), other_counts.frees());
-  EXPECT_EQ(counts.foreign_frees(), 0u);
-  EXPECT_EQ(other_counts.foreign_frees(), 0u);
+  EXPECT_EQ(counts.foreign_frees(), 0);
+  EXPECT_EQ(other_counts.foreign_frees(), 0);
 }
 
 }  // namespace

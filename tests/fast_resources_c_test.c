@@ -7,16 +7,7 @@
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/poison.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
+#include "tests/support/c_check.h"
 
 static long live;
 
@@ -95,6 +86,6 @@ int main(void) {
   mesa_synchronized_pool_destroy(spool);
   CHECK(live == 0);
 
-  if (failures != 0) fprintf(stderr, "%d check(s) failed\n", failures);
-  return failures != 0;
+  if (check_failures != 0) fprintf(stderr, "%d check(s) failed\n", check_failures);
+  return check_failures != 0;
 }

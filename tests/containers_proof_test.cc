@@ -32,11 +32,17 @@ namespace {
 using global_counts = test::global_allocation_counts;
 
 // The replacements really count (otherwise "zero" would prove nothing).
+// Makes `p` visible to the outside, so the optimiser cannot elide a new/delete or malloc/free
+// pair (which C++14 allows for new-expressions and GCC does for malloc at -O2).
+void escape(void *p) { asm volatile("" : : "g"(p) : "memory"); }
+
 TEST(ContainersProof, ReplacementsCountTheDefaultAllocator) {
   test::global_allocation_counter window;
   auto *v = new std::vector<int>(100);
+  escape(v);
   delete v;
   void *p = std::malloc(24);
+  escape(p);
   std::free(p);
   mesa::vector<int> on_default;  // no resource: std::pmr::get_default_resource(), operator new
   on_default.push_back(1);

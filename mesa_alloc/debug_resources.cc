@@ -22,6 +22,17 @@ mesa::fault_resource *fault_of(const mesa_allocator *table) {
   return mesa::internal::c_handle_resource<mesa::fault_resource>(table);
 }
 
+// Destroys a table made by one of the create functions below (it lives in storage from its
+// parent table) and returns that storage to the parent. NULL, or a table of another kind: no-op.
+template <class Table>
+void destroy_table(const mesa_allocator *table) noexcept {
+  Table *t = Table::from(table);
+  if (t == nullptr) return;
+  const mesa_allocator *parent = t->parent;
+  t->~Table();
+  parent->free_fn(parent->user_data, t);
+}
+
 }  // namespace
 
 extern "C" {
@@ -41,11 +52,7 @@ const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const c
 }
 
 void mesa_tracking_destroy(const mesa_allocator *tracker) {
-  tracking_table *t = tracking_table::from(tracker);
-  if (t == nullptr) return;
-  const mesa_allocator *parent = t->parent;
-  t->~tracking_table();
-  parent->free_fn(parent->user_data, t);
+  destroy_table<tracking_table>(tracker);
 }
 
 int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *out) {
@@ -139,13 +146,7 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
   return (new (storage) debug_table(parent, d))->table();
 }
 
-void mesa_debug_destroy(const mesa_allocator *debug) {
-  debug_table *t = debug_table::from(debug);
-  if (t == nullptr) return;
-  const mesa_allocator *parent = t->parent;
-  t->~debug_table();
-  parent->free_fn(parent->user_data, t);
-}
+void mesa_debug_destroy(const mesa_allocator *debug) { destroy_table<debug_table>(debug); }
 
 size_t mesa_debug_report_leaks(const mesa_allocator *debug) {
   mesa::debug_resource *d = mesa::debug_resource::from_table(debug);
@@ -172,13 +173,7 @@ void mesa_logging_flush(const mesa_allocator *logging) {
   if (logging_table *t = logging_table::from(logging)) t->file.flush();
 }
 
-void mesa_logging_destroy(const mesa_allocator *logging) {
-  logging_table *t = logging_table::from(logging);
-  if (t == nullptr) return;
-  const mesa_allocator *parent = t->parent;
-  t->~logging_table();
-  parent->free_fn(parent->user_data, t);
-}
+void mesa_logging_destroy(const mesa_allocator *logging) { destroy_table<logging_table>(logging); }
 
 int mesa_fault_loop(const mesa_allocator *parent,
                     void (*body)(const mesa_allocator *allocator, void *context), void *context,

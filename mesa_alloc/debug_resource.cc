@@ -14,6 +14,8 @@
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/internal/spin_lock.h"
 
 namespace mesa {
 namespace {
@@ -68,18 +70,17 @@ void install_guard_handler() noexcept {
 // lock_, unless the resource was declared single-threaded.
 class table_guard {
  public:
-  table_guard(internal::spin_lock &lock, bool thread_safe) noexcept
-      : lock_(thread_safe ? &lock : nullptr) {
-    if (lock_ != nullptr) lock_->lock();
-  }
+  table_guard(internal::biased_lock &lock, bool thread_safe) noexcept
+      : lock_(thread_safe ? &lock : nullptr), biased_(lock_ != nullptr && lock_->lock()) {}
   ~table_guard() {
-    if (lock_ != nullptr) lock_->unlock();
+    if (lock_ != nullptr) lock_->unlock(biased_);
   }
   table_guard(const table_guard &) = delete;
   table_guard &operator=(const table_guard &) = delete;
 
  private:
-  internal::spin_lock *lock_;
+  internal::biased_lock *lock_;
+  bool biased_;
 };
 
 void default_handler(const debug_error &error, void *) {
@@ -159,12 +160,18 @@ void print_debug_error(const debug_error &e) noexcept {
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
                                const debug_options &options) noexcept
     : upstream_(upstream),
+      upstream_table_(nullptr),
+      upstream_scope_(MESA_ALLOC_SCOPE_OBJECT),
       options_(options),
       owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
       table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},
       live_(upstream),
       quarantine_limit_(options.quarantine_bytes) {
   static_assert(sizeof(header) == 64, "the documented header size");
+  if (const auto *callbacks = dynamic_cast<const callback_resource *>(upstream)) {
+    upstream_table_ = callbacks->table();
+    upstream_scope_ = callbacks->scope();
+  }
   if (options_.handler == nullptr) options_.handler = default_handler;
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
@@ -196,8 +203,22 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
   if (!mesa_alloc_alignment_valid(alignment) || alignment > (std::size_t{1} << 30)) return nullptr;
   if (size > (SIZE_MAX >> 2)) return nullptr;
+  if (options_.guard != guard_mode::none || options_.record_stacks)
+    return allocate_guarded_or_traced(size, alignment, scope);
+  // Cookie mode: [header][user block][canary], the header right before the block.
+  const std::size_t a = std::max(alignment, kMinAlignment);
+  const std::size_t offset = round_up(sizeof(header), a);
+  const std::size_t tail = options_.cookie ? kCanaryBytes : 0;
+  const std::size_t base_bytes = offset + size + tail;
+  auto *base = static_cast<unsigned char *>(upstream_allocate(base_bytes, a));
+  if (base == nullptr) return nullptr;
+  return publish(base, base_bytes, base + offset, size, alignment, scope, 0, tail);
+}
+
+void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
+                                                 mesa_alloc_scope scope) noexcept {
   void *frames[kMaxFrames];
-  const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
+  const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 2) : 0;
   const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
   const std::size_t a = std::max(alignment, kMinAlignment);
   const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();
@@ -219,12 +240,8 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
           block_alignment + round_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
       break;
   }
-  unsigned char *base;
-  try {
-    base = static_cast<unsigned char *>(upstream_->allocate(base_bytes, block_alignment));
-  } catch (...) {
-    return nullptr;
-  }
+  auto *base = static_cast<unsigned char *>(upstream_allocate(base_bytes, block_alignment));
+  if (base == nullptr) return nullptr;
   unsigned char *user;
   header *h;
   std::size_t tail;
@@ -252,6 +269,14 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
       mprotect(base, block_alignment, PROT_NONE);
       break;
   }
+  if (depth > 0) std::memcpy(reinterpret_cast<void **>(h) - depth, frames, frame_bytes);
+  return publish(base, base_bytes, user, size, alignment, scope, depth, tail, h);
+}
+
+void *debug_resource::publish(unsigned char *base, std::size_t base_bytes, unsigned char *user,
+                              std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
+                              int depth, std::size_t tail, header *h) noexcept {
+  if (h == nullptr) h = reinterpret_cast<header *>(user) - 1;
   *h = header{0,
               size,
               base,
@@ -264,7 +289,6 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
               static_cast<std::uint32_t>(tail),
               user,
               kMagic ^ owner_};
-  if (depth > 0) std::memcpy(const_cast<void **>(h->frames()), frames, frame_bytes);
   if (options_.fill) std::memset(user, kFreshFill, size);
   if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
     std::memcpy(user + size, &kCanaryWord, 8);
@@ -370,18 +394,31 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
 
 void debug_resource::release(header *h) noexcept {
   const bool guarded = static_cast<guard_mode>(h->guard) != guard_mode::none;
-  if (!guarded && (options_.fill || quarantine_limit_ > 0))
-    std::memset(h->user, kFreedFill, h->size);
-  const quarantined entry{h, h->base, h->base_bytes, h->user, h->size, h->number};
-  if (guarded) {
-    // Inaccessible until it leaves the quarantine: a use after free faults.
-    mprotect(h->base, h->base_bytes, PROT_NONE);
-    quarantine(entry);
-  } else if (quarantine_limit_ > 0) {
-    quarantine(entry);
-  } else {
-    upstream_->deallocate(h->base, h->base_bytes, h->block_alignment());
+  if (!guarded && quarantine_limit_ == 0) {
+    if (options_.fill) std::memset(h->user, kFreedFill, h->size);
+    return upstream_deallocate(h->base, h->base_bytes, h->block_alignment());
   }
+  if (!guarded) std::memset(h->user, kFreedFill, h->size);
+  const quarantined entry{h, h->base, h->base_bytes, h->user, h->size, h->number};
+  // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
+  if (guarded) mprotect(h->base, h->base_bytes, PROT_NONE);
+  quarantine(entry);
+}
+
+void *debug_resource::upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+  if (upstream_table_ != nullptr)
+    return upstream_table_->alloc_fn(upstream_table_->user_data, bytes, alignment, upstream_scope_);
+  try {
+    return upstream_->allocate(bytes, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void debug_resource::upstream_deallocate(void *p, std::size_t bytes,
+                                         std::size_t alignment) noexcept {
+  if (upstream_table_ != nullptr) return upstream_table_->free_fn(upstream_table_->user_data, p);
+  upstream_->deallocate(p, bytes, alignment);
 }
 
 void debug_resource::quarantine(const quarantined &entry) noexcept {
@@ -451,7 +488,7 @@ void debug_resource::evict(const quarantined &q) noexcept {
       }
     }
   }
-  upstream_->deallocate(q.base, q.base_bytes, h->block_alignment());
+  upstream_deallocate(q.base, q.base_bytes, h->block_alignment());
 }
 
 void debug_resource::flush_quarantine() noexcept {

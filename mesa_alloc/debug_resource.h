@@ -18,9 +18,11 @@
 // freed blocks and checks their 0xDD fill when they leave it.
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
-// 16-byte canary; per operation one hash-table update under a spin lock (skipped with
-// options.thread_safe = false) and the fills and checks: about 3.5-4x glibc malloc/free in
-// cookie mode (README). Recording stacks costs an unwind per allocation. Guard mode costs an
+// 16-byte canary; per operation one hash-table update and the fills and checks: about 3x glibc
+// malloc/free in cookie mode (README). The table's lock is biased to the first thread that uses
+// the resource (plain loads and stores, no atomic read-modify-write, while no other thread has
+// touched it); from the second thread on it is a spin lock. options.thread_safe = false drops
+// the lock altogether. Recording stacks costs an unwind per allocation. Guard mode costs an
 // mprotect per allocate and two per free, and two pages per small block.
 //
 // Example:
@@ -37,8 +39,8 @@
 #include <cstdint>
 #include <memory_resource>
 
+#include "mesa_alloc/internal/biased_lock.h"
 #include "mesa_alloc/internal/block_table.h"
-#include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
@@ -92,7 +94,7 @@ struct debug_options {
   bool record_stacks = false;  // an allocation stack per block, for leak and error reports
   bool report_leaks_on_destroy = true;
   // false: only one thread at a time uses the resource, and the live-block table is not locked
-  // (about half the cost of cookie mode; see README).
+  // (saves little while only one thread ever uses it: the lock is then biased to that thread).
   bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;
@@ -159,6 +161,18 @@ class debug_resource : public std::pmr::memory_resource {
   // be released (an error was reported).
   header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept;
   void release(header *h) noexcept;
+  // allocate_block's slow path: guard pages or recorded stacks.
+  [[gnu::noinline]] void *allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
+                                                     mesa_alloc_scope scope) noexcept;
+  // Writes the header (h, or right before `user` when nullptr) and the canary, and enters the
+  // block in the live table; returns `user`, or nullptr (block released) if the table is full.
+  void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user, std::size_t size,
+                std::size_t alignment, mesa_alloc_scope scope, int depth, std::size_t tail,
+                header *h = nullptr) noexcept;
+  // A block's memory from the upstream; nullptr when it has none. A callback_resource upstream
+  // (what the C-level debug tables sit on) is called through its table directly.
+  void *upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept;
+  void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
                       std::uint64_t number) noexcept;
   // Guarded headers are inaccessible once freed: the entry keeps what eviction needs.
@@ -177,11 +191,13 @@ class debug_resource : public std::pmr::memory_resource {
   int explain_fault(const unsigned char *address) const noexcept;
 
   std::pmr::memory_resource *upstream_;
+  const mesa_allocator *upstream_table_;  // when upstream_ is a callback_resource, else nullptr
+  mesa_alloc_scope upstream_scope_;
   debug_options options_;
   std::uint32_t owner_;
   mesa_allocator table_;
   std::uint64_t next_number_ = 1;  // guarded by lock_
-  mutable internal::spin_lock lock_;
+  mutable internal::biased_lock lock_;
   internal::block_table live_;
   freed_record freed_[kFreedRecords] = {};
   unsigned freed_next_ = 0;

@@ -77,26 +77,34 @@ void debug_loop(benchmark::State &state, const mesa::debug_options &options) {
   alloc_free_loop(state, &debug);
 }
 
-void BM_debug_cookie(benchmark::State &state) {
+// Cookie and canary checks only (no fills, stacks, quarantine or guard pages).
+mesa::debug_options cookie_only() {
   mesa::debug_options o;
   o.fill = false;
-  debug_loop(state, o);
+  return o;
 }
+
+void BM_debug_cookie(benchmark::State &state) { debug_loop(state, cookie_only()); }
 BENCHMARK(BM_debug_cookie);
 
 void BM_debug_cookie_unsynchronized(benchmark::State &state) {
-  mesa::debug_options o;
-  o.fill = false;
+  mesa::debug_options o = cookie_only();
   o.thread_safe = false;
   debug_loop(state, o);
 }
 BENCHMARK(BM_debug_cookie_unsynchronized);
 
+// One resource shared by two threads: the second thread revokes the lock's bias, and from then
+// on both take the spin lock (time per operation, as for the other threaded rows).
+void BM_debug_cookie_shared(benchmark::State &state) {
+  static mesa::debug_resource debug(&libc_resource(), cookie_only());
+  alloc_free_loop(state, &debug);
+}
+BENCHMARK(BM_debug_cookie_shared)->Threads(2)->UseRealTime();
+
 // The thinnest pmr upstream (operator new, i.e. malloc), for the comparison with glibc.
 void BM_debug_cookie_over_new_delete(benchmark::State &state) {
-  mesa::debug_options o;
-  o.fill = false;
-  mesa::debug_resource debug(std::pmr::new_delete_resource(), o);
+  mesa::debug_resource debug(std::pmr::new_delete_resource(), cookie_only());
   alloc_free_loop(state, &debug);
 }
 BENCHMARK(BM_debug_cookie_over_new_delete);

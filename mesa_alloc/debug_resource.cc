@@ -203,8 +203,12 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
   if (!mesa_alloc_alignment_valid(alignment) || alignment > (std::size_t{1} << 30)) return nullptr;
   if (size > (SIZE_MAX >> 2)) return nullptr;
-  if (options_.guard != guard_mode::none || options_.record_stacks)
-    return allocate_guarded_or_traced(size, alignment, scope);
+  if (options_.guard != guard_mode::none || options_.record_stacks) {
+    // Captured here, not in the slow path: calls into it may be tail calls, whose frames vanish.
+    void *frames[kMaxFrames];
+    const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
+    return allocate_guarded_or_traced(size, alignment, scope, frames, depth);
+  }
   // Cookie mode: [header][user block][canary], the header right before the block.
   const std::size_t a = std::max(alignment, kMinAlignment);
   const std::size_t offset = round_up(sizeof(header), a);
@@ -216,9 +220,8 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
 }
 
 void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
-                                                 mesa_alloc_scope scope) noexcept {
-  void *frames[kMaxFrames];
-  const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 2) : 0;
+                                                 mesa_alloc_scope scope, void *const *frames,
+                                                 int depth) noexcept {
   const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
   const std::size_t a = std::max(alignment, kMinAlignment);
   const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();

@@ -161,9 +161,10 @@ class debug_resource : public std::pmr::memory_resource {
   // be released (an error was reported).
   header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept;
   void release(header *h) noexcept;
-  // allocate_block's slow path: guard pages or recorded stacks.
+  // allocate_block's slow path: guard pages or recorded stacks (`depth` frames, maybe 0).
   [[gnu::noinline]] void *allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
-                                                     mesa_alloc_scope scope) noexcept;
+                                                     mesa_alloc_scope scope, void *const *frames,
+                                                     int depth) noexcept;
   // Writes the header (h, or right before `user` when nullptr) and the canary, and enters the
   // block in the live table; returns `user`, or nullptr (block released) if the table is full.
   void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user, std::size_t size,

@@ -276,9 +276,12 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   return publish(base, base_bytes, user, size, alignment, scope, depth, tail, h);
 }
 
-void *debug_resource::publish(unsigned char *base, std::size_t base_bytes, unsigned char *user,
-                              std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
-                              int depth, std::size_t tail, header *h) noexcept {
+[[gnu::always_inline]] inline void *debug_resource::publish(unsigned char *base,
+                                                            std::size_t base_bytes,
+                                                            unsigned char *user, std::size_t size,
+                                                            std::size_t alignment,
+                                                            mesa_alloc_scope scope, int depth,
+                                                            std::size_t tail, header *h) noexcept {
   if (h == nullptr) h = reinterpret_cast<header *>(user) - 1;
   *h = header{0,
               size,
@@ -313,8 +316,8 @@ void *debug_resource::publish(unsigned char *base, std::size_t base_bytes, unsig
   return user;
 }
 
-debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t bytes,
-                                             std::size_t alignment) noexcept {
+[[gnu::always_inline]] inline debug_resource::header *debug_resource::take(
+    void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept {
   internal::block_entry e;
   bool found;
   {
@@ -331,30 +334,11 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
   }
   header *h = static_cast<header *>(e.header);
   if (h->magic != (kMagic ^ owner_)) {
-    // Find the damaged byte nearest to the block: the magic's last byte is at offset -1.
-    const std::uint64_t expected = kMagic ^ owner_;
-    const auto *got = reinterpret_cast<const unsigned char *>(&h->magic);
-    const auto *want = reinterpret_cast<const unsigned char *>(&expected);
-    int k = 7;
-    while (k > 0 && got[k] == want[k]) --k;
-    if (static_cast<guard_mode>(h->guard) == guard_mode::before) {
-      report(
-          debug_error_kind::buffer_overrun, p, e.size, e.number,
-          reinterpret_cast<const unsigned char *>(&h->magic) + k - static_cast<unsigned char *>(p),
-          "the block header after the block was overwritten; block not released", h);
-    } else {
-      report(debug_error_kind::buffer_underrun, p, e.size, e.number, k - 8,
-             "the cookie before the block was overwritten; block not released", nullptr);
-    }
+    report_damaged_cookie(p, e.size, e.number, h);
     return nullptr;
   }
-  if (sized && (bytes != e.size || alignment != h->alignment)) {
-    char detail[160];
-    std::snprintf(detail, sizeof detail,
-                  "deallocate(%zu bytes, alignment %zu) for a block of %zu bytes, alignment %u",
-                  bytes, alignment, e.size, h->alignment);
-    report(debug_error_kind::size_mismatch, p, e.size, e.number, 0, detail, h);
-  }
+  if (sized && (bytes != e.size || alignment != h->alignment))
+    report_size_mismatch(p, e.size, e.number, h, bytes, alignment);
   if (options_.cookie) {
     bool intact = false;
     if (h->tail == kCanaryBytes) {  // the common case, inline
@@ -367,6 +351,34 @@ debug_resource::header *debug_resource::take(void *p, bool sized, std::size_t by
     if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
   }
   return h;
+}
+
+void debug_resource::report_damaged_cookie(void *p, std::size_t size, std::uint64_t number,
+                                           const header *h) noexcept {
+  // Find the damaged byte nearest to the block: the magic's last byte is at offset -1.
+  const std::uint64_t expected = kMagic ^ owner_;
+  const auto *got = reinterpret_cast<const unsigned char *>(&h->magic);
+  const auto *want = reinterpret_cast<const unsigned char *>(&expected);
+  int k = 7;
+  while (k > 0 && got[k] == want[k]) --k;
+  if (static_cast<guard_mode>(h->guard) == guard_mode::before) {
+    report(debug_error_kind::buffer_overrun, p, size, number,
+           reinterpret_cast<const unsigned char *>(&h->magic) + k - static_cast<unsigned char *>(p),
+           "the block header after the block was overwritten; block not released", h);
+  } else {
+    report(debug_error_kind::buffer_underrun, p, size, number, k - 8,
+           "the cookie before the block was overwritten; block not released", nullptr);
+  }
+}
+
+void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64_t number,
+                                          const header *h, std::size_t bytes,
+                                          std::size_t alignment) noexcept {
+  char detail[160];
+  std::snprintf(detail, sizeof detail,
+                "deallocate(%zu bytes, alignment %zu) for a block of %zu bytes, alignment %u",
+                bytes, alignment, size, h->alignment);
+  report(debug_error_kind::size_mismatch, p, size, number, 0, detail, h);
 }
 
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
@@ -395,7 +407,7 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   }
 }
 
-void debug_resource::release(header *h) noexcept {
+[[gnu::always_inline]] inline void debug_resource::release(header *h) noexcept {
   const bool guarded = static_cast<guard_mode>(h->guard) != guard_mode::none;
   if (!guarded && quarantine_limit_ == 0) {
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
@@ -408,7 +420,8 @@ void debug_resource::release(header *h) noexcept {
   quarantine(entry);
 }
 
-void *debug_resource::upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+[[gnu::always_inline]] inline void *debug_resource::upstream_allocate(
+    std::size_t bytes, std::size_t alignment) noexcept {
   if (upstream_table_ != nullptr)
     return upstream_table_->alloc_fn(upstream_table_->user_data, bytes, alignment, upstream_scope_);
   try {
@@ -418,8 +431,8 @@ void *debug_resource::upstream_allocate(std::size_t bytes, std::size_t alignment
   }
 }
 
-void debug_resource::upstream_deallocate(void *p, std::size_t bytes,
-                                         std::size_t alignment) noexcept {
+[[gnu::always_inline]] inline void debug_resource::upstream_deallocate(
+    void *p, std::size_t bytes, std::size_t alignment) noexcept {
   if (upstream_table_ != nullptr) return upstream_table_->free_fn(upstream_table_->user_data, p);
   upstream_->deallocate(p, bytes, alignment);
 }

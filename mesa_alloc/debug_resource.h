@@ -157,25 +157,36 @@ class debug_resource : public std::pmr::memory_resource {
                          mesa_alloc_scope scope);
   static void c_free(void *self, void *p);
 
+  // The members declared inline below are the hot path, defined (and forced inline) in
+  // debug_resource.cc: an allocate+free pair is then two calls deep, not six.
+  //
   // Removes p from the live table and checks it; returns its header, or nullptr if p must not
   // be released (an error was reported).
-  header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept;
-  void release(header *h) noexcept;
+  inline header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept;
+  inline void release(header *h) noexcept;
   // allocate_block's slow path: guard pages or recorded stacks (`depth` frames, maybe 0).
   [[gnu::noinline]] void *allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
                                                      mesa_alloc_scope scope, void *const *frames,
                                                      int depth) noexcept;
   // Writes the header (h, or right before `user` when nullptr) and the canary, and enters the
   // block in the live table; returns `user`, or nullptr (block released) if the table is full.
-  void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user, std::size_t size,
-                std::size_t alignment, mesa_alloc_scope scope, int depth, std::size_t tail,
-                header *h = nullptr) noexcept;
+  inline void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user,
+                       std::size_t size, std::size_t alignment, mesa_alloc_scope scope, int depth,
+                       std::size_t tail, header *h = nullptr) noexcept;
   // A block's memory from the upstream; nullptr when it has none. A callback_resource upstream
   // (what the C-level debug tables sit on) is called through its table directly.
-  void *upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept;
-  void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
+  inline void *upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept;
+  inline void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
                       std::uint64_t number) noexcept;
+  // take()'s error paths, out of line so that the hot path keeps a small frame.
+  [[gnu::cold, gnu::noinline]] void report_damaged_cookie(void *p, std::size_t size,
+                                                          std::uint64_t number,
+                                                          const header *h) noexcept;
+  [[gnu::cold, gnu::noinline]] void report_size_mismatch(void *p, std::size_t size,
+                                                         std::uint64_t number, const header *h,
+                                                         std::size_t bytes,
+                                                         std::size_t alignment) noexcept;
   // Guarded headers are inaccessible once freed: the entry keeps what eviction needs.
   void quarantine(const quarantined &entry) noexcept;
   bool grow_quarantine() noexcept;  // with lock_ held

@@ -28,26 +28,6 @@ bool block_table::grow() noexcept {
   return true;
 }
 
-bool block_table::erase(const void *user, block_entry *out) noexcept {
-  const block_entry *found = find(user);
-  if (found == nullptr) return false;
-  *out = *found;
-  const std::size_t mask = capacity_ - 1;
-  std::size_t hole = static_cast<std::size_t>(found - slots_);
-  // Backward shift: move later entries of the probe run into the hole when their home allows.
-  for (std::size_t i = (hole + 1) & mask; slots_[i].user != nullptr; i = (i + 1) & mask) {
-    const std::size_t h = home(slots_[i].user);
-    const bool movable = hole <= i ? (h <= hole || h > i) : (h <= hole && h > i);
-    if (movable) {
-      slots_[hole] = slots_[i];
-      hole = i;
-    }
-  }
-  slots_[hole] = block_entry{};
-  --count_;
-  return true;
-}
-
 void block_table::release() noexcept {
   if (slots_ != nullptr)
     storage_->deallocate(slots_, capacity_ * sizeof(block_entry), alignof(block_entry));

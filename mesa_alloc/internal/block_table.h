@@ -42,7 +42,25 @@ class block_table {
     return true;
   }
   // Removes the entry of `user` into *out; false if absent.
-  bool erase(const void *user, block_entry *out) noexcept;
+  bool erase(const void *user, block_entry *out) noexcept {
+    const block_entry *found = find(user);
+    if (found == nullptr) return false;
+    *out = *found;
+    const std::size_t mask = capacity_ - 1;
+    std::size_t hole = static_cast<std::size_t>(found - slots_);
+    // Backward shift: move later entries of the probe run into the hole when their home allows.
+    for (std::size_t i = (hole + 1) & mask; slots_[i].user != nullptr; i = (i + 1) & mask) {
+      const std::size_t h = home(slots_[i].user);
+      const bool movable = hole <= i ? (h <= hole || h > i) : (h <= hole && h > i);
+      if (movable) {
+        slots_[hole] = slots_[i];
+        hole = i;
+      }
+    }
+    slots_[hole] = block_entry{};
+    --count_;
+    return true;
+  }
   const block_entry *find(const void *user) const noexcept {
     if (capacity_ == 0) return nullptr;
     const std::size_t mask = capacity_ - 1;

@@ -14,7 +14,6 @@
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
-#include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/spin_lock.h"
 
 namespace mesa {
@@ -160,18 +159,13 @@ void print_debug_error(const debug_error &e) noexcept {
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
                                const debug_options &options) noexcept
     : upstream_(upstream),
-      upstream_table_(nullptr),
-      upstream_scope_(MESA_ALLOC_SCOPE_OBJECT),
+      direct_(upstream),
       options_(options),
       owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
       table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},
       live_(upstream),
       quarantine_limit_(options.quarantine_bytes) {
   static_assert(sizeof(header) == 64, "the documented header size");
-  if (const auto *callbacks = dynamic_cast<const callback_resource *>(upstream)) {
-    upstream_table_ = callbacks->table();
-    upstream_scope_ = callbacks->scope();
-  }
   if (options_.handler == nullptr) options_.handler = default_handler;
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
@@ -214,7 +208,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
   const std::size_t offset = round_up(sizeof(header), a);
   const std::size_t tail = options_.cookie ? kCanaryBytes : 0;
   const std::size_t base_bytes = offset + size + tail;
-  auto *base = static_cast<unsigned char *>(upstream_allocate(base_bytes, a));
+  auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, a));
   if (base == nullptr) return nullptr;
   return publish(base, base_bytes, base + offset, size, alignment, scope, 0, tail);
 }
@@ -243,7 +237,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
           block_alignment + round_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
       break;
   }
-  auto *base = static_cast<unsigned char *>(upstream_allocate(base_bytes, block_alignment));
+  auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, block_alignment));
   if (base == nullptr) return nullptr;
   unsigned char *user;
   header *h;
@@ -411,30 +405,13 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   const bool guarded = static_cast<guard_mode>(h->guard) != guard_mode::none;
   if (!guarded && quarantine_limit_ == 0) {
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
-    return upstream_deallocate(h->base, h->base_bytes, h->block_alignment());
+    return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
   }
   if (!guarded) std::memset(h->user, kFreedFill, h->size);
   const quarantined entry{h, h->base, h->base_bytes, h->user, h->size, h->number};
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   if (guarded) mprotect(h->base, h->base_bytes, PROT_NONE);
   quarantine(entry);
-}
-
-[[gnu::always_inline]] inline void *debug_resource::upstream_allocate(
-    std::size_t bytes, std::size_t alignment) noexcept {
-  if (upstream_table_ != nullptr)
-    return upstream_table_->alloc_fn(upstream_table_->user_data, bytes, alignment, upstream_scope_);
-  try {
-    return upstream_->allocate(bytes, alignment);
-  } catch (...) {
-    return nullptr;
-  }
-}
-
-[[gnu::always_inline]] inline void debug_resource::upstream_deallocate(
-    void *p, std::size_t bytes, std::size_t alignment) noexcept {
-  if (upstream_table_ != nullptr) return upstream_table_->free_fn(upstream_table_->user_data, p);
-  upstream_->deallocate(p, bytes, alignment);
 }
 
 void debug_resource::quarantine(const quarantined &entry) noexcept {
@@ -504,7 +481,7 @@ void debug_resource::evict(const quarantined &q) noexcept {
       }
     }
   }
-  upstream_deallocate(q.base, q.base_bytes, h->block_alignment());
+  direct_.deallocate(q.base, q.base_bytes, h->block_alignment());
 }
 
 void debug_resource::flush_quarantine() noexcept {

@@ -41,6 +41,7 @@
 
 #include "mesa_alloc/internal/biased_lock.h"
 #include "mesa_alloc/internal/block_table.h"
+#include "mesa_alloc/internal/direct_upstream.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
@@ -173,10 +174,6 @@ class debug_resource : public std::pmr::memory_resource {
   inline void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user,
                        std::size_t size, std::size_t alignment, mesa_alloc_scope scope, int depth,
                        std::size_t tail, header *h = nullptr) noexcept;
-  // A block's memory from the upstream; nullptr when it has none. A callback_resource upstream
-  // (what the C-level debug tables sit on) is called through its table directly.
-  inline void *upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept;
-  inline void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
                       std::uint64_t number) noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
@@ -203,8 +200,7 @@ class debug_resource : public std::pmr::memory_resource {
   int explain_fault(const unsigned char *address) const noexcept;
 
   std::pmr::memory_resource *upstream_;
-  const mesa_allocator *upstream_table_;  // when upstream_ is a callback_resource, else nullptr
-  mesa_alloc_scope upstream_scope_;
+  internal::direct_upstream direct_;  // upstream_, for the blocks
   debug_options options_;
   std::uint32_t owner_;
   mesa_allocator table_;

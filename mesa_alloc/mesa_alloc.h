@@ -6,8 +6,10 @@
  * table can be libc, the application's Vulkan callbacks, or any stack of mesa_alloc resources
  * (tracking, debug, fault injection, logging, arenas, slabs).
  *
- * What it costs: `mesa_malloc`/`mesa_free` are one atomic load of the default table plus one
- * indirect call over plain malloc/free (measured by //benchmarks:dispatch_benchmark).
+ * What it costs: `mesa_malloc`/`mesa_free` are one call and one indirect jump over plain
+ * malloc/free — straight to libc while the libc table is the default, to the table otherwise
+ * (measured by //benchmarks:dispatch_benchmark). The other functions load the table and call
+ * through it.
  *
  * Rules every table follows (the Vulkan rules for VkAllocationCallbacks):
  *   - `alignment` is a power of two; any other value makes the call fail (NULL).

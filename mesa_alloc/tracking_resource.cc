@@ -89,7 +89,7 @@ std::atomic<int> g_limited_trackers{0};
 
 tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
                                      tracking_resource *parent) noexcept
-    : upstream_(upstream), parent_(parent) {
+    : upstream_(upstream), direct_(upstream), parent_(parent) {
   const std::size_t length = std::min(name.size(), kMaxName);
   std::memcpy(name_storage_, name.data(), length);
   name_storage_[length] = '\0';
@@ -227,7 +227,7 @@ void tracking_resource::sample_peak() noexcept {
   }
   void *p;
   try {
-    p = upstream_->allocate(bytes, alignment);
+    p = direct_.allocate(bytes, alignment);
   } catch (...) {
     uncharge_limits(bytes);
     count_failure(index);
@@ -240,7 +240,7 @@ void tracking_resource::sample_peak() noexcept {
 [[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
                                                              std::size_t alignment,
                                                              mesa_alloc_scope scope) noexcept {
-  upstream_->deallocate(p, bytes, alignment);
+  direct_.deallocate(p, bytes, alignment);
   uncharge_limits(bytes);
   count_deallocation(internal::tracking_shard_index(), bytes, scope);
 }

@@ -37,6 +37,7 @@
 #include <mutex>
 #include <string_view>
 
+#include "mesa_alloc/internal/direct_upstream.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
@@ -135,6 +136,7 @@ class tracking_resource final : public std::pmr::memory_resource {
   void print_json_object(std::FILE *out) const noexcept;
 
   std::pmr::memory_resource *upstream_;
+  internal::direct_upstream direct_;  // upstream_, called through its table when it has one
   tracking_resource *parent_;
   char name_storage_[kMaxName + 1];
   std::string_view name_;

@@ -1,0 +1,58 @@
+// Internal: an upstream std::pmr::memory_resource, called through its C table when it is a
+// callback_resource. The accounting and debugging layers usually sit on one (the C-level
+// tables of debug_resources.h wrap their parent table that way), and going straight to the
+// table saves one virtual call per operation: a measurable share of a 64-byte alloc+free.
+//
+// What it costs: one well-predicted branch per call; the behaviour is the resource's own
+// (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate()).
+//
+// Example:
+//   internal::direct_upstream up(upstream);
+//   void *p = up.allocate(64, 16);
+//   up.deallocate(p, 64, 16);
+#ifndef MESA_ALLOC_INTERNAL_DIRECT_UPSTREAM_H_
+#define MESA_ALLOC_INTERNAL_DIRECT_UPSTREAM_H_
+
+#include <cstddef>
+#include <memory_resource>
+#include <new>
+
+#include "mesa_alloc/mesa_alloc.h"
+
+namespace mesa::internal {
+
+class direct_upstream {
+ public:
+  explicit direct_upstream(std::pmr::memory_resource *resource) noexcept;
+
+  std::pmr::memory_resource *resource() const noexcept { return resource_; }
+
+  void *allocate(std::size_t bytes, std::size_t alignment) {
+    if (table_ == nullptr) return resource_->allocate(bytes, alignment);
+    void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  // nullptr instead of an exception.
+  void *try_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+    if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+    try {
+      return resource_->allocate(bytes, alignment);
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  void deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept {
+    if (table_ != nullptr) return table_->free_fn(table_->user_data, p);
+    resource_->deallocate(p, bytes, alignment);
+  }
+
+ private:
+  std::pmr::memory_resource *resource_;
+  const mesa_allocator *table_;  // resource_'s table when it is a callback_resource
+  mesa_alloc_scope scope_;
+};
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_DIRECT_UPSTREAM_H_

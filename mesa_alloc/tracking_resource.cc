@@ -150,47 +150,69 @@ void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
       t->charged_.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
+// Straight-line for this resource (the hot path has no loop to set up); the parents, if any,
+// out of line.
 void tracking_resource::count_allocation(int index, std::size_t bytes,
                                          mesa_alloc_scope scope) noexcept {
+  count_allocation_here(index, bytes, scope);
+  if (parent_ != nullptr) parent_->count_allocation_up(index, bytes, scope);
+}
+
+void tracking_resource::count_allocation_up(int index, std::size_t bytes,
+                                            mesa_alloc_scope scope) noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
+    t->count_allocation_here(index, bytes, scope);
+}
+
+void tracking_resource::count_allocation_here(int index, std::size_t bytes,
+                                              mesa_alloc_scope scope) noexcept {
   const bool shared = index == kShared;
-  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
-    shard &s = t->shards_[index];
-    const std::uint64_t allocations = s.allocations.load(std::memory_order_relaxed);
-    if (__builtin_expect(allocations == 0, 0))
-      t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
-    bump<std::uint64_t>(s.allocations, 1, shared);
-    const std::uint64_t allocated = bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
-    if (scope != MESA_ALLOC_SCOPE_OBJECT) {
-      bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
-      bump<std::uint64_t>(s.scope_allocated_bytes[scope], bytes, shared);
-    }
-    const auto now_bytes =
-        static_cast<std::int64_t>(allocated - s.freed_bytes.load(std::memory_order_relaxed));
-    const auto now_blocks = static_cast<std::int64_t>(
-        allocations + 1 - s.deallocations.load(std::memory_order_relaxed));
-    if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||
-                             now_blocks > s.high_blocks.load(std::memory_order_relaxed),
-                         0)) {
-      store_max(s.high_bytes, now_bytes);
-      store_max(s.high_blocks, now_blocks);
-      t->sample_peak();
-    }
+  shard &s = shards_[index];
+  const std::uint64_t allocations = s.allocations.load(std::memory_order_relaxed);
+  if (__builtin_expect(allocations == 0, 0))
+    used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
+  bump<std::uint64_t>(s.allocations, 1, shared);
+  const std::uint64_t allocated = bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
+  if (scope != MESA_ALLOC_SCOPE_OBJECT) {
+    bump<std::uint64_t>(s.scope_allocations[scope], 1, shared);
+    bump<std::uint64_t>(s.scope_allocated_bytes[scope], bytes, shared);
+  }
+  const auto now_bytes =
+      static_cast<std::int64_t>(allocated - s.freed_bytes.load(std::memory_order_relaxed));
+  const auto now_blocks =
+      static_cast<std::int64_t>(allocations + 1 - s.deallocations.load(std::memory_order_relaxed));
+  if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||
+                           now_blocks > s.high_blocks.load(std::memory_order_relaxed),
+                       0)) {
+    store_max(s.high_bytes, now_bytes);
+    store_max(s.high_blocks, now_blocks);
+    sample_peak();
   }
 }
 
 void tracking_resource::count_deallocation(int index, std::size_t bytes,
                                            mesa_alloc_scope scope) noexcept {
+  count_deallocation_here(index, bytes, scope);
+  if (parent_ != nullptr) parent_->count_deallocation_up(index, bytes, scope);
+}
+
+void tracking_resource::count_deallocation_up(int index, std::size_t bytes,
+                                              mesa_alloc_scope scope) noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
+    t->count_deallocation_here(index, bytes, scope);
+}
+
+void tracking_resource::count_deallocation_here(int index, std::size_t bytes,
+                                                mesa_alloc_scope scope) noexcept {
   const bool shared = index == kShared;
-  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
-    shard &s = t->shards_[index];
-    if (__builtin_expect(s.deallocations.load(std::memory_order_relaxed) == 0, 0))
-      t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
-    bump<std::uint64_t>(s.deallocations, 1, shared);
-    bump<std::uint64_t>(s.freed_bytes, bytes, shared);
-    if (scope != MESA_ALLOC_SCOPE_OBJECT) {
-      bump<std::uint64_t>(s.scope_deallocations[scope], 1, shared);
-      bump<std::uint64_t>(s.scope_freed_bytes[scope], bytes, shared);
-    }
+  shard &s = shards_[index];
+  if (__builtin_expect(s.deallocations.load(std::memory_order_relaxed) == 0, 0))
+    used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
+  bump<std::uint64_t>(s.deallocations, 1, shared);
+  bump<std::uint64_t>(s.freed_bytes, bytes, shared);
+  if (scope != MESA_ALLOC_SCOPE_OBJECT) {
+    bump<std::uint64_t>(s.scope_deallocations[scope], 1, shared);
+    bump<std::uint64_t>(s.scope_freed_bytes[scope], bytes, shared);
   }
 }
 

@@ -128,8 +128,17 @@ class tracking_resource final : public std::pmr::memory_resource {
 
   bool try_charge_limits(std::size_t bytes) noexcept;
   void uncharge_limits(std::size_t bytes) noexcept;
+  // Counts in this resource and its parents.
   void count_allocation(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
   void count_deallocation(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
+  // Counts in this resource only.
+  void count_allocation_here(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
+  void count_deallocation_here(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
+  // Counts in this resource and its parents, out of the hot path.
+  [[gnu::noinline]] void count_allocation_up(int shard_index, std::size_t bytes,
+                                             mesa_alloc_scope scope) noexcept;
+  [[gnu::noinline]] void count_deallocation_up(int shard_index, std::size_t bytes,
+                                               mesa_alloc_scope scope) noexcept;
   void count_failure(int shard_index) noexcept;
   [[gnu::noinline]] void sample_peak() noexcept;
   void print_rows(std::FILE *out, int depth) const noexcept;

@@ -44,6 +44,20 @@ TEST(CApi, SetDefaultReturnsPreviousAndNullRestoresLibc) {
   EXPECT_EQ(mesa_default_allocator(), mesa_libc_allocator());
 }
 
+// mesa_malloc/mesa_free jump through entry points that follow the default: to the table while
+// a custom one is set, straight to libc again once it is restored.
+TEST(CApi, MallocAndFreeFollowTheDefaultBothWays) {
+  test::counting_allocator counting;
+  const mesa_allocator *previous = mesa_set_default_allocator(counting.table());
+  mesa_free(mesa_malloc(24));
+  EXPECT_EQ(counting.allocations(), 1);
+  EXPECT_EQ(counting.frees(), 1);
+  mesa_set_default_allocator(previous);
+  mesa_free(mesa_malloc(24));
+  EXPECT_EQ(counting.allocations(), 1);
+  EXPECT_EQ(counting.frees(), 1);
+}
+
 TEST_F(DefaultIsCounting, EveryFunctionGoesThroughTheDefault) {
   void *a = mesa_malloc(10);
   void *b = mesa_calloc(4, 8);

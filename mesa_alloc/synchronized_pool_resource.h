@@ -97,7 +97,10 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   };
   static constexpr int kTlsEntries = 4;
   // Defined here with a constant initializer: no TLS init-function call on the fast path.
-  static inline thread_local tls_entry tls_[kTlsEntries] = {};
+  // initial-exec: in a shared library (the Meson build; Mesa's drivers) the default model
+  // would call __tls_get_addr on every allocation and free. 64 bytes of static TLS, as Mesa's
+  // own initial-exec thread-locals take.
+  [[gnu::tls_model("initial-exec")]] static inline thread_local tls_entry tls_[kTlsEntries] = {};
 
   thread_cache *local_cache() {
     for (tls_entry &e : tls_) {

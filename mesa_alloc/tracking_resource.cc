@@ -6,6 +6,16 @@
 
 namespace mesa {
 namespace internal {
+
+constexpr int kUnassigned = -1;
+
+// The calling thread's shard index. initial-exec: one instruction to read, no __tls_get_addr
+// call from a shared library. External linkage on purpose: for a file-local initial-exec
+// variable in a shared library, gold (Bazel's linker here) writes a TPOFF64 relocation without
+// the variable's offset, so it reads whatever sits at the start of the library's TLS block;
+// with a named symbol the relocation is right (tests/thread_locals_test.cc).
+__attribute__((tls_model("initial-exec"))) thread_local int tracking_thread_shard = kUnassigned;
+
 namespace {
 
 constexpr int kSharedShard = kTrackingShards;
@@ -15,14 +25,10 @@ constexpr std::uint64_t kAllExclusive = (std::uint64_t{1} << kTrackingShards) - 
 // all of them.
 std::atomic<std::uint64_t> g_free_shards{kAllExclusive};
 
-constexpr int kUnassigned = -1;
-// initial-exec: one instruction to read, no __tls_get_addr call from a shared library.
-__attribute__((tls_model("initial-exec"))) thread_local int t_shard = kUnassigned;
-
 struct shard_releaser {
   ~shard_releaser() {
-    const int index = t_shard;
-    t_shard = kSharedShard;  // frees made during thread exit go to the shared shard
+    const int index = tracking_thread_shard;
+    tracking_thread_shard = kSharedShard;  // frees made during thread exit go to the shared shard
     if (index >= 0 && index < kTrackingShards)
       g_free_shards.fetch_or(std::uint64_t{1} << index, std::memory_order_release);
   }
@@ -39,7 +45,7 @@ struct shard_releaser {
       break;
     }
   }
-  t_shard = index;
+  tracking_thread_shard = index;
   if (index != kSharedShard) {
     static thread_local shard_releaser releaser;
     (void)releaser;
@@ -50,7 +56,7 @@ struct shard_releaser {
 }  // namespace
 
 int tracking_shard_index() noexcept {
-  const int index = t_shard;
+  const int index = tracking_thread_shard;
   if (__builtin_expect(index != kUnassigned, 1)) return index;
   return assign_shard();
 }

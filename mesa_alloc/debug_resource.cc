@@ -158,8 +158,7 @@ void print_debug_error(const debug_error &e) noexcept {
 
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
                                const debug_options &options) noexcept
-    : upstream_(upstream),
-      direct_(upstream),
+    : direct_(upstream),
       options_(options),
       owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
       table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},
@@ -189,8 +188,8 @@ debug_resource::~debug_resource() {
   }
   live_.release();
   if (quarantine_ != nullptr)
-    upstream_->deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
-                          alignof(quarantined));
+    direct_.deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                       alignof(quarantined));
 }
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
@@ -439,18 +438,14 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
 
 bool debug_resource::grow_quarantine() noexcept {
   const std::size_t capacity = quarantine_capacity_ == 0 ? 256 : quarantine_capacity_ * 2;
-  quarantined *fresh;
-  try {
-    fresh = static_cast<quarantined *>(
-        upstream_->allocate(capacity * sizeof(quarantined), alignof(quarantined)));
-  } catch (...) {
-    return false;
-  }
+  auto *fresh = static_cast<quarantined *>(
+      direct_.try_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
+  if (fresh == nullptr) return false;
   for (std::size_t i = 0; i < quarantine_count_; ++i)
     fresh[i] = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
   if (quarantine_ != nullptr)
-    upstream_->deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
-                          alignof(quarantined));
+    direct_.deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                       alignof(quarantined));
   quarantine_ = fresh;
   quarantine_capacity_ = capacity;
   quarantine_head_ = 0;
@@ -733,12 +728,8 @@ std::size_t debug_resource::report_leaks() noexcept {
     const table_guard lock(lock_, options_.thread_safe);
     count = live_.size();
     if (count == 0) return 0;
-    try {
-      leaks = static_cast<internal::block_entry *>(upstream_->allocate(
-          count * sizeof(internal::block_entry), alignof(internal::block_entry)));
-    } catch (...) {
-      leaks = nullptr;
-    }
+    leaks = static_cast<internal::block_entry *>(direct_.try_allocate(
+        count * sizeof(internal::block_entry), alignof(internal::block_entry)));
     if (leaks != nullptr) {
       std::size_t i = 0;
       live_.for_each([&](const internal::block_entry &e) { leaks[i++] = e; });
@@ -777,8 +768,7 @@ std::size_t debug_resource::report_leaks() noexcept {
              nullptr);
     }
   }
-  upstream_->deallocate(leaks, count * sizeof(internal::block_entry),
-                        alignof(internal::block_entry));
+  direct_.deallocate(leaks, count * sizeof(internal::block_entry), alignof(internal::block_entry));
   if (options_.handler == default_handler) {
     char line[160];
     const int n = std::snprintf(line, sizeof line,

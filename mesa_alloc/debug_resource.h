@@ -114,7 +114,7 @@ class debug_resource : public std::pmr::memory_resource {
   const mesa_allocator *table() const noexcept { return &table_; }
   // The resource behind a table(), or nullptr if `table` is not a debug_resource's.
   static debug_resource *from_table(const mesa_allocator *table) noexcept;
-  std::pmr::memory_resource *upstream() const noexcept { return upstream_; }
+  std::pmr::memory_resource *upstream() const noexcept { return direct_.resource(); }
   const debug_options &options() const noexcept { return options_; }
   // Identifies this resource in cookies and mismatch reports (from 1, never reused).
   std::uint32_t owner_id() const noexcept { return owner_; }
@@ -199,8 +199,7 @@ class debug_resource : public std::pmr::memory_resource {
   enum { kNotMine, kFatal, kResumed };
   int explain_fault(const unsigned char *address) const noexcept;
 
-  std::pmr::memory_resource *upstream_;
-  internal::direct_upstream direct_;  // upstream_, for the blocks
+  internal::direct_upstream direct_;  // the upstream
   debug_options options_;
   std::uint32_t owner_;
   mesa_allocator table_;

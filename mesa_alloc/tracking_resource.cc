@@ -95,7 +95,7 @@ std::atomic<int> g_limited_trackers{0};
 
 tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
                                      tracking_resource *parent) noexcept
-    : upstream_(upstream), direct_(upstream), parent_(parent) {
+    : direct_(upstream), parent_(parent) {
   const std::size_t length = std::min(name.size(), kMaxName);
   std::memcpy(name_storage_, name.data(), length);
   name_storage_[length] = '\0';

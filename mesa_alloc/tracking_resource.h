@@ -80,7 +80,7 @@ class tracking_resource final : public std::pmr::memory_resource {
   tracking_resource(const tracking_resource &) = delete;
   tracking_resource &operator=(const tracking_resource &) = delete;
 
-  std::pmr::memory_resource *upstream() const noexcept { return upstream_; }
+  std::pmr::memory_resource *upstream() const noexcept { return direct_.resource(); }
   tracking_resource *parent() const noexcept { return parent_; }
   std::string_view name() const noexcept { return name_; }
 
@@ -144,8 +144,7 @@ class tracking_resource final : public std::pmr::memory_resource {
   void print_rows(std::FILE *out, int depth) const noexcept;
   void print_json_object(std::FILE *out) const noexcept;
 
-  std::pmr::memory_resource *upstream_;
-  internal::direct_upstream direct_;  // upstream_, called through its table when it has one
+  internal::direct_upstream direct_;  // the upstream, called through its table when it has one
   tracking_resource *parent_;
   char name_storage_[kMaxName + 1];
   std::string_view name_;

@@ -87,10 +87,6 @@ void store_max(std::atomic<T> &target, T value) noexcept {
 
 std::size_t non_negative(std::int64_t v) { return v < 0 ? 0 : static_cast<std::size_t>(v); }
 
-// Trackers with a limit, process-wide: while there are none, no operation walks the ancestors
-// for limits.
-std::atomic<int> g_limited_trackers{0};
-
 }  // namespace
 
 tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
@@ -102,13 +98,14 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
   name_ = std::string_view(name_storage_, length);
   if (parent_ != nullptr) {
     std::lock_guard<std::mutex> lock(parent_->children_mutex_);
+    limits_in_chain_.store(parent_->limits_in_chain_.load(std::memory_order_relaxed),
+                           std::memory_order_relaxed);
     next_sibling_ = parent_->first_child_;
     parent_->first_child_ = this;
   }
 }
 
 tracking_resource::~tracking_resource() {
-  if (limit() != kNoLimit) g_limited_trackers.fetch_sub(1);
   if (parent_ == nullptr) return;
   std::lock_guard<std::mutex> lock(parent_->children_mutex_);
   for (tracking_resource **link = &parent_->first_child_; *link != nullptr;
@@ -123,12 +120,19 @@ tracking_resource::~tracking_resource() {
 void tracking_resource::set_limit(std::size_t bytes) noexcept {
   if (bytes != kNoLimit) charged_.store(stats().bytes_in_use, std::memory_order_relaxed);
   const std::size_t previous = limit_.exchange(bytes, std::memory_order_relaxed);
-  if (previous == kNoLimit && bytes != kNoLimit) g_limited_trackers.fetch_add(1);
-  if (previous != kNoLimit && bytes == kNoLimit) g_limited_trackers.fetch_sub(1);
+  if (previous == kNoLimit && bytes != kNoLimit) add_chain_limits(1);
+  if (previous != kNoLimit && bytes == kNoLimit) add_chain_limits(-1);
+}
+
+void tracking_resource::add_chain_limits(int delta) noexcept {
+  limits_in_chain_.fetch_add(delta, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(children_mutex_);
+  for (tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_)
+    c->add_chain_limits(delta);
 }
 
 bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
-  if (__builtin_expect(g_limited_trackers.load(std::memory_order_relaxed) == 0, 1)) return true;
+  if (__builtin_expect(limits_in_chain_.load(std::memory_order_relaxed) == 0, 1)) return true;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     const std::size_t limit = t->limit_.load(std::memory_order_relaxed);
     if (limit == kNoLimit) continue;
@@ -150,7 +154,7 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
 }
 
 void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
-  if (__builtin_expect(g_limited_trackers.load(std::memory_order_relaxed) == 0, 1)) return;
+  if (__builtin_expect(limits_in_chain_.load(std::memory_order_relaxed) == 0, 1)) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_)
     if (t->limit_.load(std::memory_order_relaxed) != kNoLimit)
       t->charged_.fetch_sub(bytes, std::memory_order_relaxed);

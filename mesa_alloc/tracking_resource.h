@@ -11,9 +11,10 @@
 // contend; stats() folds the shards. Per allocate or deallocate: one thread-local load and two
 // counter updates (four outside MESA_ALLOC_SCOPE_OBJECT), for the tracker and each ancestor. A
 // limit adds one shared atomic compare-and-swap per operation on each limited tracker (exactness
-// costs contention). Memory: 64 shards of 256 bytes (16 KiB) per tracker. peak_bytes/peak_blocks
-// are exact when one thread at a time allocates; under concurrency they are sampled whenever a
-// thread's own usage reaches a new high (a lower bound of the true peak).
+// costs contention); trackers with no limit on themselves or an ancestor skip it (a budget on
+// "cache" costs "compiler" nothing). Memory: 64 shards of 256 bytes (16 KiB) per tracker.
+// peak_bytes/peak_blocks are exact when one thread at a time allocates; under concurrency they are
+// sampled whenever a thread's own usage reaches a new high (a lower bound of the true peak).
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
@@ -128,6 +129,8 @@ class tracking_resource final : public std::pmr::memory_resource {
 
   bool try_charge_limits(std::size_t bytes) noexcept;
   void uncharge_limits(std::size_t bytes) noexcept;
+  // Adds `delta` to limits_in_chain_ of this tracker and all its descendants.
+  void add_chain_limits(int delta) noexcept;
   // Counts in this resource and its parents.
   void count_allocation(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
   void count_deallocation(int shard_index, std::size_t bytes, mesa_alloc_scope scope) noexcept;
@@ -146,6 +149,8 @@ class tracking_resource final : public std::pmr::memory_resource {
 
   internal::direct_upstream direct_;  // the upstream, called through its table when it has one
   tracking_resource *parent_;
+  // Trackers with a limit among this one and its ancestors: 0 keeps limits off the hot path.
+  std::atomic<int> limits_in_chain_{0};
   char name_storage_[kMaxName + 1];
   std::string_view name_;
   std::atomic<std::size_t> limit_{kNoLimit};

@@ -123,6 +123,31 @@ TEST(TrackingResource, LimitMakesAllocationsFailAndCountsThem) {
   EXPECT_EQ(parent.stats().bytes_in_use, 0u);
 }
 
+// A limit reaches the descendants that exist when it is set and those created later, and
+// nothing else: a budget on one subtree leaves its siblings alone.
+TEST(TrackingResource, LimitReachesDescendantsOnly) {
+  std::pmr::memory_resource *heap = std::pmr::new_delete_resource();
+  mesa::tracking_resource driver(heap, "driver");
+  mesa::tracking_resource cache(heap, "cache", &driver);
+  mesa::tracking_resource shaders(heap, "shaders", &cache);
+  mesa::tracking_resource compiler(heap, "compiler", &driver);
+  cache.set_limit(100);
+  mesa::tracking_resource pipelines(heap, "pipelines", &cache);  // created under the limit
+  EXPECT_THROW((void)shaders.allocate(101), std::bad_alloc);
+  EXPECT_THROW((void)pipelines.allocate(101), std::bad_alloc);
+  void *big = compiler.allocate(1000);  // a sibling subtree: no budget
+  void *a = shaders.allocate(60);
+  EXPECT_THROW((void)pipelines.allocate(41), std::bad_alloc);
+  EXPECT_EQ(cache.stats().failed_allocations, 3u);
+  EXPECT_EQ(compiler.stats().failed_allocations, 0u);
+  cache.set_limit(mesa::tracking_resource::kNoLimit);
+  void *b = pipelines.allocate(500);
+  pipelines.deallocate(b, 500);
+  shaders.deallocate(a, 60);
+  compiler.deallocate(big, 1000);
+  EXPECT_EQ(driver.stats().bytes_in_use, 0u);
+}
+
 TEST(TrackingResource, UpstreamFailureIsCounted) {
   mesa::tracking_resource t(std::pmr::null_memory_resource(), "null");
   EXPECT_THROW((void)t.allocate(8), std::bad_alloc);

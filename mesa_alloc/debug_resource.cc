@@ -28,6 +28,7 @@ constexpr std::uint64_t kCanaryWord = 0x0101010101010101ull * kCanaryFill;
 constexpr std::size_t kMinAlignment = 16;
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
+constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 
 std::size_t page_size() noexcept {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -94,19 +95,53 @@ struct debug_resource::header {
   std::size_t size;
   void *base;              // what the upstream returned
   std::size_t base_bytes;  // what was asked of it
-  std::uint32_t alignment;
-  std::uint32_t owner;
-  std::uint16_t depth;  // stack frames stored just before the header
-  std::uint8_t scope;
-  std::uint8_t guard;   // guard_mode
-  std::uint32_t tail;   // canary bytes after the user block
-  unsigned char *user;  // the block handed out
-  std::uint64_t magic;  // last: adjacent to the user block (except guard_mode::before)
+  // The small fields, packed by shifts into whole words (word loads and stores only: a word
+  // load over narrower stores still in flight would stall).
+  std::uint64_t alignment_owner;  // alignment | owner << 32
+  std::uint64_t layout;           // depth | scope << 16 | guard << 24 | tail << 32
+  unsigned char *user;            // the block handed out
+  // Last: adjacent to the user block (except guard_mode::before). kMagic ^ owner ^ fold(): its
+  // four bytes nearest the block are the plain magic; the other four also cover the words
+  // release() trusts, so a write that reaches past the magic into them is caught too.
+  std::uint64_t magic;
 
-  void *const *frames() const noexcept { return reinterpret_cast<void *const *>(this) - depth; }
+  static constexpr int kWords = 8;
+  static constexpr int kMagicWord = 7;
+
+  static std::uint64_t pack(std::size_t alignment, std::uint32_t owner) noexcept {
+    return static_cast<std::uint32_t>(alignment) | std::uint64_t{owner} << 32;
+  }
+  static std::uint64_t pack(int depth, mesa_alloc_scope scope, guard_mode guard,
+                            std::size_t tail) noexcept {
+    return static_cast<std::uint16_t>(depth) |
+           std::uint64_t{static_cast<std::uint8_t>(scope)} << 16 |
+           std::uint64_t{static_cast<std::uint8_t>(guard)} << 24 |
+           std::uint64_t{static_cast<std::uint32_t>(tail)} << 32;
+  }
+  std::uint32_t alignment() const noexcept { return static_cast<std::uint32_t>(alignment_owner); }
+  std::uint32_t owner() const noexcept { return static_cast<std::uint32_t>(alignment_owner >> 32); }
+  int depth() const noexcept { return static_cast<int>(layout & 0xffff); }
+  int scope() const noexcept { return static_cast<int>((layout >> 16) & 0xff); }
+  guard_mode guard() const noexcept { return static_cast<guard_mode>((layout >> 24) & 0xff); }
+  std::uint32_t tail() const noexcept { return static_cast<std::uint32_t>(layout >> 32); }
+
+  // The words between `number` (checked against the live table) and `magic`, folded into the
+  // half of the magic farther from the block.
+  static std::uint64_t fold(std::size_t size, const void *base, std::size_t base_bytes,
+                            std::uint64_t alignment_owner, std::uint64_t layout,
+                            const void *user) noexcept {
+    const std::uint64_t x = size ^ reinterpret_cast<std::uintptr_t>(base) ^ base_bytes ^
+                            alignment_owner ^ layout ^ reinterpret_cast<std::uintptr_t>(user);
+    const std::uint64_t folded = (x ^ (x >> 32)) & 0xffffffffu;
+    return kLittleEndian ? folded : folded << 32;
+  }
+  std::uint64_t fold() const noexcept {
+    return fold(size, base, base_bytes, alignment_owner, layout, user);
+  }
+  void *const *frames() const noexcept { return reinterpret_cast<void *const *>(this) - depth(); }
   std::size_t block_alignment() const noexcept {
-    const std::size_t a = std::max<std::size_t>(alignment, kMinAlignment);
-    return static_cast<guard_mode>(guard) == guard_mode::none ? a : std::max(page_size(), a);
+    const std::size_t a = std::max<std::size_t>(alignment(), kMinAlignment);
+    return guard() == guard_mode::none ? a : std::max(page_size(), a);
   }
 };
 
@@ -276,18 +311,18 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
                                                             mesa_alloc_scope scope, int depth,
                                                             std::size_t tail, header *h) noexcept {
   if (h == nullptr) h = reinterpret_cast<header *>(user) - 1;
-  *h = header{0,
-              size,
-              base,
-              base_bytes,
-              static_cast<std::uint32_t>(alignment),
-              owner_,
-              static_cast<std::uint16_t>(depth),
-              static_cast<std::uint8_t>(scope),
-              static_cast<std::uint8_t>(options_.guard),
-              static_cast<std::uint32_t>(tail),
-              user,
-              kMagic ^ owner_};
+  // Field by field from registers: a copy of a local header would be stored to the stack and
+  // read back in 16-byte pieces, each stalling on the two 8-byte stores it spans.
+  const std::uint64_t alignment_owner = header::pack(alignment, owner_);
+  const std::uint64_t layout = header::pack(depth, scope, options_.guard, tail);
+  h->number = 0;
+  h->size = size;
+  h->base = base;
+  h->base_bytes = base_bytes;
+  h->alignment_owner = alignment_owner;
+  h->layout = layout;
+  h->user = user;
+  h->magic = kMagic ^ owner_ ^ header::fold(size, base, base_bytes, alignment_owner, layout, user);
   if (options_.fill) std::memset(user, kFreshFill, size);
   if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
     std::memcpy(user + size, &kCanaryWord, 8);
@@ -326,15 +361,15 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     return nullptr;
   }
   header *h = static_cast<header *>(e.header);
-  if (h->magic != (kMagic ^ owner_)) {
-    report_damaged_cookie(p, e.size, e.number, h);
+  if (h->magic != (kMagic ^ owner_ ^ h->fold()) || h->number != e.number) {
+    report_damaged_header(p, e.size, e.number, h);
     return nullptr;
   }
-  if (sized && (bytes != e.size || alignment != h->alignment))
+  if (sized && (bytes != e.size || alignment != h->alignment()))
     report_size_mismatch(p, e.size, e.number, h, bytes, alignment);
   if (options_.cookie) {
     bool intact = false;
-    if (h->tail == kCanaryBytes) {  // the common case, inline
+    if (h->tail() == kCanaryBytes) {  // the common case, inline
       const unsigned char *tail = static_cast<unsigned char *>(p) + e.size;
       std::uint64_t a, b;
       std::memcpy(&a, tail, 8);
@@ -346,22 +381,86 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   return h;
 }
 
-void debug_resource::report_damaged_cookie(void *p, std::size_t size, std::uint64_t number,
+void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint64_t number,
                                            const header *h) noexcept {
-  // Find the damaged byte nearest to the block: the magic's last byte is at offset -1.
-  const std::uint64_t expected = kMagic ^ owner_;
-  const auto *got = reinterpret_cast<const unsigned char *>(&h->magic);
-  const auto *want = reinterpret_cast<const unsigned char *>(&expected);
-  int k = 7;
-  while (k > 0 && got[k] == want[k]) --k;
-  if (static_cast<guard_mode>(h->guard) == guard_mode::before) {
-    report(debug_error_kind::buffer_overrun, p, size, number,
-           reinterpret_cast<const unsigned char *>(&h->magic) + k - static_cast<unsigned char *>(p),
-           "the block header after the block was overwritten; block not released", h);
+  // Which header bytes were overwritten? number, size and user are known exactly (from the live
+  // table), and so is the plain half of the magic; without guard pages base and base_bytes
+  // follow from the alignment and the stack depth. The small fields must be consistent with the
+  // block and the options. The folded half of the magic can be judged once every other word is
+  // known good or known exactly.
+  std::uint64_t got[header::kWords], want[header::kWords];
+  std::memcpy(got, h, sizeof got);
+  std::memcpy(want, got, sizeof want);
+  bool exact[header::kWords] = {}, bad[header::kWords] = {};
+  auto expect = [&](int word, std::uint64_t value) {
+    exact[word] = true;
+    want[word] = value;
+    bad[word] = got[word] != value;
+  };
+  const auto user = reinterpret_cast<std::uintptr_t>(p);
+  expect(0, number);
+  expect(1, size);
+  expect(6, user);
+  bad[4] = h->owner() != owner_ || h->alignment() == 0 ||
+           (h->alignment() & (h->alignment() - 1)) != 0 || user % h->alignment() != 0;
+  const bool guarded = options_.guard != guard_mode::none;
+  bad[5] = h->guard() != options_.guard || h->scope() >= MESA_ALLOC_SCOPE_COUNT ||
+           h->depth() > kMaxFrames || (!options_.record_stacks && h->depth() != 0) ||
+           (!guarded && h->tail() != (options_.cookie ? kCanaryBytes : 0)) ||
+           (guarded && h->tail() > h->base_bytes);
+  if (!guarded && !bad[4] && !bad[5]) {
+    const std::size_t offset = round_up(h->depth() * sizeof(void *) + sizeof(header),
+                                        std::max<std::size_t>(h->alignment(), kMinAlignment));
+    expect(2, user - offset);
+    expect(3, offset + size + h->tail());
   } else {
-    report(debug_error_kind::buffer_underrun, p, size, number, k - 8,
-           "the cookie before the block was overwritten; block not released", nullptr);
+    const auto base = reinterpret_cast<std::uintptr_t>(h->base);
+    bad[2] = bad[3] =
+        !(base <= user && h->base_bytes >= size && user - base <= h->base_bytes - size);
   }
+  bool judged = true;
+  for (int i = 0; i < header::kMagicWord; ++i) judged &= exact[i] || !bad[i];
+  header restored;
+  std::memcpy(&restored, want, sizeof restored);
+  want[header::kMagicWord] = kMagic ^ owner_ ^ restored.fold();
+  // Per byte: known exactly (compare), or in a word judged inconsistent (name the word).
+  const auto *bytes = reinterpret_cast<const unsigned char *>(got);
+  const auto *wanted = reinterpret_cast<const unsigned char *>(want);
+  auto known = [&](int byte) {
+    const int word = byte / 8;
+    if (word != header::kMagicWord) return exact[word];
+    return judged || (byte % 8 >= 4) == kLittleEndian;  // the plain half of the magic
+  };
+  // The damaged byte nearest to the block: the header is below it (above it in
+  // guard_mode::before, where reaching it is an overrun).
+  const bool after_block = options_.guard == guard_mode::before;
+  constexpr int kBytes = static_cast<int>(sizeof(header));
+  int nearest = after_block ? 0 : kBytes - 1;
+  bool byte_exact = false;
+  for (int k = 0; k < kBytes; ++k) {
+    const int byte = after_block ? k : kBytes - 1 - k;
+    if (known(byte) ? bytes[byte] != wanted[byte] : bad[byte / 8]) {
+      nearest = byte;
+      byte_exact = known(byte);
+      break;
+    }
+  }
+  const auto *start = reinterpret_cast<const unsigned char *>(h);
+  const std::ptrdiff_t offset = start + nearest - static_cast<unsigned char *>(p);
+  const std::ptrdiff_t word_offset = start + nearest / 8 * 8 - static_cast<unsigned char *>(p);
+  char where[64];
+  if (byte_exact)
+    std::snprintf(where, sizeof where, "at offset %td", offset);
+  else
+    std::snprintf(where, sizeof where, "in the word at offsets %td..%td", word_offset,
+                  word_offset + 7);
+  char detail[160];
+  std::snprintf(detail, sizeof detail,
+                "the block header %s the block was overwritten %s; block not released",
+                after_block ? "after" : "before", where);
+  // The stored stack is trusted only if the word that says how deep it is was not damaged.
+  report(after_block ? debug_error_kind::buffer_overrun : debug_error_kind::buffer_underrun, p,
+         size, number, offset, detail, after_block && !bad[5] ? h : nullptr);
 }
 
 void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64_t number,
@@ -370,7 +469,7 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
   char detail[160];
   std::snprintf(detail, sizeof detail,
                 "deallocate(%zu bytes, alignment %zu) for a block of %zu bytes, alignment %u",
-                bytes, alignment, size, h->alignment);
+                bytes, alignment, size, h->alignment());
   report(debug_error_kind::size_mismatch, p, size, number, 0, detail, h);
 }
 
@@ -379,16 +478,16 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   const unsigned char *tail = user + size;
   // The canary compared 8 bytes at a time.
   constexpr std::uint64_t kWord = kCanaryWord;
-  std::uint32_t words = h->tail / 8;
+  std::uint32_t words = h->tail() / 8;
   bool intact = true;
   for (std::uint32_t i = 0; i < words && intact; ++i) {
     std::uint64_t w;
     std::memcpy(&w, tail + 8 * i, 8);
     intact = w == kWord;
   }
-  for (std::uint32_t i = 8 * words; i < h->tail && intact; ++i) intact = tail[i] == kCanaryFill;
+  for (std::uint32_t i = 8 * words; i < h->tail() && intact; ++i) intact = tail[i] == kCanaryFill;
   if (__builtin_expect(intact, 1)) return;
-  for (std::uint32_t i = 0; i < h->tail; ++i) {
+  for (std::uint32_t i = 0; i < h->tail(); ++i) {
     if (tail[i] != kCanaryFill) {
       char detail[96];
       std::snprintf(detail, sizeof detail, "byte %zu (%u past the end) was overwritten", size + i,
@@ -401,13 +500,14 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
 }
 
 [[gnu::always_inline]] inline void debug_resource::release(header *h) noexcept {
-  const bool guarded = static_cast<guard_mode>(h->guard) != guard_mode::none;
+  const bool guarded = h->guard() != guard_mode::none;
   if (!guarded && quarantine_limit_ == 0) {
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
     return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
   }
   if (!guarded) std::memset(h->user, kFreedFill, h->size);
-  const quarantined entry{h, h->base, h->base_bytes, h->user, h->size, h->number};
+  const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
+                          h->user, h->size, h->number};
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   if (guarded) mprotect(h->base, h->base_bytes, PROT_NONE);
   quarantine(entry);
@@ -453,30 +553,34 @@ bool debug_resource::grow_quarantine() noexcept {
 }
 
 void debug_resource::evict(const quarantined &q) noexcept {
-  header *h = q.h;
   if (options_.guard != guard_mode::none) {
     // Made inaccessible by release(); give the pages back their access.
     mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
+  } else if (const header *h = q.h;
+             h->magic != (kMagic ^ owner_ ^ h->fold()) || h->number != q.number) {
+    report(debug_error_kind::write_after_free, q.user, q.size, q.number,
+           -static_cast<std::ptrdiff_t>(sizeof(header)),
+           "the block header before the freed block was overwritten while in quarantine", nullptr);
   } else {
-    const unsigned char *user = h->user;
+    const auto *user = static_cast<const unsigned char *>(q.user);
     constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
     std::size_t i = 0;  // skip the intact 8-byte words, then find the byte
-    for (std::uint64_t w; i + 8 <= h->size; i += 8) {
+    for (std::uint64_t w; i + 8 <= q.size; i += 8) {
       std::memcpy(&w, user + i, 8);
       if (w != kFreedWord) break;
     }
-    for (; i < h->size; ++i) {
+    for (; i < q.size; ++i) {
       if (user[i] != kFreedFill) {
         char detail[96];
         std::snprintf(detail, sizeof detail,
                       "byte %zu of the freed block was overwritten while in quarantine", i);
-        report(debug_error_kind::write_after_free, user, h->size, h->number,
+        report(debug_error_kind::write_after_free, user, q.size, q.number,
                static_cast<std::ptrdiff_t>(i), detail, h);
         break;
       }
     }
   }
-  direct_.deallocate(q.base, q.base_bytes, h->block_alignment());
+  direct_.deallocate(q.base, q.base_bytes, q.block_alignment);
 }
 
 void debug_resource::flush_quarantine() noexcept {
@@ -498,9 +602,9 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
                             std::uint64_t number, std::ptrdiff_t offset, const char *detail,
                             const header *h) noexcept {
   debug_error e{kind, address, size, number, offset, detail != nullptr ? detail : "", nullptr, 0};
-  if (h != nullptr && h->depth > 0) {
+  if (h != nullptr && h->depth() > 0) {
     e.stack = h->frames();
-    e.stack_depth = h->depth;
+    e.stack_depth = h->depth();
   }
   options_.handler(e, options_.handler_context);
 }
@@ -544,8 +648,8 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
                         e.number,
                         offset,
                         detail,
-                        h->depth > 0 ? h->frames() : nullptr,
-                        h->depth};
+                        h->depth() > 0 ? h->frames() : nullptr,
+                        h->depth()};
   });
   for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
     const quarantined &q = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
@@ -676,7 +780,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
     const table_guard lock(lock_, options_.thread_safe);
     if (const internal::block_entry *e = live_.find(p)) {
       old_size = e->size;
-      old_alignment = static_cast<const header *>(e->header)->alignment;
+      old_alignment = static_cast<const header *>(e->header)->alignment();
     }
   }
   if (old_alignment == 0) {
@@ -744,7 +848,7 @@ std::size_t debug_resource::report_leaks() noexcept {
             [](const internal::block_entry &a, const internal::block_entry &b) {
               const auto *ha = static_cast<const header *>(a.header);
               const auto *hb = static_cast<const header *>(b.header);
-              const int c = compare_stacks(ha->frames(), ha->depth, hb->frames(), hb->depth);
+              const int c = compare_stacks(ha->frames(), ha->depth(), hb->frames(), hb->depth());
               return c != 0 ? c < 0 : a.number < b.number;
             });
   std::size_t bytes = 0, sites = 0;
@@ -754,12 +858,12 @@ std::size_t debug_resource::report_leaks() noexcept {
     const auto *h = static_cast<const header *>(leaks[i].header);
     bytes += leaks[i].size;
     if (group == nullptr ||
-        compare_stacks(group->frames(), group->depth, h->frames(), h->depth) != 0) {
+        compare_stacks(group->frames(), group->depth(), h->frames(), h->depth()) != 0) {
       group = h;
       group_number = leaks[i].number;
       ++sites;
       report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0,
-             h->depth > 0 ? "" : "no allocation stack recorded", h);
+             h->depth() > 0 ? "" : "no allocation stack recorded", h);
     } else {
       char detail[96];
       std::snprintf(detail, sizeof detail, "allocated at the same place as allocation #%" PRIu64,

@@ -144,6 +144,7 @@ class debug_resource : public std::pmr::memory_resource {
     header *h;
     void *base;
     std::size_t base_bytes;
+    std::size_t block_alignment;
     const void *user;
     std::size_t size;
     std::uint64_t number;
@@ -177,7 +178,7 @@ class debug_resource : public std::pmr::memory_resource {
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
                       std::uint64_t number) noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
-  [[gnu::cold, gnu::noinline]] void report_damaged_cookie(void *p, std::size_t size,
+  [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
                                                           const header *h) noexcept;
   [[gnu::cold, gnu::noinline]] void report_size_mismatch(void *p, std::size_t size,

@@ -107,7 +107,22 @@ TEST(DebugResourceDeathTest, UnderrunByOneByte) {
         p[-1] = 0;
         d.deallocate(p, 64);
       },
-      "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1");
+      "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: the block header "
+      "before the block was overwritten at offset -1; block not released");
+}
+
+// Past the magic, into the words that say where the block came from: still caught, named, and
+// not released (freeing through a damaged header would free or fill the wrong memory).
+TEST(DebugResourceDeathTest, UnderrunIntoTheHeaderWords) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        auto *p = static_cast<unsigned char *>(d.allocate(64));
+        p[-40] = 0x7f;  // a byte of the block's size as taken from upstream
+        d.deallocate(p, 64);
+      },
+      "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: the block header "
+      "before the block was overwritten at offset -40; block not released");
 }
 
 TEST(DebugResourceDeathTest, WriteAfterFreeCaughtByTheQuarantine) {
@@ -276,6 +291,75 @@ TEST(DebugResource, RecordsOverrunAndUnderrunWithOffsets) {
   d_storage.reset();
   EXPECT_EQ(r.errors.size(), 3u);
   EXPECT_EQ(t.stats().blocks_in_use, 1u);
+}
+
+// One byte changed anywhere in the 64-byte header before the block: the error names the
+// block and the byte (or, for a word that can only be judged inconsistent, the word), and the
+// block is left alone. Underruns of 1..64 bytes and whole-header scribbles.
+TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
+  for (mesa::debug_options base : {mesa::debug_options{}, [] {
+                                     mesa::debug_options o;
+                                     o.record_stacks = true;
+                                     return o;
+                                   }()}) {
+    for (int distance = 1; distance <= 64; ++distance) {
+      SCOPED_TRACE("distance " + std::to_string(distance) +
+                   (base.record_stacks ? " with stacks" : ""));
+      recorder r;
+      std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
+      mesa::tracking_resource t(&arena, "below");
+      {
+        mesa::debug_resource d(&t, r.options(base));
+        auto *keep = d.allocate(8);
+        auto *p = static_cast<unsigned char *>(d.allocate(48, 16));
+        p[-distance] ^= 0x5a;
+        d.deallocate(p, 48, 16);
+        ASSERT_EQ(r.errors.size(), 1u);
+        EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+        EXPECT_EQ(r.errors[0].address, p);
+        EXPECT_EQ(r.errors[0].size, 48u);
+        EXPECT_EQ(r.errors[0].allocation, 2u);
+        if (r.errors[0].detail.find("in the word at") == std::string::npos) {
+          EXPECT_EQ(r.errors[0].offset, -distance) << r.errors[0].detail;
+        } else {
+          // Only the small fields (alignment, stack depth, scope) are judged by consistency.
+          EXPECT_LE(r.errors[0].offset + 1 - 8, -distance) << r.errors[0].detail;
+          EXPECT_GE(r.errors[0].offset, -distance) << r.errors[0].detail;
+        }
+        d.deallocate(keep, 8);
+      }
+      ASSERT_EQ(r.errors.size(), 1u);          // the other block was fine, nothing leaked
+      EXPECT_EQ(t.stats().blocks_in_use, 1u);  // the damaged block was not released
+    }
+  }
+  recorder r;
+  std::pmr::monotonic_buffer_resource arena;
+  mesa::tracking_resource t(&arena, "below");
+  mesa::debug_resource d(&t, r.options());
+  auto *p = static_cast<unsigned char *>(d.allocate(32));
+  std::memset(p - 64, 0, 64);
+  d.deallocate(p, 32);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+  EXPECT_EQ(r.errors[0].offset, -1);
+}
+
+TEST(DebugResource, RecordsHeaderDamageWhileInQuarantine) {
+  recorder r;
+  mesa::debug_options o;
+  o.quarantine_bytes = 4096;
+  std::pmr::monotonic_buffer_resource arena;
+  mesa::tracking_resource t(&arena, "below");
+  auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options(o));
+  auto *p = static_cast<unsigned char *>(d_storage->allocate(64));
+  d_storage->deallocate(p, 64);
+  p[-30] ^= 1;  // a write through a stale pointer, before the freed block
+  d_storage->flush_quarantine();
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_LT(r.errors[0].offset, 0);
 }
 
 TEST(DebugResource, RecordsWriteAfterFreeOnEviction) {

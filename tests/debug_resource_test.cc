@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdint>
@@ -238,6 +239,7 @@ TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
   b.deallocate(p, 48);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].kind, debug_error_kind::allocator_mismatch);
+  EXPECT_EQ(r.errors[0].address, p);
   EXPECT_EQ(r.errors[0].size, 48u);
   EXPECT_EQ(r.errors[0].allocation, 2u);
   EXPECT_NE(r.errors[0].detail.find(std::to_string(a.owner_id())), std::string::npos);
@@ -252,13 +254,26 @@ TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
 TEST(DebugResource, RecordsSizeMismatchAndStillFrees) {
   recorder r;
   mesa::tracking_resource t(std::pmr::new_delete_resource(), "below");
+  void *p, *q;
   {
     mesa::debug_resource d(&t, r.options());
-    void *p = d.allocate(64, 8);
-    d.deallocate(p, 64, 32);
+    p = d.allocate(64, 8);
+    d.deallocate(p, 64, 32);  // the alignment differs
+    q = d.allocate(40, 8);
+    d.deallocate(q, 48, 8);  // the size differs
   }
-  ASSERT_EQ(r.errors.size(), 1u);  // no leak reported
+  ASSERT_EQ(r.errors.size(), 2u);  // no leak reported: both blocks were freed
   EXPECT_EQ(r.errors[0].kind, debug_error_kind::size_mismatch);
+  EXPECT_EQ(r.errors[0].address, p);
+  EXPECT_EQ(r.errors[0].size, 64u);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  EXPECT_NE(r.errors[0].detail.find("alignment 32"), std::string::npos) << r.errors[0].detail;
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::size_mismatch);
+  EXPECT_EQ(r.errors[1].address, q);
+  EXPECT_EQ(r.errors[1].size, 40u);
+  EXPECT_EQ(r.errors[1].allocation, 2u);
+  EXPECT_NE(r.errors[1].detail.find("deallocate(48 bytes"), std::string::npos)
+      << r.errors[1].detail;
   EXPECT_EQ(t.stats().bytes_in_use, 0u);
 }
 
@@ -404,8 +419,10 @@ TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
   EXPECT_EQ(r.errors[0].offset, 64);
   EXPECT_EQ(r.errors[0].allocation, 1u);
   EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[1].address, p);
   EXPECT_EQ(r.errors[1].offset, 5);
   EXPECT_EQ(r.errors[1].size, 64u);
+  EXPECT_EQ(r.errors[1].allocation, 1u);
 }
 
 TEST(DebugResource, RecordsGuardUnderrun) {
@@ -453,7 +470,8 @@ TEST(DebugResource, GuardModesKeepAlignmentAndCountPages) {
     d.flush_quarantine();
     const size_t bookkeeping = t.stats().bytes_in_use;
     void *p = d.allocate(64);
-    EXPECT_EQ(t.stats().bytes_in_use - bookkeeping, 2u * 4096);  // one data page, one guard
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    EXPECT_EQ(t.stats().bytes_in_use - bookkeeping, 2 * page);  // one data page, one guard
     d.deallocate(p, 64);
     d_storage.reset();
     EXPECT_EQ(t.stats().bytes_in_use, 0u);

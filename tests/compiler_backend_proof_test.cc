@@ -3,7 +3,9 @@
 //
 //   per-shader arena_resource (IR) + scratch arena_resource
 //     -> tracking_resource "ir" / "scratch", children of "compiler"
-//       -> callback_resource over a counting mesa_allocator (the app's VkAllocationCallbacks)
+//       -> the device's resource: a callback_resource over a counting mesa_allocator, or (with
+//          the Vulkan bridge) mesa::vk_resource over the application's VkAllocationCallbacks,
+//          chosen by Mesa's rule (no object callbacks: the device's)
 //
 // make zero calls to global operator new or malloc; the tracking resource sees every byte the
 // application's table hands out; the IR memory is all returned when each shader's arena is
@@ -25,6 +27,10 @@
 #include "tests/support/counting_allocator.h"
 #include "tests/support/global_allocation_counter.h"
 
+#if MESA_ALLOC_TEST_VULKAN
+#include "mesa_alloc/vulkan.h"
+#endif
+
 namespace compiler_backend {
 namespace {
 
@@ -41,8 +47,29 @@ RunResult compile_one(Variant &v, std::uint32_t k) {
   return compile_shaders(v, one, CompileOptions(), nullptr);
 }
 
+#if MESA_ALLOC_TEST_VULKAN
+// VkAllocationCallbacks the way an application writes them: its own functions with the Vulkan
+// signatures, its own user data (here the counting table they forward to).
+VKAPI_ATTR void *VKAPI_CALL app_allocation(void *user, size_t size, size_t alignment,
+                                           VkSystemAllocationScope scope) {
+  const auto *t = static_cast<const mesa_allocator *>(user);
+  return t->alloc_fn(t->user_data, size, alignment, static_cast<mesa_alloc_scope>(scope));
+}
+VKAPI_ATTR void *VKAPI_CALL app_reallocation(void *user, void *p, size_t size, size_t alignment,
+                                             VkSystemAllocationScope scope) {
+  const auto *t = static_cast<const mesa_allocator *>(user);
+  return t->realloc_fn(t->user_data, p, size, alignment, static_cast<mesa_alloc_scope>(scope));
+}
+VKAPI_ATTR void VKAPI_CALL app_free(void *user, void *p) {
+  const auto *t = static_cast<const mesa_allocator *>(user);
+  t->free_fn(t->user_data, p);
+}
+#endif
+
+enum class device_stack { mesa_table, vulkan_callbacks };
+
 template <class Variant>
-void prove(const char *name) {
+void prove(const char *name, device_stack stack = device_stack::mesa_table) {
   SCOPED_TRACE(name);
   std_variant reference;
   std::uint64_t expected = kChecksumSeed;
@@ -56,10 +83,28 @@ void prove(const char *name) {
   bool ok = true;
   long news = 0, mallocs = 0;
   {
-    mesa::callback_resource device(app.table(), MESA_ALLOC_SCOPE_OBJECT);
-    mesa::tracking_resource compiler(&device, "compiler");
-    mesa::tracking_resource ir(&device, "ir", &compiler);
-    mesa::tracking_resource scratch(&device, "scratch", &compiler);
+    mesa::callback_resource table_device(app.table(), MESA_ALLOC_SCOPE_OBJECT);
+    std::pmr::memory_resource *device = &table_device;
+#if MESA_ALLOC_TEST_VULKAN
+    const VkAllocationCallbacks app_callbacks{const_cast<mesa_allocator *>(app.table()),
+                                              app_allocation,
+                                              app_reallocation,
+                                              app_free,
+                                              nullptr,
+                                              nullptr};
+    // vkCreateGraphicsPipelines(device, ..., pAllocator = NULL): the device's callbacks apply.
+    mesa::vk_resource vk_device(nullptr, &app_callbacks, nullptr,
+                                VK_SYSTEM_ALLOCATION_SCOPE_OBJECT);
+    if (stack == device_stack::vulkan_callbacks) {
+      ASSERT_EQ(vk_device.callbacks(), &app_callbacks);
+      device = &vk_device;
+    }
+#else
+    ASSERT_EQ(stack, device_stack::mesa_table) << "built without the Vulkan bridge";
+#endif
+    mesa::tracking_resource compiler(device, "compiler");
+    mesa::tracking_resource ir(device, "ir", &compiler);
+    mesa::tracking_resource scratch(device, "scratch", &compiler);
     {
       Variant v(&ir, &scratch);
       // tracking_resource's first use on a thread registers a thread-exit handler
@@ -109,6 +154,13 @@ TEST(CompilerBackendProof, ArenaAllocatorStackMakesNoGlobalAllocation) {
 TEST(CompilerBackendProof, PolymorphicAllocatorOnArenaMakesNoGlobalAllocation) {
   prove<arena_pmr_variant>("arena");
 }
+
+#if MESA_ALLOC_TEST_VULKAN
+TEST(CompilerBackendProof, ApplicationVkAllocationCallbacksSeeEverything) {
+  prove<arena_static_variant>("arena_static over VkAllocationCallbacks",
+                              device_stack::vulkan_callbacks);
+}
+#endif
 
 // The counters really count: the same compile on std::allocator is caught.
 TEST(CompilerBackendProof, StdAllocatorIsCaught) {

@@ -9,6 +9,11 @@
 // All but std go through tracking_resources "ir" and "scratch" under "compiler"; the arena
 // ones sit on the default mesa_allocator (MESA_ALLOC_DEBUG applies), the pmr ones on
 // new/delete. Every choice prints the same checksum.
+//
+// --app-callbacks (with the Vulkan bridge): what a Vulkan driver does with the
+// VkAllocationCallbacks an application passed to vkCreateDevice — "compiler" sits on a
+// mesa::vk_resource over them, so every byte of every shader reaches the application, which
+// counts its calls and reports them at the end.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +27,10 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/tracking_resource.h"
 
+#if MESA_ALLOC_EXAMPLE_VULKAN
+#include "mesa_alloc/vulkan.h"
+#endif
+
 namespace {
 
 using namespace compiler_backend;
@@ -31,7 +40,9 @@ int usage(const char *why) {
                "compiler_backend: %s\n"
                "usage: compiler_backend [--shaders N] [--size S] [--seed K] [--registers R]\n"
                "         [--allocator std|pmr_newdelete|pmr_monotonic|arena|arena_static]\n"
-               "         [--dump]   (print the first shader before and after compiling)\n",
+               "         [--dump]   (print the first shader before and after compiling)\n"
+               "         [--app-callbacks]   (all but std: allocate through application\n"
+               "                              VkAllocationCallbacks, via the Vulkan bridge)\n",
                why);
   return 2;
 }
@@ -67,6 +78,44 @@ void dump_first(Variant &v, const RunOptions &run, const CompileOptions &options
   }
   v.end_shader();
 }
+
+#if MESA_ALLOC_EXAMPLE_VULKAN
+// The application's side: VkAllocationCallbacks on its own allocator (here the C library, via
+// mesa_libc_allocator), counting what the driver asks of it.
+struct application_allocator {
+  unsigned long long allocations = 0, reallocations = 0, frees = 0;
+  long long live = 0;
+
+  static application_allocator &of(void *user) {
+    return *static_cast<application_allocator *>(user);
+  }
+  static VKAPI_ATTR void *VKAPI_CALL allocation(void *user, size_t size, size_t alignment,
+                                                VkSystemAllocationScope scope) {
+    void *p = mesa_alloc2(nullptr, mesa_libc_allocator(), size, alignment,
+                          static_cast<mesa_alloc_scope>(scope));
+    if (p != nullptr) ++of(user).allocations, ++of(user).live;
+    return p;
+  }
+  static VKAPI_ATTR void *VKAPI_CALL reallocation(void *user, void *old, size_t size,
+                                                  size_t alignment, VkSystemAllocationScope scope) {
+    void *p = mesa_realloc2(nullptr, mesa_libc_allocator(), old, size, alignment,
+                            static_cast<mesa_alloc_scope>(scope));
+    if (p != nullptr) {
+      ++of(user).reallocations;
+      if (old == nullptr) ++of(user).live;
+    }
+    return p;
+  }
+  static VKAPI_ATTR void VKAPI_CALL free(void *user, void *p) {
+    if (p == nullptr) return;
+    mesa_free2(nullptr, mesa_libc_allocator(), p);
+    ++of(user).frees, --of(user).live;
+  }
+  VkAllocationCallbacks callbacks() {
+    return {this, allocation, reallocation, free, nullptr, nullptr};
+  }
+};
+#endif
 
 template <class Variant>
 int run(Variant &v, const char *name, const RunOptions &run, const CompileOptions &options,
@@ -111,7 +160,7 @@ int main(int argc, char **argv) {
   RunOptions run_options;
   CompileOptions options;
   std::string allocator = "arena_static";
-  bool dump = false;
+  bool dump = false, app_callbacks = false;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     auto value = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -119,6 +168,12 @@ int main(int argc, char **argv) {
     const char *v;
     if (std::strcmp(arg, "--dump") == 0) {
       dump = true;
+    } else if (std::strcmp(arg, "--app-callbacks") == 0) {
+#if MESA_ALLOC_EXAMPLE_VULKAN
+      app_callbacks = true;
+#else
+      return usage("--app-callbacks needs the Vulkan bridge (built without Vulkan headers)");
+#endif
     } else if (std::strcmp(arg, "--allocator") == 0) {
       if ((v = value()) == nullptr) return usage("--allocator needs a value");
       allocator = v;
@@ -148,6 +203,7 @@ int main(int argc, char **argv) {
   }
 
   if (allocator == "std") {
+    if (app_callbacks) return usage("--app-callbacks does not apply to std::allocator");
     std_variant v;
     return run(v, "std", run_options, options, dump, nullptr, nullptr, nullptr);
   }
@@ -156,6 +212,25 @@ int main(int argc, char **argv) {
   std::pmr::memory_resource *base = on_arena
                                         ? static_cast<std::pmr::memory_resource *>(&default_table)
                                         : std::pmr::new_delete_resource();
+#if MESA_ALLOC_EXAMPLE_VULKAN
+  application_allocator application;
+  const VkAllocationCallbacks device_callbacks = application.callbacks();
+  // vkCreateGraphicsPipelines(..., pAllocator = NULL): the device's callbacks apply.
+  mesa::vk_resource vk_device(nullptr, &device_callbacks, nullptr,
+                              VK_SYSTEM_ALLOCATION_SCOPE_OBJECT);
+  if (app_callbacks) base = &vk_device;
+  struct report_at_exit {
+    const application_allocator &app;
+    bool on;
+    ~report_at_exit() {
+      if (on)
+        std::printf(
+            "application callbacks: %llu allocations, %llu reallocations, %llu frees, "
+            "%lld blocks live\n",
+            app.allocations, app.reallocations, app.frees, app.live);
+    }
+  } report{application, app_callbacks};
+#endif
   mesa::tracking_resource compiler(base, "compiler");
   mesa::tracking_resource ir(base, "ir", &compiler);
   mesa::tracking_resource scratch(base, "scratch", &compiler);

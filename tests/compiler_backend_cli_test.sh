@@ -1,0 +1,72 @@
+#!/bin/bash
+# The compiler_backend command-line driver end to end: every --allocator prints the same
+# `checksum:` line (and its accounting), --app-callbacks routes everything through application
+# VkAllocationCallbacks and gets it all back, bad arguments get the usage and exit status 2.
+# usage: compiler_backend_cli_test.sh COMPILER_BACKEND [vulkan|no-vulkan]
+set -u
+program="$1"
+vulkan="${2:-vulkan}"
+dir="${TEST_TMPDIR:-/tmp}"
+failures=0
+fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
+args=(--shaders 6 --size 400 --seed 7)
+
+reference=""
+for allocator in std pmr_newdelete pmr_monotonic arena arena_static; do
+  out="$dir/cli_$allocator.txt"
+  "$program" "${args[@]}" --allocator "$allocator" >"$out" 2>&1 || fail "$allocator: exit $?"
+  sum=$(sed -n 's/^checksum: \([0-9a-f]\{16\}\)$/\1/p' "$out")
+  [[ -n "$sum" ]] || fail "$allocator: no checksum line"
+  [[ -z "$reference" ]] && reference="$sum"
+  [[ "$sum" == "$reference" ]] || fail "$allocator: checksum $sum, std gave $reference"
+  grep -q "^compiled 6 shaders of ~400 instructions (seed 7) with --allocator $allocator$" "$out" ||
+    fail "$allocator: summary line"
+  for pass in generate dominance constant_fold copy_propagate gvn dce liveness regalloc; do
+    grep -qE "^  $pass +[0-9]+\.[0-9]{3} +[0-9.]+%$" "$out" || fail "$allocator: no time for $pass"
+  done
+  if [[ "$allocator" == std ]]; then
+    grep -q "accounting: none" "$out" || fail "std: accounting line"
+  else
+    # compiler = ir + scratch; the IR is all returned after each shader.
+    python3 - "$out" <<'PY' || fail "$allocator: accounting table"
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"^\s+(compiler|ir|scratch)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", line)
+    if m:
+        rows[m.group(1)] = [int(x) for x in m.groups()[1:]]
+assert set(rows) == {"compiler", "ir", "scratch"}, rows
+total = lambda name: rows[name][1]
+assert total("compiler") == total("ir") + total("scratch") > 0, rows
+assert rows["ir"][4] == 0, rows  # in use
+assert rows["compiler"][2] == rows["ir"][2] + rows["scratch"][2], rows  # allocations
+PY
+  fi
+done
+
+if [[ "$vulkan" == vulkan ]]; then
+  out="$dir/cli_app.txt"
+  "$program" "${args[@]}" --allocator arena_static --app-callbacks >"$out" 2>&1 ||
+    fail "--app-callbacks: exit $?"
+  grep -q "^checksum: $reference$" "$out" || fail "--app-callbacks: checksum differs"
+  # Every block the compiler took reached the application, and came back.
+  allocations=$(sed -n 's/^  compiler \+[0-9]\+ \+[0-9]\+ \+\([0-9]\+\) .*/\1/p' "$out")
+  grep -qE "^application callbacks: $allocations allocations, 0 reallocations, $allocations frees, 0 blocks live$" "$out" ||
+    fail "--app-callbacks: application totals (compiler made ${allocations:-?} allocations)"
+  "$program" --allocator std --app-callbacks >/dev/null 2>&1
+  [[ $? -eq 2 ]] || fail "--app-callbacks with std must be refused"
+fi
+
+for bad in "--allocator mimalloc" "--shaders" "--size -3" "--registers 0" "--bogus"; do
+  # shellcheck disable=SC2086
+  "$program" $bad >"$dir/cli_bad.txt" 2>&1
+  status=$?
+  [[ $status -eq 2 ]] || fail "'$bad': exit status $status, wanted 2"
+  grep -q "^usage: compiler_backend" "$dir/cli_bad.txt" || fail "'$bad': no usage"
+done
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "PASSED"

@@ -712,6 +712,12 @@ void debug_resource::report_unknown_free(void *p) noexcept {
         break;
       }
     }
+    // Older frees are still known while their block waits in the quarantine (newest first:
+    // its address cannot have been handed out again since).
+    for (std::size_t i = quarantine_count_; i > 0 && freed.user == nullptr; --i) {
+      const quarantined &q = quarantine_[(quarantine_head_ + i - 1) & (quarantine_capacity_ - 1)];
+      if (q.user == p) freed = freed_record{q.user, q.size, q.number};
+    }
   }
   if (freed.user != nullptr) {
     report(debug_error_kind::double_free, p, freed.size, freed.number, 0,

@@ -215,6 +215,32 @@ TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+// 1,000 frees later the recent-free ring has forgotten the block, but the quarantine still
+// holds it: still a double free, with its size and number. Without a quarantine the same late
+// free can only be called an invalid free.
+TEST(DebugResource, LateDoubleFreeIsNamedWhileQuarantined) {
+  for (size_t quarantine : {size_t{1} << 20, size_t{0}}) {
+    recorder r;
+    mesa::debug_options o;
+    o.quarantine_bytes = quarantine;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+    void *p = d.allocate(24);
+    d.deallocate(p, 24);
+    // Another size class: the old block's address is not handed out again meanwhile.
+    for (int i = 0; i < 1000; ++i) d.deallocate(d.allocate(200), 200);
+    d.deallocate(p, 24);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].address, p);
+    if (quarantine != 0) {
+      EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+      EXPECT_EQ(r.errors[0].size, 24u);
+      EXPECT_EQ(r.errors[0].allocation, 1u);
+    } else {
+      EXPECT_EQ(r.errors[0].kind, debug_error_kind::invalid_free);
+    }
+  }
+}
+
 TEST(DebugResource, SingleThreadedModeChecksTheSame) {
   recorder r;
   mesa::debug_options o;

@@ -13,6 +13,7 @@
 #include "mesa_alloc/tracking_resource.h"
 
 using mesa::internal::debug_table;
+using mesa::internal::debug_table_handler;
 using mesa::internal::logging_table;
 using mesa::internal::tracking_table;
 
@@ -113,6 +114,29 @@ uint64_t mesa_fault_attempts(const mesa_allocator *fault) {
   return f != nullptr ? f->attempts() : 0;
 }
 
+static_assert(
+    static_cast<int>(mesa::debug_error_kind::double_free) == MESA_DEBUG_DOUBLE_FREE &&
+        static_cast<int>(mesa::debug_error_kind::invalid_free) == MESA_DEBUG_INVALID_FREE &&
+        static_cast<int>(mesa::debug_error_kind::allocator_mismatch) ==
+            MESA_DEBUG_ALLOCATOR_MISMATCH &&
+        static_cast<int>(mesa::debug_error_kind::size_mismatch) == MESA_DEBUG_SIZE_MISMATCH &&
+        static_cast<int>(mesa::debug_error_kind::buffer_overrun) == MESA_DEBUG_BUFFER_OVERRUN &&
+        static_cast<int>(mesa::debug_error_kind::buffer_underrun) == MESA_DEBUG_BUFFER_UNDERRUN &&
+        static_cast<int>(mesa::debug_error_kind::write_after_free) == MESA_DEBUG_WRITE_AFTER_FREE &&
+        static_cast<int>(mesa::debug_error_kind::leak) == MESA_DEBUG_LEAK,
+    "the C error kinds must have the C++ values");
+
+void debug_table_handler::forward(const mesa::debug_error &error, void *self) noexcept {
+  const auto *h = static_cast<const debug_table_handler *>(self);
+  const mesa_debug_error e{static_cast<mesa_debug_error_kind>(error.kind),
+                           error.address,
+                           error.size,
+                           error.allocation,
+                           error.offset,
+                           error.detail};
+  h->handler(&e, h->context);
+}
+
 void mesa_debug_options_init(mesa_debug_options *options) {
   const mesa::debug_options d;
   options->cookie = d.cookie;
@@ -122,11 +146,15 @@ void mesa_debug_options_init(mesa_debug_options *options) {
   options->record_stacks = d.record_stacks;
   options->report_leaks_on_destroy = d.report_leaks_on_destroy;
   options->thread_safe = d.thread_safe;
+  options->handler = nullptr;
+  options->handler_context = nullptr;
 }
 
 const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
                                         const mesa_debug_options *options) {
   mesa::debug_options d;
+  mesa_debug_handler handler = nullptr;
+  void *handler_context = nullptr;
   if (options != nullptr) {
     int guard;  // read as an int: C may pass any value
     std::memcpy(&guard, &options->guard, sizeof guard);
@@ -138,12 +166,14 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
     d.record_stacks = options->record_stacks != 0;
     d.report_leaks_on_destroy = options->report_leaks_on_destroy != 0;
     d.thread_safe = options->thread_safe != 0;
+    handler = options->handler;
+    handler_context = options->handler_context;
   }
   if (parent == nullptr) parent = mesa_default_allocator();
   void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),
                                    MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;
-  return (new (storage) debug_table(parent, d))->table();
+  return (new (storage) debug_table(parent, d, handler, handler_context))->table();
 }
 
 void mesa_debug_destroy(const mesa_allocator *debug) { destroy_table<debug_table>(debug); }

@@ -93,6 +93,32 @@ typedef enum mesa_debug_guard {
   MESA_DEBUG_GUARD_BEFORE = 2, /* ... right before it: underruns fault */
 } mesa_debug_guard;
 
+/* What a debug table found (the C view of mesa::debug_error_kind, same values). */
+typedef enum mesa_debug_error_kind {
+  MESA_DEBUG_DOUBLE_FREE = 0,
+  MESA_DEBUG_INVALID_FREE = 1,
+  MESA_DEBUG_ALLOCATOR_MISMATCH = 2,
+  MESA_DEBUG_SIZE_MISMATCH = 3,
+  MESA_DEBUG_BUFFER_OVERRUN = 4,
+  MESA_DEBUG_BUFFER_UNDERRUN = 5,
+  MESA_DEBUG_WRITE_AFTER_FREE = 6,
+  MESA_DEBUG_LEAK = 7,
+} mesa_debug_error_kind;
+
+typedef struct mesa_debug_error {
+  mesa_debug_error_kind kind;
+  const void *address;  /* the block as the program saw it */
+  size_t size;          /* requested size; 0 when unknown (invalid free) */
+  uint64_t allocation;  /* allocation number (from 1); 0 when unknown */
+  ptrdiff_t offset;     /* first bad byte from the block start (overrun, underrun, write after
+                           free); 0 otherwise */
+  const char *detail;   /* a short explanation, never NULL; valid during the call only */
+} mesa_debug_error;
+
+/* Called for every error instead of printing and aborting. It may return: the operation is
+ * then skipped (a damaged or foreign block is not released) or completed safely. */
+typedef void (*mesa_debug_handler)(const mesa_debug_error *error, void *context);
+
 typedef struct mesa_debug_options {
   int cookie;                  /* check magic and canaries on free (default 1) */
   int fill;                    /* 0xCD on allocate, 0xDD on free (default 1) */
@@ -101,12 +127,15 @@ typedef struct mesa_debug_options {
   int record_stacks;           /* allocation stacks in reports (default 0) */
   int report_leaks_on_destroy; /* default 1 */
   int thread_safe;             /* 0: one thread at a time, no locking (default 1) */
+  mesa_debug_handler handler;  /* NULL: print on stderr and abort (leaks only print) */
+  void *handler_context;       /* passed to handler */
 } mesa_debug_options;
 
 /* Fills *options with the defaults above. */
 void mesa_debug_options_init(mesa_debug_options *options);
-/* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors are
- * printed on stderr (see debug_resource.h for the format) and abort, except leaks. */
+/* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors go
+ * to options->handler, or are printed on stderr (see debug_resource.h for the format) and
+ * abort, except leaks. */
 const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
                                         const mesa_debug_options *options);
 void mesa_debug_destroy(const mesa_allocator *debug);

@@ -14,6 +14,7 @@
 
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/debug_resource.h"
+#include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -116,12 +117,34 @@ struct debug_table_upstream {
   callback_resource parent_resource;
 };
 
-struct debug_table final : debug_table_upstream, debug_resource {
-  debug_table(const mesa_allocator *parent_table, const debug_options &options) noexcept
-      : debug_table_upstream(parent_table), debug_resource(&parent_resource, options) {}
+// The C handler of a debug table (mesa_debug_options::handler), called with the error in C
+// form. A base too, so the resource can point its handler context at it.
+struct debug_table_handler {
+  mesa_debug_handler handler = nullptr;
+  void *context = nullptr;
+
+  static void forward(const debug_error &error, void *self) noexcept;
+};
+
+struct debug_table final : debug_table_upstream, debug_table_handler, debug_resource {
+  debug_table(const mesa_allocator *parent_table, const debug_options &options,
+              mesa_debug_handler c_handler = nullptr, void *c_context = nullptr) noexcept
+      : debug_table_upstream(parent_table),
+        debug_table_handler{c_handler, c_context},
+        debug_resource(&parent_resource, with_handler(options, c_handler, this)) {}
 
   static debug_table *from(const mesa_allocator *table) noexcept {
     return dynamic_cast<debug_table *>(debug_resource::from_table(table));
+  }
+
+ private:
+  static debug_options with_handler(debug_options options, mesa_debug_handler c_handler,
+                                    debug_table_handler *self) noexcept {
+    if (c_handler != nullptr) {
+      options.handler = &debug_table_handler::forward;
+      options.handler_context = self;
+    }
+    return options;
   }
 };
 

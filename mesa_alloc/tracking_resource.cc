@@ -345,7 +345,7 @@ void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
     std::snprintf(limit_text, sizeof limit_text, "-");
   else
     std::snprintf(limit_text, sizeof limit_text, "%zu", limit);
-  std::fprintf(out, "%*s%-*.*s %14zu %14zu %16llu %10zu %10zu %12llu %12llu %8llu %14s\n",
+  std::fprintf(out, "%*s%-*.*s %14zu %14zu %16llu %10zu %11zu %12llu %13llu %8llu %14s\n",
                depth * 2, "", 24 - depth * 2 > 1 ? 24 - depth * 2 : 1,
                static_cast<int>(name_.size()), name_.data(), s.bytes_in_use, s.peak_bytes,
                static_cast<unsigned long long>(s.total_bytes), s.blocks_in_use, s.peak_blocks,
@@ -358,7 +358,7 @@ void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
 }
 
 void tracking_resource::print_report(std::FILE *out) const noexcept {
-  std::fprintf(out, "%-24s %14s %14s %16s %10s %10s %12s %12s %8s %14s\n", "tracker",
+  std::fprintf(out, "%-24s %14s %14s %16s %10s %11s %12s %13s %8s %14s\n", "tracker",
                "bytes_in_use", "peak_bytes", "total_bytes", "blocks", "peak_blocks", "allocations",
                "deallocations", "failed", "limit");
   print_rows(out, 0);

@@ -539,6 +539,10 @@ TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {
   EXPECT_NE(out.find("mesa_alloc: leak at 0x"), std::string::npos) << out;
   EXPECT_NE(out.find("size 24 allocation #1"), std::string::npos) << out;
   EXPECT_NE(out.find("    allocated at:\n    #0 0x"), std::string::npos) << out;
+  // Symbolized, not just addresses: the allocating frame is this test's body.
+  EXPECT_NE(out.find("DestructorReportsLeaksWithSymbolizedStacks_Test::TestBody"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("mesa_alloc: leak summary: 24 bytes in 1 blocks from 1 allocation sites"),
             std::string::npos)
       << out;

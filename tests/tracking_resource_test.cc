@@ -164,6 +164,19 @@ TEST(TrackingResource, ReportAndJsonListChildren) {
   EXPECT_NE(text.find("tracker"), std::string::npos);
   EXPECT_NE(text.find("\n  cache \"x\""), std::string::npos) << text;
   EXPECT_NE(text.find(" 123 "), std::string::npos) << text;
+  // An aligned table: every row as wide as the header, each number ending where its column
+  // title ends.
+  std::vector<std::string> lines;
+  for (size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(text.substr(start, end - start));
+  ASSERT_EQ(lines.size(), 3u) << text;
+  const size_t in_use_end = lines[0].find("bytes_in_use") + std::string("bytes_in_use").size();
+  for (const std::string &line : lines) {
+    EXPECT_EQ(line.size(), lines[0].size()) << text;
+    EXPECT_NE(line[in_use_end - 1], ' ') << text;
+    EXPECT_EQ(line[in_use_end], ' ') << text;
+  }
+  EXPECT_EQ(lines[2].substr(in_use_end - 3, 3), "123") << text;
   const std::string json =
       capture([](const mesa::tracking_resource &t, std::FILE *f) { t.print_json(f); }, driver);
   EXPECT_NE(json.find("{\"name\":\"driver\",\"bytes_in_use\":123,"), std::string::npos) << json;

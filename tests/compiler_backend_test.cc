@@ -617,5 +617,62 @@ TEST(CompilerBackendVariants, ArenaScratchIsPoppedAfterEveryPass) {
   EXPECT_EQ(v.ir_arena().stats().bytes_reserved, 0u);       // released with each shader
 }
 
+// A Scratch over an arena that watches the scopes: every outermost scope (one per pass) must
+// start with nothing allocated — the previous pass popped all of its memory — and end back
+// there.
+class scope_checking_scratch {
+ public:
+  using alloc_type = mesa::arena_allocator<std::byte>;
+  struct marker {
+    mesa::arena_mark inner;
+    int depth;
+  };
+
+  explicit scope_checking_scratch(mesa::arena_resource *arena) : arena_(arena) {}
+  alloc_type alloc() const { return alloc_type(arena_); }
+  marker mark() {
+    if (depth_ == 0) {
+      ++passes;
+      if (arena_->stats().bytes_allocated != 0) ++dirty_starts;
+    }
+    return {arena_->mark(), depth_++};
+  }
+  void rewind(const marker &m) {
+    if (m.depth == 0 && arena_->stats().bytes_allocated > most_used) {
+      most_used = arena_->stats().bytes_allocated;
+    }
+    arena_->rewind(m.inner);
+    depth_ = m.depth;
+    if (depth_ == 0 && arena_->stats().bytes_allocated != 0) ++dirty_ends;
+  }
+
+  int passes = 0, dirty_starts = 0, dirty_ends = 0;
+  std::size_t most_used = 0;
+
+ private:
+  mesa::arena_resource *arena_;
+  int depth_ = 0;
+};
+
+TEST(CompilerBackendVariants, EachPassPopsItsScratchBeforeTheNext) {
+  mesa::arena_resource ir_arena(std::pmr::new_delete_resource());
+  mesa::arena_resource scratch_arena(std::pmr::new_delete_resource());
+  scope_checking_scratch scratch(&scratch_arena);
+  using IrAlloc = mesa::arena_allocator<std::byte>;
+  Shader<IrAlloc> shader{IrAlloc(&ir_arena)};
+  generate(shader, 5, 1500, scratch);
+  const int generate_scopes = scratch.passes;
+  CompileOptions options;
+  options.verify_ssa_after_each_pass = true;  // a scope of its own after every pass too
+  CompileResult r = compile_shader(shader, scratch, options, nullptr);
+  ASSERT_TRUE(r.error.ok) << r.error.message;
+  const int functions = static_cast<int>(shader.functions.size());
+  // dominance, fold, copies, GVN, DCE, liveness+regalloc, verify; SSA checks after four passes.
+  EXPECT_EQ(scratch.passes - generate_scopes, functions * (7 + 4));
+  EXPECT_EQ(scratch.dirty_starts, 0);
+  EXPECT_EQ(scratch.dirty_ends, 0);
+  EXPECT_GT(scratch.most_used, 10'000u);  // the passes did use scratch memory
+}
+
 }  // namespace
 }  // namespace compiler_backend

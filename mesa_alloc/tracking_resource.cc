@@ -8,11 +8,13 @@ namespace mesa {
 namespace internal {
 
 constexpr int kUnassigned = -1;
+constexpr int kSharedThread = -2;  // the thread counts in the shared shard
 
-// The calling thread's shard index. initial-exec: one instruction to read, no __tls_get_addr
-// call from a shared library. External linkage on purpose: for a file-local initial-exec
-// variable in a shared library, gold (Bazel's linker here) writes a TPOFF64 relocation without
-// the variable's offset, so it reads whatever sits at the start of the library's TLS block;
+// The calling thread's exclusive shard index, or one of the two negative values above (so the
+// hot paths test one sign for "not the plain exclusive case"). initial-exec: one instruction to
+// read, no __tls_get_addr call from a shared library. External linkage on purpose: for a file-local
+// initial-exec variable in a shared library, gold (Bazel's linker here) writes a TPOFF64 relocation
+// without the variable's offset, so it reads whatever sits at the start of the library's TLS block;
 // with a named symbol the relocation is right (tests/thread_locals_test.cc).
 __attribute__((tls_model("initial-exec"))) thread_local int tracking_thread_shard = kUnassigned;
 
@@ -28,7 +30,7 @@ std::atomic<std::uint64_t> g_free_shards{kAllExclusive};
 struct shard_releaser {
   ~shard_releaser() {
     const int index = tracking_thread_shard;
-    tracking_thread_shard = kSharedShard;  // frees made during thread exit go to the shared shard
+    tracking_thread_shard = kSharedThread;  // frees made during thread exit go to the shared shard
     if (index >= 0 && index < kTrackingShards)
       g_free_shards.fetch_or(std::uint64_t{1} << index, std::memory_order_release);
   }
@@ -45,7 +47,7 @@ struct shard_releaser {
       break;
     }
   }
-  tracking_thread_shard = index;
+  tracking_thread_shard = index == kSharedShard ? kSharedThread : index;
   if (index != kSharedShard) {
     static thread_local shard_releaser releaser;
     (void)releaser;
@@ -57,8 +59,8 @@ struct shard_releaser {
 
 int tracking_shard_index() noexcept {
   const int index = tracking_thread_shard;
-  if (__builtin_expect(index != kUnassigned, 1)) return index;
-  return assign_shard();
+  if (__builtin_expect(index >= 0, 1)) return index;
+  return index == kSharedThread ? kSharedShard : assign_shard();
 }
 
 }  // namespace internal
@@ -98,8 +100,8 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
   name_ = std::string_view(name_storage_, length);
   if (parent_ != nullptr) {
     std::lock_guard<std::mutex> lock(parent_->children_mutex_);
-    limits_in_chain_.store(parent_->limits_in_chain_.load(std::memory_order_relaxed),
-                           std::memory_order_relaxed);
+    // The parent's limits and one for having a parent.
+    chain_.store(parent_->limits_in_chain() + 1, std::memory_order_relaxed);
     next_sibling_ = parent_->first_child_;
     parent_->first_child_ = this;
   }
@@ -125,14 +127,14 @@ void tracking_resource::set_limit(std::size_t bytes) noexcept {
 }
 
 void tracking_resource::add_chain_limits(int delta) noexcept {
-  limits_in_chain_.fetch_add(delta, std::memory_order_relaxed);
+  chain_.fetch_add(delta, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(children_mutex_);
   for (tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_)
     c->add_chain_limits(delta);
 }
 
 bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
-  if (__builtin_expect(limits_in_chain_.load(std::memory_order_relaxed) == 0, 1)) return true;
+  if (limits_in_chain() == 0) return true;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     const std::size_t limit = t->limit_.load(std::memory_order_relaxed);
     if (limit == kNoLimit) continue;
@@ -154,33 +156,27 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
 }
 
 void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
-  if (__builtin_expect(limits_in_chain_.load(std::memory_order_relaxed) == 0, 1)) return;
+  if (limits_in_chain() == 0) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_)
     if (t->limit_.load(std::memory_order_relaxed) != kNoLimit)
       t->charged_.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
-// Straight-line for this resource (the hot path has no loop to set up); the parents, if any,
-// out of line.
-void tracking_resource::count_allocation(int index, std::size_t bytes,
-                                         mesa_alloc_scope scope) noexcept {
-  count_allocation_here(index, bytes, scope);
-  if (parent_ != nullptr) parent_->count_allocation_up(index, bytes, scope);
-}
-
 void tracking_resource::count_allocation_up(int index, std::size_t bytes,
                                             mesa_alloc_scope scope) noexcept {
-  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
-    t->count_allocation_here(index, bytes, scope);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    if (index == kShared)
+      t->count_allocation_here<true>(index, bytes, scope);
+    else
+      t->count_allocation_here<false>(index, bytes, scope);
+  }
 }
 
+template <bool shared>
 void tracking_resource::count_allocation_here(int index, std::size_t bytes,
                                               mesa_alloc_scope scope) noexcept {
-  const bool shared = index == kShared;
   shard &s = shards_[index];
   const std::uint64_t allocations = s.allocations.load(std::memory_order_relaxed);
-  if (__builtin_expect(allocations == 0, 0))
-    used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
   bump<std::uint64_t>(s.allocations, 1, shared);
   const std::uint64_t allocated = bump<std::uint64_t>(s.allocated_bytes, bytes, shared);
   if (scope != MESA_ALLOC_SCOPE_OBJECT) {
@@ -194,27 +190,30 @@ void tracking_resource::count_allocation_here(int index, std::size_t bytes,
   if (__builtin_expect(now_bytes > s.high_bytes.load(std::memory_order_relaxed) ||
                            now_blocks > s.high_blocks.load(std::memory_order_relaxed),
                        0)) {
+    // A shard's first allocation always lands here (its blocks go from at most 0 to 1) unless
+    // the shard freed first, which marked it used already.
+    const std::uint64_t bit = std::uint64_t{1} << index;
+    if ((used_shards_.load(std::memory_order_relaxed) & bit) == 0)
+      used_shards_.fetch_or(bit, std::memory_order_relaxed);
     store_max(s.high_bytes, now_bytes);
     store_max(s.high_blocks, now_blocks);
     sample_peak();
   }
 }
 
-void tracking_resource::count_deallocation(int index, std::size_t bytes,
-                                           mesa_alloc_scope scope) noexcept {
-  count_deallocation_here(index, bytes, scope);
-  if (parent_ != nullptr) parent_->count_deallocation_up(index, bytes, scope);
-}
-
 void tracking_resource::count_deallocation_up(int index, std::size_t bytes,
                                               mesa_alloc_scope scope) noexcept {
-  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
-    t->count_deallocation_here(index, bytes, scope);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    if (index == kShared)
+      t->count_deallocation_here<true>(index, bytes, scope);
+    else
+      t->count_deallocation_here<false>(index, bytes, scope);
+  }
 }
 
+template <bool shared>
 void tracking_resource::count_deallocation_here(int index, std::size_t bytes,
                                                 mesa_alloc_scope scope) noexcept {
-  const bool shared = index == kShared;
   shard &s = shards_[index];
   if (__builtin_expect(s.deallocations.load(std::memory_order_relaxed) == 0, 0))
     used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
@@ -248,12 +247,41 @@ void tracking_resource::sample_peak() noexcept {
   store_max(peak_blocks_, non_negative(static_cast<std::int64_t>(blocks)));
 }
 
-// flatten: the whole accounting inlined into the two entry points (no calls but the upstream's).
+// The hot paths: a thread with its own shard, on a tracker with no parent and no limit above
+// it. flatten: the counting is inlined, no calls but the upstream's; a deallocation counts
+// first, so the upstream's free is a tail call. Everything else (first use on a thread, the
+// shared shard, parents, limits) takes the out-of-line paths below.
 [[gnu::flatten]] void *tracking_resource::allocate_in_scope(std::size_t bytes,
                                                             std::size_t alignment,
                                                             mesa_alloc_scope scope) {
+  const int index = internal::tracking_thread_shard;
+  if (__builtin_expect(index < 0 || chain_.load(std::memory_order_relaxed) != 0, 0))
+    return allocate_slow(bytes, alignment, scope);
+  void *p;
+  try {
+    p = direct_.allocate(bytes, alignment);
+  } catch (...) {
+    count_failure(index);
+    throw;
+  }
+  count_allocation_here<false>(index, bytes, scope);
+  return p;
+}
+
+[[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
+                                                             std::size_t alignment,
+                                                             mesa_alloc_scope scope) noexcept {
+  const int index = internal::tracking_thread_shard;
+  if (__builtin_expect(index < 0 || chain_.load(std::memory_order_relaxed) != 0, 0))
+    return deallocate_slow(p, bytes, alignment, scope);
+  count_deallocation_here<false>(index, bytes, scope);
+  direct_.deallocate(p, bytes, alignment);
+}
+
+void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
+                                       mesa_alloc_scope scope) {
   const int index = internal::tracking_shard_index();
-  if (__builtin_expect(!try_charge_limits(bytes), 0)) {
+  if (!try_charge_limits(bytes)) {
     count_failure(index);
     throw std::bad_alloc();
   }
@@ -265,16 +293,15 @@ void tracking_resource::sample_peak() noexcept {
     count_failure(index);
     throw;
   }
-  count_allocation(index, bytes, scope);
+  count_allocation_up(index, bytes, scope);
   return p;
 }
 
-[[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
-                                                             std::size_t alignment,
-                                                             mesa_alloc_scope scope) noexcept {
+void tracking_resource::deallocate_slow(void *p, std::size_t bytes, std::size_t alignment,
+                                        mesa_alloc_scope scope) noexcept {
   direct_.deallocate(p, bytes, alignment);
   uncharge_limits(bytes);
-  count_deallocation(internal::tracking_shard_index(), bytes, scope);
+  count_deallocation_up(internal::tracking_shard_index(), bytes, scope);
 }
 
 [[gnu::flatten]] void *tracking_resource::do_allocate(std::size_t bytes, std::size_t alignment) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory_resource>
 #include <thread>
 #include <vector>
@@ -81,6 +82,60 @@ TEST(TrackingStress, LimitHoldsUnderConcurrency) {
   EXPECT_GT(failures.load(), 0);
   EXPECT_EQ(t.stats().failed_allocations, static_cast<uint64_t>(failures.load()));
   EXPECT_EQ(t.stats().bytes_in_use, 0u);
+}
+
+// A root tracker (the straight-line path): two threads, half the blocks freed by the other one.
+TEST(TrackingStress, RootTrackerCrossThreadFreesReturnToZero) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "root");
+  constexpr int kIterations = 20000;
+  std::atomic<void *> handoff{nullptr};
+  auto worker = [&](int seed) {
+    for (int i = 0; i < kIterations; ++i) {
+      const size_t size = 16 + (i * 13 + seed) % 200;
+      t.deallocate(t.allocate(size), size);
+      void *previous = handoff.exchange(t.allocate(48), std::memory_order_acq_rel);
+      if (previous != nullptr) t.deallocate(previous, 48);
+    }
+  };
+  std::thread a(worker, 1), b(worker, 2);
+  a.join();
+  b.join();
+  t.deallocate(handoff.load(), 48);
+  const mesa::tracking_stats s = t.stats();
+  EXPECT_EQ(s.total_allocations, 4u * kIterations);
+  EXPECT_EQ(s.total_deallocations, 4u * kIterations);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  EXPECT_GE(s.peak_blocks, 2u);
+}
+
+// More live threads than exclusive shards: the rest share one (atomic) shard, and the counts
+// stay exact.
+TEST(TrackingStress, MoreThreadsThanShardsCountExactly) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "crowd");
+  constexpr int kThreads = mesa::internal::kTrackingShards + 8;
+  constexpr int kBlocks = 20;
+  std::atomic<int> allocated{0};
+  std::vector<std::thread> threads;
+  for (int k = 0; k < kThreads; ++k) {
+    threads.emplace_back([&, k] {
+      void *blocks[kBlocks];
+      for (void *&b : blocks) b = t.allocate(8 + k);
+      allocated.fetch_add(1);
+      while (allocated.load() < kThreads) std::this_thread::yield();  // all live at once
+      for (void *b : blocks) t.deallocate(b, 8 + k);
+    });
+  }
+  for (std::thread &th : threads) th.join();
+  const mesa::tracking_stats s = t.stats();
+  EXPECT_EQ(s.total_allocations, std::uint64_t{kThreads} * kBlocks);
+  EXPECT_EQ(s.total_deallocations, std::uint64_t{kThreads} * kBlocks);
+  std::uint64_t bytes = 0;
+  for (int k = 0; k < kThreads; ++k) bytes += std::uint64_t{kBlocks} * (8 + k);
+  EXPECT_EQ(s.total_bytes, bytes);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_LE(s.peak_bytes, bytes);  // sampled: a lower bound of the true peak (all live at once)
+  EXPECT_GE(s.peak_bytes, std::uint64_t{kBlocks} * 8);
 }
 
 TEST(TrackingStress, ManyShortLivedThreadsReuseShards) {

@@ -68,7 +68,7 @@ struct tracking_table {
       t.count_failure(index);
       return nullptr;
     }
-    t.count_allocation(index, size, scope);
+    t.count_allocation_up(index, size, scope);
     void *user = static_cast<unsigned char *>(base) + head;
     *header_of(user) =
         header{size, static_cast<std::uint32_t>(alignment), static_cast<std::uint32_t>(scope)};
@@ -82,8 +82,8 @@ struct tracking_table {
     self->parent->free_fn(self->parent->user_data,
                           static_cast<unsigned char *>(ptr) - header_bytes(h.alignment));
     self->tracker.uncharge_limits(h.size);
-    self->tracker.count_deallocation(tracking_shard_index(), h.size,
-                                     static_cast<mesa_alloc_scope>(h.scope));
+    self->tracker.count_deallocation_up(tracking_shard_index(), h.size,
+                                        static_cast<mesa_alloc_scope>(h.scope));
   }
 
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,

@@ -1,7 +1,9 @@
 // Costs of the debugging and accounting layers, 64-byte allocate+free pairs, against their
 // upstream and glibc in the same run:
 //   bazel run -c opt //benchmarks:resource_benchmark -- --benchmark_filter='BM_debug|BM_tracking'
-//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//       --benchmark_repetitions=40 --benchmark_enable_random_interleaving=true
+//       --benchmark_min_time=0.05 --benchmark_report_aggregates_only=true
+// (many short interleaved repetitions: every row sees the same phases of a drifting machine)
 // Targets: tracking <= 1.3x its upstream (single thread) and near-linear on 2 threads;
 // debug in cookie+canary mode <= 3x glibc malloc/free; guard mode reported (time, pages/block).
 #define MESA_ALLOC_ALLOW_LIBC 1

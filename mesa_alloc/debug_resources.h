@@ -107,12 +107,12 @@ typedef enum mesa_debug_error_kind {
 
 typedef struct mesa_debug_error {
   mesa_debug_error_kind kind;
-  const void *address;  /* the block as the program saw it */
-  size_t size;          /* requested size; 0 when unknown (invalid free) */
-  uint64_t allocation;  /* allocation number (from 1); 0 when unknown */
-  ptrdiff_t offset;     /* first bad byte from the block start (overrun, underrun, write after
-                           free); 0 otherwise */
-  const char *detail;   /* a short explanation, never NULL; valid during the call only */
+  const void *address; /* the block as the program saw it */
+  size_t size;         /* requested size; 0 when unknown (invalid free) */
+  uint64_t allocation; /* allocation number (from 1); 0 when unknown */
+  ptrdiff_t offset;    /* first bad byte from the block start (overrun, underrun, write after
+                          free); 0 otherwise */
+  const char *detail;  /* a short explanation, never NULL; valid during the call only */
 } mesa_debug_error;
 
 /* Called for every error instead of printing and aborting. It may return: the operation is

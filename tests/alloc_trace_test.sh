@@ -33,6 +33,13 @@ assert {h["up_to"] for h in r["size_histogram"]} == {16, 32, 64, 256}, r["size_h
 PY
 grep -q '<polyline' "$dir/plot.svg" || fail "svg plot"
 
+# Under `bazel run` the tool runs in its runfiles tree; relative paths are taken from the
+# directory bazel was run in (BUILD_WORKING_DIRECTORY).
+(cd / && BUILD_WORKING_DIRECTORY="$dir" "$tool" run.trace --svg relative.svg >"$dir/relative.txt") ||
+  fail "relative paths under bazel run"
+cmp -s "$dir/summary.txt" "$dir/relative.txt" || fail "relative path: a different summary"
+grep -q '<polyline' "$dir/relative.svg" || fail "relative path: svg plot"
+
 printf 'not a trace' >"$dir/bad.trace"
 if "$tool" "$dir/bad.trace" 2>"$dir/err.txt"; then fail "bad trace accepted"; fi
 grep -q 'not a mesa_alloc trace' "$dir/err.txt" || fail "bad trace message"

@@ -12,6 +12,7 @@ Trace format: see mesa_alloc/logging_resource.h.
 """
 import argparse
 import json
+import os
 import struct
 import sys
 
@@ -209,6 +210,12 @@ def main(argv):
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--short-us", type=float, default=1000.0)
     args = parser.parse_args(argv)
+    # Under `bazel run` the tool runs in its runfiles tree: relative paths are the user's.
+    here = os.environ.get("BUILD_WORKING_DIRECTORY")
+    if here:
+        args.trace = os.path.join(here, args.trace)
+        if args.svg:
+            args.svg = os.path.join(here, args.svg)
     try:
         events, sites = read_trace(args.trace)
     except (OSError, TraceError) as e:

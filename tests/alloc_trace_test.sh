@@ -35,7 +35,9 @@ grep -q '<polyline' "$dir/plot.svg" || fail "svg plot"
 
 # Under `bazel run` the tool runs in its runfiles tree; relative paths are taken from the
 # directory bazel was run in (BUILD_WORKING_DIRECTORY).
-(cd / && BUILD_WORKING_DIRECTORY="$dir" "$tool" run.trace --svg relative.svg >"$dir/relative.txt") ||
+tool_path="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
+(cd / && BUILD_WORKING_DIRECTORY="$dir" "$tool_path" run.trace --svg relative.svg \
+  >"$dir/relative.txt") ||
   fail "relative paths under bazel run"
 cmp -s "$dir/summary.txt" "$dir/relative.txt" || fail "relative path: a different summary"
 grep -q '<polyline' "$dir/relative.svg" || fail "relative path: svg plot"

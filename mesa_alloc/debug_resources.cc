@@ -73,6 +73,9 @@ int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *
     out->scope_bytes_in_use[i] = s.scopes[i].bytes_in_use;
     out->scope_blocks_in_use[i] = s.scopes[i].blocks_in_use;
     out->scope_allocations[i] = s.scopes[i].total_allocations;
+    out->scope_total_bytes[i] = s.scopes[i].total_bytes;
+    out->scope_deallocations[i] = s.scopes[i].total_deallocations;
+    out->scope_failed_allocations[i] = s.scopes[i].failed_allocations;
   }
   return 1;
 }

@@ -43,6 +43,9 @@ typedef struct mesa_tracking_stats {
   size_t scope_bytes_in_use[MESA_ALLOC_SCOPE_COUNT];
   size_t scope_blocks_in_use[MESA_ALLOC_SCOPE_COUNT];
   uint64_t scope_allocations[MESA_ALLOC_SCOPE_COUNT];
+  uint64_t scope_total_bytes[MESA_ALLOC_SCOPE_COUNT];
+  uint64_t scope_deallocations[MESA_ALLOC_SCOPE_COUNT];
+  uint64_t scope_failed_allocations[MESA_ALLOC_SCOPE_COUNT];
 } mesa_tracking_stats;
 
 /* A tracker named `name` allocating from `parent` (NULL: the default). `parent_tracker` is NULL

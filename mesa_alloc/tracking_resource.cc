@@ -225,11 +225,14 @@ void tracking_resource::count_deallocation_here(int index, std::size_t bytes,
   }
 }
 
-void tracking_resource::count_failure(int index) noexcept {
+void tracking_resource::count_failure(int index, mesa_alloc_scope scope) noexcept {
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
-    if (t->shards_[index].failures.load(std::memory_order_relaxed) == 0)
+    shard &s = t->shards_[index];
+    if (s.failures.load(std::memory_order_relaxed) == 0)
       t->used_shards_.fetch_or(std::uint64_t{1} << index, std::memory_order_relaxed);
-    bump<std::uint64_t>(t->shards_[index].failures, 1, index == kShared);
+    bump<std::uint64_t>(s.failures, 1, index == kShared);
+    if (scope != MESA_ALLOC_SCOPE_OBJECT)
+      bump<std::uint64_t>(s.scope_failures[scope], 1, index == kShared);
   }
 }
 
@@ -261,7 +264,7 @@ void tracking_resource::sample_peak() noexcept {
   try {
     p = direct_.allocate(bytes, alignment);
   } catch (...) {
-    count_failure(index);
+    count_failure(index, scope);
     throw;
   }
   count_allocation_here<false>(index, bytes, scope);
@@ -282,7 +285,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
                                        mesa_alloc_scope scope) {
   const int index = internal::tracking_shard_index();
   if (!try_charge_limits(bytes)) {
-    count_failure(index);
+    count_failure(index, scope);
     throw std::bad_alloc();
   }
   void *p;
@@ -290,7 +293,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
     p = direct_.allocate(bytes, alignment);
   } catch (...) {
     uncharge_limits(bytes);
-    count_failure(index);
+    count_failure(index, scope);
     throw;
   }
   count_allocation_up(index, bytes, scope);
@@ -336,6 +339,7 @@ tracking_stats tracking_resource::stats() const noexcept {
       scope_freed[i] += s.scope_freed_bytes[i].load(std::memory_order_relaxed);
       out.scopes[i].total_allocations += s.scope_allocations[i].load(std::memory_order_relaxed);
       scope_deallocations[i] += s.scope_deallocations[i].load(std::memory_order_relaxed);
+      out.scopes[i].failed_allocations += s.scope_failures[i].load(std::memory_order_relaxed);
     }
   }
   // The OBJECT scope is what the other scopes leave.
@@ -343,18 +347,22 @@ tracking_stats tracking_resource::stats() const noexcept {
   scope_freed[MESA_ALLOC_SCOPE_OBJECT] = freed;
   out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations = out.total_allocations;
   scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] = out.total_deallocations;
+  out.scopes[MESA_ALLOC_SCOPE_OBJECT].failed_allocations = out.failed_allocations;
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
     scope_bytes[MESA_ALLOC_SCOPE_OBJECT] -= scope_bytes[i];
     scope_freed[MESA_ALLOC_SCOPE_OBJECT] -= scope_freed[i];
     out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations -= out.scopes[i].total_allocations;
     scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] -= scope_deallocations[i];
+    out.scopes[MESA_ALLOC_SCOPE_OBJECT].failed_allocations -= out.scopes[i].failed_allocations;
   }
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     out.scopes[i].bytes_in_use =
         non_negative(static_cast<std::int64_t>(scope_bytes[i] - scope_freed[i]));
     out.scopes[i].blocks_in_use = non_negative(
         static_cast<std::int64_t>(out.scopes[i].total_allocations - scope_deallocations[i]));
+    out.scopes[i].total_bytes = scope_bytes[i];
+    out.scopes[i].total_deallocations = scope_deallocations[i];
   }
   out.bytes_in_use = non_negative(static_cast<std::int64_t>(out.total_bytes - freed));
   out.blocks_in_use =
@@ -429,9 +437,14 @@ void tracking_resource::print_json_object(std::FILE *out) const noexcept {
     std::fprintf(out, "\"limit\":%zu,\"scopes\":{", limit());
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i)
     std::fprintf(
-        out, "%s\"%s\":{\"bytes_in_use\":%zu,\"blocks_in_use\":%zu,\"total_allocations\":%llu}",
+        out,
+        "%s\"%s\":{\"bytes_in_use\":%zu,\"blocks_in_use\":%zu,\"total_bytes\":%llu,"
+        "\"total_allocations\":%llu,\"total_deallocations\":%llu,\"failed_allocations\":%llu}",
         i == 0 ? "" : ",", kScopeNames[i], s.scopes[i].bytes_in_use, s.scopes[i].blocks_in_use,
-        static_cast<unsigned long long>(s.scopes[i].total_allocations));
+        static_cast<unsigned long long>(s.scopes[i].total_bytes),
+        static_cast<unsigned long long>(s.scopes[i].total_allocations),
+        static_cast<unsigned long long>(s.scopes[i].total_deallocations),
+        static_cast<unsigned long long>(s.scopes[i].failed_allocations));
   std::fputs("},\"children\":[", out);
   std::lock_guard<std::mutex> lock(children_mutex_);
   for (const tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_) {

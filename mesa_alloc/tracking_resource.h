@@ -50,7 +50,10 @@ namespace mesa {
 struct tracking_scope_stats {
   std::size_t bytes_in_use = 0;
   std::size_t blocks_in_use = 0;
+  std::uint64_t total_bytes = 0;  // bytes ever allocated in this scope
   std::uint64_t total_allocations = 0;
+  std::uint64_t total_deallocations = 0;
+  std::uint64_t failed_allocations = 0;
 };
 
 struct tracking_stats {
@@ -124,7 +127,9 @@ class tracking_resource final : public std::pmr::memory_resource {
     std::atomic<std::uint64_t> scope_freed_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
     std::atomic<std::uint64_t> scope_allocations[MESA_ALLOC_SCOPE_COUNT] = {};
     std::atomic<std::uint64_t> scope_deallocations[MESA_ALLOC_SCOPE_COUNT] = {};
+    std::atomic<std::uint64_t> scope_failures[MESA_ALLOC_SCOPE_COUNT] = {};
   };
+  static_assert(sizeof(shard) == 256, "the documented shard size");
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override;
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;
@@ -152,7 +157,7 @@ class tracking_resource final : public std::pmr::memory_resource {
                                              mesa_alloc_scope scope) noexcept;
   [[gnu::noinline]] void count_deallocation_up(int shard_index, std::size_t bytes,
                                                mesa_alloc_scope scope) noexcept;
-  void count_failure(int shard_index) noexcept;
+  void count_failure(int shard_index, mesa_alloc_scope scope) noexcept;
   [[gnu::noinline]] void sample_peak() noexcept;
   void print_rows(std::FILE *out, int depth) const noexcept;
   void print_json_object(std::FILE *out) const noexcept;

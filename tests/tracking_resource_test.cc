@@ -80,6 +80,70 @@ TEST(TrackingResource, RandomWorkloadMatchesShadowModel) {
   EXPECT_EQ(tracker.stats().peak_bytes, peak);
 }
 
+// Every scope, with a budget that some allocations exceed: each scope's counters against its
+// own shadow.
+TEST(TrackingResource, RandomScopedWorkloadMatchesShadowModelPerScope) {
+  constexpr size_t kLimit = 200000;
+  mesa::tracking_resource tracker(std::pmr::new_delete_resource(), "scoped");
+  tracker.set_limit(kLimit);
+  std::mt19937 rng(99);
+  struct block {
+    void *p;
+    size_t size;
+    mesa_alloc_scope scope;
+  };
+  struct shadow {
+    size_t bytes = 0, blocks = 0;
+    uint64_t total_bytes = 0, allocs = 0, frees = 0, failures = 0;
+  } want[MESA_ALLOC_SCOPE_COUNT];
+  std::vector<block> live;
+  size_t in_use = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const auto scope = static_cast<mesa_alloc_scope>(rng() % MESA_ALLOC_SCOPE_COUNT);
+    if (live.empty() || rng() % 5 < 3) {
+      const size_t size = 1 + rng() % 3000;
+      if (in_use + size > kLimit) {
+        EXPECT_THROW((void)tracker.allocate_in_scope(size, 8, scope), std::bad_alloc);
+        ++want[scope].failures;
+        continue;
+      }
+      live.push_back({tracker.allocate_in_scope(size, 8, scope), size, scope});
+      in_use += size;
+      want[scope].bytes += size;
+      ++want[scope].blocks;
+      want[scope].total_bytes += size;
+      ++want[scope].allocs;
+    } else {
+      const size_t k = rng() % live.size();
+      const block b = live[k];
+      tracker.deallocate_in_scope(b.p, b.size, 8, b.scope);
+      in_use -= b.size;
+      want[b.scope].bytes -= b.size;
+      --want[b.scope].blocks;
+      ++want[b.scope].frees;
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  const mesa::tracking_stats s = tracker.stats();
+  uint64_t failures = 0;
+  for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+    SCOPED_TRACE("scope " + std::to_string(i));
+    EXPECT_EQ(s.scopes[i].bytes_in_use, want[i].bytes);
+    EXPECT_EQ(s.scopes[i].blocks_in_use, want[i].blocks);
+    EXPECT_EQ(s.scopes[i].total_bytes, want[i].total_bytes);
+    EXPECT_EQ(s.scopes[i].total_allocations, want[i].allocs);
+    EXPECT_EQ(s.scopes[i].total_deallocations, want[i].frees);
+    EXPECT_EQ(s.scopes[i].failed_allocations, want[i].failures);
+    failures += want[i].failures;
+  }
+  EXPECT_GT(failures, 100u);  // the budget was hit, in several scopes
+  EXPECT_EQ(s.failed_allocations, failures);
+  EXPECT_EQ(s.bytes_in_use, in_use);
+  for (const block &b : live) tracker.deallocate_in_scope(b.p, b.size, 8, b.scope);
+  EXPECT_EQ(tracker.stats().bytes_in_use, 0u);
+}
+
 TEST(TrackingResource, ChildrenRollUpIntoParents) {
   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
   mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);
@@ -226,8 +290,17 @@ TEST(TrackingC, ExactUserSizesPerScopeAndRollup) {
   EXPECT_EQ(s.bytes_in_use, 364u);
   mesa_tracking_set_limit(compiler, 400);
   EXPECT_EQ(mesa_alloc2(nullptr, compiler, 37, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_alloc2(nullptr, compiler, 50, 8, MESA_ALLOC_SCOPE_CACHE), nullptr);
   mesa_tracking_get_stats(driver, &s);
-  EXPECT_EQ(s.failed_allocations, 1u);
+  EXPECT_EQ(s.failed_allocations, 2u);
+  EXPECT_EQ(s.scope_failed_allocations[MESA_ALLOC_SCOPE_OBJECT], 1u);
+  EXPECT_EQ(s.scope_failed_allocations[MESA_ALLOC_SCOPE_CACHE], 1u);
+  EXPECT_EQ(s.scope_failed_allocations[MESA_ALLOC_SCOPE_DEVICE], 0u);
+  // DEVICE: 100 bytes, then the realloc's 300 (a new block; the old one freed).
+  EXPECT_EQ(s.scope_total_bytes[MESA_ALLOC_SCOPE_DEVICE], 400u);
+  EXPECT_EQ(s.scope_allocations[MESA_ALLOC_SCOPE_DEVICE], 2u);
+  EXPECT_EQ(s.scope_deallocations[MESA_ALLOC_SCOPE_DEVICE], 1u);
+  EXPECT_EQ(s.scope_total_bytes[MESA_ALLOC_SCOPE_COMMAND], 64u);
   mesa_free2(nullptr, compiler, a);
   mesa_free2(nullptr, compiler, b);
   mesa_tracking_get_stats(driver, &s);

@@ -59,13 +59,13 @@ struct tracking_table {
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
     if (size > SIZE_MAX - head || !t.try_charge_limits(size)) {
-      t.count_failure(index);
+      t.count_failure(index, scope);
       return nullptr;
     }
     void *base = self->parent->alloc_fn(self->parent->user_data, head + size, head, scope);
     if (base == nullptr) {
       t.uncharge_limits(size);
-      t.count_failure(index);
+      t.count_failure(index, scope);
       return nullptr;
     }
     t.count_allocation_up(index, size, scope);

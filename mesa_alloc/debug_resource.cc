@@ -138,6 +138,10 @@ struct debug_resource::header {
   std::uint64_t fold() const noexcept {
     return fold(size, base, base_bytes, alignment_owner, layout, user);
   }
+  // The magic or a word it folds was overwritten, or `number` is not the live table's.
+  bool damaged(std::uint32_t owner, std::uint64_t table_number) const noexcept {
+    return magic != (kMagic ^ owner ^ fold()) || number != table_number;
+  }
   void *const *frames() const noexcept { return reinterpret_cast<void *const *>(this) - depth(); }
   std::size_t block_alignment() const noexcept {
     const std::size_t a = std::max<std::size_t>(alignment(), kMinAlignment);
@@ -361,7 +365,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     return nullptr;
   }
   header *h = static_cast<header *>(e.header);
-  if (h->magic != (kMagic ^ owner_ ^ h->fold()) || h->number != e.number) {
+  if (h->damaged(owner_, e.number)) {
     report_damaged_header(p, e.size, e.number, h);
     return nullptr;
   }
@@ -401,8 +405,8 @@ void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint6
   expect(0, number);
   expect(1, size);
   expect(6, user);
-  bad[4] = h->owner() != owner_ || h->alignment() == 0 ||
-           (h->alignment() & (h->alignment() - 1)) != 0 || user % h->alignment() != 0;
+  bad[4] = h->owner() != owner_ || !mesa_alloc_alignment_valid(h->alignment()) ||
+           user % h->alignment() != 0;
   const bool guarded = options_.guard != guard_mode::none;
   bad[5] = h->guard() != options_.guard || h->scope() >= MESA_ALLOC_SCOPE_COUNT ||
            h->depth() > kMaxFrames || (!options_.record_stacks && h->depth() != 0) ||
@@ -520,7 +524,7 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
   {
     const table_guard lock(lock_, options_.thread_safe);
     if (quarantine_count_ < quarantine_capacity_ || grow_quarantine()) {
-      quarantine_[(quarantine_head_ + quarantine_count_) & (quarantine_capacity_ - 1)] = entry;
+      queued(quarantine_count_) = entry;
       ++quarantine_count_;
       quarantine_bytes_ += entry.base_bytes;
       held = true;
@@ -541,8 +545,7 @@ bool debug_resource::grow_quarantine() noexcept {
   auto *fresh = static_cast<quarantined *>(
       direct_.try_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
   if (fresh == nullptr) return false;
-  for (std::size_t i = 0; i < quarantine_count_; ++i)
-    fresh[i] = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+  for (std::size_t i = 0; i < quarantine_count_; ++i) fresh[i] = queued(i);
   if (quarantine_ != nullptr)
     direct_.deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                        alignof(quarantined));
@@ -556,8 +559,7 @@ void debug_resource::evict(const quarantined &q) noexcept {
   if (options_.guard != guard_mode::none) {
     // Made inaccessible by release(); give the pages back their access.
     mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
-  } else if (const header *h = q.h;
-             h->magic != (kMagic ^ owner_ ^ h->fold()) || h->number != q.number) {
+  } else if (const header *h = q.h; h->damaged(owner_, q.number)) {
     report(debug_error_kind::write_after_free, q.user, q.size, q.number,
            -static_cast<std::ptrdiff_t>(sizeof(header)),
            "the block header before the freed block was overwritten while in quarantine", nullptr);
@@ -652,7 +654,7 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
                         h->depth()};
   });
   for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
-    const quarantined &q = quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+    const quarantined &q = queued(i);
     auto *base = static_cast<unsigned char *>(q.base);
     if (address < base || address >= base + q.base_bytes) continue;
     region = base;
@@ -715,7 +717,7 @@ void debug_resource::report_unknown_free(void *p) noexcept {
     // Older frees are still known while their block waits in the quarantine (newest first:
     // its address cannot have been handed out again since).
     for (std::size_t i = quarantine_count_; i > 0 && freed.user == nullptr; --i) {
-      const quarantined &q = quarantine_[(quarantine_head_ + i - 1) & (quarantine_capacity_ - 1)];
+      const quarantined &q = queued(i - 1);
       if (q.user == p) freed = freed_record{q.user, q.size, q.number};
     }
   }

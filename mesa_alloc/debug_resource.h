@@ -187,6 +187,10 @@ class debug_resource : public std::pmr::memory_resource {
                                                          std::size_t alignment) noexcept;
   // Guarded headers are inaccessible once freed: the entry keeps what eviction needs.
   void quarantine(const quarantined &entry) noexcept;
+  // The i-th oldest entry of the quarantine ring (with lock_ held).
+  quarantined &queued(std::size_t i) const noexcept {
+    return quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+  }
   bool grow_quarantine() noexcept;  // with lock_ held
   void evict(const quarantined &q) noexcept;
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,

@@ -252,14 +252,14 @@ void tracking_resource::sample_peak() noexcept {
 
 // The hot paths: a thread with its own shard, on a tracker with no parent and no limit above
 // it. flatten: the counting is inlined, no calls but the upstream's; a deallocation counts
-// first, so the upstream's free is a tail call. Everything else (first use on a thread, the
-// shared shard, parents, limits) takes the out-of-line paths below.
+// before calling the upstream, so nothing needs to live across the call (no saved registers).
+// Everything else (first use on a thread, the shared shard, parents, limits) takes the
+// out-of-line paths below.
 [[gnu::flatten]] void *tracking_resource::allocate_in_scope(std::size_t bytes,
                                                             std::size_t alignment,
                                                             mesa_alloc_scope scope) {
   const int index = internal::tracking_thread_shard;
-  if (__builtin_expect(index < 0 || chain_.load(std::memory_order_relaxed) != 0, 0))
-    return allocate_slow(bytes, alignment, scope);
+  if (__builtin_expect(!straight_line(index), 0)) return allocate_slow(bytes, alignment, scope);
   void *p;
   try {
     p = direct_.allocate(bytes, alignment);
@@ -275,7 +275,7 @@ void tracking_resource::sample_peak() noexcept {
                                                              std::size_t alignment,
                                                              mesa_alloc_scope scope) noexcept {
   const int index = internal::tracking_thread_shard;
-  if (__builtin_expect(index < 0 || chain_.load(std::memory_order_relaxed) != 0, 0))
+  if (__builtin_expect(!straight_line(index), 0))
     return deallocate_slow(p, bytes, alignment, scope);
   count_deallocation_here<false>(index, bytes, scope);
   direct_.deallocate(p, bytes, alignment);

@@ -142,6 +142,11 @@ class tracking_resource final : public std::pmr::memory_resource {
   int limits_in_chain() const noexcept {
     return chain_.load(std::memory_order_relaxed) - (parent_ != nullptr);
   }
+  // The hot-path case: the calling thread has its own shard (a thread-local value >= 0) and this
+  // is a root tracker with no limit above it.
+  bool straight_line(int thread_shard) const noexcept {
+    return thread_shard >= 0 && chain_.load(std::memory_order_relaxed) == 0;
+  }
   // Every case but the hot one: first use on a thread, the shared shard, a parent, a limit.
   [[gnu::noinline]] void *allocate_slow(std::size_t bytes, std::size_t alignment,
                                         mesa_alloc_scope scope);

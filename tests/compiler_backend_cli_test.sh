@@ -1,7 +1,8 @@
 #!/bin/bash
 # The compiler_backend command-line driver end to end: every --allocator prints the same
 # `checksum:` line (and its accounting), --app-callbacks routes everything through application
-# VkAllocationCallbacks and gets it all back, bad arguments get the usage and exit status 2.
+# VkAllocationCallbacks and gets it all back, bad arguments get the usage and exit status 2,
+# --help gets it on stdout and exit status 0.
 # usage: compiler_backend_cli_test.sh COMPILER_BACKEND [vulkan|no-vulkan]
 set -u
 program="$1"
@@ -63,6 +64,12 @@ for bad in "--allocator mimalloc" "--shaders" "--size -3" "--registers 0" "--bog
   status=$?
   [[ $status -eq 2 ]] || fail "'$bad': exit status $status, wanted 2"
   grep -q "^usage: compiler_backend" "$dir/cli_bad.txt" || fail "'$bad': no usage"
+done
+
+for help in --help -h; do
+  "$program" --shaders 3 "$help" >"$dir/cli_help.txt" 2>&1 || fail "$help: exit status $?, wanted 0"
+  grep -q "^usage: compiler_backend" "$dir/cli_help.txt" || fail "$help: no usage"
+  grep -q "^checksum:" "$dir/cli_help.txt" && fail "$help: compiled instead of printing the usage"
 done
 
 if [[ $failures -ne 0 ]]; then

@@ -35,15 +35,16 @@ namespace {
 
 using namespace compiler_backend;
 
+constexpr char kUsage[] =
+    "usage: compiler_backend [--shaders N] [--size S] [--seed K] [--registers R]\n"
+    "         [--allocator std|pmr_newdelete|pmr_monotonic|arena|arena_static]\n"
+    "         [--dump]   (print the first shader before and after compiling)\n"
+    "         [--app-callbacks]   (all but std: allocate through application\n"
+    "                              VkAllocationCallbacks, via the Vulkan bridge)\n"
+    "         [--help]\n";
+
 int usage(const char *why) {
-  std::fprintf(stderr,
-               "compiler_backend: %s\n"
-               "usage: compiler_backend [--shaders N] [--size S] [--seed K] [--registers R]\n"
-               "         [--allocator std|pmr_newdelete|pmr_monotonic|arena|arena_static]\n"
-               "         [--dump]   (print the first shader before and after compiling)\n"
-               "         [--app-callbacks]   (all but std: allocate through application\n"
-               "                              VkAllocationCallbacks, via the Vulkan bridge)\n",
-               why);
+  std::fprintf(stderr, "compiler_backend: %s\n%s", why, kUsage);
   return 2;
 }
 
@@ -166,7 +167,10 @@ int main(int argc, char **argv) {
     auto value = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
     std::uint64_t n;
     const char *v;
-    if (std::strcmp(arg, "--dump") == 0) {
+    if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (std::strcmp(arg, "--dump") == 0) {
       dump = true;
     } else if (std::strcmp(arg, "--app-callbacks") == 0) {
 #if MESA_ALLOC_EXAMPLE_VULKAN

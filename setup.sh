@@ -12,6 +12,7 @@ packages=(
   libvulkan-dev mesa-vulkan-drivers vulkan-tools  # Vulkan loader, lavapipe, vulkaninfo
   meson ninja-build pkg-config                    # the Meson build
   clang-format
+  valgrind libc6-dbg  # benchmarks/compiler_instructions.py (cachegrind; glibc function names)
 )
 
 missing=()

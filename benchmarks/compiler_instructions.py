@@ -30,6 +30,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,8 @@ def main():
         parser.error("%s is not an executable" % args.program)
     if args.shaders < 1 or args.size < 1 or args.jobs < 1:
         parser.error("--shaders, --size and --jobs must be at least 1")
+    if shutil.which("valgrind") is None:
+        sys.exit("compiler_instructions: needs valgrind on PATH (setup.sh installs it)")
     with tempfile.TemporaryDirectory() as scratch_dir:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(profile, args.program, a, args.shaders, args.size,

@@ -26,6 +26,7 @@ Example:
   benchmarks/compiler_instructions.py bazel-bin/examples/compiler_backend/compiler_backend
 """
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
@@ -43,18 +44,14 @@ ALLOCATOR_FUNCTION = re.compile(r"^(operator new|operator delete)")
 CHECKSUM = re.compile(r"^checksum: ([0-9a-f]{16})$", re.MULTILINE)
 
 
-class Profile:
-    def __init__(self, allocator, instructions, d1_misses, in_allocator, checksum):
-        self.allocator = allocator
-        self.instructions = instructions
-        self.d1_misses = d1_misses
-        self.in_allocator = in_allocator
-        self.checksum = checksum
+Profile = collections.namedtuple(
+    "Profile", ["allocator", "instructions", "d1_misses", "in_allocator", "checksum"])
 
 
 def parse_cachegrind(path):
     """(total instructions, total D1 misses, instructions in the allocator) from an out file."""
     events = None
+    ir_column = 1  # cost lines: the line number, then one count per event
     summary = None
     in_allocator = 0
     counting = False
@@ -63,6 +60,7 @@ def parse_cachegrind(path):
         for line in f:
             if line.startswith("events:"):
                 events = line.split()[1:]
+                ir_column = 1 + events.index("Ir")
             elif line.startswith("fl="):
                 file_name = line[3:].strip()
             elif line.startswith("fn="):
@@ -71,7 +69,7 @@ def parse_cachegrind(path):
             elif line.startswith("summary:"):
                 summary = [int(x) for x in line.split()[1:]]
             elif counting and line[:1].isdigit():
-                in_allocator += int(line.split()[1])  # first event after the line number: Ir
+                in_allocator += int(line.split()[ir_column])
     if events is None or summary is None or "D1mr" not in events:
         raise ValueError("%s: not a cachegrind file with --cache-sim=yes" % path)
     total = dict(zip(events, summary))
@@ -147,12 +145,11 @@ def main():
                 profiles = [f.result() for f in futures]
             except (RuntimeError, ValueError, OSError) as e:
                 sys.exit("compiler_instructions: %s" % e)
-    different = [p for p in profiles if p.checksum != profiles[0].checksum]
-    if different:
+    if any(p.checksum != profiles[0].checksum for p in profiles):
         sys.exit("compiler_instructions: checksums differ: " + ", ".join(
             "%s %s" % (p.allocator, p.checksum) for p in profiles))
     if args.json:
-        json.dump([vars(p) for p in profiles], sys.stdout, indent=1)
+        json.dump([p._asdict() for p in profiles], sys.stdout, indent=1)
         print()
     else:
         report(args.program, profiles, args.shaders, args.size)

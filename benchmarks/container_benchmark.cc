@@ -4,8 +4,9 @@
 // vector push_back, map insert, flat_hash_map insert. Each iteration builds the container from
 // empty (a fresh arena over the libc table) and destroys it.
 //
-//   bazel run -c opt //benchmarks:container_benchmark -- --benchmark_repetitions=10 \
-//     --benchmark_report_aggregates_only=true
+//   bazel run -c opt //benchmarks:container_benchmark -- --benchmark_repetitions=10
+//
+// (--benchmark_report_aggregates_only=true prints only the aggregates.)
 // Ratios are medians against the std::allocator run of the same operation.
 #include <benchmark/benchmark.h>
 

@@ -1,8 +1,9 @@
 // The cost of dispatching through the default table: mesa_malloc/mesa_free over the libc
 // table against direct malloc/free, for 16, 64, 256 and 4096 bytes. Target: ≤ 1.10× (median).
 //
-//   bazel run -c opt //benchmarks:dispatch_benchmark -- --benchmark_repetitions=10 \
-//     --benchmark_report_aggregates_only=true
+//   bazel run -c opt //benchmarks:dispatch_benchmark -- --benchmark_repetitions=10
+//
+// (--benchmark_report_aggregates_only=true prints only the aggregates.)
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>

@@ -69,7 +69,7 @@ TEST(CallbackResource, NullFromTheTableIsBadAllocAndResourceStaysUsable) {
   test::counting_allocator counting;
   mesa::callback_resource resource(counting.table());
   counting.fail_next(1);
-  EXPECT_THROW(resource.allocate(64, 8), std::bad_alloc);
+  EXPECT_THROW((void)resource.allocate(64, 8), std::bad_alloc);
   void *p = resource.allocate(64, 8);
   resource.deallocate(p, 64, 8);
   EXPECT_EQ(counting.live(), 0);

@@ -378,7 +378,7 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
   mesa::tracking_resource t(&arena, "below");
   mesa::debug_resource d(&t, r.options());
   auto *p = static_cast<unsigned char *>(d.allocate(32));
-  std::memset(p - 64, 0, 64);
+  for (int k = 1; k <= 64; ++k) p[-k] = 0;  // the 64 bytes below the block
   d.deallocate(p, 32);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);

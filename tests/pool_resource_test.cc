@@ -22,7 +22,9 @@ TEST(PoolSizeClasses, EverySizeMapsToTheSmallestClassThatFits) {
   for (std::size_t bytes = 0; bytes <= mesa::internal::kPoolMaxSmall; ++bytes) {
     const std::size_t c = mesa::internal::pool_class_of(bytes);
     ASSERT_GE(t.size[c], bytes);
-    if (c > 0) ASSERT_LT(t.size[c - 1], bytes) << bytes;
+    if (c > 0) {
+      ASSERT_LT(t.size[c - 1], bytes) << bytes;
+    }
     ASSERT_EQ(t.size[c] % 16, 0u);
   }
 }

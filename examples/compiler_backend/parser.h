@@ -132,7 +132,7 @@ class Parser {
 
   template <class... Args>
   Diagnostic error(const char *format, Args... args) {
-    char buf[160];
+    char buf[sizeof(Diagnostic::message)];
     std::snprintf(buf, sizeof(buf), format, args...);
     return Diagnostic::error("line %d: %s", line_no_, buf);
   }

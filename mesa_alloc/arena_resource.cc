@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 namespace mesa {
@@ -127,20 +128,48 @@ void arena_resource::release() noexcept {
   next_block_size_ = options_.initial_block_size;
   cur_ = initial_begin();
   end_ = initial_end();
+  open_count_ = 0;
+  dropped_ = false;
+  dropped_through_bytes_ = 0;
 }
 
-arena_mark arena_resource::mark() const noexcept {
+arena_mark arena_resource::mark() noexcept {
   arena_mark m;
+  m.arena_ = this;
+  m.serial_ = ++serial_;
   m.block_ = blocks_;
   m.large_ = large_;
   m.cur_ = cur_;
   m.bytes_allocated_ = bytes_allocated_;
+  // Nothing was allocated since the innermost open point: this mark is that point too.
+  if (open_count_ > 0 && open_[open_count_ - 1].bytes_allocated == bytes_allocated_) return m;
+  if (open_count_ == kTrackedMarks) {
+    dropped_ = true;
+    dropped_through_bytes_ = open_[0].bytes_allocated;
+    std::memmove(open_, open_ + 1, sizeof(mark_point) * (kTrackedMarks - 1));
+    --open_count_;
+  }
+  open_[open_count_++] = mark_point{bytes_allocated_, m.serial_};
   return m;
 }
 
+bool arena_resource::mark_is_open(const arena_mark &m) const noexcept {
+  if (m.arena_ != this) return false;
+  // Open points are ordered by bytes_allocated, innermost (most) last. Every byte count
+  // counts up from the one before, so one count is one position as long as no rewind went
+  // below it; a rewind that did removed the entry, and a mark at that count taken since
+  // starts a new entry with a later first_serial.
+  for (int i = open_count_ - 1; i >= 0; --i) {
+    if (open_[i].bytes_allocated == m.bytes_allocated_) return open_[i].first_serial <= m.serial_;
+    if (open_[i].bytes_allocated < m.bytes_allocated_) return false;
+  }
+  return dropped_ && m.bytes_allocated_ <= dropped_through_bytes_;
+}
+
 void arena_resource::rewind(const arena_mark &m) noexcept {
-  // Validate before touching anything: the mark's blocks must still be on our lists and its
-  // position must lie in its block at or before the current one.
+  if (!mark_is_open(m)) invalid_mark();
+  // Also validate the position before touching anything: the mark's blocks must still be on
+  // our lists and its position must lie in its block at or before the current one.
   block *target = static_cast<block *>(m.block_);
   block *b = blocks_;
   while (b != target && b != nullptr) b = b->next;
@@ -173,6 +202,11 @@ void arena_resource::rewind(const arena_mark &m) noexcept {
   cur_ = m.cur_;
   end_ = end;
   bytes_allocated_ = m.bytes_allocated_;
+  // Every point after the mark's is closed; marks at the mark's point stay valid.
+  while (open_count_ > 0 && open_[open_count_ - 1].bytes_allocated > bytes_allocated_) {
+    --open_count_;
+  }
+  if (dropped_through_bytes_ > bytes_allocated_) dropped_through_bytes_ = bytes_allocated_;
 }
 
 arena_stats arena_resource::stats() const noexcept {

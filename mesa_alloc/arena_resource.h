@@ -20,9 +20,12 @@
 //   ... scratch allocations ...
 //   arena.rewind(m);                                   // back to the state at mark()
 //
-// Not thread-safe: use one arena per object or per thread. Marks must be rewound in LIFO
-// order; release() invalidates every mark. Rewinding to a stale or foreign mark prints
-// "mesa_alloc: invalid arena mark" on stderr and aborts.
+// Not thread-safe: use one arena per object or per thread. Marks nest: rewinding to a mark
+// (any number of times) keeps it valid and invalidates every mark taken after it at a later
+// point; release() invalidates every mark. Rewinding to such a stale mark, or to one from
+// another arena, prints "mesa_alloc: invalid arena mark" on stderr and aborts. The check is
+// exact for the kTrackedMarks innermost distinct mark points; marks nested deeper than that
+// below them are checked against the arena's blocks only.
 #ifndef MESA_ALLOC_ARENA_RESOURCE_H_
 #define MESA_ALLOC_ARENA_RESOURCE_H_
 
@@ -56,6 +59,8 @@ struct arena_stats {
 class arena_mark {
  private:
   friend class arena_resource;
+  const void *arena_ = nullptr;
+  std::uint64_t serial_ = 0;  // the arena's count of mark() calls when this one was taken
   void *block_ = nullptr;
   void *large_ = nullptr;
   std::uintptr_t cur_ = 0;
@@ -91,10 +96,14 @@ class arena_resource final : public std::pmr::memory_resource {
   // Returns every upstream block (the initial buffer is kept and reused).
   void release() noexcept;
 
-  arena_mark mark() const noexcept;
+  // Marks the current point (no allocation; records it among the open mark points).
+  arena_mark mark() noexcept;
   // Frees everything allocated since `m`. Blocks taken after the mark are kept for reuse
   // (large blocks go back upstream).
   void rewind(const arena_mark &m) noexcept;
+
+  // How many distinct nested mark points are checked exactly (see the top of this header).
+  static constexpr int kTrackedMarks = 16;
 
   arena_stats stats() const noexcept;
   std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
@@ -131,6 +140,22 @@ class arena_resource final : public std::pmr::memory_resource {
   std::size_t next_block_size_;
   std::pmr::memory_resource *upstream_;
   arena_options options_;
+
+  // The open mark points, innermost last: marks at one point share an entry (same
+  // bytes_allocated_, so the same position), valid for serials from first_serial on. A mark
+  // is valid iff its point has an entry whose first_serial is not after it.
+  struct mark_point {
+    std::size_t bytes_allocated;
+    std::uint64_t first_serial;
+  };
+  bool mark_is_open(const arena_mark &m) const noexcept;
+  mark_point open_[kTrackedMarks];
+  int open_count_ = 0;
+  // Set when a full table dropped its outermost entry: marks at or below this many bytes may
+  // be valid without an entry (checked against the blocks only).
+  bool dropped_ = false;
+  std::size_t dropped_through_bytes_ = 0;
+  std::uint64_t serial_ = 0;
 };
 
 }  // namespace mesa

@@ -167,6 +167,75 @@ TEST(ArenaResourceDeathTest, StaleMarkIsAClearError) {
   EXPECT_DEATH(other.rewind(m), "mesa_alloc: invalid arena mark");
 }
 
+// A mark rewound past is stale even after the arena has grown past its point again: rewinding
+// to it would hand out memory that overlaps live objects.
+TEST(ArenaResourceDeathTest, MarkRewoundPastIsAClearErrorOnceTheArenaRegrows) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  (void)arena.allocate(16, 8);
+  mesa::arena_mark outer = arena.mark();
+  (void)arena.allocate(64, 8);
+  mesa::arena_mark inner = arena.mark();
+  arena.rewind(outer);
+  (void)arena.allocate(256, 8);  // a live object across inner's old point
+  EXPECT_DEATH(arena.rewind(inner), "mesa_alloc: invalid arena mark");
+  // Same byte count as the stale mark, reached again at another position (alignment padding),
+  // with a fresh mark at it: the stale one is still refused, the fresh one accepted.
+  arena.rewind(outer);
+  (void)arena.allocate(64, 64);
+  mesa::arena_mark fresh = arena.mark();
+  EXPECT_DEATH(arena.rewind(inner), "mesa_alloc: invalid arena mark");
+  arena.rewind(fresh);
+  arena.rewind(outer);
+}
+
+TEST(ArenaResourceDeathTest, MarkFromAnotherArenaIsAClearError) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_resource other(&upstream);
+  mesa::arena_mark empty = other.mark();  // the same point as arena's start, but not arena's
+  (void)arena.allocate(32, 8);
+  EXPECT_DEATH(arena.rewind(empty), "mesa_alloc: invalid arena mark");
+  EXPECT_DEATH(arena.rewind(mesa::arena_mark()), "mesa_alloc: invalid arena mark");
+}
+
+TEST(ArenaResource, AMarkStaysValidForRepeatedRewindsAndMarksAtOnePointShareIt) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_mark a = arena.mark();
+  mesa::arena_mark b = arena.mark();  // same point as a
+  void *first = arena.allocate(40, 8);
+  for (int round = 0; round < 3; ++round) {
+    arena.rewind(b);
+    EXPECT_EQ(arena.allocate(40, 8), first);
+    arena.rewind(a);
+    EXPECT_EQ(arena.stats().bytes_allocated, 0u);
+  }
+}
+
+// Deeper than kTrackedMarks: every valid mark is still accepted (the outermost ones checked
+// against the blocks), and a stale mark among the innermost ones is still refused.
+TEST(ArenaResourceDeathTest, NestingDeeperThanTheTrackedMarks) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  constexpr int kDepth = 3 * mesa::arena_resource::kTrackedMarks;
+  std::vector<mesa::arena_mark> marks;
+  std::vector<std::size_t> bytes;
+  for (int i = 0; i < kDepth; ++i) {
+    bytes.push_back(arena.stats().bytes_allocated);
+    marks.push_back(arena.mark());
+    (void)arena.allocate(24, 8);
+  }
+  const mesa::arena_mark stale = marks.back();
+  arena.rewind(marks[kDepth - 2]);
+  (void)arena.allocate(100, 8);
+  EXPECT_DEATH(arena.rewind(stale), "mesa_alloc: invalid arena mark");
+  for (int i = kDepth - 2; i >= 0; --i) {
+    arena.rewind(marks[i]);
+    EXPECT_EQ(arena.stats().bytes_allocated, bytes[i]);
+  }
+}
+
 TEST(ArenaResource, ReleaseReturnsEveryUpstreamByte) {
   counting_resource upstream;
   {

@@ -784,15 +784,23 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
   if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
   std::size_t old_size = 0;
   std::uint32_t old_alignment = 0;
+  bool found = false, damaged = false;
   {
     const table_guard lock(lock_, options_.thread_safe);
     if (const internal::block_entry *e = live_.find(p)) {
+      found = true;
+      const header *h = static_cast<const header *>(e->header);
+      damaged = h->damaged(owner_, e->number);
       old_size = e->size;
-      old_alignment = static_cast<const header *>(e->header)->alignment();
+      old_alignment = h->alignment();
     }
   }
-  if (old_alignment == 0) {
+  if (!found) {
     report_unknown_free(p);
+    return nullptr;
+  }
+  if (damaged) {  // the header's alignment cannot be trusted: report it as free() would
+    free_block(p);
     return nullptr;
   }
   void *fresh = allocate_block(size, std::max<std::size_t>(alignment, old_alignment), scope);

@@ -548,6 +548,23 @@ TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {
       << out;
 }
 
+// realloc reads the old block's alignment from its header: a damaged header is reported as the
+// underrun it is (as free() reports it), never trusted, and never mistaken for a foreign pointer.
+TEST(DebugResourceCDeathTest, ReallocOfABlockWithADamagedHeaderReportsTheUnderrun) {
+  for (const unsigned char written : {0x55, 0x00}) {  // the alignment field: nonsense, or zero
+    EXPECT_DEATH(
+        {
+          const mesa_allocator *a = mesa_debug_create(nullptr, nullptr);
+          auto *p = static_cast<unsigned char *>(
+              mesa_alloc2(nullptr, a, 100, 8, MESA_ALLOC_SCOPE_OBJECT));
+          for (int k = 29; k <= 32; ++k) p[-k] = written;
+          (void)mesa_realloc2(nullptr, a, p, 200, 8, MESA_ALLOC_SCOPE_OBJECT);
+        },
+        "mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 100 allocation #1: the block header "
+        "before the block was overwritten in the word at offsets -32..-25; block not released");
+  }
+}
+
 TEST(DebugResourceC, TableChecksCFreesAndReallocs) {
   const mesa_allocator *a = mesa_debug_create(nullptr, nullptr);
   ASSERT_NE(a, nullptr);

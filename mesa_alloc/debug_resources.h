@@ -65,6 +65,7 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out);
 
 /* ---- fault injection --------------------------------------------------------------------- */
 
+/* The functions below do nothing (mesa_fault_attempts: 0) for NULL or a table of another kind. */
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent);
 void mesa_fault_destroy(const mesa_allocator *fault);
 void mesa_fault_fail_nth(const mesa_allocator *fault, uint64_t n);   /* 0-based, from now */

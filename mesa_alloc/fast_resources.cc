@@ -96,8 +96,11 @@ struct c_slab_child : c_fixed_table<c_slab_child> {
   mesa::slab_child slab;
 };
 
+// The T behind a table made by create_in<T>; NULL for NULL or a table of another kind (each T
+// has its own alloc function).
 template <class T>
 T *from_table(const mesa_allocator *table) {
+  if (table == nullptr || table->alloc_fn != &c_fixed_table<T>::alloc) return nullptr;
   return c_fixed_table<T>::self(table->user_data);
 }
 
@@ -130,7 +133,7 @@ const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
 }
 
 void mesa_arena_release(const mesa_allocator *arena) {
-  if (arena != nullptr) c_handle_resource<mesa::arena_resource>(arena)->release();
+  if (mesa::arena_resource *a = c_handle_resource<mesa::arena_resource>(arena)) a->release();
 }
 
 void mesa_arena_destroy(const mesa_allocator *arena) {
@@ -145,9 +148,7 @@ const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t obje
 }
 
 void mesa_slab_destroy(const mesa_allocator *slab) {
-  if (slab == nullptr) return;
-  c_slab_resource *self = from_table<c_slab_resource>(slab);
-  destroy_in(self->parent, self);
+  if (c_slab_resource *self = from_table<c_slab_resource>(slab)) destroy_in(self->parent, self);
 }
 
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size) {
@@ -167,9 +168,7 @@ const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
 }
 
 void mesa_slab_child_destroy(const mesa_allocator *child) {
-  if (child == nullptr) return;
-  c_slab_child *self = from_table<c_slab_child>(child);
-  destroy_in(self->parent, self);
+  if (c_slab_child *self = from_table<c_slab_child>(child)) destroy_in(self->parent, self);
 }
 
 const mesa_allocator *mesa_pool_create(const mesa_allocator *parent) {

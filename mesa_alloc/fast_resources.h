@@ -5,7 +5,8 @@
  * builds the resource on top of a parent table (NULL: the default allocator) and returns a
  * table over it; pass that table anywhere a `const mesa_allocator *` goes (mesa_alloc2, ...).
  * The matching destroy function returns everything the resource holds to the parent, whether
- * or not its blocks were freed. Create functions return NULL when the parent fails.
+ * or not its blocks were freed. Create functions return NULL when the parent fails. Destroy
+ * and release functions given NULL or a table of another kind do nothing.
  *
  * What it costs: the arena and pool tables keep a 16-byte header before each block (C frees are
  * unsized; see resource_callbacks.h). The slab table has no header: it serves blocks of at most

@@ -23,13 +23,23 @@ block_header *header_of(void *user) {
 }  // namespace
 
 resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource) noexcept
+    : resource_callbacks(resource, nullptr) {}
+
+resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource,
+                                       const void *kind) noexcept
     : resource_(resource),
+      kind_(kind),
       table_{this,
              &resource_callbacks::alloc,
              &resource_callbacks::realloc,
              &resource_callbacks::free,
              nullptr,
              nullptr} {}
+
+const resource_callbacks *resource_callbacks::from_table(const mesa_allocator *table) noexcept {
+  if (table == nullptr || table->alloc_fn != &resource_callbacks::alloc) return nullptr;
+  return static_cast<const resource_callbacks *>(table->user_data);
+}
 
 void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope) {

@@ -39,6 +39,16 @@ class resource_callbacks {
   const mesa_allocator *table() const noexcept { return &table_; }
   std::pmr::memory_resource *resource() const noexcept { return resource_; }
 
+  // The object whose table() this is; NULL for NULL or any other kind of table.
+  static const resource_callbacks *from_table(const mesa_allocator *table) noexcept;
+  // What a derived class said it is (see the protected constructor); NULL if nothing.
+  const void *kind() const noexcept { return kind_; }
+
+ protected:
+  // For classes that hand out the table and must recognise it again (the C create/destroy
+  // functions): `kind` is an address unique to the derived class.
+  resource_callbacks(std::pmr::memory_resource *resource, const void *kind) noexcept;
+
  private:
   static constexpr std::size_t kHeaderAlignment = 16;
 
@@ -49,6 +59,7 @@ class resource_callbacks {
   static void free(void *user_data, void *ptr);
 
   std::pmr::memory_resource *resource_;
+  const void *kind_ = nullptr;
   mesa_allocator table_;
 };
 

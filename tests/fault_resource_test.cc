@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
 
 namespace {
 
@@ -152,6 +153,57 @@ TEST(FaultC, TableInjectsFailures) {
   mesa_fault_destroy(f);
   mesa_fault_fail_nth(nullptr, 1);
   EXPECT_EQ(mesa_fault_attempts(nullptr), 0u);
+}
+
+// Handed a table of another kind, the fault functions and the fast resources' destroy and
+// release functions do nothing, like the tracking and debug ones: no write into the other
+// table's object, no free of it.
+TEST(FaultC, FunctionsIgnoreTablesOfAnotherKind) {
+  mesa_slab_parent *parent = mesa_slab_parent_create(nullptr, 32);
+  ASSERT_NE(parent, nullptr);
+  struct kind {
+    const mesa_allocator *table;
+    void (*destroy)(const mesa_allocator *);
+  };
+  const kind kinds[] = {
+      {mesa_tracking_create(nullptr, "t", nullptr), mesa_tracking_destroy},
+      {mesa_arena_create(nullptr), mesa_arena_destroy},
+      {mesa_pool_create(nullptr), mesa_pool_destroy},
+      {mesa_synchronized_pool_create(nullptr), mesa_synchronized_pool_destroy},
+      {mesa_slab_create(nullptr, 64), mesa_slab_destroy},
+      {mesa_slab_child_create(parent), mesa_slab_child_destroy},
+      {mesa_fault_create(nullptr), mesa_fault_destroy},
+      {mesa_libc_allocator(), nullptr},
+  };
+  const mesa_allocator *fault = kinds[6].table;
+  for (const kind &k : kinds) ASSERT_NE(k.table, nullptr);
+  for (const kind &other : kinds) {
+    for (const kind &k : kinds) {
+      if (k.destroy != nullptr && k.destroy != other.destroy) k.destroy(other.table);
+    }
+    if (other.destroy != mesa_arena_destroy) mesa_arena_release(other.table);
+    if (other.table == fault) continue;
+    mesa_fault_fail_nth(other.table, 0);
+    mesa_fault_fail_every(other.table, 1);
+    mesa_fault_fail_random(other.table, 1.0, 7);
+    EXPECT_EQ(mesa_fault_attempts(other.table), 0u);
+  }
+  for (const kind &k : kinds) {  // every table still alive and working
+    if (k.table == fault) continue;
+    void *p = mesa_alloc2(nullptr, k.table, 32, 8, MESA_ALLOC_SCOPE_OBJECT);  // slab: 32
+    EXPECT_NE(p, nullptr);
+    mesa_free2(nullptr, k.table, p);
+  }
+  mesa_fault_fail_nth(fault, 0);
+  EXPECT_EQ(mesa_alloc2(nullptr, fault, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_tracking_stats stats;
+  ASSERT_EQ(mesa_tracking_get_stats(kinds[0].table, &stats), 1);
+  EXPECT_EQ(stats.total_allocations, 1u);
+  EXPECT_EQ(stats.total_deallocations, 1u);
+  for (const kind &k : kinds) {
+    if (k.destroy != nullptr) k.destroy(k.table);
+  }
+  mesa_slab_parent_destroy(parent);
 }
 
 }  // namespace

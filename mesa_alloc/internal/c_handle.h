@@ -29,7 +29,7 @@ class c_handle final : public resource_callbacks {
  public:
   template <class... Args>
   explicit c_handle(const mesa_allocator *parent, Args &&...args)
-      : resource_callbacks(&resource_),
+      : resource_callbacks(&resource_, &kind_tag_),
         parent_(parent),
         upstream_(parent),
         resource_(&upstream_, std::forward<Args>(args)...) {}
@@ -37,12 +37,19 @@ class c_handle final : public resource_callbacks {
   Resource &resource() noexcept { return resource_; }
   const mesa_allocator *parent() const noexcept { return parent_; }
 
-  // The handle behind a table returned by c_handle_create<Resource>.
+  // The handle behind a table returned by c_handle_create<Resource>; NULL for NULL or any
+  // other table (another resource's handle, a tracking or debug table, libc's, ...).
   static c_handle *from_table(const mesa_allocator *table) noexcept {
-    return static_cast<c_handle *>(static_cast<resource_callbacks *>(table->user_data));
+    const resource_callbacks *callbacks = resource_callbacks::from_table(table);
+    if (callbacks == nullptr || callbacks->kind() != &kind_tag_) return nullptr;
+    return static_cast<c_handle *>(const_cast<resource_callbacks *>(callbacks));
   }
 
  private:
+  // Its address tells this Resource's handles apart (not const: distinct constants may be
+  // merged, variables may not).
+  static inline char kind_tag_ = 0;
+
   const mesa_allocator *parent_;
   callback_resource upstream_;
   Resource resource_;
@@ -64,17 +71,20 @@ const mesa_allocator *c_handle_create(const mesa_allocator *parent, Args &&...ar
   }
 }
 
-// The resource behind a table from c_handle_create<Resource> (for stats, release, ...).
+// The resource behind a table from c_handle_create<Resource> (for stats, release, ...); NULL
+// for NULL or a table of another kind.
 template <class Resource>
 Resource *c_handle_resource(const mesa_allocator *table) noexcept {
-  return table == nullptr ? nullptr : &c_handle<Resource>::from_table(table)->resource();
+  c_handle<Resource> *handle = c_handle<Resource>::from_table(table);
+  return handle == nullptr ? nullptr : &handle->resource();
 }
 
-// Destroys the resource (returning what it holds to the parent) and frees the handle.
+// Destroys the resource (returning what it holds to the parent) and frees the handle. NULL,
+// or a table of another kind: no-op.
 template <class Resource>
 void c_handle_destroy(const mesa_allocator *table) noexcept {
-  if (table == nullptr) return;
   c_handle<Resource> *handle = c_handle<Resource>::from_table(table);
+  if (handle == nullptr) return;
   const mesa_allocator *parent = handle->parent();
   handle->~c_handle<Resource>();
   parent->free_fn(parent->user_data, handle);

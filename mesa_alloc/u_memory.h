@@ -21,6 +21,7 @@
 #define MESA_ALLOC_U_MEMORY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -37,9 +38,15 @@ extern "C" {
 #define MALLOC_STRUCT(T) (struct T *)MALLOC(sizeof(struct T))
 #define CALLOC_STRUCT(T) (struct T *)CALLOC(1, sizeof(struct T))
 
-/* A struct followed by `more_size` bytes of variable-length data, zeroed. */
+/* a + b, or SIZE_MAX (a request that fails) when the sum does not fit. */
+static inline size_t mesa_size_add_saturating(size_t a, size_t b) {
+  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* A struct followed by `more_size` bytes of variable-length data, zeroed. NULL (not a short
+ * block) when the total overflows size_t. */
 #define CALLOC_VARIANT_LENGTH_STRUCT(T, more_size) \
-  ((struct T *)CALLOC(1, sizeof(struct T) + (more_size)))
+  ((struct T *)CALLOC(1, mesa_size_add_saturating(sizeof(struct T), (more_size))))
 
 #define align_malloc(_size, _alignment) mesa_aligned_alloc(_alignment, _size)
 #define align_free(_ptr) mesa_free(_ptr)

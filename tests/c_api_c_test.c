@@ -87,6 +87,9 @@ int main(void) {
   mesa_free2(&table, NULL, p);
   CHECK(counts.allocs == 9 && counts.frees == 9);
 
+  /* A variable length that overflows the total fails instead of wrapping to a short block. */
+  CHECK(CALLOC_VARIANT_LENGTH_STRUCT(shader, SIZE_MAX - 2) == NULL);
+
   CHECK(mesa_set_default_allocator(previous) == &table);
   if (check_failures == 0) printf("c_api_c_test: all checks passed\n");
   return check_failures == 0 ? 0 : 1;

@@ -14,6 +14,7 @@
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/spin_lock.h"
 
 namespace mesa {
@@ -752,11 +753,19 @@ void debug_resource::report_unknown_free(void *p) noexcept {
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
                               mesa_alloc_scope scope) {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("mesa_debug alloc", alignment);
+    return nullptr;
+  }
   return static_cast<debug_resource *>(self)->allocate_block(size, alignment, scope);
 }
 
 void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("mesa_debug realloc", alignment);
+    return nullptr;
+  }
   return static_cast<debug_resource *>(self)->reallocate_block(p, size, alignment, scope);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "tests/support/counting_allocator.h"
 
@@ -218,6 +219,41 @@ TEST(CApi, InvalidAlignmentSaysWhyInDebugBuilds) {
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("mesa_alloc: invalid alignment 24 in mesa_aligned_alloc"), std::string::npos)
       << err;
+#endif
+}
+
+// Called directly (not through mesa_alloc2, which checks first), the tracking and debug tables
+// refuse a bad alignment as loudly as the libc table does; an alignment too large for the
+// tracking header is a counted failure.
+TEST(CApi, TrackingAndDebugTablesSayWhyABadAlignmentFails) {
+  const mesa_allocator *tracker = mesa_tracking_create(nullptr, "t", nullptr);
+  const mesa_allocator *debug = mesa_debug_create(nullptr, nullptr);
+  ASSERT_TRUE(tracker != nullptr && debug != nullptr);
+  ::testing::internal::CaptureStderr();
+  for (const mesa_allocator *t : {tracker, debug}) {
+    EXPECT_EQ(t->alloc_fn(t->user_data, 16, 24, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    void *p = t->alloc_fn(t->user_data, 16, 16, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(t->realloc_fn(t->user_data, p, 64, 3, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    t->free_fn(t->user_data, p);  // untouched by the refused realloc
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(
+      tracker->alloc_fn(tracker->user_data, 16, std::size_t{1} << 33, MESA_ALLOC_SCOPE_OBJECT),
+      nullptr);
+  mesa_tracking_stats stats;
+  ASSERT_EQ(mesa_tracking_get_stats(tracker, &stats), 1);
+  EXPECT_EQ(stats.failed_allocations, 1u);
+  EXPECT_EQ(stats.bytes_in_use, 0u);
+  mesa_debug_destroy(debug);
+  mesa_tracking_destroy(tracker);
+#ifndef NDEBUG
+  for (const char *where : {"24 in mesa_tracking alloc", "3 in mesa_tracking realloc",
+                            "24 in mesa_debug alloc", "3 in mesa_debug realloc"}) {
+    EXPECT_NE(err.find(std::string("mesa_alloc: invalid alignment ") + where), std::string::npos)
+        << where << "\n"
+        << err;
+  }
 #endif
 }
 

@@ -15,6 +15,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -53,12 +54,16 @@ struct tracking_table {
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
     auto *self = static_cast<tracking_table *>(user_data);
-    if (!mesa_alloc_alignment_valid(alignment) || alignment > UINT32_MAX) return nullptr;
+    if (!mesa_alloc_alignment_valid(alignment)) {
+      report_invalid_alignment("mesa_tracking alloc", alignment);
+      return nullptr;
+    }
     if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
     const std::size_t head = header_bytes(alignment);
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
-    if (size > SIZE_MAX - head || !t.try_charge_limits(size)) {
+    // The header keeps the alignment in 32 bits: a larger one fails like an oversized request.
+    if (alignment > UINT32_MAX || size > SIZE_MAX - head || !t.try_charge_limits(size)) {
       t.count_failure(index, scope);
       return nullptr;
     }
@@ -88,12 +93,15 @@ struct tracking_table {
 
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope) {
+    if (!mesa_alloc_alignment_valid(alignment)) {
+      report_invalid_alignment("mesa_tracking realloc", alignment);
+      return nullptr;
+    }
     if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
     if (size == 0) {
       free(user_data, ptr);
       return nullptr;
     }
-    if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
     const header h = *header_of(ptr);
     void *fresh = alloc(user_data, size, h.alignment > alignment ? h.alignment : alignment, scope);
     if (fresh == nullptr) return nullptr;

@@ -32,6 +32,14 @@ static void count_free(void *user_data, void *ptr) {
   mesa_libc_allocator()->free_fn(NULL, ptr);
 }
 
+static size_t refused_size;
+
+static void *refuse_alloc(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope) {
+  (void)user_data, (void)alignment, (void)scope;
+  refused_size = size;
+  return NULL;
+}
+
 struct screen {
   int id;
   float scale;
@@ -87,10 +95,14 @@ int main(void) {
   mesa_free2(&table, NULL, p);
   CHECK(counts.allocs == 9 && counts.frees == 9);
 
-  /* A variable length that overflows the total fails instead of wrapping to a short block. */
+  /* A variable length that overflows the total asks for SIZE_MAX (which fails) instead of
+   * wrapping to a short block. (A table that refuses: ASan aborts on malloc(SIZE_MAX).) */
+  const mesa_allocator refusing = {NULL, refuse_alloc, count_realloc, count_free, NULL, NULL};
+  mesa_set_default_allocator(&refusing);
   CHECK(CALLOC_VARIANT_LENGTH_STRUCT(shader, SIZE_MAX - 2) == NULL);
+  CHECK(refused_size == SIZE_MAX);
 
-  CHECK(mesa_set_default_allocator(previous) == &table);
+  CHECK(mesa_set_default_allocator(previous) == &refusing);
   if (check_failures == 0) printf("c_api_c_test: all checks passed\n");
   return check_failures == 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory_resource>
 #include <new>
@@ -310,6 +311,41 @@ TEST(TrackingC, ExactUserSizesPerScopeAndRollup) {
   EXPECT_EQ(s.total_deallocations, 3u);
   mesa_tracking_destroy(compiler);
   mesa_tracking_destroy(driver);
+}
+
+// A budget counts what is live; shrinking a block under a full budget must not need room for a
+// second copy.
+TEST(TrackingC, ShrinkingReallocSucceedsUnderAFullBudget) {
+  const mesa_allocator *t = mesa_tracking_create(nullptr, "t", nullptr);
+  ASSERT_NE(t, nullptr);
+  mesa_tracking_set_limit(t, 1000);
+  auto *p = static_cast<char *>(mesa_alloc2(nullptr, t, 1000, 64, MESA_ALLOC_SCOPE_OBJECT));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 'x', 1000);
+  EXPECT_EQ(mesa_alloc2(nullptr, t, 1, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);  // full
+  auto *q = static_cast<char *>(mesa_realloc2(nullptr, t, p, 10, 8, MESA_ALLOC_SCOPE_COMMAND));
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q[9], 'x');
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 64, 0u);
+  mesa_tracking_stats s;
+  ASSERT_EQ(mesa_tracking_get_stats(t, &s), 1);
+  EXPECT_EQ(s.bytes_in_use, 10u);
+  EXPECT_EQ(s.scope_bytes_in_use[MESA_ALLOC_SCOPE_OBJECT], 0u);
+  EXPECT_EQ(s.scope_bytes_in_use[MESA_ALLOC_SCOPE_COMMAND], 10u);
+  EXPECT_EQ(s.peak_bytes, 1000u);
+  void *r = mesa_alloc2(nullptr, t, 990, 8, MESA_ALLOC_SCOPE_OBJECT);  // the budget came back
+  EXPECT_NE(r, nullptr);
+  // Growing or asking for more alignment still moves the block (and needs the room).
+  EXPECT_EQ(mesa_realloc2(nullptr, t, q, 11, 8, MESA_ALLOC_SCOPE_COMMAND), nullptr);
+  mesa_free2(nullptr, t, r);
+  q = static_cast<char *>(mesa_realloc2(nullptr, t, q, 10, 128, MESA_ALLOC_SCOPE_COMMAND));
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 128, 0u);
+  mesa_free2(nullptr, t, q);
+  ASSERT_EQ(mesa_tracking_get_stats(t, &s), 1);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  mesa_tracking_destroy(t);
 }
 
 TEST(TrackingC, BadInputIsRejected) {

@@ -103,6 +103,18 @@ struct tracking_table {
       return nullptr;
     }
     const header h = *header_of(ptr);
+    if (size <= h.size && alignment <= h.alignment) {
+      // Shrinking keeps the block: no second block, so a full budget does not refuse it.
+      // Counted as a free of the old size and an allocation of the new one, as a move is.
+      if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
+      tracking_resource &t = static_cast<tracking_table *>(user_data)->tracker;
+      const int index = tracking_shard_index();
+      t.uncharge_limits(h.size - size);
+      t.count_deallocation_up(index, h.size, static_cast<mesa_alloc_scope>(h.scope));
+      t.count_allocation_up(index, size, scope);
+      *header_of(ptr) = header{size, h.alignment, static_cast<std::uint32_t>(scope)};
+      return ptr;
+    }
     void *fresh = alloc(user_data, size, h.alignment > alignment ? h.alignment : alignment, scope);
     if (fresh == nullptr) return nullptr;
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);

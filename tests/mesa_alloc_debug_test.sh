@@ -83,6 +83,19 @@ check "warning for a bad number" "^mesa_alloc: MESA_ALLOC_DEBUG: bad number in '
 if [[ $(grep -c 'MESA_ALLOC_DEBUG' "$out") != 2 ]]; then
   echo "FAILED: exactly two warnings expected"; failures=$((failures + 1)); fi
 
+# 4b. Words that set one thing twice, differently: a warning each; the last one counts (here
+# guard_under, so the underrun faults at the write).
+MESA_ALLOC_DEBUG=guard,guard_under,limit=1m,limit=2m "$program" underrun 2>"$out" >/dev/null
+check "warning for a guard word overriding another" \
+  "^mesa_alloc: MESA_ALLOC_DEBUG: 'guard_under' overrides an earlier word \(the last one counts\)$"
+check "warning for a second limit" "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=2m' overrides an earlier word"
+check "the last guard word counts" \
+  '^mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1 hit the guard page$'
+MESA_ALLOC_DEBUG=cookie,cookie,limit=4k,limit=4096 "$program" small 2>"$out" >/dev/null
+expect_status "repeating a word with the same meaning" 0 $?
+if grep -q 'overrides' "$out"; then
+  echo "FAILED: a repeated word with the same meaning warned"; failures=$((failures + 1)); fi
+
 # 5. fail=N and limit=BYTES.
 stdout=$(MESA_ALLOC_DEBUG=fail=1 "$program" small 2>"$out")
 if [[ "$stdout" == "allocation 1 of 100 bytes failed" ]]; then echo "ok: fail=1"; else

@@ -89,6 +89,19 @@ void warn(const char *word, std::size_t length, const char *why) {
                why, static_cast<int>(length), word);
 }
 
+// A word that sets what an earlier one already set differently: the last one counts.
+void warn_override(const char *word, std::size_t length) {
+  std::fprintf(stderr,
+               "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' overrides an earlier word (the last one "
+               "counts)\n",
+               static_cast<int>(length), word);
+}
+
+void set_guard(const char *word, std::size_t length, guard_mode mode, settings *s) {
+  if (s->debug.guard != guard_mode::none && s->debug.guard != mode) warn_override(word, length);
+  s->debug.guard = mode;
+}
+
 void parse_word(const char *word, std::size_t length, settings *s) {
   const char *equals = static_cast<const char *>(std::memchr(word, '=', length));
   if (equals == nullptr) {
@@ -97,9 +110,9 @@ void parse_word(const char *word, std::size_t length, settings *s) {
     } else if (is(word, length, "fill")) {
       s->debug.fill = true;
     } else if (is(word, length, "guard")) {
-      s->debug.guard = guard_mode::after;
+      set_guard(word, length, guard_mode::after, s);
     } else if (is(word, length, "guard_under")) {
-      s->debug.guard = guard_mode::before;
+      set_guard(word, length, guard_mode::before, s);
     } else if (is(word, length, "quarantine")) {
       s->debug.quarantine_bytes = std::size_t{16} << 20;
       s->debug.fill = true;
@@ -123,14 +136,19 @@ void parse_word(const char *word, std::size_t length, settings *s) {
   if (is(word, key, "trace")) {
     if (value_length == 0 || value_length >= sizeof s->trace_path)
       return warn(word, length, "bad file name in");
+    if (s->trace_path[0] != '\0' && (std::strlen(s->trace_path) != value_length ||
+                                     std::memcmp(s->trace_path, value, value_length) != 0))
+      warn_override(word, length);
     std::memcpy(s->trace_path, value, value_length);
     s->trace_path[value_length] = '\0';
   } else if (is(word, key, "fail")) {
     if (!parse_number(value, value_length, &n, false)) return warn(word, length, "bad number in");
+    if (s->fail && s->fail_at != n) warn_override(word, length);
     s->fail = true;
     s->fail_at = n;
   } else if (is(word, key, "limit")) {
     if (!parse_number(value, value_length, &n, true)) return warn(word, length, "bad number in");
+    if (s->limit != tracking_resource::kNoLimit && s->limit != n) warn_override(word, length);
     s->limit = static_cast<std::size_t>(n);
   } else {
     warn(word, length, "unknown word");

@@ -40,6 +40,23 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::attach_thr
   return cache;
 }
 
+// A thread's first free on this pool. Attaching its cache takes memory from upstream, and a
+// free must not fail: if upstream refuses, the block goes straight to the central list.
+void synchronized_pool_resource::deallocate_first_on_thread(internal::pool_free_node *node,
+                                                            std::size_t size_class) noexcept {
+  thread_cache *cache;
+  try {
+    cache = attach_thread();
+  } catch (...) {
+    central_list &central = central_[size_class];
+    std::lock_guard<std::mutex> lock(central.mutex);
+    node->next = central.free;
+    central.free = node;
+    return;
+  }
+  push(cache, node, size_class);
+}
+
 void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {
   const std::size_t want = internal::kSizeClasses.cache_limit[size_class] / 2;
   {

@@ -61,12 +61,11 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   void deallocate(void *p, std::size_t bytes,
                   std::size_t alignment = alignof(std::max_align_t)) noexcept {
     if (internal::pool_is_small(bytes, alignment)) {
-      thread_cache *cache = local_cache();
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::pool_free_node *>(p);
-      node->next = cache->free[c];
-      cache->free[c] = node;
-      if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
+      thread_cache *cache = attached_cache();
+      if (cache == nullptr) return deallocate_first_on_thread(node, c);
+      push(cache, node, c);
       return;
     }
     deallocate_large(p, bytes, alignment);
@@ -102,13 +101,25 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   // own initial-exec thread-locals take.
   [[gnu::tls_model("initial-exec")]] static inline thread_local tls_entry tls_[kTlsEntries] = {};
 
-  thread_cache *local_cache() {
-    for (tls_entry &e : tls_) {
+  // This thread's cache for this pool, if it has one yet.
+  thread_cache *attached_cache() const noexcept {
+    for (const tls_entry &e : tls_) {
       if (e.pool_id == id_) return e.cache;
     }
-    return attach_thread();
+    return nullptr;
+  }
+  thread_cache *local_cache() {
+    thread_cache *cache = attached_cache();
+    return cache != nullptr ? cache : attach_thread();
+  }
+  void push(thread_cache *cache, internal::pool_free_node *node, std::size_t c) noexcept {
+    node->next = cache->free[c];
+    cache->free[c] = node;
+    if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
   }
   [[gnu::noinline]] thread_cache *attach_thread();
+  [[gnu::noinline]] void deallocate_first_on_thread(internal::pool_free_node *node,
+                                                    std::size_t size_class) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);
   [[gnu::noinline]] void flush(thread_cache *cache, std::size_t size_class) noexcept;
   [[gnu::noinline]] void *allocate_large(std::size_t bytes, std::size_t alignment);

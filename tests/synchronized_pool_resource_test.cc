@@ -9,12 +9,33 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mesa_alloc/fault_resource.h"
 #include "tests/test_resources.h"
 
 namespace {
 
 using mesa_test::counting_resource;
 using mesa_test::is_aligned;
+
+// A block freed by a thread that never used the pool, while upstream refuses everything: the
+// free cannot take a thread cache (that needs upstream), so the block goes to the central list
+// instead of terminating the process, and the next thread to need that size gets it back.
+TEST(SynchronizedPool, FirstFreeOnAThreadSurvivesAFailingUpstream) {
+  counting_resource counting;
+  mesa::fault_resource upstream(&counting);
+  mesa::synchronized_pool_resource pool(&upstream);
+  void *p = pool.allocate(32);
+  upstream.fail_every(1);
+  std::thread([&] { pool.deallocate(p, 32); }).join();
+  EXPECT_THROW((void)pool.allocate(100000), std::bad_alloc);  // upstream really refuses
+  upstream.fail_none();
+  void *again = nullptr;
+  std::thread([&] {
+    again = pool.allocate(32);
+    pool.deallocate(again, 32);
+  }).join();
+  EXPECT_EQ(again, p);
+}
 
 TEST(SynchronizedPool, SingleThreadBasics) {
   counting_resource upstream;

@@ -90,6 +90,16 @@ TEST(SlabParent, DestroyingAChildWithLiveBlocksIsSafe) {
   EXPECT_EQ(parent.pages(), pages);
 }
 
+// Pages are rounded up to a power of two: a page size near SIZE_MAX is refused, not rounded
+// forever.
+TEST(SlabParent, HugePageSizeIsRefused) {
+  counting_resource upstream;
+  EXPECT_THROW(mesa::slab_parent(&upstream, 64, 0, SIZE_MAX), std::invalid_argument);
+  EXPECT_THROW(mesa::slab_parent(&upstream, 64, 0, (std::size_t{1} << 63) + 1),
+               std::invalid_argument);
+  EXPECT_EQ(upstream.allocations(), 0u);
+}
+
 TEST(SlabParent, UpstreamFailureThrowsAndChildStaysUsable) {
   counting_resource upstream;
   mesa::slab_parent parent(&upstream, 64, 0, 4096);

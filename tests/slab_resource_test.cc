@@ -45,6 +45,7 @@ TEST(SlabResource, NaturalAlignmentAndSlotSize) {
   EXPECT_EQ(c.object_size(), sizeof(void *)) << "a slot holds at least the free-list link";
   EXPECT_THROW(mesa::slab_resource(&upstream, 16, 3), std::invalid_argument);
   EXPECT_THROW(mesa::slab_resource(&upstream, 4096, 16, 128), std::invalid_argument);
+  EXPECT_THROW(mesa::slab_resource(&upstream, 64, 0, SIZE_MAX), std::invalid_argument);
 }
 
 TEST(SlabResource, RandomLiveBlocksNeverOverlap) {

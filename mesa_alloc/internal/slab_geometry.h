@@ -13,9 +13,9 @@ struct slab_geometry {
   std::size_t page_size;
   std::size_t first_offset;  // offset of the first slot in a page (after the page header)
 
-  // Throws std::invalid_argument for an alignment that is not a power of two or a size that
-  // does not fit a page. power_of_two_pages: round the page size up to a power of two (pages
-  // aligned to their size).
+  // Throws std::invalid_argument for an alignment that is not a power of two, a size that
+  // does not fit a page, or a page over 1 TiB. power_of_two_pages: round the page size up to a
+  // power of two (pages aligned to their size).
   static slab_geometry make(std::size_t object_size, std::size_t alignment, std::size_t page_size,
                             std::size_t header_size, bool power_of_two_pages) {
     if (alignment == 0) {
@@ -39,6 +39,9 @@ struct slab_geometry {
     if (page_size == 0) page_size = min_page < 4096 ? 4096 : min_page;
     if (page_size < g.first_offset + g.object_size) {
       throw std::invalid_argument("mesa_alloc: slab page too small for one object");
+    }
+    if (page_size > (std::size_t{1} << 40)) {  // also keeps the rounding below from overflowing
+      throw std::invalid_argument("mesa_alloc: slab page size too large");
     }
     if (power_of_two_pages) {
       std::size_t p = 1;

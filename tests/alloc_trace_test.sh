@@ -45,4 +45,15 @@ grep -q '<polyline' "$dir/relative.svg" || fail "relative path: svg plot"
 printf 'not a trace' >"$dir/bad.trace"
 if "$tool" "$dir/bad.trace" 2>"$dir/err.txt"; then fail "bad trace accepted"; fi
 grep -q 'not a mesa_alloc trace' "$dir/err.txt" || fail "bad trace message"
+
+# Cut off inside a call-site record's text (its head says 60000 bytes follow; 12 do): an error
+# naming the record, not a summary with a made-up site name.
+python3 - "$dir/cut.trace" <<'PY'
+import struct, sys
+event = struct.pack("=BBHIQQQQII", 1, 0, 0, 1, 0, 0x1000, 0, 16, 16, 7)
+site = struct.pack("=BBHI", 5, 0, 60000, 7) + b"main < start"
+open(sys.argv[1], "wb").write(b"MESATRC1" + event + site)
+PY
+if "$tool" "$dir/cut.trace" >/dev/null 2>"$dir/err.txt"; then fail "cut-off call site accepted"; fi
+grep -q 'truncated call site at byte 56' "$dir/err.txt" || fail "cut-off call site message"
 exit $failures

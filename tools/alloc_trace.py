@@ -48,6 +48,8 @@ def read_trace(path):
             if pos + SITE_HEAD.size > len(data):
                 raise TraceError(f"{path}: truncated call site at byte {pos}")
             _, _, length, site_id = SITE_HEAD.unpack_from(data, pos)
+            if pos + SITE_HEAD.size + length > len(data):
+                raise TraceError(f"{path}: truncated call site at byte {pos}")
             pos += SITE_HEAD.size
             sites[site_id] = data[pos:pos + length].decode("utf-8", "replace")
             pos += length

@@ -36,12 +36,14 @@ const char *validator_op_name(validator_op op) noexcept {
 }
 
 int validator_violation::format(char *buffer, std::size_t buffer_size) const noexcept {
+  const bool freed =
+      rule == validator_rule::free_freed_pointer || rule == validator_rule::realloc_freed_pointer;
   return std::snprintf(buffer, buffer_size,
                        "%s in %s: %s(ptr=%p, size=%zu, alignment=%zu, scope=%d, type=%d) #%" PRIu64
-                       " expected=%zu",
+                       " %s%zu",
                        validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
                        validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
-                       call.type, call.sequence, expected);
+                       call.type, call.sequence, freed ? "freed by #" : "expected=", expected);
 }
 
 callback_validator::callback_validator(const mesa_allocator *upstream,
@@ -128,10 +130,12 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
   }
   auto it = self->live_.find(ptr);
   if (it == self->live_.end()) {
-    const bool freed = self->freed_.count(ptr) != 0;
-    self->record(
-        freed ? validator_rule::realloc_freed_pointer : validator_rule::realloc_unknown_pointer,
-        call, 0);
+    const auto freed = self->freed_.find(ptr);
+    if (freed != self->freed_.end()) {
+      self->record(validator_rule::realloc_freed_pointer, call, freed->second);
+    } else {
+      self->record(validator_rule::realloc_unknown_pointer, call, 0);
+    }
     return nullptr;  // never hand a foreign pointer to upstream
   }
   const block old = it->second;
@@ -163,9 +167,12 @@ void callback_validator::free(void *user_data, void *ptr) {
   const validator_call call = self->make_call(validator_op::free, -1, -1, ptr, 0, 0);
   auto it = self->live_.find(ptr);
   if (it == self->live_.end()) {
-    const bool freed = self->freed_.count(ptr) != 0;
-    self->record(freed ? validator_rule::free_freed_pointer : validator_rule::free_unknown_pointer,
-                 call, 0);
+    const auto freed = self->freed_.find(ptr);
+    if (freed != self->freed_.end()) {
+      self->record(validator_rule::free_freed_pointer, call, freed->second);
+    } else {
+      self->record(validator_rule::free_unknown_pointer, call, 0);
+    }
     return;
   }
   self->live_bytes_[it->second.scope] -= it->second.size;

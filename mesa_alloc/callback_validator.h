@@ -129,9 +129,12 @@ struct validator_call {
 struct validator_violation {
   validator_rule rule;
   validator_call call;
-  std::size_t expected;  // the original alignment, the asked alignment, or the live scope
+  // The original alignment, the asked alignment, or the live scope; for a pointer already
+  // freed, the sequence number of the call that freed it.
+  std::size_t expected;
 
-  // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=...) #<seq>".
+  // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=...) #<seq>"
+  // and " expected=<expected>", or for a freed pointer " freed by #<seq>".
   // Returns the length snprintf would write.
   int format(char *buffer, std::size_t buffer_size) const noexcept;
 };

@@ -169,6 +169,29 @@ TEST(CallbackValidator, ViolationRecordsTheCall) {
   call_free(v.table(), q);
 }
 
+// A pointer freed twice: the report names the call that freed it first.
+TEST(CallbackValidator, DoubleFreeNamesTheEarlierFree) {
+  callback_validator v(mesa_libc_allocator());
+  void *p = call_alloc(v.table(), 8, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *other = call_alloc(v.table(), 8, 16, MESA_ALLOC_SCOPE_OBJECT);
+  v.set_call("vkDestroyBuffer");
+  call_free(v.table(), p);
+  v.set_call("vkDestroyImage");
+  call_free(v.table(), p);
+  EXPECT_EQ(call_realloc(v.table(), p, 32, 16), nullptr);
+  ASSERT_EQ(v.violation_count(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    // Calls: two allocs, the first free, then the two bad ones.
+    EXPECT_EQ(v.violation(i).expected, v.violation(0).call.sequence - 1) << i;
+    char line[256];
+    v.violation(i).format(line, sizeof line);
+    EXPECT_NE(std::string(line).find(" freed by #" + std::to_string(v.violation(i).expected)),
+              std::string::npos)
+        << line;
+  }
+  call_free(v.table(), other);
+}
+
 TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {
   callback_validator v(mesa_libc_allocator());
   v.set_call("vkCmdDispatch");

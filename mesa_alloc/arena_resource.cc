@@ -179,7 +179,6 @@ void arena_resource::rewind(const arena_mark &m) noexcept {
   const std::uintptr_t end =
       target == nullptr ? initial_end() : reinterpret_cast<std::uintptr_t>(target) + target->size;
   if (m.cur_ < begin || m.cur_ > end || (target == blocks_ && m.cur_ > cur_)) invalid_mark();
-  if (m.bytes_allocated_ > bytes_allocated_) invalid_mark();
   block *large = large_;
   while (large != m.large_ && large != nullptr) large = large->next;
   if (large != m.large_) invalid_mark();

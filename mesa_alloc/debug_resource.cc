@@ -234,8 +234,11 @@ debug_resource::~debug_resource() {
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
-  if (!mesa_alloc_alignment_valid(alignment) || alignment > (std::size_t{1} << 30)) return nullptr;
-  if (size > (SIZE_MAX >> 2)) return nullptr;
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("mesa_debug alloc", alignment);
+    return nullptr;
+  }
+  if (alignment > (std::size_t{1} << 30) || size > (SIZE_MAX >> 2)) return nullptr;
   if (options_.guard != guard_mode::none || options_.record_stacks) {
     // Captured here, not in the slow path: calls into it may be tail calls, whose frames vanish.
     void *frames[kMaxFrames];
@@ -753,19 +756,11 @@ void debug_resource::report_unknown_free(void *p) noexcept {
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
                               mesa_alloc_scope scope) {
-  if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("mesa_debug alloc", alignment);
-    return nullptr;
-  }
   return static_cast<debug_resource *>(self)->allocate_block(size, alignment, scope);
 }
 
 void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
-  if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("mesa_debug realloc", alignment);
-    return nullptr;
-  }
   return static_cast<debug_resource *>(self)->reallocate_block(p, size, alignment, scope);
 }
 
@@ -785,12 +780,15 @@ void debug_resource::free_block(void *p) noexcept {
 
 void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t alignment,
                                        mesa_alloc_scope scope) noexcept {
+  if (!mesa_alloc_alignment_valid(alignment)) {
+    internal::report_invalid_alignment("mesa_debug realloc", alignment);
+    return nullptr;
+  }
   if (p == nullptr) return allocate_block(size, alignment, scope);
   if (size == 0) {
     free_block(p);
     return nullptr;
   }
-  if (!mesa_alloc_alignment_valid(alignment)) return nullptr;
   std::size_t old_size = 0;
   std::uint32_t old_alignment = 0;
   bool found = false, damaged = false;

@@ -51,6 +51,11 @@ struct tracking_table {
     return reinterpret_cast<header *>(static_cast<unsigned char *>(user) - sizeof(header));
   }
 
+  // Scopes out of range are counted as OBJECT.
+  static mesa_alloc_scope known_scope(mesa_alloc_scope scope) noexcept {
+    return static_cast<unsigned>(scope) < MESA_ALLOC_SCOPE_COUNT ? scope : MESA_ALLOC_SCOPE_OBJECT;
+  }
+
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
     auto *self = static_cast<tracking_table *>(user_data);
@@ -58,7 +63,7 @@ struct tracking_table {
       report_invalid_alignment("mesa_tracking alloc", alignment);
       return nullptr;
     }
-    if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
+    scope = known_scope(scope);
     const std::size_t head = header_bytes(alignment);
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
@@ -106,7 +111,7 @@ struct tracking_table {
     if (size <= h.size && alignment <= h.alignment) {
       // Shrinking keeps the block: no second block, so a full budget does not refuse it.
       // Counted as a free of the old size and an allocation of the new one, as a move is.
-      if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT) scope = MESA_ALLOC_SCOPE_OBJECT;
+      scope = known_scope(scope);
       tracking_resource &t = static_cast<tracking_table *>(user_data)->tracker;
       const int index = tracking_shard_index();
       t.uncharge_limits(h.size - size);

@@ -5,11 +5,11 @@
 
 namespace mesa::internal {
 
-void hash_table_out_of_memory(std::size_t bytes) noexcept {
+void hash_table_out_of_memory(std::size_t count, std::size_t size) noexcept {
   std::fprintf(stderr,
-               "mesa_alloc: out of memory in an Abseil hash table (%zu bytes); Abseil's tables "
-               "are not exception-safe, aborting\n",
-               bytes);
+               "mesa_alloc: out of memory in an Abseil hash table (%zu objects of %zu bytes); "
+               "Abseil's tables are not exception-safe, aborting\n",
+               count, size);
   std::abort();
 }
 

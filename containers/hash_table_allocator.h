@@ -31,7 +31,9 @@
 namespace mesa {
 namespace internal {
 
-[[noreturn, gnu::noinline]] void hash_table_out_of_memory(std::size_t bytes) noexcept;
+// `count` objects of `size` bytes could not be allocated (count * size may not fit size_t).
+[[noreturn, gnu::noinline]] void hash_table_out_of_memory(std::size_t count,
+                                                          std::size_t size) noexcept;
 [[noreturn, gnu::noinline]] void hash_table_construct_failed() noexcept;
 
 }  // namespace internal
@@ -60,7 +62,7 @@ class hash_table_allocator : public Allocator {
     try {
       return traits::allocate(static_cast<Allocator &>(*this), n);
     } catch (...) {
-      internal::hash_table_out_of_memory(n * sizeof(value_type));
+      internal::hash_table_out_of_memory(n, sizeof(value_type));
     }
   }
 

@@ -2,7 +2,9 @@
 // cross-resource free, and the container unchanged wherever the standard gives the strong
 // guarantee. Abseil's hash tables are not exception-safe: there a failure is a clear abort.
 #include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <new>
 #include <utility>
 
@@ -181,10 +183,24 @@ TEST(HashTableDeathTest, OutOfMemoryInsideAnAbseilTableIsAClearAbort) {
   checking_resource checked;
   mesa::fault_resource faults(&checked);
   EXPECT_DEATH(fail_flat_table_growth(&faults),
-               "mesa_alloc: out of memory in an Abseil hash table \\([0-9]+ bytes\\)");
+               "mesa_alloc: out of memory in an Abseil hash table \\([0-9]+ objects of [0-9]+ "
+               "bytes\\)");
   EXPECT_DEATH(fail_node_allocation(&faults), "mesa_alloc: out of memory in an Abseil hash table");
   EXPECT_DEATH(fail_element_construction(&faults),
                "mesa_alloc: exception while constructing an element of an Abseil hash table");
+}
+
+// A count whose byte size does not fit size_t is reported as asked, not as a wrapped product.
+void allocate_overflowing_count() {
+  mesa::hash_table_allocator<std::pmr::polymorphic_allocator<std::uint64_t>> a(
+      std::pmr::new_delete_resource());
+  (void)a.allocate(SIZE_MAX / 4);
+}
+
+TEST(HashTableDeathTest, OverflowingCountIsReportedUnwrapped) {
+  EXPECT_DEATH(
+      allocate_overflowing_count(),
+      "out of memory in an Abseil hash table \\(4611686018427387903 objects of 8 bytes\\)");
 }
 
 TEST(HashTable, ReservedTableWithValuesBuiltOutsideDoesNotAllocate) {

@@ -34,6 +34,9 @@
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
+#include <new>
+
+#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -121,6 +124,8 @@ class slab_child final : public std::pmr::memory_resource {
   }
 
   // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract).
+  // `alignment` must be a power of two (unchecked here; through std::pmr a bad one throws
+  // std::bad_alloc).
   // Requests that do not fit the slab go to the parent's upstream under its mutex.
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
@@ -144,7 +149,9 @@ class slab_child final : public std::pmr::memory_resource {
   [[gnu::noinline]] void *allocate_slow();
   [[gnu::noinline]] void deallocate_foreign(void *p) noexcept;
 
+  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

@@ -22,6 +22,9 @@
 
 #include <cstddef>
 #include <memory_resource>
+#include <new>
+
+#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -54,6 +57,8 @@ class slab_resource final : public std::pmr::memory_resource {
   }
 
   // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract).
+  // `alignment` must be a power of two (unchecked here; through std::pmr a bad one throws
+  // std::bad_alloc).
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (fits(bytes, alignment)) return allocate_object();
@@ -84,7 +89,9 @@ class slab_resource final : public std::pmr::memory_resource {
   }
   [[gnu::noinline]] void *allocate_slow();
 
+  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

@@ -74,6 +74,12 @@ TEST(PoolResource, RandomLiveBlocksNeverOverlap) {
   for (const block &b : live) pool.deallocate(b.p, b.size, b.alignment);
 }
 
+TEST(PoolResource, BadAlignmentThroughPmrIsRefused) {
+  counting_resource upstream;
+  mesa::pool_resource pool(&upstream);
+  mesa_test::expect_pmr_refuses_bad_alignment(pool, upstream);
+}
+
 TEST(PoolResource, FreedBlocksAreReused) {
   counting_resource upstream;
   mesa::pool_resource pool(&upstream);

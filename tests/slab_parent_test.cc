@@ -51,6 +51,13 @@ TEST(SlabParent, EveryAlignmentFrom1To4096) {
   }
 }
 
+TEST(SlabParent, BadAlignmentThroughPmrIsRefused) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 32);
+  mesa::slab_child child(&parent);
+  mesa_test::expect_pmr_refuses_bad_alignment(child, upstream);
+}
+
 TEST(SlabParent, ForeignFreeMigratesBackToTheOwner) {
   counting_resource upstream;
   mesa::slab_parent parent(&upstream, 32, 0, 4096);

@@ -71,6 +71,12 @@ TEST(SlabResource, RandomLiveBlocksNeverOverlap) {
   EXPECT_EQ(shadow.size(), live.size());
 }
 
+TEST(SlabResource, BadAlignmentThroughPmrIsRefused) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 32);
+  mesa_test::expect_pmr_refuses_bad_alignment(slab, upstream);
+}
+
 TEST(SlabResource, FreedBlocksAreReusedFirst) {
   counting_resource upstream;
   mesa::slab_resource slab(&upstream, 32);

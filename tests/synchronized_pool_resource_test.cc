@@ -60,6 +60,12 @@ TEST(SynchronizedPool, SingleThreadBasics) {
   EXPECT_NE(pool.allocate(64), nullptr) << "usable after release";
 }
 
+TEST(SynchronizedPool, BadAlignmentThroughPmrIsRefused) {
+  counting_resource upstream;
+  mesa::synchronized_pool_resource pool(&upstream);
+  mesa_test::expect_pmr_refuses_bad_alignment(pool, upstream);
+}
+
 TEST(SynchronizedPool, UpstreamFailureThrowsAndPoolStaysUsable) {
   counting_resource upstream;
   mesa::synchronized_pool_resource pool(&upstream);

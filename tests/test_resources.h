@@ -150,6 +150,20 @@ inline bool is_aligned(const void *p, std::size_t alignment) {
   return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
 }
 
+// Through std::pmr, `resource` refuses alignments that are not a power of two (small and large
+// requests alike) with std::bad_alloc, without asking `upstream` for anything.
+inline void expect_pmr_refuses_bad_alignment(std::pmr::memory_resource &resource,
+                                             const counting_resource &upstream) {
+  const std::size_t before = upstream.allocations();
+  for (std::size_t alignment : {std::size_t{0}, std::size_t{3}, std::size_t{24}}) {
+    for (std::size_t bytes : {std::size_t{8}, std::size_t{100000}}) {
+      EXPECT_THROW((void)resource.allocate(bytes, alignment), std::bad_alloc)
+          << bytes << " bytes @" << alignment;
+    }
+  }
+  EXPECT_EQ(upstream.allocations(), before);
+}
+
 }  // namespace mesa_test
 
 #endif  // MESA_TESTS_TEST_RESOURCES_H_

@@ -12,6 +12,7 @@ constexpr const char *kRuleNames[kValidatorRuleCount] = {
     "realloc_unknown_pointer", "realloc_freed_pointer",      "free_unknown_pointer",
     "free_freed_pointer",      "internal_type_out_of_range", "internal_total_negative",
     "live_at_checkpoint",      "misaligned_result",          "realloc_zero_returned_block",
+    "result_already_live",
 };
 
 constexpr const char *kOpNames[] = {"alloc",          "realloc",       "free",
@@ -36,14 +37,16 @@ const char *validator_op_name(validator_op op) noexcept {
 }
 
 int validator_violation::format(char *buffer, std::size_t buffer_size) const noexcept {
-  const bool freed =
-      rule == validator_rule::free_freed_pointer || rule == validator_rule::realloc_freed_pointer;
+  const char *what = "expected=";
+  if (rule == validator_rule::free_freed_pointer || rule == validator_rule::realloc_freed_pointer)
+    what = "freed by #";
+  if (rule == validator_rule::result_already_live) what = "live since #";
   return std::snprintf(buffer, buffer_size,
                        "%s in %s: %s(ptr=%p, size=%zu, alignment=%zu, scope=%d, type=%d) #%" PRIu64
                        " %s%zu",
                        validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
                        validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
-                       call.type, call.sequence, freed ? "freed by #" : "expected=", expected);
+                       call.type, call.sequence, what, expected);
 }
 
 callback_validator::callback_validator(const mesa_allocator *upstream,
@@ -91,14 +94,21 @@ bool callback_validator::check_request(const validator_call &call) {
 }
 
 // Records a block the table returned; checks it against the alignment the call asked for and
-// remembers `alignment` as the block's own (what later reallocs must repeat).
+// against the live blocks, and remembers `alignment` as the block's own (what later reallocs
+// must repeat). A block handed out twice is recorded once, as its latest owner has it.
 void callback_validator::note_result(const validator_call &call, void *result,
                                      std::size_t alignment, int scope) {
   if (result == nullptr) return;
   if ((reinterpret_cast<std::uintptr_t>(result) & (call.alignment - 1)) != 0)
     record(validator_rule::misaligned_result, call, call.alignment);
   freed_.erase(result);
-  live_[result] = block{call.size, alignment, scope};
+  const auto [it, fresh] =
+      live_.try_emplace(result, block{call.size, alignment, scope, call.sequence});
+  if (!fresh) {
+    record(validator_rule::result_already_live, call, it->second.sequence);
+    live_bytes_[it->second.scope] -= it->second.size;
+    it->second = block{call.size, alignment, scope, call.sequence};
+  }
   live_bytes_[scope] += call.size;
 }
 

@@ -19,6 +19,8 @@
 // and on the table's side:
 //   - misaligned_result          the table returned a block not aligned as asked
 //   - realloc_zero_returned_block realloc(p, 0) returned a block (it must free and return NULL)
+//   - result_already_live        the table returned a block that is still live (handed out
+//                                twice: two owners of one block)
 // A realloc with size 0 frees: the pointer is then dead for later calls.
 //
 // What it costs: a mutex and a hash-table lookup per call; bookkeeping memory (one node per
@@ -98,8 +100,9 @@ enum class validator_rule : std::uint8_t {
   live_at_checkpoint,
   misaligned_result,
   realloc_zero_returned_block,
+  result_already_live,
 };
-inline constexpr int kValidatorRuleCount = 12;
+inline constexpr int kValidatorRuleCount = 13;
 
 // "scope_out_of_range", ... (the enumerator's name).
 const char *validator_rule_name(validator_rule rule) noexcept;
@@ -130,11 +133,13 @@ struct validator_violation {
   validator_rule rule;
   validator_call call;
   // The original alignment, the asked alignment, or the live scope; for a pointer already
-  // freed, the sequence number of the call that freed it.
+  // freed, the sequence number of the call that freed it; for result_already_live, that of
+  // the call that returned the block first.
   std::size_t expected;
 
   // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=...) #<seq>"
-  // and " expected=<expected>", or for a freed pointer " freed by #<seq>".
+  // and " expected=<expected>", for a freed pointer " freed by #<seq>", for a block handed out
+  // twice " live since #<seq>".
   // Returns the length snprintf would write.
   int format(char *buffer, std::size_t buffer_size) const noexcept;
 };
@@ -174,6 +179,7 @@ class callback_validator {
     std::size_t size;
     std::size_t alignment;
     int scope;
+    std::uint64_t sequence;  // the call that returned it
   };
 
   static void *alloc(void *self, std::size_t size, std::size_t alignment, mesa_alloc_scope scope);

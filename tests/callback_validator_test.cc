@@ -228,6 +228,37 @@ TEST(CallbackValidator, BrokenTableResultsAreReported) {
                                          validator_rule::realloc_zero_returned_block}));
 }
 
+// A table that hands one block to two owners (a broken free list, say) is caught at the second
+// hand-out, which names the call that still owns the block.
+alignas(64) unsigned char g_one_block[64];
+void *same_block_alloc(void *, std::size_t, std::size_t, mesa_alloc_scope) { return g_one_block; }
+const mesa_allocator kSameBlockTable = {nullptr,     same_block_alloc, keeps_on_zero_realloc,
+                                        ignore_free, nullptr,          nullptr};
+
+TEST(CallbackValidator, BlockHandedOutTwiceIsReported) {
+  callback_validator v(&kSameBlockTable);
+  v.set_call("vkCreateBuffer");
+  EXPECT_EQ(call_alloc(v.table(), 24, 16, MESA_ALLOC_SCOPE_OBJECT), g_one_block);
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_EQ(call_alloc(v.table(), 40, 16, MESA_ALLOC_SCOPE_DEVICE), g_one_block);  // call #1
+  ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::result_already_live});
+  EXPECT_EQ(v.violation(0).expected, 0u) << "the call that got the block first";
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find("result_already_live in vkCreateBuffer: alloc("),
+            std::string::npos)
+      << line;
+  EXPECT_NE(std::string(line).find(" #1 live since #0"), std::string::npos) << line;
+  // Counted once, for its latest owner; freeing it leaves nothing live.
+  EXPECT_EQ(v.live_blocks(), 1u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 0u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_DEVICE), 40u);
+  call_free(v.table(), g_one_block);
+  EXPECT_EQ(v.live_blocks(), 0u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_DEVICE), 0u);
+  EXPECT_EQ(v.violation_count(), 1u);
+}
+
 // Notifications reach the upstream table's own observers.
 int g_internal_calls = 0;
 void count_internal(void *, std::size_t, int, mesa_alloc_scope) { ++g_internal_calls; }
@@ -266,6 +297,8 @@ TEST(CallbackValidator, RuleNames) {
   EXPECT_STREQ(mesa::validator_rule_name(validator_rule::scope_out_of_range), "scope_out_of_range");
   EXPECT_STREQ(mesa::validator_rule_name(validator_rule::realloc_zero_returned_block),
                "realloc_zero_returned_block");
+  EXPECT_STREQ(mesa::validator_rule_name(validator_rule::result_already_live),
+               "result_already_live");
   EXPECT_STREQ(mesa::validator_op_name(validator_op::internal_free), "internal_free");
 }
 

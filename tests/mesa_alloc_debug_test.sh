@@ -104,5 +104,20 @@ stdout=$(MESA_ALLOC_DEBUG=limit=4k,stats "$program" large 2>"$out")
 if [[ "$stdout" == $'allocation 0 of 5000 bytes failed\nallocation 1 of 5000 bytes failed' ]]; then
   echo "ok: limit=4k"; else echo "FAILED: limit=4k printed: $stdout"; failures=$((failures + 1)); fi
 check "failed allocations counted against the limit" '^default( +[0-9]+){6} +0 +2 +4096 *$'
+check "the first refusal is announced" \
+  '^mesa_alloc: MESA_ALLOC_DEBUG: limit=4096 refused an allocation of 5000 bytes \(0 in use\); later refusals are only counted$'
+if [[ $(grep -c 'refused an allocation' "$out") != 1 ]]; then
+  echo "FAILED: exactly one refusal line expected"; failures=$((failures + 1)); fi
+
+# 5b. A limit below what the debug layer needs for its own block table: every allocation fails,
+# and stderr says why (the refused request is the layer's own).
+stdout=$(MESA_ALLOC_DEBUG=cookie,limit=1000 "$program" small 2>"$out")
+if [[ $(grep -c 'failed' <<<"$stdout") == 3 ]]; then echo "ok: cookie,limit=1000 fails all"; else
+  echo "FAILED: cookie,limit=1000 printed: $stdout"; failures=$((failures + 1)); fi
+check "a starved debug layer is announced" \
+  '^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused an allocation of [0-9]+ bytes \([0-9]+ in use, the debug layer.s own bookkeeping included\)'
+MESA_ALLOC_DEBUG=limit=1m "$program" small 2>"$out" >/dev/null
+if [[ -s "$out" ]]; then echo "FAILED: a limit that is never reached printed:"; cat "$out"
+  failures=$((failures + 1)); else echo "ok: an unreached limit is silent"; fi
 
 exit $failures

@@ -8,7 +8,9 @@
 #ifndef MESA_ALLOC_INTERNAL_C_TABLES_H_
 #define MESA_ALLOC_INTERNAL_C_TABLES_H_
 
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -68,7 +70,12 @@ struct tracking_table {
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
     // The header keeps the alignment in 32 bits: a larger one fails like an oversized request.
-    if (alignment > UINT32_MAX || size > SIZE_MAX - head || !t.try_charge_limits(size)) {
+    if (alignment > UINT32_MAX || size > SIZE_MAX - head) {
+      t.count_failure(index, scope);
+      return nullptr;
+    }
+    if (!t.try_charge_limits(size)) {
+      if (self->announce_refusal.exchange(false, std::memory_order_relaxed)) self->announce(size);
       t.count_failure(index, scope);
       return nullptr;
     }
@@ -127,10 +134,22 @@ struct tracking_table {
     return fresh;
   }
 
+  // One line on stderr for the first allocation the limit refuses (MESA_ALLOC_DEBUG=limit=N,
+  // where nothing else would say why allocations fail).
+  [[gnu::noinline]] void announce(std::size_t size) const noexcept {
+    std::fprintf(stderr,
+                 "mesa_alloc: MESA_ALLOC_DEBUG: limit=%zu refused an allocation of %zu bytes "
+                 "(%zu in use%s); later refusals are only counted\n",
+                 tracker.limit(), size, tracker.charged_.load(std::memory_order_relaxed),
+                 debug_layer_above ? ", the debug layer's own bookkeeping included" : "");
+  }
+
   mesa_allocator table;
   const mesa_allocator *parent;
   callback_resource upstream;
   tracking_resource tracker;
+  std::atomic<bool> announce_refusal{false};  // set by MESA_ALLOC_DEBUG; cleared when used
+  bool debug_layer_above = false;             // MESA_ALLOC_DEBUG stacked a debug layer on it
 };
 
 // A debug resource over a parent table, in one block from that parent. The parent and its pmr

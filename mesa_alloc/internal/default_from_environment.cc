@@ -182,6 +182,8 @@ const mesa_allocator *default_from_environment() noexcept {
   if (s.stats || s.limit != tracking_resource::kNoLimit) {
     tracking_table *tracking = g_tracking.construct(top, "default", nullptr);
     tracking->tracker.set_limit(s.limit);
+    tracking->announce_refusal.store(s.limit != tracking_resource::kNoLimit);
+    tracking->debug_layer_above = s.debug_layer;
     if (s.stats) g_stats = tracking;
     top = &tracking->table;
   }

@@ -40,11 +40,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
 #include "containers/arena_allocator.h"
 #include "containers/hash_table_allocator.h"
+#include "containers/inlined_vector.h"
 
 namespace mesa {
 
@@ -85,7 +85,7 @@ using arena_node_hash_map =
     absl::node_hash_map<Key, T, Hash, Eq,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
 template <class T, std::size_t N>
-using arena_inlined_vector = absl::InlinedVector<T, N, arena_allocator<T>>;
+using arena_inlined_vector = internal::length_checked_inlined_vector<T, N, arena_allocator<T>>;
 
 }  // namespace mesa
 

@@ -1,5 +1,5 @@
-// inlined_vector — absl::InlinedVector on a std::pmr::polymorphic_allocator, with the two
-// operations Abseil gets wrong for allocators that do not propagate fixed.
+// inlined_vector — absl::InlinedVector on a std::pmr::polymorphic_allocator, with the
+// operations Abseil gets wrong for allocators that do not propagate, or for huge counts, fixed.
 //
 // What it is for: small vectors (operand lists, successor lists) that live inline up to N
 // elements and spill to the resource beyond that.
@@ -9,10 +9,16 @@
 // through the wrong one; its member swap() swaps the allocators unconditionally, which does
 // not compile for polymorphic_allocator. Here move assignment steals only between equal
 // resources (element-wise move otherwise, like std::pmr::vector) and swap() keeps each
-// vector's resource (mesa::swap_contents semantics). Everything else is absl::InlinedVector.
+// vector's resource (mesa::swap_contents semantics). And Abseil adds size() + n unchecked in
+// insert(pos, n, value) and range insert, so a count that wraps (`insert(end(), want - size(),
+// x)` with size() > want) writes past the inline buffer; resize() past max_size() is a debug
+// assertion. Here both throw std::length_error, as std::vector does (the checks are in
+// internal::length_checked_inlined_vector, which mesa::arena_inlined_vector uses too).
+// Everything else is absl::InlinedVector.
 //
 // What it costs: N * sizeof(T) inline plus a size word and the allocator pointer; nothing
-// over absl::InlinedVector at run time except the allocator comparison in move assignment.
+// over absl::InlinedVector at run time except the allocator comparison in move assignment and
+// a compare in insert-of-many and resize.
 //
 // Example:
 //   mesa::inlined_vector<int, 4> operands(&arena);
@@ -21,17 +27,73 @@
 #define MESA_CONTAINERS_INLINED_VECTOR_H_
 
 #include <cstddef>
+#include <initializer_list>
 #include <iterator>
 #include <memory_resource>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
 
 namespace mesa {
+namespace internal {
+
+// absl::InlinedVector whose growth by a caller-given count throws std::length_error past
+// max_size() instead of wrapping (see the top of this header).
+template <class T, std::size_t N, class A>
+class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
+  using base = absl::InlinedVector<T, N, A>;
+
+ public:
+  using base::base;
+  using typename base::const_iterator;
+  using typename base::iterator;
+  using typename base::size_type;
+
+  iterator insert(const_iterator pos, const T &value) { return base::insert(pos, value); }
+  iterator insert(const_iterator pos, T &&value) { return base::insert(pos, std::move(value)); }
+  iterator insert(const_iterator pos, size_type n, const T &value) {
+    check_growth(n);
+    return base::insert(pos, n, value);
+  }
+  iterator insert(const_iterator pos, std::initializer_list<T> list) {
+    return insert(pos, list.begin(), list.end());
+  }
+  template <class It, class Category = typename std::iterator_traits<It>::iterator_category>
+  iterator insert(const_iterator pos, It first, It last) {
+    if constexpr (std::is_base_of_v<std::forward_iterator_tag, Category>) {
+      check_growth(static_cast<size_type>(std::distance(first, last)));
+    }
+    return base::insert(pos, first, last);
+  }
+
+  void resize(size_type n) {
+    check_size(n);
+    base::resize(n);
+  }
+  void resize(size_type n, const T &value) {
+    check_size(n);
+    base::resize(n, value);
+  }
+
+ private:
+  void check_growth(size_type n) const {
+    if (n > this->max_size() - this->size())
+      throw std::length_error("mesa::inlined_vector: insert past max_size()");
+  }
+  void check_size(size_type n) const {
+    if (n > this->max_size())
+      throw std::length_error("mesa::inlined_vector: resize past max_size()");
+  }
+};
+
+}  // namespace internal
 
 template <class T, std::size_t N>
-class inlined_vector : public absl::InlinedVector<T, N, std::pmr::polymorphic_allocator<T>> {
-  using base = absl::InlinedVector<T, N, std::pmr::polymorphic_allocator<T>>;
+class inlined_vector
+    : public internal::length_checked_inlined_vector<T, N, std::pmr::polymorphic_allocator<T>> {
+  using base = internal::length_checked_inlined_vector<T, N, std::pmr::polymorphic_allocator<T>>;
 
  public:
   using base::base;

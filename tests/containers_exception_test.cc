@@ -6,6 +6,7 @@
 #include <memory>
 #include <memory_resource>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
 #include "containers/arena_containers.h"
@@ -99,6 +100,37 @@ TEST_F(FaultTest, InlinedVectorPushBackIsStrong) {
   mesa::inlined_vector<mesa::string, 2> v(&faults_);
   for (int i = 0; i < 20; ++i) expect_strong(v, [&](auto &c) { c.emplace_back(kLong); });
   EXPECT_EQ(v.size(), 20u);
+}
+
+// A count that makes size() + n wrap, or a size past max_size(), throws std::length_error (as
+// std::vector does) and leaves the vector as it was; Abseil alone writes past the inline buffer.
+template <class Vector>
+void expect_counts_past_max_size_throw(Vector &v) {
+  for (int i = 1; i <= 3; ++i) v.push_back(i);
+  const std::size_t want = 2;
+  EXPECT_THROW(v.insert(v.end(), want - v.size(), 0), std::length_error) << "n = SIZE_MAX";
+  EXPECT_THROW(v.insert(v.begin(), v.max_size() - 2, 7), std::length_error);
+  const int many[] = {4, 5};
+  EXPECT_THROW(v.insert(v.end(), many + 2, many), std::length_error) << "a reversed range";
+  EXPECT_THROW(v.resize(SIZE_MAX), std::length_error);
+  EXPECT_THROW(v.resize(SIZE_MAX, 9), std::length_error);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0] + v[1] + v[2], 6);
+  v.insert(v.end(), many, many + 2);  // the checked overloads still insert
+  v.insert(v.begin(), 2, 0);
+  v.insert(v.begin(), {-1});
+  EXPECT_EQ(v.size(), 8u);
+  EXPECT_EQ(v.front(), -1);
+  EXPECT_EQ(v.back(), 5);
+}
+
+TEST(InlinedVector, CountsPastMaxSizeThrowLengthError) {
+  checking_resource checked;
+  mesa::inlined_vector<int, 4> v(&checked);
+  expect_counts_past_max_size_throw(v);
+  mesa::arena_resource arena(&checked);
+  mesa::arena_inlined_vector<int, 4> a(&arena);
+  expect_counts_past_max_size_throw(a);
 }
 
 // Whole workloads: whatever allocation fails, nothing leaks (fail_each_allocation checks the

@@ -14,12 +14,22 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64
 
 void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
                          std::uint64_t threshold) noexcept {
-  mode_.store(static_cast<int>(mode::none), std::memory_order_relaxed);
+  std::uint64_t g = generation_.load(std::memory_order_relaxed);
+  for (;;) {  // take the write side: from an even generation to the odd one after it
+    if ((g & 1) != 0) {
+      g = generation_.load(std::memory_order_relaxed);
+    } else if (generation_.compare_exchange_weak(g, g + 1, std::memory_order_acquire,
+                                                 std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  std::atomic_thread_fence(std::memory_order_release);
+  mode_.store(static_cast<int>(m), std::memory_order_relaxed);
   origin_.store(attempts_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   seed_.store(seed, std::memory_order_relaxed);
   threshold_.store(threshold, std::memory_order_relaxed);
-  mode_.store(static_cast<int>(m), std::memory_order_release);
+  generation_.store(g + 2, std::memory_order_release);
 }
 
 void fault_resource::fail_nth(std::uint64_t n) noexcept { set(mode::nth, n, 0, 0); }
@@ -41,20 +51,30 @@ void fault_resource::fail_none() noexcept { set(mode::none, 0, 0, 0); }
 
 bool fault_resource::should_fail() noexcept {
   const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_relaxed);
-  const auto m = static_cast<mode>(mode_.load(std::memory_order_acquire));
-  if (m == mode::none) return false;
-  const std::uint64_t k = attempt - origin_.load(std::memory_order_relaxed);
+  mode m;
+  std::uint64_t origin, n, seed, threshold;
+  for (;;) {  // one whole setting (see generation_)
+    const std::uint64_t g = generation_.load(std::memory_order_acquire);
+    if ((g & 1) != 0) continue;
+    m = static_cast<mode>(mode_.load(std::memory_order_relaxed));
+    origin = origin_.load(std::memory_order_relaxed);
+    n = n_.load(std::memory_order_relaxed);
+    seed = seed_.load(std::memory_order_relaxed);
+    threshold = threshold_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (generation_.load(std::memory_order_relaxed) == g) break;
+  }
+  const std::uint64_t k = attempt - origin;
   bool fail = false;
   switch (m) {
     case mode::nth:
-      fail = k == n_.load(std::memory_order_relaxed);
+      fail = k == n;
       break;
     case mode::every:
-      fail = (k + 1) % n_.load(std::memory_order_relaxed) == 0;
+      fail = (k + 1) % n == 0;  // n > 0: fail_every(0) sets mode::none
       break;
     case mode::random:
-      fail = mix(seed_.load(std::memory_order_relaxed) ^ mix(k)) <
-             threshold_.load(std::memory_order_relaxed);
+      fail = mix(seed ^ mix(k)) < threshold;
       break;
     case mode::none:
       break;

@@ -49,6 +49,8 @@ class fault_resource final : public std::pmr::memory_resource {
   void fail_random(double probability, std::uint64_t seed) noexcept;
   // No more failures.
   void fail_none() noexcept;
+  // The fail_* calls may be made while other threads allocate: an attempt racing with one sees
+  // the old or the new setting, whole. Concurrent fail_* calls take effect one after the other.
 
   // Allocation attempts and injected failures since construction.
   std::uint64_t attempts() const noexcept { return attempts_.load(std::memory_order_relaxed); }
@@ -68,6 +70,11 @@ class fault_resource final : public std::pmr::memory_resource {
   std::pmr::memory_resource *upstream_;
   std::atomic<std::uint64_t> attempts_{0};
   std::atomic<std::uint64_t> failures_{0};
+  // The setting below is published whole: set() makes generation_ odd while it writes and even
+  // after, and should_fail() rereads until it saw one even generation before and after (a
+  // seqlock). So the fail_* calls may race with allocations on other threads: each attempt sees
+  // the old or the new setting, never a mix (such as every-n-th with n == 0).
+  std::atomic<std::uint64_t> generation_{0};
   std::atomic<int> mode_{static_cast<int>(mode::none)};
   std::atomic<std::uint64_t> origin_{0};  // attempts_ when the mode was set
   std::atomic<std::uint64_t> n_{0};

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory_resource>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
@@ -41,6 +43,33 @@ TEST(FaultResource, FailEveryNth) {
   EXPECT_EQ(pattern, "..X..X..X");
   f.fail_every(0);
   f.deallocate(f.allocate(4), 4);
+}
+
+// Changing the setting while another thread allocates: each attempt sees one whole setting.
+// Both settings here fail every attempt, so a success means an attempt saw a mix (or a
+// half-written change); every-n-th read with a stale n == 0 used to divide by zero.
+TEST(FaultResource, SettingChangedDuringAllocationIsSeenWhole) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  f.fail_every(1);
+  std::atomic<bool> stop{false};
+  std::thread changer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      f.fail_random(1.0, 7);
+      f.fail_every(1);
+    }
+  });
+  int successes = 0;
+  for (int i = 0; i < 200000; ++i) {
+    try {
+      f.deallocate(f.allocate(8), 8);
+      ++successes;
+    } catch (const std::bad_alloc &) {
+    }
+  }
+  stop.store(true);
+  changer.join();
+  EXPECT_EQ(successes, 0);
+  EXPECT_EQ(f.failures(), 200000u);
 }
 
 std::string random_pattern(double p, uint64_t seed) {

@@ -1,5 +1,7 @@
 #include "mesa_alloc/fault_resource.h"
 
+#include "mesa_alloc/internal/request_limit.h"
+
 namespace mesa {
 namespace {
 
@@ -84,7 +86,7 @@ bool fault_resource::should_fail() noexcept {
 }
 
 void *fault_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (should_fail()) throw std::bad_alloc();
+  if (should_fail() || bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
   return upstream_->allocate(bytes, alignment);
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
 namespace {
@@ -144,6 +145,7 @@ void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr,
 void *logging_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p;
   try {
+    if (bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
     p = upstream_->allocate(bytes, alignment);
   } catch (...) {
     record(trace_op::failed, nullptr, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
 namespace {
@@ -49,7 +50,7 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
   }
   auto *self = static_cast<resource_callbacks *>(user_data);
   const std::size_t header = header_bytes(alignment);
-  if (size > SIZE_MAX - header) return nullptr;
+  if (size > internal::kMaxRequestBytes - header) return nullptr;
   const std::size_t block_alignment = alignment > kHeaderAlignment ? alignment : kHeaderAlignment;
   void *base;
   try {

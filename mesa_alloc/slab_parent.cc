@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 
 namespace mesa {
@@ -56,6 +57,7 @@ void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
 }
 
 void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
+  if (bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
   std::lock_guard<std::mutex> lock(mutex_);
   return upstream_->allocate(bytes, alignment);
 }

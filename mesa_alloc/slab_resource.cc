@@ -1,5 +1,6 @@
 #include "mesa_alloc/slab_resource.h"
 
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 
 namespace mesa {
@@ -18,6 +19,12 @@ slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t ob
   alignment_ = g.alignment;
   page_size_ = g.page_size;
   first_offset_ = g.first_offset;
+}
+
+// Sizes and alignments the slab does not serve; never a size near SIZE_MAX (request_limit.h).
+void *slab_resource::allocate_upstream(std::size_t bytes, std::size_t alignment) {
+  if (bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
+  return upstream_->allocate(bytes, alignment);
 }
 
 void *slab_resource::allocate_slow() {

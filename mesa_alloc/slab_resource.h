@@ -62,7 +62,7 @@ class slab_resource final : public std::pmr::memory_resource {
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (fits(bytes, alignment)) return allocate_object();
-    return upstream_->allocate(bytes, alignment);
+    return allocate_upstream(bytes, alignment);
   }
   void deallocate(void *p, std::size_t bytes, std::size_t alignment = alignof(std::max_align_t)) {
     if (fits(bytes, alignment)) return deallocate_object(p);
@@ -88,6 +88,7 @@ class slab_resource final : public std::pmr::memory_resource {
     return bytes <= object_size_ && alignment <= alignment_;
   }
   [[gnu::noinline]] void *allocate_slow();
+  [[gnu::noinline]] void *allocate_upstream(std::size_t bytes, std::size_t alignment);
 
   // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/request_limit.h"
+
 namespace mesa {
 
 vk_resource::vk_resource(const VkAllocationCallbacks *object, const VkAllocationCallbacks *device,
@@ -99,7 +101,7 @@ void vk_multialloc::add_slot(void *slot, void (*set)(void *, void *), std::size_
   std::size_t bytes;
   const std::size_t offset = (size_ + alignment - 1) & ~(alignment - 1);
   if (offset < size_ || __builtin_mul_overflow(element_size, count, &bytes) ||
-      __builtin_add_overflow(offset, bytes, &size_)) {
+      __builtin_add_overflow(offset, bytes, &size_) || size_ > internal::kMaxRequestBytes) {
     invalid_ = true;
   }
   if (alignment > alignment_) alignment_ = alignment;

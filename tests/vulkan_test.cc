@@ -274,6 +274,23 @@ TEST(VkMultialloc, FailureAndOverflowNullEveryPointer) {
   for (int *slot : slots) EXPECT_EQ(slot, nullptr);
 }
 
+// A total near SIZE_MAX never reaches a pmr resource: std::pmr::new_delete_resource() would
+// round it up to 0 and return a tiny block (see request_limit.h).
+TEST(VkMultialloc, TotalNearSizeMaxIsRefusedBeforeTheResource) {
+  void *bytes = reinterpret_cast<void *>(1);
+  mesa::vk_multialloc ma;
+  ma.add_bytes(&bytes, SIZE_MAX - 100, 128);
+  EXPECT_EQ(ma.allocate(std::pmr::new_delete_resource()), nullptr);
+  EXPECT_EQ(bytes, nullptr);
+}
+
+TEST(VkCallbacks, WrappedSizeOverNewDeleteIsNull) {
+  mesa::vk_callbacks callbacks(std::pmr::new_delete_resource());
+  const VkAllocationCallbacks *cb = callbacks.get();
+  EXPECT_EQ(cb->pfnAllocation(cb->pUserData, SIZE_MAX - 16, 16, VK_SYSTEM_ALLOCATION_SCOPE_OBJECT),
+            nullptr);
+}
+
 TEST(VkMultialloc, FromAResource) {
   std::pmr::monotonic_buffer_resource arena;
   std::uint32_t *words;

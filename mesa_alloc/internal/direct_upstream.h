@@ -4,7 +4,8 @@
 // table saves one virtual call per operation: a measurable share of a 64-byte alloc+free.
 //
 // What it costs: one well-predicted branch per call; the behaviour is the resource's own
-// (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate()).
+// (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate()),
+// except that a request over kMaxRequestBytes never reaches a pmr resource (request_limit.h).
 //
 // Example:
 //   internal::direct_upstream up(upstream);
@@ -17,6 +18,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa::internal {
@@ -28,7 +30,10 @@ class direct_upstream {
   std::pmr::memory_resource *resource() const noexcept { return resource_; }
 
   void *allocate(std::size_t bytes, std::size_t alignment) {
-    if (table_ == nullptr) return resource_->allocate(bytes, alignment);
+    if (table_ == nullptr) {
+      if (bytes > kMaxRequestBytes) throw std::bad_alloc();
+      return resource_->allocate(bytes, alignment);
+    }
     void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
     if (p == nullptr) throw std::bad_alloc();
     return p;
@@ -36,6 +41,7 @@ class direct_upstream {
   // nullptr instead of an exception.
   void *try_allocate(std::size_t bytes, std::size_t alignment) noexcept {
     if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+    if (bytes > kMaxRequestBytes) return nullptr;
     try {
       return resource_->allocate(bytes, alignment);
     } catch (...) {

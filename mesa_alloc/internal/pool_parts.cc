@@ -2,6 +2,8 @@
 
 #include <new>
 
+#include "mesa_alloc/internal/request_limit.h"
+
 namespace mesa::internal {
 
 static_assert(kSizeClasses.size[kPoolClasses - 1] == kPoolMaxSmall, "classes must reach max");
@@ -52,7 +54,7 @@ void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
   const std::size_t block_alignment = alignment > alignof(header) ? alignment : alignof(header);
   const std::size_t offset = offset_for(block_alignment);
-  if (bytes > SIZE_MAX - offset) throw std::bad_alloc();
+  if (bytes > kMaxRequestBytes - offset) throw std::bad_alloc();
   const std::size_t total = offset + bytes;
   void *base = upstream->allocate(total, block_alignment);
   void *user = static_cast<char *>(base) + offset;

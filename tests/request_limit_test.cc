@@ -1,0 +1,99 @@
+// No mesa_alloc resource or table hands a size near SIZE_MAX to a std::pmr upstream it does not
+// know. libstdc++ 12's std::pmr::new_delete_resource() rounds such a size up to 0 and returns a
+// tiny block, so a wrapped size (`a - b` with b > a) would "succeed" and the caller would write
+// past the block. Every layer here sits on new_delete_resource() and must refuse instead.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <memory_resource>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/debug_resource.h"
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/logging_resource.h"
+#include "mesa_alloc/pool_resource.h"
+#include "mesa_alloc/resource_callbacks.h"
+#include "mesa_alloc/slab_parent.h"
+#include "mesa_alloc/slab_resource.h"
+#include "mesa_alloc/synchronized_pool_resource.h"
+#include "mesa_alloc/tracking_resource.h"
+
+namespace {
+
+std::pmr::memory_resource *heap() { return std::pmr::new_delete_resource(); }
+
+// Sizes a wrapped subtraction gives, each within some alignment of SIZE_MAX.
+constexpr std::size_t kWrappedSizes[] = {SIZE_MAX, SIZE_MAX - 8, SIZE_MAX - 100};
+constexpr std::size_t kAlignments[] = {8, 16, 128};
+
+struct null_sink final : mesa::trace_sink {
+  int failed = 0;
+  void write_event(const mesa::trace_event &e) noexcept override {
+    failed += e.op == mesa::trace_op::failed;
+  }
+  void write_site(std::uint32_t, const char *, std::size_t) noexcept override {}
+};
+
+void expect_refuses_wrapped_sizes(std::pmr::memory_resource &resource, const std::string &name) {
+  for (std::size_t bytes : kWrappedSizes) {
+    for (std::size_t alignment : kAlignments) {
+      EXPECT_THROW((void)resource.allocate(bytes, alignment), std::bad_alloc)
+          << name << ": " << bytes << " bytes @" << alignment;
+    }
+  }
+}
+
+TEST(RequestLimit, EveryResourceOverNewDeleteRefusesWrappedSizes) {
+  mesa::tracking_resource tracking(heap(), "tracking");
+  expect_refuses_wrapped_sizes(tracking, "tracking_resource");
+  EXPECT_EQ(tracking.stats().failed_allocations, 9u);
+  EXPECT_EQ(tracking.stats().bytes_in_use, 0u);
+
+  mesa::debug_resource debug(heap());
+  expect_refuses_wrapped_sizes(debug, "debug_resource");
+
+  null_sink sink;
+  mesa::logging_resource logging(heap(), &sink);
+  expect_refuses_wrapped_sizes(logging, "logging_resource");
+  EXPECT_EQ(sink.failed, 9) << "each refusal is logged as a failed allocation";
+
+  mesa::fault_resource fault(heap());
+  expect_refuses_wrapped_sizes(fault, "fault_resource");
+  EXPECT_EQ(fault.failures(), 0u) << "refused, not injected";
+
+  mesa::arena_resource arena(heap());
+  expect_refuses_wrapped_sizes(arena, "arena_resource");
+  mesa::pool_resource pool(heap());
+  expect_refuses_wrapped_sizes(pool, "pool_resource");
+  mesa::synchronized_pool_resource synchronized_pool(heap());
+  expect_refuses_wrapped_sizes(synchronized_pool, "synchronized_pool_resource");
+  mesa::slab_resource slab(heap(), 64);
+  expect_refuses_wrapped_sizes(slab, "slab_resource");
+  mesa::slab_parent parent(heap(), 64);
+  mesa::slab_child child(&parent);
+  expect_refuses_wrapped_sizes(child, "slab_child");
+}
+
+TEST(RequestLimit, CTableOverNewDeleteReturnsNull) {
+  mesa::resource_callbacks callbacks(heap());
+  const mesa_allocator *t = callbacks.table();
+  void *small = t->alloc_fn(t->user_data, 32, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(small, nullptr);
+  for (std::size_t bytes : kWrappedSizes) {
+    for (std::size_t alignment : kAlignments) {
+      EXPECT_EQ(t->alloc_fn(t->user_data, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT), nullptr)
+          << bytes << " bytes @" << alignment;
+      EXPECT_EQ(t->realloc_fn(t->user_data, small, bytes, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr)
+          << "realloc to " << bytes;
+    }
+  }
+  t->free_fn(t->user_data, small);  // untouched by the failed reallocs
+}
+
+}  // namespace

@@ -66,6 +66,13 @@ for bad in "--allocator mimalloc" "--shaders" "--size -3" "--registers 0" "--bog
   grep -q "^usage: compiler_backend" "$dir/cli_bad.txt" || fail "'$bad': no usage"
 done
 
+# Numbers are decimal digits only: strtoull alone would read " -1" as 2^64 - 1.
+for bad in " -1" "+5" " 7"; do
+  "$program" --seed "$bad" >"$dir/cli_bad.txt" 2>&1
+  status=$?
+  [[ $status -eq 2 ]] || fail "--seed '$bad': exit status $status, wanted 2"
+done
+
 for help in --help -h; do
   "$program" --shaders 3 "$help" >"$dir/cli_help.txt" 2>&1 || fail "$help: exit status $?, wanted 0"
   grep -q "^usage: compiler_backend" "$dir/cli_help.txt" || fail "$help: no usage"

@@ -187,6 +187,24 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
        "line 6: instruction after the terminator"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb1\nbb1:\n  ret %0\n}\n",
        "br with two identical targets"},
+      // Value and location numbers are digits only, at most 2^20, and never truncated.
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  ret %4294967296\n}\n",
+       "line 5: ret needs 1 value operands"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  ret %-0\n}\n",
+       "line 5: ret needs 1 value operands"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %1048577 = input 0\n  ret %1048577\n}\n",
+       "line 4: expected a value number (0..1048576)"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0:r5x = input 0\n  ret %0\n}\n",
+       "line 4: expected ':rN' or ':sN' after %0"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0:r = input 0\n  ret %0\n}\n",
+       "line 4: expected ':rN' or ':sN' after %0"},
+      // Sparse huge numbers would cost a table slot each: bounded per shader, not per function.
+      {"shader\nfunction @f(0) {\nbb0:\n  %1048000 = const 1\n  ret %1048000\n}\n"
+       "function @g(0) {\nbb0:\n  %1000 = const 1\n  ret %1000\n}\n",
+       "line 9: %1000: value numbers in this shader need more than 1048576 table slots"},
+      // A phi reads a value from each incoming edge: with no edge it has nothing to read.
+      {"shader\nfunction @f(0) {\nbb0:\n  %0 = phi\n  %1 = add %0, %0\n  ret %1\n}\n",
+       "bb0: phi %0 in a block with no predecessors"},
   };
   for (const BadInput &c : cases) {
     Shader<A> shader{A()};

@@ -14,6 +14,7 @@
 // VkAllocationCallbacks an application passed to vkCreateDevice — "compiler" sits on a
 // mesa::vk_resource over them, so every byte of every shader reaches the application, which
 // counts its calls and reports them at the end.
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -48,11 +49,14 @@ int usage(const char *why) {
   return 2;
 }
 
+// Decimal digits only: strtoull alone would skip leading spaces and accept a sign (" -1" is
+// 2^64 - 1).
 bool parse_uint(const char *s, std::uint64_t max, std::uint64_t &out) {
+  if (!std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   char *end = nullptr;
   errno = 0;
   unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-') return false;
+  if (errno != 0 || *end != '\0' || v > max) return false;
   out = v;
   return true;
 }

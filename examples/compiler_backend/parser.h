@@ -61,6 +61,13 @@ class line_cursor {
     s_.remove_prefix(n);
     return w;
   }
+  // A value or location number: decimal digits only (no sign), at most kMaxId.
+  static constexpr std::int64_t kMaxId = 1 << 20;
+  bool id(std::int64_t &out) {
+    skip_space();
+    if (s_.empty() || !std::isdigit(static_cast<unsigned char>(s_[0]))) return false;
+    return number(out) && out <= kMaxId;
+  }
   bool number(std::int64_t &out) {
     skip_space();
     auto [end, ec] = std::from_chars(s_.data(), s_.data() + s_.size(), out);
@@ -90,7 +97,7 @@ class Parser {
       std::size_t nl = text.find('\n');
       std::string_view line = text.substr(0, nl);
       text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-      ++line_no_;
+      line_no_ = ++lines_read_;
       std::size_t comment = line.find(';');
       if (comment != std::string_view::npos) line = line.substr(0, comment);
       internal::line_cursor c(line);
@@ -205,16 +212,20 @@ class Parser {
   // After '%': "ID[:rN|:sN] = op ...".
   Diagnostic parse_instr(internal::line_cursor &c) {
     std::int64_t id;
-    if (!c.number(id) || id < 0 || id > (1 << 20))
-      return error("expected a value number after '%%'");
+    if (!c.id(id)) {
+      return error("expected a value number (0..%lld) after '%%'",
+                   (long long)internal::line_cursor::kMaxId);
+    }
+    if (values_in_shader_ + id + 1 > kMaxValuesPerShader) {
+      return error("%%%lld: value numbers in this shader need more than %lld table slots in total",
+                   (long long)id, (long long)kMaxValuesPerShader);
+    }
     std::int32_t loc = kNoLoc;
     if (c.eat(':')) {
       std::string_view l = c.word();
       std::int64_t n = -1;
-      if (l.size() >= 2 && (l[0] == 'r' || l[0] == 's')) {
-        std::from_chars(l.data() + 1, l.data() + l.size(), n);
-      }
-      if (n < 0 || n > (1 << 20))
+      internal::line_cursor number(l.empty() ? l : l.substr(1));
+      if (l.empty() || (l[0] != 'r' && l[0] != 's') || !number.id(n) || !number.at_end())
         return error("expected ':rN' or ':sN' after %%%lld", (long long)id);
       loc = l[0] == 'r' ? static_cast<std::int32_t>(n)
                         : kFirstSpillLoc - static_cast<std::int32_t>(n);
@@ -259,7 +270,7 @@ class Parser {
       first = false;
       return ok;
     };
-    auto value = [&](std::int64_t &out) { return c.eat('%') && c.number(out) && out >= 0; };
+    auto value = [&](std::int64_t &out) { return c.eat('%') && c.id(out); };
     Symbol<A> *symbol = nullptr;
     if (info.has_symbol) {
       if (!c.eat('@')) return error("%s needs '@symbol'", info.name);
@@ -319,6 +330,7 @@ class Parser {
   Diagnostic finish_function() {
     Function<A> &f = *function_;
     function_ = nullptr;
+    values_in_shader_ += static_cast<std::int64_t>(f.values.size());
     if (f.blocks.empty()) return error("@%s has no blocks", f.name.c_str());
     if (!ended_) return error("bb%u does not end with a terminator", block_->index);
     // Edges from the terminators, then the canonical predecessor order.
@@ -386,10 +398,16 @@ class Parser {
   Function<A> *function_ = nullptr;
   Block<A> *block_ = nullptr;
   bool ended_ = false;
-  int line_no_ = 0;
+  int lines_read_ = 0;
+  int line_no_ = 0;  // the line errors name: the current one, or a pending instruction's
   std::unordered_map<std::string, Block<A> *> labels_;
   std::unordered_map<std::uint32_t, Instr<A> *> values_;
   std::vector<pending_instr> pending_;
+  // Value-table slots (highest value number + 1) of the functions parsed so far: a function's
+  // table has a slot per number up to its highest, so sparse huge numbers would cost memory far
+  // beyond the input's size. Bounded per shader.
+  static constexpr std::int64_t kMaxValuesPerShader = 1 << 20;
+  std::int64_t values_in_shader_ = 0;
 };
 
 template <class A>

@@ -53,6 +53,10 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
         return Diagnostic::error("@%s: bb%u: phi %%%u after a non-phi instruction", fn, bi, i->id);
       }
       in_phis = in_phis && i->op == Op::kPhi;
+      if (i->op == Op::kPhi && b->preds.empty()) {  // it would read a value from no edge
+        return Diagnostic::error("@%s: bb%u: phi %%%u in a block with no predecessors", fn, bi,
+                                 i->id);
+      }
       std::size_t want = info.num_operands < 0 ? b->preds.size() : info.num_operands;
       if (i->operands.size() != want) {
         return Diagnostic::error("@%s: bb%u: %s has %zu operands, expected %zu", fn, bi, info.name,

@@ -1,5 +1,7 @@
 #include "mesa_alloc/vulkan.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -34,7 +36,8 @@ bool vk_resource::do_is_equal(const std::pmr::memory_resource &other) const noex
 
 vk_callbacks::vk_callbacks(std::pmr::memory_resource *resource,
                            vk_internal_observer *observer) noexcept
-    : over_resource_(resource), source_(over_resource_.table()) {
+    : over_resource_(resource),
+      source_(resource != nullptr ? over_resource_.table() : mesa_default_allocator()) {
   init(observer);
 }
 
@@ -44,6 +47,18 @@ vk_callbacks::vk_callbacks(const mesa_allocator *table, vk_internal_observer *ob
 }
 
 void vk_callbacks::init(vk_internal_observer *observer) noexcept {
+  // A missing function would crash the driver at its first call; say so here instead.
+  const char *missing = source_->alloc_fn == nullptr     ? "alloc_fn"
+                        : source_->realloc_fn == nullptr ? "realloc_fn"
+                        : source_->free_fn == nullptr    ? "free_fn"
+                                                         : nullptr;
+  if (missing != nullptr) {
+    std::fprintf(stderr,
+                 "mesa_alloc: vk_callbacks: the table has no %s (alloc_fn, realloc_fn and free_fn "
+                 "are required, as pfnAllocation, pfnReallocation and pfnFree are)\n",
+                 missing);
+    std::abort();
+  }
   observer_ = observer;
   if (observer == nullptr) {
     callbacks_ = *to_vk(source_);

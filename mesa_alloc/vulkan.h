@@ -145,7 +145,9 @@ class vk_internal_observer {
 // VkAllocationCallbacks over a std::pmr::memory_resource or a mesa_allocator, to hand to
 // vkCreateInstance / vkCreateDevice / any vkCreate*. Notifications go to `observer` (if any) and
 // then to the table's own internal_alloc_fn/internal_free_fn (if any). Must outlive every block
-// allocated through it. Not copyable (the callbacks point at it).
+// allocated through it. Not copyable (the callbacks point at it). A NULL resource or table means
+// the default table; a table without alloc_fn, realloc_fn or free_fn is refused at construction
+// (a message on stderr, then abort), not passed on to crash at the driver's first call.
 class vk_callbacks {
  public:
   explicit vk_callbacks(std::pmr::memory_resource *resource,

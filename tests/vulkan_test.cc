@@ -291,6 +291,40 @@ TEST(VkCallbacks, WrappedSizeOverNewDeleteIsNull) {
             nullptr);
 }
 
+TEST(VkCallbacks, NullResourceMeansTheDefaultTable) {
+  mesa::vk_callbacks callbacks(static_cast<std::pmr::memory_resource *>(nullptr));
+  const VkAllocationCallbacks *cb = callbacks.get();
+  void *p = cb->pfnAllocation(cb->pUserData, 64, 16, VK_SYSTEM_ALLOCATION_SCOPE_OBJECT);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, 64);
+  cb->pfnFree(cb->pUserData, p);
+}
+
+void build_over_table_without_realloc() {
+  mesa_allocator incomplete = *mesa_libc_allocator();
+  incomplete.realloc_fn = nullptr;
+  mesa::vk_callbacks callbacks(&incomplete);
+}
+
+void build_over_table_without_free_with_observer() {
+  struct quiet final : mesa::vk_internal_observer {
+    void internal_allocation(std::size_t, VkInternalAllocationType,
+                             VkSystemAllocationScope) noexcept override {}
+    void internal_free(std::size_t, VkInternalAllocationType,
+                       VkSystemAllocationScope) noexcept override {}
+  } observer;
+  mesa_allocator incomplete = *mesa_libc_allocator();
+  incomplete.free_fn = nullptr;
+  mesa::vk_callbacks callbacks(&incomplete, &observer);
+}
+
+TEST(VkCallbacksDeathTest, IncompleteTableIsRefusedAtConstruction) {
+  EXPECT_DEATH(build_over_table_without_realloc(),
+               "mesa_alloc: vk_callbacks: the table has no realloc_fn");
+  EXPECT_DEATH(build_over_table_without_free_with_observer(),
+               "mesa_alloc: vk_callbacks: the table has no free_fn");
+}
+
 TEST(VkMultialloc, FromAResource) {
   std::pmr::monotonic_buffer_resource arena;
   std::uint32_t *words;

@@ -139,15 +139,16 @@ using unique_ptr = std::unique_ptr<T, resource_deleter<T>>;
 template <class T, class... Args>
 std::enable_if_t<!std::is_array_v<T>, unique_ptr<T>> allocate_unique(
     std::pmr::memory_resource *resource, Args &&...args) {
-  using layout = internal::object_layout<T>;
+  using value = std::remove_cv_t<T>;  // allocate_unique<const T> builds a T and hands out const
+  using layout = internal::object_layout<value>;
   char *block = static_cast<char *>(resource->allocate(layout::bytes, layout::alignment));
-  T *object = reinterpret_cast<T *>(block + layout::offset);
+  value *object = reinterpret_cast<value *>(block + layout::offset);
   if constexpr (layout::has_header) {
     new (reinterpret_cast<typename layout::header *>(object) - 1)
         typename layout::header{layout::bytes, layout::alignment};
   }
   try {
-    std::pmr::polymorphic_allocator<T>(resource).construct(object, std::forward<Args>(args)...);
+    std::pmr::polymorphic_allocator<value>(resource).construct(object, std::forward<Args>(args)...);
   } catch (...) {
     resource->deallocate(block, layout::bytes, layout::alignment);
     throw;

@@ -124,6 +124,24 @@ TEST(UniquePtr, OverAlignedPolymorphicObject) {
   EXPECT_EQ(r.mismatches(), 0u);
 }
 
+// allocate_unique<const T>: built as a T, handed out const, freed with the same layout.
+TEST(UniquePtr, ConstObjectsPlainAndPolymorphic) {
+  checking_resource r;
+  derived::destroyed = 0;
+  {
+    mesa::unique_ptr<const small> s = mesa::allocate_unique<const small>(&r, 7);
+    EXPECT_EQ(s->value, 7);
+    EXPECT_EQ(r.live_bytes(), sizeof(small));
+    mesa::unique_ptr<const derived> d = mesa::allocate_unique<const derived>(&r);
+    EXPECT_EQ(r.live_bytes(), sizeof(small) + sizeof(derived) + 16);
+    mesa::unique_ptr<const base> b = std::move(d);
+  }
+  EXPECT_EQ(derived::destroyed, 1);
+  EXPECT_EQ(r.live(), 0u);
+  EXPECT_EQ(r.mismatches(), 0u);
+  EXPECT_EQ(r.foreign_frees(), 0u);
+}
+
 TEST(UniquePtr, ConversionNeedsAVirtualDestructor) {
   struct nv_base {
     int x;

@@ -23,10 +23,8 @@
 
 #include <cstddef>
 #include <memory_resource>
-#include <new>
 
 #include "mesa_alloc/internal/pool_parts.h"
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -37,8 +35,8 @@ class pool_resource final : public std::pmr::memory_resource {
   pool_resource &operator=(const pool_resource &) = delete;
   ~pool_resource() override { release(); }
 
-  // The non-virtual fast path (hides memory_resource::allocate; same contract). `alignment`
-  // must be a power of two (unchecked here; through std::pmr a bad one throws std::bad_alloc).
+  // The non-virtual fast path (hides memory_resource::allocate; same contract: an alignment
+  // that is not a power of two throws std::bad_alloc, at no cost to the small-block path).
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (internal::pool_is_small(bytes, alignment)) {
@@ -76,9 +74,7 @@ class pool_resource final : public std::pmr::memory_resource {
  private:
   [[gnu::noinline]] void *allocate_small_slow(std::size_t size_class);
 
-  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

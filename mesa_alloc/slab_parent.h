@@ -34,9 +34,6 @@
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
-#include <new>
-
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -123,9 +120,8 @@ class slab_child final : public std::pmr::memory_resource {
     deallocate_foreign(p);
   }
 
-  // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract).
-  // `alignment` must be a power of two (unchecked here; through std::pmr a bad one throws
-  // std::bad_alloc).
+  // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract: an
+  // alignment that is not a power of two throws std::bad_alloc).
   // Requests that do not fit the slab go to the parent's upstream under its mutex.
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
@@ -143,15 +139,15 @@ class slab_child final : public std::pmr::memory_resource {
   friend class slab_parent;
   using free_node = slab_parent::free_node;
 
+  // A power of two up to the parent's alignment (0 wraps past it); anything else goes upstream.
   bool fits(std::size_t bytes, std::size_t alignment) const noexcept {
-    return bytes <= parent_->object_size_ && alignment <= parent_->alignment_;
+    return bytes <= parent_->object_size_ && alignment - 1 < parent_->alignment_ &&
+           (alignment & (alignment - 1)) == 0;
   }
   [[gnu::noinline]] void *allocate_slow();
   [[gnu::noinline]] void deallocate_foreign(void *p) noexcept;
 
-  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

@@ -1,7 +1,10 @@
 #include "mesa_alloc/slab_resource.h"
 
+#include <new>
+
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
+#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -21,9 +24,11 @@ slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t ob
   first_offset_ = g.first_offset;
 }
 
-// Sizes and alignments the slab does not serve; never a size near SIZE_MAX (request_limit.h).
+// Sizes and alignments the slab does not serve; never a bad alignment or a size near SIZE_MAX
+// (request_limit.h).
 void *slab_resource::allocate_upstream(std::size_t bytes, std::size_t alignment) {
-  if (bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
+  if (!mesa_alloc_alignment_valid(alignment) || bytes > internal::kMaxRequestBytes)
+    throw std::bad_alloc();
   return upstream_->allocate(bytes, alignment);
 }
 

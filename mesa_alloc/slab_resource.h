@@ -22,9 +22,6 @@
 
 #include <cstddef>
 #include <memory_resource>
-#include <new>
-
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -56,9 +53,8 @@ class slab_resource final : public std::pmr::memory_resource {
     free_ = node;
   }
 
-  // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract).
-  // `alignment` must be a power of two (unchecked here; through std::pmr a bad one throws
-  // std::bad_alloc).
+  // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract: an
+  // alignment that is not a power of two throws std::bad_alloc).
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (fits(bytes, alignment)) return allocate_object();
@@ -84,15 +80,15 @@ class slab_resource final : public std::pmr::memory_resource {
   };
   struct page;
 
+  // A power of two up to alignment_ (0 wraps past it); anything else goes to allocate_upstream.
   bool fits(std::size_t bytes, std::size_t alignment) const noexcept {
-    return bytes <= object_size_ && alignment <= alignment_;
+    return bytes <= object_size_ && alignment - 1 < alignment_ &&
+           (alignment & (alignment - 1)) == 0;
   }
   [[gnu::noinline]] void *allocate_slow();
   [[gnu::noinline]] void *allocate_upstream(std::size_t bytes, std::size_t alignment);
 
-  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

@@ -29,11 +29,9 @@
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
-#include <new>
 #include <thread>
 
 #include "mesa_alloc/internal/pool_parts.h"
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -44,8 +42,8 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   synchronized_pool_resource &operator=(const synchronized_pool_resource &) = delete;
   ~synchronized_pool_resource() override { release(); }
 
-  // The non-virtual fast path (hides memory_resource::allocate; same contract). `alignment`
-  // must be a power of two (unchecked here; through std::pmr a bad one throws std::bad_alloc).
+  // The non-virtual fast path (hides memory_resource::allocate; same contract: an alignment
+  // that is not a power of two throws std::bad_alloc, at no cost to the small-block path).
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (internal::pool_is_small(bytes, alignment)) {
@@ -129,9 +127,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   [[gnu::noinline]] void deallocate_large(void *p, std::size_t bytes,
                                           std::size_t alignment) noexcept;
 
-  // Through std::pmr a bad alignment is refused (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (!mesa_alloc_alignment_valid(alignment)) throw std::bad_alloc();
     return allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {

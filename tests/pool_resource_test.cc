@@ -78,6 +78,8 @@ TEST(PoolResource, BadAlignmentThroughPmrIsRefused) {
   counting_resource upstream;
   mesa::pool_resource pool(&upstream);
   mesa_test::expect_pmr_refuses_bad_alignment(pool, upstream);
+  EXPECT_THROW((void)pool.allocate(8, 3), std::bad_alloc) << "the direct call too";
+  EXPECT_THROW((void)pool.allocate(8, 0), std::bad_alloc);
 }
 
 TEST(PoolResource, FreedBlocksAreReused) {

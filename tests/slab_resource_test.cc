@@ -75,6 +75,8 @@ TEST(SlabResource, BadAlignmentThroughPmrIsRefused) {
   counting_resource upstream;
   mesa::slab_resource slab(&upstream, 32);
   mesa_test::expect_pmr_refuses_bad_alignment(slab, upstream);
+  EXPECT_THROW((void)slab.allocate(8, 3), std::bad_alloc) << "the direct call too";
+  EXPECT_THROW((void)slab.allocate(8, 0), std::bad_alloc);
 }
 
 TEST(SlabResource, FreedBlocksAreReusedFirst) {

@@ -10,9 +10,13 @@
 
 namespace mesa::internal {
 
-// Small requests: at most kPoolMaxSmall bytes and alignment at most kPoolAlignment.
+// Small requests: at most kPoolMaxSmall bytes and alignment a power of two up to kPoolAlignment
+// (kPoolSmallAlignments, a bit per alignment). Anything else takes the large path, which
+// refuses an alignment that is not a power of two.
 inline constexpr std::size_t kPoolMaxSmall = 4096;
 inline constexpr std::size_t kPoolAlignment = 16;
+inline constexpr std::uint32_t kPoolSmallAlignments =
+    1u << 1 | 1u << 2 | 1u << 4 | 1u << 8 | 1u << 16;
 // 16..128 by 16, then four classes per doubling up to 4096 (at most 25% internal waste).
 inline constexpr std::size_t kPoolClasses = 28;
 
@@ -47,7 +51,8 @@ constexpr size_class_table make_size_class_table() {
 inline constexpr size_class_table kSizeClasses = make_size_class_table();
 
 inline bool pool_is_small(std::size_t bytes, std::size_t alignment) noexcept {
-  return bytes <= kPoolMaxSmall && alignment <= kPoolAlignment;
+  return bytes <= kPoolMaxSmall && alignment <= kPoolAlignment &&
+         ((kPoolSmallAlignments >> alignment) & 1) != 0;
 }
 inline std::size_t pool_class_of(std::size_t bytes) noexcept {
   return kSizeClasses.index[(bytes + 15) >> 4];

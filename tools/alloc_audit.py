@@ -7,7 +7,8 @@ Reads the relocations of every object file (`objdump -dr`, so each reference is 
 function that makes it) and reports each reference to libc allocation (malloc, calloc, realloc,
 reallocarray, free, strdup, strndup, aligned_alloc, posix_memalign, memalign, valloc, pvalloc)
 or to the global operator new/delete in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized,
-aligned and nothrow variants). References from data (function-pointer tables) count too.
+aligned and nothrow variants). References from data (function-pointer tables) count too, in
+any section that is not code.
 
 One exemption, by rule rather than by list: a deleting destructor (`D0`) calling a global
 operator delete. Every polymorphic class emits one, and it only runs for an object created by a
@@ -31,6 +32,8 @@ DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 OBJECT_LINE = re.compile(r"^(\S+):\s+file format ")
 FUNCTION_LINE = re.compile(r"^[0-9a-f]+ <(.+)>:$")
 RELOC = re.compile(r"\bR_[A-Z0-9_]+\s+([^\s+@-]+)")
+RELOCATION_SECTION = re.compile(r"^RELOCATION RECORDS FOR \[(.+)\]:$")
+CODE_SECTION = re.compile(r"^\.(text|init|fini)(\..*)?$")
 # Placement new/delete (`operator new(size_t, void *)`) construct in place; they allocate nothing.
 PLACEMENT = re.compile(r"^_Z(n[wa][jm]Pv|d[la]PvS_)$")
 
@@ -70,20 +73,26 @@ def references(path):
         m = RELOC.search(line)
         if m and forbidden(m.group(1)):
             yield obj, function, m.group(1)
-    # Data relocations (e.g. a table holding &free); -d above only covers code.
-    data = subprocess.run(["objdump", "-r", "-w", "-j", ".data.rel.ro", "-j", ".data",
-                           "-j", ".data.rel.ro.local", path], capture_output=True, text=True)
-    obj = path
+    # Data relocations (a table holding &free), in every section that is not code: -d above
+    # covers code. Which section a table lands in depends on the flags (.data, .data.rel,
+    # .data.rel.ro, .rodata, their -fdata-sections subsections, .init_array, ...).
+    data = subprocess.run(["objdump", "-r", "-w", path], capture_output=True, text=True)
+    obj, section = path, ""
     for line in data.stdout.splitlines():
         m = OBJECT_LINE.match(line)
         if m:
-            obj = m.group(1)
+            obj, section = m.group(1), ""
+            continue
+        m = RELOCATION_SECTION.match(line)
+        if m:
+            section = m.group(1)
             continue
         fields = line.split()
-        if len(fields) >= 3 and re.match(r"^[0-9a-f]+$", fields[0]):
+        if (not CODE_SECTION.match(section) and len(fields) >= 3 and
+                re.match(r"^[0-9a-f]+$", fields[0])):
             symbol = re.split(r"[+@-]", fields[2])[0]
             if forbidden(symbol):
-                yield obj, "<data>", symbol
+                yield obj, f"<data in {section}>", symbol
 
 
 def main(argv):

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
+
 namespace mesa {
 namespace {
 
@@ -290,6 +292,8 @@ using mesa::callback_validator;
 extern "C" {
 
 const mesa_allocator *mesa_validator_create(const mesa_allocator *upstream) {
+  upstream = mesa::internal::parent_or_default(upstream, "mesa_validator_create");
+  if (upstream == nullptr) return nullptr;
   const mesa_allocator *libc = mesa_libc_allocator();
   void *storage = libc->alloc_fn(libc->user_data, sizeof(callback_validator),
                                  alignof(callback_validator), MESA_ALLOC_SCOPE_OBJECT);

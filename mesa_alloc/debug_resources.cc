@@ -43,7 +43,8 @@ const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const c
   tracking_table *up = nullptr;
   if (parent_tracker != nullptr && (up = tracking_table::from(parent_tracker)) == nullptr)
     return nullptr;
-  if (parent == nullptr) parent = mesa_default_allocator();
+  parent = mesa::internal::parent_or_default(parent, "mesa_tracking_create");
+  if (parent == nullptr) return nullptr;
   void *storage = parent->alloc_fn(parent->user_data, sizeof(tracking_table),
                                    alignof(tracking_table), MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;
@@ -93,7 +94,7 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out) {
 }
 
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent) {
-  return mesa::internal::c_handle_create<mesa::fault_resource>(parent);
+  return mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
 }
 
 void mesa_fault_destroy(const mesa_allocator *fault) {
@@ -172,7 +173,8 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
     handler = options->handler;
     handler_context = options->handler_context;
   }
-  if (parent == nullptr) parent = mesa_default_allocator();
+  parent = mesa::internal::parent_or_default(parent, "mesa_debug_create");
+  if (parent == nullptr) return nullptr;
   void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),
                                    MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;
@@ -189,7 +191,8 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug) {
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks) {
   if (path == nullptr) return nullptr;
-  if (parent == nullptr) parent = mesa_default_allocator();
+  parent = mesa::internal::parent_or_default(parent, "mesa_logging_create");
+  if (parent == nullptr) return nullptr;
   void *storage = parent->alloc_fn(parent->user_data, sizeof(logging_table), alignof(logging_table),
                                    MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;

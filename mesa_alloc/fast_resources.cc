@@ -129,7 +129,7 @@ void destroy_in(const mesa_allocator *parent, T *object) noexcept {
 extern "C" {
 
 const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::arena_resource>(parent);
+  return c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
 }
 
 void mesa_arena_release(const mesa_allocator *arena) {
@@ -142,7 +142,8 @@ void mesa_arena_destroy(const mesa_allocator *arena) {
 
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size) {
   if (object_size == 0) return nullptr;
-  if (parent == nullptr) parent = mesa_default_allocator();
+  parent = mesa::internal::parent_or_default(parent, "mesa_slab_create");
+  if (parent == nullptr) return nullptr;
   c_slab_resource *slab = create_in<c_slab_resource>(parent, parent, object_size);
   return slab == nullptr ? nullptr : &slab->table;
 }
@@ -153,7 +154,8 @@ void mesa_slab_destroy(const mesa_allocator *slab) {
 
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size) {
   if (object_size == 0) return nullptr;
-  if (parent == nullptr) parent = mesa_default_allocator();
+  parent = mesa::internal::parent_or_default(parent, "mesa_slab_parent_create");
+  if (parent == nullptr) return nullptr;
   return create_in<mesa_slab_parent>(parent, parent, object_size);
 }
 
@@ -172,13 +174,13 @@ void mesa_slab_child_destroy(const mesa_allocator *child) {
 }
 
 const mesa_allocator *mesa_pool_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::pool_resource>(parent);
+  return c_handle_create<mesa::pool_resource>("mesa_pool_create", parent);
 }
 
 void mesa_pool_destroy(const mesa_allocator *pool) { c_handle_destroy<mesa::pool_resource>(pool); }
 
 const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::synchronized_pool_resource>(parent);
+  return c_handle_create<mesa::synchronized_pool_resource>("mesa_synchronized_pool_create", parent);
 }
 
 void mesa_synchronized_pool_destroy(const mesa_allocator *pool) {

@@ -92,6 +92,11 @@ const mesa_allocator *mesa_default_allocator(void) { return current(); }
 
 const mesa_allocator *mesa_set_default_allocator(const mesa_allocator *allocator) {
   current();  // the environment's choice is made first, so that it cannot override this one
+  if (const char *missing =
+          allocator != nullptr ? mesa::internal::missing_table_function(allocator) : nullptr) {
+    mesa::internal::report_incomplete_table("mesa_set_default_allocator", missing);
+    return current();  // refused: the default stays
+  }
   std::lock_guard<mesa::internal::spin_lock> lock(g_default_lock);
   const mesa_allocator *previous = g_default.load(std::memory_order_acquire);
   publish_default(allocator != nullptr ? allocator : mesa_libc_allocator());

@@ -1,10 +1,10 @@
 #include "mesa_alloc/vulkan.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -48,15 +48,8 @@ vk_callbacks::vk_callbacks(const mesa_allocator *table, vk_internal_observer *ob
 
 void vk_callbacks::init(vk_internal_observer *observer) noexcept {
   // A missing function would crash the driver at its first call; say so here instead.
-  const char *missing = source_->alloc_fn == nullptr     ? "alloc_fn"
-                        : source_->realloc_fn == nullptr ? "realloc_fn"
-                        : source_->free_fn == nullptr    ? "free_fn"
-                                                         : nullptr;
-  if (missing != nullptr) {
-    std::fprintf(stderr,
-                 "mesa_alloc: vk_callbacks: the table has no %s (alloc_fn, realloc_fn and free_fn "
-                 "are required, as pfnAllocation, pfnReallocation and pfnFree are)\n",
-                 missing);
+  if (const char *missing = internal::missing_table_function(source_)) {
+    internal::report_incomplete_table("vk_callbacks", missing);
     std::abort();
   }
   observer_ = observer;

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
+#include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "tests/support/counting_allocator.h"
 
@@ -255,6 +258,41 @@ TEST(CApi, TrackingAndDebugTablesSayWhyABadAlignmentFails) {
         << err;
   }
 #endif
+}
+
+// A table missing a function is refused where it is handed over, naming the function, instead
+// of crashing at its first call (pc 0).
+TEST(CApi, IncompleteTablesAreRefusedWhereTheyAreHandedOver) {
+  mesa_allocator no_realloc = *mesa_libc_allocator();
+  no_realloc.realloc_fn = nullptr;
+  const mesa_allocator empty = {};
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_set_default_allocator(&empty), mesa_libc_allocator()) << "the default stays";
+  EXPECT_EQ(mesa_default_allocator(), mesa_libc_allocator());
+  EXPECT_EQ(mesa_tracking_create(&no_realloc, "t", nullptr), nullptr);
+  EXPECT_EQ(mesa_debug_create(&no_realloc, nullptr), nullptr);
+  EXPECT_EQ(mesa_fault_create(&no_realloc), nullptr);
+  EXPECT_EQ(mesa_logging_create(&no_realloc, "/dev/null", 0), nullptr);
+  EXPECT_EQ(mesa_arena_create(&no_realloc), nullptr);
+  EXPECT_EQ(mesa_pool_create(&no_realloc), nullptr);
+  EXPECT_EQ(mesa_synchronized_pool_create(&no_realloc), nullptr);
+  EXPECT_EQ(mesa_slab_create(&no_realloc, 32), nullptr);
+  EXPECT_EQ(mesa_slab_parent_create(&no_realloc, 32), nullptr);
+  EXPECT_EQ(mesa_validator_create(&no_realloc), nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: mesa_set_default_allocator: the table has no alloc_fn (alloc_fn, "
+                     "realloc_fn and free_fn are required)"),
+            std::string::npos)
+      << err;
+  for (const char *where :
+       {"mesa_tracking_create", "mesa_debug_create", "mesa_fault_create", "mesa_logging_create",
+        "mesa_arena_create", "mesa_pool_create", "mesa_synchronized_pool_create",
+        "mesa_slab_create", "mesa_slab_parent_create", "mesa_validator_create"}) {
+    EXPECT_NE(err.find(std::string("mesa_alloc: ") + where + ": the table has no realloc_fn"),
+              std::string::npos)
+        << where << "\n"
+        << err;
+  }
 }
 
 TEST(CApi, ZeroSizeIsAUniqueFreeableBlockEverywhere) {

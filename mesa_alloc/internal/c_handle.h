@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/resource_callbacks.h"
 
@@ -56,10 +57,12 @@ class c_handle final : public resource_callbacks {
 };
 
 // Creates the stack in one block from `parent` (NULL: the default); NULL if that allocation
-// or the resource's constructor fails.
+// or the resource's constructor fails, or if `parent` is incomplete (reported, naming `where`).
 template <class Resource, class... Args>
-const mesa_allocator *c_handle_create(const mesa_allocator *parent, Args &&...args) noexcept {
-  if (parent == nullptr) parent = mesa_default_allocator();
+const mesa_allocator *c_handle_create(const char *where, const mesa_allocator *parent,
+                                      Args &&...args) noexcept {
+  parent = parent_or_default(parent, where);
+  if (parent == nullptr) return nullptr;
   void *storage = parent->alloc_fn(parent->user_data, sizeof(c_handle<Resource>),
                                    alignof(c_handle<Resource>), MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;

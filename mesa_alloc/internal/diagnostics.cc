@@ -25,4 +25,27 @@ void report_size_overflow(const char *where, std::size_t count, std::size_t size
 #endif
 }
 
+const char *missing_table_function(const mesa_allocator *table) noexcept {
+  if (table->alloc_fn == nullptr) return "alloc_fn";
+  if (table->realloc_fn == nullptr) return "realloc_fn";
+  if (table->free_fn == nullptr) return "free_fn";
+  return nullptr;
+}
+
+void report_incomplete_table(const char *where, const char *missing) noexcept {
+  std::fprintf(stderr,
+               "mesa_alloc: %s: the table has no %s (alloc_fn, realloc_fn and free_fn are "
+               "required)\n",
+               where, missing);
+}
+
+const mesa_allocator *parent_or_default(const mesa_allocator *parent, const char *where) noexcept {
+  if (parent == nullptr) return mesa_default_allocator();
+  if (const char *missing = missing_table_function(parent)) {
+    report_incomplete_table(where, missing);
+    return nullptr;
+  }
+  return parent;
+}
+
 }  // namespace mesa::internal

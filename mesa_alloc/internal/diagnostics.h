@@ -1,9 +1,11 @@
 // Internal: one-line diagnostics for misuse of the C API that is not a crash (a bad alignment,
-// an overflowing count × size). Not part of the public API.
+// an overflowing count × size, an incomplete table). Not part of the public API.
 #ifndef MESA_ALLOC_INTERNAL_DIAGNOSTICS_H_
 #define MESA_ALLOC_INTERNAL_DIAGNOSTICS_H_
 
 #include <cstddef>
+
+#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa::internal {
 
@@ -14,6 +16,16 @@ void report_invalid_alignment(const char *where, std::size_t alignment) noexcept
 
 // Same, for count * size overflowing size_t.
 void report_size_overflow(const char *where, std::size_t count, std::size_t size) noexcept;
+
+// The first of alloc_fn, realloc_fn and free_fn that `table` lacks ("realloc_fn"), or NULL.
+const char *missing_table_function(const mesa_allocator *table) noexcept;
+// Prints "mesa_alloc: <where>: the table has no <missing> (alloc_fn, realloc_fn and free_fn are
+// required)" on stderr, in every build: a table handed over at set-up that would crash at its
+// first call.
+void report_incomplete_table(const char *where, const char *missing) noexcept;
+// For the functions that take a parent table: NULL means the default table; an incomplete table
+// is reported and gives NULL (the caller then fails).
+const mesa_allocator *parent_or_default(const mesa_allocator *parent, const char *where) noexcept;
 
 }  // namespace mesa::internal
 

@@ -126,9 +126,11 @@ void tracking_resource::set_limit(std::size_t bytes) noexcept {
   if (previous != kNoLimit && bytes == kNoLimit) add_chain_limits(-1);
 }
 
+// Under the children lock, so that a child being constructed (which reads chain_ under the same
+// lock) either sees the old count and is then in the list below, or sees the new one and is not.
 void tracking_resource::add_chain_limits(int delta) noexcept {
-  chain_.fetch_add(delta, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(children_mutex_);
+  chain_.fetch_add(delta, std::memory_order_relaxed);
   for (tracking_resource *c = first_child_; c != nullptr; c = c->next_sibling_)
     c->add_chain_limits(delta);
 }

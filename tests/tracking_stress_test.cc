@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory_resource>
 #include <thread>
 #include <vector>
@@ -146,6 +147,45 @@ TEST(TrackingStress, ManyShortLivedThreadsReuseShards) {
   }
   EXPECT_EQ(t.stats().total_allocations, 100u);
   EXPECT_EQ(t.stats().bytes_in_use, 0u);
+}
+
+// set_limit on an ancestor while another thread creates child trackers (nothing allocates during
+// the race, as set_limit asks). Each new tracker must still roll its allocations up into its
+// ancestors: a child that counted the change twice ended on the straight-line path, counting
+// only into itself. Rounds of a few children keep set_limit's walk over them short.
+TEST(TrackingStress, ChildrenCreatedWhileALimitTogglesRollUp) {
+  mesa::tracking_resource root(std::pmr::new_delete_resource(), "root");
+  mesa::tracking_resource child(std::pmr::new_delete_resource(), "child", &root);
+  enum { kToggle, kPauseAsked, kPaused, kStop };
+  std::atomic<int> phase{kToggle};
+  std::thread toggler([&] {
+    for (int p; (p = phase.load()) != kStop;) {
+      if (p == kPauseAsked) phase.store(kPaused);  // after a whole toggle: no limit now
+      if (p != kToggle) continue;
+      root.set_limit(1 << 30);
+      root.set_limit(mesa::tracking_resource::kNoLimit);
+    }
+  });
+  int not_rolled_up = 0;
+  for (int round = 0; round < 60; ++round) {
+    std::deque<mesa::tracking_resource> grandchildren;
+    for (int i = 0; i < 50; ++i)
+      grandchildren.emplace_back(std::pmr::new_delete_resource(), "grandchild", &child);
+    phase.store(kPauseAsked);
+    while (phase.load() != kPaused) std::this_thread::yield();
+    for (mesa::tracking_resource &g : grandchildren) {
+      const std::uint64_t before = root.stats().total_allocations;
+      void *p = g.allocate(8);
+      not_rolled_up += root.stats().total_allocations != before + 1;
+      g.deallocate(p, 8);
+    }
+    grandchildren.clear();
+    phase.store(kToggle);
+  }
+  phase.store(kStop);
+  toggler.join();
+  EXPECT_EQ(not_rolled_up, 0) << "of 3000 grandchildren";
+  EXPECT_EQ(root.stats().bytes_in_use, 0u);
 }
 
 }  // namespace

@@ -52,7 +52,6 @@ void fault_resource::fail_random(double probability, std::uint64_t seed) noexcep
 void fault_resource::fail_none() noexcept { set(mode::none, 0, 0, 0); }
 
 bool fault_resource::should_fail() noexcept {
-  const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_relaxed);
   mode m;
   std::uint64_t origin, n, seed, threshold;
   for (;;) {  // one whole setting (see generation_)
@@ -66,6 +65,9 @@ bool fault_resource::should_fail() noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
     if (generation_.load(std::memory_order_relaxed) == g) break;
   }
+  // Numbered after the setting was read: set() took origin from this counter before publishing,
+  // so the attempt is never before its setting's origin (k >= 0).
+  const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t k = attempt - origin;
   bool fail = false;
   switch (m) {

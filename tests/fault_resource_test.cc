@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
@@ -70,6 +71,39 @@ TEST(FaultResource, SettingChangedDuringAllocationIsSeenWhole) {
   changer.join();
   EXPECT_EQ(successes, 0);
   EXPECT_EQ(f.failures(), 200000u);
+}
+
+// An attempt is numbered after its setting is read, so it is never before the setting's origin:
+// settings that fail nothing in the first 2^40 attempts fail nothing, however they race. (An
+// attempt numbered just before a change used to count as attempt -1 of the new setting, which
+// every-n-th fails for any n.)
+TEST(FaultResource, AttemptsRacingAChangeAreNeverBeforeItsOrigin) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  std::atomic<bool> stop{false};
+  std::thread changer([&] {
+    constexpr std::uint64_t kFar = std::uint64_t{1} << 40;
+    while (!stop.load(std::memory_order_relaxed)) {
+      f.fail_every(kFar);
+      f.fail_nth(kFar);
+      f.fail_every(kFar + 1);
+    }
+  });
+  std::vector<std::thread> allocators;
+  for (int t = 0; t < 2; ++t) {
+    allocators.emplace_back([&] {
+      for (int i = 0; i < 50000; ++i) {
+        try {
+          f.deallocate(f.allocate(8), 8);
+        } catch (const std::bad_alloc &) {
+        }
+      }
+    });
+  }
+  for (std::thread &t : allocators) t.join();
+  stop.store(true);
+  changer.join();
+  EXPECT_EQ(f.failures(), 0u);
+  EXPECT_EQ(f.attempts(), 100000u);
 }
 
 std::string random_pattern(double p, uint64_t seed) {

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <memory_resource>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,16 +123,10 @@ std::string read_file(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-TEST(LoggingC, TraceFileHasHeaderAndEvents) {
-  const std::string path = testing::TempDir() + "/c.trace";
-  const mesa_allocator *log = mesa_logging_create(mesa_libc_allocator(), path.c_str(), 1);
-  ASSERT_NE(log, nullptr);
-  void *p = mesa_alloc2(nullptr, log, 24, 8, MESA_ALLOC_SCOPE_DEVICE);
-  p = mesa_realloc2(nullptr, log, p, 48, 8, MESA_ALLOC_SCOPE_DEVICE);
-  mesa_free2(nullptr, log, p);
-  mesa_logging_destroy(log);
+// The events of a trace file (call-site records skipped).
+std::vector<mesa::trace_event> read_events(const std::string &path) {
   const std::string data = read_file(path);
-  ASSERT_GE(data.size(), 8u);
+  EXPECT_GE(data.size(), 8u);
   EXPECT_EQ(data.substr(0, 8), "MESATRC1");
   std::vector<mesa::trace_event> events;
   for (size_t pos = 8; pos < data.size();) {
@@ -141,11 +137,26 @@ TEST(LoggingC, TraceFileHasHeaderAndEvents) {
       continue;
     }
     mesa::trace_event e;
-    ASSERT_LE(pos + sizeof e, data.size());
+    if (pos + sizeof e > data.size()) {
+      ADD_FAILURE() << "cut-off event at byte " << pos;
+      break;
+    }
     std::memcpy(&e, data.data() + pos, sizeof e);
     events.push_back(e);
     pos += sizeof e;
   }
+  return events;
+}
+
+TEST(LoggingC, TraceFileHasHeaderAndEvents) {
+  const std::string path = testing::TempDir() + "/c.trace";
+  const mesa_allocator *log = mesa_logging_create(mesa_libc_allocator(), path.c_str(), 1);
+  ASSERT_NE(log, nullptr);
+  void *p = mesa_alloc2(nullptr, log, 24, 8, MESA_ALLOC_SCOPE_DEVICE);
+  p = mesa_realloc2(nullptr, log, p, 48, 8, MESA_ALLOC_SCOPE_DEVICE);
+  mesa_free2(nullptr, log, p);
+  mesa_logging_destroy(log);
+  const std::vector<mesa::trace_event> events = read_events(path);
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].op, mesa::trace_op::alloc);
   EXPECT_EQ(events[0].scope, MESA_ALLOC_SCOPE_DEVICE);
@@ -155,6 +166,93 @@ TEST(LoggingC, TraceFileHasHeaderAndEvents) {
   EXPECT_EQ(events[2].op, mesa::trace_op::free);
   EXPECT_EQ(events[2].ptr, events[1].ptr);
   EXPECT_NE(events[0].site, 0u);
+}
+
+// A parent that hands a freed block straight to the next request, whichever thread asks, and
+// always moves on realloc: addresses change hands between threads as fast as they can.
+struct recycling_table {
+  static constexpr std::size_t kBlock = 256;
+  std::mutex mutex;
+  std::vector<void *> free_blocks;
+  std::vector<void *> all;
+  mesa_allocator table{this, &alloc, &realloc, &free, nullptr, nullptr};
+
+  ~recycling_table() {
+    for (void *p : all) std::free(p);
+  }
+  static void *alloc(void *self, size_t size, size_t alignment, mesa_alloc_scope) {
+    auto *t = static_cast<recycling_table *>(self);
+    std::lock_guard<std::mutex> lock(t->mutex);
+    if (size > kBlock || alignment > 16) {  // the logging table itself: its own block
+      t->all.push_back(std::aligned_alloc(64, (size + 63) / 64 * 64));
+      return t->all.back();
+    }
+    if (!t->free_blocks.empty()) {
+      void *p = t->free_blocks.back();
+      t->free_blocks.pop_back();
+      return p;
+    }
+    t->all.push_back(std::malloc(kBlock));
+    return t->all.back();
+  }
+  static void *realloc(void *self, void *ptr, size_t size, size_t alignment,
+                       mesa_alloc_scope scope) {
+    if (ptr == nullptr) return alloc(self, size, alignment, scope);
+    if (size == 0) {
+      free(self, ptr);
+      return nullptr;
+    }
+    void *fresh = alloc(self, size, alignment, scope);
+    if (fresh == nullptr) return nullptr;
+    std::memcpy(fresh, ptr, size);
+    free(self, ptr);
+    return fresh;
+  }
+  static void free(void *self, void *ptr) {
+    if (ptr == nullptr) return;
+    auto *t = static_cast<recycling_table *>(self);
+    std::lock_guard<std::mutex> lock(t->mutex);
+    t->free_blocks.push_back(ptr);
+  }
+};
+
+// With threads reusing each other's addresses, the trace still replays: no address is born
+// while live, and nothing dead is freed or reallocated (a realloc used to be logged after its
+// parent call had freed the old block, so another thread could log that address first).
+TEST(LoggingC, TraceOfThreadsReusingAddressesReplaysConsistently) {
+  const std::string path = testing::TempDir() + "/threads.trace";
+  recycling_table parent;
+  const mesa_allocator *log = mesa_logging_create(&parent.table, path.c_str(), 0);
+  ASSERT_NE(log, nullptr);
+  auto work = [log] {
+    for (int i = 0; i < 20000; ++i) {
+      void *p = mesa_alloc2(nullptr, log, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+      p = mesa_realloc2(nullptr, log, p, 128, 8, MESA_ALLOC_SCOPE_OBJECT);
+      mesa_free2(nullptr, log, p);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(work);
+  for (std::thread &t : threads) t.join();
+  mesa_logging_destroy(log);
+
+  std::set<std::uint64_t> live;
+  int born_live = 0, dead_freed = 0;
+  const std::vector<mesa::trace_event> events = read_events(path);
+  for (const mesa::trace_event &e : events) {
+    if (e.op == mesa::trace_op::alloc) {
+      born_live += !live.insert(e.ptr).second;
+    } else if (e.op == mesa::trace_op::realloc) {
+      dead_freed += live.erase(e.old_ptr) == 0;
+      born_live += !live.insert(e.ptr).second;
+    } else if (e.op == mesa::trace_op::free) {
+      dead_freed += live.erase(e.ptr) == 0;
+    }
+  }
+  EXPECT_EQ(events.size(), 4u * 20000 * 3);
+  EXPECT_EQ(born_live, 0);
+  EXPECT_EQ(dead_freed, 0);
+  EXPECT_TRUE(live.empty());
 }
 
 TEST(LoggingC, BadPathGivesNull) {

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <string_view>
 
 #include "mesa_alloc/callback_resource.h"
@@ -205,9 +207,15 @@ struct logging_table {
     return static_cast<logging_table *>(t->user_data);
   }
 
+  // Trace order is event order for every address: a free is logged before the parent frees;
+  // a new block is logged after the parent returns it, under a shared hold of reuse_lock; and a
+  // realloc, whose parent call may free the old block before the event is logged, holds
+  // reuse_lock exclusively across both, so no other thread can be handed (and log) the old
+  // address in between.
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
+    std::shared_lock<std::shared_mutex> hold(self->reuse_lock);
     void *p = self->parent->alloc_fn(self->parent->user_data, size, alignment, scope);
     self->logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size,
                          alignment, scope);
@@ -217,13 +225,12 @@ struct logging_table {
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
-    if (ptr != nullptr && size == 0)
-      self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
+    if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+    if (size == 0) self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
+    std::unique_lock<std::shared_mutex> hold(self->reuse_lock, std::defer_lock);
+    if (size != 0) hold.lock();
     void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
-    if (ptr == nullptr)
-      self->logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size,
-                           alignment, scope);
-    else if (size != 0)
+    if (size != 0)
       self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
                            alignment, scope);
     return p;
@@ -242,6 +249,7 @@ struct logging_table {
   trace_file file;
   callback_resource upstream;
   logging_resource logging;
+  std::shared_mutex reuse_lock;
 };
 
 }  // namespace mesa::internal

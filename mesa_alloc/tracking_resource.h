@@ -21,7 +21,9 @@
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
-//   mesa::tracking_resource compiler(&driver, "compiler", &driver);
+//   // The parent gets the child's counts; the upstream is where memory comes from. Making the
+//   // parent the upstream too would count every byte in it twice.
+//   mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);
 //   compiler.set_limit(64 << 20);
 //   std::pmr::vector<int> v(&compiler);
 //   v.resize(1000);

@@ -94,6 +94,10 @@ int main(void) {
   void *p = mesa_alloc2(NULL, &table, 16, 16, MESA_ALLOC_SCOPE_CACHE);
   mesa_free2(&table, NULL, p);
   CHECK(counts.allocs == 9 && counts.frees == 9);
+  CHECK(mem_dup(NULL, 16) == NULL && mem_dup(NULL, 0) == NULL); /* NULL in, NULL out */
+  void *empty = mem_dup(&table, 0);                             /* a zero-size block */
+  CHECK(empty != NULL && counts.allocs == 10);
+  FREE(empty);
 
   /* A variable length that overflows the total asks for SIZE_MAX (which fails) instead of
    * wrapping to a short block. (A table that refuses: ASan aborts on malloc(SIZE_MAX).) */

@@ -142,9 +142,10 @@ std::string tool() {
          "/tools/vk_alloc_audit";
 }
 
-run_output run(const std::string &args) {
+// The tool's exit code and stdout (with its stderr too when `with_stderr`).
+run_output run(const std::string &args, bool with_stderr = false) {
   run_output r;
-  const std::string command = tool() + " " + args + " 2>/dev/null";
+  const std::string command = tool() + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
   FILE *pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
   char buffer[65536];
@@ -275,6 +276,19 @@ TEST_F(VkAllocAudit, SweepTailReportsCrashesInsteadOfSufferingThem) {
 TEST_F(VkAllocAudit, BadArgumentsGiveAClearError) {
   run_output r = run("--icd /nonexistent/icd.json");
   EXPECT_EQ(r.exit_code, 2);
+  // What is not an ICD manifest never reaches the loader (a directory or a JSON array crashed
+  // it inside vkCreateInstance).
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  std::ofstream(dir + "/array.json") << "[{\"a\": 1}]\n";
+  for (const std::string &bad : {dir, dir + "/array.json"}) {
+    r = run("--icd " + bad + " --svg ''", true);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.out.find("vk_alloc_audit: --icd " + bad + ": not a"), std::string::npos) << r.out;
+  }
+  for (const char *timeout : {"nan", "inf", "5x", "0", "-1"}) {
+    r = run(std::string("--timeout ") + timeout);
+    EXPECT_EQ(r.exit_code, 2) << timeout;
+  }
   r = run("--workload everything");
   EXPECT_EQ(r.exit_code, 2);
   r = run("--jobs 0");

@@ -7,13 +7,17 @@
 // fault injection) over libc — against one ICD (default: Mesa's lavapipe), and reports. With
 // --oom-sweep it re-runs the workload once per allocation point, failing that allocation, each
 // in a child process, and classifies every point. See README, "Vulkan host-memory callbacks".
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -42,6 +46,33 @@ const char *kIcdDirectories[] = {"/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d",
                                  "/usr/local/share/vulkan/icd.d"};
 
 bool readable(const std::string &path) { return access(path.c_str(), R_OK) == 0; }
+
+// Why `path` cannot be an ICD manifest, or "" if it may be one: a regular, readable JSON file
+// naming an "ICD" with a "library_path". The loader is handed anything else as is, and some
+// (a directory, a JSON array) crash it inside vkCreateInstance.
+std::string icd_manifest_problem(const std::string &path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !readable(path)) return "cannot read";
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos || text[start] != '{' ||
+      text.find("\"ICD\"") == std::string::npos ||
+      text.find("\"library_path\"") == std::string::npos)
+    return "not an ICD manifest (a JSON object with \"ICD\": {\"library_path\": ...})";
+  return "";
+}
+
+// Seconds: a finite number above 0.
+bool parse_seconds(const char *text, double *out) {
+  char *end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || !std::isfinite(v) || v <= 0) return false;
+  *out = v;
+  return true;
+}
 
 std::string find_lavapipe() {
   for (const char *dir : kIcdDirectories) {
@@ -132,7 +163,8 @@ int main(int argc, char **argv) {
       if (!value(&v) || !parse_number(v, &jobs) || jobs == 0 || jobs > 256)
         return usage_error("--jobs must be 1..256");
     } else if (arg == "--timeout") {
-      if (!value(&v) || (timeout = std::atof(v)) <= 0) return usage_error("bad --timeout");
+      if (!value(&v) || !parse_seconds(v, &timeout))
+        return usage_error("--timeout must be a number of seconds above 0");
     } else if (arg == "--child") {  // internal: one sweep point
       if (!value(&v) || !parse_number(v, &child)) return usage_error("bad --child");
     } else if (arg == "--report-fd") {  // internal
@@ -159,8 +191,8 @@ int main(int argc, char **argv) {
                    "--icd FILE\n");
       return 2;
     }
-  } else if (!readable(icd)) {
-    std::fprintf(stderr, "vk_alloc_audit: cannot read ICD manifest %s\n", icd.c_str());
+  } else if (const std::string problem = icd_manifest_problem(icd); !problem.empty()) {
+    std::fprintf(stderr, "vk_alloc_audit: --icd %s: %s\n", icd.c_str(), problem.c_str());
     return 2;
   }
   configure_loader(icd, implicit_layers);

@@ -88,7 +88,7 @@ bool fault_resource::should_fail() noexcept {
 }
 
 void *fault_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (should_fail() || bytes > internal::kMaxRequestBytes) throw std::bad_alloc();
+  if (should_fail() || internal::request_too_large(bytes, alignment)) throw std::bad_alloc();
   return upstream_->allocate(bytes, alignment);
 }
 

@@ -9,6 +9,7 @@
 
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/libc_table.h"
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace {
@@ -18,6 +19,7 @@ namespace {
 constexpr size_t kMallocAlignment = MESA_ALLOC_DEFAULT_ALIGNMENT;
 
 void *libc_aligned(size_t size, size_t alignment) {
+  if (alignment > mesa::internal::kMaxRequestBytes) return nullptr;  // no block can have it
   void *p = nullptr;
   if (alignment < sizeof(void *)) alignment = sizeof(void *);
   if (posix_memalign(&p, alignment, size) != 0) return nullptr;

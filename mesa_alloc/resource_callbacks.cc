@@ -50,7 +50,8 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
   }
   auto *self = static_cast<resource_callbacks *>(user_data);
   const std::size_t header = header_bytes(alignment);
-  if (size > internal::kMaxRequestBytes - header) return nullptr;
+  if (header > internal::kMaxRequestBytes || size > internal::kMaxRequestBytes - header)
+    return nullptr;
   const std::size_t block_alignment = alignment > kHeaderAlignment ? alignment : kHeaderAlignment;
   void *base;
   try {

@@ -40,6 +40,9 @@ struct null_sink final : mesa::trace_sink {
   void write_site(std::uint32_t, const char *, std::size_t) noexcept override {}
 };
 
+constexpr std::size_t kHugeAlignment = std::size_t{1} << 63;  // no block can have it
+
+// Also an alignment of 2^63, which glibc fails but ASan's allocator aborts on (a failed CHECK).
 void expect_refuses_wrapped_sizes(std::pmr::memory_resource &resource, const std::string &name) {
   for (std::size_t bytes : kWrappedSizes) {
     for (std::size_t alignment : kAlignments) {
@@ -47,12 +50,13 @@ void expect_refuses_wrapped_sizes(std::pmr::memory_resource &resource, const std
           << name << ": " << bytes << " bytes @" << alignment;
     }
   }
+  EXPECT_THROW((void)resource.allocate(16, kHugeAlignment), std::bad_alloc) << name << " @2^63";
 }
 
 TEST(RequestLimit, EveryResourceOverNewDeleteRefusesWrappedSizes) {
   mesa::tracking_resource tracking(heap(), "tracking");
   expect_refuses_wrapped_sizes(tracking, "tracking_resource");
-  EXPECT_EQ(tracking.stats().failed_allocations, 9u);
+  EXPECT_EQ(tracking.stats().failed_allocations, 10u);
   EXPECT_EQ(tracking.stats().bytes_in_use, 0u);
 
   mesa::debug_resource debug(heap());
@@ -61,7 +65,7 @@ TEST(RequestLimit, EveryResourceOverNewDeleteRefusesWrappedSizes) {
   null_sink sink;
   mesa::logging_resource logging(heap(), &sink);
   expect_refuses_wrapped_sizes(logging, "logging_resource");
-  EXPECT_EQ(sink.failed, 9) << "each refusal is logged as a failed allocation";
+  EXPECT_EQ(sink.failed, 10) << "each refusal is logged as a failed allocation";
 
   mesa::fault_resource fault(heap());
   expect_refuses_wrapped_sizes(fault, "fault_resource");
@@ -94,6 +98,16 @@ TEST(RequestLimit, CTableOverNewDeleteReturnsNull) {
     }
   }
   t->free_fn(t->user_data, small);  // untouched by the failed reallocs
+}
+
+// An alignment no block can have (2^63) is refused by the C tables too, not wrapped into a
+// small header (resource_callbacks' header is the alignment itself).
+TEST(RequestLimit, CTablesRefuseAnAlignmentNoBlockCanHave) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  EXPECT_EQ(libc->alloc_fn(libc->user_data, 16, kHugeAlignment, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa::resource_callbacks callbacks(heap());
+  const mesa_allocator *t = callbacks.table();
+  EXPECT_EQ(t->alloc_fn(t->user_data, 16, kHugeAlignment, MESA_ALLOC_SCOPE_OBJECT), nullptr);
 }
 
 }  // namespace

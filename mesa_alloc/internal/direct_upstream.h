@@ -5,7 +5,8 @@
 //
 // What it costs: one well-predicted branch per call; the behaviour is the resource's own
 // (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate()),
-// except that a request over kMaxRequestBytes never reaches a pmr resource (request_limit.h).
+// except that a size or alignment over kMaxRequestBytes never reaches a pmr resource
+// (request_limit.h).
 //
 // Example:
 //   internal::direct_upstream up(upstream);
@@ -31,7 +32,7 @@ class direct_upstream {
 
   void *allocate(std::size_t bytes, std::size_t alignment) {
     if (table_ == nullptr) {
-      if (bytes > kMaxRequestBytes) throw std::bad_alloc();
+      if (request_too_large(bytes, alignment)) throw std::bad_alloc();
       return resource_->allocate(bytes, alignment);
     }
     void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
@@ -41,7 +42,7 @@ class direct_upstream {
   // nullptr instead of an exception.
   void *try_allocate(std::size_t bytes, std::size_t alignment) noexcept {
     if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
-    if (bytes > kMaxRequestBytes) return nullptr;
+    if (request_too_large(bytes, alignment)) return nullptr;
     try {
       return resource_->allocate(bytes, alignment);
     } catch (...) {

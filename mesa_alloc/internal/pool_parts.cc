@@ -54,7 +54,7 @@ void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
   const std::size_t block_alignment = alignment > alignof(header) ? alignment : alignof(header);
   const std::size_t offset = offset_for(block_alignment);
-  if (bytes > kMaxRequestBytes - offset) throw std::bad_alloc();
+  if (offset > kMaxRequestBytes || bytes > kMaxRequestBytes - offset) throw std::bad_alloc();
   const std::size_t total = offset + bytes;
   void *base = upstream->allocate(total, block_alignment);
   void *user = static_cast<char *>(base) + offset;

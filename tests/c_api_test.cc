@@ -295,6 +295,43 @@ TEST(CApi, IncompleteTablesAreRefusedWhereTheyAreHandedOver) {
   }
 }
 
+// A block freed or reallocated through a tracking table that did not make it is reported and
+// left alone: neither table's counts or budget move (the budget used to be uncharged by the
+// foreign block's size, letting the limited table grant more than its limit).
+TEST(CApi, TrackingTableRefusesBlocksOfAnotherTable) {
+  const mesa_allocator *a = mesa_tracking_create(nullptr, "a", nullptr);
+  const mesa_allocator *b = mesa_tracking_create(nullptr, "b", nullptr);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  mesa_tracking_set_limit(b, 1000);
+  void *in_b = mesa_alloc2(nullptr, b, 600, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *in_a = mesa_alloc2(nullptr, a, 500, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_TRUE(in_a != nullptr && in_b != nullptr);
+  ::testing::internal::CaptureStderr();
+  mesa_free2(nullptr, b, in_a);
+  EXPECT_EQ(mesa_realloc2(nullptr, b, in_a, 700, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: allocator mismatch at 0x"), std::string::npos) << err;
+  EXPECT_NE(err.find(": freed through tracking table 'b', which did not allocate it; the block "
+                     "is left alone"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find(": reallocated through tracking table 'b'"), std::string::npos) << err;
+  mesa_tracking_stats sa, sb;
+  ASSERT_EQ(mesa_tracking_get_stats(a, &sa), 1);
+  ASSERT_EQ(mesa_tracking_get_stats(b, &sb), 1);
+  EXPECT_EQ(sa.bytes_in_use, 500u);
+  EXPECT_EQ(sb.bytes_in_use, 600u);
+  EXPECT_EQ(mesa_alloc2(nullptr, b, 800, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr) << "over budget";
+  mesa_free2(nullptr, a, in_a);  // still a's, intact
+  mesa_free2(nullptr, b, in_b);
+  ASSERT_EQ(mesa_tracking_get_stats(a, &sa), 1);
+  ASSERT_EQ(mesa_tracking_get_stats(b, &sb), 1);
+  EXPECT_EQ(sa.bytes_in_use, 0u);
+  EXPECT_EQ(sb.bytes_in_use, 0u);
+  mesa_tracking_destroy(b);
+  mesa_tracking_destroy(a);
+}
+
 TEST(CApi, ZeroSizeIsAUniqueFreeableBlockEverywhere) {
   test::counting_allocator counting;
   void *a = mesa_malloc(0);

@@ -27,12 +27,18 @@
 namespace mesa::internal {
 
 // The tracking table allocates straight from the parent table and accounts the user size and
-// scope, so C counts are exact and per scope. A header before each block keeps the size.
+// scope, so C counts are exact and per scope. A header before each block keeps the size, and
+// the tag of the table that made it: a block freed or reallocated through another table (or one
+// never allocated by a tracking table) is reported and left alone, instead of being uncharged
+// from the wrong budget and handed to the wrong parent.
 struct tracking_table {
   struct header {
     std::size_t size;
-    std::uint32_t alignment;
-    std::uint32_t scope;
+    std::uint32_t owner;          // owner_tag of the table that made the block
+    std::uint8_t alignment_log2;  // the block's alignment (the header's size depends on it)
+    std::uint8_t scope;
+    std::uint16_t unused;
+    std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
   };
   static constexpr std::size_t kMinHeader = 16;
   static_assert(sizeof(header) <= kMinHeader, "header must fit");
@@ -42,7 +48,25 @@ struct tracking_table {
       : table{this, &alloc, &realloc, &free, nullptr, nullptr},
         parent(parent_table),
         upstream(parent_table),
-        tracker(&upstream, name, parent_tracker) {}
+        tracker(&upstream, name, parent_tracker),
+        owner_tag(static_cast<std::uint32_t>(
+                      (reinterpret_cast<std::uintptr_t>(this) >> 4) * 0x9e3779b97f4a7c15ull >> 32) |
+                  1u) {}
+
+  header make_header(std::size_t size, std::size_t alignment, mesa_alloc_scope scope) const {
+    return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),
+                  static_cast<std::uint8_t>(scope), 0};
+  }
+  // The block's header if this table made it; otherwise reports `what` and returns false.
+  bool owns(void *ptr, const char *what, header *out) const noexcept {
+    *out = *header_of(ptr);
+    if (out->owner == owner_tag) return true;
+    std::fprintf(stderr,
+                 "mesa_alloc: allocator mismatch at %p: %s through tracking table '%s', which did "
+                 "not allocate it; the block is left alone\n",
+                 ptr, what, tracker.name().data());
+    return false;
+  }
 
   static tracking_table *from(const mesa_allocator *t) noexcept {
     if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
@@ -71,7 +95,7 @@ struct tracking_table {
     const std::size_t head = header_bytes(alignment);
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
-    // The header keeps the alignment in 32 bits: a larger one fails like an oversized request.
+    // An alignment over 4 GiB (a header that large) fails like an oversized request.
     if (alignment > UINT32_MAX || size > SIZE_MAX - head) {
       t.count_failure(index, scope);
       return nullptr;
@@ -89,17 +113,17 @@ struct tracking_table {
     }
     t.count_allocation_up(index, size, scope);
     void *user = static_cast<unsigned char *>(base) + head;
-    *header_of(user) =
-        header{size, static_cast<std::uint32_t>(alignment), static_cast<std::uint32_t>(scope)};
+    *header_of(user) = self->make_header(size, alignment, scope);
     return user;
   }
 
   static void free(void *user_data, void *ptr) {
     if (ptr == nullptr) return;
     auto *self = static_cast<tracking_table *>(user_data);
-    const header h = *header_of(ptr);
+    header h;
+    if (!self->owns(ptr, "freed", &h)) return;
     self->parent->free_fn(self->parent->user_data,
-                          static_cast<unsigned char *>(ptr) - header_bytes(h.alignment));
+                          static_cast<unsigned char *>(ptr) - header_bytes(h.alignment()));
     self->tracker.uncharge_limits(h.size);
     self->tracker.count_deallocation_up(tracking_shard_index(), h.size,
                                         static_cast<mesa_alloc_scope>(h.scope));
@@ -116,20 +140,23 @@ struct tracking_table {
       free(user_data, ptr);
       return nullptr;
     }
-    const header h = *header_of(ptr);
-    if (size <= h.size && alignment <= h.alignment) {
+    auto *self = static_cast<tracking_table *>(user_data);
+    header h;
+    if (!self->owns(ptr, "reallocated", &h)) return nullptr;
+    if (size <= h.size && alignment <= h.alignment()) {
       // Shrinking keeps the block: no second block, so a full budget does not refuse it.
       // Counted as a free of the old size and an allocation of the new one, as a move is.
       scope = known_scope(scope);
-      tracking_resource &t = static_cast<tracking_table *>(user_data)->tracker;
+      tracking_resource &t = self->tracker;
       const int index = tracking_shard_index();
       t.uncharge_limits(h.size - size);
       t.count_deallocation_up(index, h.size, static_cast<mesa_alloc_scope>(h.scope));
       t.count_allocation_up(index, size, scope);
-      *header_of(ptr) = header{size, h.alignment, static_cast<std::uint32_t>(scope)};
+      *header_of(ptr) = self->make_header(size, h.alignment(), scope);
       return ptr;
     }
-    void *fresh = alloc(user_data, size, h.alignment > alignment ? h.alignment : alignment, scope);
+    void *fresh =
+        alloc(user_data, size, h.alignment() > alignment ? h.alignment() : alignment, scope);
     if (fresh == nullptr) return nullptr;
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);
     free(user_data, ptr);
@@ -150,6 +177,7 @@ struct tracking_table {
   const mesa_allocator *parent;
   callback_resource upstream;
   tracking_resource tracker;
+  const std::uint32_t owner_tag;              // from this table's address, odd (never 0)
   std::atomic<bool> announce_refusal{false};  // set by MESA_ALLOC_DEBUG; cleared when used
   bool debug_layer_above = false;             // MESA_ALLOC_DEBUG stacked a debug layer on it
 };

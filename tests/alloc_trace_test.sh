@@ -56,4 +56,29 @@ open(sys.argv[1], "wb").write(b"MESATRC1" + event + site)
 PY
 if "$tool" "$dir/cut.trace" >/dev/null 2>"$dir/err.txt"; then fail "cut-off call site accepted"; fi
 grep -q 'truncated call site at byte 56' "$dir/err.txt" || fail "cut-off call site message"
+# A trace out of order (alloc p, alloc p again, free p): counted and said, with the peak and the
+# live bytes kept consistent (108 bytes were never live together).
+python3 - "$dir/dup.trace" <<'PY'
+import struct, sys
+ev = lambda op, ptr, size, t: struct.pack("=BBHIQQQQII", op, 1, 0, 1, t, ptr, 0, size, 16, 0)
+open(sys.argv[1], "wb").write(b"MESATRC1" + ev(1, 0x1000, 8, 1) + ev(1, 0x1000, 100, 2) +
+                              ev(2, 0x1000, 0, 3))
+PY
+"$tool" "$dir/dup.trace" >"$dir/dup.txt" || fail "out-of-order trace"
+grep -q '^allocations of pointers already live: 1 (the trace is out of order' "$dir/dup.txt" ||
+  fail "out-of-order trace: not said"
+grep -q '^peak live bytes 100 at ' "$dir/dup.txt" || fail "out-of-order trace: peak"
+grep -q '^live at the end (leaks): 0 blocks, 0 bytes$' "$dir/dup.txt" ||
+  fail "out-of-order trace: leaks"
+
+# Bad options and an unwritable plot: one line and status 1 or 2, never a traceback.
+for bad in "--top -1" "--short-us nan" "--short-us inf" "--svg $dir/no/such/dir/plot.svg" \
+  "--svg $dir"; do
+  # shellcheck disable=SC2086
+  "$tool" "$dir/run.trace" $bad >/dev/null 2>"$dir/err.txt"
+  status=$?
+  [[ $status -eq 1 || $status -eq 2 ]] || fail "'$bad': status $status"
+  if grep -q 'Traceback' "$dir/err.txt"; then fail "'$bad': traceback"; fi
+  grep -q 'alloc_trace' "$dir/err.txt" || fail "'$bad': no message"
+done
 exit $failures

@@ -62,7 +62,7 @@ def analyse(events, sites, top=10, short_ns=1_000_000):
     live = {}  # ptr -> (size, t, site)
     live_bytes = peak = peak_t = 0
     totals = {"allocations": 0, "frees": 0, "reallocs": 0, "failed": 0, "bytes_allocated": 0,
-              "unknown_frees": 0}
+              "unknown_frees": 0, "live_reallocated": 0}
     by_site = {}
     histogram = {}
     short_count = short_bytes = 0
@@ -73,6 +73,9 @@ def analyse(events, sites, top=10, short_ns=1_000_000):
 
     def add(ptr, size, t, site, scope):
         nonlocal live_bytes, peak, peak_t
+        if ptr in live:  # born again while live: a trace out of order, counted, not summed twice
+            totals["live_reallocated"] += 1
+            live_bytes -= live[ptr][0]
         live[ptr] = (size, t, site)
         live_bytes += size
         totals["bytes_allocated"] += size
@@ -157,6 +160,9 @@ def print_text(r, out):
               f"failed {t['failed']}, bytes allocated {t['bytes_allocated']}\n")
     if t["unknown_frees"]:
         out.write(f"frees of pointers not seen allocated: {t['unknown_frees']}\n")
+    if t["live_reallocated"]:
+        out.write(f"allocations of pointers already live: {t['live_reallocated']} "
+                  "(the trace is out of order; its peak and leaks are approximate)\n")
     out.write(f"peak live bytes {r['peak_bytes']} at {r['peak_time_ns'] / 1e6:.3f} ms\n")
     out.write("bytes by scope: " +
               ", ".join(f"{k} {v}" for k, v in r["bytes_by_scope"].items() if v) + "\n")
@@ -212,6 +218,10 @@ def main(argv):
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--short-us", type=float, default=1000.0)
     args = parser.parse_args(argv)
+    if args.top < 0:
+        parser.error("--top must be 0 or more")
+    if not (0 <= args.short_us < 1e12):  # also NaN and infinity
+        parser.error("--short-us must be a number of microseconds from 0 to 1e12")
     # Under `bazel run` the tool runs in its runfiles tree: relative paths are the user's.
     here = os.environ.get("BUILD_WORKING_DIRECTORY")
     if here:
@@ -225,7 +235,11 @@ def main(argv):
         return 1
     r = analyse(events, sites, args.top, int(args.short_us * 1000))
     if args.svg:
-        write_svg(r, args.svg)
+        try:
+            write_svg(r, args.svg)
+        except OSError as e:
+            print(f"alloc_trace: cannot write {args.svg}: {e.strerror}", file=sys.stderr)
+            return 1
     if args.json:
         r = dict(r)
         del r["timeline"]

@@ -52,11 +52,24 @@ def run_benchmark(binary, repetitions, bench_filter, extra):
     return json.loads(out)
 
 
+def usable(b):
+    """A benchmark record with a name and times; errored runs (SkipWithError) are reported."""
+    if not isinstance(b, dict) or "name" not in b:
+        return False
+    if b.get("error_occurred"):
+        print("compare.py: %s failed: %s" % (b["name"], b.get("error_message", "?")),
+              file=sys.stderr)
+        return False
+    return isinstance(b.get("cpu_time"), (int, float)) and isinstance(b.get("real_time"),
+                                                                       (int, float))
+
+
 def medians(data):
     """{run name: (median ns, cv or None)} from aggregates, or from single iterations."""
     result, cv = {}, {}
-    have_aggregates = any(b.get("run_type") == "aggregate" for b in data["benchmarks"])
-    for b in data["benchmarks"]:
+    records = [b for b in data["benchmarks"] if usable(b)]
+    have_aggregates = any(b.get("run_type") == "aggregate" for b in records)
+    for b in records:
         name = b.get("run_name", b["name"])
         field = "real_time" if "/real_time" in name else "cpu_time"
         if have_aggregates:
@@ -172,6 +185,9 @@ def check_targets(groups):
         if base is None or ours is None:
             print("  MISSING  %-55s (not in this run)" % label)
             continue
+        if ours <= 0:
+            print("  MISSING  %-55s (no time for our row)" % label)
+            continue
         got = base / ours
         print("  %-7s  %-55s %6.2fx  (target >= %.2fx)" %
               ("PASS" if got >= want else "MISS", label, got, want))
@@ -193,7 +209,7 @@ def main():
                 data = json.load(f)
         except (OSError, ValueError) as e:
             sys.exit("compare.py: cannot read benchmark JSON from %s: %s" % (args.json, e))
-        if not isinstance(data, dict) or "benchmarks" not in data:
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
             sys.exit("compare.py: %s has no \"benchmarks\" list (use --benchmark_format=json)"
                      % args.json)
     else:

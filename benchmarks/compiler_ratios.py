@@ -15,22 +15,38 @@ import sys
 
 
 def main(path):
-    with open(path) as f:
-        data = json.load(f)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit("compiler_ratios: cannot read benchmark JSON from %s: %s" % (path, e))
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        sys.exit("compiler_ratios: %s has no \"benchmarks\" list (use --benchmark_format=json)"
+                 % path)
     times = collections.defaultdict(list)
     counters = {}
     for b in data["benchmarks"]:
-        if b.get("run_type") != "iteration":
+        if not isinstance(b, dict) or b.get("run_type") != "iteration":
             continue
-        name = b["run_name"].split("/", 1)[1]
-        times[name].append(b["cpu_time"])
-        counters[name] = (b["peak_bytes"], b["heap_allocs"])
+        if b.get("error_occurred"):
+            sys.exit("compiler_ratios: %s failed: %s" % (b.get("name", "?"),
+                                                          b.get("error_message", "?")))
+        try:
+            name = b["run_name"].split("/", 1)[1]
+            cpu_time = float(b["cpu_time"])
+            counters[name] = (b["peak_bytes"], b["heap_allocs"])
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            sys.exit("compiler_ratios: %s: a record without %s (not compiler_benchmark output?)"
+                     % (path, e))
+        if cpu_time <= 0:
+            sys.exit("compiler_ratios: %s: %s has no time" % (path, b["run_name"]))
+        times[name].append(cpu_time)
     base = "std_allocator"
     if base not in times:
         sys.exit("compiler_ratios: no std_allocator run in " + path)
     base_median = statistics.median(times[base])
     base_min = min(times[base])
-    base_peak = counters[base][0]
+    base_peak = counters[base][0] or 1
     print("| variant | CPU ms (median of %d) | speed-up vs std (median / best) "
           "| peak heap bytes (vs std) | heap allocations |" % len(times[base]))
     print("|---|---:|---:|---:|---:|")

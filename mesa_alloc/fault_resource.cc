@@ -1,5 +1,7 @@
 #include "mesa_alloc/fault_resource.h"
 
+#include <thread>
+
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -19,18 +21,20 @@ void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
   std::uint64_t g = generation_.load(std::memory_order_relaxed);
   for (;;) {  // take the write side: from an even generation to the odd one after it
     if ((g & 1) != 0) {
+      std::this_thread::yield();
       g = generation_.load(std::memory_order_relaxed);
     } else if (generation_.compare_exchange_weak(g, g + 1, std::memory_order_acquire,
                                                  std::memory_order_relaxed)) {
       break;
     }
   }
-  std::atomic_thread_fence(std::memory_order_release);
-  mode_.store(static_cast<int>(m), std::memory_order_relaxed);
-  origin_.store(attempts_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  n_.store(n, std::memory_order_relaxed);
-  seed_.store(seed, std::memory_order_relaxed);
-  threshold_.store(threshold, std::memory_order_relaxed);
+  // Release stores: a reader that sees any of them also sees the odd generation before them.
+  // (Ordered stores and loads rather than fences, which ThreadSanitizer does not model.)
+  mode_.store(static_cast<int>(m), std::memory_order_release);
+  origin_.store(attempts_.load(std::memory_order_relaxed), std::memory_order_release);
+  n_.store(n, std::memory_order_release);
+  seed_.store(seed, std::memory_order_release);
+  threshold_.store(threshold, std::memory_order_release);
   generation_.store(g + 2, std::memory_order_release);
 }
 
@@ -56,13 +60,16 @@ bool fault_resource::should_fail() noexcept {
   std::uint64_t origin, n, seed, threshold;
   for (;;) {  // one whole setting (see generation_)
     const std::uint64_t g = generation_.load(std::memory_order_acquire);
-    if ((g & 1) != 0) continue;
-    m = static_cast<mode>(mode_.load(std::memory_order_relaxed));
-    origin = origin_.load(std::memory_order_relaxed);
-    n = n_.load(std::memory_order_relaxed);
-    seed = seed_.load(std::memory_order_relaxed);
-    threshold = threshold_.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    if ((g & 1) != 0) {  // a change is being written; its thread may have been preempted
+      std::this_thread::yield();
+      continue;
+    }
+    // Acquire loads: the generation is read again after them, not before.
+    m = static_cast<mode>(mode_.load(std::memory_order_acquire));
+    origin = origin_.load(std::memory_order_acquire);
+    n = n_.load(std::memory_order_acquire);
+    seed = seed_.load(std::memory_order_acquire);
+    threshold = threshold_.load(std::memory_order_acquire);
     if (generation_.load(std::memory_order_relaxed) == g) break;
   }
   // Numbered after the setting was read: set() took origin from this counter before publishing,

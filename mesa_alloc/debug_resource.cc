@@ -365,7 +365,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     }
   }
   if (!found) {
-    report_unknown_free(p);
+    report_unknown_free(p, false);
     return nullptr;
   }
   header *h = static_cast<header *>(e.header);
@@ -375,7 +375,9 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   }
   if (sized && (bytes != e.size || alignment != h->alignment()))
     report_size_mismatch(p, e.size, e.number, h, bytes, alignment);
-  if (options_.cookie) {
+  // The tail: the cookie mode's canary, or in guard mode the slack before the guard page (an
+  // overrun of a size that is not a multiple of the alignment stays short of the page).
+  if (h->tail() != 0) {
     bool intact = false;
     if (h->tail() == kCanaryBytes) {  // the common case, inline
       const unsigned char *tail = static_cast<unsigned char *>(p) + e.size;
@@ -466,9 +468,12 @@ void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint6
   std::snprintf(detail, sizeof detail,
                 "the block header %s the block was overwritten %s; block not released",
                 after_block ? "after" : "before", where);
-  // The stored stack is trusted only if the word that says how deep it is was not damaged.
+  // The stored stack is trusted only if the word that says how deep it is was not damaged, and
+  // only below the block: there the frames lie beyond the header, so the write reached the
+  // header's end first; above it (guard_mode::before) they lie between block and header, so a
+  // write that reached the header ran through them.
   report(after_block ? debug_error_kind::buffer_overrun : debug_error_kind::buffer_underrun, p,
-         size, number, offset, detail, after_block && !bad[5] ? h : nullptr);
+         size, number, offset, detail, !after_block && !bad[5] ? h : nullptr);
 }
 
 void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64_t number,
@@ -707,29 +712,9 @@ void guard_fault(int, siginfo_t *info, void *) {
 
 }  // namespace
 
-void debug_resource::report_unknown_free(void *p) noexcept {
-  freed_record freed{nullptr, 0, 0};
-  {
-    const table_guard lock(lock_, options_.thread_safe);
-    for (int i = 0; i < kFreedRecords; ++i) {
-      const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
-      if (r.user == p) {
-        freed = r;
-        break;
-      }
-    }
-    // Older frees are still known while their block waits in the quarantine (newest first:
-    // its address cannot have been handed out again since).
-    for (std::size_t i = quarantine_count_; i > 0 && freed.user == nullptr; --i) {
-      const quarantined &q = queued(i - 1);
-      if (q.user == p) freed = freed_record{q.user, q.size, q.number};
-    }
-  }
-  if (freed.user != nullptr) {
-    report(debug_error_kind::double_free, p, freed.size, freed.number, 0,
-           "the block was already freed", nullptr);
-    return;
-  }
+void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
+  // A live block of another resource first: that is certain, while a recent free of this one at
+  // the same address may be stale (the memory went back upstream and was handed out again).
   std::size_t size = 0;
   std::uint64_t number = 0;
   std::uint32_t owner = 0;
@@ -745,9 +730,34 @@ void debug_resource::report_unknown_free(void *p) noexcept {
   if (owner != 0) {
     char detail[128];
     std::snprintf(detail, sizeof detail,
-                  "allocated by debug allocator %u, freed through debug allocator %u", owner,
-                  owner_);
+                  "allocated by debug allocator %u, %s through debug allocator %u", owner,
+                  in_realloc ? "reallocated" : "freed", owner_);
     report(debug_error_kind::allocator_mismatch, p, size, number, 0, detail, nullptr);
+    return;
+  }
+  freed_record freed{nullptr, 0, 0};
+  const header *stack = nullptr;  // the freed block's header, for its allocation stack
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    // A block still in the quarantine first (newest first: its address cannot have been handed
+    // out again since), as its header is still there to name where it was allocated (not in
+    // guard mode, where the block is inaccessible, nor if a write after free hit the header).
+    for (std::size_t i = quarantine_count_; i > 0; --i) {
+      const quarantined &q = queued(i - 1);
+      if (q.user != p) continue;
+      freed = freed_record{q.user, q.size, q.number};
+      if (options_.guard == guard_mode::none && !q.h->damaged(owner_, q.number)) stack = q.h;
+      break;
+    }
+    for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {
+      const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
+      if (r.user == p) freed = r;
+    }
+  }
+  if (freed.user != nullptr) {
+    report(debug_error_kind::double_free, p, freed.size, freed.number, 0,
+           in_realloc ? "realloc of a block that was already freed" : "the block was already freed",
+           stack);
     return;
   }
   report(debug_error_kind::invalid_free, p, 0, 0, 0,
@@ -803,7 +813,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
     }
   }
   if (!found) {
-    report_unknown_free(p);
+    report_unknown_free(p, true);
     return nullptr;
   }
   if (damaged) {  // the header's alignment cannot be trusted: report it as free() would
@@ -874,19 +884,22 @@ std::size_t debug_resource::report_leaks() noexcept {
               const int c = compare_stacks(ha->frames(), ha->depth(), hb->frames(), hb->depth());
               return c != 0 ? c < 0 : a.number < b.number;
             });
-  std::size_t bytes = 0, sites = 0;
+  std::size_t bytes = 0, sites = 0, unknown = 0;
   const header *group = nullptr;
   std::uint64_t group_number = 0;
   for (std::size_t i = 0; i < count; ++i) {
     const auto *h = static_cast<const header *>(leaks[i].header);
     bytes += leaks[i].size;
-    if (group == nullptr ||
-        compare_stacks(group->frames(), group->depth(), h->frames(), h->depth()) != 0) {
+    if (h->depth() == 0) {  // no stack: nothing says where, so no grouping either
+      ++unknown;
+      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0,
+             "no allocation stack recorded", h);
+    } else if (group == nullptr ||
+               compare_stacks(group->frames(), group->depth(), h->frames(), h->depth()) != 0) {
       group = h;
       group_number = leaks[i].number;
       ++sites;
-      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0,
-             h->depth() > 0 ? "" : "no allocation stack recorded", h);
+      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0, "", h);
     } else {
       char detail[96];
       std::snprintf(detail, sizeof detail, "allocated at the same place as allocation #%" PRIu64,
@@ -897,11 +910,15 @@ std::size_t debug_resource::report_leaks() noexcept {
   }
   direct_.deallocate(leaks, count * sizeof(internal::block_entry), alignof(internal::block_entry));
   if (options_.handler == default_handler) {
-    char line[160];
+    char line[200];
+    char unknown_sites[64] = "";
+    if (unknown > 0)
+      std::snprintf(unknown_sites, sizeof unknown_sites, " (and %zu blocks with no stack recorded)",
+                    unknown);
     const int n = std::snprintf(line, sizeof line,
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
-                                "allocation sites\n",
-                                bytes, count, sites);
+                                "allocation sites%s\n",
+                                bytes, count, sites, unknown_sites);
     write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
   return count;

@@ -195,7 +195,9 @@ class debug_resource : public std::pmr::memory_resource {
   void evict(const quarantined &q) noexcept;
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
               std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
-  [[gnu::noinline]] void report_unknown_free(void *p) noexcept;
+  // `p` is not a live block of this resource: a live block of another debug resource (an
+  // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
+  [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
   // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
   // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the

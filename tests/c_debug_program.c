@@ -32,6 +32,24 @@ static int underrun(void) {
   return 0;
 }
 
+/* Run only with MESA_ALLOC_DEBUG=quarantine: the freed block waits in the quarantine, so the
+ * write lands in memory the debug layer still owns, and it finds it when it checks the
+ * quarantine (at exit here, as nothing else is freed). */
+static int write_after_free(void) {
+  volatile unsigned char *p = mesa_malloc(64);
+  mesa_free((void *)p);
+  p[7] = 1;
+  return 0;
+}
+
+/* Run only under a debug layer: the realloc is refused and reported. */
+static int realloc_freed(void) {
+  void *p = mesa_malloc(16);
+  mesa_free(p);
+  void *q = mesa_realloc(p, 32);
+  return q == NULL ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -53,8 +71,11 @@ int main(int argc, char **argv) {
   }
   if (strcmp(mode, "overrun") == 0) return overrun();
   if (strcmp(mode, "underrun") == 0) return underrun();
+  if (strcmp(mode, "write_after_free") == 0) return write_after_free();
+  if (strcmp(mode, "realloc_freed") == 0) return realloc_freed();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
-  fprintf(stderr, "usage: %s leak|overrun|underrun|small|large\n", argv[0]);
+  fprintf(stderr, "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|small|large\n",
+          argv[0]);
   return 2;
 }

@@ -241,6 +241,101 @@ TEST(DebugResource, LateDoubleFreeIsNamedWhileQuarantined) {
   }
 }
 
+// Guard mode without cookies: a block whose size is not a multiple of its alignment ends short
+// of the guard page, and an overrun into that slack is caught at free by its fill.
+TEST(DebugResource, GuardModeCatchesAnOverrunShortOfTheGuardPage) {
+  for (std::size_t alignment : {std::size_t{16}, std::size_t{8192}}) {
+    recorder r;
+    mesa::debug_options o;
+    o.cookie = false;
+    o.guard = mesa::guard_mode::after;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+    const std::size_t size = alignment == 16 ? 12 : 4096;
+    auto *p = static_cast<unsigned char *>(d.allocate(size, alignment));
+    p[size] = 'x';
+    d.deallocate(p, size, alignment);
+    ASSERT_EQ(r.errors.size(), 1u) << "alignment " << alignment;
+    EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+    EXPECT_EQ(r.errors[0].size, size);
+    EXPECT_EQ(r.errors[0].offset, static_cast<ptrdiff_t>(size));
+  }
+}
+
+// Freeing a live block of `a` through `b`, at an address where `b` itself freed a block before:
+// the live owner is certain, the old free of `b` is stale. An allocator mismatch, named with the
+// live block's size and number, not a double free of `b`'s old block.
+TEST(DebugResource, MismatchIsNotTakenForAStaleDoubleFree) {
+  // Small blocks one at a time, handed out again as soon as they come back (the debug
+  // resources' own tables, larger, from the heap).
+  struct one_slot final : std::pmr::memory_resource {
+    alignas(64) unsigned char block[256];
+    bool taken = false;
+    void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+      if (bytes > sizeof block) return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+      if (taken) throw std::bad_alloc();
+      taken = true;
+      return block;
+    }
+    void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+      if (p != block) return std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+      taken = false;
+    }
+    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
+  } upstream;
+  recorder r;
+  mesa::debug_resource a(&upstream, r.options());
+  mesa::debug_resource b(&upstream, r.options());
+  void *old = b.allocate(40);
+  b.deallocate(old, 40);
+  void *live = a.allocate(36);
+  ASSERT_EQ(live, old) << "the same address, now a's";
+  b.deallocate(live, 36);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::allocator_mismatch);
+  EXPECT_EQ(r.errors[0].size, 36u);
+  EXPECT_EQ(r.errors[0].allocation, 1u);
+  a.deallocate(live, 36);
+}
+
+// With stacks recorded, a 1-byte underrun and a double free of a quarantined block carry the
+// allocation stack (the frames lie below the header, untouched by either).
+TEST(DebugResource, UnderrunAndQuarantinedDoubleFreeCarryTheStack) {
+  recorder r;
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.quarantine_bytes = 1 << 20;
+  std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
+  mesa::debug_resource d(&arena, r.options(o));
+  auto *p = static_cast<unsigned char *>(d.allocate(64));
+  p[-1] = 0;
+  d.deallocate(p, 64);
+  void *q = d.allocate(32);
+  d.deallocate(q, 32);
+  for (int i = 0; i < 300; ++i) d.deallocate(d.allocate(200), 200);  // past the recent frees
+  d.deallocate(q, 32);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+  EXPECT_TRUE(r.errors[0].has_stack);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+  EXPECT_TRUE(r.errors[1].has_stack);
+}
+
+// Without recorded stacks, leaks are not grouped: nothing says they came from one place.
+TEST(DebugResource, LeaksWithoutStacksAreNotGrouped) {
+  recorder r;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());
+  const std::size_t sizes[3] = {8, 100, 323};
+  void *blocks[3];
+  for (int i = 0; i < 3; ++i) blocks[i] = d.allocate(sizes[i]);
+  EXPECT_EQ(d.report_leaks(), 3u);
+  ASSERT_EQ(r.errors.size(), 3u);
+  for (const recorder::entry &e : r.errors) {
+    EXPECT_EQ(e.kind, debug_error_kind::leak);
+    EXPECT_EQ(e.detail, "no allocation stack recorded");
+  }
+  for (int i = 0; i < 3; ++i) d.deallocate(blocks[i], sizes[i]);
+}
+
 TEST(DebugResource, SingleThreadedModeChecksTheSame) {
   recorder r;
   mesa::debug_options o;

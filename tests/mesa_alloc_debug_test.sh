@@ -68,6 +68,20 @@ if [[ $status -ne 0 ]]; then echo "ok: guard_under underrun killed the program";
 check "guard_under crash message" \
   '^mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1 hit the guard page$'
 
+# 3d. quarantine: a write after free in a run that frees nothing more is found at exit, when the
+# quarantine is checked.
+MESA_ALLOC_DEBUG=quarantine "$program" write_after_free 2>"$out" >/dev/null
+status=$?
+if [[ $status -ne 0 ]]; then echo "ok: write after free aborted at exit"; else
+  echo "FAILED: write after free went unreported"; failures=$((failures + 1)); fi
+check "write-after-free message" \
+  '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 7 '
+
+# 3e. A realloc of a freed block says so.
+MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
+check "realloc of a freed block" \
+  '^mesa_alloc: double free at 0x[0-9a-f]+ size 16 allocation #1: realloc of a block that was already freed$'
+
 # 3c. Every debug word at once: a correct program runs as usual, only the leak is reported.
 MESA_ALLOC_DEBUG=cookie,fill,quarantine,leaks "$program" leak 2>"$out" >/dev/null
 expect_status "all debug words on a correct program" 0 $?

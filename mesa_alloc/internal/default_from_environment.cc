@@ -32,11 +32,13 @@ static_slot<tracking_table> g_tracking;
 static_slot<logging_table> g_logging;
 static_slot<debug_table> g_debug;
 
-tracking_table *g_stats = nullptr;  // report at exit
-debug_table *g_leaks = nullptr;     // report at exit
-logging_table *g_trace = nullptr;   // flush at exit
+tracking_table *g_stats = nullptr;    // report at exit
+debug_table *g_leaks = nullptr;       // report at exit
+debug_table *g_quarantine = nullptr;  // check (flush) at exit: a write after free is found there
+logging_table *g_trace = nullptr;     // flush at exit
 
 void at_exit() {
+  if (g_quarantine != nullptr) g_quarantine->flush_quarantine();
   if (g_leaks != nullptr) g_leaks->report_leaks();
   if (g_stats != nullptr) {
     std::fprintf(stderr, "mesa_alloc: statistics of the default allocator (MESA_ALLOC_DEBUG)\n");
@@ -202,9 +204,11 @@ const mesa_allocator *default_from_environment() noexcept {
     s.debug.report_leaks_on_destroy = false;  // never destroyed: reported at exit instead
     debug_table *debug = g_debug.construct(top, s.debug);
     if (leaks) g_leaks = debug;
+    if (s.debug.quarantine_bytes > 0) g_quarantine = debug;
     top = debug->table();
   }
-  if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr) std::atexit(at_exit);
+  if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)
+    std::atexit(at_exit);
   return top;
 }
 

@@ -29,9 +29,11 @@
 //   mesa::debug_options options;
 //   options.record_stacks = true;
 //   mesa::debug_resource debug(std::pmr::new_delete_resource(), options);
-//   std::pmr::vector<int> v(&debug);
-//   const mesa_allocator *c_table = debug.table();   // the same checks for C code
-//   debug.report_leaks();                            // also done by the destructor
+//   {
+//     std::pmr::vector<int> v(3, &debug);
+//     const mesa_allocator *c_table = debug.table();  // the same checks for C code
+//   }
+//   debug.report_leaks();  // nothing left: silent (also done by the destructor)
 #ifndef MESA_ALLOC_DEBUG_RESOURCE_H_
 #define MESA_ALLOC_DEBUG_RESOURCE_H_
 

@@ -2,10 +2,11 @@
 
 mesa_cc_library: a cc_library with mesa_alloc/poison.h force-included into every source, so a
     direct malloc/calloc/realloc/free/strdup/aligned_alloc/posix_memalign call fails to compile.
-alloc_audit_test: a test that inspects the object files of a cc_library with `nm` and fails,
-    naming the symbol and the object file, if they reference libc's allocation functions or the
-    global operator new/delete (every mangled form: sized, aligned, nothrow, arrays). This
-    catches what a #define cannot: STL code instantiated with std::allocator in inline headers.
+alloc_audit_test: a test that reads the relocations of a cc_library's object files (objdump)
+    and fails, naming the symbol and the object file, if they reference libc's allocation
+    functions or the global operator new/delete (every mangled form: sized, aligned, nothrow,
+    arrays), from code or from data (function-pointer tables). This catches what a #define
+    cannot: STL code instantiated with std::allocator in inline headers.
 """
 
 def mesa_cc_library(name, copts = [], deps = [], **kwargs):

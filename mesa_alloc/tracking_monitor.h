@@ -9,7 +9,7 @@
 // Example:
 //   mesa::tracking_resource tracker(upstream, "test");
 //   mesa::tracking_monitor monitor(&tracker);
-//   { mesa::vector<int> v(&tracker); v.push_back(1); }
+//   { std::pmr::vector<int> v(&tracker); v.push_back(1); }
 //   EXPECT_TRUE(monitor.in_use_same());
 //   EXPECT_TRUE(monitor.total_up());
 #ifndef MESA_ALLOC_TRACKING_MONITOR_H_

@@ -74,8 +74,10 @@ for bad in " -1" "+5" " 7"; do
 done
 
 for help in --help -h; do
-  "$program" --shaders 3 "$help" >"$dir/cli_help.txt" 2>&1 || fail "$help: exit status $?, wanted 0"
-  grep -q "^usage: compiler_backend" "$dir/cli_help.txt" || fail "$help: no usage"
+  "$program" --shaders 3 "$help" >"$dir/cli_help.txt" 2>"$dir/cli_help_err.txt" ||
+    fail "$help: exit status $?, wanted 0"
+  grep -q "^usage: compiler_backend" "$dir/cli_help.txt" || fail "$help: no usage on stdout"
+  [[ -s "$dir/cli_help_err.txt" ]] && fail "$help: wrote to stderr"
   grep -q "^checksum:" "$dir/cli_help.txt" && fail "$help: compiled instead of printing the usage"
 done
 

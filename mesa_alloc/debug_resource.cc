@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -736,7 +737,14 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     return;
   }
   freed_record freed{nullptr, 0, 0};
-  const header *stack = nullptr;  // the freed block's header, for its allocation stack
+  // A copy of the freed block's stack and header, for its allocation stack: copied under the
+  // lock, as another thread may evict and release the block once it is dropped.
+  struct saved_stack {
+    void *frames[kMaxFrames];
+    header h;  // right after the frames, as in a block: h.frames() finds them
+  } saved;
+  static_assert(offsetof(saved_stack, h) == sizeof(saved_stack::frames), "frames, then header");
+  const header *stack = nullptr;
   {
     const table_guard lock(lock_, options_.thread_safe);
     // A block still in the quarantine first (newest first: its address cannot have been handed
@@ -746,7 +754,12 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
       const quarantined &q = queued(i - 1);
       if (q.user != p) continue;
       freed = freed_record{q.user, q.size, q.number};
-      if (options_.guard == guard_mode::none && !q.h->damaged(owner_, q.number)) stack = q.h;
+      if (options_.guard == guard_mode::none && !q.h->damaged(owner_, q.number)) {
+        std::memcpy(saved.frames + kMaxFrames - q.h->depth(), q.h->frames(),
+                    q.h->depth() * sizeof(void *));
+        std::memcpy(&saved.h, q.h, sizeof(header));
+        stack = &saved.h;
+      }
       break;
     }
     for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {

@@ -6,7 +6,6 @@
 
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -58,8 +57,7 @@ void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
 }
 
 void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
-  if (!mesa_alloc_alignment_valid(alignment) || internal::request_too_large(bytes, alignment))
-    throw std::bad_alloc();
+  if (internal::request_refused(bytes, alignment)) throw std::bad_alloc();
   std::lock_guard<std::mutex> lock(mutex_);
   return upstream_->allocate(bytes, alignment);
 }

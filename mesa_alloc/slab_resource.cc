@@ -4,7 +4,6 @@
 
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
-#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
 
@@ -27,8 +26,7 @@ slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t ob
 // Sizes and alignments the slab does not serve; never a bad alignment or a size near SIZE_MAX
 // (request_limit.h).
 void *slab_resource::allocate_upstream(std::size_t bytes, std::size_t alignment) {
-  if (!mesa_alloc_alignment_valid(alignment) || internal::request_too_large(bytes, alignment))
-    throw std::bad_alloc();
+  if (internal::request_refused(bytes, alignment)) throw std::bad_alloc();
   return upstream_->allocate(bytes, alignment);
 }
 

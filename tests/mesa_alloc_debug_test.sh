@@ -18,6 +18,13 @@ check() {  # check DESCRIPTION EXTENDED_REGEX
   fi
 }
 
+expect_abnormal_exit() {  # expect_abnormal_exit DESCRIPTION ACTUAL
+  if [[ "$2" -ne 0 ]]; then echo "ok: $1 (exit status $2)"; else
+    echo "FAILED: $1 (exited normally)"
+    failures=$((failures + 1))
+  fi
+}
+
 expect_status() {  # expect_status DESCRIPTION WANTED ACTUAL
   if [[ "$3" == "$2" ]]; then echo "ok: $1"; else
     echo "FAILED: $1 (exit status $3, wanted $2)"
@@ -54,33 +61,15 @@ check "guard crash message" \
 
 # 3. cookie alone: the same overrun is caught at free by the canary, and aborts.
 MESA_ALLOC_DEBUG=cookie "$program" overrun 2>"$out" >/dev/null
-status=$?
-if [[ $status -ne 0 ]]; then echo "ok: cookie overrun aborted"; else
-  echo "FAILED: cookie overrun did not abort"; failures=$((failures + 1)); fi
+expect_abnormal_exit "cookie overrun aborts" $?
 check "canary message" \
   '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: byte 64 \(0 past the end\) was overwritten$'
 
 # 3b. guard_under: an underrun faults at the write.
 MESA_ALLOC_DEBUG=guard_under "$program" underrun 2>"$out" >/dev/null
-status=$?
-if [[ $status -ne 0 ]]; then echo "ok: guard_under underrun killed the program"; else
-  echo "FAILED: guard_under underrun survived"; failures=$((failures + 1)); fi
+expect_abnormal_exit "guard_under underrun kills the program" $?
 check "guard_under crash message" \
   '^mesa_alloc: buffer underrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset -1 hit the guard page$'
-
-# 3d. quarantine: a write after free in a run that frees nothing more is found at exit, when the
-# quarantine is checked.
-MESA_ALLOC_DEBUG=quarantine "$program" write_after_free 2>"$out" >/dev/null
-status=$?
-if [[ $status -ne 0 ]]; then echo "ok: write after free aborted at exit"; else
-  echo "FAILED: write after free went unreported"; failures=$((failures + 1)); fi
-check "write-after-free message" \
-  '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 7 '
-
-# 3e. A realloc of a freed block says so.
-MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
-check "realloc of a freed block" \
-  '^mesa_alloc: double free at 0x[0-9a-f]+ size 16 allocation #1: realloc of a block that was already freed$'
 
 # 3c. Every debug word at once: a correct program runs as usual, only the leak is reported.
 MESA_ALLOC_DEBUG=cookie,fill,quarantine,leaks "$program" leak 2>"$out" >/dev/null
@@ -88,6 +77,18 @@ expect_status "all debug words on a correct program" 0 $?
 check "only the leak is reported" '^mesa_alloc: leak summary: 40 bytes in 1 blocks'
 if grep -v 'leak' "$out" | grep -q '^mesa_alloc:'; then
   echo "FAILED: unexpected diagnostics"; cat "$out"; failures=$((failures + 1)); fi
+
+# 3d. quarantine: a write after free in a run that frees nothing more is found at exit, when the
+# quarantine is checked.
+MESA_ALLOC_DEBUG=quarantine "$program" write_after_free 2>"$out" >/dev/null
+expect_abnormal_exit "write after free aborts at exit" $?
+check "write-after-free message" \
+  '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 7 '
+
+# 3e. A realloc of a freed block says so.
+MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
+check "realloc of a freed block" \
+  '^mesa_alloc: double free at 0x[0-9a-f]+ size 16 allocation #1: realloc of a block that was already freed$'
 
 # 4. Unknown or malformed words: one warning each, then ignored.
 MESA_ALLOC_DEBUG=bogus,cookie,fail=x "$program" small 2>"$out" >/dev/null

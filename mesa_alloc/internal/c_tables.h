@@ -254,13 +254,14 @@ struct logging_table {
                        mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
     if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
-    if (size == 0) self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
-    std::unique_lock<std::shared_mutex> hold(self->reuse_lock, std::defer_lock);
-    if (size != 0) hold.lock();
+    if (size == 0) {  // a free: logged first, as free() does
+      self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
+      return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
+    }
+    std::unique_lock<std::shared_mutex> hold(self->reuse_lock);
     void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
-    if (size != 0)
-      self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
-                           alignment, scope);
+    self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
+                         alignment, scope);
     return p;
   }
 

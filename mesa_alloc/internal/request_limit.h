@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mesa_alloc/mesa_alloc.h"
+
 namespace mesa::internal {
 
 inline constexpr std::size_t kMaxRequestBytes = PTRDIFF_MAX;
@@ -25,6 +27,12 @@ inline constexpr std::size_t kMaxRequestBytes = PTRDIFF_MAX;
 inline bool request_too_large(std::size_t bytes, std::size_t alignment) noexcept {
   static_assert(kMaxRequestBytes == SIZE_MAX >> 1, "the top bit alone is over the limit");
   return (bytes | alignment) > kMaxRequestBytes;
+}
+
+// What a resource must refuse before passing a request on: too large, or an alignment that is
+// not a power of two.
+inline bool request_refused(std::size_t bytes, std::size_t alignment) noexcept {
+  return !mesa_alloc_alignment_valid(alignment) || request_too_large(bytes, alignment);
 }
 
 }  // namespace mesa::internal

@@ -1,8 +1,9 @@
 // Tests of the example compiler backend: text round trip, generator determinism, each pass on
 // hand-written IR, an interpreter check that the optimisations keep the meaning of generated
-// shaders, the register-allocation verifier, parser errors, and one checksum for every
-// allocator variant.
+// shaders, the register-allocation verifier, parser errors, one checksum for every allocator
+// variant, and out of memory at every allocation point.
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <memory_resource>
@@ -17,6 +18,8 @@
 #include "examples/compiler_backend/printer.h"
 #include "examples/compiler_backend/variants.h"
 #include "gtest/gtest.h"
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/tracking_resource.h"
 
 namespace compiler_backend {
 namespace {
@@ -690,6 +693,110 @@ TEST(CompilerBackendVariants, EachPassPopsItsScratchBeforeTheNext) {
   EXPECT_EQ(scratch.dirty_starts, 0);
   EXPECT_EQ(scratch.dirty_ends, 0);
   EXPECT_GT(scratch.most_used, 10'000u);  // the passes did use scratch memory
+}
+
+// ---- out of memory: the fault loop over every allocation point
+
+// The pass an "out of memory in <pass>" message names, or "" if it names none.
+std::string pass_named_in(const char *message) {
+  static constexpr char kMarker[] = "out of memory in ";
+  const char *at = std::strstr(message, kMarker);
+  return at == nullptr ? std::string() : std::string(at + sizeof(kMarker) - 1);
+}
+
+// For each n, the n-th allocation of a two-shader compile fails (fault_resource::fail_nth under
+// both the IR and the scratch memory). The compile must come back with "out of memory in
+// <pass>" instead of throwing, free every byte (the tracker under the fault is back to zero
+// once the variant is gone), and leave the variant usable: the next compile, with no failure,
+// gives the reference checksum. Returns the passes the messages named.
+template <class Variant>
+std::set<std::string> fail_each_allocation(const char *name) {
+  SCOPED_TRACE(name);
+  RunOptions run;
+  run.shaders = 2;
+  run.size = 150;
+  run.seed = 11;
+  CompileOptions options;
+  std_variant reference_variant;
+  const RunResult reference = compile_shaders(reference_variant, run, options, nullptr);
+  EXPECT_TRUE(reference.error.ok) << reference.error.message;
+
+  mesa::tracking_resource heap(std::pmr::new_delete_resource(), "heap");
+  mesa::fault_resource fault(&heap);
+  std::uint64_t attempts = 0;
+  {
+    Variant v(&fault, &fault);
+    const std::uint64_t before = fault.attempts();
+    EXPECT_EQ(compile_shaders(v, run, options, nullptr).checksum, reference.checksum);
+    attempts = fault.attempts() - before;
+  }
+  EXPECT_GT(attempts, 3u);
+  std::set<std::string> passes;
+  for (std::uint64_t n = 0; n < attempts; ++n) {
+    {
+      Variant v(&fault, &fault);
+      const std::uint64_t failures = fault.failures();
+      fault.fail_nth(n);
+      const RunResult r = compile_shaders(v, run, options, nullptr);
+      fault.fail_none();
+      EXPECT_EQ(fault.failures(), failures + 1) << "allocation " << n;
+      EXPECT_FALSE(r.error.ok) << "allocation " << n;
+      const std::string pass = pass_named_in(r.error.message);
+      EXPECT_NE(pass, "") << "allocation " << n << ": " << r.error.message;
+      passes.insert(pass);
+      const RunResult again = compile_shaders(v, run, options, nullptr);
+      EXPECT_TRUE(again.error.ok) << "after allocation " << n << ": " << again.error.message;
+      EXPECT_EQ(again.checksum, reference.checksum) << "after allocation " << n;
+    }
+    EXPECT_EQ(heap.stats().bytes_in_use, 0u) << "leaked after a failure at allocation " << n;
+    if (::testing::Test::HasFailure()) break;
+  }
+  return passes;
+}
+
+// Every pass allocates per object on polymorphic_allocator over new/delete, and the shader is
+// destroyed object by object: a failure anywhere must leave nothing half-owned.
+TEST(CompilerBackendOutOfMemory, EveryAllocationPointOnNewDelete) {
+  const std::set<std::string> passes = fail_each_allocation<pmr_variant>("pmr_newdelete");
+  EXPECT_EQ(passes,
+            (std::set<std::string>{"generate", "dominance", "constant_fold", "copy_propagate",
+                                   "gvn", "dce", "liveness", "regalloc", "verify"}));
+}
+
+// On arenas only block requests reach the upstream; a refused one must unwind as cleanly.
+TEST(CompilerBackendOutOfMemory, EveryUpstreamRequestOfTheArenas) {
+  EXPECT_FALSE(fail_each_allocation<arena_pmr_variant>("arena_pmr").empty());
+  EXPECT_FALSE(fail_each_allocation<arena_static_variant>("arena_static").empty());
+  EXPECT_FALSE(fail_each_allocation<monotonic_variant>("pmr_monotonic").empty());
+}
+
+// The parser builds the same IR: a failure anywhere gives "line N: out of memory", and the
+// partial shader is destroyed without a leak.
+TEST(CompilerBackendOutOfMemory, ParserReportsOutOfMemoryWithTheLine) {
+  const std::string text = print(*generated(3, 120));
+  mesa::tracking_resource heap(std::pmr::new_delete_resource(), "heap");
+  mesa::fault_resource fault(&heap);
+  std::uint64_t attempts = 0;
+  {
+    Shader<P> shader{P(&fault)};
+    const std::uint64_t before = fault.attempts();
+    ASSERT_TRUE(parse(text, shader).ok);
+    attempts = fault.attempts() - before;
+  }
+  ASSERT_GT(attempts, 100u);
+  for (std::uint64_t n = 0; n < attempts; ++n) {
+    {
+      Shader<P> shader{P(&fault)};
+      fault.fail_nth(n);
+      const Diagnostic d = parse(text, shader);
+      fault.fail_none();
+      EXPECT_FALSE(d.ok) << "allocation " << n;
+      EXPECT_NE(std::strstr(d.message, ": out of memory"), nullptr) << d.message;
+      EXPECT_EQ(std::strncmp(d.message, "line ", 5), 0) << d.message;
+    }
+    EXPECT_EQ(heap.stats().bytes_in_use, 0u) << "leaked after a failure at allocation " << n;
+    if (::testing::Test::HasFailure()) break;
+  }
 }
 
 }  // namespace

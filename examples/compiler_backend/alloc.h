@@ -8,6 +8,10 @@
 //
 // What it costs: nothing beyond the allocator itself; all aliases are compile-time.
 //
+// Out of memory: the allocator's std::bad_alloc propagates. At every point where an allocation
+// can fail, each object is owned by a container, or by an object_guard until it is, so
+// destroying the Shader frees everything; pipeline.h and driver.h turn it into a Diagnostic.
+//
 // Example:
 //   std::pmr::polymorphic_allocator<std::byte> a(&arena);
 //   compiler_backend::vec<int, decltype(a)> v(a);
@@ -65,6 +69,28 @@ void delete_object(const A &a, T *p) {
   rebind_t<A, T> typed(a);
   std::allocator_traits<rebind_t<A, T>>::deallocate(typed, p, 1);
 }
+
+// Owns a new_object() result until release(): frees it if the code that hands it to its owner
+// (typically a push_back, which may throw std::bad_alloc) does not get that far.
+template <class T, class A>
+class object_guard {
+ public:
+  object_guard(const A &a, T *p) : a_(a), p_(p) {}
+  object_guard(const object_guard &) = delete;
+  object_guard &operator=(const object_guard &) = delete;
+  ~object_guard() { delete_object(a_, p_); }
+
+  T *get() const { return p_; }
+  T *release() {
+    T *p = p_;
+    p_ = nullptr;
+    return p;
+  }
+
+ private:
+  const A &a_;
+  T *p_;
+};
 
 }  // namespace compiler_backend
 

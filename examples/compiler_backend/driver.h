@@ -3,7 +3,9 @@
 // What it is for: the loop shared by the command-line tool, the tests and the benchmark:
 // for shader k, generate it from seed + k into a fresh IR allocator, run the pipeline, fold
 // its checksum into the run's, then drop the shader (destructors, or the arena release when
-// the variant reclaims memory wholesale) and end the shader on the variant.
+// the variant reclaims memory wholesale) and end the shader on the variant. Out of memory
+// (std::bad_alloc from the allocator) ends the run with "shader K (seed S): ... out of memory
+// in <pass>"; that shader's memory is dropped as usual and the variant stays usable.
 //
 // What it costs: the passes' costs; no allocation of its own.
 //
@@ -15,6 +17,7 @@
 #define EXAMPLES_COMPILER_BACKEND_DRIVER_H_
 
 #include <cstdint>
+#include <new>
 
 #include "examples/compiler_backend/generator.h"
 #include "examples/compiler_backend/pipeline.h"
@@ -43,13 +46,17 @@ RunResult compile_shaders(Variant &variant, const RunOptions &run, const Compile
   auto &scratch = variant.scratch();
   for (std::uint32_t k = 0; k < run.shaders; ++k) {
     A a = variant.begin_shader();
-    Shader<A> *shader = new_object<Shader<A>>(a, a);
-    {
+    Shader<A> *shader = nullptr;
+    CompileResult r;
+    try {
+      shader = new_object<Shader<A>>(a, a);
       scratch_scope<std::remove_reference_t<decltype(scratch)>> scope(scratch);
       pass_timer t(times, Pass::kGenerate);
       generate(*shader, run.seed + k, run.size, scratch);
+    } catch (const std::bad_alloc &) {
+      r.error = Diagnostic::error("out of memory in %s", pass_name(Pass::kGenerate));
     }
-    CompileResult r = compile_shader(*shader, scratch, options, times);
+    if (r.error.ok) r = compile_shader(*shader, scratch, options, times);
     {
       pass_timer t(times, Pass::kRelease);
       if constexpr (!Variant::kDropByRelease) delete_object(a, shader);

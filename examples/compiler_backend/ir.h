@@ -218,37 +218,33 @@ struct Function {
   }
 
   Block<A> *add_block() {
-    Block<A> *b = new_object<Block<A>>(alloc, alloc, static_cast<std::uint32_t>(blocks.size()));
-    blocks.push_back(b);
-    return b;
+    object_guard<Block<A>, A> b(
+        alloc, new_object<Block<A>>(alloc, alloc, static_cast<std::uint32_t>(blocks.size())));
+    blocks.push_back(b.get());
+    return b.release();
   }
 
   // A new instruction at the end of `b` (phis: see insert_phi); gets the next value id if it
   // defines one.
   Instr<A> *append(Block<A> *b, Op op) {
-    Instr<A> *i = make(op);
-    i->block = b;
-    b->instrs.push_back(i);
-    return i;
+    b->instrs.push_back(nullptr);  // the slot first: a failed make() then leaves no orphan
+    return place(b, b->instrs.end() - 1, op);
   }
 
   // A new phi after the existing phis of `b`.
   Instr<A> *insert_phi(Block<A> *b) {
-    Instr<A> *i = make(Op::kPhi);
-    i->block = b;
     auto it = b->instrs.begin();
     while (it != b->instrs.end() && (*it)->op == Op::kPhi) ++it;
-    b->instrs.insert(it, i);
-    return i;
+    return place(b, b->instrs.insert(it, nullptr), Op::kPhi);
   }
 
   // An instruction not yet in a block, with value id `id` (the parser's explicit numbering).
   Instr<A> *make_with_id(Op op, std::uint32_t id) {
-    Instr<A> *i = new_object<Instr<A>>(alloc, alloc, op);
+    object_guard<Instr<A>, A> i(alloc, new_object<Instr<A>>(alloc, alloc, op));
     if (id >= values.size()) values.resize(id + 1, nullptr);
-    i->id = id;
-    values[id] = i;
-    return i;
+    i.get()->id = id;
+    values[id] = i.get();
+    return i.release();
   }
 
   // Removes `i` (which must have no uses) from the value table and frees it; the caller
@@ -269,13 +265,28 @@ struct Function {
 
  private:
   Instr<A> *make(Op op) {
-    Instr<A> *i = new_object<Instr<A>>(alloc, alloc, op);
+    object_guard<Instr<A>, A> i(alloc, new_object<Instr<A>>(alloc, alloc, op));
     std::int8_t arity = op_info(op).num_operands;
-    if (arity != 0) i->operands.reserve(arity < 0 ? 2 : arity);
-    if (i->has_def()) {
-      i->id = static_cast<std::uint32_t>(values.size());
-      values.push_back(i);
+    if (arity != 0) i.get()->operands.reserve(arity < 0 ? 2 : arity);
+    if (i.get()->has_def()) {
+      i.get()->id = static_cast<std::uint32_t>(values.size());
+      values.push_back(i.get());
     }
+    return i.release();
+  }
+
+  // A new instruction into the empty slot `at` of `b`'s list; the slot is removed again if
+  // that fails.
+  Instr<A> *place(Block<A> *b, typename vec<Instr<A> *, A>::iterator at, Op op) {
+    Instr<A> *i;
+    try {
+      i = make(op);
+    } catch (...) {
+      b->instrs.erase(at);
+      throw;
+    }
+    i->block = b;
+    *at = i;
     return i;
   }
 };
@@ -298,21 +309,25 @@ struct Shader {
   }
 
   Function<A> *add_function(std::string_view name, std::uint32_t num_params) {
-    Function<A> *f = new_object<Function<A>>(alloc, alloc, name, num_params);
-    functions.push_back(f);
-    return f;
+    object_guard<Function<A>, A> f(alloc, new_object<Function<A>>(alloc, alloc, name, num_params));
+    functions.push_back(f.get());
+    return f.release();
   }
 
   // nullptr if a symbol of that name exists already.
   Symbol<A> *add_symbol(std::string_view name, SymbolKind kind, std::uint32_t size) {
-    Symbol<A> *s = new_object<Symbol<A>>(alloc, alloc, name, kind,
-                                         static_cast<std::uint32_t>(symbols.size()), size);
-    if (!symbol_table.emplace(s->name, s).second) {
-      delete_object(alloc, s);
-      return nullptr;
+    object_guard<Symbol<A>, A> s(
+        alloc, new_object<Symbol<A>>(alloc, alloc, name, kind,
+                                     static_cast<std::uint32_t>(symbols.size()), size));
+    auto [entry, added] = symbol_table.emplace(s.get()->name, s.get());
+    if (!added) return nullptr;
+    try {
+      symbols.push_back(s.get());
+    } catch (...) {
+      symbol_table.erase(entry);
+      throw;
     }
-    symbols.push_back(s);
-    return s;
+    return s.release();
   }
 
   Symbol<A> *find_symbol(std::string_view name) const {

@@ -2,7 +2,8 @@
 //
 // What it is for: hand-written IR in tests and the print → parse → print round trip. Bad
 // input gives one clear message with the line number ("line 7: unknown opcode 'addd'"),
-// never a crash; the parsed functions are then checked with verify_ssa().
+// never a crash; running out of memory gives one too ("line 7: out of memory"). The parsed
+// functions are then checked with verify_ssa().
 //
 // What it costs: the IR goes to the shader's allocator; the parser's own bookkeeping (label
 // and value tables) uses the default heap, since it is a tool, not part of the compile path.
@@ -17,6 +18,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -91,7 +93,18 @@ class Parser {
  public:
   explicit Parser(Shader<A> &shader) : shader_(shader) {}
 
+  // Out of memory (std::bad_alloc from the shader's allocator) is "line N: out of memory"; what
+  // was built so far stays owned by the shader.
   Diagnostic parse(std::string_view text) {
+    try {
+      return parse_lines(text);
+    } catch (const std::bad_alloc &) {
+      return error("out of memory");
+    }
+  }
+
+ private:
+  Diagnostic parse_lines(std::string_view text) {
     bool seen_header = false;
     while (!text.empty()) {
       std::size_t nl = text.find('\n');
@@ -128,7 +141,6 @@ class Parser {
     return {};
   }
 
- private:
   struct pending_instr {
     Instr<A> *instr;
     Block<A> *block;
@@ -254,15 +266,21 @@ class Parser {
     pending_instr p{nullptr, block_, {}, {}, line_no_};
     Instr<A> *i = nullptr;
     auto make = [&]() {
-      i = def ? function_->make_with_id(op, id)
-              : new_object<Instr<A>>(function_->alloc, function_->alloc, op);
+      block_->instrs.push_back(nullptr);  // the slot first: a failure below leaves no orphan
+      try {
+        i = def ? function_->make_with_id(op, id)
+                : new_object<Instr<A>>(function_->alloc, function_->alloc, op);
+      } catch (...) {
+        block_->instrs.pop_back();
+        throw;
+      }
+      block_->instrs.back() = i;
       i->block = block_;
+      p.instr = i;
       if (def) {
         i->loc = static_cast<std::int32_t>(def[1]);
         values_.emplace(id, i);
       }
-      block_->instrs.push_back(i);
-      p.instr = i;
     };
     bool first = true;
     auto comma = [&]() {

@@ -5,7 +5,9 @@
 // folding → copy propagation → GVN → DCE → liveness → linear-scan register allocation →
 // register verification. Each pass runs inside a scratch_scope, so its scratch memory is
 // popped (mark()/rewind() on an arena) when it ends; liveness and register allocation share
-// one scope because the allocator consumes the liveness sets.
+// one scope because the allocator consumes the liveness sets. Out of memory (std::bad_alloc
+// from the allocator) stops the compile with "@function: out of memory in <pass>"; the scopes
+// pop the scratch memory, and the shader, though no longer worth compiling, can be destroyed.
 //
 // What it costs: the passes' own costs, plus two clock reads per pass and function.
 //
@@ -18,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <new>
 
 #include "examples/compiler_backend/checksum.h"
 #include "examples/compiler_backend/constant_fold.h"
@@ -116,65 +119,75 @@ template <class A, class Scratch>
 CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileOptions &options,
                              PassTimes *times) {
   CompileResult r;
+  // Where an allocation failure happened, for the message.
+  const Function<A> *current = nullptr;
+  Pass pass = Pass::kDominance;
+  auto enter = [&](Pass p) { return pass = p; };
   auto check = [&](Function<A> &f, const char *after) {
     if (!options.verify_ssa_after_each_pass || !r.error.ok) return;
     scratch_scope<Scratch> scope(scratch);
+    enter(Pass::kVerify);
     Diagnostic d = verify_ssa(f, scratch);
     if (!d.ok) r.error = Diagnostic::error("after %s: %s", after, d.message);
   };
-  for (Function<A> *fp : shader.functions) {
-    Function<A> &f = *fp;
-    r.instructions_in += count_instructions(f);
-    {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kDominance);
-      if (!compute_dominance(f, scratch)) {
-        r.error = Diagnostic::error("@%s: unreachable blocks", f.name.c_str());
-        return r;
+  try {
+    for (Function<A> *fp : shader.functions) {
+      current = fp;
+      Function<A> &f = *fp;
+      r.instructions_in += count_instructions(f);
+      {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kDominance));
+        if (!compute_dominance(f, scratch)) {
+          r.error = Diagnostic::error("@%s: unreachable blocks", f.name.c_str());
+          return r;
+        }
       }
+      {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kConstantFold));
+        r.folded += constant_fold(f, scratch);
+      }
+      check(f, "constant_fold");
+      {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kCopyPropagate));
+        r.copies_propagated += copy_propagate(f, scratch);
+      }
+      check(f, "copy_propagate");
+      {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kValueNumber));
+        r.values_merged += value_number(f, scratch);
+      }
+      check(f, "gvn");
+      {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kDeadCode));
+        r.instructions_removed += eliminate_dead_code(f, scratch);
+      }
+      check(f, "dce");
+      {
+        scratch_scope<Scratch> scope(scratch);
+        auto live = [&] {
+          pass_timer t(times, enter(Pass::kLiveness));
+          return compute_liveness(f, scratch);
+        }();
+        pass_timer t(times, enter(Pass::kRegalloc));
+        r.spilled += linear_scan(f, live, options.num_registers, scratch).spilled;
+      }
+      if (options.verify_registers && r.error.ok) {
+        scratch_scope<Scratch> scope(scratch);
+        pass_timer t(times, enter(Pass::kVerify));
+        Diagnostic d = verify_registers(f, options.num_registers, scratch);
+        if (!d.ok) r.error = d;
+      }
+      if (!r.error.ok) return r;
+      r.instructions_out += count_instructions(f);
+      r.checksum = checksum(f, r.checksum);
     }
-    {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kConstantFold);
-      r.folded += constant_fold(f, scratch);
-    }
-    check(f, "constant_fold");
-    {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kCopyPropagate);
-      r.copies_propagated += copy_propagate(f, scratch);
-    }
-    check(f, "copy_propagate");
-    {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kValueNumber);
-      r.values_merged += value_number(f, scratch);
-    }
-    check(f, "gvn");
-    {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kDeadCode);
-      r.instructions_removed += eliminate_dead_code(f, scratch);
-    }
-    check(f, "dce");
-    {
-      scratch_scope<Scratch> scope(scratch);
-      auto live = [&] {
-        pass_timer t(times, Pass::kLiveness);
-        return compute_liveness(f, scratch);
-      }();
-      pass_timer t(times, Pass::kRegalloc);
-      r.spilled += linear_scan(f, live, options.num_registers, scratch).spilled;
-    }
-    if (options.verify_registers && r.error.ok) {
-      scratch_scope<Scratch> scope(scratch);
-      pass_timer t(times, Pass::kVerify);
-      Diagnostic d = verify_registers(f, options.num_registers, scratch);
-      if (!d.ok) r.error = d;
-    }
-    if (!r.error.ok) return r;
-    r.instructions_out += count_instructions(f);
-    r.checksum = checksum(f, r.checksum);
+  } catch (const std::bad_alloc &) {
+    r.error = Diagnostic::error("@%s: out of memory in %s", current->name.c_str(), pass_name(pass));
   }
   return r;
 }

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The compiler_backend command-line driver end to end: every --allocator prints the same
 # `checksum:` line (and its accounting), --app-callbacks routes everything through application
-# VkAllocationCallbacks and gets it all back, bad arguments get the usage and exit status 2,
-# --help gets it on stdout and exit status 0.
+# VkAllocationCallbacks and gets it all back, running out of memory is a message and exit
+# status 1, bad arguments get the usage and exit status 2, --help gets it on stdout and exit
+# status 0.
 # usage: compiler_backend_cli_test.sh COMPILER_BACKEND [vulkan|no-vulkan]
 set -u
 program="$1"
@@ -57,6 +58,19 @@ if [[ "$vulkan" == vulkan ]]; then
   "$program" --allocator std --app-callbacks >/dev/null 2>&1
   [[ $? -eq 2 ]] || fail "--app-callbacks with std must be refused"
 fi
+
+# Out of memory is an error with the pass it happened in, not an abort: a budget the arena's
+# blocks exceed (MESA_ALLOC_DEBUG applies to the arena variants' default allocator).
+for extra in "" "--dump"; do
+  # shellcheck disable=SC2086
+  MESA_ALLOC_DEBUG=limit=200000 "$program" --shaders 3 --size 2000 --allocator arena $extra \
+    >"$dir/cli_oom.txt" 2>"$dir/cli_oom_err.txt"
+  status=$?
+  [[ $status -eq 1 ]] || fail "limit=200000 $extra: exit status $status, wanted 1"
+  grep -qE "^compiler_backend: (shader 0 \(seed 1\): .*)?out of memory (in [a-z_]+|while dumping the first shader)$" \
+    "$dir/cli_oom_err.txt" || fail "limit=200000 $extra: no out-of-memory message"
+  grep -q "^checksum:" "$dir/cli_oom.txt" && fail "limit=200000 $extra: printed a checksum"
+done
 
 for bad in "--allocator mimalloc" "--shaders" "--size -3" "--registers 0" "--bogus"; do
   # shellcheck disable=SC2086

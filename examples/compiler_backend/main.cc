@@ -8,7 +8,9 @@
 // arena (polymorphic_allocator on mesa::arena_resource), arena_static (mesa::arena_allocator).
 // All but std go through tracking_resources "ir" and "scratch" under "compiler"; the arena
 // ones sit on the default mesa_allocator (MESA_ALLOC_DEBUG applies), the pmr ones on
-// new/delete. Every choice prints the same checksum.
+// new/delete. Every choice prints the same checksum. Running out of memory (say
+// MESA_ALLOC_DEBUG=limit=N with an arena) ends the run with "shader K (seed S): ... out of
+// memory in <pass>" on stderr and exit status 1.
 //
 // --app-callbacks (with the Vulkan bridge): what a Vulkan driver does with the
 // VkAllocationCallbacks an application passed to vkCreateDevice — "compiler" sits on a
@@ -20,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory_resource>
+#include <new>
 #include <string>
 
 #include "examples/compiler_backend/driver.h"
@@ -126,7 +129,14 @@ template <class Variant>
 int run(Variant &v, const char *name, const RunOptions &run, const CompileOptions &options,
         bool dump, const mesa::tracking_resource *compiler, const mesa::tracking_resource *ir,
         const mesa::tracking_resource *scratch) {
-  if (dump) dump_first(v, run, options);
+  if (dump) {
+    try {
+      dump_first(v, run, options);
+    } catch (const std::bad_alloc &) {
+      std::fprintf(stderr, "compiler_backend: out of memory while dumping the first shader\n");
+      return 1;
+    }
+  }
   PassTimes times;
   RunResult r = compile_shaders(v, run, options, &times);
   if (!r.error.ok) {

@@ -2,6 +2,7 @@
 // installed by setup.sh). Skips only when no Vulkan ICD is installed at all.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -270,6 +271,36 @@ TEST_F(VkAllocAudit, SweepTailReportsCrashesInsteadOfSufferingThem) {
     EXPECT_TRUE(p["injected"].b);
     EXPECT_FALSE(p["call"].s.empty());
     EXPECT_TRUE(p["signal"].n > 0 || p["exit_status"].n != 0 || p["timed_out"].b);
+  }
+}
+
+// Report lines are never cut short: an ICD path longer than any fixed buffer is printed whole,
+// and the line after it still starts a line of its own.
+TEST_F(VkAllocAudit, LongIcdPathIsReportedWhole) {
+  std::string dir = std::getenv("TEST_TMPDIR");
+  for (int k = 0; k < 6; ++k) {
+    dir += "/" + std::string(200, static_cast<char>('a' + k));
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << dir;
+  }
+  const std::string icd = dir + "/icd.json";
+  {
+    std::ifstream in(icd_);
+    std::ofstream out(icd);
+    out << in.rdbuf();
+  }
+  const run_output r = run("--icd " + icd + " --workload instance --svg '' --quiet");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\nicd:      " + icd + "\nworkload: instance, "), std::string::npos)
+      << r.out.substr(0, 400);
+}
+
+// A report that cannot be written is a failure, not exit status 0 with nothing to read.
+TEST_F(VkAllocAudit, UnwritableReportIsAnError) {
+  for (const char *format : {"", "--json"}) {
+    const run_output r = run("--icd " + icd_ + " --workload instance --svg '' --quiet " + format +
+                                 " >/dev/full 2>&1; echo \"exit $?\"",
+                             false);
+    EXPECT_NE(r.out.find("exit 1"), std::string::npos) << format << ": " << r.out;
   }
 }
 

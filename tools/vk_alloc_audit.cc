@@ -228,16 +228,23 @@ int main(int argc, char **argv) {
   const std::vector<vk_audit::sweep_point> *sweep_points = sweep ? &points : nullptr;
   const std::string report = json ? vk_audit::json_report(context, clean, sweep_points)
                                   : vk_audit::text_report(context, clean, sweep_points);
-  std::fputs(report.c_str(), stdout);
+  std::string stdout_text = report;
+  int status = clean.outcome.completed ? 0 : 1;
   if (!svg.empty()) {
     const std::string path = user_path(svg);
     std::ofstream out(path);
     out << vk_audit::svg_report(context, clean);
     if (!out) {
       std::fprintf(stderr, "vk_alloc_audit: cannot write %s\n", path.c_str());
-      return 1;
+      status = 1;
+    } else if (!json && !quiet) {
+      stdout_text += "\nSVG of live bytes by scope: " + path + "\n";
     }
-    if (!json && !quiet) std::printf("\nSVG of live bytes by scope: %s\n", path.c_str());
   }
-  return clean.outcome.completed ? 0 : 1;
+  // A script reading the report must not get status 0 and no report (a full disk, a closed pipe).
+  if (std::fputs(stdout_text.c_str(), stdout) == EOF || std::fflush(stdout) != 0) {
+    std::fprintf(stderr, "vk_alloc_audit: cannot write the report: %s\n", std::strerror(errno));
+    return 1;
+  }
+  return status;
 }

@@ -16,13 +16,17 @@ constexpr const char *kScopeColors[MESA_ALLOC_SCOPE_COUNT] = {"#d62728", "#1f77b
 constexpr const char *kOutcomes[] = {"error_returned", "survived", "leaked", "crashed"};
 
 std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Sized to the text: a report line (an ICD path, a crashed child's stderr) is never cut short.
 std::string format(const char *fmt, ...) {
-  char buffer[1024];
-  va_list args;
+  va_list args, again;
   va_start(args, fmt);
-  std::vsnprintf(buffer, sizeof buffer, fmt, args);
+  va_copy(again, args);
+  const int length = std::vsnprintf(nullptr, 0, fmt, args);
   va_end(args);
-  return buffer;
+  std::string text(length > 0 ? static_cast<std::size_t>(length) : 0, '\0');
+  if (length > 0) std::vsnprintf(text.data(), text.size() + 1, fmt, again);
+  va_end(again);
+  return text;
 }
 
 std::string json_string(const std::string &s) {

@@ -158,6 +158,10 @@ void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, siz
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
     return std::malloc(size);
+  if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
+    mesa::internal::report_incomplete_table("mesa_alloc2", "alloc_fn");
+    return nullptr;
+  }
   return a->alloc_fn(a->user_data, size, alignment, scope);
 }
 
@@ -172,12 +176,20 @@ void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, v
                     size_t size, size_t alignment, mesa_alloc_scope scope) {
   if (!check_alignment("mesa_realloc2", alignment)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
+  if (__builtin_expect(a->realloc_fn == nullptr, 0)) {
+    mesa::internal::report_incomplete_table("mesa_realloc2", "realloc_fn");
+    return nullptr;
+  }
   return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
 }
 
 void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void *ptr) {
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table) return std::free(ptr);
+  if (__builtin_expect(a->free_fn == nullptr, 0)) {
+    mesa::internal::report_incomplete_table("mesa_free2", "free_fn");
+    return;
+  }
   a->free_fn(a->user_data, ptr);
 }
 

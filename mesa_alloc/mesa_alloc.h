@@ -89,7 +89,9 @@ void *mesa_aligned_realloc(void *ptr, size_t size, size_t alignment);
 char *mesa_strdup(const char *str);
 char *mesa_strndup(const char *str, size_t max_length);
 
-/* The vk_alloc2 rule: use `alloc` if non-NULL, else `parent`, else the default table. */
+/* The vk_alloc2 rule: use `alloc` if non-NULL, else `parent`, else the default table. A table
+ * passed here that lacks the function the call needs is reported (one line on stderr) and the
+ * call fails: NULL, or for mesa_free2 nothing is freed. */
 void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                   size_t alignment, mesa_alloc_scope scope);
 void *mesa_zalloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,

@@ -295,6 +295,32 @@ TEST(CApi, IncompleteTablesAreRefusedWhereTheyAreHandedOver) {
   }
 }
 
+// A table passed per call (the pAllocator of a vkCreate*) is checked at the call: a missing
+// function is reported, naming it, and the call fails (NULL; a free does nothing) instead of
+// jumping to address 0.
+TEST(CApi, IncompleteTablePassedPerCallIsReportedNotCalled) {
+  mesa_allocator no_alloc = *mesa_libc_allocator();
+  no_alloc.alloc_fn = nullptr;
+  mesa_allocator no_realloc = *mesa_libc_allocator();
+  no_realloc.realloc_fn = nullptr;
+  mesa_allocator no_free = *mesa_libc_allocator();
+  no_free.free_fn = nullptr;
+  void *block = mesa_malloc(16);
+  ASSERT_NE(block, nullptr);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_alloc2(nullptr, &no_alloc, 16, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_zalloc2(&no_alloc, nullptr, 16, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_realloc2(nullptr, &no_realloc, nullptr, 16, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  mesa_free2(nullptr, &no_free, block);  // reported; the block is left alone
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  for (const char *line : {"mesa_alloc: mesa_alloc2: the table has no alloc_fn",
+                           "mesa_alloc: mesa_realloc2: the table has no realloc_fn",
+                           "mesa_alloc: mesa_free2: the table has no free_fn"}) {
+    EXPECT_NE(err.find(line), std::string::npos) << line << "\n" << err;
+  }
+  mesa_free(block);
+}
+
 // A block freed or reallocated through a tracking table that did not make it is reported and
 // left alone: neither table's counts or budget move (the budget used to be uncharged by the
 // foreign block's size, letting the limited table grant more than its limit).

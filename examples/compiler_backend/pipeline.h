@@ -122,11 +122,19 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
   // Where an allocation failure happened, for the message.
   const Function<A> *current = nullptr;
   Pass pass = Pass::kDominance;
-  auto enter = [&](Pass p) { return pass = p; };
+  // `body` timed as pass `p`; `in_scope` also gives it a scratch scope of its own.
+  auto timed = [&](Pass p, auto &&body) {
+    pass_timer t(times, pass = p);
+    return body();
+  };
+  auto in_scope = [&](Pass p, auto &&body) {
+    scratch_scope<Scratch> scope(scratch);
+    return timed(p, body);
+  };
   auto check = [&](Function<A> &f, const char *after) {
     if (!options.verify_ssa_after_each_pass || !r.error.ok) return;
     scratch_scope<Scratch> scope(scratch);
-    enter(Pass::kVerify);
+    pass = Pass::kVerify;
     Diagnostic d = verify_ssa(f, scratch);
     if (!d.ok) r.error = Diagnostic::error("after %s: %s", after, d.message);
   };
@@ -135,51 +143,30 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
       current = fp;
       Function<A> &f = *fp;
       r.instructions_in += count_instructions(f);
-      {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kDominance));
-        if (!compute_dominance(f, scratch)) {
-          r.error = Diagnostic::error("@%s: unreachable blocks", f.name.c_str());
-          return r;
-        }
+      if (!in_scope(Pass::kDominance, [&] { return compute_dominance(f, scratch); })) {
+        r.error = Diagnostic::error("@%s: unreachable blocks", f.name.c_str());
+        return r;
       }
-      {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kConstantFold));
-        r.folded += constant_fold(f, scratch);
-      }
+      r.folded += in_scope(Pass::kConstantFold, [&] { return constant_fold(f, scratch); });
       check(f, "constant_fold");
-      {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kCopyPropagate));
-        r.copies_propagated += copy_propagate(f, scratch);
-      }
+      r.copies_propagated +=
+          in_scope(Pass::kCopyPropagate, [&] { return copy_propagate(f, scratch); });
       check(f, "copy_propagate");
-      {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kValueNumber));
-        r.values_merged += value_number(f, scratch);
-      }
+      r.values_merged += in_scope(Pass::kValueNumber, [&] { return value_number(f, scratch); });
       check(f, "gvn");
-      {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kDeadCode));
-        r.instructions_removed += eliminate_dead_code(f, scratch);
-      }
+      r.instructions_removed +=
+          in_scope(Pass::kDeadCode, [&] { return eliminate_dead_code(f, scratch); });
       check(f, "dce");
       {
-        scratch_scope<Scratch> scope(scratch);
-        auto live = [&] {
-          pass_timer t(times, enter(Pass::kLiveness));
-          return compute_liveness(f, scratch);
-        }();
-        pass_timer t(times, enter(Pass::kRegalloc));
-        r.spilled += linear_scan(f, live, options.num_registers, scratch).spilled;
+        scratch_scope<Scratch> scope(scratch);  // the allocator consumes the liveness sets
+        auto live = timed(Pass::kLiveness, [&] { return compute_liveness(f, scratch); });
+        r.spilled += timed(Pass::kRegalloc, [&] {
+          return linear_scan(f, live, options.num_registers, scratch).spilled;
+        });
       }
       if (options.verify_registers && r.error.ok) {
-        scratch_scope<Scratch> scope(scratch);
-        pass_timer t(times, enter(Pass::kVerify));
-        Diagnostic d = verify_registers(f, options.num_registers, scratch);
+        Diagnostic d = in_scope(
+            Pass::kVerify, [&] { return verify_registers(f, options.num_registers, scratch); });
         if (!d.ok) r.error = d;
       }
       if (!r.error.ok) return r;

@@ -710,13 +710,13 @@ std::string pass_named_in(const char *message) {
 // once the variant is gone), and leave the variant usable: the next compile, with no failure,
 // gives the reference checksum. Returns the passes the messages named.
 template <class Variant>
-std::set<std::string> fail_each_allocation(const char *name) {
+std::set<std::string> fail_each_allocation(const char *name,
+                                           const CompileOptions &options = CompileOptions()) {
   SCOPED_TRACE(name);
   RunOptions run;
   run.shaders = 2;
   run.size = 150;
   run.seed = 11;
-  CompileOptions options;
   std_variant reference_variant;
   const RunResult reference = compile_shaders(reference_variant, run, options, nullptr);
   EXPECT_TRUE(reference.error.ok) << reference.error.message;
@@ -761,6 +761,19 @@ TEST(CompilerBackendOutOfMemory, EveryAllocationPointOnNewDelete) {
   EXPECT_EQ(passes,
             (std::set<std::string>{"generate", "dominance", "constant_fold", "copy_propagate",
                                    "gvn", "dce", "liveness", "regalloc", "verify"}));
+}
+
+// With the SSA check after each pass, a failure inside a check names the check.
+TEST(CompilerBackendOutOfMemory, EveryAllocationPointWithSsaChecks) {
+  CompileOptions options;
+  options.verify_ssa_after_each_pass = true;
+  const std::set<std::string> passes = fail_each_allocation<pmr_variant>("checked", options);
+  for (const char *check :
+       {"the SSA check after constant_fold", "the SSA check after copy_propagate",
+        "the SSA check after gvn", "the SSA check after dce"}) {
+    EXPECT_EQ(passes.count(check), 1u) << check;
+  }
+  EXPECT_EQ(passes.size(), 9u + 4u);
 }
 
 // On arenas only block requests reach the upstream; a refused one must unwind as cleanly.

@@ -88,7 +88,7 @@ class object_guard {
   }
 
  private:
-  const A &a_;
+  A a_;
   T *p_;
 };
 

@@ -22,6 +22,7 @@
 #include <cstdio>
 
 #include "examples/compiler_backend/ir.h"
+#include "examples/compiler_backend/scratch.h"
 
 namespace compiler_backend {
 
@@ -291,13 +292,10 @@ void generate(Shader<A> &shader, std::uint64_t seed, std::uint32_t size, Scratch
       std::snprintf(name, sizeof(name), "helper%u", k);
     }
     Function<A> *f = shader.add_function(name, 1 + rng.below(4));
-    auto m = scratch.mark();
-    {
-      internal::function_generator<A, decltype(scratch.alloc())> gen(shader, *f, rng,
-                                                                     scratch.alloc());
-      gen.run(size / functions);
-    }
-    scratch.rewind(m);
+    scratch_scope<Scratch> scope(scratch);  // popped on an exception too
+    internal::function_generator<A, decltype(scratch.alloc())> gen(shader, *f, rng,
+                                                                   scratch.alloc());
+    gen.run(size / functions);
   }
 }
 

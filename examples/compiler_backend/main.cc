@@ -71,20 +71,34 @@ void print_component(const char *label, const mesa::tracking_resource &t) {
               static_cast<unsigned long long>(s.total_allocations), s.peak_blocks, s.bytes_in_use);
 }
 
+// Prints the first shader as generated and, if its compile succeeds, as compiled; returns the
+// compile's error (out of memory included) otherwise.
 template <class Variant>
-void dump_first(Variant &v, const RunOptions &run, const CompileOptions &options) {
+Diagnostic dump_first(Variant &v, const RunOptions &run, const CompileOptions &options) {
   using A = typename Variant::alloc_type;
   A a = v.begin_shader();
+  Diagnostic error;
   {
     Shader<A> shader(a);
     scratch_scope<typename Variant::scratch_type> scope(v.scratch());
-    generate(shader, run.seed, run.size, v.scratch());
-    std::printf("; ---- shader seed %llu, generated\n%s", static_cast<unsigned long long>(run.seed),
-                print(shader).c_str());
-    compile_shader(shader, v.scratch(), options, nullptr);
-    std::printf("; ---- compiled\n%s", print(shader).c_str());
+    try {
+      generate(shader, run.seed, run.size, v.scratch());
+    } catch (const std::bad_alloc &) {
+      error = Diagnostic::error("out of memory in %s", pass_name(Pass::kGenerate));
+    }
+    if (error.ok) {
+      std::printf("; ---- shader seed %llu, generated\n%s",
+                  static_cast<unsigned long long>(run.seed), print(shader).c_str());
+      CompileResult r = compile_shader(shader, v.scratch(), options, nullptr);
+      if (r.error.ok) {
+        std::printf("; ---- compiled\n%s", print(shader).c_str());
+      } else {
+        error = r.error;
+      }
+    }
   }
   v.end_shader();
+  return error;
 }
 
 #if MESA_ALLOC_EXAMPLE_VULKAN
@@ -130,10 +144,15 @@ int run(Variant &v, const char *name, const RunOptions &run, const CompileOption
         bool dump, const mesa::tracking_resource *compiler, const mesa::tracking_resource *ir,
         const mesa::tracking_resource *scratch) {
   if (dump) {
+    Diagnostic d;
     try {
-      dump_first(v, run, options);
-    } catch (const std::bad_alloc &) {
-      std::fprintf(stderr, "compiler_backend: out of memory while dumping the first shader\n");
+      d = dump_first(v, run, options);
+    } catch (const std::bad_alloc &) {  // printing: std::string on the default heap
+      d = Diagnostic::error("out of memory while printing");
+    }
+    if (!d.ok) {
+      std::fprintf(stderr, "compiler_backend: --dump: shader 0 (seed %llu): %s\n",
+                   static_cast<unsigned long long>(run.seed), d.message);
       return 1;
     }
   }

@@ -2,8 +2,9 @@
 //
 // What it is for: hand-written IR in tests and the print → parse → print round trip. Bad
 // input gives one clear message with the line number ("line 7: unknown opcode 'addd'"),
-// never a crash; running out of memory gives one too ("line 7: out of memory"). The parsed
-// functions are then checked with verify_ssa().
+// never a crash; running out of memory gives one too ("line 7: out of memory"; while a
+// function's operands are linked at its closing '}', the line is the instruction's). The
+// parsed functions are then checked with verify_ssa().
 //
 // What it costs: the IR goes to the shader's allocator; the parser's own bookkeeping (label
 // and value tables) uses the default heap, since it is a tool, not part of the compile path.

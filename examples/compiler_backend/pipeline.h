@@ -122,6 +122,7 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
   // Where an allocation failure happened, for the message.
   const Function<A> *current = nullptr;
   Pass pass = Pass::kDominance;
+  const char *checked_after = nullptr;  // set while the SSA check after that pass runs
   // `body` timed as pass `p`; `in_scope` also gives it a scratch scope of its own.
   auto timed = [&](Pass p, auto &&body) {
     pass_timer t(times, pass = p);
@@ -134,8 +135,9 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
   auto check = [&](Function<A> &f, const char *after) {
     if (!options.verify_ssa_after_each_pass || !r.error.ok) return;
     scratch_scope<Scratch> scope(scratch);
-    pass = Pass::kVerify;
+    checked_after = after;
     Diagnostic d = verify_ssa(f, scratch);
+    checked_after = nullptr;
     if (!d.ok) r.error = Diagnostic::error("after %s: %s", after, d.message);
   };
   try {
@@ -174,7 +176,13 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
       r.checksum = checksum(f, r.checksum);
     }
   } catch (const std::bad_alloc &) {
-    r.error = Diagnostic::error("@%s: out of memory in %s", current->name.c_str(), pass_name(pass));
+    if (checked_after != nullptr) {
+      r.error = Diagnostic::error("@%s: out of memory in the SSA check after %s",
+                                  current->name.c_str(), checked_after);
+    } else {
+      r.error =
+          Diagnostic::error("@%s: out of memory in %s", current->name.c_str(), pass_name(pass));
+    }
   }
   return r;
 }

@@ -296,11 +296,18 @@ TEST_F(VkAllocAudit, LongIcdPathIsReportedWhole) {
 
 // A report that cannot be written is a failure, not exit status 0 with nothing to read.
 TEST_F(VkAllocAudit, UnwritableReportIsAnError) {
+  const std::string err = std::string(std::getenv("TEST_TMPDIR")) + "/unwritable.err";
   for (const char *format : {"", "--json"}) {
     const run_output r = run("--icd " + icd_ + " --workload instance --svg '' --quiet " + format +
-                                 " >/dev/full 2>&1; echo \"exit $?\"",
+                                 " >/dev/full 2>" + err + "; echo \"exit $?\"",
                              false);
-    EXPECT_NE(r.out.find("exit 1"), std::string::npos) << format << ": " << r.out;
+    EXPECT_EQ(r.out, "exit 1\n") << format;
+    std::ifstream in(err);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find("vk_alloc_audit: cannot write the report: No space left on device"),
+              std::string::npos)
+        << format << ": " << text.str();
   }
 }
 

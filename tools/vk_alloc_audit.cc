@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
       stdout_text += "\nSVG of live bytes by scope: " + path + "\n";
     }
   }
-  // A script reading the report must not get status 0 and no report (a full disk, a closed pipe).
+  // A script reading the report must not get status 0 and no report (a full disk, say).
   if (std::fputs(stdout_text.c_str(), stdout) == EOF || std::fflush(stdout) != 0) {
     std::fprintf(stderr, "vk_alloc_audit: cannot write the report: %s\n", std::strerror(errno));
     return 1;

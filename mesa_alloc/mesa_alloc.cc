@@ -187,7 +187,7 @@ void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void 
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table) return std::free(ptr);
   if (__builtin_expect(a->free_fn == nullptr, 0)) {
-    mesa::internal::report_incomplete_table("mesa_free2", "free_fn");
+    if (ptr != nullptr) mesa::internal::report_incomplete_table("mesa_free2", "free_fn");
     return;
   }
   a->free_fn(a->user_data, ptr);

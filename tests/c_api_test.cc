@@ -319,6 +319,9 @@ TEST(CApi, IncompleteTablePassedPerCallIsReportedNotCalled) {
     EXPECT_NE(err.find(line), std::string::npos) << line << "\n" << err;
   }
   mesa_free(block);
+  ::testing::internal::CaptureStderr();
+  mesa_free2(nullptr, &no_free, nullptr);  // freeing NULL is always legal: nothing to report
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 // A block freed or reallocated through a tracking table that did not make it is reported and

@@ -95,8 +95,9 @@ using node_hash_map =
 // absl::InlinedVector: Abseil's move assignment and swap mishandle unequal resources).
 
 // Exchanges the contents of two containers of the same type, each keeping its own resource.
-// Equal resources: the buffers change hands and nothing is allocated (only the inline elements
-// of a mesa::inlined_vector are moved). Unequal resources: the elements move into the other
+// Equal resources: the buffers change hands and nothing is allocated, except that the inline
+// elements of a mesa::inlined_vector are moved, which allocates for elements whose move does
+// (libstdc++'s deque). Unequal resources: the elements move into the other
 // resource one by one (allocates; if that throws std::bad_alloc both containers are left
 // valid but their contents unspecified — the basic guarantee of the moves it is made of).
 template <class Container>

@@ -99,7 +99,10 @@ class inlined_vector
   using base::base;
   inlined_vector() = default;
   inlined_vector(const inlined_vector &other) = default;
-  inlined_vector(inlined_vector &&other) noexcept = default;
+  // noexcept exactly when Abseil's is: moving inline elements that allocate (a mesa::deque)
+  // can throw, and std::vector relies on this to choose between moving and copying on growth.
+  inlined_vector(inlined_vector &&other) noexcept(std::is_nothrow_move_constructible_v<base>) =
+      default;
   inlined_vector(const inlined_vector &other, const typename base::allocator_type &allocator)
       : base(other, allocator) {}
   inlined_vector(inlined_vector &&other, const typename base::allocator_type &allocator)

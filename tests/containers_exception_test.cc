@@ -7,6 +7,7 @@
 #include <memory_resource>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "containers/arena_containers.h"
@@ -100,6 +101,46 @@ TEST_F(FaultTest, InlinedVectorPushBackIsStrong) {
   mesa::inlined_vector<mesa::string, 2> v(&faults_);
   for (int i = 0; i < 20; ++i) expect_strong(v, [&](auto &c) { c.emplace_back(kLong); });
   EXPECT_EQ(v.size(), 20u);
+}
+
+// Moving an inlined_vector whose inline elements allocate when moved (libstdc++'s deque) can
+// throw, so its move constructor must not claim noexcept: a claimed one terminated, and made
+// std::vector move instead of copy on growth, so a failure emptied an element already moved.
+TEST_F(FaultTest, InlinedVectorOfAllocatingElementsStaysStrongInsideAVector) {
+  using deques = mesa::inlined_vector<mesa::deque<int>, 1>;
+  static_assert(!std::is_nothrow_move_constructible_v<deques>);
+  static_assert(std::is_nothrow_move_constructible_v<mesa::inlined_vector<int, 4>>);
+  static_assert(std::is_nothrow_move_constructible_v<mesa::inlined_vector<mesa::string, 2>>);
+  mesa::vector<deques> v(&faults_);
+  v.reserve(2);
+  v.emplace_back().emplace_back().push_back(1);
+  v.emplace_back().emplace_back().push_back(2);
+  auto same = [](const deques &a, const deques &b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  };
+  for (int n = 0;; ++n) {
+    const mesa::vector<deques> before(v, std::pmr::new_delete_resource());
+    faults_.fail_nth(n);
+    try {
+      v.emplace_back();
+    } catch (const std::bad_alloc &) {
+      ASSERT_EQ(v.size(), 2u);
+      EXPECT_TRUE(same(v[0], before[0]) && same(v[1], before[1]))
+          << "changed after the allocation " << n << " failed";
+      ++failures_seen_;
+      continue;
+    }
+    faults_.fail_none();
+    break;
+  }
+  EXPECT_GT(failures_seen_, 2);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0][0][0] + v[1][0][0], 3);
+
+  deques inline_deques(&faults_);
+  inline_deques.emplace_back().push_back(5);
+  faults_.fail_nth(0);
+  EXPECT_THROW(deques moved(std::move(inline_deques)), std::bad_alloc);
 }
 
 // A count that makes size() + n wrap, or a size past max_size(), throws std::length_error (as

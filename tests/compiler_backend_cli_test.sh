@@ -63,21 +63,22 @@ fi
 # blocks exceed (MESA_ALLOC_DEBUG applies to the arena variants' default allocator) during
 # generation, and (400000) only later, in a pass.
 oom_line='(@[a-z0-9_]+: )?out of memory in [a-z_ ]+$'
-for limit in 200000 400000; do
-  MESA_ALLOC_DEBUG=limit=$limit "$program" --shaders 3 --size 2000 --allocator arena \
+# usage: run_out_of_memory LIMIT MESSAGE_PREFIX [--dump]; exit status 1 with the message.
+run_out_of_memory() {
+  local limit="$1" prefix="$2" label="limit=$1${3:+ $3}"
+  # shellcheck disable=SC2086
+  MESA_ALLOC_DEBUG=limit=$limit "$program" --shaders 3 --size 2000 --allocator arena ${3:-} \
     >"$dir/cli_oom.txt" 2>"$dir/cli_oom_err.txt"
-  status=$?
-  [[ $status -eq 1 ]] || fail "limit=$limit: exit status $status, wanted 1"
-  grep -qE "^compiler_backend: shader [0-9]+ \(seed [0-9]+\): $oom_line" "$dir/cli_oom_err.txt" ||
-    fail "limit=$limit: no out-of-memory message"
+  local status=$?
+  [[ $status -eq 1 ]] || fail "$label: exit status $status, wanted 1"
+  grep -qE "^compiler_backend: $prefix$oom_line" "$dir/cli_oom_err.txt" ||
+    fail "$label: no out-of-memory message"
+}
+for limit in 200000 400000; do
+  run_out_of_memory $limit 'shader [0-9]+ \(seed [0-9]+\): '
   grep -q "^checksum:" "$dir/cli_oom.txt" && fail "limit=$limit: printed a checksum"
   # --dump compiles the first shader first: its failure is reported, and no "compiled" dump.
-  MESA_ALLOC_DEBUG=limit=$limit "$program" --shaders 3 --size 2000 --allocator arena --dump \
-    >"$dir/cli_oom.txt" 2>"$dir/cli_oom_err.txt"
-  status=$?
-  [[ $status -eq 1 ]] || fail "limit=$limit --dump: exit status $status, wanted 1"
-  grep -qE "^compiler_backend: --dump: shader 0 \(seed 1\): $oom_line" "$dir/cli_oom_err.txt" ||
-    fail "limit=$limit --dump: no out-of-memory message"
+  run_out_of_memory $limit '--dump: shader 0 \(seed 1\): ' --dump
   grep -q "^; ---- compiled" "$dir/cli_oom.txt" && fail "limit=$limit --dump: printed a compiled dump"
 done
 grep -q "^; ---- shader seed 1, generated" "$dir/cli_oom.txt" ||

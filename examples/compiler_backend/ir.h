@@ -228,14 +228,14 @@ struct Function {
   // defines one.
   Instr<A> *append(Block<A> *b, Op op) {
     b->instrs.push_back(nullptr);  // the slot first: a failed make() then leaves no orphan
-    return place(b, b->instrs.end() - 1, op);
+    return place(b, b->instrs.end() - 1, [&] { return make(op); });
   }
 
   // A new phi after the existing phis of `b`.
   Instr<A> *insert_phi(Block<A> *b) {
     auto it = b->instrs.begin();
     while (it != b->instrs.end() && (*it)->op == Op::kPhi) ++it;
-    return place(b, b->instrs.insert(it, nullptr), Op::kPhi);
+    return place(b, b->instrs.insert(it, nullptr), [&] { return make(Op::kPhi); });
   }
 
   // An instruction not yet in a block, with value id `id` (the parser's explicit numbering).
@@ -245,6 +245,22 @@ struct Function {
     i.get()->id = id;
     values[id] = i.get();
     return i.release();
+  }
+
+  // The instruction `create()` makes, into the empty slot `at` of `b`'s list (made first, so a
+  // failing create() leaves no orphan); the slot is removed again if create() throws.
+  template <class Create>
+  Instr<A> *place(Block<A> *b, typename vec<Instr<A> *, A>::iterator at, Create create) {
+    Instr<A> *i;
+    try {
+      i = create();
+    } catch (...) {
+      b->instrs.erase(at);
+      throw;
+    }
+    i->block = b;
+    *at = i;
+    return i;
   }
 
   // Removes `i` (which must have no uses) from the value table and frees it; the caller
@@ -273,21 +289,6 @@ struct Function {
       values.push_back(i.get());
     }
     return i.release();
-  }
-
-  // A new instruction into the empty slot `at` of `b`'s list; the slot is removed again if
-  // that fails.
-  Instr<A> *place(Block<A> *b, typename vec<Instr<A> *, A>::iterator at, Op op) {
-    Instr<A> *i;
-    try {
-      i = make(op);
-    } catch (...) {
-      b->instrs.erase(at);
-      throw;
-    }
-    i->block = b;
-    *at = i;
-    return i;
   }
 };
 

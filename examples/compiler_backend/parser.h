@@ -267,16 +267,11 @@ class Parser {
     pending_instr p{nullptr, block_, {}, {}, line_no_};
     Instr<A> *i = nullptr;
     auto make = [&]() {
-      block_->instrs.push_back(nullptr);  // the slot first: a failure below leaves no orphan
-      try {
-        i = def ? function_->make_with_id(op, id)
-                : new_object<Instr<A>>(function_->alloc, function_->alloc, op);
-      } catch (...) {
-        block_->instrs.pop_back();
-        throw;
-      }
-      block_->instrs.back() = i;
-      i->block = block_;
+      block_->instrs.push_back(nullptr);
+      i = function_->place(block_, block_->instrs.end() - 1, [&] {
+        return def ? function_->make_with_id(op, id)
+                   : new_object<Instr<A>>(function_->alloc, function_->alloc, op);
+      });
       p.instr = i;
       if (def) {
         i->loc = static_cast<std::int32_t>(def[1]);

@@ -81,4 +81,26 @@ for bad in "--top -1" "--short-us nan" "--short-us inf" "--svg $dir/no/such/dir/
   if grep -q 'Traceback' "$dir/err.txt"; then fail "'$bad': traceback"; fi
   grep -q 'alloc_trace' "$dir/err.txt" || fail "'$bad': no message"
 done
+
+# A report that cannot be written (a full disk): status 1 and one line, never a traceback. A
+# reader that goes away (`| head`) ends the tool quietly by SIGPIPE, as it would a C tool.
+for format in "" "--json"; do
+  # shellcheck disable=SC2086
+  "$tool" "$dir/run.trace" $format >/dev/full 2>"$dir/err.txt"
+  status=$?
+  [[ $status -eq 1 ]] || fail "full disk ($format): status $status"
+  if grep -q 'Traceback\|Exception' "$dir/err.txt"; then fail "full disk ($format): traceback"; fi
+  grep -q '^alloc_trace: cannot write the report: No space left on device$' "$dir/err.txt" ||
+    fail "full disk ($format): message"
+done
+python3 - "$tool" "$dir/run.trace" "$dir/err.txt" <<'PY' || fail "closed pipe"
+import signal, subprocess, sys
+with open(sys.argv[3], "wb") as err:
+    p = subprocess.Popen(sys.argv[1:3] + ["--top", "100000"], stdout=subprocess.PIPE, stderr=err)
+    p.stdout.close()  # the reader is gone before the tool writes
+    status = p.wait()
+text = open(sys.argv[3]).read()
+assert status == -signal.SIGPIPE, status
+assert text == "", text
+PY
 exit $failures

@@ -13,6 +13,7 @@ Trace format: see mesa_alloc/logging_resource.h.
 import argparse
 import json
 import os
+import signal
 import struct
 import sys
 
@@ -240,15 +241,23 @@ def main(argv):
         except OSError as e:
             print(f"alloc_trace: cannot write {args.svg}: {e.strerror}", file=sys.stderr)
             return 1
-    if args.json:
-        r = dict(r)
-        del r["timeline"]
-        json.dump(r, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print_text(r, sys.stdout)
+    try:
+        if args.json:
+            r = dict(r)
+            del r["timeline"]
+            json.dump(r, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print_text(r, sys.stdout)
+        sys.stdout.flush()
+    except OSError as e:  # a full disk: say so, and drop what is still buffered
+        print(f"alloc_trace: cannot write the report: {e.strerror}", file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
 if __name__ == "__main__":
+    # A reader that goes away (`alloc_trace t | head`) ends the tool as it ends a C tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(sys.argv[1:]))

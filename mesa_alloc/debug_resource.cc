@@ -392,13 +392,14 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   return h;
 }
 
-void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint64_t number,
-                                           const header *h) noexcept {
+std::ptrdiff_t debug_resource::locate_header_damage(const void *p, std::size_t size,
+                                                    std::uint64_t number, const header *h,
+                                                    char (&where)[64],
+                                                    bool *depth_intact) const noexcept {
   // Which header bytes were overwritten? number, size and user are known exactly (from the live
   // table), and so is the plain half of the magic; without guard pages base and base_bytes
   // follow from the alignment and the stack depth. The small fields must be consistent with the
-  // block and the options. The folded half of the magic can be judged once every other word is
-  // known good or known exactly.
+  // block and the options.
   std::uint64_t got[header::kWords], want[header::kWords];
   std::memcpy(got, h, sizeof got);
   std::memcpy(want, got, sizeof want);
@@ -429,42 +430,74 @@ void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint6
     bad[2] = bad[3] =
         !(base <= user && h->base_bytes >= size && user - base <= h->base_bytes - size);
   }
-  bool judged = true;
-  for (int i = 0; i < header::kMagicWord; ++i) judged &= exact[i] || !bad[i];
+  // The folded half of the magic covers words 1..6. With the exact words put right, it still
+  // differs when it was overwritten itself, or when a word judged only by consistency was
+  // changed to another consistent value (a scope, say): the damage then lies somewhere from the
+  // lowest such word to the folded half, and is named as that range, never as one byte.
   header restored;
   std::memcpy(&restored, want, sizeof restored);
   want[header::kMagicWord] = kMagic ^ owner_ ^ restored.fold();
-  // Per byte: known exactly (compare), or in a word judged inconsistent (name the word).
+  const std::uint64_t folded_half = kLittleEndian ? 0xffffffffull : 0xffffffffull << 32;
+  int lowest_judged = header::kMagicWord;
+  bool judged_bad = false;
+  for (int i = header::kMagicWord - 1; i >= 1; --i) {
+    if (exact[i]) continue;
+    lowest_judged = i;
+    judged_bad |= bad[i];
+  }
+  const bool fold_differs =
+      ((got[header::kMagicWord] ^ want[header::kMagicWord]) & folded_half) != 0;
+  auto plain_half = [](int byte) { return (byte % 8 >= 4) == kLittleEndian; };
+  // Per byte: known exactly (compare), in a word judged inconsistent (name the word), or in the
+  // folded half (name the range it stands for).
   const auto *bytes = reinterpret_cast<const unsigned char *>(got);
   const auto *wanted = reinterpret_cast<const unsigned char *>(want);
-  auto known = [&](int byte) {
-    const int word = byte / 8;
-    if (word != header::kMagicWord) return exact[word];
-    return judged || (byte % 8 >= 4) == kLittleEndian;  // the plain half of the magic
-  };
   // The damaged byte nearest to the block: the header is below it (above it in
   // guard_mode::before, where reaching it is an overrun).
   const bool after_block = options_.guard == guard_mode::before;
   constexpr int kBytes = static_cast<int>(sizeof(header));
   int nearest = after_block ? 0 : kBytes - 1;
-  bool byte_exact = false;
+  enum { kWord, kByte, kRange } found = kWord;
   for (int k = 0; k < kBytes; ++k) {
     const int byte = after_block ? k : kBytes - 1 - k;
-    if (known(byte) ? bytes[byte] != wanted[byte] : bad[byte / 8]) {
+    const int word = byte / 8;
+    if (word == header::kMagicWord && !plain_half(byte)) {
+      if (!fold_differs || judged_bad) continue;
+      nearest = after_block ? lowest_judged * 8 : byte;
+      found = kRange;
+      break;
+    }
+    const bool known = exact[word] || word == header::kMagicWord;
+    if (known ? bytes[byte] != wanted[byte] : bad[word]) {
       nearest = byte;
-      byte_exact = known(byte);
+      found = known ? kByte : kWord;
       break;
     }
   }
   const auto *start = reinterpret_cast<const unsigned char *>(h);
-  const std::ptrdiff_t offset = start + nearest - static_cast<unsigned char *>(p);
-  const std::ptrdiff_t word_offset = start + nearest / 8 * 8 - static_cast<unsigned char *>(p);
-  char where[64];
-  if (byte_exact)
+  const auto *block = static_cast<const unsigned char *>(p);
+  const std::ptrdiff_t offset = start + nearest - block;
+  const std::ptrdiff_t word_offset = start + nearest / 8 * 8 - block;
+  if (found == kByte) {
     std::snprintf(where, sizeof where, "at offset %td", offset);
-  else
+  } else if (found == kWord) {
     std::snprintf(where, sizeof where, "in the word at offsets %td..%td", word_offset,
                   word_offset + 7);
+  } else {
+    const std::ptrdiff_t low = start + lowest_judged * 8 - block;
+    const std::ptrdiff_t high = start + header::kMagicWord * 8 + (kLittleEndian ? 3 : 7) - block;
+    std::snprintf(where, sizeof where, "somewhere in offsets %td..%td", low, high);
+  }
+  *depth_intact = !bad[5];
+  return offset;
+}
+
+void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint64_t number,
+                                           const header *h) noexcept {
+  char where[64];
+  bool depth_intact;
+  const std::ptrdiff_t offset = locate_header_damage(p, size, number, h, where, &depth_intact);
+  const bool after_block = options_.guard == guard_mode::before;
   char detail[160];
   std::snprintf(detail, sizeof detail,
                 "the block header %s the block was overwritten %s; block not released",
@@ -474,7 +507,7 @@ void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint6
   // header's end first; above it (guard_mode::before) they lie between block and header, so a
   // write that reached the header ran through them.
   report(after_block ? debug_error_kind::buffer_overrun : debug_error_kind::buffer_underrun, p,
-         size, number, offset, detail, !after_block && !bad[5] ? h : nullptr);
+         size, number, offset, detail, !after_block && depth_intact ? h : nullptr);
 }
 
 void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64_t number,
@@ -570,9 +603,16 @@ void debug_resource::evict(const quarantined &q) noexcept {
     // Made inaccessible by release(); give the pages back their access.
     mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
   } else if (const header *h = q.h; h->damaged(owner_, q.number)) {
-    report(debug_error_kind::write_after_free, q.user, q.size, q.number,
-           -static_cast<std::ptrdiff_t>(sizeof(header)),
-           "the block header before the freed block was overwritten while in quarantine", nullptr);
+    char where[64];
+    bool depth_intact;
+    const std::ptrdiff_t offset =
+        locate_header_damage(q.user, q.size, q.number, h, where, &depth_intact);
+    char detail[160];
+    std::snprintf(detail, sizeof detail,
+                  "the block header before the freed block was overwritten %s while in quarantine",
+                  where);
+    report(debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail,
+           depth_intact ? h : nullptr);
   } else {
     const auto *user = static_cast<const unsigned char *>(q.user);
     constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;

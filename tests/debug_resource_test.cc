@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <memory_resource>
@@ -42,6 +43,31 @@ struct recorder {
     return o;
   }
 };
+
+// The error for a byte changed `distance` bytes below a block names it: "at offset -D"; or, in
+// a word judged only by consistency, "in the word at offsets A..A+7"; or, where only the magic's
+// folded half tells, "somewhere in offsets A..B". A word or range holds the byte, and the
+// offset given is its end nearest the block.
+void expect_names_the_byte(const recorder::entry &e, int distance) {
+  SCOPED_TRACE(e.detail);
+  long low = 0, high = 0;
+  const std::size_t word = e.detail.find("in the word at offsets ");
+  const std::size_t range = e.detail.find("somewhere in offsets ");
+  if (word == std::string::npos && range == std::string::npos) {
+    EXPECT_EQ(e.offset, -distance);
+    EXPECT_NE(e.detail.find("overwritten at offset -" + std::to_string(distance)),
+              std::string::npos);
+    return;
+  }
+  const char *bounds =
+      e.detail.c_str() + (word != std::string::npos ? word + std::strlen("in the word at offsets ")
+                                                    : range + std::strlen("somewhere in offsets "));
+  ASSERT_EQ(std::sscanf(bounds, "%ld..%ld", &low, &high), 2);
+  if (word != std::string::npos) EXPECT_EQ(high - low, 7);
+  EXPECT_LE(low, -distance);
+  EXPECT_GE(high, -distance);
+  EXPECT_EQ(e.offset, high);
+}
 
 // Death tests: the default handler prints one line and aborts.
 TEST(DebugResourceDeathTest, DoubleFree) {
@@ -430,8 +456,8 @@ TEST(DebugResource, RecordsOverrunAndUnderrunWithOffsets) {
 }
 
 // One byte changed anywhere in the 64-byte header before the block: the error names the
-// block and the byte (or, for a word that can only be judged inconsistent, the word), and the
-// block is left alone. Underruns of 1..64 bytes and whole-header scribbles.
+// block and the byte, or a word or range that holds it (expect_names_the_byte), and the block
+// is left alone. Underruns of 1..64 bytes and whole-header scribbles.
 TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
   for (mesa::debug_options base : {mesa::debug_options{}, [] {
                                      mesa::debug_options o;
@@ -439,33 +465,30 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
                                      return o;
                                    }()}) {
     for (int distance = 1; distance <= 64; ++distance) {
-      SCOPED_TRACE("distance " + std::to_string(distance) +
-                   (base.record_stacks ? " with stacks" : ""));
-      recorder r;
-      std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
-      mesa::tracking_resource t(&arena, "below");
-      {
-        mesa::debug_resource d(&t, r.options(base));
-        auto *keep = d.allocate(8);
-        auto *p = static_cast<unsigned char *>(d.allocate(48, 16));
-        p[-distance] ^= 0x5a;
-        d.deallocate(p, 48, 16);
-        ASSERT_EQ(r.errors.size(), 1u);
-        EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
-        EXPECT_EQ(r.errors[0].address, p);
-        EXPECT_EQ(r.errors[0].size, 48u);
-        EXPECT_EQ(r.errors[0].allocation, 2u);
-        if (r.errors[0].detail.find("in the word at") == std::string::npos) {
-          EXPECT_EQ(r.errors[0].offset, -distance) << r.errors[0].detail;
-        } else {
-          // Only the small fields (alignment, stack depth, scope) are judged by consistency.
-          EXPECT_LE(r.errors[0].offset + 1 - 8, -distance) << r.errors[0].detail;
-          EXPECT_GE(r.errors[0].offset, -distance) << r.errors[0].detail;
+      // 0x5a makes a small field inconsistent; 0x01 can leave it consistent (a scope of 1).
+      for (unsigned char flip : {0x5a, 0x01}) {
+        SCOPED_TRACE("distance " + std::to_string(distance) + " flip " + std::to_string(flip) +
+                     (base.record_stacks ? " with stacks" : ""));
+        recorder r;
+        std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
+        mesa::tracking_resource t(&arena, "below");
+        {
+          mesa::debug_resource d(&t, r.options(base));
+          auto *keep = d.allocate(8);
+          auto *p = static_cast<unsigned char *>(d.allocate(48, 16));
+          p[-distance] ^= flip;
+          d.deallocate(p, 48, 16);
+          ASSERT_EQ(r.errors.size(), 1u);
+          EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+          EXPECT_EQ(r.errors[0].address, p);
+          EXPECT_EQ(r.errors[0].size, 48u);
+          EXPECT_EQ(r.errors[0].allocation, 2u);
+          expect_names_the_byte(r.errors[0], distance);
+          d.deallocate(keep, 8);
         }
-        d.deallocate(keep, 8);
+        ASSERT_EQ(r.errors.size(), 1u);          // the other block was fine, nothing leaked
+        EXPECT_EQ(t.stats().blocks_in_use, 1u);  // the damaged block was not released
       }
-      ASSERT_EQ(r.errors.size(), 1u);          // the other block was fine, nothing leaked
-      EXPECT_EQ(t.stats().blocks_in_use, 1u);  // the damaged block was not released
     }
   }
   recorder r;
@@ -480,22 +503,35 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
   EXPECT_EQ(r.errors[0].offset, -1);
 }
 
+// A write through a stale pointer into the header before a freed block: named, like an
+// underrun of a live block, by the byte (or the word judged inconsistent) nearest the block.
 TEST(DebugResource, RecordsHeaderDamageWhileInQuarantine) {
-  recorder r;
-  mesa::debug_options o;
-  o.quarantine_bytes = 4096;
-  std::pmr::monotonic_buffer_resource arena;
-  mesa::tracking_resource t(&arena, "below");
-  auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options(o));
-  auto *p = static_cast<unsigned char *>(d_storage->allocate(64));
-  d_storage->deallocate(p, 64);
-  p[-30] ^= 1;  // a write through a stale pointer, before the freed block
-  d_storage->flush_quarantine();
-  ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
-  EXPECT_EQ(r.errors[0].address, p);
-  EXPECT_EQ(r.errors[0].allocation, 1u);
-  EXPECT_LT(r.errors[0].offset, 0);
+  for (bool stacks : {false, true}) {
+    for (int distance = 1; distance <= 64; ++distance) {
+      SCOPED_TRACE("distance " + std::to_string(distance) + (stacks ? " with stacks" : ""));
+      recorder r;
+      mesa::debug_options o;
+      o.quarantine_bytes = 4096;
+      o.record_stacks = stacks;
+      std::pmr::monotonic_buffer_resource arena;
+      mesa::tracking_resource t(&arena, "below");
+      mesa::debug_resource d(&t, r.options(o));
+      auto *p = static_cast<unsigned char *>(d.allocate(64));
+      d.deallocate(p, 64);
+      p[-distance] ^= 1;
+      d.flush_quarantine();
+      ASSERT_EQ(r.errors.size(), 1u);
+      EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
+      EXPECT_EQ(r.errors[0].address, p);
+      EXPECT_EQ(r.errors[0].size, 64u);
+      EXPECT_EQ(r.errors[0].allocation, 1u);
+      EXPECT_NE(r.errors[0].detail.find("while in quarantine"), std::string::npos);
+      expect_names_the_byte(r.errors[0], distance);
+      // The allocation stack comes with it unless the word saying its depth was hit.
+      const bool layout_word = distance >= 17 && distance <= 24;
+      if (!layout_word) EXPECT_EQ(r.errors[0].has_stack, stacks);
+    }
+  }
 }
 
 TEST(DebugResource, RecordsWriteAfterFreeOnEviction) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/request_limit.h"
+
 namespace mesa {
 
 struct arena_resource::block {
@@ -71,6 +73,9 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
   if (fresh == nullptr) {
     std::size_t size = next_block_size_;
     if (size < need + kHeader) size = round_up(need + kHeader, kBlockAlignment);
+    // The options may ask for more than any block can have (and libstdc++'s aligned new
+    // would wrap such a size round to a tiny block).
+    if (size > internal::kMaxRequestBytes) throw std::bad_alloc();
     fresh = static_cast<block *>(upstream_->allocate(size, kBlockAlignment));
     fresh->size = size;
     fresh->alignment = kBlockAlignment;

@@ -290,6 +290,32 @@ TEST(ArenaResource, UpstreamFailureThrowsAndArenaStaysUsable) {
   EXPECT_THROW((void)pmr.allocate(8, 0), std::bad_alloc);
 }
 
+// Block sizes come from the options too: one over PTRDIFF_MAX is refused like an oversized
+// request, never passed upstream (libstdc++'s aligned new wraps SIZE_MAX - 8 round to a tiny
+// block, which the arena would then overrun).
+TEST(ArenaResource, BlockSizeOptionsOverTheRequestLimitAreRefused) {
+  struct refusing_resource final : std::pmr::memory_resource {
+    std::size_t largest = 0;
+    void *do_allocate(std::size_t bytes, std::size_t) override {
+      if (bytes > largest) largest = bytes;
+      throw std::bad_alloc();
+    }
+    void do_deallocate(void *, std::size_t, std::size_t) override {}
+    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
+  };
+  for (std::size_t initial : {SIZE_MAX - 8, SIZE_MAX / 2 + 1, std::size_t{PTRDIFF_MAX}}) {
+    refusing_resource upstream;
+    mesa::arena_options o;
+    o.initial_block_size = initial;
+    o.max_block_size = SIZE_MAX;
+    mesa::arena_resource arena(&upstream, o);
+    EXPECT_THROW((void)arena.allocate(64, 8), std::bad_alloc) << initial;
+    EXPECT_THROW((void)arena.allocate(64, 4096), std::bad_alloc) << initial;
+    EXPECT_LE(upstream.largest, std::size_t{PTRDIFF_MAX}) << initial;
+    EXPECT_EQ(arena.stats().bytes_allocated, 0u);
+  }
+}
+
 TEST(ArenaResource, WorksAsAPmrResource) {
   counting_resource upstream;
   mesa::arena_resource arena(&upstream);

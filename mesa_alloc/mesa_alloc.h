@@ -8,8 +8,9 @@
  *
  * What it costs: `mesa_malloc`/`mesa_free` are one call and one indirect jump over plain
  * malloc/free — straight to libc while the libc table is the default, to the table otherwise
- * (measured by //benchmarks:dispatch_benchmark). The other functions load the table and call
- * through it.
+ * (measured by //benchmarks:dispatch_benchmark). `mesa_realloc`, `mesa_alloc2` and `mesa_free2`
+ * call libc directly when the table they use is the libc table; `mesa_calloc` and the strdup
+ * functions go through `mesa_malloc`; the others call through the table.
  *
  * Rules every table follows (the Vulkan rules for VkAllocationCallbacks):
  *   - `alignment` is a power of two; any other value makes the call fail (NULL).
@@ -18,7 +19,8 @@
  *     when realloc fails the original block is untouched; `free_fn(NULL)` does nothing.
  *   - a request of size 0 is a request of one byte: it returns a unique block that must be
  *     freed (every allocator in this project, and the C functions below, behave this way).
- *   - callbacks may be called from several threads at once.
+ *   - callbacks may be called from several threads at once, unless the table says otherwise
+ *     (this project's arena, slab and pool tables are for one thread at a time).
  *
  * Example:
  *   char *name = mesa_strdup("pipeline");

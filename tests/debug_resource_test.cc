@@ -63,7 +63,9 @@ void expect_names_the_byte(const recorder::entry &e, int distance) {
       e.detail.c_str() + (word != std::string::npos ? word + std::strlen("in the word at offsets ")
                                                     : range + std::strlen("somewhere in offsets "));
   ASSERT_EQ(std::sscanf(bounds, "%ld..%ld", &low, &high), 2);
-  if (word != std::string::npos) EXPECT_EQ(high - low, 7);
+  if (word != std::string::npos) {
+    EXPECT_EQ(high - low, 7);
+  }
   EXPECT_LE(low, -distance);
   EXPECT_GE(high, -distance);
   EXPECT_EQ(e.offset, high);
@@ -529,7 +531,9 @@ TEST(DebugResource, RecordsHeaderDamageWhileInQuarantine) {
       expect_names_the_byte(r.errors[0], distance);
       // The allocation stack comes with it unless the word saying its depth was hit.
       const bool layout_word = distance >= 17 && distance <= 24;
-      if (!layout_word) EXPECT_EQ(r.errors[0].has_stack, stacks);
+      if (!layout_word) {
+        EXPECT_EQ(r.errors[0].has_stack, stacks);
+      }
     }
   }
 }

@@ -6,11 +6,14 @@
 //
 // What it costs: requests up to 4096 bytes with alignment up to 16 are rounded up to one of 28
 // size classes (16..128 by 16, then four per doubling: at most 25% internal waste) and served
-// by an inline free-list pop; deallocate is an inline push. No per-block header. Class blocks
-// are carved in batches out of chunks from upstream (16 KiB doubling to 1 MiB) that go back only
-// on release() or destruction. Larger or more aligned requests get their own upstream block
-// with a 32-byte header (to be released with the pool). allocate()/deallocate() called on a
-// pool_resource (not through a memory_resource *) are non-virtual.
+// by an inline free-list pop; deallocate is an inline push, plus one compare: a free block
+// holds the pool's key in its second word, so a double free is found on the free list and
+// refused with one line on stderr. No per-block header. Class blocks are carved in batches out
+// of chunks from upstream (16 KiB doubling to 1 MiB) that go back only on release() or
+// destruction. Larger or more aligned requests get their own upstream block with a 32-byte
+// header (to be released with the pool). allocate()/deallocate() called on a pool_resource (not
+// through a memory_resource *) are non-virtual. A block freed with the wrong size, or one the
+// pool never made, is caught only by a debug_resource in front of it.
 //
 // Example:
 //   mesa::pool_resource pool(upstream);
@@ -44,6 +47,7 @@ class pool_resource final : public std::pmr::memory_resource {
       internal::pool_free_node *node = free_[c];
       if (node != nullptr) {
         free_[c] = node->next;
+        node->key = 0;
         return node;
       }
       return allocate_small_slow(c);
@@ -55,11 +59,15 @@ class pool_resource final : public std::pmr::memory_resource {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::pool_free_node *>(p);
+      if (node->key == key_ &&
+          internal::pool_double_free(free_[c], node, internal::kSizeClasses.size[c], kName))
+        return;
       node->next = free_[c];
+      node->key = key_;
       free_[c] = node;
       return;
     }
-    large_.deallocate(upstream_, p, bytes, alignment);
+    large_.deallocate(upstream_, p, kName);
   }
 
   // Returns every chunk and large block upstream; every block of the pool becomes invalid.
@@ -84,7 +92,10 @@ class pool_resource final : public std::pmr::memory_resource {
     return this == &other;
   }
 
+  static constexpr const char *kName = "in mesa::pool_resource";
+
   internal::pool_free_node *free_[internal::kPoolClasses] = {};
+  const std::uintptr_t key_ = internal::pool_free_key(this);
   internal::pool_chunks chunks_;
   internal::pool_large_blocks large_;
   std::pmr::memory_resource *upstream_;

@@ -9,10 +9,15 @@
 namespace mesa {
 namespace {
 
-// Stored in the last 16 bytes before the user pointer.
+// Stored in the last 16 bytes before the user pointer. `tag` is the table's while the block
+// is live and 0 once freed: a block freed twice, freed through another table, or never
+// allocated through one is reported and left alone instead of being handed to the resource
+// with a made-up size.
 struct block_header {
   std::size_t size;
-  std::size_t alignment;
+  std::uint32_t tag;
+  std::uint32_t alignment_log2;
+  std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
 };
 static_assert(sizeof(block_header) <= 16, "header must fit the minimum header space");
 
@@ -30,6 +35,9 @@ resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource,
                                        const void *kind) noexcept
     : resource_(resource),
       kind_(kind),
+      tag_(static_cast<std::uint32_t>(
+               (reinterpret_cast<std::uintptr_t>(this) >> 4) * 0x9e3779b97f4a7c15ull >> 32) |
+           1u),
       table_{this,
              &resource_callbacks::alloc,
              &resource_callbacks::realloc,
@@ -60,8 +68,17 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
     return nullptr;
   }
   void *user = static_cast<unsigned char *>(base) + header;
-  *header_of(user) = block_header{size, alignment};
+  *header_of(user) =
+      block_header{size, self->tag_, static_cast<std::uint32_t>(__builtin_ctzll(alignment))};
   return user;
+}
+
+bool resource_callbacks::owns(void *ptr, const char *what) const noexcept {
+  if (header_of(ptr)->tag == tag_) return true;
+  internal::report_refused_free(what, ptr, "through a resource_callbacks table",
+                                "not a live block of this table (freed already, or allocated "
+                                "through another table)");
+  return false;
 }
 
 void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
@@ -75,9 +92,10 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
     free(user_data, ptr);
     return nullptr;
   }
+  if (!static_cast<resource_callbacks *>(user_data)->owns(ptr, "invalid realloc")) return nullptr;
   const block_header old = *header_of(ptr);
   // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
-  const std::size_t keep_alignment = old.alignment > alignment ? old.alignment : alignment;
+  const std::size_t keep_alignment = old.alignment() > alignment ? old.alignment() : alignment;
   void *fresh = alloc(user_data, size, keep_alignment, scope);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, old.size < size ? old.size : size);
@@ -88,10 +106,12 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
 void resource_callbacks::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   auto *self = static_cast<resource_callbacks *>(user_data);
+  if (!self->owns(ptr, "invalid free")) return;
   const block_header h = *header_of(ptr);
-  const std::size_t header = header_bytes(h.alignment);
+  header_of(ptr)->tag = 0;
+  const std::size_t header = header_bytes(h.alignment());
   const std::size_t block_alignment =
-      h.alignment > kHeaderAlignment ? h.alignment : kHeaderAlignment;
+      h.alignment() > kHeaderAlignment ? h.alignment() : kHeaderAlignment;
   self->resource_->deallocate(static_cast<unsigned char *>(ptr) - header, header + h.size,
                               block_alignment);
 }

@@ -4,8 +4,10 @@
 // resource to C code (mesa_alloc2, u_memory.h macros) or to anything taking a mesa_allocator.
 //
 // What it costs: C frees are unsized, so each block carries a small header just before it
-// recording its size and alignment: max(16, alignment) bytes per block (16 bytes for ordinary
-// requests). realloc allocates a new block, copies min(old, new) bytes and frees the old one.
+// recording its size, its alignment and the table's tag: max(16, alignment) bytes per block (16
+// bytes for ordinary requests). A free or realloc of a block whose header lacks the tag (freed
+// already, from another table, or never allocated) prints one line and leaves the block alone.
+// realloc allocates a new block, copies min(old, new) bytes and frees the old one.
 //
 // Example:
 //   mesa::arena_resource arena(std::pmr::get_default_resource());
@@ -19,6 +21,7 @@
 #define MESA_ALLOC_RESOURCE_CALLBACKS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory_resource>
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -57,9 +60,12 @@ class resource_callbacks {
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope);
   static void free(void *user_data, void *ptr);
+  // True if `ptr` is a live block of this table; otherwise reports `what` and returns false.
+  bool owns(void *ptr, const char *what) const noexcept;
 
   std::pmr::memory_resource *resource_;
   const void *kind_ = nullptr;
+  std::uint32_t tag_;  // in the header of every live block of this table
   mesa_allocator table_;
 };
 

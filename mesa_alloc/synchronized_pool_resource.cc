@@ -50,11 +50,22 @@ void synchronized_pool_resource::deallocate_first_on_thread(internal::pool_free_
   } catch (...) {
     central_list &central = central_[size_class];
     std::lock_guard<std::mutex> lock(central.mutex);
+    node->key = key_;
     node->next = central.free;
     central.free = node;
     return;
   }
   push(cache, node, size_class);
+}
+
+bool synchronized_pool_resource::already_free(thread_cache *cache, internal::pool_free_node *node,
+                                              std::size_t size_class) noexcept {
+  const std::size_t size = internal::kSizeClasses.size[size_class];
+  if (cache != nullptr && internal::pool_double_free(cache->free[size_class], node, size, kName))
+    return true;
+  central_list &central = central_[size_class];
+  std::lock_guard<std::mutex> lock(central.mutex);
+  return internal::pool_double_free(central.free, node, size, kName);
 }
 
 void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {
@@ -74,6 +85,7 @@ void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_c
       internal::pool_free_node *node = cache->free[size_class];
       cache->free[size_class] = node->next;
       cache->count[size_class] = static_cast<std::uint32_t>(taken - 1);
+      node->key = 0;
       return node;
     }
   }
@@ -106,10 +118,9 @@ void *synchronized_pool_resource::allocate_large(std::size_t bytes, std::size_t 
   return large_.allocate(upstream_, bytes, alignment);
 }
 
-void synchronized_pool_resource::deallocate_large(void *p, std::size_t bytes,
-                                                  std::size_t alignment) noexcept {
+void synchronized_pool_resource::deallocate_large(void *p) noexcept {
   std::lock_guard<std::mutex> lock(upstream_mutex_);
-  large_.deallocate(upstream_, p, bytes, alignment);
+  large_.deallocate(upstream_, p, kName);
 }
 
 std::size_t synchronized_pool_resource::bytes_reserved() const {

@@ -53,6 +53,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
       if (node != nullptr) {
         cache->free[c] = node->next;
         --cache->count[c];
+        node->key = 0;
         return node;
       }
       return refill(cache, c);
@@ -65,11 +66,12 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::pool_free_node *>(p);
       thread_cache *cache = attached_cache();
+      if (node->key == key_ && already_free(cache, node, c)) return;
       if (cache == nullptr) return deallocate_first_on_thread(node, c);
       push(cache, node, c);
       return;
     }
-    deallocate_large(p, bytes, alignment);
+    deallocate_large(p);
   }
 
   // Returns every chunk, large block and thread cache upstream. No other thread may use the
@@ -114,18 +116,23 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     return cache != nullptr ? cache : attach_thread();
   }
   void push(thread_cache *cache, internal::pool_free_node *node, std::size_t c) noexcept {
+    node->key = key_;
     node->next = cache->free[c];
     cache->free[c] = node;
     if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
   }
   [[gnu::noinline]] thread_cache *attach_thread();
+  // A block that carries the free key: reported as a double free if it is on this thread's
+  // cache or the central list of its class (a block another thread's cache holds is not seen).
+  [[gnu::cold, gnu::noinline]] bool already_free(thread_cache *cache,
+                                                 internal::pool_free_node *node,
+                                                 std::size_t size_class) noexcept;
   [[gnu::noinline]] void deallocate_first_on_thread(internal::pool_free_node *node,
                                                     std::size_t size_class) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);
   [[gnu::noinline]] void flush(thread_cache *cache, std::size_t size_class) noexcept;
   [[gnu::noinline]] void *allocate_large(std::size_t bytes, std::size_t alignment);
-  [[gnu::noinline]] void deallocate_large(void *p, std::size_t bytes,
-                                          std::size_t alignment) noexcept;
+  [[gnu::noinline]] void deallocate_large(void *p) noexcept;
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
     return allocate(bytes, alignment);
@@ -137,7 +144,10 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     return this == &other;
   }
 
+  static constexpr const char *kName = "in mesa::synchronized_pool_resource";
+
   std::uint64_t id_;  // unique per pool and per release(): stale thread-local entries miss
+  const std::uintptr_t key_ = internal::pool_free_key(this);
   central_list central_[internal::kPoolClasses];
   mutable std::mutex upstream_mutex_;  // chunks_, large_, caches_ and every upstream call
   internal::pool_chunks chunks_;

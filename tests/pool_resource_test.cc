@@ -2,14 +2,17 @@
 
 #include <cstring>
 #include <random>
+#include <regex>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/internal/pool_parts.h"
+#include "mesa_alloc/synchronized_pool_resource.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -154,6 +157,74 @@ TEST(PoolResource, ContainerWorkload) {
   EXPECT_TRUE(pool.is_equal(pool));
 }
 
+// Both pools refuse a free that would corrupt their lists, with one line that says what and
+// where; every other block keeps working.
+template <class Pool>
+class PoolMisuse : public testing::Test {};
+using Pools = testing::Types<mesa::pool_resource, mesa::synchronized_pool_resource>;
+TYPED_TEST_SUITE(PoolMisuse, Pools);
+
+// Runs `body` and returns what it printed on stderr.
+template <class Body>
+std::string stderr_of(Body body) {
+  testing::internal::CaptureStderr();
+  body();
+  return testing::internal::GetCapturedStderr();
+}
+
+TYPED_TEST(PoolMisuse, ADoubleFreeIsReportedAndTheBlockHandedOutOnce) {
+  counting_resource upstream;
+  TypeParam pool(&upstream);
+  void *keep = pool.allocate(48);
+  void *p = pool.allocate(48);
+  pool.deallocate(p, 48);
+  const std::string err = stderr_of([&] { pool.deallocate(p, 48); });
+  EXPECT_TRUE(std::regex_match(err, std::regex("mesa_alloc: double free at 0x[0-9a-f]+ in "
+                                               "mesa::[a-z_]*pool_resource: the 48-byte block "
+                                               "is already free; the block is left alone\n")))
+      << err;
+  EXPECT_NE(err.find(std::is_same_v<TypeParam, mesa::pool_resource> ? "in mesa::pool_resource"
+                                                                    : "synchronized"),
+            std::string::npos);
+  void *a = pool.allocate(48);
+  void *b = pool.allocate(48);
+  EXPECT_EQ(a, p);
+  EXPECT_NE(b, p) << "handed out twice";
+  EXPECT_NE(b, keep);
+  pool.deallocate(keep, 48);
+  pool.deallocate(a, 48);
+  pool.deallocate(b, 48);
+}
+
+// A live block whose second word holds what a free block's holds is freed normally.
+TYPED_TEST(PoolMisuse, DataThatLooksLikeTheFreeKeyIsNotAnError) {
+  counting_resource upstream;
+  TypeParam pool(&upstream);
+  auto *p = static_cast<std::uintptr_t *>(pool.allocate(16));
+  p[1] = mesa::internal::pool_free_key(&pool);
+  EXPECT_EQ(stderr_of([&] { pool.deallocate(p, 16); }), "");
+  EXPECT_EQ(pool.allocate(16), p);
+  EXPECT_EQ(p[1], 0u) << "allocation clears the key";
+}
+
+// A class block freed as a large one: its "header" is not a live large block's.
+TYPED_TEST(PoolMisuse, AFreeWithTheWrongSizeOfALargeBlockIsRefused) {
+  counting_resource upstream;
+  TypeParam pool(&upstream);
+  void *first = pool.allocate(64);
+  void *p = pool.allocate(64);  // not the chunk's first block: its "header" is pool memory
+  const std::size_t blocks = upstream.blocks_in_use();
+  const std::string err = stderr_of([&] { pool.deallocate(p, 100000); });
+  EXPECT_TRUE(std::regex_match(err, std::regex("mesa_alloc: invalid free at 0x[0-9a-f]+ in "
+                                               "mesa::[a-z_]*pool_resource: not a live large "
+                                               "block of this pool .*; the block is left "
+                                               "alone\n")))
+      << err;
+  EXPECT_EQ(upstream.blocks_in_use(), blocks);
+  pool.deallocate(p, 64);
+  pool.deallocate(first, 64);
+}
+
 TEST(PoolC, CreateAllocateDestroy) {
   mesa_test::counting_table parent;
   for (auto [create, destroy] :
@@ -183,6 +254,48 @@ TEST(PoolC, CreateAllocateDestroy) {
     parent.fail_after = -1;
     EXPECT_NE(mesa_alloc2(nullptr, pool, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
     destroy(pool);
+    EXPECT_EQ(parent.live, 0);
+  }
+}
+
+// The C tables over a resource (the pools', the arena's) keep a tag in each block's header: a
+// block freed twice, freed through another table, or never allocated through one (an interior
+// pointer) is reported and left alone, where it used to reach the resource with a made-up size.
+TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
+  using create_fn = const mesa_allocator *(*)(const mesa_allocator *);
+  using destroy_fn = void (*)(const mesa_allocator *);
+  for (auto [create, destroy] :
+       {std::pair<create_fn, destroy_fn>{&mesa_pool_create, &mesa_pool_destroy},
+        {&mesa_synchronized_pool_create, &mesa_synchronized_pool_destroy},
+        {&mesa_arena_create, &mesa_arena_destroy}}) {
+    mesa_test::counting_table parent;
+    const mesa_allocator *table = create(&parent.table);
+    const mesa_allocator *other = create(&parent.table);
+    auto *keep =
+        static_cast<std::uint64_t *>(mesa_alloc2(nullptr, table, 64, 16, MESA_ALLOC_SCOPE_OBJECT));
+    keep[0] = 1 << 20;  // an interior pointer's "header": a 1 MiB block
+    keep[1] = 16;
+    void *p = mesa_alloc2(nullptr, table, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
+    void *elsewhere = mesa_alloc2(nullptr, other, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
+    mesa_free2(nullptr, table, p);
+    const std::regex refused(
+        "mesa_alloc: invalid (free|realloc) at 0x[0-9a-f]+ through a resource_callbacks table: "
+        "not a live block of this table \\(freed already, or allocated through another "
+        "table\\); the block is left alone\n");
+    std::string err = stderr_of([&] { mesa_free2(nullptr, table, p); });
+    EXPECT_TRUE(std::regex_match(err, refused)) << "double free: " << err;
+    err = stderr_of([&] { mesa_free2(nullptr, table, elsewhere); });
+    EXPECT_TRUE(std::regex_match(err, refused)) << "another table's block: " << err;
+    void *moved = nullptr;
+    err = stderr_of([&] {
+      moved = mesa_realloc2(nullptr, table, keep + 2, 2 << 20, 16, MESA_ALLOC_SCOPE_OBJECT);
+    });
+    EXPECT_EQ(moved, nullptr);
+    EXPECT_TRUE(std::regex_match(err, refused)) << "interior pointer: " << err;
+    mesa_free2(nullptr, other, elsewhere);
+    mesa_free2(nullptr, table, keep);
+    destroy(other);
+    destroy(table);
     EXPECT_EQ(parent.live, 0);
   }
 }

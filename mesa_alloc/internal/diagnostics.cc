@@ -39,6 +39,12 @@ void report_incomplete_table(const char *where, const char *missing) noexcept {
                where, missing);
 }
 
+void report_refused_free(const char *what, const void *p, const char *where,
+                         const char *why) noexcept {
+  std::fprintf(stderr, "mesa_alloc: %s at %p %s: %s; the block is left alone\n", what, p, where,
+               why);
+}
+
 const mesa_allocator *parent_or_default(const mesa_allocator *parent, const char *where) noexcept {
   if (parent == nullptr) return mesa_default_allocator();
   if (const char *missing = missing_table_function(parent)) {

@@ -23,6 +23,11 @@ const char *missing_table_function(const mesa_allocator *table) noexcept;
 // required)" on stderr, in every build: a table handed over at set-up that would crash at its
 // first call.
 void report_incomplete_table(const char *where, const char *missing) noexcept;
+// Prints "mesa_alloc: <what> at <p> <where>: <why>; the block is left alone" on stderr, in
+// every build: a free that the resource would otherwise have turned into corruption (a block
+// freed twice, or not one of its own), refused instead.
+void report_refused_free(const char *what, const void *p, const char *where,
+                         const char *why) noexcept;
 // For the functions that take a parent table: NULL means the default table; an incomplete table
 // is reported and gives NULL (the caller then fails).
 const mesa_allocator *parent_or_default(const mesa_allocator *parent, const char *where) noexcept;

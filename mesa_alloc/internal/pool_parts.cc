@@ -1,7 +1,9 @@
 #include "mesa_alloc/internal/pool_parts.h"
 
+#include <cstdio>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa::internal {
@@ -38,6 +40,18 @@ void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
   return first;
 }
 
+bool pool_double_free(const pool_free_node *list, const pool_free_node *node,
+                      std::size_t class_size, const char *pool) noexcept {
+  for (; list != nullptr; list = list->next) {
+    if (list != node) continue;
+    char why[64];
+    std::snprintf(why, sizeof why, "the %zu-byte block is already free", class_size);
+    report_refused_free("double free", node, pool, why);
+    return true;
+  }
+  return false;
+}
+
 void pool_chunks::release(std::pmr::memory_resource *upstream) noexcept {
   while (chunks_ != nullptr) {
     chunk *next = chunks_->next;
@@ -60,7 +74,8 @@ void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size
   void *user = static_cast<char *>(base) + offset;
   header *h = static_cast<header *>(user) - 1;
   h->total = total;
-  h->alignment = block_alignment;
+  h->alignment_log2 = static_cast<std::uint32_t>(__builtin_ctzll(block_alignment));
+  h->tag = tag_;
   h->prev = &head_;
   h->next = head_.next;
   head_.next->prev = h;
@@ -69,19 +84,27 @@ void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size
   return user;
 }
 
-void pool_large_blocks::deallocate(std::pmr::memory_resource *upstream, void *p, std::size_t,
-                                   std::size_t) noexcept {
+void pool_large_blocks::deallocate(std::pmr::memory_resource *upstream, void *p,
+                                   const char *pool) noexcept {
   header *h = static_cast<header *>(p) - 1;
+  if (h->tag != tag_) {
+    report_refused_free("invalid free", p, pool,
+                        "not a live large block of this pool (freed already, or not allocated "
+                        "by it, or freed with a size or alignment it was not allocated with)");
+    return;
+  }
+  h->tag = 0;
   h->prev->next = h->next;
   h->next->prev = h->prev;
   reserved_ -= h->total;
-  upstream->deallocate(static_cast<char *>(p) - offset_for(h->alignment), h->total, h->alignment);
+  const std::size_t alignment = h->alignment();
+  upstream->deallocate(static_cast<char *>(p) - offset_for(alignment), h->total, alignment);
 }
 
 void pool_large_blocks::release(std::pmr::memory_resource *upstream) noexcept {
   while (head_.next != &head_) {
     header *h = head_.next;
-    deallocate(upstream, h + 1, 0, 0);
+    deallocate(upstream, h + 1, "in release()");
   }
 }
 

@@ -58,9 +58,26 @@ inline std::size_t pool_class_of(std::size_t bytes) noexcept {
   return kSizeClasses.index[(bytes + 15) >> 4];
 }
 
+// A free class block: the link, and the pool's free key (pool_free_key) in the second word, so
+// that freeing it again is noticed: a block whose second word holds the key is looked for on
+// its free list before it is pushed (a program's data that happens to equal the key costs that
+// search, nothing more). Allocation clears the key.
 struct pool_free_node {
   pool_free_node *next;
+  std::uintptr_t key;
 };
+
+// A pool's free key: its address mixed so that no pointer or small number a program stores in a
+// block is likely to equal it.
+inline std::uintptr_t pool_free_key(const void *pool) noexcept {
+  return (reinterpret_cast<std::uintptr_t>(pool) * 0x9e3779b97f4a7c15ull) | 1;
+}
+
+// True (and reported, naming `pool`) if `node` is already on `list`: a double free.
+[[gnu::cold, gnu::noinline]] bool pool_double_free(const pool_free_node *list,
+                                                   const pool_free_node *node,
+                                                   std::size_t class_size,
+                                                   const char *pool) noexcept;
 
 // Bump allocation of class blocks out of chunks from upstream (growing geometrically, capped);
 // chunks go back only on release().
@@ -90,16 +107,19 @@ class pool_chunks {
 };
 
 // Blocks too large or too aligned for the classes: one upstream block each, with a header
-// that links it into a list so release() can return it.
+// that links it into a list so release() can return it. The header carries this list's tag
+// while the block is live: a block freed twice, or not one of this list's, is reported (naming
+// `pool`) and left alone.
 class pool_large_blocks {
  public:
-  pool_large_blocks() noexcept { head_.prev = head_.next = &head_; }
+  pool_large_blocks() noexcept : tag_(static_cast<std::uint32_t>(pool_free_key(this) >> 32) | 1u) {
+    head_.prev = head_.next = &head_;
+  }
   pool_large_blocks(const pool_large_blocks &) = delete;
   pool_large_blocks &operator=(const pool_large_blocks &) = delete;
 
   void *allocate(std::pmr::memory_resource *upstream, std::size_t bytes, std::size_t alignment);
-  void deallocate(std::pmr::memory_resource *upstream, void *p, std::size_t bytes,
-                  std::size_t alignment) noexcept;
+  void deallocate(std::pmr::memory_resource *upstream, void *p, const char *pool) noexcept;
   void release(std::pmr::memory_resource *upstream) noexcept;
   std::size_t bytes_reserved() const noexcept { return reserved_; }
 
@@ -107,8 +127,10 @@ class pool_large_blocks {
   struct header {
     header *prev;
     header *next;
-    std::size_t total;      // bytes taken from upstream
-    std::size_t alignment;  // alignment asked of upstream
+    std::size_t total;             // bytes taken from upstream
+    std::uint32_t alignment_log2;  // of the alignment asked of upstream
+    std::uint32_t tag;             // tag_ while live, 0 once freed
+    std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
   };
   static std::size_t offset_for(std::size_t alignment) noexcept {
     return alignment > sizeof(header) ? alignment : sizeof(header);
@@ -116,6 +138,7 @@ class pool_large_blocks {
 
   header head_;
   std::size_t reserved_ = 0;
+  std::uint32_t tag_;
 };
 
 }  // namespace mesa::internal

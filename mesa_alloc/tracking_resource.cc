@@ -1,6 +1,7 @@
 #include "mesa_alloc/tracking_resource.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -159,9 +160,25 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
 
 void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
   if (limits_in_chain() == 0) return;
-  for (tracking_resource *t = this; t != nullptr; t = t->parent_)
-    if (t->limit_.load(std::memory_order_relaxed) != kNoLimit)
-      t->charged_.fetch_sub(bytes, std::memory_order_relaxed);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    if (t->limit_.load(std::memory_order_relaxed) == kNoLimit) continue;
+    // More back than is charged can only come of a block freed twice or with a larger size
+    // than it was allocated with: the charge stops at 0 (wrapped, it would refuse everything
+    // from then on) and the misuse is said.
+    std::size_t charged = t->charged_.load(std::memory_order_relaxed);
+    while (!t->charged_.compare_exchange_weak(charged, charged >= bytes ? charged - bytes : 0,
+                                              std::memory_order_relaxed)) {
+    }
+    if (charged < bytes) t->report_overdrawn(bytes, charged);
+  }
+}
+
+void tracking_resource::report_overdrawn(std::size_t bytes, std::size_t charged) const noexcept {
+  std::fprintf(stderr,
+               "mesa_alloc: tracking resource '%.*s': %zu bytes given back with %zu charged to its "
+               "limit (a block freed twice, or with a larger size than it was allocated with); "
+               "the charge is now 0\n",
+               static_cast<int>(name_.size()), name_.data(), bytes, charged);
 }
 
 void tracking_resource::count_allocation_up(int index, std::size_t bytes,

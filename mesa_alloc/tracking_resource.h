@@ -139,6 +139,8 @@ class tracking_resource final : public std::pmr::memory_resource {
 
   bool try_charge_limits(std::size_t bytes) noexcept;
   void uncharge_limits(std::size_t bytes) noexcept;
+  [[gnu::cold, gnu::noinline]] void report_overdrawn(std::size_t bytes,
+                                                     std::size_t charged) const noexcept;
   // Adds `delta` to the limits counted in chain_ of this tracker and all its descendants.
   void add_chain_limits(int delta) noexcept;
   int limits_in_chain() const noexcept {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/tracking_monitor.h"
 
 namespace {
@@ -213,6 +214,25 @@ TEST(TrackingResource, LimitReachesDescendantsOnly) {
   EXPECT_EQ(driver.stats().bytes_in_use, 0u);
 }
 
+// More given back than is charged (a block freed twice, or with too large a size) is said, and
+// the budget's charge stops at 0: wrapped round, it used to refuse every later allocation while
+// the report showed nothing in use.
+TEST(TrackingResource, AnOverdrawnLimitIsReportedAndDoesNotWedgeTheBudget) {
+  std::pmr::monotonic_buffer_resource arena;  // frees nothing: the misuse is harmless below
+  mesa::tracking_resource t(&arena, "budgeted");
+  t.set_limit(1000);
+  void *p = t.allocate(100, 8);
+  testing::internal::CaptureStderr();
+  t.deallocate(p, 900, 8);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: tracking resource 'budgeted': 900 bytes given back with 100 charged to "
+            "its limit (a block freed twice, or with a larger size than it was allocated with); "
+            "the charge is now 0\n");
+  void *q = t.allocate(1000, 8);  // the whole budget again
+  EXPECT_THROW((void)t.allocate(8, 8), std::bad_alloc);
+  t.deallocate(q, 1000, 8);
+}
+
 TEST(TrackingResource, UpstreamFailureIsCounted) {
   mesa::tracking_resource t(std::pmr::null_memory_resource(), "null");
   EXPECT_THROW((void)t.allocate(8), std::bad_alloc);
@@ -346,6 +366,39 @@ TEST(TrackingC, ShrinkingReallocSucceedsUnderAFullBudget) {
   EXPECT_EQ(s.bytes_in_use, 0u);
   EXPECT_EQ(s.blocks_in_use, 0u);
   mesa_tracking_destroy(t);
+}
+
+// A block freed twice through a tracking table is named a double free (its header is marked
+// freed), uncharged once, and not handed to the parent again; a realloc of it too.
+TEST(TrackingC, ADoubleFreeIsReportedAndUnchargedOnce) {
+  const mesa_allocator *arena = mesa_arena_create(nullptr);  // frees nothing: the header stays
+  const mesa_allocator *t = mesa_tracking_create(arena, "t", nullptr);
+  ASSERT_TRUE(arena != nullptr && t != nullptr);
+  mesa_tracking_set_limit(t, 1000);
+  void *p = mesa_alloc2(nullptr, t, 600, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(p, nullptr);
+  mesa_free2(nullptr, t, p);
+  testing::internal::CaptureStderr();
+  mesa_free2(nullptr, t, p);
+  EXPECT_EQ(mesa_realloc2(nullptr, t, p, 700, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: double free at 0x"), std::string::npos) << err;
+  EXPECT_NE(err.find(": freed through tracking table 't', which freed it already; the block is "
+                     "left alone\n"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find(": reallocated through tracking table 't', which freed it already"),
+            std::string::npos)
+      << err;
+  mesa_tracking_stats s;
+  ASSERT_EQ(mesa_tracking_get_stats(t, &s), 1);
+  EXPECT_EQ(s.total_deallocations, 1u);
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  void *whole = mesa_alloc2(nullptr, t, 1000, 16, MESA_ALLOC_SCOPE_OBJECT);
+  EXPECT_NE(whole, nullptr) << "the budget was uncharged once, not wrapped";
+  mesa_free2(nullptr, t, whole);
+  mesa_tracking_destroy(t);
+  mesa_arena_destroy(arena);
 }
 
 TEST(TrackingC, BadInputIsRejected) {

@@ -28,9 +28,10 @@ namespace mesa::internal {
 
 // The tracking table allocates straight from the parent table and accounts the user size and
 // scope, so C counts are exact and per scope. A header before each block keeps the size, and
-// the tag of the table that made it: a block freed or reallocated through another table (or one
-// never allocated by a tracking table) is reported and left alone, instead of being uncharged
-// from the wrong budget and handed to the wrong parent.
+// the tag of the table that made it (odd; even once freed): a block freed or reallocated
+// through another table, one never allocated by a tracking table, or one freed already is
+// reported and left alone, instead of being uncharged from a budget a second time or from the
+// wrong one, and handed to the wrong parent.
 struct tracking_table {
   struct header {
     std::size_t size;
@@ -57,16 +58,26 @@ struct tracking_table {
     return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),
                   static_cast<std::uint8_t>(scope), 0};
   }
-  // The block's header if this table made it; otherwise reports `what` and returns false.
+  // The block's header if this table made it and has not freed it; otherwise reports `what`
+  // and returns false.
   bool owns(void *ptr, const char *what, header *out) const noexcept {
     *out = *header_of(ptr);
     if (out->owner == owner_tag) return true;
-    std::fprintf(stderr,
-                 "mesa_alloc: allocator mismatch at %p: %s through tracking table '%s', which did "
-                 "not allocate it; the block is left alone\n",
-                 ptr, what, tracker.name().data());
+    if (out->owner == freed_tag()) {
+      std::fprintf(stderr,
+                   "mesa_alloc: double free at %p: %s through tracking table '%s', which freed it "
+                   "already; the block is left alone\n",
+                   ptr, what, tracker.name().data());
+    } else {
+      std::fprintf(
+          stderr,
+          "mesa_alloc: allocator mismatch at %p: %s through tracking table '%s', which did "
+          "not allocate it (or freed it already); the block is left alone\n",
+          ptr, what, tracker.name().data());
+    }
     return false;
   }
+  std::uint32_t freed_tag() const noexcept { return owner_tag & ~1u; }
 
   static tracking_table *from(const mesa_allocator *t) noexcept {
     if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
@@ -122,6 +133,7 @@ struct tracking_table {
     auto *self = static_cast<tracking_table *>(user_data);
     header h;
     if (!self->owns(ptr, "freed", &h)) return;
+    header_of(ptr)->owner = self->freed_tag();
     self->parent->free_fn(self->parent->user_data,
                           static_cast<unsigned char *>(ptr) - header_bytes(h.alignment()));
     self->tracker.uncharge_limits(h.size);

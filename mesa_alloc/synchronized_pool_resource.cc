@@ -58,14 +58,19 @@ void synchronized_pool_resource::deallocate_first_on_thread(internal::pool_free_
   push(cache, node, size_class);
 }
 
-bool synchronized_pool_resource::already_free(thread_cache *cache, internal::pool_free_node *node,
-                                              std::size_t size_class) noexcept {
+void synchronized_pool_resource::deallocate_keyed(internal::pool_free_node *node,
+                                                  std::size_t size_class) noexcept {
   const std::size_t size = internal::kSizeClasses.size[size_class];
+  thread_cache *cache = attached_cache();
   if (cache != nullptr && internal::pool_double_free(cache->free[size_class], node, size, kName))
-    return true;
-  central_list &central = central_[size_class];
-  std::lock_guard<std::mutex> lock(central.mutex);
-  return internal::pool_double_free(central.free, node, size, kName);
+    return;
+  {
+    central_list &central = central_[size_class];
+    std::lock_guard<std::mutex> lock(central.mutex);
+    if (internal::pool_double_free(central.free, node, size, kName)) return;
+  }
+  if (cache == nullptr) return deallocate_first_on_thread(node, size_class);
+  push(cache, node, size_class);
 }
 
 void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {

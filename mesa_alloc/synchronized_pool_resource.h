@@ -65,8 +65,8 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::pool_free_node *>(p);
+      if (node->key == key_) return deallocate_keyed(node, c);
       thread_cache *cache = attached_cache();
-      if (node->key == key_ && already_free(cache, node, c)) return;
       if (cache == nullptr) return deallocate_first_on_thread(node, c);
       push(cache, node, c);
       return;
@@ -122,11 +122,11 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
   }
   [[gnu::noinline]] thread_cache *attach_thread();
-  // A block that carries the free key: reported as a double free if it is on this thread's
-  // cache or the central list of its class (a block another thread's cache holds is not seen).
-  [[gnu::cold, gnu::noinline]] bool already_free(thread_cache *cache,
-                                                 internal::pool_free_node *node,
-                                                 std::size_t size_class) noexcept;
+  // deallocate() of a block that holds the free key: refused as a double free if it is on this
+  // thread's cache or the central list of its class (a block another thread's cache holds is
+  // not seen), freed as usual otherwise.
+  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::pool_free_node *node,
+                                                     std::size_t size_class) noexcept;
   [[gnu::noinline]] void deallocate_first_on_thread(internal::pool_free_node *node,
                                                     std::size_t size_class) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);

@@ -9,10 +9,9 @@ void *pool_resource::allocate_small_slow(std::size_t size_class) {
   return chunks_.carve(upstream_, size, batch, &free_[size_class]);
 }
 
-void pool_resource::deallocate_keyed(internal::pool_free_node *node,
-                                     std::size_t size_class) noexcept {
-  if (internal::pool_double_free(free_[size_class], node, internal::kSizeClasses.size[size_class],
-                                 kName))
+void pool_resource::deallocate_keyed(internal::free_node *node, std::size_t size_class) noexcept {
+  if (internal::refuse_double_free(free_[size_class], node, internal::kSizeClasses.size[size_class],
+                                   kName))
     return;
   node->next = free_[size_class];
   node->key = key_;

@@ -44,7 +44,7 @@ class pool_resource final : public std::pmr::memory_resource {
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
-      internal::pool_free_node *node = free_[c];
+      internal::free_node *node = free_[c];
       if (node != nullptr) {
         free_[c] = node->next;
         node->key = 0;
@@ -58,7 +58,7 @@ class pool_resource final : public std::pmr::memory_resource {
                   std::size_t alignment = alignof(std::max_align_t)) noexcept {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
-      auto *node = static_cast<internal::pool_free_node *>(p);
+      auto *node = static_cast<internal::free_node *>(p);
       if (node->key == key_) return deallocate_keyed(node, c);
       node->next = free_[c];
       node->key = key_;
@@ -81,7 +81,7 @@ class pool_resource final : public std::pmr::memory_resource {
   [[gnu::noinline]] void *allocate_small_slow(std::size_t size_class);
   // deallocate() of a block that holds the free key: refused if it is on the free list (a
   // double free), pushed otherwise. Out of line, so deallocate() calls nothing on its way.
-  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::pool_free_node *node,
+  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::free_node *node,
                                                      std::size_t size_class) noexcept;
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
@@ -96,8 +96,8 @@ class pool_resource final : public std::pmr::memory_resource {
 
   static constexpr const char *kName = "in mesa::pool_resource";
 
-  internal::pool_free_node *free_[internal::kPoolClasses] = {};
-  const std::uintptr_t key_ = internal::pool_free_key(this);
+  internal::free_node *free_[internal::kPoolClasses] = {};
+  const std::uintptr_t key_ = internal::free_list_key(this);
   internal::pool_chunks chunks_;
   internal::pool_large_blocks large_;
   std::pmr::memory_resource *upstream_;

@@ -42,7 +42,7 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::attach_thr
 
 // A thread's first free on this pool. Attaching its cache takes memory from upstream, and a
 // free must not fail: if upstream refuses, the block goes straight to the central list.
-void synchronized_pool_resource::deallocate_first_on_thread(internal::pool_free_node *node,
+void synchronized_pool_resource::deallocate_first_on_thread(internal::free_node *node,
                                                             std::size_t size_class) noexcept {
   thread_cache *cache;
   try {
@@ -58,16 +58,16 @@ void synchronized_pool_resource::deallocate_first_on_thread(internal::pool_free_
   push(cache, node, size_class);
 }
 
-void synchronized_pool_resource::deallocate_keyed(internal::pool_free_node *node,
+void synchronized_pool_resource::deallocate_keyed(internal::free_node *node,
                                                   std::size_t size_class) noexcept {
   const std::size_t size = internal::kSizeClasses.size[size_class];
   thread_cache *cache = attached_cache();
-  if (cache != nullptr && internal::pool_double_free(cache->free[size_class], node, size, kName))
+  if (cache != nullptr && internal::refuse_double_free(cache->free[size_class], node, size, kName))
     return;
   {
     central_list &central = central_[size_class];
     std::lock_guard<std::mutex> lock(central.mutex);
-    if (internal::pool_double_free(central.free, node, size, kName)) return;
+    if (internal::refuse_double_free(central.free, node, size, kName)) return;
   }
   if (cache == nullptr) return deallocate_first_on_thread(node, size_class);
   push(cache, node, size_class);
@@ -80,14 +80,14 @@ void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_c
     std::lock_guard<std::mutex> lock(central.mutex);
     std::size_t taken = 0;
     while (central.free != nullptr && taken < want) {
-      internal::pool_free_node *node = central.free;
+      internal::free_node *node = central.free;
       central.free = node->next;
       node->next = cache->free[size_class];
       cache->free[size_class] = node;
       ++taken;
     }
     if (taken != 0) {
-      internal::pool_free_node *node = cache->free[size_class];
+      internal::free_node *node = cache->free[size_class];
       cache->free[size_class] = node->next;
       cache->count[size_class] = static_cast<std::uint32_t>(taken - 1);
       node->key = 0;
@@ -105,10 +105,10 @@ void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_c
 void synchronized_pool_resource::flush(thread_cache *cache, std::size_t size_class) noexcept {
   // Keep half the limit; hand the rest to the central list in one splice.
   const std::size_t keep = internal::kSizeClasses.cache_limit[size_class] / 2;
-  internal::pool_free_node *last_kept = cache->free[size_class];
+  internal::free_node *last_kept = cache->free[size_class];
   for (std::size_t i = 1; i < keep; ++i) last_kept = last_kept->next;
-  internal::pool_free_node *give = last_kept->next;
-  internal::pool_free_node *tail = give;
+  internal::free_node *give = last_kept->next;
+  internal::free_node *tail = give;
   while (tail->next != nullptr) tail = tail->next;
   last_kept->next = nullptr;
   cache->count[size_class] = static_cast<std::uint32_t>(keep);

@@ -49,7 +49,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     if (internal::pool_is_small(bytes, alignment)) {
       thread_cache *cache = local_cache();
       const std::size_t c = internal::pool_class_of(bytes);
-      internal::pool_free_node *node = cache->free[c];
+      internal::free_node *node = cache->free[c];
       if (node != nullptr) {
         cache->free[c] = node->next;
         --cache->count[c];
@@ -64,7 +64,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
                   std::size_t alignment = alignof(std::max_align_t)) noexcept {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
-      auto *node = static_cast<internal::pool_free_node *>(p);
+      auto *node = static_cast<internal::free_node *>(p);
       if (node->key == key_) return deallocate_keyed(node, c);
       thread_cache *cache = attached_cache();
       if (cache == nullptr) return deallocate_first_on_thread(node, c);
@@ -84,14 +84,14 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
 
  private:
   struct thread_cache {
-    internal::pool_free_node *free[internal::kPoolClasses];
+    internal::free_node *free[internal::kPoolClasses];
     std::uint32_t count[internal::kPoolClasses];
     thread_cache *next;  // in the pool's registry
     std::thread::id owner;
   };
   struct alignas(64) central_list {
     std::mutex mutex;
-    internal::pool_free_node *free = nullptr;
+    internal::free_node *free = nullptr;
   };
   struct tls_entry {
     std::uint64_t pool_id;
@@ -115,7 +115,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     thread_cache *cache = attached_cache();
     return cache != nullptr ? cache : attach_thread();
   }
-  void push(thread_cache *cache, internal::pool_free_node *node, std::size_t c) noexcept {
+  void push(thread_cache *cache, internal::free_node *node, std::size_t c) noexcept {
     node->key = key_;
     node->next = cache->free[c];
     cache->free[c] = node;
@@ -125,9 +125,9 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   // deallocate() of a block that holds the free key: refused as a double free if it is on this
   // thread's cache or the central list of its class (a block another thread's cache holds is
   // not seen), freed as usual otherwise.
-  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::pool_free_node *node,
+  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::free_node *node,
                                                      std::size_t size_class) noexcept;
-  [[gnu::noinline]] void deallocate_first_on_thread(internal::pool_free_node *node,
+  [[gnu::noinline]] void deallocate_first_on_thread(internal::free_node *node,
                                                     std::size_t size_class) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);
   [[gnu::noinline]] void flush(thread_cache *cache, std::size_t size_class) noexcept;
@@ -147,7 +147,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   static constexpr const char *kName = "in mesa::synchronized_pool_resource";
 
   std::uint64_t id_;  // unique per pool and per release(): stale thread-local entries miss
-  const std::uintptr_t key_ = internal::pool_free_key(this);
+  const std::uintptr_t key_ = internal::free_list_key(this);
   central_list central_[internal::kPoolClasses];
   mutable std::mutex upstream_mutex_;  // chunks_, large_, caches_ and every upstream call
   internal::pool_chunks chunks_;

@@ -201,7 +201,7 @@ TYPED_TEST(PoolMisuse, DataThatLooksLikeTheFreeKeyIsNotAnError) {
   counting_resource upstream;
   TypeParam pool(&upstream);
   auto *p = static_cast<std::uintptr_t *>(pool.allocate(16));
-  p[1] = mesa::internal::pool_free_key(&pool);
+  p[1] = mesa::internal::free_list_key(&pool);
   EXPECT_EQ(stderr_of([&] { pool.deallocate(p, 16); }), "");
   EXPECT_EQ(pool.allocate(16), p);
   EXPECT_EQ(p[1], 0u) << "allocation clears the key";

@@ -1,6 +1,5 @@
 #include "mesa_alloc/internal/pool_parts.h"
 
-#include <cstdio>
 #include <new>
 
 #include "mesa_alloc/internal/diagnostics.h"
@@ -15,7 +14,7 @@ static_assert(sizeof(pool_chunks) > 0 && 2 * sizeof(void *) <= kPoolAlignment,
               "a chunk header fits in kPoolAlignment bytes");
 
 void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
-                         std::size_t max_count, pool_free_node **free_list, std::size_t *linked) {
+                         std::size_t max_count, free_node **free_list, std::size_t *linked) {
   if (static_cast<std::size_t>(end_ - cur_) < size) {
     std::size_t chunk_size = next_size_;
     auto *fresh = static_cast<chunk *>(upstream->allocate(chunk_size, kPoolAlignment));
@@ -31,25 +30,13 @@ void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
   if (count > max_count) count = max_count;
   void *first = cur_;
   for (std::size_t k = 1; k < count; ++k) {
-    auto *node = reinterpret_cast<pool_free_node *>(cur_ + k * size);
+    auto *node = reinterpret_cast<free_node *>(cur_ + k * size);
     node->next = *free_list;
     *free_list = node;
   }
   cur_ += count * size;
   if (linked != nullptr) *linked += count - 1;
   return first;
-}
-
-bool pool_double_free(const pool_free_node *list, const pool_free_node *node,
-                      std::size_t class_size, const char *pool) noexcept {
-  for (; list != nullptr; list = list->next) {
-    if (list != node) continue;
-    char why[64];
-    std::snprintf(why, sizeof why, "the %zu-byte block is already free", class_size);
-    report_refused_free("double free", node, pool, why);
-    return true;
-  }
-  return false;
 }
 
 void pool_chunks::release(std::pmr::memory_resource *upstream) noexcept {

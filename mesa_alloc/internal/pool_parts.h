@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <memory_resource>
 
+#include "mesa_alloc/internal/free_list.h"
+
 namespace mesa::internal {
 
 // Small requests: at most kPoolMaxSmall bytes and alignment a power of two up to kPoolAlignment
@@ -58,27 +60,6 @@ inline std::size_t pool_class_of(std::size_t bytes) noexcept {
   return kSizeClasses.index[(bytes + 15) >> 4];
 }
 
-// A free class block: the link, and the pool's free key (pool_free_key) in the second word, so
-// that freeing it again is noticed: a block whose second word holds the key is looked for on
-// its free list before it is pushed (a program's data that happens to equal the key costs that
-// search, nothing more). Allocation clears the key.
-struct pool_free_node {
-  pool_free_node *next;
-  std::uintptr_t key;
-};
-
-// A pool's free key: its address mixed so that no pointer or small number a program stores in a
-// block is likely to equal it.
-inline std::uintptr_t pool_free_key(const void *pool) noexcept {
-  return (reinterpret_cast<std::uintptr_t>(pool) * 0x9e3779b97f4a7c15ull) | 1;
-}
-
-// True (and reported, naming `pool`) if `node` is already on `list`: a double free.
-[[gnu::cold, gnu::noinline]] bool pool_double_free(const pool_free_node *list,
-                                                   const pool_free_node *node,
-                                                   std::size_t class_size,
-                                                   const char *pool) noexcept;
-
 // Bump allocation of class blocks out of chunks from upstream (growing geometrically, capped);
 // chunks go back only on release().
 class pool_chunks {
@@ -87,7 +68,7 @@ class pool_chunks {
   // chunk) and links all but the first onto `*free_list` (adding their number to `*linked` if
   // given); returns the first. Throws what upstream throws.
   void *carve(std::pmr::memory_resource *upstream, std::size_t size, std::size_t max_count,
-              pool_free_node **free_list, std::size_t *linked = nullptr);
+              free_node **free_list, std::size_t *linked = nullptr);
   void release(std::pmr::memory_resource *upstream) noexcept;
   std::size_t bytes_reserved() const noexcept { return reserved_; }
 
@@ -112,7 +93,7 @@ class pool_chunks {
 // `pool`) and left alone.
 class pool_large_blocks {
  public:
-  pool_large_blocks() noexcept : tag_(static_cast<std::uint32_t>(pool_free_key(this) >> 32) | 1u) {
+  pool_large_blocks() noexcept : tag_(static_cast<std::uint32_t>(free_list_key(this) >> 32) | 1u) {
     head_.prev = head_.next = &head_;
   }
   pool_large_blocks(const pool_large_blocks &) = delete;

@@ -1,0 +1,36 @@
+// Internal: the intrusive free list of the pools and slabs, with double-free detection. Not part
+// of the public API.
+//
+// A free block holds the link in its first word and its owner's free key in its second, so
+// every block is at least two words. Allocation clears the key. A free of a block that already
+// holds the key is looked for on the free lists it could be on (refuse_double_free); found, it
+// is a double free, reported and left alone, where a bare push would make the list a cycle and
+// hand the block out twice. Data that happens to equal the key costs that search, nothing more.
+// The compare is on the inline free path; the search goes out of line.
+#ifndef MESA_ALLOC_INTERNAL_FREE_LIST_H_
+#define MESA_ALLOC_INTERNAL_FREE_LIST_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mesa::internal {
+
+struct free_node {
+  free_node *next;
+  std::uintptr_t key;  // the owner's free key while the block is free
+};
+
+// An owner's free key: its address mixed so that no pointer or small number a program stores in
+// a block is likely to equal it; odd, so never 0.
+inline std::uintptr_t free_list_key(const void *owner) noexcept {
+  return (reinterpret_cast<std::uintptr_t>(owner) * 0x9e3779b97f4a7c15ull) | 1;
+}
+
+// True, after one line on stderr ("double free at <node> <where>: the <size>-byte block is
+// already free; the block is left alone"), if `node` is on `list`.
+[[gnu::cold, gnu::noinline]] bool refuse_double_free(const free_node *list, const free_node *node,
+                                                     std::size_t size, const char *where) noexcept;
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_FREE_LIST_H_

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 
@@ -42,10 +43,28 @@ std::size_t slab_parent::pages() const {
 void slab_parent::deallocate_object(void *p) noexcept {
   if (p == nullptr) return;
   std::lock_guard<std::mutex> lock(mutex_);
-  push_foreign(page_of(p), static_cast<free_node *>(p));
+  free_checked(p, "in mesa::slab_parent");
+}
+
+void slab_parent::free_checked(void *p, const char *where) noexcept {
+  page *pg = page_of(p);
+  if (pg->tag != key_) {
+    internal::report_refused_free("invalid free", p, where,
+                                  "not a block of this slab (its page is not one of the parent's)");
+    return;
+  }
+  auto *node = static_cast<free_node *>(p);
+  if (node->key == key_) {
+    const slab_child *owner = pg->owner.load(std::memory_order_relaxed);
+    if (internal::refuse_double_free(owner != nullptr ? owner->migrated_ : orphan_free_, node,
+                                     object_size_, where))
+      return;
+  }
+  push_foreign(pg, node);
 }
 
 void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
+  node->key = key_;
   slab_child *owner = pg->owner.load(std::memory_order_relaxed);
   if (owner != nullptr) {
     node->next = owner->migrated_;
@@ -67,7 +86,7 @@ void slab_parent::upstream_deallocate(void *p, std::size_t bytes, std::size_t al
   upstream_->deallocate(p, bytes, alignment);
 }
 
-slab_child::slab_child(slab_parent *parent) : parent_(parent) {
+slab_child::slab_child(slab_parent *parent) : key_(parent->key_), parent_(parent) {
   std::lock_guard<std::mutex> lock(parent_->mutex_);
   ++parent_->children_;
 }
@@ -115,10 +134,11 @@ void *slab_child::allocate_slow() {
       free_node *node = migrated_;
       free_ = node->next;
       migrated_ = nullptr;
+      node->key = 0;
       return node;
     }
     void *memory = parent.upstream_->allocate(parent.page_size_, parent.page_size_);
-    fresh = new (memory) slab_parent::page{{this}, parent.all_pages_, pages_};
+    fresh = new (memory) slab_parent::page{{this}, parent.all_pages_, pages_, parent.key_};
     parent.all_pages_ = fresh;
     pages_ = fresh;
     ++parent.pages_count_;
@@ -131,12 +151,25 @@ void *slab_child::allocate_slow() {
     node->next = free_;
     free_ = node;
   }
+  reinterpret_cast<free_node *>(first)->key = 0;
   return first;
 }
 
 void slab_child::deallocate_foreign(void *p) noexcept {
   std::lock_guard<std::mutex> lock(parent_->mutex_);
-  parent_->push_foreign(parent_->page_of(p), static_cast<free_node *>(p));
+  parent_->free_checked(p, "in mesa::slab_child");
+}
+
+void slab_child::deallocate_keyed(free_node *node) noexcept {
+  constexpr const char *kWhere = "in mesa::slab_child";
+  if (internal::refuse_double_free(free_, node, parent_->object_size_, kWhere)) return;
+  {
+    std::lock_guard<std::mutex> lock(parent_->mutex_);
+    if (internal::refuse_double_free(migrated_, node, parent_->object_size_, kWhere)) return;
+  }
+  node->next = free_;
+  node->key = key_;
+  free_ = node;
 }
 
 }  // namespace mesa

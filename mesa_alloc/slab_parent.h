@@ -9,13 +9,14 @@
 // its pages are orphaned, later frees of their blocks still work, and the next child that runs
 // out of memory adopts them.
 //
-// What it costs: zero bytes per object. Pages are `page_size` bytes (a power of two) aligned to
-// their size, so the owner of a block is found from its address (one mask, one load).
-// allocate_object() is an inline pop from the child's free list; deallocate_object() on the
-// owning child is an inline push. A free on a foreign child, the refill from migrated blocks,
-// new pages and orphan adoption take the parent's mutex (util/slab does the same). Pages go
-// back upstream only when the parent is destroyed. The upstream is only used under the
-// parent's mutex, so it need not be thread-safe.
+// What it costs: zero bytes per object (slots are at least two words; a free slot holds the
+// link and a free key that makes a double free detectable, see internal/free_list.h). Pages are
+// `page_size` bytes (a power of two) aligned to their size, so the owner of a block is found from
+// its address (one mask, one load). allocate_object() is an inline pop from the child's free list;
+// deallocate_object() on the owning child is an inline push. A free on a foreign child, the refill
+// from migrated blocks, new pages and orphan adoption take the parent's mutex (util/slab does the
+// same). Pages go back upstream only when the parent is destroyed. The upstream is only used under
+// the parent's mutex, so it need not be thread-safe.
 //
 // Example:
 //   mesa::slab_parent parent(upstream, sizeof(transfer));   // shared by every context
@@ -34,6 +35,8 @@
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
+
+#include "mesa_alloc/internal/free_list.h"
 
 namespace mesa {
 
@@ -61,13 +64,12 @@ class slab_parent {
 
  private:
   friend class slab_child;
-  struct free_node {
-    free_node *next;
-  };
+  using free_node = internal::free_node;
   struct page {
     std::atomic<slab_child *> owner;  // nullptr: orphaned
     page *next_all;                   // every page of the parent
     page *next_owned;                 // the owner's pages, or the orphan list
+    std::uintptr_t tag;               // the parent's key_: a block's page is one of its pages
   };
 
   page *page_of(void *p) const noexcept {
@@ -75,6 +77,10 @@ class slab_parent {
   }
   // Under mutex_: a block of `pg` freed by a thread that does not own it.
   void push_foreign(page *pg, free_node *node) noexcept;
+  // Under mutex_: frees `p` as push_foreign does, unless its page is not one of this parent's
+  // or it is on its owner's migrated list or the orphans' free list already (a double free):
+  // then one line on stderr, naming `where`, and the block is left alone.
+  void free_checked(void *p, const char *where) noexcept;
   void *upstream_allocate(std::size_t bytes, std::size_t alignment);
   void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
 
@@ -89,6 +95,7 @@ class slab_parent {
   std::size_t page_size_;
   std::size_t first_offset_;
   std::pmr::memory_resource *upstream_;
+  const std::uintptr_t key_ = internal::free_list_key(this);  // free key and page tag
 };
 
 class slab_child final : public std::pmr::memory_resource {
@@ -104,16 +111,21 @@ class slab_child final : public std::pmr::memory_resource {
     free_node *node = free_;
     if (node != nullptr) {
       free_ = node->next;
+      node->key = 0;
       return node;
     }
     return allocate_slow();
   }
-  // Frees a block of any child of the same parent.
+  // Frees a block of any child of the same parent. A double free is refused with one line on
+  // stderr when the first free's block is on this child's lists or, for a foreign free, on
+  // its owner's migrated list (not while another thread's child holds it on its own list).
   void deallocate_object(void *p) noexcept {
     slab_parent::page *pg = parent_->page_of(p);
     if (pg->owner.load(std::memory_order_relaxed) == this) {
       auto *node = static_cast<free_node *>(p);
+      if (node->key == key_) return deallocate_keyed(node);
       node->next = free_;
+      node->key = key_;
       free_ = node;
       return;
     }
@@ -146,6 +158,9 @@ class slab_child final : public std::pmr::memory_resource {
   }
   [[gnu::noinline]] void *allocate_slow();
   [[gnu::noinline]] void deallocate_foreign(void *p) noexcept;
+  // deallocate_object() of an own block holding the free key: refused if it is on free_ or
+  // migrated_, pushed otherwise.
+  [[gnu::cold, gnu::noinline]] void deallocate_keyed(free_node *node) noexcept;
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
     return allocate(bytes, alignment);
@@ -160,6 +175,7 @@ class slab_child final : public std::pmr::memory_resource {
   }
 
   free_node *free_ = nullptr;
+  std::uintptr_t key_;                  // the parent's
   free_node *migrated_ = nullptr;       // under parent_->mutex_
   slab_parent::page *pages_ = nullptr;  // under parent_->mutex_
   slab_parent *parent_;

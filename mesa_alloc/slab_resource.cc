@@ -45,6 +45,13 @@ void *slab_resource::allocate_slow() {
   return object;
 }
 
+void slab_resource::deallocate_keyed(free_node *node) noexcept {
+  if (internal::refuse_double_free(free_, node, object_size_, "in mesa::slab_resource")) return;
+  node->next = free_;
+  node->key = key_;
+  free_ = node;
+}
+
 void slab_resource::release() noexcept {
   const std::size_t page_alignment = alignment_ > alignof(page) ? alignment_ : alignof(page);
   while (pages_ != nullptr) {

@@ -3,11 +3,12 @@
 // What it is for: many objects of one size that are created and destroyed all the time (IR
 // instructions, fences, queries, transfer objects: what Mesa's util/slab serves).
 //
-// What it costs: zero bytes per object; allocate_object()/deallocate_object() are an inline
-// pop/push on an intrusive free list, and allocate()/deallocate() called on a slab_resource (not
-// through a memory_resource *) are the same plus a size check. Through std::pmr it is one
-// virtual call more. Pages of `page_size` bytes come from upstream and go back only on
-// release() or destruction. Requests larger than object_size() or more aligned than
+// What it costs: zero bytes per object (slots are at least two words); allocate_object()/
+// deallocate_object() are an inline pop/push on an intrusive free list (the push compares one
+// word first: a double free is refused, see internal/free_list.h), and allocate()/deallocate()
+// called on a slab_resource (not through a memory_resource *) are the same plus a size check.
+// Through std::pmr it is one virtual call more. Pages of `page_size` bytes come from upstream and
+// go back only on release() or destruction. Requests larger than object_size() or more aligned than
 // alignment() go straight to upstream, so the slab is safe as a general resource.
 //
 // Example:
@@ -21,7 +22,10 @@
 #define MESA_ALLOC_SLAB_RESOURCE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory_resource>
+
+#include "mesa_alloc/internal/free_list.h"
 
 namespace mesa {
 
@@ -42,14 +46,18 @@ class slab_resource final : public std::pmr::memory_resource {
     free_node *node = free_;
     if (node != nullptr) {
       free_ = node->next;
+      node->key = 0;
       return node;
     }
     return allocate_slow();
   }
-  // `p` came from allocate_object() (or allocate() of a size that fits) of this slab.
+  // `p` came from allocate_object() (or allocate() of a size that fits) of this slab. A block
+  // freed twice is refused with one line on stderr (free_list.h).
   void deallocate_object(void *p) noexcept {
     auto *node = static_cast<free_node *>(p);
+    if (node->key == key_) return deallocate_keyed(node);
     node->next = free_;
+    node->key = key_;
     free_ = node;
   }
 
@@ -75,9 +83,7 @@ class slab_resource final : public std::pmr::memory_resource {
   std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
 
  private:
-  struct free_node {
-    free_node *next;
-  };
+  using free_node = internal::free_node;
   struct page;
 
   // A power of two up to alignment_ (0 wraps past it); anything else goes to allocate_upstream.
@@ -86,6 +92,8 @@ class slab_resource final : public std::pmr::memory_resource {
            (alignment & (alignment - 1)) == 0;
   }
   [[gnu::noinline]] void *allocate_slow();
+  // deallocate_object() of a block holding the free key: refused if it is on the free list.
+  [[gnu::cold, gnu::noinline]] void deallocate_keyed(free_node *node) noexcept;
   [[gnu::noinline]] void *allocate_upstream(std::size_t bytes, std::size_t alignment);
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
@@ -99,6 +107,7 @@ class slab_resource final : public std::pmr::memory_resource {
   }
 
   free_node *free_ = nullptr;
+  const std::uintptr_t key_ = internal::free_list_key(this);
   char *carve_ = nullptr;  // the not yet carved part of the newest page
   char *carve_end_ = nullptr;
   page *pages_ = nullptr;

@@ -19,6 +19,7 @@ namespace {
 
 using mesa_test::counting_resource;
 using mesa_test::is_aligned;
+using mesa_test::stderr_of;
 
 TEST(PoolSizeClasses, EverySizeMapsToTheSmallestClassThatFits) {
   const auto &t = mesa::internal::kSizeClasses;
@@ -163,14 +164,6 @@ template <class Pool>
 class PoolMisuse : public testing::Test {};
 using Pools = testing::Types<mesa::pool_resource, mesa::synchronized_pool_resource>;
 TYPED_TEST_SUITE(PoolMisuse, Pools);
-
-// Runs `body` and returns what it printed on stderr.
-template <class Body>
-std::string stderr_of(Body body) {
-  testing::internal::CaptureStderr();
-  body();
-  return testing::internal::GetCapturedStderr();
-}
 
 TYPED_TEST(PoolMisuse, ADoubleFreeIsReportedAndTheBlockHandedOutOnce) {
   counting_resource upstream;

@@ -117,6 +117,58 @@ TEST(SlabParent, UpstreamFailureThrowsAndChildStaysUsable) {
   EXPECT_NE(child.allocate_object(), nullptr);
 }
 
+// Double frees are refused wherever the first free put the block where the freeing thread may
+// look: the owner's own list, the owner's migrated list (a foreign free), the orphans' list.
+TEST(SlabParent, DoubleFreesAreRefused) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48);
+  mesa::slab_child owner(&parent), other(&parent);
+  using mesa_test::double_free_line;
+  using mesa_test::stderr_of;
+  void *keep = owner.allocate_object();
+  void *a = owner.allocate_object();
+  owner.deallocate_object(a);
+  EXPECT_EQ(stderr_of([&] { owner.deallocate_object(a); }),
+            double_free_line(a, 48, "in mesa::slab_child"))
+      << "owner, twice";
+  void *b = owner.allocate_object();  // a again
+  EXPECT_EQ(b, a);
+  other.deallocate_object(b);  // migrates to the owner
+  EXPECT_EQ(stderr_of([&] { other.deallocate_object(b); }),
+            double_free_line(b, 48, "in mesa::slab_child"))
+      << "foreign, twice";
+  EXPECT_EQ(stderr_of([&] { parent.deallocate_object(b); }),
+            double_free_line(b, 48, "in mesa::slab_parent"))
+      << "foreign, then through the parent";
+  EXPECT_EQ(stderr_of([&] { owner.deallocate_object(b); }),
+            double_free_line(b, 48, "in mesa::slab_child"))
+      << "foreign, then the owner";
+  std::set<void *> handed_out;
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_TRUE(handed_out.insert(owner.allocate_object()).second) << "a block handed out twice";
+  }
+  for (void *p : handed_out) owner.deallocate_object(p);
+  owner.deallocate_object(keep);
+}
+
+// A block of another slab (its page is not one of this parent's) is refused, not pushed into
+// a list of a "page" that does not exist.
+TEST(SlabParent, ABlockOfAnotherSlabIsRefused) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48), elsewhere(&upstream, 48);
+  mesa::slab_child child(&parent), stranger(&elsewhere);
+  void *theirs = stranger.allocate_object();
+  (void)child.allocate_object();
+  const std::string err = mesa_test::stderr_of([&] { child.deallocate_object(theirs); });
+  char expected[200];
+  std::snprintf(expected, sizeof expected,
+                "mesa_alloc: invalid free at %p in mesa::slab_child: not a block of this slab (its "
+                "page is not one of the parent's); the block is left alone\n",
+                theirs);
+  EXPECT_EQ(err, expected);
+  stranger.deallocate_object(theirs);
+}
+
 TEST(SlabParentDeathTest, ParentDestroyedBeforeChildIsAClearError) {
   EXPECT_DEATH(
       {

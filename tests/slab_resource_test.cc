@@ -42,7 +42,7 @@ TEST(SlabResource, NaturalAlignmentAndSlotSize) {
   mesa::slab_resource b(&upstream, 64);
   EXPECT_EQ(b.alignment(), 16u);
   mesa::slab_resource c(&upstream, 1);
-  EXPECT_EQ(c.object_size(), sizeof(void *)) << "a slot holds at least the free-list link";
+  EXPECT_EQ(c.object_size(), 2 * sizeof(void *)) << "a slot holds the link and the free key";
   EXPECT_THROW(mesa::slab_resource(&upstream, 16, 3), std::invalid_argument);
   EXPECT_THROW(mesa::slab_resource(&upstream, 4096, 16, 128), std::invalid_argument);
   EXPECT_THROW(mesa::slab_resource(&upstream, 64, 0, SIZE_MAX), std::invalid_argument);
@@ -138,6 +138,30 @@ TEST(SlabResource, UpstreamFailureThrowsAndSlabStaysUsable) {
   EXPECT_EQ(slab.allocate_object(), blocks.back()) << "free list still works";
   upstream.fail_after(-1);
   EXPECT_NE(slab.allocate_object(), nullptr);
+}
+
+// A block freed twice is refused with one line and handed out once; data that happens to equal
+// the free key in a live block's second word is freed normally.
+TEST(SlabResource, ADoubleFreeIsRefusedAndTheBlockHandedOutOnce) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 40);
+  void *keep = slab.allocate_object();
+  void *p = slab.allocate_object();
+  slab.deallocate_object(p);
+  EXPECT_EQ(mesa_test::stderr_of([&] { slab.deallocate_object(p); }),
+            mesa_test::double_free_line(p, 40, "in mesa::slab_resource"));
+  EXPECT_EQ(mesa_test::stderr_of([&] { slab.deallocate(p, 40, 8); }),
+            mesa_test::double_free_line(p, 40, "in mesa::slab_resource"))
+      << "through the pmr path too";
+  void *a = slab.allocate_object();
+  void *b = slab.allocate_object();
+  EXPECT_EQ(a, p);
+  EXPECT_NE(b, p) << "handed out twice";
+  EXPECT_NE(b, keep);
+  static_cast<std::uintptr_t *>(a)[1] = mesa::internal::free_list_key(&slab);
+  EXPECT_EQ(mesa_test::stderr_of([&] { slab.deallocate_object(a); }), "");
+  EXPECT_EQ(slab.allocate_object(), a);
+  EXPECT_EQ(static_cast<std::uintptr_t *>(a)[1], 0u) << "allocation clears the key";
 }
 
 TEST(SlabC, FixedSizeTable) {

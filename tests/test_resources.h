@@ -6,12 +6,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <iterator>
 #include <map>
 #include <memory_resource>
 #include <mutex>
 #include <new>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -162,6 +164,23 @@ inline void expect_pmr_refuses_bad_alignment(std::pmr::memory_resource &resource
     }
   }
   EXPECT_EQ(upstream.allocations(), before);
+}
+
+// Runs `body` and returns what it printed on stderr.
+template <class Body>
+std::string stderr_of(Body body) {
+  testing::internal::CaptureStderr();
+  body();
+  return testing::internal::GetCapturedStderr();
+}
+
+// The one line a resource prints when it refuses a double free (internal/free_list.h), for a
+// block of `size` bytes, `where` being e.g. "in mesa::slab_child".
+inline std::string double_free_line(const void *p, std::size_t size, const std::string &where) {
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", p);
+  return "mesa_alloc: double free at " + std::string(address) + " " + where + ": the " +
+         std::to_string(size) + "-byte block is already free; the block is left alone\n";
 }
 
 }  // namespace mesa_test

@@ -5,10 +5,12 @@
 #include <cstddef>
 #include <stdexcept>
 
+#include "mesa_alloc/internal/free_list.h"
+
 namespace mesa::internal {
 
 struct slab_geometry {
-  std::size_t object_size;  // slot size: a multiple of alignment, at least a pointer
+  std::size_t object_size;  // slot size: a multiple of alignment, at least a free_node
   std::size_t alignment;
   std::size_t page_size;
   std::size_t first_offset;  // offset of the first slot in a page (after the page header)
@@ -32,7 +34,8 @@ struct slab_geometry {
     if (alignment < alignof(void *)) alignment = alignof(void *);
     slab_geometry g;
     g.alignment = alignment;
-    g.object_size = object_size < sizeof(void *) ? sizeof(void *) : object_size;
+    // A free slot holds the link and the free key (free_list.h).
+    g.object_size = object_size < sizeof(free_node) ? sizeof(free_node) : object_size;
     g.object_size = (g.object_size + alignment - 1) & ~(alignment - 1);
     g.first_offset = (header_size + alignment - 1) & ~(alignment - 1);
     std::size_t min_page = g.first_offset + 64 * g.object_size;

@@ -1,11 +1,20 @@
 #include "mesa_alloc/callback_resource.h"
 
+#include <cstdlib>
 #include <new>
+
+#include "mesa_alloc/internal/diagnostics.h"
 
 namespace mesa {
 
 callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_scope scope) noexcept
-    : table_(table != nullptr ? table : mesa_default_allocator()), scope_(scope) {}
+    : table_(table != nullptr ? table : mesa_default_allocator()), scope_(scope) {
+  // A missing function would be called through address 0 at the first use; say so here.
+  if (const char *missing = internal::missing_table_function(table_)) {
+    internal::report_incomplete_table("callback_resource", missing);
+    std::abort();
+  }
+}
 
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);

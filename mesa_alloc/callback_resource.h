@@ -25,7 +25,9 @@ namespace mesa {
 
 class callback_resource final : public std::pmr::memory_resource {
  public:
-  // `table` NULL means the default allocator, resolved now.
+  // `table` NULL means the default allocator, resolved now. A table without alloc_fn,
+  // realloc_fn or free_fn is refused: one line on stderr naming the missing function, then
+  // abort (it would otherwise be called through address 0).
   explicit callback_resource(const mesa_allocator *table,
                              mesa_alloc_scope scope = MESA_ALLOC_SCOPE_OBJECT) noexcept;
 

@@ -86,6 +86,25 @@ TEST(CallbackResource, EqualOnlyForTheSameTable) {
   EXPECT_FALSE(a1.is_equal(*std::pmr::new_delete_resource()));
 }
 
+// A table without alloc_fn, realloc_fn or free_fn would jump to address 0 at its first use: the
+// resource says which function is missing when it is built, and aborts (as vk_callbacks does).
+TEST(CallbackResourceDeathTest, IncompleteTableIsRefusedAtConstruction) {
+  EXPECT_DEATH(
+      {
+        mesa_allocator incomplete = *mesa_libc_allocator();
+        incomplete.alloc_fn = nullptr;
+        mesa::callback_resource resource(&incomplete);
+      },
+      "mesa_alloc: callback_resource: the table has no alloc_fn");
+  EXPECT_DEATH(
+      {
+        mesa_allocator incomplete = *mesa_libc_allocator();
+        incomplete.free_fn = nullptr;
+        mesa::callback_resource resource(&incomplete);
+      },
+      "mesa_alloc: callback_resource: the table has no free_fn");
+}
+
 TEST(CallbackResource, PmrContainersAllocateOnlyThroughTheTable) {
   test::counting_allocator counting;
   mesa::callback_resource resource(counting.table());

@@ -1,6 +1,7 @@
 // The C API of debug_resources.h: tracking, fault, debug and logging tables on a parent table.
 #include "mesa_alloc/debug_resources.h"
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -9,6 +10,7 @@
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/c_tables.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/tracking_resource.h"
 
@@ -214,6 +216,10 @@ void mesa_logging_destroy(const mesa_allocator *logging) { destroy_table<logging
 int mesa_fault_loop(const mesa_allocator *parent,
                     void (*body)(const mesa_allocator *allocator, void *context), void *context,
                     mesa_fault_loop_result *result) {
+  if (result != nullptr) *result = mesa_fault_loop_result{};
+  parent = mesa::internal::parent_or_default(parent, "mesa_fault_loop");
+  if (body == nullptr) std::fputs("mesa_alloc: mesa_fault_loop: no body to run\n", stderr);
+  if (parent == nullptr || body == nullptr) return 0;
   mesa::callback_resource upstream(parent);
   const mesa::fault_loop_result r =
       mesa::fail_each_allocation(&upstream, [&](std::pmr::memory_resource *resource) {

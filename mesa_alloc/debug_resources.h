@@ -84,7 +84,8 @@ typedef struct mesa_fault_loop_result {
 
 /* Calls body(allocator, context) with allocation 0, 1, 2, ... failing (NULL), one per run,
  * until a run completes with no failure injected or a run leaks (memory still allocated through
- * `allocator` when body returns). Returns 1 when it completed with no leak. */
+ * `allocator` when body returns). Returns 1 when it completed with no leak. A NULL body, or a
+ * parent table that lacks a function, is reported on stderr and returns 0 with *result zeroed. */
 int mesa_fault_loop(const mesa_allocator *parent,
                     void (*body)(const mesa_allocator *allocator, void *context), void *context,
                     mesa_fault_loop_result *result);

@@ -1,5 +1,7 @@
 #include "mesa_alloc/fault_resource.h"
 
+#include <cmath>
+#include <cstdio>
 #include <thread>
 
 #include "mesa_alloc/internal/request_limit.h"
@@ -45,6 +47,12 @@ void fault_resource::fail_every(std::uint64_t n) noexcept {
 }
 
 void fault_resource::fail_random(double probability, std::uint64_t seed) noexcept {
+  if (std::isnan(probability)) {
+    std::fputs(
+        "mesa_alloc: fault_resource: fail_random with a probability that is not a number; "
+        "no failures\n",
+        stderr);
+  }
   if (!(probability > 0)) return set(mode::none, 0, 0, 0);
   // threshold / 2^64 == probability; probability >= 1 fails every attempt.
   const std::uint64_t threshold =

@@ -45,7 +45,7 @@ class fault_resource final : public std::pmr::memory_resource {
   // Attempts n-1, 2n-1, ... from now fail (every n-th); n == 0 stops.
   void fail_every(std::uint64_t n) noexcept;
   // Each attempt fails with `probability` (0..1), decided by a hash of (seed, attempt number from
-  // now).
+  // now). Below 0 is 0 and above 1 is 1; NaN is reported on stderr and means no failures.
   void fail_random(double probability, std::uint64_t seed) noexcept;
   // No more failures.
   void fail_none() noexcept;

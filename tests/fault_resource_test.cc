@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory_resource>
@@ -199,6 +200,38 @@ TEST(FaultC, LoopDrivesACWorkload) {
   EXPECT_EQ(r.leaked, 0);
   EXPECT_EQ(r.runs, 6u);  // 4 allocations + realloc, then one clean run
   EXPECT_EQ(w.completed_runs, 1);
+}
+
+// No body, or a parent table that lacks a function: one line each, 0, and a zeroed result
+// (the parent's missing function used to be called through address 0).
+TEST(FaultC, LoopRefusesAMissingBodyOrAnIncompleteParent) {
+  mesa_allocator incomplete = *mesa_libc_allocator();
+  incomplete.free_fn = nullptr;
+  c_workload w;
+  mesa_fault_loop_result r;
+  std::memset(&r, 0xff, sizeof r);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_fault_loop(&incomplete, build_names, &w, &r), 0);
+  EXPECT_EQ(r.runs, 0u);
+  EXPECT_EQ(r.completed, 0);
+  EXPECT_EQ(mesa_fault_loop(nullptr, nullptr, &w, &r), 0);
+  EXPECT_EQ(r.runs, 0u);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: mesa_fault_loop: the table has no free_fn (alloc_fn, realloc_fn and "
+            "free_fn are required)\n"
+            "mesa_alloc: mesa_fault_loop: no body to run\n");
+  EXPECT_EQ(w.completed_runs, 0);
+}
+
+// A probability that is not a number is said, and means no failures.
+TEST(FaultResource, RandomWithNaNIsReportedAndFailsNothing) {
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(random_pattern(std::nan(""), 1), std::string(400, '.'));
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: fault_resource: fail_random with a probability that is not a number; no "
+            "failures\n");
+  EXPECT_EQ(random_pattern(-1, 1), std::string(400, '.'));
+  EXPECT_EQ(random_pattern(2, 1), std::string(400, 'X'));
 }
 
 TEST(FaultC, TableInjectsFailures) {

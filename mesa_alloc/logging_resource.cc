@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -86,7 +88,14 @@ void trace_file::write_site(std::uint32_t id, const char *text, std::size_t leng
 
 logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_sink *sink,
                                    bool record_stacks) noexcept
-    : upstream_(upstream), sink_(sink), record_stacks_(record_stacks), start_ns_(now_ns()) {}
+    : upstream_(upstream), sink_(sink), record_stacks_(record_stacks), start_ns_(now_ns()) {
+  // Without these the first allocation would call through a null pointer; say so here.
+  if (upstream == nullptr || sink == nullptr) {
+    std::fprintf(stderr, "mesa_alloc: logging_resource: no %s\n",
+                 upstream == nullptr ? "upstream resource" : "trace sink");
+    std::abort();
+  }
+}
 
 std::uint32_t logging_resource::call_site() noexcept {
   void *frames[kStackFrames];

@@ -85,6 +85,7 @@ class trace_file final : public trace_sink {
 
 class logging_resource final : public std::pmr::memory_resource {
  public:
+  // A null upstream or sink is refused: one line on stderr, then abort.
   logging_resource(std::pmr::memory_resource *upstream, trace_sink *sink,
                    bool record_stacks = false) noexcept;
 

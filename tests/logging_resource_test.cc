@@ -148,6 +148,14 @@ std::vector<mesa::trace_event> read_events(const std::string &path) {
   return events;
 }
 
+TEST(LoggingResourceDeathTest, NoSinkOrUpstreamIsRefusedAtConstruction) {
+  memory_sink sink;
+  EXPECT_DEATH(mesa::logging_resource(std::pmr::new_delete_resource(), nullptr),
+               "mesa_alloc: logging_resource: no trace sink");
+  EXPECT_DEATH(mesa::logging_resource(nullptr, &sink),
+               "mesa_alloc: logging_resource: no upstream resource");
+}
+
 TEST(LoggingC, TraceFileHasHeaderAndEvents) {
   const std::string path = testing::TempDir() + "/c.trace";
   const mesa_allocator *log = mesa_logging_create(mesa_libc_allocator(), path.c_str(), 1);

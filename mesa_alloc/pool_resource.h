@@ -96,8 +96,8 @@ class pool_resource final : public std::pmr::memory_resource {
 
   static constexpr const char *kName = "in mesa::pool_resource";
 
+  const std::uintptr_t key_ = internal::free_list_key(this);  // next to the lists it guards
   internal::free_node *free_[internal::kPoolClasses] = {};
-  const std::uintptr_t key_ = internal::free_list_key(this);
   internal::pool_chunks chunks_;
   internal::pool_large_blocks large_;
   std::pmr::memory_resource *upstream_;

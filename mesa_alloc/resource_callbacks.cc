@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -35,9 +36,7 @@ resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource,
                                        const void *kind) noexcept
     : resource_(resource),
       kind_(kind),
-      tag_(static_cast<std::uint32_t>(
-               (reinterpret_cast<std::uintptr_t>(this) >> 4) * 0x9e3779b97f4a7c15ull >> 32) |
-           1u),
+      tag_(internal::header_tag(this)),
       table_{this,
              &resource_callbacks::alloc,
              &resource_callbacks::realloc,

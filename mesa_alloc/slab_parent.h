@@ -175,7 +175,7 @@ class slab_child final : public std::pmr::memory_resource {
   }
 
   free_node *free_ = nullptr;
-  std::uintptr_t key_;                  // the parent's
+  const std::uintptr_t key_;            // the parent's
   free_node *migrated_ = nullptr;       // under parent_->mutex_
   slab_parent::page *pages_ = nullptr;  // under parent_->mutex_
   slab_parent *parent_;

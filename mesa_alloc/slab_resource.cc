@@ -40,7 +40,8 @@ void *slab_resource::allocate_slow() {
     carve_ = reinterpret_cast<char *>(fresh) + first_offset_;
     carve_end_ = reinterpret_cast<char *>(fresh) + page_size_;
   }
-  void *object = carve_;
+  auto *object = reinterpret_cast<free_node *>(carve_);
+  object->key = 0;  // the page may be memory this slab freed before, keys and all
   carve_ += object_size_;
   return object;
 }

@@ -176,7 +176,8 @@ void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
 void tracking_resource::report_overdrawn(std::size_t bytes, std::size_t charged) const noexcept {
   std::fprintf(stderr,
                "mesa_alloc: tracking resource '%.*s': %zu bytes given back with %zu charged to its "
-               "limit (a block freed twice, or with a larger size than it was allocated with); "
+               "limit (a block freed twice or with a larger size than it was allocated with, or "
+               "a limit set while other threads allocated); "
                "the charge is now 0\n",
                static_cast<int>(name_.size()), name_.data(), bytes, charged);
 }

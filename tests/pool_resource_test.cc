@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/pool_parts.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
 #include "tests/test_resources.h"
@@ -198,6 +199,38 @@ TYPED_TEST(PoolMisuse, DataThatLooksLikeTheFreeKeyIsNotAnError) {
   EXPECT_EQ(stderr_of([&] { pool.deallocate(p, 16); }), "");
   EXPECT_EQ(pool.allocate(16), p);
   EXPECT_EQ(p[1], 0u) << "allocation clears the key";
+}
+
+// A large block whose header's tag an underrun damaged: its free is refused, and release() (here
+// the destructor) still returns it upstream instead of retrying it for ever.
+TYPED_TEST(PoolMisuse, ReleaseReturnsALargeBlockWithADamagedTag) {
+  counting_resource upstream;
+  {
+    TypeParam pool(&upstream);
+    auto *p = static_cast<unsigned char *>(pool.allocate(10000));
+    p[-1] ^= 1;
+    EXPECT_NE(stderr_of([&] { pool.deallocate(p, 10000); }).find("not a live large block"),
+              std::string::npos);
+  }
+  EXPECT_EQ(upstream.blocks_in_use(), 0u);
+}
+
+// The first block carved from a chunk is handed out without the key, even when the chunk is
+// memory the pool freed before (after release(), upstream hands the same pages back): a free
+// of a block whose second word still held the key would search the whole free list.
+TYPED_TEST(PoolMisuse, CarvedBlocksNeverHoldTheKey) {
+  counting_resource upstream;
+  TypeParam pool(&upstream);
+  const std::uintptr_t key = mesa::internal::free_list_key(&pool);
+  for (std::size_t size : {16u, 2048u}) {
+    for (int round = 0; round < 3; ++round) {
+      std::vector<void *> blocks;
+      for (int i = 0; i < 64; ++i) blocks.push_back(pool.allocate(size));
+      for (void *b : blocks) EXPECT_NE(static_cast<std::uintptr_t *>(b)[1], key) << size;
+      for (void *b : blocks) pool.deallocate(b, size);
+      pool.release();
+    }
+  }
 }
 
 // A class block freed as a large one: its "header" is not a live large block's.

@@ -118,7 +118,8 @@ TEST(SlabParent, UpstreamFailureThrowsAndChildStaysUsable) {
 }
 
 // Double frees are refused wherever the first free put the block where the freeing thread may
-// look: the owner's own list, the owner's migrated list (a foreign free), the orphans' list.
+// look: the owner's own list and the owner's migrated list (a foreign free). The orphans' list:
+// the next test.
 TEST(SlabParent, DoubleFreesAreRefused) {
   counting_resource upstream;
   mesa::slab_parent parent(&upstream, 48);
@@ -149,6 +150,27 @@ TEST(SlabParent, DoubleFreesAreRefused) {
   }
   for (void *p : handed_out) owner.deallocate_object(p);
   owner.deallocate_object(keep);
+}
+
+// A child destroyed with a block still live elsewhere: the block's page is orphaned; freed
+// through the parent it goes to the orphans' free list, and a second free is refused there.
+TEST(SlabParent, ADoubleFreeOfAnOrphanedBlockIsRefused) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48);
+  void *p;
+  {
+    mesa::slab_child owner(&parent);
+    p = owner.allocate_object();
+  }
+  parent.deallocate_object(p);
+  EXPECT_EQ(mesa_test::stderr_of([&] { parent.deallocate_object(p); }),
+            mesa_test::double_free_line(p, 48, "in mesa::slab_parent"));
+  mesa::slab_child adopter(&parent);
+  std::set<void *> handed_out;
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(handed_out.insert(adopter.allocate_object()).second) << "a block handed out twice";
+  }
+  for (void *q : handed_out) adopter.deallocate_object(q);
 }
 
 // A block of another slab (its page is not one of this parent's) is refused, not pushed into

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/internal/free_list.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -162,6 +163,21 @@ TEST(SlabResource, ADoubleFreeIsRefusedAndTheBlockHandedOutOnce) {
   EXPECT_EQ(mesa_test::stderr_of([&] { slab.deallocate_object(a); }), "");
   EXPECT_EQ(slab.allocate_object(), a);
   EXPECT_EQ(static_cast<std::uintptr_t *>(a)[1], 0u) << "allocation clears the key";
+}
+
+// A slot carved from a page is handed out without the key, even when the page is memory the
+// slab freed before (release(), then upstream hands it back).
+TEST(SlabResource, CarvedSlotsNeverHoldTheKey) {
+  counting_resource upstream;
+  mesa::slab_resource slab(&upstream, 8);
+  const std::uintptr_t key = mesa::internal::free_list_key(&slab);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<void *> blocks;
+    for (int i = 0; i < 100; ++i) blocks.push_back(slab.allocate_object());
+    for (void *b : blocks) EXPECT_NE(static_cast<std::uintptr_t *>(b)[1], key);
+    for (void *b : blocks) slab.deallocate_object(b);
+    slab.release();
+  }
 }
 
 TEST(SlabC, FixedSizeTable) {

@@ -20,6 +20,7 @@
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -50,9 +51,7 @@ struct tracking_table {
         parent(parent_table),
         upstream(parent_table),
         tracker(&upstream, name, parent_tracker),
-        owner_tag(static_cast<std::uint32_t>(
-                      (reinterpret_cast<std::uintptr_t>(this) >> 4) * 0x9e3779b97f4a7c15ull >> 32) |
-                  1u) {}
+        owner_tag(header_tag(this)) {}
 
   header make_header(std::size_t size, std::size_t alignment, mesa_alloc_scope scope) const {
     return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),

@@ -26,6 +26,13 @@ inline std::uintptr_t free_list_key(const void *owner) noexcept {
   return (reinterpret_cast<std::uintptr_t>(owner) * 0x9e3779b97f4a7c15ull) | 1;
 }
 
+// The 32-bit tag an owner writes into the headers of its live blocks (the pools' large blocks,
+// the C tables over a resource, the tracking table): from its address as free_list_key; odd,
+// so never 0 and never a tracking table's freed tag (even).
+inline std::uint32_t header_tag(const void *owner) noexcept {
+  return static_cast<std::uint32_t>(free_list_key(owner) >> 32) | 1u;
+}
+
 // True, after one line on stderr ("double free at <node> <where>: the <size>-byte block is
 // already free; the block is left alone"), if `node` is on `list`.
 [[gnu::cold, gnu::noinline]] bool refuse_double_free(const free_node *list, const free_node *node,

@@ -28,7 +28,8 @@ void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
   }
   std::size_t count = static_cast<std::size_t>(end_ - cur_) / size;
   if (count > max_count) count = max_count;
-  void *first = cur_;
+  auto *first = reinterpret_cast<free_node *>(cur_);
+  first->key = 0;  // the chunk may be memory this pool freed before, keys and all
   for (std::size_t k = 1; k < count; ++k) {
     auto *node = reinterpret_cast<free_node *>(cur_ + k * size);
     node->next = *free_list;
@@ -80,19 +81,22 @@ void pool_large_blocks::deallocate(std::pmr::memory_resource *upstream, void *p,
                         "by it, or freed with a size or alignment it was not allocated with)");
     return;
   }
+  unlink_and_free(upstream, h);
+}
+
+void pool_large_blocks::unlink_and_free(std::pmr::memory_resource *upstream, header *h) noexcept {
   h->tag = 0;
   h->prev->next = h->next;
   h->next->prev = h->prev;
   reserved_ -= h->total;
   const std::size_t alignment = h->alignment();
-  upstream->deallocate(static_cast<char *>(p) - offset_for(alignment), h->total, alignment);
+  upstream->deallocate(reinterpret_cast<char *>(h + 1) - offset_for(alignment), h->total,
+                       alignment);
 }
 
+// The list itself says which blocks are live: a tag damaged by an underrun does not keep one.
 void pool_large_blocks::release(std::pmr::memory_resource *upstream) noexcept {
-  while (head_.next != &head_) {
-    header *h = head_.next;
-    deallocate(upstream, h + 1, "in release()");
-  }
+  while (head_.next != &head_) unlink_and_free(upstream, head_.next);
 }
 
 }  // namespace mesa::internal

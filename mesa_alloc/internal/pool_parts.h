@@ -93,14 +93,13 @@ class pool_chunks {
 // `pool`) and left alone.
 class pool_large_blocks {
  public:
-  pool_large_blocks() noexcept : tag_(static_cast<std::uint32_t>(free_list_key(this) >> 32) | 1u) {
-    head_.prev = head_.next = &head_;
-  }
+  pool_large_blocks() noexcept : tag_(header_tag(this)) { head_.prev = head_.next = &head_; }
   pool_large_blocks(const pool_large_blocks &) = delete;
   pool_large_blocks &operator=(const pool_large_blocks &) = delete;
 
   void *allocate(std::pmr::memory_resource *upstream, std::size_t bytes, std::size_t alignment);
   void deallocate(std::pmr::memory_resource *upstream, void *p, const char *pool) noexcept;
+  // Returns every block upstream, whatever its header's tag says.
   void release(std::pmr::memory_resource *upstream) noexcept;
   std::size_t bytes_reserved() const noexcept { return reserved_; }
 
@@ -116,6 +115,7 @@ class pool_large_blocks {
   static std::size_t offset_for(std::size_t alignment) noexcept {
     return alignment > sizeof(header) ? alignment : sizeof(header);
   }
+  void unlink_and_free(std::pmr::memory_resource *upstream, header *h) noexcept;
 
   header head_;
   std::size_t reserved_ = 0;

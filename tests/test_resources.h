@@ -174,13 +174,20 @@ std::string stderr_of(Body body) {
   return testing::internal::GetCapturedStderr();
 }
 
-// The one line a resource prints when it refuses a double free (internal/free_list.h), for a
-// block of `size` bytes, `where` being e.g. "in mesa::slab_child".
-inline std::string double_free_line(const void *p, std::size_t size, const std::string &where) {
+// The one line a resource prints when it refuses a free (internal/diagnostics.h):
+// "mesa_alloc: <what> at <p> <where>: <why>; the block is left alone".
+inline std::string refused_line(const std::string &what, const void *p, const std::string &where,
+                                const std::string &why) {
   char address[32];
   std::snprintf(address, sizeof address, "%p", p);
-  return "mesa_alloc: double free at " + std::string(address) + " " + where + ": the " +
-         std::to_string(size) + "-byte block is already free; the block is left alone\n";
+  return "mesa_alloc: " + what + " at " + address + " " + where + ": " + why +
+         "; the block is left alone\n";
+}
+// The same for a double free (internal/free_list.h) of a block of `size` bytes, `where` being
+// e.g. "in mesa::slab_child".
+inline std::string double_free_line(const void *p, std::size_t size, const std::string &where) {
+  return refused_line("double free", p, where,
+                      "the " + std::to_string(size) + "-byte block is already free");
 }
 
 }  // namespace mesa_test

@@ -183,10 +183,11 @@ class debug_resource : public std::pmr::memory_resource {
   [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
                                                           const header *h) noexcept;
-  // Where the damaged header `h` of the block p (size, allocation number) is damaged: the
-  // byte nearest to the block, given as "at offset N" or, when a word can only be judged
-  // inconsistent, "in the word at offsets N..N+7" in `where`. Returns the offset; *depth_intact
-  // says whether the word giving the stored stack's depth was left alone.
+  // Where the damaged header `h` of the block p (size, allocation number) is damaged, nearest to
+  // the block, written to `where`: "at offset N" (a byte known exactly), "in the word at offsets
+  // N..N+7" (a word judged inconsistent) or "somewhere in offsets N..M" (only the magic's folded
+  // half tells). Returns that byte's offset, or the end of the word or range nearest the block;
+  // *depth_intact says whether the word giving the stored stack's depth was left alone.
   std::ptrdiff_t locate_header_damage(const void *p, std::size_t size, std::uint64_t number,
                                       const header *h, char (&where)[64],
                                       bool *depth_intact) const noexcept;

@@ -13,9 +13,7 @@ void pool_resource::deallocate_keyed(internal::free_node *node, std::size_t size
   if (internal::refuse_double_free(free_[size_class], node, internal::kSizeClasses.size[size_class],
                                    kName))
     return;
-  node->next = free_[size_class];
-  node->key = key_;
-  free_[size_class] = node;
+  internal::push_free(free_[size_class], node, key_);
 }
 
 void pool_resource::release() noexcept {

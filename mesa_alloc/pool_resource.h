@@ -60,9 +60,7 @@ class pool_resource final : public std::pmr::memory_resource {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::free_node *>(p);
       if (node->key == key_) return deallocate_keyed(node, c);
-      node->next = free_[c];
-      node->key = key_;
-      free_[c] = node;
+      internal::push_free(free_[c], node, key_);
       return;
     }
     large_.deallocate(upstream_, p, kName);

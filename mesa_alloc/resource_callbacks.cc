@@ -27,6 +27,16 @@ block_header *header_of(void *user) {
                                           sizeof(block_header));
 }
 
+// True if `h`, the header before `ptr`, carries `tag` (a live block of the table); otherwise
+// reports `what` and returns false.
+bool live_block(const block_header &h, std::uint32_t tag, void *ptr, const char *what) {
+  if (h.tag == tag) return true;
+  internal::report_refused_free(what, ptr, "through a resource_callbacks table",
+                                "not a live block of this table (freed already, or allocated "
+                                "through another table)");
+  return false;
+}
+
 }  // namespace
 
 resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource) noexcept
@@ -72,14 +82,6 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
   return user;
 }
 
-bool resource_callbacks::owns(void *ptr, const char *what) const noexcept {
-  if (header_of(ptr)->tag == tag_) return true;
-  internal::report_refused_free(what, ptr, "through a resource_callbacks table",
-                                "not a live block of this table (freed already, or allocated "
-                                "through another table)");
-  return false;
-}
-
 void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
                                   std::size_t alignment, mesa_alloc_scope scope) {
   if (!mesa_alloc_alignment_valid(alignment)) {
@@ -91,8 +93,9 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
     free(user_data, ptr);
     return nullptr;
   }
-  if (!static_cast<resource_callbacks *>(user_data)->owns(ptr, "invalid realloc")) return nullptr;
   const block_header old = *header_of(ptr);
+  if (!live_block(old, static_cast<resource_callbacks *>(user_data)->tag_, ptr, "invalid realloc"))
+    return nullptr;
   // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
   const std::size_t keep_alignment = old.alignment() > alignment ? old.alignment() : alignment;
   void *fresh = alloc(user_data, size, keep_alignment, scope);
@@ -105,8 +108,8 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
 void resource_callbacks::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   auto *self = static_cast<resource_callbacks *>(user_data);
-  if (!self->owns(ptr, "invalid free")) return;
   const block_header h = *header_of(ptr);
+  if (!live_block(h, self->tag_, ptr, "invalid free")) return;
   header_of(ptr)->tag = 0;
   const std::size_t header = header_bytes(h.alignment());
   const std::size_t block_alignment =

@@ -60,8 +60,6 @@ class resource_callbacks {
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope);
   static void free(void *user_data, void *ptr);
-  // True if `ptr` is a live block of this table; otherwise reports `what` and returns false.
-  bool owns(void *ptr, const char *what) const noexcept;
 
   std::pmr::memory_resource *resource_;
   const void *kind_ = nullptr;

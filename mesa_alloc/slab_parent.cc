@@ -64,15 +64,8 @@ void slab_parent::free_checked(void *p, const char *where) noexcept {
 }
 
 void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
-  node->key = key_;
   slab_child *owner = pg->owner.load(std::memory_order_relaxed);
-  if (owner != nullptr) {
-    node->next = owner->migrated_;
-    owner->migrated_ = node;
-  } else {
-    node->next = orphan_free_;
-    orphan_free_ = node;
-  }
+  internal::push_free(owner != nullptr ? owner->migrated_ : orphan_free_, node, key_);
 }
 
 void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
@@ -167,9 +160,7 @@ void slab_child::deallocate_keyed(free_node *node) noexcept {
     std::lock_guard<std::mutex> lock(parent_->mutex_);
     if (internal::refuse_double_free(migrated_, node, parent_->object_size_, kWhere)) return;
   }
-  node->next = free_;
-  node->key = key_;
-  free_ = node;
+  internal::push_free(free_, node, key_);
 }
 
 }  // namespace mesa

@@ -124,9 +124,7 @@ class slab_child final : public std::pmr::memory_resource {
     if (pg->owner.load(std::memory_order_relaxed) == this) {
       auto *node = static_cast<free_node *>(p);
       if (node->key == key_) return deallocate_keyed(node);
-      node->next = free_;
-      node->key = key_;
-      free_ = node;
+      internal::push_free(free_, node, key_);
       return;
     }
     deallocate_foreign(p);

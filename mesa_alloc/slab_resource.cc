@@ -48,9 +48,7 @@ void *slab_resource::allocate_slow() {
 
 void slab_resource::deallocate_keyed(free_node *node) noexcept {
   if (internal::refuse_double_free(free_, node, object_size_, "in mesa::slab_resource")) return;
-  node->next = free_;
-  node->key = key_;
-  free_ = node;
+  internal::push_free(free_, node, key_);
 }
 
 void slab_resource::release() noexcept {

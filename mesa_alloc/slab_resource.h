@@ -56,9 +56,7 @@ class slab_resource final : public std::pmr::memory_resource {
   void deallocate_object(void *p) noexcept {
     auto *node = static_cast<free_node *>(p);
     if (node->key == key_) return deallocate_keyed(node);
-    node->next = free_;
-    node->key = key_;
-    free_ = node;
+    internal::push_free(free_, node, key_);
   }
 
   // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract: an

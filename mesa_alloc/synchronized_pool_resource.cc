@@ -50,9 +50,7 @@ void synchronized_pool_resource::deallocate_first_on_thread(internal::free_node 
   } catch (...) {
     central_list &central = central_[size_class];
     std::lock_guard<std::mutex> lock(central.mutex);
-    node->key = key_;
-    node->next = central.free;
-    central.free = node;
+    internal::push_free(central.free, node, key_);
     return;
   }
   push(cache, node, size_class);

@@ -116,9 +116,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     return cache != nullptr ? cache : attach_thread();
   }
   void push(thread_cache *cache, internal::free_node *node, std::size_t c) noexcept {
-    node->key = key_;
-    node->next = cache->free[c];
-    cache->free[c] = node;
+    internal::push_free(cache->free[c], node, key_);
     if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
   }
   [[gnu::noinline]] thread_cache *attach_thread();

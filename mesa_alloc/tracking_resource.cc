@@ -162,9 +162,9 @@ void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
   if (limits_in_chain() == 0) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     if (t->limit_.load(std::memory_order_relaxed) == kNoLimit) continue;
-    // More back than is charged can only come of a block freed twice or with a larger size
-    // than it was allocated with: the charge stops at 0 (wrapped, it would refuse everything
-    // from then on) and the misuse is said.
+    // More back than is charged comes of a block freed twice or with a larger size than it was
+    // allocated with (or of a limit set while other threads allocated): the charge stops at 0
+    // (wrapped, it would refuse everything from then on) and the misuse is said.
     std::size_t charged = t->charged_.load(std::memory_order_relaxed);
     while (!t->charged_.compare_exchange_weak(charged, charged >= bytes ? charged - bytes : 0,
                                               std::memory_order_relaxed)) {

@@ -26,6 +26,13 @@ inline std::uintptr_t free_list_key(const void *owner) noexcept {
   return (reinterpret_cast<std::uintptr_t>(owner) * 0x9e3779b97f4a7c15ull) | 1;
 }
 
+// Pushes `node` onto `list`, marked free with its owner's `key`.
+inline void push_free(free_node *&list, free_node *node, std::uintptr_t key) noexcept {
+  node->next = list;
+  node->key = key;
+  list = node;
+}
+
 // The 32-bit tag an owner writes into the headers of its live blocks (the pools' large blocks,
 // the C tables over a resource, the tracking table): from its address as free_list_key; odd,
 // so never 0 and never a tracking table's freed tag (even).

@@ -61,8 +61,9 @@ static inline void *align_calloc(size_t size, size_t alignment) {
 
 /* A copy of `size` bytes at `src`, freed with FREE. NULL in, NULL out (as mesa_strdup). */
 static inline void *mem_dup(const void *src, size_t size) {
+  void *dup;
   if (src == NULL) return NULL;
-  void *dup = MALLOC(size);
+  dup = MALLOC(size);
   if (dup != NULL && size != 0) memcpy(dup, src, size);
   return dup;
 }

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/resource_cast.h"
 
 namespace mesa {
 
@@ -27,8 +28,9 @@ void callback_resource::do_deallocate(void *p, std::size_t, std::size_t) {
 }
 
 bool callback_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  if (internal::answer_resource_query(other, this)) return false;
   if (this == &other) return true;
-  const auto *that = dynamic_cast<const callback_resource *>(&other);
+  const auto *that = internal::resource_cast<callback_resource>(other);
   return that != nullptr && that->table_ == table_;
 }
 

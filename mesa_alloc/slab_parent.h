@@ -37,6 +37,7 @@
 #include <mutex>
 
 #include "mesa_alloc/internal/free_list.h"
+#include "mesa_alloc/internal/resource_cast.h"
 
 namespace mesa {
 
@@ -168,7 +169,8 @@ class slab_child final : public std::pmr::memory_resource {
   }
   // Blocks of one child may be freed through any child of the same parent.
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
-    const auto *child = dynamic_cast<const slab_child *>(&other);
+    if (internal::answer_resource_query(other, this)) return false;
+    const auto *child = internal::resource_cast<slab_child>(other);
     return child != nullptr && child->parent_ == parent_;
   }
 

@@ -6,6 +6,7 @@
 
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
+#include "mesa_alloc/internal/resource_cast.h"
 
 namespace mesa {
 
@@ -29,8 +30,9 @@ void vk_resource::do_deallocate(void *p, std::size_t, std::size_t) {
 }
 
 bool vk_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  if (internal::answer_resource_query(other, this)) return false;
   if (this == &other) return true;
-  const auto *that = dynamic_cast<const vk_resource *>(&other);
+  const auto *that = internal::resource_cast<vk_resource>(other);
   return that != nullptr && that->callbacks_ == callbacks_;
 }
 

@@ -21,6 +21,7 @@
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
+#include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -218,11 +219,17 @@ struct debug_table final : debug_table_upstream, debug_table_handler, debug_reso
         debug_table_handler{c_handler, c_context},
         debug_resource(&parent_resource, with_handler(options, c_handler, this)) {}
 
+  // NULL unless `table` is a debug_table's (a debug_resource a program built is not one).
   static debug_table *from(const mesa_allocator *table) noexcept {
-    return dynamic_cast<debug_table *>(debug_resource::from_table(table));
+    const debug_resource *r = debug_resource::from_table(table);
+    return r != nullptr ? const_cast<debug_table *>(resource_cast<debug_table>(*r)) : nullptr;
   }
 
  private:
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    if (answer_resource_query(other, this)) return false;
+    return this == &other;
+  }
   static debug_options with_handler(debug_options options, mesa_debug_handler c_handler,
                                     debug_table_handler *self) noexcept {
     if (c_handler != nullptr) {

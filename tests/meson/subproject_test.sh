@@ -2,8 +2,11 @@
 # Subproject test: a parent Meson project (tests/meson/parent) gets mesa_alloc with
 #   dependency('mesa_alloc', fallback: ['mesa_alloc', 'mesa_alloc_dep'])
 # from subprojects/mesa_alloc (a link to this source tree), builds a C program with poison.h
-# forced on, and runs its tests. --force-fallback-for makes sure the subproject, not an
-# installed mesa_alloc.pc, is what is found.
+# forced on and a C++ program, and runs both. The parent sets cpp_rtti=false, as Mesa must when
+# its LLVM has no RTTI; the test checks that every C++ file of the subproject was compiled with
+# -fno-rtti, so the library, the Vulkan bridge and the containers are proven to build and work
+# without RTTI. --force-fallback-for makes sure the subproject, not an installed mesa_alloc.pc,
+# is what is found.
 #
 #   subproject_test.sh SOURCE_ROOT
 set -euo pipefail
@@ -20,5 +23,14 @@ meson setup "$work/build" "$work/parent" --force-fallback-for=mesa_alloc >"$work
   { cat "$work/setup.log"; echo "FAIL: meson setup of the parent project failed" >&2; exit 1; }
 grep -q "Subproject mesa_alloc finished" "$work/setup.log" ||
   { cat "$work/setup.log"; echo "FAIL: mesa_alloc was not configured as a subproject" >&2; exit 1; }
+python3 - "$work/build/compile_commands.json" <<'EOF'
+import json, sys
+commands = json.load(open(sys.argv[1]))
+cpp = [c for c in commands if c["file"].endswith(".cc") and "subprojects" in c["file"]]
+missing = [c["file"] for c in cpp if "-fno-rtti" not in c["command"]]
+if not cpp or missing:
+    sys.exit("FAIL: subproject C++ files not compiled with -fno-rtti: %s" % (missing or "none found"))
+print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
+EOF
 meson test -C "$work/build" --print-errorlogs
 echo "subproject test passed"

@@ -29,7 +29,9 @@ check_one() {
   fi
   [ "$extra" = - ] || flags+=("$extra")
   log="$(mktemp "$work/log.XXXXXX")"
-  if ! echo "#include \"$header\"" | "$cc" -x "$lang" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
+  # <...>, not "...": a quoted include from standard input is looked for in the current
+  # directory first, which is not the tree under test.
+  if ! echo "#include <$header>" | "$cc" -x "$lang" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
     echo "FAIL: $header as $lang with $cc$([ "$extra" = - ] || echo " $extra")"
     sed 's/^/  /' "$log" | head -20
   fi

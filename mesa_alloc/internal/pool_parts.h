@@ -112,8 +112,10 @@ class pool_large_blocks {
     std::uint32_t tag;             // tag_ while live, 0 once freed
     std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
   };
+  // The header rounded up to the alignment, so the block after it keeps the alignment (the
+  // header is 32 bytes on 64-bit targets but 20 on 32-bit ones).
   static std::size_t offset_for(std::size_t alignment) noexcept {
-    return alignment > sizeof(header) ? alignment : sizeof(header);
+    return (sizeof(header) + alignment - 1) & ~(alignment - 1);
   }
   void unlink_and_free(std::pmr::memory_resource *upstream, header *h) noexcept;
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
@@ -90,18 +91,45 @@ void default_handler(const debug_error &error, void *) {
   if (error.kind != debug_error_kind::leak) std::abort();
 }
 
+// A size or pointer held in a whole 64-bit word, so that the block header has one layout,
+// eight words, on 32- and 64-bit targets: its damage is located word by word.
+template <class T>
+class header_word {
+ public:
+  header_word &operator=(T value) noexcept {
+    if constexpr (std::is_pointer_v<T>) {
+      bits_ = reinterpret_cast<std::uintptr_t>(value);
+    } else {
+      bits_ = value;
+    }
+    return *this;
+  }
+  operator T() const noexcept { return get(); }  // NOLINT: reads as the T it holds
+  std::uint64_t bits() const noexcept { return bits_; }
+  T get() const noexcept {
+    if constexpr (std::is_pointer_v<T>) {
+      return reinterpret_cast<T>(static_cast<std::uintptr_t>(bits_));
+    } else {
+      return static_cast<T>(bits_);
+    }
+  }
+
+ private:
+  std::uint64_t bits_;
+};
+
 }  // namespace
 
 struct debug_resource::header {
   std::uint64_t number;
-  std::size_t size;
-  void *base;              // what the upstream returned
-  std::size_t base_bytes;  // what was asked of it
+  header_word<std::size_t> size;
+  header_word<void *> base;             // what the upstream returned
+  header_word<std::size_t> base_bytes;  // what was asked of it
   // The small fields, packed by shifts into whole words (word loads and stores only: a word
   // load over narrower stores still in flight would stall).
-  std::uint64_t alignment_owner;  // alignment | owner << 32
-  std::uint64_t layout;           // depth | scope << 16 | guard << 24 | tail << 32
-  unsigned char *user;            // the block handed out
+  std::uint64_t alignment_owner;      // alignment | owner << 32
+  std::uint64_t layout;               // depth | scope << 16 | guard << 24 | tail << 32
+  header_word<unsigned char *> user;  // the block handed out
   // Last: adjacent to the user block (except guard_mode::before). kMagic ^ owner ^ fold(): its
   // four bytes nearest the block are the plain magic; the other four also cover the words
   // release() trusts, so a write that reaches past the magic into them is caught too.
@@ -129,16 +157,17 @@ struct debug_resource::header {
 
   // The words between `number` (checked against the live table) and `magic`, folded into the
   // half of the magic farther from the block.
-  static std::uint64_t fold(std::size_t size, const void *base, std::size_t base_bytes,
+  // Whole words: on a 32-bit target a write into the upper half of a pointer or size word
+  // changes the fold too.
+  static std::uint64_t fold(std::uint64_t size, std::uint64_t base, std::uint64_t base_bytes,
                             std::uint64_t alignment_owner, std::uint64_t layout,
-                            const void *user) noexcept {
-    const std::uint64_t x = size ^ reinterpret_cast<std::uintptr_t>(base) ^ base_bytes ^
-                            alignment_owner ^ layout ^ reinterpret_cast<std::uintptr_t>(user);
+                            std::uint64_t user) noexcept {
+    const std::uint64_t x = size ^ base ^ base_bytes ^ alignment_owner ^ layout ^ user;
     const std::uint64_t folded = (x ^ (x >> 32)) & 0xffffffffu;
     return kLittleEndian ? folded : folded << 32;
   }
   std::uint64_t fold() const noexcept {
-    return fold(size, base, base_bytes, alignment_owner, layout, user);
+    return fold(size.bits(), base.bits(), base_bytes.bits(), alignment_owner, layout, user.bits());
   }
   // The magic or a word it folds was overwritten, or `number` is not the live table's.
   bool damaged(std::uint32_t owner, std::uint64_t table_number) const noexcept {
@@ -331,7 +360,9 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   h->alignment_owner = alignment_owner;
   h->layout = layout;
   h->user = user;
-  h->magic = kMagic ^ owner_ ^ header::fold(size, base, base_bytes, alignment_owner, layout, user);
+  h->magic = kMagic ^ owner_ ^
+             header::fold(size, reinterpret_cast<std::uintptr_t>(base), base_bytes, alignment_owner,
+                          layout, reinterpret_cast<std::uintptr_t>(user));
   if (options_.fill) std::memset(user, kFreshFill, size);
   if (tail == kCanaryBytes) {  // the common case: two stores, no memset call
     std::memcpy(user + size, &kCanaryWord, 8);
@@ -426,7 +457,7 @@ std::ptrdiff_t debug_resource::locate_header_damage(const void *p, std::size_t s
     expect(2, user - offset);
     expect(3, offset + size + h->tail());
   } else {
-    const auto base = reinterpret_cast<std::uintptr_t>(h->base);
+    const auto base = reinterpret_cast<std::uintptr_t>(h->base.get());
     bad[2] = bad[3] =
         !(base <= user && h->base_bytes >= size && user - base <= h->base_bytes - size);
   }
@@ -681,7 +712,7 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
   live_.for_each([&](const internal::block_entry &e) {
     if (region != nullptr) return;
     const auto *h = static_cast<const header *>(e.header);
-    auto *base = static_cast<unsigned char *>(h->base);
+    auto *base = static_cast<unsigned char *>(h->base.get());
     unsigned char *guard_begin = base;
     std::size_t guard_bytes = h->block_alignment();
     if (options_.guard == guard_mode::after) {

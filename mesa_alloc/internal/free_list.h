@@ -37,7 +37,10 @@ inline void push_free(free_node *&list, free_node *node, std::uintptr_t key) noe
 // the C tables over a resource, the tracking table): from its address as free_list_key; odd,
 // so never 0 and never a tracking table's freed tag (even).
 inline std::uint32_t header_tag(const void *owner) noexcept {
-  return static_cast<std::uint32_t>(free_list_key(owner) >> 32) | 1u;
+  // The high half of free_list_key's product, taken in 64 bits on 32-bit targets too.
+  const std::uint64_t mixed =
+      std::uint64_t{reinterpret_cast<std::uintptr_t>(owner)} * 0x9e3779b97f4a7c15ull;
+  return static_cast<std::uint32_t>(mixed >> 32) | 1u;
 }
 
 // True, after one line on stderr ("double free at <node> <where>: the <size>-byte block is

@@ -2,7 +2,9 @@
 #ifndef MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_
 #define MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 
 #include "mesa_alloc/internal/free_list.h"
@@ -15,9 +17,13 @@ struct slab_geometry {
   std::size_t page_size;
   std::size_t first_offset;  // offset of the first slot in a page (after the page header)
 
+  // The largest page: 1 TiB, or on 32-bit targets the largest power of two a size_t holds.
+  static constexpr std::size_t kMaxPageSize = static_cast<std::size_t>(
+      std::min<std::uint64_t>(std::uint64_t{1} << 40, (SIZE_MAX >> 1) + 1));
+
   // Throws std::invalid_argument for an alignment that is not a power of two, a size that
-  // does not fit a page, or a page over 1 TiB. power_of_two_pages: round the page size up to a
-  // power of two (pages aligned to their size).
+  // does not fit a page, or a page over kMaxPageSize. power_of_two_pages: round the page size up to
+  // a power of two (pages aligned to their size).
   static slab_geometry make(std::size_t object_size, std::size_t alignment, std::size_t page_size,
                             std::size_t header_size, bool power_of_two_pages) {
     if (alignment == 0) {
@@ -43,7 +49,7 @@ struct slab_geometry {
     if (page_size < g.first_offset + g.object_size) {
       throw std::invalid_argument("mesa_alloc: slab page too small for one object");
     }
-    if (page_size > (std::size_t{1} << 40)) {  // also keeps the rounding below from overflowing
+    if (page_size > kMaxPageSize) {  // also keeps the rounding below from overflowing
       throw std::invalid_argument("mesa_alloc: slab page size too large");
     }
     if (power_of_two_pages) {

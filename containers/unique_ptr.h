@@ -8,9 +8,10 @@
 // What it costs:
 //   - resource_deleter<T> is one pointer: sizeof(mesa::unique_ptr<T>) == 2 * sizeof(void *).
 //   - Plain types: no per-object overhead (the block is sizeof(T), alignof(T)).
-//   - Types with a virtual destructor: 16 bytes before the object (alignof(T) if larger)
-//     record the block's size and alignment, so that a unique_ptr<Base> deleting a Derived
-//     returns sizeof(Derived) — the deleter stays one pointer and needs no type erasure.
+//   - Types with a virtual destructor: two words before the object (16 bytes on 64-bit
+//     targets; alignof(T) if larger) record the block's size and alignment, so that a
+//     unique_ptr<Base> deleting a Derived returns sizeof(Derived) — the deleter stays one
+//     pointer and needs no type erasure.
 //   - Arrays: max(alignof(T), sizeof(size_t)) bytes before the elements hold the count (like
 //     the cookie of new[]).
 //   - allocate_shared: one block from the resource for the control block and the object
@@ -43,7 +44,7 @@ namespace internal {
 // Block layout of allocate_unique<T> for a single object.
 template <class T>
 struct object_layout {
-  // What the 16 bytes just before a polymorphic object hold.
+  // What the two words just before a polymorphic object hold.
   struct header {
     std::size_t bytes;
     std::size_t alignment;

@@ -40,9 +40,10 @@ struct null_sink final : mesa::trace_sink {
   void write_site(std::uint32_t, const char *, std::size_t) noexcept override {}
 };
 
-constexpr std::size_t kHugeAlignment = std::size_t{1} << 63;  // no block can have it
+constexpr std::size_t kHugeAlignment = (SIZE_MAX >> 1) + 1;  // the top bit: no block can have it
 
-// Also an alignment of 2^63, which glibc fails but ASan's allocator aborts on (a failed CHECK).
+// Also an alignment of 2^63 (2^31 on 32-bit targets), which glibc fails but ASan's allocator aborts
+// on (a failed CHECK).
 void expect_refuses_wrapped_sizes(std::pmr::memory_resource &resource, const std::string &name) {
   for (std::size_t bytes : kWrappedSizes) {
     for (std::size_t alignment : kAlignments) {

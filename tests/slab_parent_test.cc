@@ -102,8 +102,7 @@ TEST(SlabParent, DestroyingAChildWithLiveBlocksIsSafe) {
 TEST(SlabParent, HugePageSizeIsRefused) {
   counting_resource upstream;
   EXPECT_THROW(mesa::slab_parent(&upstream, 64, 0, SIZE_MAX), std::invalid_argument);
-  EXPECT_THROW(mesa::slab_parent(&upstream, 64, 0, (std::size_t{1} << 63) + 1),
-               std::invalid_argument);
+  EXPECT_THROW(mesa::slab_parent(&upstream, 64, 0, (SIZE_MAX >> 1) + 2), std::invalid_argument);
   EXPECT_EQ(upstream.allocations(), 0u);
 }
 

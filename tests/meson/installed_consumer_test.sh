@@ -10,6 +10,8 @@
 # The consumer sources default to the ones next to this script.
 #
 # Also checks the documented layout: headers under include/mesa_alloc/{mesa_alloc,containers}/.
+# CC and CXX name the compilers (default cc and c++; meson test passes the build's own, so a
+# cross build, e.g. gcc -m32, builds its consumers for the same target).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
@@ -55,15 +57,18 @@ for header in mesa_alloc/mesa_alloc.h mesa_alloc/u_memory.h mesa_alloc/poison.h 
   [ -f "$include_dir/$header" ] || fail "$header not installed under $include_dir"
 done
 
+read -ra cc_cmd <<<"${CC:-cc}"
+read -ra cxx_cmd <<<"${CXX:-c++}"
+
 # Compile in an empty directory, so nothing can come from the source tree.
 cp "$c_source" "$work/consumer.c"
 cp "$cxx_source" "$work/consumer.cc"
 cd "$work"
 # shellcheck disable=SC2086  # pkg-config output is a list of flags
-cc -std=c11 -Wall -Werror -include mesa_alloc/poison.h consumer.c $cflags $libs -o consumer_c ||
-  fail "the C consumer did not build"
+"${cc_cmd[@]}" -std=c11 -Wall -Werror -include mesa_alloc/poison.h consumer.c $cflags $libs \
+  -o consumer_c || fail "the C consumer did not build"
 # shellcheck disable=SC2086
-c++ -std=c++17 -Wall -Werror consumer.cc $cflags $libs -o consumer_cc ||
+"${cxx_cmd[@]}" -std=c++17 -Wall -Werror consumer.cc $cflags $libs -o consumer_cc ||
   fail "the C++ consumer did not build"
 
 libdirs="$(pkg-config --libs-only-L mesa_alloc | tr ' ' '\n' | sed -n 's/^-L//p' | paste -sd:)"

@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   bazel-bootstrap     # the build (WORKSPACE mode, offline)
   g++ clang binutils  # compilers (the poison test uses both), nm/objdump for the audit
+  g++-multilib        # gcc -m32: header_hygiene_test compiles the library for i386 too
   python3             # alloc_audit checker, benchmark comparison script
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
   libvulkan-dev mesa-vulkan-drivers vulkan-tools  # Vulkan loader, lavapipe, vulkaninfo

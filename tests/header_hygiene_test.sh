@@ -1,10 +1,13 @@
 #!/bin/bash
 # Header hygiene: every public header compiles on its own, with no warning, under the flags a
-# driver may build with.
+# driver may build with, and for a 32-bit target too.
 #   - C++17, each header alone, with gcc and clang, with RTTI and with -fno-rtti (Mesa builds its
 #     C++ without RTTI when its LLVM has none), under -Werror and a strict warning set;
 #   - the C headers also as C11, each alone, with gcc and clang, under -Werror and the warnings
-#     Mesa's C code is built with (missing prototypes, declarations after statements, VLAs, ...).
+#     Mesa's C code is built with (missing prototypes, declarations after statements, VLAs, ...);
+#   - with gcc -m32 (i386, as Mesa's 32-bit drivers are built): each header as above, and each
+#     source file of the library, the Vulkan bridge and the containers under the project's own
+#     -Wall -Wextra -Werror (the x86-64 build compiles those already).
 # Every header in mesa_alloc/ and containers/ is checked as C++; the C list is explicit, so a C
 # header that starts to need C++ fails here rather than dropping out.
 #
@@ -16,23 +19,29 @@ cxx_flags=(-std=c++17 -fsyntax-only -Werror -Wall -Wextra -Wpedantic -Wshadow -W
            -Wmissing-declarations)
 c_flags=(-std=c11 -fsyntax-only -Werror -Wall -Wextra -Wpedantic -Wshadow -Wundef -Wconversion
          -Wstrict-prototypes -Wmissing-prototypes -Wdeclaration-after-statement -Wvla)
+source_flags=(-std=c++17 -fsyntax-only -Werror -Wall -Wextra)
 
-# One header, one language, one compiler, one extra flag ("-" for none).
+# One file, one kind (c or c++: a header included alone; source: a .cc compiled), one compiler,
+# one extra flag ("-" for none).
 check_one() {
-  local lang="$1" cc="$2" extra="$3" header="$4" log flags
-  if [ "$lang" = c ]; then
-    flags=("${c_flags[@]}")
-  else
-    flags=("${cxx_flags[@]}")
+  local kind="$1" cc="$2" extra="$3" file="$4" log flags input
+  case "$kind" in
+    c) flags=("${c_flags[@]}") ;;
+    c++) flags=("${cxx_flags[@]}") ;;
+    source) flags=("${source_flags[@]}") ;;
+  esac
+  if [ "$kind" != c ]; then
     cc="${cc/gcc/g++}"
     cc="${cc/clang/clang++}"
   fi
   [ "$extra" = - ] || flags+=("$extra")
-  log="$(mktemp "$work/log.XXXXXX")"
   # <...>, not "...": a quoted include from standard input is looked for in the current
   # directory first, which is not the tree under test.
-  if ! echo "#include <$header>" | "$cc" -x "$lang" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
-    echo "FAIL: $header as $lang with $cc$([ "$extra" = - ] || echo " $extra")"
+  input="#include <$file>"
+  [ "$kind" = source ] && input="$(cat "$root/$file")"
+  log="$(mktemp "$work/log.XXXXXX")"
+  if ! echo "$input" | "$cc" -x "${kind/source/c++}" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
+    echo "FAIL: $file as $kind with $cc$([ "$extra" = - ] || echo " $extra")"
     sed 's/^/  /' "$log" | head -20
   fi
   rm -f "$log"
@@ -55,13 +64,22 @@ fi
 
 compilers=(gcc)
 command -v clang >/dev/null && compilers+=(clang)
+headers=("$root"/mesa_alloc/*.h "$root"/containers/*.h)
+headers=("${headers[@]#"$root"/}")
+sources=("$root"/mesa_alloc/*.cc "$root"/mesa_alloc/internal/*.cc "$root"/containers/*.cc)
+sources=("${sources[@]#"$root"/}")
 checks=()
 for cc in "${compilers[@]}"; do
-  for h in "$root"/mesa_alloc/*.h "$root"/containers/*.h; do
-    checks+=("c++ $cc - ${h#"$root"/}" "c++ $cc -fno-rtti ${h#"$root"/}")
-  done
+  for h in "${headers[@]}"; do checks+=("c++ $cc - $h" "c++ $cc -fno-rtti $h"); done
   for h in "${c_headers[@]}"; do checks+=("c $cc - mesa_alloc/$h"); done
 done
+if ! echo 'int main(void) { return 0; }' | gcc -m32 -x c - -o "$work/m32" 2>/dev/null; then
+  echo "FAIL: gcc -m32 cannot build a 32-bit program (setup.sh installs g++-multilib)"
+  exit 1
+fi
+for h in "${headers[@]}"; do checks+=("c++ gcc -m32 $h"); done
+for h in "${c_headers[@]}"; do checks+=("c gcc -m32 mesa_alloc/$h"); done
+for f in "${sources[@]}"; do checks+=("source gcc -m32 $f"); done
 
 # Two at a time (the machines here have two cores); each failing check prints FAIL and its log.
 report="$work/report"

@@ -23,7 +23,10 @@ struct free_node {
 // An owner's free key: its address mixed so that no pointer or small number a program stores in
 // a block is likely to equal it; odd, so never 0.
 inline std::uintptr_t free_list_key(const void *owner) noexcept {
-  return (reinterpret_cast<std::uintptr_t>(owner) * 0x9e3779b97f4a7c15ull) | 1;
+  // On a 32-bit target the product's low half.
+  return static_cast<std::uintptr_t>(reinterpret_cast<std::uintptr_t>(owner) *
+                                     0x9e3779b97f4a7c15ull) |
+         1;
 }
 
 // Pushes `node` onto `list`, marked free with its owner's `key`.

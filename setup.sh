@@ -2,7 +2,23 @@
 # setup.sh — installs the Debian 12 packages mesa_alloc builds, tests and benchmarks with.
 # Idempotent: installs only what is missing. Works as root or through sudo. Downloads nothing
 # but Debian packages.
+#
+#   ./setup.sh                 the packages of the build, the tests and the benchmarks
+#   ./setup.sh --i386          those, and Debian's i386 packages the 32-bit job (.ci/i386) links
+#                              with; adds i386 as a foreign dpkg architecture
+#   ./setup.sh [--i386] --check  exit 0 if those packages are all installed, 1 if not
+#                                (installs nothing)
 set -euo pipefail
+
+i386=false
+check_only=false
+for arg in "$@"; do
+  case "$arg" in
+    --i386) i386=true ;;
+    --check) check_only=true ;;
+    *) echo "usage: $0 [--i386 [--check]]" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   bazel-bootstrap     # the build (WORKSPACE mode, offline)
@@ -16,6 +32,13 @@ packages=(
   valgrind libc6-dbg  # benchmarks/compiler_instructions.py (cachegrind; glibc function names)
 )
 
+# The 32-bit job: Abseil and GoogleTest built for i386, and glibc's i386 symbols (cachegrind
+# names the allocator's functions with them in compiler_instructions_test).
+i386_packages=(libabsl-dev:i386 libgtest-dev:i386 libgmock-dev:i386 libc6-dbg:i386)
+if $i386; then
+  packages+=("${i386_packages[@]}")
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -23,6 +46,10 @@ for p in "${packages[@]}"; do
   fi
 done
 
+if $check_only; then
+  [ "${#missing[@]}" -eq 0 ]
+  exit
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup.sh: all ${#packages[@]} packages present"
   exit 0
@@ -39,6 +66,9 @@ fi
 
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if $i386 && ! dpkg --print-foreign-architectures | grep -qx i386; then
+  "${sudo[@]}" dpkg --add-architecture i386
+fi
 if ! "${sudo[@]}" apt-get update -qq; then
   echo "setup.sh: apt-get update failed (is Debian's package archive reachable?)" >&2
   exit 1

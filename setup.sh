@@ -3,9 +3,9 @@
 # Idempotent: installs only what is missing. Works as root or through sudo. Downloads nothing
 # but Debian packages.
 #
-#   ./setup.sh                 the packages of the build, the tests and the benchmarks
-#   ./setup.sh --i386          those, and Debian's i386 packages the 32-bit job (.ci/i386) links
-#                              with; adds i386 as a foreign dpkg architecture
+#   ./setup.sh                   the packages of the build, the tests and the benchmarks
+#   ./setup.sh --i386            those, and Debian's i386 packages the 32-bit job (.ci/i386)
+#                                links with; adds i386 as a foreign dpkg architecture
 #   ./setup.sh [--i386] --check  exit 0 if those packages are all installed, 1 if not
 #                                (installs nothing)
 set -euo pipefail
@@ -16,14 +16,13 @@ for arg in "$@"; do
   case "$arg" in
     --i386) i386=true ;;
     --check) check_only=true ;;
-    *) echo "usage: $0 [--i386 [--check]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--i386] [--check]" >&2; exit 2 ;;
   esac
 done
 
 packages=(
   bazel-bootstrap     # the build (WORKSPACE mode, offline)
   g++ clang binutils  # compilers (the poison test uses both), nm/objdump for the audit
-  g++-multilib        # gcc -m32: header_hygiene_test compiles the library for i386 too
   python3             # alloc_audit checker, benchmark comparison script
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
   libvulkan-dev mesa-vulkan-drivers vulkan-tools  # Vulkan loader, lavapipe, vulkaninfo
@@ -31,6 +30,12 @@ packages=(
   clang-format
   valgrind libc6-dbg  # benchmarks/compiler_instructions.py (cachegrind; glibc function names)
 )
+
+# gcc -m32 on x86-64 hosts: header_hygiene_test compiles the library for i386 too (from the
+# amd64 archive; other hosts skip that part of the test).
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+  packages+=(g++-multilib)
+fi
 
 # The 32-bit job: Abseil and GoogleTest built for i386, and glibc's i386 symbols (cachegrind
 # names the allocator's functions with them in compiler_instructions_test).

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory_resource>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -91,7 +92,9 @@ TEST(ResourceCast, AForwardingResourceIsNotTakenForItsUpstream) {
   EXPECT_EQ(counting.live(), 0);
 }
 
-TEST(ResourceCast, ACastInsideACastAnswersBoth) {
+// The inner question, asked while the outer one is open, is answered; the outer one still gets
+// its (null) answer, and a question after both is answered as usual.
+TEST(ResourceCast, ACastInsideACastIsAnswered) {
   test::counting_allocator counting;
   mesa::callback_resource callbacks(counting.table());
   asking_resource asking(&callbacks);

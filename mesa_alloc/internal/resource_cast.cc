@@ -10,10 +10,11 @@ namespace {
 // find_resource publishes in `current` for as long as the question is asked.
 class resource_query final : public std::pmr::memory_resource {
  public:
-  explicit resource_query(resource_kind kind) noexcept : kind(kind) {}
+  explicit resource_query(resource_kind kind) noexcept : kind_(kind) {}
 
-  const resource_kind kind;
-  const std::pmr::memory_resource *found = nullptr;
+  resource_kind kind() const noexcept { return kind_; }
+  const std::pmr::memory_resource *found() const noexcept { return found_; }
+  void answer(const std::pmr::memory_resource *resource) noexcept { found_ = resource; }
 
  private:
   void *do_allocate(std::size_t, std::size_t) override { throw std::bad_alloc(); }
@@ -21,6 +22,9 @@ class resource_query final : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
     return this == &other;
   }
+
+  const resource_kind kind_;
+  const std::pmr::memory_resource *found_ = nullptr;
 };
 
 thread_local resource_query *current = nullptr;
@@ -36,14 +40,14 @@ const std::pmr::memory_resource *find_resource(const std::pmr::memory_resource &
   current = outer;
   // Only `r` itself counts: a resource whose do_is_equal hands the question on to its upstream
   // would otherwise make the upstream answer for it.
-  return query.found == &r ? query.found : nullptr;
+  return query.found() == &r ? query.found() : nullptr;
 }
 
 bool answer_resource_query(const std::pmr::memory_resource &other, resource_kind kind,
                            const std::pmr::memory_resource *self) noexcept {
   resource_query *query = current;
   if (query == nullptr || &other != query) return false;
-  if (query->kind == kind) query->found = self;
+  if (query->kind() == kind) query->answer(self);
   return true;
 }
 

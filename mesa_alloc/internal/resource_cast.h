@@ -13,7 +13,11 @@
 //
 // What it costs: one virtual call and a few thread-local accesses per question; asked on
 // is_equal and at construction, never per allocation. A resource that is not ours never
-// answers, so the cast gives nullptr for it, as dynamic_cast would.
+// answers, so the cast gives nullptr for it, as dynamic_cast would. Unlike dynamic_cast it runs
+// the other resource's do_is_equal, which may be a program's own code: is_equal of these
+// classes does, and so does building a resource over an upstream through direct_upstream
+// (debug_resource, tracking_resource and others ask whether the upstream is a
+// callback_resource).
 //
 // Example (a class that can be found, and a cast to it):
 //   bool callback_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {

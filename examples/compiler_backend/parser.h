@@ -18,7 +18,9 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdarg>
 #include <cstdint>
+#include <cstdio>
 #include <new>
 #include <string>
 #include <string_view>
@@ -150,10 +152,13 @@ class Parser {
     int line;
   };
 
-  template <class... Args>
-  Diagnostic error(const char *format, Args... args) {
+  // "line N: " and the message; the format is checked against the arguments at compile time.
+  [[gnu::format(printf, 2, 3)]] Diagnostic error(const char *format, ...) {
     char buf[sizeof(Diagnostic::message)];
-    std::snprintf(buf, sizeof(buf), format, args...);
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(buf, sizeof(buf), format, args);
+    va_end(args);
     return Diagnostic::error("line %d: %s", line_no_, buf);
   }
 

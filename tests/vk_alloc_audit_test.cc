@@ -277,7 +277,9 @@ TEST_F(VkAllocAudit, SweepTailReportsCrashesInsteadOfSufferingThem) {
 // Report lines are never cut short: an ICD path longer than any fixed buffer is printed whole,
 // and the line after it still starts a line of its own.
 TEST_F(VkAllocAudit, LongIcdPathIsReportedWhole) {
-  std::string dir = std::getenv("TEST_TMPDIR");
+  // A fresh directory each run (meson test reuses its TEST_TMPDIR), then six 200-byte levels.
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/long_icd_path.XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr) << dir;
   for (int k = 0; k < 6; ++k) {
     dir += "/" + std::string(200, static_cast<char>('a' + k));
     ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << dir;

@@ -286,8 +286,8 @@ TEST(ArenaResource, UpstreamFailureThrowsAndArenaStaysUsable) {
   EXPECT_NE(p, nullptr);
   EXPECT_THROW((void)arena.allocate(SIZE_MAX - 10, 8), std::bad_alloc);
   std::pmr::memory_resource &pmr = arena;
-  EXPECT_THROW((void)pmr.allocate(8, 3), std::bad_alloc) << "not a power of two";
-  EXPECT_THROW((void)pmr.allocate(8, 0), std::bad_alloc);
+  EXPECT_THROW((void)pmr.allocate(8, mesa_test::unseen(3)), std::bad_alloc) << "not a power of two";
+  EXPECT_THROW((void)pmr.allocate(8, mesa_test::unseen(0)), std::bad_alloc);
 }
 
 // Block sizes come from the options too: one over PTRDIFF_MAX is refused like an oversized

@@ -148,6 +148,14 @@ class shadow_map {
   std::map<std::uintptr_t, std::size_t> blocks_;
 };
 
+// `value`, read back through a volatile so that the compiler cannot see it: for a bad alignment
+// passed on purpose, which clang refuses to compile when it is a constant
+// (-Wnon-power-of-two-alignment).
+inline std::size_t unseen(std::size_t value) {
+  volatile std::size_t v = value;
+  return v;
+}
+
 inline bool is_aligned(const void *p, std::size_t alignment) {
   return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
 }

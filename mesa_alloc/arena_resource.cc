@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -21,10 +22,6 @@ namespace {
 // aligned to max_align_t).
 constexpr std::size_t kHeader = 32;
 constexpr std::size_t kBlockAlignment = alignof(std::max_align_t);
-
-std::size_t round_up(std::size_t n, std::size_t alignment) {
-  return (n + alignment - 1) & ~(alignment - 1);
-}
 
 [[noreturn]] void invalid_mark() noexcept {
   std::fputs(
@@ -72,7 +69,7 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
   }
   if (fresh == nullptr) {
     std::size_t size = next_block_size_;
-    if (size < need + kHeader) size = round_up(need + kHeader, kBlockAlignment);
+    if (size < need + kHeader) size = internal::align_up(need + kHeader, kBlockAlignment);
     // The options may ask for more than any block can have (and libstdc++'s aligned new
     // would wrap such a size round to a tiny block).
     if (size > internal::kMaxRequestBytes) throw std::bad_alloc();
@@ -94,7 +91,7 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
 
 void *arena_resource::allocate_large(std::size_t bytes, std::size_t alignment) {
   const std::size_t block_alignment = alignment > kBlockAlignment ? alignment : kBlockAlignment;
-  const std::size_t offset = round_up(kHeader, block_alignment);
+  const std::size_t offset = internal::align_up(kHeader, block_alignment);
   if (bytes > SIZE_MAX - offset) throw std::bad_alloc();
   const std::size_t size = offset + bytes;
   auto *b = static_cast<block *>(upstream_->allocate(size, block_alignment));

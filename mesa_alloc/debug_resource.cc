@@ -16,6 +16,7 @@
 
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/spin_lock.h"
 
@@ -37,8 +38,6 @@ std::size_t page_size() noexcept {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   return size;
 }
-
-std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) & ~(a - 1); }
 
 // The registry of live debug resources, to name the owner of a block freed through another.
 internal::spin_lock g_registry_lock;
@@ -277,7 +276,7 @@ void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
   }
   // Cookie mode: [header][user block][canary], the header right before the block.
   const std::size_t a = std::max(alignment, kMinAlignment);
-  const std::size_t offset = round_up(sizeof(header), a);
+  const std::size_t offset = internal::align_up(sizeof(header), a);
   const std::size_t tail = options_.cookie ? kCanaryBytes : 0;
   const std::size_t base_bytes = offset + size + tail;
   auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, a));
@@ -294,19 +293,19 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   std::size_t base_bytes, block_alignment;
   switch (options_.guard) {
     case guard_mode::none:
-      base_bytes =
-          round_up(frame_bytes + sizeof(header), a) + size + (options_.cookie ? kCanaryBytes : 0);
+      base_bytes = internal::align_up(frame_bytes + sizeof(header), a) + size +
+                   (options_.cookie ? kCanaryBytes : 0);
       block_alignment = a;
       break;
     case guard_mode::after:
-      base_bytes = round_up(frame_bytes + sizeof(header) + size + a, page) + page;
+      base_bytes = internal::align_up(frame_bytes + sizeof(header) + size + a, page) + page;
       block_alignment = std::max(page, a);
       break;
     case guard_mode::before:
     default:
       block_alignment = std::max(page, a);
-      base_bytes =
-          block_alignment + round_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
+      base_bytes = block_alignment +
+                   internal::align_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
       break;
   }
   auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, block_alignment));
@@ -316,7 +315,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   std::size_t tail;
   switch (options_.guard) {
     case guard_mode::none:
-      user = base + round_up(frame_bytes + sizeof(header), a);
+      user = base + internal::align_up(frame_bytes + sizeof(header), a);
       h = reinterpret_cast<header *>(user) - 1;
       tail = options_.cookie ? kCanaryBytes : 0;
       break;
@@ -452,8 +451,9 @@ std::ptrdiff_t debug_resource::locate_header_damage(const void *p, std::size_t s
            (!guarded && h->tail() != (options_.cookie ? kCanaryBytes : 0)) ||
            (guarded && h->tail() > h->base_bytes);
   if (!guarded && !bad[4] && !bad[5]) {
-    const std::size_t offset = round_up(h->depth() * sizeof(void *) + sizeof(header),
-                                        std::max<std::size_t>(h->alignment(), kMinAlignment));
+    const std::size_t offset =
+        internal::align_up(h->depth() * sizeof(void *) + sizeof(header),
+                           std::max<std::size_t>(h->alignment(), kMinAlignment));
     expect(2, user - offset);
     expect(3, offset + size + h->tail());
   } else {

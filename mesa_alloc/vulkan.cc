@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
@@ -109,7 +110,7 @@ void vk_multialloc::add_slot(void *slot, void (*set)(void *, void *), std::size_
     return;
   }
   std::size_t bytes;
-  const std::size_t offset = (size_ + alignment - 1) & ~(alignment - 1);
+  const std::size_t offset = internal::align_up(size_, alignment);
   if (offset < size_ || __builtin_mul_overflow(element_size, count, &bytes) ||
       __builtin_add_overflow(offset, bytes, &size_) || size_ > internal::kMaxRequestBytes) {
     invalid_ = true;

@@ -23,6 +23,7 @@
 #include "mesa_alloc/slab_resource.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
 #include "mesa_alloc/tracking_resource.h"
+#include "tests/test_resources.h"
 
 namespace {
 
@@ -42,10 +43,7 @@ struct null_sink final : mesa::trace_sink {
 
 // The top bit: no block can have it. Read at run time: clang refuses to compile a call whose
 // constant alignment is that large (-Wbuiltin-assume-aligned-alignment).
-std::size_t huge_alignment() {
-  volatile std::size_t top_bit = (SIZE_MAX >> 1) + 1;
-  return top_bit;
-}
+std::size_t huge_alignment() { return mesa_test::unseen((SIZE_MAX >> 1) + 1); }
 
 // Also an alignment of 2^63 (2^31 on 32-bit targets), which glibc fails but ASan's allocator aborts
 // on (a failed CHECK).

@@ -20,13 +20,16 @@ struct free_node {
   std::uintptr_t key;  // the owner's free key while the block is free
 };
 
+// An owner's address mixed (a 64-bit golden-ratio product, also on 32-bit targets): the keys
+// and tags below are parts of it.
+inline std::uint64_t mixed_address(const void *owner) noexcept {
+  return std::uint64_t{reinterpret_cast<std::uintptr_t>(owner)} * 0x9e3779b97f4a7c15ull;
+}
+
 // An owner's free key: its address mixed so that no pointer or small number a program stores in
-// a block is likely to equal it; odd, so never 0.
+// a block is likely to equal it; odd, so never 0. On a 32-bit target the product's low half.
 inline std::uintptr_t free_list_key(const void *owner) noexcept {
-  // On a 32-bit target the product's low half.
-  return static_cast<std::uintptr_t>(reinterpret_cast<std::uintptr_t>(owner) *
-                                     0x9e3779b97f4a7c15ull) |
-         1;
+  return static_cast<std::uintptr_t>(mixed_address(owner)) | 1;
 }
 
 // Pushes `node` onto `list`, marked free with its owner's `key`.
@@ -37,13 +40,10 @@ inline void push_free(free_node *&list, free_node *node, std::uintptr_t key) noe
 }
 
 // The 32-bit tag an owner writes into the headers of its live blocks (the pools' large blocks,
-// the C tables over a resource, the tracking table): from its address as free_list_key; odd,
-// so never 0 and never a tracking table's freed tag (even).
+// the C tables over a resource, the tracking table): the mixed address's high half; odd, so
+// never 0 and never a tracking table's freed tag (even).
 inline std::uint32_t header_tag(const void *owner) noexcept {
-  // The high half of free_list_key's product, taken in 64 bits on 32-bit targets too.
-  const std::uint64_t mixed =
-      std::uint64_t{reinterpret_cast<std::uintptr_t>(owner)} * 0x9e3779b97f4a7c15ull;
-  return static_cast<std::uint32_t>(mixed >> 32) | 1u;
+  return static_cast<std::uint32_t>(mixed_address(owner) >> 32) | 1u;
 }
 
 // True, after one line on stderr ("double free at <node> <where>: the <size>-byte block is

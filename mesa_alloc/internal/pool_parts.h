@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory_resource>
 
+#include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/free_list.h"
 
 namespace mesa::internal {
@@ -115,7 +116,7 @@ class pool_large_blocks {
   // The header rounded up to the alignment, so the block after it keeps the alignment (the
   // header is 32 bytes on 64-bit targets but 20 on 32-bit ones).
   static std::size_t offset_for(std::size_t alignment) noexcept {
-    return (sizeof(header) + alignment - 1) & ~(alignment - 1);
+    return align_up(sizeof(header), alignment);
   }
   void unlink_and_free(std::pmr::memory_resource *upstream, header *h) noexcept;
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/free_list.h"
 
 namespace mesa::internal {
@@ -42,8 +43,8 @@ struct slab_geometry {
     g.alignment = alignment;
     // A free slot holds the link and the free key (free_list.h).
     g.object_size = object_size < sizeof(free_node) ? sizeof(free_node) : object_size;
-    g.object_size = (g.object_size + alignment - 1) & ~(alignment - 1);
-    g.first_offset = (header_size + alignment - 1) & ~(alignment - 1);
+    g.object_size = align_up(g.object_size, alignment);
+    g.first_offset = align_up(header_size, alignment);
     std::size_t min_page = g.first_offset + 64 * g.object_size;
     if (page_size == 0) page_size = min_page < 4096 ? 4096 : min_page;
     if (page_size < g.first_offset + g.object_size) {

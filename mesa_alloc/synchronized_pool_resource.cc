@@ -16,59 +16,45 @@ std::uint64_t next_pool_id() noexcept {
 synchronized_pool_resource::synchronized_pool_resource(std::pmr::memory_resource *upstream) noexcept
     : id_(next_pool_id()), upstream_(upstream) {}
 
-synchronized_pool_resource::thread_cache *synchronized_pool_resource::attach_thread() {
+synchronized_pool_resource::thread_cache *synchronized_pool_resource::this_thread_cache() {
   const std::thread::id self = std::this_thread::get_id();
-  thread_cache *cache = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(upstream_mutex_);
-    for (thread_cache *c = caches_; c != nullptr; c = c->next) {
-      if (c->owner == self) {
-        cache = c;
-        break;
-      }
-    }
-    if (cache == nullptr) {
-      void *memory = upstream_->allocate(sizeof(thread_cache), alignof(thread_cache));
-      cache = new (memory) thread_cache{};
-      cache->owner = self;
-      cache->next = caches_;
-      caches_ = cache;
-    }
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  for (thread_cache *c = caches_; c != nullptr; c = c->next) {
+    if (c->owner == self) return c;
   }
-  for (int i = kTlsEntries - 1; i > 0; --i) tls_[i] = tls_[i - 1];
-  tls_[0] = tls_entry{id_, cache};
+  void *memory = upstream_->allocate(sizeof(thread_cache), alignof(thread_cache));
+  auto *cache = new (memory) thread_cache{};
+  cache->owner = self;
+  cache->next = caches_;
+  caches_ = cache;
   return cache;
 }
 
-// A thread's first free on this pool. Attaching its cache takes memory from upstream, and a
-// free must not fail: if upstream refuses, the block goes straight to the central list.
-void synchronized_pool_resource::deallocate_first_on_thread(internal::free_node *node,
-                                                            std::size_t size_class) noexcept {
-  thread_cache *cache;
+synchronized_pool_resource::thread_cache *synchronized_pool_resource::deallocate_slow(
+    internal::free_node *node, std::size_t size_class, thread_cache *cache) noexcept {
+  if (node->key == key_) {
+    const std::size_t size = internal::kSizeClasses.size[size_class];
+    if (cache != nullptr &&
+        internal::refuse_double_free(cache->free[size_class], node, size, kName))
+      return nullptr;
+    central_list &central = central_[size_class];
+    std::lock_guard<std::mutex> lock(central.mutex);
+    if (internal::refuse_double_free(central.free, node, size, kName)) return nullptr;
+  }
+  if (cache != nullptr) {
+    push(cache, node, size_class);
+    return nullptr;
+  }
   try {
-    cache = attach_thread();
+    cache = this_thread_cache();
   } catch (...) {
     central_list &central = central_[size_class];
     std::lock_guard<std::mutex> lock(central.mutex);
     internal::push_free(central.free, node, key_);
-    return;
+    return nullptr;
   }
   push(cache, node, size_class);
-}
-
-void synchronized_pool_resource::deallocate_keyed(internal::free_node *node,
-                                                  std::size_t size_class) noexcept {
-  const std::size_t size = internal::kSizeClasses.size[size_class];
-  thread_cache *cache = attached_cache();
-  if (cache != nullptr && internal::refuse_double_free(cache->free[size_class], node, size, kName))
-    return;
-  {
-    central_list &central = central_[size_class];
-    std::lock_guard<std::mutex> lock(central.mutex);
-    if (internal::refuse_double_free(central.free, node, size, kName)) return;
-  }
-  if (cache == nullptr) return deallocate_first_on_thread(node, size_class);
-  push(cache, node, size_class);
+  return cache;
 }
 
 void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {

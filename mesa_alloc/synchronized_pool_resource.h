@@ -65,9 +65,8 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::free_node *>(p);
-      if (node->key == key_) return deallocate_keyed(node, c);
       thread_cache *cache = attached_cache();
-      if (cache == nullptr) return deallocate_first_on_thread(node, c);
+      if (cache == nullptr || node->key == key_) return deallocate_and_enter(node, c, cache);
       push(cache, node, c);
       return;
     }
@@ -101,10 +100,12 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   // Defined here with a constant initializer: no TLS init-function call on the fast path.
   // initial-exec: in a shared library (the Meson build; Mesa's drivers) the default model
   // would call __tls_get_addr on every allocation and free. 64 bytes of static TLS, as Mesa's
-  // own initial-exec thread-locals take.
+  // own initial-exec thread-locals take. A program built with -fvisibility=hidden has its own
+  // table, apart from libmesa_alloc.so's: only code in this header writes it (`enter`), so
+  // each table is filled by the code that reads it.
   [[gnu::tls_model("initial-exec")]] static inline thread_local tls_entry tls_[kTlsEntries] = {};
 
-  // This thread's cache for this pool, if it has one yet.
+  // This thread's cache for this pool, if this library's table has it.
   thread_cache *attached_cache() const noexcept {
     for (const tls_entry &e : tls_) {
       if (e.pool_id == id_) return e.cache;
@@ -113,20 +114,37 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   }
   thread_cache *local_cache() {
     thread_cache *cache = attached_cache();
-    return cache != nullptr ? cache : attach_thread();
+    return cache != nullptr ? cache : attach_this_thread();
+  }
+  // Puts `cache` first in this thread's table (the oldest entry drops out).
+  void enter(thread_cache *cache) noexcept {
+    for (int i = kTlsEntries - 1; i > 0; --i) tls_[i] = tls_[i - 1];
+    tls_[0] = tls_entry{id_, cache};
+  }
+  // The slow paths that write the table: out of line, in the program that reads the table.
+  [[gnu::noinline]] thread_cache *attach_this_thread() {
+    thread_cache *cache = this_thread_cache();
+    enter(cache);
+    return cache;
+  }
+  [[gnu::noinline]] void deallocate_and_enter(internal::free_node *node, std::size_t size_class,
+                                              thread_cache *cache) noexcept {
+    if (thread_cache *attached = deallocate_slow(node, size_class, cache)) enter(attached);
   }
   void push(thread_cache *cache, internal::free_node *node, std::size_t c) noexcept {
     internal::push_free(cache->free[c], node, key_);
     if (++cache->count[c] > internal::kSizeClasses.cache_limit[c]) flush(cache, c);
   }
-  [[gnu::noinline]] thread_cache *attach_thread();
-  // deallocate() of a block that holds the free key: refused as a double free if it is on this
-  // thread's cache or the central list of its class (a block another thread's cache holds is
-  // not seen), freed as usual otherwise.
-  [[gnu::cold, gnu::noinline]] void deallocate_keyed(internal::free_node *node,
-                                                     std::size_t size_class) noexcept;
-  [[gnu::noinline]] void deallocate_first_on_thread(internal::free_node *node,
-                                                    std::size_t size_class) noexcept;
+  // This thread's cache, found in the pool's registry or made (from upstream; may throw).
+  [[gnu::noinline]] thread_cache *this_thread_cache();
+  // deallocate() of a block that holds the free key, or on a thread whose cache is not in the
+  // table (`cache` null). A keyed block is refused as a double free if it is on `cache` or the
+  // central list of its class (a block another thread's cache holds is not seen). Otherwise the
+  // block goes to `cache`, or to this thread's cache, found or made; if upstream refuses a new
+  // cache, to the central list (a free does not fail). Returns the cache to enter in the table,
+  // or nullptr if there is none to enter.
+  [[gnu::noinline]] thread_cache *deallocate_slow(internal::free_node *node, std::size_t size_class,
+                                                  thread_cache *cache) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);
   [[gnu::noinline]] void flush(thread_cache *cache, std::size_t size_class) noexcept;
   [[gnu::noinline]] void *allocate_large(std::size_t bytes, std::size_t alignment);

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <thread>
 
+#include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/internal/pool_parts.h"
 
 namespace mesa {
@@ -100,10 +101,12 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   // Defined here with a constant initializer: no TLS init-function call on the fast path.
   // initial-exec: in a shared library (the Meson build; Mesa's drivers) the default model
   // would call __tls_get_addr on every allocation and free. 64 bytes of static TLS, as Mesa's
-  // own initial-exec thread-locals take. A program built with -fvisibility=hidden has its own
-  // table, apart from libmesa_alloc.so's: only code in this header writes it (`enter`), so
-  // each table is filled by the code that reads it.
-  [[gnu::tls_model("initial-exec")]] static inline thread_local tls_entry tls_[kTlsEntries] = {};
+  // own initial-exec thread-locals take. Per copy (internal/per_copy.h), and so per library:
+  // a program built with -fvisibility=hidden has its own table, apart from libmesa_alloc.so's.
+  // Only code in this header writes it (`enter`), so each table is filled by the code that
+  // reads it; pool ids come from one counter per copy of the library.
+  [[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY static inline thread_local tls_entry
+      tls_[kTlsEntries] = {};
 
   // This thread's cache for this pool, if this library's table has it.
   thread_cache *attached_cache() const noexcept {
@@ -121,14 +124,15 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     for (int i = kTlsEntries - 1; i > 0; --i) tls_[i] = tls_[i - 1];
     tls_[0] = tls_entry{id_, cache};
   }
-  // The slow paths that write the table: out of line, in the program that reads the table.
-  [[gnu::noinline]] thread_cache *attach_this_thread() {
+  // The slow paths that write the table: out of line, and per copy like the table itself.
+  MESA_ALLOC_PER_COPY [[gnu::noinline]] thread_cache *attach_this_thread() {
     thread_cache *cache = this_thread_cache();
     enter(cache);
     return cache;
   }
-  [[gnu::noinline]] void deallocate_and_enter(internal::free_node *node, std::size_t size_class,
-                                              thread_cache *cache) noexcept {
+  MESA_ALLOC_PER_COPY [[gnu::noinline]] void deallocate_and_enter(internal::free_node *node,
+                                                                  std::size_t size_class,
+                                                                  thread_cache *cache) noexcept {
     if (thread_cache *attached = deallocate_slow(node, size_class, cache)) enter(attached);
   }
   void push(thread_cache *cache, internal::free_node *node, std::size_t c) noexcept {

@@ -44,6 +44,7 @@
 #include <string_view>
 
 #include "mesa_alloc/internal/direct_upstream.h"
+#include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
@@ -72,7 +73,8 @@ struct tracking_stats {
 
 namespace internal {
 struct tracking_table;
-inline constexpr int kTrackingShards = 63;  // exclusive shards; index 63 is shared
+// Exclusive shards; index kTrackingShards is the shared one.
+MESA_ALLOC_PER_COPY inline constexpr int kTrackingShards = 63;
 // The shard index of the calling thread, the same in every tracker; kTrackingShards (the shared
 // atomic shard) once all exclusive shards are taken or the thread is exiting.
 int tracking_shard_index() noexcept;
@@ -81,7 +83,7 @@ int tracking_shard_index() noexcept;
 class tracking_resource final : public std::pmr::memory_resource {
  public:
   static constexpr std::size_t kNoLimit = SIZE_MAX;
-  static constexpr std::size_t kMaxName = 47;  // longer names are truncated
+  MESA_ALLOC_PER_COPY static constexpr std::size_t kMaxName = 47;  // longer names are truncated
 
   tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
                     tracking_resource *parent = nullptr) noexcept;

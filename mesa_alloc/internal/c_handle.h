@@ -20,6 +20,7 @@
 
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/resource_callbacks.h"
 
@@ -49,7 +50,7 @@ class c_handle final : public resource_callbacks {
  private:
   // Its address tells this Resource's handles apart (not const: distinct constants may be
   // merged, variables may not).
-  static inline char kind_tag_ = 0;
+  MESA_ALLOC_PER_COPY static inline char kind_tag_ = 0;
 
   const mesa_allocator *parent_;
   callback_resource upstream_;

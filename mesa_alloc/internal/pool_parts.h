@@ -10,6 +10,7 @@
 
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/free_list.h"
+#include "mesa_alloc/internal/per_copy.h"
 
 namespace mesa::internal {
 
@@ -51,7 +52,7 @@ constexpr size_class_table make_size_class_table() {
   return t;
 }
 
-inline constexpr size_class_table kSizeClasses = make_size_class_table();
+MESA_ALLOC_PER_COPY inline constexpr size_class_table kSizeClasses = make_size_class_table();
 
 inline bool pool_is_small(std::size_t bytes, std::size_t alignment) noexcept {
   return bytes <= kPoolMaxSmall && alignment <= kPoolAlignment &&

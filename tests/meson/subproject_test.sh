@@ -1,8 +1,9 @@
 #!/bin/bash
 # Subproject test: a parent Meson project (tests/meson/parent) gets mesa_alloc with
 #   dependency('mesa_alloc', fallback: ['mesa_alloc', 'mesa_alloc_dep'])
-# from subprojects/mesa_alloc (a link to this source tree), builds a C program with poison.h
-# forced on and a C++ program, and runs both. The parent sets cpp_rtti=false, as Mesa must when
+# from subprojects/mesa_alloc (a link to this source tree), static (default_library=static, as
+# Mesa links its own libraries into each driver), builds a C program with poison.h forced on and
+# a C++ program, both with -fvisibility=hidden, and runs both. The parent sets cpp_rtti=false, as Mesa must when
 # its LLVM has no RTTI; the test checks that every C++ file of the subproject was compiled with
 # -fno-rtti, so the library, the Vulkan bridge and the containers are proven to build and work
 # without RTTI. --force-fallback-for makes sure the subproject, not an installed mesa_alloc.pc,
@@ -33,4 +34,7 @@ if not cpp or missing:
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
 EOF
 meson test -C "$work/build" --print-errorlogs
+libraries="$(cd "$work/build/subprojects/mesa_alloc" && find . -name 'libmesa_alloc.*' -type f | sort)"
+[ "$libraries" = "./mesa_alloc/libmesa_alloc.a" ] ||
+  { echo "FAIL: expected the subproject to build only mesa_alloc/libmesa_alloc.a, found: $libraries" >&2; exit 1; }
 echo "subproject test passed"

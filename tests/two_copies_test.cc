@@ -151,6 +151,28 @@ TEST(TwoCopies, CTablesWorkSideBySide) {
   b.table_destroy(table_b);
 }
 
+// Runs both drivers under MESA_ALLOC_DEBUG=stats and exits: each copy reports at exit (B's
+// handler, registered last, first).
+void allocate_in_both_and_exit() {
+  setenv("MESA_ALLOC_DEBUG", "stats", 1);
+  driver a(module_path[0]);
+  driver b(module_path[1]);
+  a.free(a.malloc(24));
+  b.free(b.malloc(40));
+  std::exit(0);
+}
+
+TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: MESA_ALLOC_DEBUG is read
+  EXPECT_EXIT(allocate_in_both_and_exit(), testing::ExitedWithCode(0),
+              "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_b[^\n]*\n"
+              "mesa_alloc: statistics of the default allocator[^\n]*\n[^\n]*\n"
+              "default +0 +40 +40 .*"
+              "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_a[^\n]*\n"
+              "mesa_alloc: statistics of the default allocator[^\n]*\n[^\n]*\n"
+              "default +0 +24 +24 ");
+}
+
 // The dynamic symbols of `file` in namespace mesa (mangled _ZN4mesa) that have STB_GNU_UNIQUE
 // binding; an error string instead if the file cannot be read as ELF.
 std::vector<std::string> unique_mesa_symbols(const std::string &file, std::string *error) {

@@ -6,6 +6,9 @@
 // the process; leak and stats reports run from atexit.
 #include "mesa_alloc/internal/default_from_environment.h"
 
+#include <dlfcn.h>
+#include <link.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +40,22 @@ debug_table *g_leaks = nullptr;       // report at exit
 debug_table *g_quarantine = nullptr;  // check (flush) at exit: a write after free is found there
 logging_table *g_trace = nullptr;     // flush at exit
 
+// A process may hold several copies of mesa_alloc (each driver the Vulkan loader loads may link
+// its own), and each reports at exit: one that is part of a shared library says which, before
+// a leak or statistics report.
+void name_this_copy() {
+  Dl_info info;
+  link_map *library = nullptr;
+  if (dladdr1(reinterpret_cast<void *>(&name_this_copy), &info, reinterpret_cast<void **>(&library),
+              RTLD_DL_LINKMAP) == 0 ||
+      library == nullptr || library->l_name == nullptr || library->l_name[0] == '\0')
+    return;  // the program itself
+  std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n",
+               library->l_name);
+}
+
 void at_exit() {
+  if (g_stats != nullptr || (g_leaks != nullptr && g_leaks->live_blocks() > 0)) name_this_copy();
   if (g_quarantine != nullptr) g_quarantine->flush_quarantine();
   if (g_leaks != nullptr) g_leaks->report_leaks();
   if (g_stats != nullptr) {

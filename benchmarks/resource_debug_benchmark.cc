@@ -121,6 +121,15 @@ void BM_debug_cookie_stacks(benchmark::State &state) {
 }
 BENCHMARK(BM_debug_cookie_stacks);
 
+// The same stacks walked through the unwind tables (MESA_ALLOC_DEBUG=leaks,unwind).
+void BM_debug_cookie_stacks_unwind(benchmark::State &state) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.unwinder = mesa::stack_unwinder::unwind_tables;
+  debug_loop(state, o);
+}
+BENCHMARK(BM_debug_cookie_stacks_unwind);
+
 void BM_debug_quarantine(benchmark::State &state) {
   mesa::debug_options o;
   o.quarantine_bytes = 1 << 20;

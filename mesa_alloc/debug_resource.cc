@@ -14,11 +14,11 @@
 #include <new>
 #include <type_traits>
 
-#include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/spin_lock.h"
+#include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
 namespace {
@@ -263,15 +263,23 @@ debug_resource::~debug_resource() {
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
+  return allocate_from(size, alignment, scope, __builtin_return_address(0));
+}
+
+void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
+                                    const void *caller) noexcept {
   if (!mesa_alloc_alignment_valid(alignment)) {
     internal::report_invalid_alignment("mesa_debug alloc", alignment);
     return nullptr;
   }
   if (alignment > (std::size_t{1} << 30) || size > (SIZE_MAX >> 2)) return nullptr;
   if (options_.guard != guard_mode::none || options_.record_stacks) {
-    // Captured here, not in the slow path: calls into it may be tail calls, whose frames vanish.
     void *frames[kMaxFrames];
-    const int depth = options_.record_stacks ? absl::GetStackTrace(frames, kMaxFrames, 1) : 0;
+    const int depth =
+        options_.record_stacks
+            ? internal::capture_stack(frames, kMaxFrames, caller,
+                                      options_.unwinder == stack_unwinder::unwind_tables)
+            : 0;
     return allocate_guarded_or_traced(size, alignment, scope, frames, depth);
   }
   // Cookie mode: [header][user block][canary], the header right before the block.
@@ -850,12 +858,14 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
                               mesa_alloc_scope scope) {
-  return static_cast<debug_resource *>(self)->allocate_block(size, alignment, scope);
+  return static_cast<debug_resource *>(self)->allocate_from(size, alignment, scope,
+                                                            __builtin_return_address(0));
 }
 
 void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
-  return static_cast<debug_resource *>(self)->reallocate_block(p, size, alignment, scope);
+  return static_cast<debug_resource *>(self)->reallocate_from(p, size, alignment, scope,
+                                                              __builtin_return_address(0));
 }
 
 void debug_resource::c_free(void *self, void *p) {
@@ -874,11 +884,16 @@ void debug_resource::free_block(void *p) noexcept {
 
 void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t alignment,
                                        mesa_alloc_scope scope) noexcept {
+  return reallocate_from(p, size, alignment, scope, __builtin_return_address(0));
+}
+
+void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t alignment,
+                                      mesa_alloc_scope scope, const void *caller) noexcept {
   if (!mesa_alloc_alignment_valid(alignment)) {
     internal::report_invalid_alignment("mesa_debug realloc", alignment);
     return nullptr;
   }
-  if (p == nullptr) return allocate_block(size, alignment, scope);
+  if (p == nullptr) return allocate_from(size, alignment, scope, caller);
   if (size == 0) {
     free_block(p);
     return nullptr;
@@ -904,7 +919,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
     free_block(p);
     return nullptr;
   }
-  void *fresh = allocate_block(size, std::max<std::size_t>(alignment, old_alignment), scope);
+  void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, p, std::min(old_size, size));
   free_block(p);
@@ -912,7 +927,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
 }
 
 void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  void *p = allocate_block(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+  void *p = allocate_from(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT, __builtin_return_address(0));
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }

@@ -22,8 +22,9 @@
 // malloc/free in cookie mode (README). The table's lock is biased to the first thread that uses
 // the resource (plain loads and stores, no atomic read-modify-write, while no other thread has
 // touched it); from the second thread on it is a spin lock. options.thread_safe = false drops
-// the lock altogether. Recording stacks costs an unwind per allocation. Guard mode costs an
-// mprotect per allocate and two per free, and two pages per small block.
+// the lock altogether. Recording stacks costs a frame-pointer walk per allocation
+// (options.unwinder: the unwind tables instead, complete without frame pointers, microseconds).
+// Guard mode costs an mprotect per allocate and two per free, and two pages per small block.
 //
 // Example:
 //   mesa::debug_options options;
@@ -83,6 +84,12 @@ void print_debug_error(const debug_error &error) noexcept;
 
 enum class guard_mode { none, after, before };
 
+// How record_stacks walks the stack. frame_pointers: fast, but it stops at the first caller
+// built without frame pointers (GCC's default from -O1 on, so most distributions' Mesa), and a
+// leak then shows one frame. unwind_tables: the DWARF unwind tables (.eh_frame) every x86-64
+// and i386 object carries; complete without frame pointers, several times slower (README).
+enum class stack_unwinder { frame_pointers, unwind_tables };
+
 namespace internal {
 struct guard_fault_handler;
 }
@@ -95,6 +102,7 @@ struct debug_options {
   // guard mode freed blocks are always held (made inaccessible), 16 MiB if this is 0.
   std::size_t quarantine_bytes = 0;
   bool record_stacks = false;  // an allocation stack per block, for leak and error reports
+  stack_unwinder unwinder = stack_unwinder::frame_pointers;  // how record_stacks walks
   bool report_leaks_on_destroy = true;
   // false: only one thread at a time uses the resource, and the live-block table is not locked
   // (saves little while only one thread ever uses it: the lock is then biased to that thread).
@@ -135,6 +143,14 @@ class debug_resource : public std::pmr::memory_resource {
                          mesa_alloc_scope scope) noexcept;
 
  private:
+  // What every allocating entry point calls. `caller` is the entry point's return address
+  // (__builtin_return_address(0)): a recorded stack starts at the frame it returns into, so the
+  // resource's own frames are left out however they were inlined or tail-called.
+  void *allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
+                      const void *caller) noexcept;
+  void *reallocate_from(void *p, std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
+                        const void *caller) noexcept;
+
   friend struct internal::guard_fault_handler;
   struct header;
   struct freed_record {

@@ -149,7 +149,8 @@ void mesa_debug_options_init(mesa_debug_options *options) {
   options->fill = d.fill;
   options->guard = static_cast<mesa_debug_guard>(d.guard);
   options->quarantine_bytes = d.quarantine_bytes;
-  options->record_stacks = d.record_stacks;
+  options->record_stacks =
+      d.record_stacks ? MESA_DEBUG_STACKS_FRAME_POINTERS : MESA_DEBUG_STACKS_OFF;
   options->report_leaks_on_destroy = d.report_leaks_on_destroy;
   options->thread_safe = d.thread_safe;
   options->handler = nullptr;
@@ -169,7 +170,9 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
     d.fill = options->fill != 0;
     d.guard = static_cast<mesa::guard_mode>(options->guard);
     d.quarantine_bytes = options->quarantine_bytes;
-    d.record_stacks = options->record_stacks != 0;
+    d.record_stacks = options->record_stacks != MESA_DEBUG_STACKS_OFF;
+    if (options->record_stacks == MESA_DEBUG_STACKS_UNWIND_TABLES)
+      d.unwinder = mesa::stack_unwinder::unwind_tables;
     d.report_leaks_on_destroy = options->report_leaks_on_destroy != 0;
     d.thread_safe = options->thread_safe != 0;
     handler = options->handler;

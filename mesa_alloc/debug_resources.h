@@ -124,12 +124,21 @@ typedef struct mesa_debug_error {
  * then skipped (a damaged or foreign block is not released) or completed safely. */
 typedef void (*mesa_debug_handler)(const mesa_debug_error *error, void *context);
 
+/* record_stacks: off, walked through frame pointers (fast; stops at the first caller built
+ * without them), or through the unwind tables (complete without frame pointers; slower). Any
+ * other non-zero value means frame pointers. */
+enum {
+  MESA_DEBUG_STACKS_OFF = 0,
+  MESA_DEBUG_STACKS_FRAME_POINTERS = 1,
+  MESA_DEBUG_STACKS_UNWIND_TABLES = 2
+};
+
 typedef struct mesa_debug_options {
   int cookie;                  /* check magic and canaries on free (default 1) */
   int fill;                    /* 0xCD on allocate, 0xDD on free (default 1) */
   mesa_debug_guard guard;      /* default NONE */
   size_t quarantine_bytes;     /* freed bytes held back and checked (default 0) */
-  int record_stacks;           /* allocation stacks in reports (default 0) */
+  int record_stacks;           /* allocation stacks in reports: MESA_DEBUG_STACKS_* (default 0) */
   int report_leaks_on_destroy; /* default 1 */
   int thread_safe;             /* 0: one thread at a time, no locking (default 1) */
   mesa_debug_handler handler;  /* NULL: print on stderr and abort (leaks only print) */

@@ -15,6 +15,7 @@
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/tracking_resource.h"
+#include "tests/support/no_frame_pointers.h"
 
 namespace {
 
@@ -689,6 +690,68 @@ TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {
   EXPECT_NE(out.find("mesa_alloc: leak summary: 24 bytes in 1 blocks from 1 allocation sites"),
             std::string::npos)
       << out;
+}
+
+// A leak made three calls deep in code built without frame pointers: with the unwind tables the
+// report names all three and the test body above them.
+std::string leak_report_without_frame_pointers(mesa::stack_unwinder unwinder) {
+  testing::internal::CaptureStderr();
+  {
+    mesa::debug_options o;
+    o.record_stacks = true;
+    o.unwinder = unwinder;
+    std::pmr::monotonic_buffer_resource arena;  // takes back the leaked block
+    mesa::debug_resource d(&arena, o);
+    (void)test::outer_without_frame_pointers(&d, 24);
+  }
+  return testing::internal::GetCapturedStderr();
+}
+
+TEST(DebugResource, UnwindTablesRecordTheWholeStackWithoutFramePointers) {
+  const std::string out = leak_report_without_frame_pointers(mesa::stack_unwinder::unwind_tables);
+  const std::size_t leaf = out.find("leaf_without_frame_pointers"),
+                    middle = out.find("middle_without_frame_pointers"),
+                    outer = out.find("outer_without_frame_pointers"),
+                    body = out.find("UnwindTablesRecordTheWholeStackWithoutFramePointers_Test");
+  ASSERT_NE(leaf, std::string::npos) << out;
+  ASSERT_NE(middle, std::string::npos) << out;
+  ASSERT_NE(outer, std::string::npos) << out;
+  ASSERT_NE(body, std::string::npos) << out;
+  EXPECT_LT(leaf, middle) << out;
+  EXPECT_LT(middle, outer) << out;
+  EXPECT_LT(outer, body) << out;
+  EXPECT_EQ(out.find("capture_stack"), std::string::npos) << out;  // the walk's own frames
+  EXPECT_EQ(out.find("_Unwind_"), std::string::npos) << out;
+}
+
+TEST(DebugResource, FramePointersStillNameTheAllocatingFunction) {
+  const std::string out = leak_report_without_frame_pointers(mesa::stack_unwinder::frame_pointers);
+  EXPECT_NE(out.find("#0 0x"), std::string::npos) << out;
+  EXPECT_NE(out.find("leaf_without_frame_pointers"), std::string::npos) << out;
+}
+
+TEST(DebugResourceC, RecordStacksTwoWalksTheUnwindTables) {
+  mesa_debug_options o;
+  mesa_debug_options_init(&o);
+  o.record_stacks = MESA_DEBUG_STACKS_UNWIND_TABLES;
+  o.report_leaks_on_destroy = 0;
+  const mesa_allocator *debug = mesa_debug_create(nullptr, &o);
+  ASSERT_NE(debug, nullptr);
+  void *p = test::outer_without_frame_pointers_c(debug, 24);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_debug_report_leaks(debug), 1u);
+  const std::string out = testing::internal::GetCapturedStderr();
+  // Frame #0 is the caller of alloc_fn, as with frame pointers; all three frames are there.
+  const std::size_t first = out.find("#0 0x");
+  ASSERT_NE(first, std::string::npos) << out;
+  EXPECT_EQ(out.find("leaf_without_frame_pointers", first), out.find("leaf_without_frame_pointers"))
+      << out;
+  EXPECT_LT(out.find("leaf_without_frame_pointers"), out.find("#1 0x")) << out;
+  EXPECT_NE(out.find("middle_without_frame_pointers"), std::string::npos) << out;
+  EXPECT_NE(out.find("outer_without_frame_pointers_c"), std::string::npos) << out;
+  EXPECT_NE(out.find("RecordStacksTwoWalksTheUnwindTables_Test"), std::string::npos) << out;
+  debug->free_fn(debug->user_data, p);
+  mesa_debug_destroy(debug);
 }
 
 // realloc reads the old block's alignment from its header: a damaged header is reported as the

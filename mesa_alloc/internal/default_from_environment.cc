@@ -105,7 +105,7 @@ bool is(const char *word, std::size_t length, const char *name) {
 void warn(const char *word, std::size_t length, const char *why) {
   std::fprintf(stderr,
                "mesa_alloc: MESA_ALLOC_DEBUG: %s '%.*s' ignored (known: cookie, fill, guard, "
-               "guard_under, quarantine, leaks, stats, trace=FILE, fail=N, limit=BYTES)\n",
+               "guard_under, quarantine, leaks, unwind, stats, trace=FILE, fail=N, limit=BYTES)\n",
                why, static_cast<int>(length), word);
 }
 
@@ -139,6 +139,9 @@ void parse_word(const char *word, std::size_t length, settings *s) {
     } else if (is(word, length, "leaks")) {
       s->debug.record_stacks = true;
       s->debug.report_leaks_on_destroy = true;
+    } else if (is(word, length, "unwind")) {
+      s->debug.record_stacks = true;
+      s->debug.unwinder = stack_unwinder::unwind_tables;
     } else if (is(word, length, "stats")) {
       s->stats = true;
       return;

@@ -32,29 +32,31 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::this_threa
 
 synchronized_pool_resource::thread_cache *synchronized_pool_resource::deallocate_slow(
     internal::free_node *node, std::size_t size_class, thread_cache *cache) noexcept {
+  // Not in the table (evicted from it, or a table of another library that has not seen this
+  // thread yet) does not mean this thread has no cache: find it before the double-free check.
+  thread_cache *to_enter = nullptr;
+  if (cache == nullptr) {
+    try {
+      cache = to_enter = this_thread_cache();
+    } catch (...) {  // upstream refused a new cache: this thread has none, the block goes central
+    }
+  }
+  central_list &central = central_[size_class];
   if (node->key == key_) {
     const std::size_t size = internal::kSizeClasses.size[size_class];
     if (cache != nullptr &&
         internal::refuse_double_free(cache->free[size_class], node, size, kName))
-      return nullptr;
-    central_list &central = central_[size_class];
+      return to_enter;
     std::lock_guard<std::mutex> lock(central.mutex);
-    if (internal::refuse_double_free(central.free, node, size, kName)) return nullptr;
+    if (internal::refuse_double_free(central.free, node, size, kName)) return to_enter;
   }
-  if (cache != nullptr) {
-    push(cache, node, size_class);
-    return nullptr;
-  }
-  try {
-    cache = this_thread_cache();
-  } catch (...) {
-    central_list &central = central_[size_class];
+  if (cache == nullptr) {
     std::lock_guard<std::mutex> lock(central.mutex);
     internal::push_free(central.free, node, key_);
     return nullptr;
   }
   push(cache, node, size_class);
-  return cache;
+  return to_enter;
 }
 
 void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_class) {

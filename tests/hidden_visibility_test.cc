@@ -1,8 +1,8 @@
 // A program built with -fvisibility=hidden (as all of Mesa is) against the shared library keeps
-// synchronized_pool_resource's lock-free fast path. The pool's thread-local cache table is a
-// variable defined in its header, so such a program has its own copy, apart from
-// libmesa_alloc.so's; if only the library filled its copy, the program's would stay empty and
-// every allocation would take the pool's lock to find this thread's cache again.
+// synchronized_pool_resource's lock-free fast path and its double-free check. The pool's
+// thread-local cache table is a variable defined in its header, so such a program has its own copy,
+// apart from libmesa_alloc.so's; if only the library filled its copy, the program's would stay
+// empty and every allocation would take the pool's lock to find this thread's cache again.
 //
 // Built with -fvisibility=hidden and linked against the shared library (Bazel's fastbuild and
 // Meson's default); where the library is linked statically there is one table and the test
@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <memory_resource>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "mesa_alloc/synchronized_pool_resource.h"
@@ -101,6 +102,25 @@ TEST(HiddenVisibility, AnAttachedThreadTakesNoLockWhileUpstreamIsBusy) {
   holder.join();
   worker.join();
   EXPECT_TRUE(finished) << "the worker's allocations waited for the pool's lock";
+}
+
+// A block freed twice, first through the virtual interface (the library's code, which enters
+// this thread in the library's table) and then directly (this program's table, which has not
+// seen this thread): the second free is still refused, and the block is handed out once.
+TEST(HiddenVisibility, ADoubleFreeIsRefusedWhicheverTableHasTheThread) {
+  mesa::synchronized_pool_resource pool(std::pmr::new_delete_resource());
+  std::pmr::memory_resource *volatile through_vtable = &pool;  // no devirtualised inline copy
+  void *p = through_vtable->allocate(32, 8);
+  through_vtable->deallocate(p, 32, 8);
+  testing::internal::CaptureStderr();
+  pool.deallocate(p, 32, 8);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("double free"), std::string::npos) << err;
+  void *a = pool.allocate(32, 8);
+  void *b = pool.allocate(32, 8);
+  EXPECT_NE(a, b) << "the block freed twice was handed out twice";
+  pool.deallocate(a, 32, 8);
+  pool.deallocate(b, 32, 8);
 }
 
 }  // namespace

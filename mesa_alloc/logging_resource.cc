@@ -11,9 +11,9 @@
 #include <mutex>
 #include <new>
 
-#include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
 #include "mesa_alloc/internal/request_limit.h"
+#include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
 namespace {
@@ -97,10 +97,9 @@ logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_si
   }
 }
 
-std::uint32_t logging_resource::call_site() noexcept {
+std::uint32_t logging_resource::call_site(const void *caller) noexcept {
   void *frames[kStackFrames];
-  // Skip call_site, record and the resource's own entry point.
-  const int depth = absl::GetStackTrace(frames, kStackFrames, 3);
+  const int depth = internal::capture_stack(frames, kStackFrames, caller, false);
   if (depth <= 0) return 0;
   std::uint64_t hash = 0xcbf29ce484222325ull;
   for (int i = 0; i < depth; ++i)
@@ -136,7 +135,8 @@ std::uint32_t logging_resource::call_site() noexcept {
 }
 
 void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr, std::size_t size,
-                              std::size_t alignment, mesa_alloc_scope scope) noexcept {
+                              std::size_t alignment, mesa_alloc_scope scope,
+                              const void *caller) noexcept {
   trace_event e;
   e.op = op;
   e.scope = static_cast<std::uint8_t>(scope);
@@ -147,7 +147,7 @@ void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr,
   e.old_ptr = reinterpret_cast<std::uintptr_t>(old_ptr);
   e.size = size;
   e.alignment = static_cast<std::uint32_t>(alignment);
-  e.site = record_stacks_ && op != trace_op::free ? call_site() : 0;
+  e.site = record_stacks_ && op != trace_op::free && caller != nullptr ? call_site(caller) : 0;
   sink_->write_event(e);
 }
 
@@ -157,10 +157,12 @@ void *logging_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     if (internal::request_too_large(bytes, alignment)) throw std::bad_alloc();
     p = upstream_->allocate(bytes, alignment);
   } catch (...) {
-    record(trace_op::failed, nullptr, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+    record(trace_op::failed, nullptr, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
+           __builtin_return_address(0));
     throw;
   }
-  record(trace_op::alloc, p, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT);
+  record(trace_op::alloc, p, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
+         __builtin_return_address(0));
   return p;
 }
 

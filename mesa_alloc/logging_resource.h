@@ -93,8 +93,11 @@ class logging_resource final : public std::pmr::memory_resource {
   trace_sink *sink() const noexcept { return sink_; }
 
   // Records one event (the C table uses this for what it forwards to its parent table).
+  // `caller`: the return address of the entry point the call came in through
+  // (__builtin_return_address(0) there); with record_stacks, the call site starts at the frame
+  // it returns into. Frees have no call site and need none.
   void record(trace_op op, const void *ptr, const void *old_ptr, std::size_t size,
-              std::size_t alignment, mesa_alloc_scope scope) noexcept;
+              std::size_t alignment, mesa_alloc_scope scope, const void *caller = nullptr) noexcept;
 
  private:
   static constexpr int kSites = 4096;
@@ -102,7 +105,7 @@ class logging_resource final : public std::pmr::memory_resource {
   void *do_allocate(std::size_t bytes, std::size_t alignment) override;
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override;
-  [[gnu::noinline]] std::uint32_t call_site() noexcept;
+  [[gnu::noinline]] std::uint32_t call_site(const void *caller) noexcept;
 
   std::pmr::memory_resource *upstream_;
   trace_sink *sink_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "tests/support/no_frame_pointers.h"
 
 namespace {
 
@@ -69,6 +70,18 @@ TEST(LoggingResource, FailuresAndCallSites) {
   EXPECT_EQ(sink.events[1].site, sink.events[0].site);
   ASSERT_EQ(sink.sites.size(), 1u);
   EXPECT_FALSE(sink.sites[0].empty());
+}
+
+// The call site starts at the function that called allocate (here one built without frame
+// pointers), however the resource's own frames were inlined or tail-called.
+TEST(LoggingResource, TheCallSiteStartsAtTheCaller) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  void *p = test::outer_without_frame_pointers(&logged, 16);
+  logged.deallocate(p, 16);
+  ASSERT_EQ(sink.sites.size(), 1u);
+  EXPECT_EQ(sink.sites[0].rfind("test::(anonymous namespace)::leaf_without_frame_pointers", 0), 0u)
+      << sink.sites[0];
 }
 
 TEST(LoggingResource, ThreadsAreTold) {

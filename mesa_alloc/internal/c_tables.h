@@ -260,18 +260,25 @@ struct logging_table {
   // address in between.
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
-    auto *self = static_cast<logging_table *>(user_data);
-    std::shared_lock<std::shared_mutex> hold(self->reuse_lock);
-    void *p = self->parent->alloc_fn(self->parent->user_data, size, alignment, scope);
-    self->logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size,
-                         alignment, scope);
+    return static_cast<logging_table *>(user_data)->logged_alloc(size, alignment, scope,
+                                                                 __builtin_return_address(0));
+  }
+
+  // `caller`: the entry point's return address, where the call site starts.
+  void *logged_alloc(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
+                     const void *caller) {
+    std::shared_lock<std::shared_mutex> hold(reuse_lock);
+    void *p = parent->alloc_fn(parent->user_data, size, alignment, scope);
+    logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size, alignment,
+                   scope, caller);
     return p;
   }
 
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
-    if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+    if (ptr == nullptr)
+      return self->logged_alloc(size, alignment, scope, __builtin_return_address(0));
     if (size == 0) {  // a free: logged first, as free() does
       self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
       return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
@@ -279,7 +286,7 @@ struct logging_table {
     std::unique_lock<std::shared_mutex> hold(self->reuse_lock);
     void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
     self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
-                         alignment, scope);
+                         alignment, scope, __builtin_return_address(0));
     return p;
   }
 

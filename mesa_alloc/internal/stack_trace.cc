@@ -24,7 +24,7 @@ struct unwind_walk {
 _Unwind_Reason_Code record_frame(_Unwind_Context *context, void *arg) {
   auto *walk = static_cast<unwind_walk *>(arg);
   const std::uintptr_t ip = _Unwind_GetIP(context);
-  if (ip == 0 || walk->depth == walk->limit) return _URC_END_OF_STACK;
+  if (ip == 0 || walk->depth >= walk->limit) return _URC_END_OF_STACK;
   walk->walked[walk->depth] = reinterpret_cast<void *>(ip);
   if (walk->first < 0 && walk->walked[walk->depth] == walk->caller) walk->first = walk->depth;
   ++walk->depth;
@@ -35,29 +35,28 @@ _Unwind_Reason_Code record_frame(_Unwind_Context *context, void *arg) {
 }  // namespace
 
 int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_tables) noexcept {
-  if (max_depth > kMaxStackFrames) max_depth = kMaxStackFrames;
+  max_depth = max_depth < 0 ? 0 : max_depth > kMaxStackFrames ? kMaxStackFrames : max_depth;
+  // Without `caller` on the stack, the stack starts at the frame this function returns into.
+  const void *fallback = __builtin_return_address(0);
   void *walked[kMaxStackFrames + kOwnFrames];
   const int limit = max_depth + kOwnFrames;
   int depth;
-  int first;  // without `caller` on the stack: from the caller of this function
   if (unwind_tables) {
     unwind_walk walk{walked, limit, caller, max_depth};
     _Unwind_Backtrace(&record_frame, &walk);
     depth = walk.depth;
-    first = walk.first >= 0 ? walk.first : 1;  // the walk reports this function first
   } else {
-    depth = absl::GetStackTrace(walked, limit, 0);  // from this function's caller
-    first = 0;
-    for (int i = 0; i < depth; ++i) {
-      if (walked[i] == caller) {
-        first = i;
-        break;
-      }
-    }
+    depth = absl::GetStackTrace(walked, limit, 0);
   }
+  int first = -1, own = 0;
+  for (int i = 0; i < depth && first < 0; ++i) {
+    if (walked[i] == caller) first = i;
+    if (walked[i] == fallback && own == 0) own = i;
+  }
+  if (first < 0) first = own;
   int n = 0;
   for (int i = first; i < depth && n < max_depth; ++i) frames[n++] = walked[i];
-  // Not a tail call: `first` above assumes this function's frame on the stack.
+  // Not a tail call: `fallback` must be this function's own return address.
   __asm__ volatile("" ::: "memory");
   return n;
 }

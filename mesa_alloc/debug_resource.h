@@ -84,10 +84,11 @@ void print_debug_error(const debug_error &error) noexcept;
 
 enum class guard_mode { none, after, before };
 
-// How record_stacks walks the stack. frame_pointers: fast, but it stops at the first caller
-// built without frame pointers (GCC's default from -O1 on, so most distributions' Mesa), and a
-// leak then shows one frame. unwind_tables: the DWARF unwind tables (.eh_frame) every x86-64
-// and i386 object carries; complete without frame pointers, several times slower (README).
+// How record_stacks walks the stack. frame_pointers: fast, but it loses its way at the first
+// caller built without frame pointers (GCC's default from -O1 on, so most distributions' Mesa):
+// the frames above are missing, or wrong, and a leak often shows one frame. unwind_tables: the
+// DWARF unwind tables (.eh_frame) every x86-64 and i386 object carries; complete without frame
+// pointers, microseconds per allocation (README).
 enum class stack_unwinder { frame_pointers, unwind_tables };
 
 namespace internal {

@@ -124,9 +124,9 @@ typedef struct mesa_debug_error {
  * then skipped (a damaged or foreign block is not released) or completed safely. */
 typedef void (*mesa_debug_handler)(const mesa_debug_error *error, void *context);
 
-/* record_stacks: off, walked through frame pointers (fast; stops at the first caller built
- * without them), or through the unwind tables (complete without frame pointers; slower). Any
- * other non-zero value means frame pointers. */
+/* record_stacks: off, walked through frame pointers (fast; frames are missing or wrong above
+ * the first caller built without them), or through the unwind tables (complete without frame
+ * pointers; microseconds per allocation). Any other non-zero value means frame pointers. */
 enum {
   MESA_DEBUG_STACKS_OFF = 0,
   MESA_DEBUG_STACKS_FRAME_POINTERS = 1,

@@ -173,8 +173,8 @@ TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
               "default +0 +24 +24 ");
 }
 
-// The dynamic symbols of `file` in namespace mesa (mangled _ZN4mesa) that have STB_GNU_UNIQUE
-// binding; an error string instead if the file cannot be read as ELF.
+// The dynamic symbols of `file` in namespace mesa that have STB_GNU_UNIQUE binding; an error
+// string instead if the file cannot be read as ELF.
 std::vector<std::string> unique_mesa_symbols(const std::string &file, std::string *error) {
   std::ifstream in(file, std::ios::binary);
   const std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -202,7 +202,9 @@ std::vector<std::string> unique_mesa_symbols(const std::string &file, std::strin
       ElfW(Sym) sym;
       std::memcpy(&sym, image.data() + dynsym.sh_offset + k * sizeof sym, sizeof sym);
       const std::string name(image.data() + strtab.sh_offset + sym.st_name);
-      if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE && name.rfind("_ZN4mesa", 0) == 0) {
+      // Any name with a mesa:: part: _ZN4mesa..., and a function's static _ZZN4mesa... with its
+      // guard _ZGVZN4mesa...
+      if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE && name.find("4mesa") != std::string::npos) {
         found.push_back(name);
       }
     }

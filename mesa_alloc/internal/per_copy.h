@@ -10,6 +10,12 @@
 // driver would take the other's blocks. Hidden visibility keeps the symbol out of the dynamic
 // symbol table, so each library (each DSO) that defines it has its own.
 //
+// Where: on every variable a header defines that the library's code may take the address of
+// or bind a reference to (state, tables, a constant passed to std::min at -O0). A constant
+// only ever read by value emits no symbol and needs nothing. A static local of an inline
+// function is merged the same way and cannot take the attribute: headers have none.
+// tests/two_copies_test fails on any merged symbol of ours that a build emits.
+//
 // What it costs: nothing at run time. It is the reason header code that writes such a variable
 // must be inline too: a program built with -fvisibility=hidden has its own copy, apart from the
 // one in libmesa_alloc.so (synchronized_pool_resource.h, `enter`).

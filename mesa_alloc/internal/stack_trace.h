@@ -2,9 +2,10 @@
 // Not part of the public API.
 //
 // What it is for: debug_resource's allocation stacks. Two ways to walk:
-//   - frame pointers (absl::GetStackTrace): a few nanoseconds a frame, but the walk stops at
-//     the first caller built without them (-fomit-frame-pointer, GCC's default at -O1 and up,
-//     as in most distributions' Mesa), so a leak often shows one frame;
+//   - frame pointers (absl::GetStackTrace): a few nanoseconds a frame, but the walk loses its
+//     way at the first caller built without them (-fomit-frame-pointer, GCC's default at -O1
+//     and up, as in most distributions' Mesa): the frames above are missing or wrong, so a
+//     leak often shows one frame;
 //   - unwind tables (_Unwind_Backtrace over .eh_frame, which x86-64 and i386 code carries by
 //     default): complete without frame pointers, and several times slower (README, "Measured
 //     costs").

@@ -3,11 +3,11 @@
 #   dependency('mesa_alloc', fallback: ['mesa_alloc', 'mesa_alloc_dep'])
 # from subprojects/mesa_alloc (a link to this source tree), static (default_library=static, as
 # Mesa links its own libraries into each driver), builds a C program with poison.h forced on and
-# a C++ program, both with -fvisibility=hidden, and runs both. The parent sets cpp_rtti=false, as Mesa must when
-# its LLVM has no RTTI; the test checks that every C++ file of the subproject was compiled with
-# -fno-rtti, so the library, the Vulkan bridge and the containers are proven to build and work
-# without RTTI. --force-fallback-for makes sure the subproject, not an installed mesa_alloc.pc,
-# is what is found.
+# a C++ program, both with -fvisibility=hidden, and runs both. The parent sets cpp_rtti=false,
+# as Mesa must when its LLVM has no RTTI; the test checks that every C++ file of the subproject
+# was compiled with -fno-rtti, so the library, the Vulkan bridge and the containers are proven
+# to build and work without RTTI. --force-fallback-for makes sure the subproject, not an
+# installed mesa_alloc.pc, is what is found.
 #
 #   subproject_test.sh SOURCE_ROOT
 set -euo pipefail
@@ -34,7 +34,11 @@ if not cpp or missing:
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
 EOF
 meson test -C "$work/build" --print-errorlogs
-libraries="$(cd "$work/build/subprojects/mesa_alloc" && find . -name 'libmesa_alloc.*' -type f | sort)"
-[ "$libraries" = "./mesa_alloc/libmesa_alloc.a" ] ||
-  { echo "FAIL: expected the subproject to build only mesa_alloc/libmesa_alloc.a, found: $libraries" >&2; exit 1; }
+libraries="$(cd "$work/build/subprojects/mesa_alloc" &&
+  find . -name 'libmesa_alloc.*' -type f | sort)"
+if [ "$libraries" != "./mesa_alloc/libmesa_alloc.a" ]; then
+  echo "FAIL: expected the subproject to build only mesa_alloc/libmesa_alloc.a, found:" \
+    "$libraries" >&2
+  exit 1
+fi
 echo "subproject test passed"

@@ -20,7 +20,7 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'E', 'S', 'A', 'T', 'R', 'C', '1'};
 constexpr std::uint8_t kSiteRecord = 5;
-constexpr int kSiteFrames = 4;   // frames named in a call site's text
+constexpr int kSiteFrames = 6;   // frames named in a call site's text (the C API's own among them)
 constexpr int kStackFrames = 8;  // frames that identify a call site
 
 std::uint64_t now_ns() noexcept {

@@ -9,8 +9,9 @@
 namespace mesa::internal {
 namespace {
 
-// Room for the frames asked for and the walk's and the library's own above them.
-constexpr int kOwnFrames = 16;
+// Room for the frames asked for and the walk's and the library's own above them (at most five:
+// capture_stack, then e.g. call_site, record, logged_alloc and the C table's alloc).
+constexpr int kOwnFrames = 8;
 
 struct unwind_walk {
   void **walked;
@@ -32,6 +33,13 @@ _Unwind_Reason_Code record_frame(_Unwind_Context *context, void *arg) {
   return _URC_NO_REASON;
 }
 
+int index_of(void *const *walked, int depth, const void *frame) noexcept {
+  for (int i = 0; i < depth; ++i) {
+    if (walked[i] == frame) return i;
+  }
+  return -1;
+}
+
 }  // namespace
 
 int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_tables) noexcept {
@@ -40,20 +48,18 @@ int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_
   const void *fallback = __builtin_return_address(0);
   void *walked[kMaxStackFrames + kOwnFrames];
   const int limit = max_depth + kOwnFrames;
-  int depth;
+  int depth, first;
   if (unwind_tables) {
     unwind_walk walk{walked, limit, caller, max_depth};
     _Unwind_Backtrace(&record_frame, &walk);
     depth = walk.depth;
+    first = walk.first;  // found during the walk, which stops once it has enough after it
   } else {
     depth = absl::GetStackTrace(walked, limit, 0);
+    first = index_of(walked, depth, caller);
   }
-  int first = -1, own = 0;
-  for (int i = 0; i < depth && first < 0; ++i) {
-    if (walked[i] == caller) first = i;
-    if (walked[i] == fallback && own == 0) own = i;
-  }
-  if (first < 0) first = own;
+  if (first < 0) first = index_of(walked, depth, fallback);
+  if (first < 0) first = 0;
   int n = 0;
   for (int i = first; i < depth && n < max_depth; ++i) frames[n++] = walked[i];
   // Not a tail call: `fallback` must be this function's own return address.

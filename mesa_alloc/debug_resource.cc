@@ -16,6 +16,7 @@
 
 #include "absl/debugging/symbolize.h"
 #include "mesa_alloc/internal/align_up.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
@@ -235,6 +236,7 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
       quarantine_limit_(options.quarantine_bytes) {
   static_assert(sizeof(header) == 64, "the documented header size");
   if (options_.handler == nullptr) options_.handler = default_handler;
+  if (options_.record_stacks) internal::want_callers();
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
   if (options_.guard != guard_mode::none) install_guard_handler();
@@ -263,7 +265,8 @@ debug_resource::~debug_resource() {
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
-  return allocate_from(size, alignment, scope, __builtin_return_address(0));
+  return allocate_from(size, alignment, scope,
+                       internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
@@ -858,14 +861,14 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
                               mesa_alloc_scope scope) {
-  return static_cast<debug_resource *>(self)->allocate_from(size, alignment, scope,
-                                                            __builtin_return_address(0));
+  return static_cast<debug_resource *>(self)->allocate_from(
+      size, alignment, scope, internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
-  return static_cast<debug_resource *>(self)->reallocate_from(p, size, alignment, scope,
-                                                              __builtin_return_address(0));
+  return static_cast<debug_resource *>(self)->reallocate_from(
+      p, size, alignment, scope, internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void debug_resource::c_free(void *self, void *p) {
@@ -884,7 +887,8 @@ void debug_resource::free_block(void *p) noexcept {
 
 void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t alignment,
                                        mesa_alloc_scope scope) noexcept {
-  return reallocate_from(p, size, alignment, scope, __builtin_return_address(0));
+  return reallocate_from(p, size, alignment, scope,
+                         internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t alignment,
@@ -927,7 +931,8 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
 }
 
 void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  void *p = allocate_from(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT, __builtin_return_address(0));
+  void *p = allocate_from(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
+                          internal::api_call::caller_or(__builtin_return_address(0)));
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }

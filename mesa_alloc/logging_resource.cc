@@ -12,6 +12,7 @@
 #include <new>
 
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
@@ -20,7 +21,7 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'E', 'S', 'A', 'T', 'R', 'C', '1'};
 constexpr std::uint8_t kSiteRecord = 5;
-constexpr int kSiteFrames = 6;   // frames named in a call site's text (the C API's own among them)
+constexpr int kSiteFrames = 6;   // frames named in a call site's text, from the caller
 constexpr int kStackFrames = 8;  // frames that identify a call site
 
 std::uint64_t now_ns() noexcept {
@@ -89,6 +90,7 @@ void trace_file::write_site(std::uint32_t id, const char *text, std::size_t leng
 logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_sink *sink,
                                    bool record_stacks) noexcept
     : upstream_(upstream), sink_(sink), record_stacks_(record_stacks), start_ns_(now_ns()) {
+  if (record_stacks) internal::want_callers();
   // Without these the first allocation would call through a null pointer; say so here.
   if (upstream == nullptr || sink == nullptr) {
     std::fprintf(stderr, "mesa_alloc: logging_resource: no %s\n",
@@ -158,11 +160,11 @@ void *logging_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     p = upstream_->allocate(bytes, alignment);
   } catch (...) {
     record(trace_op::failed, nullptr, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
-           __builtin_return_address(0));
+           internal::api_call::caller_or(__builtin_return_address(0)));
     throw;
   }
   record(trace_op::alloc, p, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
-         __builtin_return_address(0));
+         internal::api_call::caller_or(__builtin_return_address(0)));
   return p;
 }
 

@@ -94,8 +94,9 @@ class logging_resource final : public std::pmr::memory_resource {
 
   // Records one event (the C table uses this for what it forwards to its parent table).
   // `caller`: the return address of the entry point the call came in through
-  // (__builtin_return_address(0) there); with record_stacks, the call site starts at the frame
-  // it returns into. Frees have no call site and need none.
+  // (__builtin_return_address(0) there), or during a C API call the C API's caller; with
+  // record_stacks, the call site starts at the frame it returns into. Frees have no call site
+  // and need none.
   void record(trace_op op, const void *ptr, const void *old_ptr, std::size_t size,
               std::size_t alignment, mesa_alloc_scope scope, const void *caller = nullptr) noexcept;
 

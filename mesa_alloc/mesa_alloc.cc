@@ -8,6 +8,10 @@
 // Any other default (MESA_ALLOC_DEBUG layers, a tracking stack, the application's callbacks)
 // takes the table path. That is why this file, with libc_allocator.cc, is on the link-level
 // audit's allow list.
+//
+// Every allocating function that goes through a table makes an api_call there (alloc_through,
+// realloc_through), so that the debug and logging layers' stacks start in its caller's code
+// (internal/api_caller.h).
 #define MESA_ALLOC_ALLOW_LIBC 1
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -17,6 +21,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/default_from_environment.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/libc_table.h"
@@ -24,6 +29,7 @@
 
 namespace {
 
+using mesa::internal::api_call;
 using malloc_entry = void *(*)(size_t);
 using free_entry = void (*)(void *);
 
@@ -61,9 +67,36 @@ inline const mesa_allocator *current() noexcept {
   return initialize_default();
 }
 
+// The table calls of the allocating functions, out of line so that the functions' libc paths
+// keep no frame and no thread-local access. `caller`: the public function's return address,
+// recorded for the call only once a layer wants it (internal/api_caller.h).
+[[gnu::noinline]] void *alloc_through(const mesa_allocator *a, size_t size, size_t alignment,
+                                      mesa_alloc_scope scope, const void *caller) noexcept {
+  if (!mesa::internal::callers_wanted()) return a->alloc_fn(a->user_data, size, alignment, scope);
+  const api_call call(caller);
+  return a->alloc_fn(a->user_data, size, alignment, scope);
+}
+
+[[gnu::noinline]] void *realloc_through(const mesa_allocator *a, void *ptr, size_t size,
+                                        size_t alignment, mesa_alloc_scope scope,
+                                        const void *caller) noexcept {
+  if (!mesa::internal::callers_wanted())
+    return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+  const api_call call(caller);
+  return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+}
+
+// mesa_malloc jumps here (a tail call when optimizing): the return address is into its caller.
 void *malloc_through_table(size_t size) noexcept {
-  const mesa_allocator *a = current();
-  return a->alloc_fn(a->user_data, size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT);
+  return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
+                       __builtin_return_address(0));
+}
+
+// mesa_malloc for the functions built on it, with their own caller.
+inline void *malloc_from(size_t size, const void *caller) noexcept {
+  if (g_malloc.load(std::memory_order_acquire) == &std::malloc) return std::malloc(size);
+  return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
+                       caller);
 }
 
 void free_through_table(void *ptr) noexcept {
@@ -82,6 +115,28 @@ inline bool check_alignment(const char *where, size_t alignment) noexcept {
   if (mesa_alloc_alignment_valid(alignment)) return true;
   mesa::internal::report_invalid_alignment(where, alignment);
   return false;
+}
+
+char *strndup_from(const char *str, size_t max_length, const void *caller) noexcept {
+  const size_t length = strnlen(str, max_length);
+  char *copy = static_cast<char *>(malloc_from(length + 1, caller));
+  if (copy == nullptr) return nullptr;
+  std::memcpy(copy, str, length);
+  copy[length] = '\0';
+  return copy;
+}
+
+inline void *alloc2_from(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
+                         size_t alignment, mesa_alloc_scope scope, const void *caller) noexcept {
+  if (!check_alignment("mesa_alloc2", alignment)) return nullptr;
+  const mesa_allocator *a = choose(parent, alloc);
+  if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
+    return std::malloc(size);
+  if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
+    mesa::internal::report_incomplete_table("mesa_alloc2", "alloc_fn");
+    return nullptr;
+  }
+  return alloc_through(a, size, alignment, scope, caller);
 }
 
 }  // namespace
@@ -111,7 +166,7 @@ void *mesa_calloc(size_t count, size_t size) {
     mesa::internal::report_size_overflow("mesa_calloc", count, size);
     return nullptr;
   }
-  void *p = mesa_malloc(bytes);
+  void *p = malloc_from(bytes, __builtin_return_address(0));
   if (p != nullptr) std::memset(p, 0, bytes);
   return p;
 }
@@ -119,55 +174,42 @@ void *mesa_calloc(size_t count, size_t size) {
 void *mesa_realloc(void *ptr, size_t size) {
   const mesa_allocator *a = current();
   if (a == &mesa::internal::libc_table && size != 0) return std::realloc(ptr, size);
-  return a->realloc_fn(a->user_data, ptr, size, MESA_ALLOC_DEFAULT_ALIGNMENT,
-                       MESA_ALLOC_SCOPE_OBJECT);
+  return realloc_through(a, ptr, size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
+                         __builtin_return_address(0));
 }
 
 void mesa_free(void *ptr) { g_free.load(std::memory_order_acquire)(ptr); }
 
 void *mesa_aligned_alloc(size_t alignment, size_t size) {
   if (!check_alignment("mesa_aligned_alloc", alignment)) return nullptr;
-  const mesa_allocator *a = current();
-  return a->alloc_fn(a->user_data, size, alignment, MESA_ALLOC_SCOPE_OBJECT);
+  return alloc_through(current(), size, alignment, MESA_ALLOC_SCOPE_OBJECT,
+                       __builtin_return_address(0));
 }
 
 void *mesa_aligned_realloc(void *ptr, size_t size, size_t alignment) {
   if (!check_alignment("mesa_aligned_realloc", alignment)) return nullptr;
-  const mesa_allocator *a = current();
-  return a->realloc_fn(a->user_data, ptr, size, alignment, MESA_ALLOC_SCOPE_OBJECT);
+  return realloc_through(current(), ptr, size, alignment, MESA_ALLOC_SCOPE_OBJECT,
+                         __builtin_return_address(0));
 }
 
 char *mesa_strdup(const char *str) {
   if (str == nullptr) return nullptr;
-  return mesa_strndup(str, std::strlen(str));
+  return strndup_from(str, std::strlen(str), __builtin_return_address(0));
 }
 
 char *mesa_strndup(const char *str, size_t max_length) {
   if (str == nullptr) return nullptr;
-  const size_t length = strnlen(str, max_length);
-  char *copy = static_cast<char *>(mesa_malloc(length + 1));
-  if (copy == nullptr) return nullptr;
-  std::memcpy(copy, str, length);
-  copy[length] = '\0';
-  return copy;
+  return strndup_from(str, max_length, __builtin_return_address(0));
 }
 
 void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                   size_t alignment, mesa_alloc_scope scope) {
-  if (!check_alignment("mesa_alloc2", alignment)) return nullptr;
-  const mesa_allocator *a = choose(parent, alloc);
-  if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
-    return std::malloc(size);
-  if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
-    mesa::internal::report_incomplete_table("mesa_alloc2", "alloc_fn");
-    return nullptr;
-  }
-  return a->alloc_fn(a->user_data, size, alignment, scope);
+  return alloc2_from(parent, alloc, size, alignment, scope, __builtin_return_address(0));
 }
 
 void *mesa_zalloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                    size_t alignment, mesa_alloc_scope scope) {
-  void *p = mesa_alloc2(parent, alloc, size, alignment, scope);
+  void *p = alloc2_from(parent, alloc, size, alignment, scope, __builtin_return_address(0));
   if (p != nullptr) std::memset(p, 0, size);
   return p;
 }
@@ -180,7 +222,7 @@ void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, v
     mesa::internal::report_incomplete_table("mesa_realloc2", "realloc_fn");
     return nullptr;
   }
-  return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+  return realloc_through(a, ptr, size, alignment, scope, __builtin_return_address(0));
 }
 
 void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void *ptr) {

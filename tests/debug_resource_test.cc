@@ -752,6 +752,93 @@ TEST(DebugResourceC, RecordStacksTwoWalksTheUnwindTables) {
   mesa_debug_destroy(debug);
 }
 
+// Allocations through each allocating function of the C API, each from a function of its own
+// (not inlined, not a tail call). `debug` is the table for the functions that take one; the
+// others go through the default.
+#define THROUGH_C_API(name, call)                             \
+  [[gnu::noinline]] void *name(const mesa_allocator *debug) { \
+    (void)debug;                                              \
+    void *p = (call);                                         \
+    __asm__ volatile("" ::: "memory");                        \
+    return p;                                                 \
+  }
+THROUGH_C_API(through_malloc, mesa_malloc(24))
+THROUGH_C_API(through_calloc, mesa_calloc(3, 8))
+THROUGH_C_API(through_realloc, mesa_realloc(nullptr, 24))
+THROUGH_C_API(through_aligned_alloc, mesa_aligned_alloc(64, 24))
+THROUGH_C_API(through_aligned_realloc, mesa_aligned_realloc(nullptr, 24, 64))
+THROUGH_C_API(through_strdup, mesa_strdup("twenty-three characters"))
+THROUGH_C_API(through_strndup, mesa_strndup("twenty-three characters, and more", 23))
+THROUGH_C_API(through_alloc2, mesa_alloc2(nullptr, debug, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
+THROUGH_C_API(through_zalloc2, mesa_zalloc2(nullptr, debug, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
+THROUGH_C_API(through_realloc2,
+              mesa_realloc2(nullptr, debug, nullptr, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
+#undef THROUGH_C_API
+
+// The line of frame #`n` in a leak report ("" if none).
+std::string frame_line(const std::string &report, int n) {
+  const std::string tag = "    #" + std::to_string(n) + " 0x";
+  const std::size_t at = report.find(tag);
+  if (at == std::string::npos) return "";
+  return report.substr(at, report.find('\n', at) - at);
+}
+
+// A block allocated through the C API has a stack that starts at the C API's caller, with either
+// walk: no frame of the C API (malloc_through_table, mesa_strndup under mesa_strdup, ...) or of
+// the debug table comes before it. mesa_malloc reaches the table with a tail call when
+// optimized; unoptimized, its own frame is #0, the caller's #1.
+TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
+  struct entry {
+    const char *name;
+    void *(*allocate)(const mesa_allocator *);
+  };
+  const entry entries[] = {
+      {"through_malloc", &through_malloc},
+      {"through_calloc", &through_calloc},
+      {"through_realloc", &through_realloc},
+      {"through_aligned_alloc", &through_aligned_alloc},
+      {"through_aligned_realloc", &through_aligned_realloc},
+      {"through_strdup", &through_strdup},
+      {"through_strndup", &through_strndup},
+      {"through_alloc2", &through_alloc2},
+      {"through_zalloc2", &through_zalloc2},
+      {"through_realloc2", &through_realloc2},
+  };
+  for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
+    mesa_debug_options o;
+    mesa_debug_options_init(&o);
+    o.record_stacks = walk;
+    o.report_leaks_on_destroy = 0;
+    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    ASSERT_NE(debug, nullptr);
+    const mesa_allocator *previous = mesa_set_default_allocator(debug);
+    for (const entry &e : entries) {
+      SCOPED_TRACE(std::string(e.name) + (walk == MESA_DEBUG_STACKS_UNWIND_TABLES
+                                              ? " (unwind tables)"
+                                              : " (frame pointers)"));
+      void *p = e.allocate(debug);
+      ASSERT_NE(p, nullptr);
+      testing::internal::CaptureStderr();
+      EXPECT_EQ(mesa_debug_report_leaks(debug), 1u);
+      const std::string out = testing::internal::GetCapturedStderr();
+      mesa_free(p);
+      const std::string first = frame_line(out, 0);
+      if (std::strcmp(e.name, "through_malloc") == 0 &&
+          first.find(" mesa_malloc") != std::string::npos) {
+        EXPECT_NE(frame_line(out, 1).find(e.name), std::string::npos) << out;
+      } else {
+        EXPECT_NE(first.find(e.name), std::string::npos) << out;
+      }
+      for (const char *own : {"malloc_through_table", "mesa_strndup", "mesa_alloc2", "c_alloc",
+                              "c_realloc", "allocate_from", "capture_stack"}) {
+        EXPECT_EQ(out.find(own), std::string::npos) << own << " in\n" << out;
+      }
+    }
+    mesa_set_default_allocator(previous);
+    mesa_debug_destroy(debug);
+  }
+}
+
 // realloc reads the old block's alignment from its header: a damaged header is reported as the
 // underrun it is (as free() reports it), never trusted, and never mistaken for a foreign pointer.
 TEST(DebugResourceCDeathTest, ReallocOfABlockWithADamagedHeaderReportsTheUnderrun) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/resource_callbacks.h"
 #include "tests/support/no_frame_pointers.h"
 
 namespace {
@@ -274,6 +275,75 @@ TEST(LoggingC, TraceOfThreadsReusingAddressesReplaysConsistently) {
   EXPECT_EQ(born_live, 0);
   EXPECT_EQ(dead_freed, 0);
   EXPECT_TRUE(live.empty());
+}
+
+// The call sites of a trace file, in the order they were first seen.
+std::vector<std::string> read_sites(const std::string &path) {
+  const std::string data = read_file(path);
+  std::vector<std::string> sites;
+  for (size_t pos = 8; pos < data.size();) {
+    if (data[pos] != 5) {
+      pos += sizeof(mesa::trace_event);
+      continue;
+    }
+    uint16_t length;
+    std::memcpy(&length, data.data() + pos + 2, 2);
+    sites.emplace_back(data.data() + pos + 8, length);
+    pos += 8 + length;
+  }
+  return sites;
+}
+
+// Allocations through the C API, each from a function of its own (not inlined, not a tail call).
+[[gnu::noinline]] void *log_through_alloc2(const mesa_allocator *log) {
+  void *p = mesa_alloc2(nullptr, log, 24, 8, MESA_ALLOC_SCOPE_OBJECT);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+[[gnu::noinline]] char *log_through_strdup() {
+  char *s = mesa_strdup("site");
+  __asm__ volatile("" ::: "memory");
+  return s;
+}
+
+[[gnu::noinline]] void *log_through_calloc() {
+  void *p = mesa_calloc(3, 8);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+// Through the C API a call site starts at the C API's caller: the frames of mesa_alloc2,
+// mesa_strdup (and the mesa_strndup and mesa_malloc under it) and of the logging layer are not
+// part of it, and the site has room for the caller's own.
+TEST(LoggingC, CallSitesStartAtTheCApisCaller) {
+  const std::string path = testing::TempDir() + "/sites.trace";
+  const mesa_allocator *log = mesa_logging_create(mesa_libc_allocator(), path.c_str(), 1);
+  ASSERT_NE(log, nullptr);
+  mesa_free2(nullptr, log, log_through_alloc2(log));
+  const mesa_allocator *previous = mesa_set_default_allocator(log);
+  mesa_free(log_through_strdup());
+  mesa_set_default_allocator(previous);
+  mesa_logging_destroy(log);
+  const std::vector<std::string> sites = read_sites(path);
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[0].rfind("(anonymous namespace)::log_through_alloc2", 0), 0u) << sites[0];
+  EXPECT_EQ(sites[1].rfind("(anonymous namespace)::log_through_strdup", 0), 0u) << sites[1];
+  EXPECT_NE(sites[1].find("CallSitesStartAtTheCApisCaller"), std::string::npos) << sites[1];
+}
+
+// The same for a logging_resource under a C table (resource_callbacks): its entry point is
+// called by the table's thunk, and the site still starts at the C API's caller.
+TEST(LoggingC, ResourceUnderATableStartsAtTheCApisCaller) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  mesa::resource_callbacks table(&logged);
+  const mesa_allocator *previous = mesa_set_default_allocator(table.table());
+  mesa_free(log_through_calloc());
+  mesa_set_default_allocator(previous);
+  ASSERT_EQ(sink.sites.size(), 1u);
+  EXPECT_EQ(sink.sites[0].rfind("(anonymous namespace)::log_through_calloc", 0), 0u)
+      << sink.sites[0];
 }
 
 TEST(LoggingC, BadPathGivesNull) {

@@ -19,6 +19,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/resource_cast.h"
@@ -260,8 +261,8 @@ struct logging_table {
   // address in between.
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
-    return static_cast<logging_table *>(user_data)->logged_alloc(size, alignment, scope,
-                                                                 __builtin_return_address(0));
+    return static_cast<logging_table *>(user_data)->logged_alloc(
+        size, alignment, scope, api_call::caller_or(__builtin_return_address(0)));
   }
 
   // `caller`: the entry point's return address, where the call site starts.
@@ -278,7 +279,8 @@ struct logging_table {
                        mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
     if (ptr == nullptr)
-      return self->logged_alloc(size, alignment, scope, __builtin_return_address(0));
+      return self->logged_alloc(size, alignment, scope,
+                                api_call::caller_or(__builtin_return_address(0)));
     if (size == 0) {  // a free: logged first, as free() does
       self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
       return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
@@ -286,7 +288,7 @@ struct logging_table {
     std::unique_lock<std::shared_mutex> hold(self->reuse_lock);
     void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
     self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
-                         alignment, scope, __builtin_return_address(0));
+                         alignment, scope, api_call::caller_or(__builtin_return_address(0)));
     return p;
   }
 

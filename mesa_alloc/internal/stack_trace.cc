@@ -9,9 +9,10 @@
 namespace mesa::internal {
 namespace {
 
-// Room for the frames asked for and the walk's and the library's own above them (at most five:
-// capture_stack, then e.g. call_site, record, logged_alloc and the C table's alloc).
-constexpr int kOwnFrames = 8;
+// Room for the frames asked for and the walk's and the library's own above them (at most nine:
+// capture_stack, then e.g. call_site, record, logged_alloc, the C table's alloc,
+// malloc_through_table, mesa_malloc when not a tail call, mesa_strndup and mesa_strdup).
+constexpr int kOwnFrames = 12;
 
 struct unwind_walk {
   void **walked;
@@ -44,8 +45,7 @@ int index_of(void *const *walked, int depth, const void *frame) noexcept {
 
 int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_tables) noexcept {
   max_depth = max_depth < 0 ? 0 : max_depth > kMaxStackFrames ? kMaxStackFrames : max_depth;
-  // Without `caller` on the stack, the stack starts at the frame this function returns into.
-  const void *fallback = __builtin_return_address(0);
+  if (max_depth == 0) return 0;
   void *walked[kMaxStackFrames + kOwnFrames];
   const int limit = max_depth + kOwnFrames;
   int depth, first;
@@ -58,12 +58,14 @@ int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_
     depth = absl::GetStackTrace(walked, limit, 0);
     first = index_of(walked, depth, caller);
   }
-  if (first < 0) first = index_of(walked, depth, fallback);
-  if (first < 0) first = 0;
+  if (first < 0) {
+    // The walk lost its way in the library's own frames (built without frame pointers): the
+    // frames it found are not the caller's, and `caller` is the one known to be right.
+    frames[0] = const_cast<void *>(caller);
+    return 1;
+  }
   int n = 0;
   for (int i = first; i < depth && n < max_depth; ++i) frames[n++] = walked[i];
-  // Not a tail call: `fallback` must be this function's own return address.
-  __asm__ volatile("" ::: "memory");
   return n;
 }
 

@@ -10,7 +10,8 @@
 //     default): complete without frame pointers, and several times slower (README, "Measured
 //     costs").
 // Neither allocates. The stack starts at the frame that `caller` returns into, whatever the
-// library's own frames between (inlined, tail calls, either walk).
+// library's own frames between (inlined, tail calls, either walk). During a C API call,
+// `caller` is the C API's caller (api_caller.h), so its frames are left out too.
 //
 // Example, in an allocating entry point:
 //   void *frames[16];
@@ -26,7 +27,7 @@ inline constexpr int kMaxStackFrames = 48;
 
 // Up to `max_depth` (at most kMaxStackFrames) return addresses into `frames`, innermost first,
 // from the frame `caller` returns into; returns how many were stored. If no frame of the stack
-// returns there, the stack from the caller of capture_stack up.
+// returns there (the walk lost its way in frames without frame pointers), just `caller`.
 [[gnu::noinline]] int capture_stack(void **frames, int max_depth, const void *caller,
                                     bool unwind_tables) noexcept;
 

@@ -1,0 +1,74 @@
+// Internal: where the calling thread entered the C API, so that allocation stacks start in the
+// caller's code. Not part of the public API.
+//
+// What it is for: the C API's allocating functions (mesa_malloc's table path, mesa_calloc,
+// mesa_strdup, mesa_alloc2, ...) reach the debug and logging layers through a table, and those
+// layers start a recorded stack at the frame their entry point returns into: inside the C API
+// (malloc_through_table, mesa_malloc), two frames a leak report and a trace call site would
+// waste on the library. An api_call, made by the C API function, records its caller's return
+// address for the thread for the length of the call; the layers' entry points start there
+// (caller_or). The outermost call wins: mesa_strdup's caller, not mesa_strdup, is where its
+// mesa_malloc was called from. An allocation nested inside a C API call (an application's
+// callback allocating through a debug resource) is attributed to that call's caller too.
+//
+// What it costs: nothing on mesa_malloc's libc path. Through a table, one load of a global
+// flag, until a layer that records stacks has been made in this copy of the library
+// (want_callers()); from then on, a thread-local load and two stores as well.
+//
+// Example, in a C API function's table path:
+//   if (!callers_wanted()) return table->alloc_fn(table->user_data, size, alignment, scope);
+//   const mesa::internal::api_call call(__builtin_return_address(0));
+//   return table->alloc_fn(table->user_data, size, alignment, scope);
+// and in a layer's entry point:
+//   capture_stack(frames, n, api_call::caller_or(__builtin_return_address(0)), unwind);
+#ifndef MESA_ALLOC_INTERNAL_API_CALLER_H_
+#define MESA_ALLOC_INTERNAL_API_CALLER_H_
+
+#include <atomic>
+
+#include "mesa_alloc/internal/per_copy.h"
+
+namespace mesa::internal {
+
+// Whether a layer that records stacks has been made (never reset): before that, no C API call
+// needs to say where it came from. Defined in api_caller.cc.
+MESA_ALLOC_PER_COPY extern std::atomic<bool> callers_wanted_flag;
+
+inline bool callers_wanted() noexcept {
+  return callers_wanted_flag.load(std::memory_order_relaxed);
+}
+
+// Called by the constructor of a layer that records stacks, before it can be used.
+inline void want_callers() noexcept {
+  if (!callers_wanted()) callers_wanted_flag.store(true, std::memory_order_relaxed);
+}
+
+// The return address into the code that made the calling thread's outermost C API call, or
+// null outside one. Defined in api_caller.cc; __thread, as it needs no initialization call.
+[[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY extern __thread const void *api_caller;
+
+class api_call {
+ public:
+  explicit api_call(const void *return_address) noexcept : outermost_(api_caller == nullptr) {
+    if (outermost_) api_caller = return_address;
+  }
+  api_call(const api_call &) = delete;
+  api_call &operator=(const api_call &) = delete;
+  ~api_call() {
+    if (outermost_) api_caller = nullptr;
+  }
+
+  // Where a stack recorded now starts: the C API's caller during a C API call, else `own` (the
+  // entry point's return address).
+  static const void *caller_or(const void *own) noexcept {
+    const void *c = api_caller;
+    return c != nullptr ? c : own;
+  }
+
+ private:
+  const bool outermost_;
+};
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_API_CALLER_H_

@@ -18,6 +18,7 @@
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
@@ -362,7 +363,8 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   // Field by field from registers: a copy of a local header would be stored to the stack and
   // read back in 16-byte pieces, each stalling on the two 8-byte stores it spans.
   const std::uint64_t alignment_owner = header::pack(alignment, owner_);
-  const std::uint64_t layout = header::pack(depth, scope, options_.guard, tail);
+  const std::uint64_t layout =
+      header::pack(depth, internal::known_scope(scope), options_.guard, tail);
   h->number = 0;
   h->size = size;
   h->base = base;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/known_scope.h"
+
 namespace mesa {
 namespace internal {
 
@@ -278,6 +280,7 @@ void tracking_resource::sample_peak() noexcept {
 [[gnu::flatten]] void *tracking_resource::allocate_in_scope(std::size_t bytes,
                                                             std::size_t alignment,
                                                             mesa_alloc_scope scope) {
+  scope = internal::known_scope(scope);
   const int index = internal::tracking_thread_shard;
   if (__builtin_expect(!straight_line(index), 0)) return allocate_slow(bytes, alignment, scope);
   void *p;
@@ -294,6 +297,7 @@ void tracking_resource::sample_peak() noexcept {
 [[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
                                                              std::size_t alignment,
                                                              mesa_alloc_scope scope) noexcept {
+  scope = internal::known_scope(scope);
   const int index = internal::tracking_thread_shard;
   if (__builtin_expect(!straight_line(index), 0))
     return deallocate_slow(p, bytes, alignment, scope);

@@ -146,6 +146,29 @@ TEST(TrackingResource, RandomScopedWorkloadMatchesShadowModelPerScope) {
   EXPECT_EQ(tracker.stats().bytes_in_use, 0u);
 }
 
+// A scope outside the MESA_ALLOC_SCOPE_* values is counted as OBJECT, as the C table counts it;
+// it used to index the per-scope counters out of bounds (a corrupted neighbour, or a crash for
+// VK_SYSTEM_ALLOCATION_SCOPE_MAX_ENUM).
+TEST(TrackingResource, UnknownScopeIsCountedAsObject) {
+  mesa::tracking_resource tracker(std::pmr::new_delete_resource(), "scopes");
+  for (const int scope : {5, 7, -1, 0x7fffffff}) {
+    void *p = tracker.allocate_in_scope(64, 8, static_cast<mesa_alloc_scope>(scope));
+    const mesa::tracking_stats live = tracker.stats();
+    EXPECT_EQ(live.scopes[MESA_ALLOC_SCOPE_OBJECT].bytes_in_use, 64u) << scope;
+    tracker.deallocate_in_scope(p, 64, 8, static_cast<mesa_alloc_scope>(scope));
+  }
+  const mesa::tracking_stats s = tracker.stats();
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations, 4u);
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_OBJECT].total_deallocations, 4u);
+  for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+    if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
+    EXPECT_EQ(s.scopes[i].total_allocations, 0u) << i;
+    EXPECT_EQ(s.scopes[i].total_deallocations, 0u) << i;
+    EXPECT_EQ(s.scopes[i].bytes_in_use, 0u) << i;
+  }
+  EXPECT_EQ(s.bytes_in_use, 0u);
+}
+
 TEST(TrackingResource, ChildrenRollUpIntoParents) {
   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
   mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);

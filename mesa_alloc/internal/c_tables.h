@@ -22,6 +22,7 @@
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
+#include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -92,10 +93,6 @@ struct tracking_table {
   }
 
   // Scopes out of range are counted as OBJECT.
-  static mesa_alloc_scope known_scope(mesa_alloc_scope scope) noexcept {
-    return static_cast<unsigned>(scope) < MESA_ALLOC_SCOPE_COUNT ? scope : MESA_ALLOC_SCOPE_OBJECT;
-  }
-
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
     auto *self = static_cast<tracking_table *>(user_data);

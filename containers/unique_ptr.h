@@ -38,6 +38,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "mesa_alloc/internal/diagnostics.h"
+
 namespace mesa {
 namespace internal {
 
@@ -70,9 +72,17 @@ struct array_layout {
   static std::size_t &count(T *first) { return reinterpret_cast<std::size_t *>(first)[-1]; }
 };
 
+// What a deleter without a resource lacks, when it is asked to delete an object.
+[[noreturn]] inline void deleter_without_resource() noexcept {
+  report_null_resource("resource_deleter",
+                       "resource (a default-constructed deleter was given an object)");
+}
+
 }  // namespace internal
 
-// Destroys an object made by allocate_unique and returns its block to the resource.
+// Destroys an object made by allocate_unique and returns its block to the resource. A null
+// `resource` (given to allocate_unique, or a default-constructed deleter asked to delete an
+// object) is reported ("mesa_alloc: allocate_unique: no resource (null)") and aborts.
 template <class T>
 class resource_deleter {
  public:
@@ -93,6 +103,7 @@ class resource_deleter {
 
   void operator()(T *p) const noexcept {
     using layout = internal::object_layout<std::remove_cv_t<T>>;
+    if (resource_ == nullptr) internal::deleter_without_resource();
     if constexpr (layout::has_header) {
       // The most-derived object, where the block's header is (multiple inheritance moves `p`).
       auto *object =
@@ -123,6 +134,7 @@ class resource_deleter<T[]> {
 
   void operator()(T *first) const noexcept {
     using layout = internal::array_layout<T>;
+    if (resource_ == nullptr) internal::deleter_without_resource();
     const std::size_t count = layout::count(first);
     for (std::size_t i = count; i > 0; --i) first[i - 1].~T();
     resource_->deallocate(reinterpret_cast<char *>(first) - layout::offset, layout::bytes(count),
@@ -142,6 +154,7 @@ std::enable_if_t<!std::is_array_v<T>, unique_ptr<T>> allocate_unique(
     std::pmr::memory_resource *resource, Args &&...args) {
   using value = std::remove_cv_t<T>;  // allocate_unique<const T> builds a T and hands out const
   using layout = internal::object_layout<value>;
+  if (resource == nullptr) internal::report_null_resource("allocate_unique", "resource");
   char *block = static_cast<char *>(resource->allocate(layout::bytes, layout::alignment));
   value *object = reinterpret_cast<value *>(block + layout::offset);
   if constexpr (layout::has_header) {
@@ -164,6 +177,7 @@ std::enable_if_t<std::is_array_v<T> && std::extent_v<T> == 0, unique_ptr<T>> all
     std::pmr::memory_resource *resource, std::size_t count) {
   using element = std::remove_extent_t<T>;
   using layout = internal::array_layout<element>;
+  if (resource == nullptr) internal::report_null_resource("allocate_unique", "resource");
   if (count > layout::max_count) throw std::bad_array_new_length();
   char *block = static_cast<char *>(resource->allocate(layout::bytes(count), layout::alignment));
   element *first = reinterpret_cast<element *>(block + layout::offset);
@@ -188,6 +202,7 @@ std::enable_if_t<std::extent_v<T> != 0> allocate_unique(std::pmr::memory_resourc
 // A shared_ptr whose control block and object are one block from `resource`.
 template <class T, class... Args>
 std::shared_ptr<T> allocate_shared(std::pmr::memory_resource *resource, Args &&...args) {
+  if (resource == nullptr) internal::report_null_resource("allocate_shared", "resource");
   return std::allocate_shared<T>(std::pmr::polymorphic_allocator<T>(resource),
                                  std::forward<Args>(args)...);
 }

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "mesa_alloc/internal/align_up.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -36,6 +37,8 @@ arena_resource::arena_resource(std::pmr::memory_resource *upstream,
                                const arena_options &options) noexcept
     : next_block_size_(options.initial_block_size), upstream_(upstream), options_(options) {
   static_assert(sizeof(block) <= kHeader, "block header must fit kHeader");
+  // A fixed buffer that must not grow has std::pmr::null_memory_resource() upstream.
+  if (upstream == nullptr) internal::report_null_resource("arena_resource", "upstream resource");
   if (options_.max_block_size < options_.initial_block_size) {
     options_.max_block_size = options_.initial_block_size;
   }

@@ -236,6 +236,7 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
       live_(upstream),
       quarantine_limit_(options.quarantine_bytes) {
   static_assert(sizeof(header) == 64, "the documented header size");
+  if (upstream == nullptr) internal::report_null_resource("debug_resource", "upstream resource");
   if (options_.handler == nullptr) options_.handler = default_handler;
   if (options_.record_stacks) internal::want_callers();
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)

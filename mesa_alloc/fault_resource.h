@@ -30,13 +30,16 @@
 #include <new>
 #include <type_traits>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/tracking_resource.h"
 
 namespace mesa {
 
 class fault_resource final : public std::pmr::memory_resource {
  public:
-  explicit fault_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {}
+  explicit fault_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {
+    if (upstream == nullptr) internal::report_null_resource("fault_resource", "upstream resource");
+  }
 
   std::pmr::memory_resource *upstream() const noexcept { return upstream_; }
 

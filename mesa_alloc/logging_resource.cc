@@ -13,6 +13,7 @@
 
 #include "absl/debugging/symbolize.h"
 #include "mesa_alloc/internal/api_caller.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
@@ -91,12 +92,8 @@ logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_si
                                    bool record_stacks) noexcept
     : upstream_(upstream), sink_(sink), record_stacks_(record_stacks), start_ns_(now_ns()) {
   if (record_stacks) internal::want_callers();
-  // Without these the first allocation would call through a null pointer; say so here.
-  if (upstream == nullptr || sink == nullptr) {
-    std::fprintf(stderr, "mesa_alloc: logging_resource: no %s\n",
-                 upstream == nullptr ? "upstream resource" : "trace sink");
-    std::abort();
-  }
+  if (upstream == nullptr) internal::report_null_resource("logging_resource", "upstream resource");
+  if (sink == nullptr) internal::report_null_resource("logging_resource", "trace sink");
 }
 
 std::uint32_t logging_resource::call_site(const void *caller) noexcept {

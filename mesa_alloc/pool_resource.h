@@ -27,13 +27,16 @@
 #include <cstddef>
 #include <memory_resource>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/pool_parts.h"
 
 namespace mesa {
 
 class pool_resource final : public std::pmr::memory_resource {
  public:
-  explicit pool_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {}
+  explicit pool_resource(std::pmr::memory_resource *upstream) noexcept : upstream_(upstream) {
+    if (upstream == nullptr) internal::report_null_resource("pool_resource", "upstream resource");
+  }
   pool_resource(const pool_resource &) = delete;
   pool_resource &operator=(const pool_resource &) = delete;
   ~pool_resource() override { release(); }

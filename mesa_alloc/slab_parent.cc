@@ -13,6 +13,7 @@ namespace mesa {
 slab_parent::slab_parent(std::pmr::memory_resource *upstream, std::size_t object_size,
                          std::size_t alignment, std::size_t page_size)
     : upstream_(upstream) {
+  if (upstream == nullptr) internal::report_null_resource("slab_parent", "upstream resource");
   const internal::slab_geometry g = internal::slab_geometry::make(
       object_size, alignment, page_size, sizeof(page), /*power_of_two_pages=*/true);
   object_size_ = g.object_size;

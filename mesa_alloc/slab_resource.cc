@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 
@@ -14,6 +15,7 @@ struct slab_resource::page {
 slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t object_size,
                              std::size_t alignment, std::size_t page_size)
     : upstream_(upstream) {
+  if (upstream == nullptr) internal::report_null_resource("slab_resource", "upstream resource");
   const internal::slab_geometry g =
       internal::slab_geometry::make(object_size, alignment, page_size, sizeof(page),
                                     /*power_of_two_pages=*/false);

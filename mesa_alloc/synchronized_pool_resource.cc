@@ -3,6 +3,8 @@
 #include <atomic>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
+
 namespace mesa {
 namespace {
 
@@ -14,7 +16,11 @@ std::uint64_t next_pool_id() noexcept {
 }  // namespace
 
 synchronized_pool_resource::synchronized_pool_resource(std::pmr::memory_resource *upstream) noexcept
-    : id_(next_pool_id()), upstream_(upstream) {}
+    : id_(next_pool_id()), upstream_(upstream) {
+  if (upstream == nullptr) {
+    internal::report_null_resource("synchronized_pool_resource", "upstream resource");
+  }
+}
 
 synchronized_pool_resource::thread_cache *synchronized_pool_resource::this_thread_cache() {
   const std::thread::id self = std::this_thread::get_id();

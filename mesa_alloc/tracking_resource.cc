@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/known_scope.h"
 
 namespace mesa {
@@ -97,6 +98,7 @@ std::size_t non_negative(std::int64_t v) { return v < 0 ? 0 : static_cast<std::s
 tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
                                      tracking_resource *parent) noexcept
     : direct_(upstream), parent_(parent) {
+  if (upstream == nullptr) internal::report_null_resource("tracking_resource", "upstream resource");
   const std::size_t length = std::min(name.size(), kMaxName);
   std::memcpy(name_storage_, name.data(), length);
   name_storage_[length] = '\0';

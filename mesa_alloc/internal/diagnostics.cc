@@ -1,6 +1,7 @@
 #include "mesa_alloc/internal/diagnostics.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace mesa::internal {
 
@@ -37,6 +38,11 @@ void report_incomplete_table(const char *where, const char *missing) noexcept {
                "mesa_alloc: %s: the table has no %s (alloc_fn, realloc_fn and free_fn are "
                "required)\n",
                where, missing);
+}
+
+void report_null_resource(const char *who, const char *what) noexcept {
+  std::fprintf(stderr, "mesa_alloc: %s: no %s (null)\n", who, what);
+  std::abort();
 }
 
 void report_refused_free(const char *what, const void *p, const char *where,

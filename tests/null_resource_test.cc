@@ -1,0 +1,68 @@
+// A null upstream or resource is refused where it is given, with a line that names the class,
+// instead of a crash without a word at the first call through it (found by a review probe: only
+// logging_resource said anything).
+#include <gtest/gtest.h>
+
+#include <memory_resource>
+
+#include "containers/unique_ptr.h"
+#include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/debug_resource.h"
+#include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/pool_resource.h"
+#include "mesa_alloc/slab_parent.h"
+#include "mesa_alloc/slab_resource.h"
+#include "mesa_alloc/synchronized_pool_resource.h"
+#include "mesa_alloc/tracking_resource.h"
+
+namespace {
+
+TEST(NullResourceDeathTest, ResourcesRefuseANullUpstream) {
+  EXPECT_DEATH(mesa::arena_resource(nullptr),
+               "mesa_alloc: arena_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::pool_resource(nullptr),
+               "mesa_alloc: pool_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::synchronized_pool_resource(nullptr),
+               "mesa_alloc: synchronized_pool_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::slab_resource(nullptr, 32),
+               "mesa_alloc: slab_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::slab_parent(nullptr, 32),
+               "mesa_alloc: slab_parent: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::tracking_resource(nullptr, "driver"),
+               "mesa_alloc: tracking_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::debug_resource(nullptr),
+               "mesa_alloc: debug_resource: no upstream resource \\(null\\)");
+  EXPECT_DEATH(mesa::fault_resource(nullptr),
+               "mesa_alloc: fault_resource: no upstream resource \\(null\\)");
+}
+
+// An arena over a fixed buffer that must not grow says so with null_memory_resource().
+TEST(NullResource, FixedArenaTakesTheNullMemoryResource) {
+  alignas(16) unsigned char buffer[256];
+  mesa::arena_options o;
+  o.initial_buffer = buffer;
+  o.initial_buffer_size = sizeof buffer;
+  mesa::arena_resource arena(std::pmr::null_memory_resource(), o);
+  EXPECT_NE(arena.allocate(200), nullptr);
+  EXPECT_THROW((void)arena.allocate(200), std::bad_alloc);
+}
+
+TEST(NullResourceDeathTest, AllocateUniqueAndItsDeleterRefuseNoResource) {
+  EXPECT_DEATH((void)mesa::allocate_unique<int>(nullptr, 1),
+               "mesa_alloc: allocate_unique: no resource \\(null\\)");
+  EXPECT_DEATH((void)mesa::allocate_unique<int[]>(nullptr, 4),
+               "mesa_alloc: allocate_unique: no resource \\(null\\)");
+  EXPECT_DEATH((void)mesa::allocate_shared<int>(nullptr, 1),
+               "mesa_alloc: allocate_shared: no resource \\(null\\)");
+  // A default-constructed unique_ptr given an object: its deleter has nowhere to return it.
+  EXPECT_DEATH(
+      {
+        int object = 0;
+        mesa::unique_ptr<int> p;
+        p.reset(&object);
+      },
+      "mesa_alloc: resource_deleter: no resource \\(a default-constructed deleter was given an "
+      "object\\) \\(null\\)");
+}
+
+}  // namespace

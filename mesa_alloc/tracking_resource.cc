@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -113,6 +114,17 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
 }
 
 tracking_resource::~tracking_resource() {
+  {
+    // A child would go on charging this tracker's freed counters and limit: say so, and stop.
+    std::lock_guard<std::mutex> lock(children_mutex_);
+    if (first_child_ != nullptr) {
+      std::fprintf(stderr,
+                   "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive "
+                   "(destroy the children first)\n",
+                   name_storage_, first_child_->name_storage_);
+      std::abort();
+    }
+  }
   if (parent_ == nullptr) return;
   std::lock_guard<std::mutex> lock(parent_->children_mutex_);
   for (tracking_resource **link = &parent_->first_child_; *link != nullptr;

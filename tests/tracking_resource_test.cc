@@ -169,6 +169,27 @@ TEST(TrackingResource, UnknownScopeIsCountedAsObject) {
   EXPECT_EQ(s.bytes_in_use, 0u);
 }
 
+// A parent destroyed before its child: the child would go on charging freed counters and a
+// freed limit (silent corruption, found by a review probe). Refused with both names.
+TEST(TrackingResourceDeathTest, ParentDestroyedBeforeItsChild) {
+  EXPECT_DEATH(
+      {
+        auto *driver = new mesa::tracking_resource(std::pmr::new_delete_resource(), "driver");
+        mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", driver);
+        delete driver;
+      },
+      "mesa_alloc: tracking_resource 'driver' destroyed while its child 'compiler' is alive "
+      "\\(destroy the children first\\)");
+  EXPECT_DEATH(
+      {
+        const mesa_allocator *driver = mesa_tracking_create(nullptr, "driver", nullptr);
+        const mesa_allocator *compiler = mesa_tracking_create(nullptr, "compiler", driver);
+        (void)compiler;
+        mesa_tracking_destroy(driver);
+      },
+      "mesa_alloc: tracking_resource 'driver' destroyed while its child 'compiler' is alive");
+}
+
 TEST(TrackingResource, ChildrenRollUpIntoParents) {
   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
   mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);

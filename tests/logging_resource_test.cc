@@ -346,6 +346,46 @@ TEST(LoggingC, ResourceUnderATableStartsAtTheCApisCaller) {
       << sink.sites[0];
 }
 
+// An application's table that counts the calls it gets.
+struct counting_app_table {
+  int calls = 0;
+  mesa_allocator table{this, &alloc, &realloc, &free, nullptr, nullptr};
+  static void *alloc(void *self, size_t size, size_t, mesa_alloc_scope) {
+    ++static_cast<counting_app_table *>(self)->calls;
+    return std::malloc(size);
+  }
+  static void *realloc(void *self, void *p, size_t size, size_t, mesa_alloc_scope) {
+    ++static_cast<counting_app_table *>(self)->calls;
+    return std::realloc(p, size);
+  }
+  static void free(void *, void *p) { std::free(p); }
+};
+
+// A bad alignment is refused by the logging table itself, as by every table of the library: it
+// used to go to the parent, and an application's table handed back a block.
+TEST(LoggingC, BadAlignmentIsRefusedNotForwarded) {
+  const std::string path = testing::TempDir() + "/alignment.trace";
+  counting_app_table app;
+  const mesa_allocator *log = mesa_logging_create(&app.table, path.c_str(), 0);
+  ASSERT_NE(log, nullptr);
+  const int calls_at_creation = app.calls;  // the table's own storage
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(log->alloc_fn(log->user_data, 8, 24, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(log->realloc_fn(log->user_data, nullptr, 8, 3, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(app.calls, calls_at_creation);
+  mesa_logging_destroy(log);
+#ifndef NDEBUG
+  EXPECT_NE(err.find("invalid alignment 24 in mesa_logging alloc"), std::string::npos) << err;
+  EXPECT_NE(err.find("invalid alignment 3 in mesa_logging realloc"), std::string::npos) << err;
+#endif
+  const std::vector<mesa::trace_event> events = read_events(path);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].op, mesa::trace_op::failed);
+  EXPECT_EQ(events[0].alignment, 24u);
+  EXPECT_EQ(events[1].op, mesa::trace_op::failed);
+}
+
 TEST(LoggingC, BadPathGivesNull) {
   EXPECT_EQ(mesa_logging_create(nullptr, "/nonexistent-dir/x.trace", 0), nullptr);
   EXPECT_EQ(mesa_logging_create(nullptr, nullptr, 0), nullptr);

@@ -258,8 +258,21 @@ struct logging_table {
   // address in between.
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
-    return static_cast<logging_table *>(user_data)->logged_alloc(
-        size, alignment, scope, api_call::caller_or(__builtin_return_address(0)));
+    auto *self = static_cast<logging_table *>(user_data);
+    const void *caller = api_call::caller_or(__builtin_return_address(0));
+    if (!self->alignment_valid("mesa_logging alloc", size, alignment, scope, caller))
+      return nullptr;
+    return self->logged_alloc(size, alignment, scope, caller);
+  }
+
+  // A bad alignment is refused here, as every table of the library refuses it, rather than
+  // handed to the parent (an application's table might not check); it is logged as a failure.
+  bool alignment_valid(const char *where, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope, const void *caller) noexcept {
+    if (mesa_alloc_alignment_valid(alignment)) return true;
+    report_invalid_alignment(where, alignment);
+    logging.record(trace_op::failed, nullptr, nullptr, size, alignment, scope, caller);
+    return false;
   }
 
   // `caller`: the entry point's return address, where the call site starts.
@@ -275,9 +288,10 @@ struct logging_table {
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope) {
     auto *self = static_cast<logging_table *>(user_data);
-    if (ptr == nullptr)
-      return self->logged_alloc(size, alignment, scope,
-                                api_call::caller_or(__builtin_return_address(0)));
+    const void *caller = api_call::caller_or(__builtin_return_address(0));
+    if (!self->alignment_valid("mesa_logging realloc", size, alignment, scope, caller))
+      return nullptr;
+    if (ptr == nullptr) return self->logged_alloc(size, alignment, scope, caller);
     if (size == 0) {  // a free: logged first, as free() does
       self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
       return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
@@ -285,7 +299,7 @@ struct logging_table {
     std::unique_lock<std::shared_mutex> hold(self->reuse_lock);
     void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
     self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
-                         alignment, scope, api_call::caller_or(__builtin_return_address(0)));
+                         alignment, scope, caller);
     return p;
   }
 

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -51,13 +52,25 @@ trace_file::~trace_file() {
   if (fd_ >= 0) close(fd_);
 }
 
+// A failed write (a full disk, a file size limit) ends the trace where it is, once, with a line
+// that says so: a trace that silently lost events in the middle would report false leaks.
 void trace_file::flush_locked() noexcept {
   std::size_t done = 0;
-  while (fd_ >= 0 && done < used_) {
+  while (fd_ >= 0 && !failed_.load(std::memory_order_relaxed) && done < used_) {
     const ssize_t n = write(fd_, buffer_ + done, used_ - done);
-    if (n <= 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failed_.store(true, std::memory_order_relaxed);
+      std::fprintf(stderr,
+                   "mesa_alloc: trace file: write failed after %llu bytes (%s); the trace ends "
+                   "there and later events are dropped\n",
+                   static_cast<unsigned long long>(written_ + done),
+                   n < 0 ? std::strerror(errno) : "nothing written");
+      break;
+    }
     done += static_cast<std::size_t>(n);
   }
+  written_ += done;
   used_ = 0;
 }
 

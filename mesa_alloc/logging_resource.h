@@ -25,6 +25,7 @@
 #ifndef MESA_ALLOC_LOGGING_RESOURCE_H_
 #define MESA_ALLOC_LOGGING_RESOURCE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -68,7 +69,8 @@ class trace_file final : public trace_sink {
   trace_file(const trace_file &) = delete;
   trace_file &operator=(const trace_file &) = delete;
 
-  bool ok() const noexcept { return fd_ >= 0; }  // false if the file could not be created
+  // False if the file could not be created, or once a write to it failed (reported on stderr).
+  bool ok() const noexcept { return fd_ >= 0 && !failed_.load(std::memory_order_relaxed); }
   void flush() noexcept;
   void write_event(const trace_event &event) noexcept override;
   void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept override;
@@ -79,6 +81,8 @@ class trace_file final : public trace_sink {
 
   int fd_;
   internal::spin_lock lock_;
+  std::atomic<bool> failed_{false};  // a write failed: nothing more is written
+  std::uint64_t written_ = 0;        // bytes written to the file
   std::size_t used_ = 0;
   unsigned char buffer_[64 * 1024];
 };

@@ -386,6 +386,25 @@ TEST(LoggingC, BadAlignmentIsRefusedNotForwarded) {
   EXPECT_EQ(events[1].op, mesa::trace_op::failed);
 }
 
+// A write that fails (here /dev/full: ENOSPC) ends the trace with one line on stderr; it used
+// to drop the buffer silently, and alloc_trace then read a trace with events missing.
+TEST(TraceFile, AFailedWriteIsReportedOnce) {
+  testing::internal::CaptureStderr();
+  {
+    mesa::trace_file file("/dev/full");
+    ASSERT_TRUE(file.ok());
+    mesa::trace_event e{};
+    for (int i = 0; i < 4000; ++i) file.write_event(e);  // three buffers' worth
+    file.flush();
+    EXPECT_FALSE(file.ok());
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string line =
+      "mesa_alloc: trace file: write failed after 0 bytes (No space left on device); the trace "
+      "ends there and later events are dropped\n";
+  EXPECT_EQ(err, line);
+}
+
 TEST(LoggingC, BadPathGivesNull) {
   EXPECT_EQ(mesa_logging_create(nullptr, "/nonexistent-dir/x.trace", 0), nullptr);
   EXPECT_EQ(mesa_logging_create(nullptr, nullptr, 0), nullptr);

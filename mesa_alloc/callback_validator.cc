@@ -332,7 +332,7 @@ int mesa_validator_format(const mesa_allocator *validator, size_t index, char *b
                           size_t buffer_size) {
   callback_validator *v = callback_validator::from_table(validator);
   if (v == nullptr || index >= v->violation_count()) return -1;
-  return v->violation(index).format(buffer, buffer_size);
+  return v->violation(index).format(buffer, buffer != nullptr ? buffer_size : 0);
 }
 
 }  // extern "C"

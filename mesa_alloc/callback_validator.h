@@ -70,7 +70,8 @@ void mesa_validator_set_call(const mesa_allocator *validator, const char *label)
  * `scope_mask`; returns how many. */
 size_t mesa_validator_checkpoint(const mesa_allocator *validator, unsigned scope_mask);
 size_t mesa_validator_violation_count(const mesa_allocator *validator);
-/* Violation `index` as one line; returns the length snprintf would write, -1 for a bad index. */
+/* Violation `index` as one line; returns the length snprintf would write, -1 for a bad index.
+ * A NULL `buffer` is taken as a size of 0 (the length alone). */
 int mesa_validator_format(const mesa_allocator *validator, size_t index, char *buffer,
                           size_t buffer_size);
 

@@ -60,6 +60,10 @@ void mesa_tracking_destroy(const mesa_allocator *tracker) {
 }
 
 int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *out) {
+  if (out == nullptr) {
+    mesa::internal::report_null_argument("mesa_tracking_get_stats", "stats");
+    return 0;
+  }
   std::memset(out, 0, sizeof *out);
   tracking_table *t = tracking_table::from(tracker);
   if (t == nullptr) return 0;
@@ -88,11 +92,13 @@ void mesa_tracking_set_limit(const mesa_allocator *tracker, size_t bytes) {
 }
 
 void mesa_tracking_print_report(const mesa_allocator *tracker, FILE *out) {
-  if (tracking_table *t = tracking_table::from(tracker)) t->tracker.print_report(out);
+  if (tracking_table *t = tracking_table::from(tracker))
+    t->tracker.print_report(out != nullptr ? out : stderr);
 }
 
 void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out) {
-  if (tracking_table *t = tracking_table::from(tracker)) t->tracker.print_json(out);
+  if (tracking_table *t = tracking_table::from(tracker))
+    t->tracker.print_json(out != nullptr ? out : stderr);
 }
 
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent) {
@@ -144,6 +150,10 @@ void debug_table_handler::forward(const mesa::debug_error &error, void *self) no
 }
 
 void mesa_debug_options_init(mesa_debug_options *options) {
+  if (options == nullptr) {
+    mesa::internal::report_null_argument("mesa_debug_options_init", "options");
+    return;
+  }
   const mesa::debug_options d;
   options->cookie = d.cookie;
   options->fill = d.fill;

@@ -55,11 +55,13 @@ typedef struct mesa_tracking_stats {
 const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const char *name,
                                            const mesa_allocator *parent_tracker);
 void mesa_tracking_destroy(const mesa_allocator *tracker);
-/* Returns 0 (and zeroes *stats) if `tracker` is not a tracking table. */
+/* Returns 0 (and zeroes *stats) if `tracker` is not a tracking table; a NULL `stats` is reported
+ * on stderr and gives 0. */
 int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *stats);
 /* A budget in bytes; SIZE_MAX removes it. Allocations beyond it return NULL. */
 void mesa_tracking_set_limit(const mesa_allocator *tracker, size_t bytes);
-/* Aligned text table of the tracker and its children; JSON with mesa_tracking_print_json. */
+/* Aligned text table of the tracker and its children; JSON with mesa_tracking_print_json. A NULL
+ * `out` prints to stderr. */
 void mesa_tracking_print_report(const mesa_allocator *tracker, FILE *out);
 void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out);
 
@@ -145,7 +147,7 @@ typedef struct mesa_debug_options {
   void *handler_context;       /* passed to handler */
 } mesa_debug_options;
 
-/* Fills *options with the defaults above. */
+/* Fills *options with the defaults above (a NULL `options` is reported on stderr). */
 void mesa_debug_options_init(mesa_debug_options *options);
 /* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors go
  * to options->handler, or are printed on stderr (see debug_resource.h for the format) and

@@ -126,14 +126,16 @@ char *strndup_from(const char *str, size_t max_length, const void *caller) noexc
   return copy;
 }
 
-inline void *alloc2_from(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
-                         size_t alignment, mesa_alloc_scope scope, const void *caller) noexcept {
-  if (!check_alignment("mesa_alloc2", alignment)) return nullptr;
+// mesa_alloc2 for `where` (mesa_alloc2 or mesa_zalloc2, as its messages say).
+inline void *alloc2_from(const char *where, const mesa_allocator *parent,
+                         const mesa_allocator *alloc, size_t size, size_t alignment,
+                         mesa_alloc_scope scope, const void *caller) noexcept {
+  if (!check_alignment(where, alignment)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
     return std::malloc(size);
   if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
-    mesa::internal::report_incomplete_table("mesa_alloc2", "alloc_fn");
+    mesa::internal::report_incomplete_table(where, "alloc_fn");
     return nullptr;
   }
   return alloc_through(a, size, alignment, scope, caller);
@@ -204,12 +206,14 @@ char *mesa_strndup(const char *str, size_t max_length) {
 
 void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                   size_t alignment, mesa_alloc_scope scope) {
-  return alloc2_from(parent, alloc, size, alignment, scope, __builtin_return_address(0));
+  return alloc2_from("mesa_alloc2", parent, alloc, size, alignment, scope,
+                     __builtin_return_address(0));
 }
 
 void *mesa_zalloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                    size_t alignment, mesa_alloc_scope scope) {
-  void *p = alloc2_from(parent, alloc, size, alignment, scope, __builtin_return_address(0));
+  void *p = alloc2_from("mesa_zalloc2", parent, alloc, size, alignment, scope,
+                        __builtin_return_address(0));
   if (p != nullptr) std::memset(p, 0, size);
   return p;
 }

@@ -316,6 +316,7 @@ TEST(CApi, IncompleteTablePassedPerCallIsReportedNotCalled) {
   mesa_free2(nullptr, &no_free, block);  // reported; the block is left alone
   const std::string err = ::testing::internal::GetCapturedStderr();
   for (const char *line : {"mesa_alloc: mesa_alloc2: the table has no alloc_fn",
+                           "mesa_alloc: mesa_zalloc2: the table has no alloc_fn",
                            "mesa_alloc: mesa_realloc2: the table has no realloc_fn",
                            "mesa_alloc: mesa_free2: the table has no free_fn"}) {
     EXPECT_NE(err.find(line), std::string::npos) << line << "\n" << err;
@@ -324,6 +325,26 @@ TEST(CApi, IncompleteTablePassedPerCallIsReportedNotCalled) {
   ::testing::internal::CaptureStderr();
   mesa_free2(nullptr, &no_free, nullptr);  // freeing NULL is always legal: nothing to report
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+// The C functions that write through a pointer argument say so when it is NULL, instead of
+// crashing; print functions take NULL for stderr, and the validator's format NULL for size 0.
+TEST(CApi, NullOutputArgumentsAreReportedNotWrittenThrough) {
+  const mesa_allocator *t = mesa_tracking_create(nullptr, "t", nullptr);
+  ASSERT_NE(t, nullptr);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_tracking_get_stats(t, nullptr), 0);
+  EXPECT_EQ(mesa_tracking_get_stats(mesa_libc_allocator(), nullptr), 0);
+  mesa_debug_options_init(nullptr);
+  mesa_tracking_print_report(t, nullptr);
+  mesa_tracking_print_json(t, nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: mesa_tracking_get_stats: stats is NULL\n"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("mesa_alloc: mesa_debug_options_init: options is NULL\n"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("\"name\":\"t\""), std::string::npos) << err;  // the JSON, on stderr
+  mesa_tracking_destroy(t);
 }
 
 // A block freed or reallocated through a tracking table that did not make it is reported and

@@ -24,6 +24,8 @@ int main(void) {
   char line[256];
   CHECK(mesa_validator_format(checked, 0, line, sizeof line) > 0);
   CHECK(strncmp(line, "free_freed_pointer in c_driver_destroy: free(", 45) == 0);
+  /* A NULL buffer is taken as size 0: the length alone, nothing written. */
+  CHECK(mesa_validator_format(checked, 0, NULL, sizeof line) == (int)strlen(line));
   CHECK(mesa_validator_format(checked, 1, line, sizeof line) == -1);
   CHECK(mesa_validator_checkpoint(checked, 0x1f) == 0);
 

@@ -40,6 +40,10 @@ void report_incomplete_table(const char *where, const char *missing) noexcept {
                where, missing);
 }
 
+void report_null_argument(const char *where, const char *what) noexcept {
+  std::fprintf(stderr, "mesa_alloc: %s: %s is NULL\n", where, what);
+}
+
 void report_null_resource(const char *who, const char *what) noexcept {
   std::fprintf(stderr, "mesa_alloc: %s: no %s (null)\n", who, what);
   std::abort();

@@ -28,6 +28,9 @@ void report_incomplete_table(const char *where, const char *missing) noexcept;
 // freed twice, or not one of its own), refused instead.
 void report_refused_free(const char *what, const void *p, const char *where,
                          const char *why) noexcept;
+// Prints "mesa_alloc: <where>: <what> is NULL" on stderr, in every build: a C function that
+// writes through a pointer argument was given none, and does nothing instead of crashing.
+void report_null_argument(const char *where, const char *what) noexcept;
 // Prints "mesa_alloc: <who>: no <what> (null)" on stderr and aborts: an object made over a
 // null resource would crash without a word at its first call through it.
 [[noreturn, gnu::cold]] void report_null_resource(const char *who, const char *what) noexcept;

@@ -10,12 +10,13 @@
 // allocator mismatch, size mismatch, buffer overrun, buffer underrun, write after free, leak.
 // The default handler prints that on stderr and aborts (leaks only print); tests install a
 // handler that records. Guard-page mode puts each block against an inaccessible page after it
-// (overruns fault at the faulting write) or before it (underruns), keeps alignment, and makes
-// freed blocks inaccessible while they sit in the quarantine (use after free faults); a SIGSEGV
-// handler (installed by the first guard-mode resource, chaining to the previous one) prints the
-// diagnostic line for such a fault before the process dies of it (a custom handler gets the
-// error instead, and the access then proceeds). The quarantine delays reuse of
-// freed blocks and checks their 0xDD fill when they leave it.
+// (overruns fault at the faulting write; past a size that is not a multiple of 16, or of a
+// larger alignment, the bytes left before the page are checked at free instead) or before it
+// (underruns), keeps alignment, and makes freed blocks inaccessible while they sit in the
+// quarantine (use after free faults); a SIGSEGV handler (installed by the first guard-mode
+// resource, chaining to the previous one) prints the diagnostic line for such a fault before the
+// process dies of it (a custom handler gets the error instead, and the access then proceeds).
+// The quarantine delays reuse of freed blocks and checks their 0xDD fill when they leave it.
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
 // 16-byte canary; per operation one hash-table update and the fills and checks: about 3x glibc

@@ -6,7 +6,9 @@
 // What it costs: C frees are unsized, so each block carries a small header just before it
 // recording its size, its alignment and the table's tag: max(16, alignment) bytes per block (16
 // bytes for ordinary requests). A free or realloc of a block whose header lacks the tag (freed
-// already, from another table, or never allocated) prints one line and leaves the block alone.
+// already, from another table, or never allocated) prints one line and leaves the block alone;
+// the header must still be mapped (a large block the resource's upstream unmapped at its first
+// free faults at the second, as glibc's free does; debug_resource sees every double free).
 // realloc allocates a new block, copies min(old, new) bytes and frees the old one.
 //
 // Example:

@@ -35,7 +35,8 @@ namespace mesa::internal {
 // the tag of the table that made it (odd; even once freed): a block freed or reallocated
 // through another table, one never allocated by a tracking table, or one freed already is
 // reported and left alone, instead of being uncharged from a budget a second time or from the
-// wrong one, and handed to the wrong parent.
+// wrong one, and handed to the wrong parent; while the header is mapped (README: "Header checks
+// need the header mapped").
 struct tracking_table {
   struct header {
     std::size_t size;

@@ -44,7 +44,7 @@ resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource) noex
 
 resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource,
                                        const void *kind) noexcept
-    : resource_(resource),
+    : resource_(resource != nullptr ? resource : std::pmr::get_default_resource()),
       kind_(kind),
       tag_(internal::header_tag(this)),
       table_{this,

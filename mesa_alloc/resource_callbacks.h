@@ -37,6 +37,7 @@ class resource_callbacks {
     return alignment > kHeaderAlignment ? alignment : kHeaderAlignment;
   }
 
+  // A null `resource` means std::pmr::get_default_resource() at construction.
   explicit resource_callbacks(std::pmr::memory_resource *resource) noexcept;
   resource_callbacks(const resource_callbacks &) = delete;
   resource_callbacks &operator=(const resource_callbacks &) = delete;

@@ -10,6 +10,7 @@
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/pool_resource.h"
+#include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/slab_parent.h"
 #include "mesa_alloc/slab_resource.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
@@ -45,6 +46,24 @@ TEST(NullResource, FixedArenaTakesTheNullMemoryResource) {
   mesa::arena_resource arena(std::pmr::null_memory_resource(), o);
   EXPECT_NE(arena.allocate(200), nullptr);
   EXPECT_THROW((void)arena.allocate(200), std::bad_alloc);
+}
+
+// A C table over no resource is one over std::pmr::get_default_resource(), as the C functions'
+// NULL parent is the default table (it used to crash at its first allocation).
+TEST(NullResource, ResourceCallbacksOverNullTakeTheDefaultResource) {
+  mesa::tracking_resource tracker(std::pmr::new_delete_resource(), "default");
+  std::pmr::memory_resource *previous = std::pmr::set_default_resource(&tracker);
+  {
+    mesa::resource_callbacks callbacks(nullptr);
+    EXPECT_EQ(callbacks.resource(), &tracker);
+    const mesa_allocator *t = callbacks.table();
+    void *p = t->alloc_fn(t->user_data, 100, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    EXPECT_GE(tracker.stats().bytes_in_use, 100u);
+    t->free_fn(t->user_data, p);
+  }
+  std::pmr::set_default_resource(previous);
+  EXPECT_EQ(tracker.stats().bytes_in_use, 0u);
 }
 
 TEST(NullResourceDeathTest, AllocateUniqueAndItsDeleterRefuseNoResource) {

@@ -26,12 +26,15 @@ void *libc_aligned(size_t size, size_t alignment) {
   return p;
 }
 
+// A size over PTRDIFF_MAX fails here rather than in malloc: glibc fails it too, but
+// AddressSanitizer's malloc aborts the process on it (allocation-size-too-big).
 void *libc_alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
-  if (alignment <= kMallocAlignment && mesa_alloc_alignment_valid(alignment)) return malloc(size);
   if (!mesa_alloc_alignment_valid(alignment)) {
     mesa::internal::report_invalid_alignment("mesa_libc_allocator alloc", alignment);
     return nullptr;
   }
+  if (size > mesa::internal::kMaxRequestBytes) return nullptr;
+  if (alignment <= kMallocAlignment) return malloc(size);
   return libc_aligned(size, alignment);
 }
 
@@ -45,6 +48,7 @@ void *libc_realloc(void *, void *ptr, size_t size, size_t alignment, mesa_alloc_
     free(ptr);
     return nullptr;
   }
+  if (size > mesa::internal::kMaxRequestBytes) return nullptr;
   if (alignment <= kMallocAlignment) return realloc(ptr, size);
   // realloc() may move the block to a place with only malloc's alignment, and a second copy
   // after it could fail after the original is gone; so allocate aligned first, then copy.

@@ -25,6 +25,7 @@
 #include "mesa_alloc/internal/default_from_environment.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/libc_table.h"
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/spin_lock.h"
 
 namespace {
@@ -94,7 +95,9 @@ void *malloc_through_table(size_t size) noexcept {
 
 // mesa_malloc for the functions built on it, with their own caller.
 inline void *malloc_from(size_t size, const void *caller) noexcept {
-  if (g_malloc.load(std::memory_order_acquire) == &std::malloc) return std::malloc(size);
+  if (g_malloc.load(std::memory_order_acquire) == &std::malloc) {
+    return size <= mesa::internal::kMaxRequestBytes ? std::malloc(size) : nullptr;
+  }
   return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
                        caller);
 }
@@ -132,7 +135,8 @@ inline void *alloc2_from(const char *where, const mesa_allocator *parent,
                          mesa_alloc_scope scope, const void *caller) noexcept {
   if (!check_alignment(where, alignment)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
-  if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT)
+  if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT &&
+      size <= mesa::internal::kMaxRequestBytes)
     return std::malloc(size);
   if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
     mesa::internal::report_incomplete_table(where, "alloc_fn");
@@ -175,7 +179,8 @@ void *mesa_calloc(size_t count, size_t size) {
 
 void *mesa_realloc(void *ptr, size_t size) {
   const mesa_allocator *a = current();
-  if (a == &mesa::internal::libc_table && size != 0) return std::realloc(ptr, size);
+  if (a == &mesa::internal::libc_table && size != 0 && size <= mesa::internal::kMaxRequestBytes)
+    return std::realloc(ptr, size);
   return realloc_through(a, ptr, size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
                          __builtin_return_address(0));
 }

@@ -327,6 +327,35 @@ TEST(CApi, IncompleteTablePassedPerCallIsReportedNotCalled) {
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
+// No size over PTRDIFF_MAX reaches malloc from a table: glibc fails it, but AddressSanitizer's
+// malloc aborts the process on it (allocation-size-too-big), so under --config=asan this test
+// died before the libc and tracking tables refused such sizes themselves (review probe).
+TEST(CApi, SizesOverPtrdiffMaxFailWithoutReachingMalloc) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  for (const std::size_t size : {SIZE_MAX, SIZE_MAX - 8, std::size_t{PTRDIFF_MAX} + 1}) {
+    SCOPED_TRACE(size);
+    EXPECT_EQ(libc->alloc_fn(libc->user_data, size, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(libc->alloc_fn(libc->user_data, size, 64, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(mesa_alloc2(nullptr, libc, size, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    const mesa_allocator *previous = mesa_set_default_allocator(libc);
+    EXPECT_EQ(mesa_calloc(1, size), nullptr);
+    mesa_set_default_allocator(previous);
+    void *p = mesa_alloc2(nullptr, libc, 16, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(libc->realloc_fn(libc->user_data, p, size, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(libc->realloc_fn(libc->user_data, p, size, 64, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    mesa_free2(nullptr, libc, p);  // still live: a failed realloc leaves it
+
+    const mesa_allocator *tracker = mesa_tracking_create(libc, "big", nullptr);
+    ASSERT_NE(tracker, nullptr);
+    EXPECT_EQ(mesa_alloc2(nullptr, tracker, size, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    mesa_tracking_stats stats;
+    ASSERT_EQ(mesa_tracking_get_stats(tracker, &stats), 1);
+    EXPECT_EQ(stats.failed_allocations, 1u);
+    mesa_tracking_destroy(tracker);
+  }
+}
+
 // The C functions that write through a pointer argument say so when it is NULL, instead of
 // crashing; print functions take NULL for stderr, and the validator's format NULL for size 0.
 TEST(CApi, NullOutputArgumentsAreReportedNotWrittenThrough) {

@@ -23,6 +23,7 @@
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/known_scope.h"
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -105,8 +106,9 @@ struct tracking_table {
     const std::size_t head = header_bytes(alignment);
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
-    // An alignment over 4 GiB (a header that large) fails like an oversized request.
-    if (alignment > UINT32_MAX || size > SIZE_MAX - head) {
+    // An alignment over 4 GiB (a header that large) fails like an oversized request; no size
+    // over PTRDIFF_MAX reaches the parent (as from the pmr layers, request_limit.h).
+    if (alignment > UINT32_MAX || size > kMaxRequestBytes - head) {
       t.count_failure(index, scope);
       return nullptr;
     }

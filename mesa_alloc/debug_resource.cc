@@ -88,6 +88,7 @@ class table_guard {
 };
 
 void default_handler(const debug_error &error, void *) {
+  internal::before_debug_report();
   print_debug_error(error);
   if (error.kind != debug_error_kind::leak) std::abort();
 }
@@ -761,6 +762,7 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
   }
   if (region == nullptr) return kNotMine;
   if (options_.handler == default_handler) {
+    internal::before_debug_report();
     print_debug_error(error);
     return kFatal;
   }

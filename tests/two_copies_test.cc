@@ -173,6 +173,25 @@ TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
               "default +0 +24 +24 ");
 }
 
+// A double free in driver B under MESA_ALLOC_DEBUG=cookie: B's debug layer aborts, and its report
+// says which library's copy made it, as the exit reports do.
+void double_free_in_b() {
+  setenv("MESA_ALLOC_DEBUG", "cookie", 1);
+  driver a(module_path[0]);
+  driver b(module_path[1]);
+  a.free(a.malloc(24));
+  void *p = b.malloc(40);
+  b.free(p);
+  b.free(p);
+}
+
+TEST(TwoCopiesDeathTest, AnErrorReportNamesTheLibraryOfItsCopy) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(double_free_in_b(),
+               "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_b[^\n]*\n"
+               "mesa_alloc: double free at 0x[0-9a-f]+ size 40 allocation #[0-9]+");
+}
+
 // The dynamic symbols of `file` in namespace mesa that have STB_GNU_UNIQUE binding; an error
 // string instead if the file cannot be read as ELF.
 std::vector<std::string> unique_mesa_symbols(const std::string &file, std::string *error) {

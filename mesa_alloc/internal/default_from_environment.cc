@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,17 +42,25 @@ debug_table *g_quarantine = nullptr;  // check (flush) at exit: a write after fr
 logging_table *g_trace = nullptr;     // flush at exit
 
 // A process may hold several copies of mesa_alloc (each driver the Vulkan loader loads may link
-// its own), and each reports at exit: one that is part of a shared library says which, before
-// a leak or statistics report.
-void name_this_copy() {
+// its own), and each reports for itself: one that is part of a shared library says which,
+// once, before its first report (an error, leaks, statistics). The name is found when the
+// layers are made, so that a report from the guard pages' signal handler need not look it up.
+char g_library[512];  // empty: this copy is part of the program itself
+std::atomic<bool> g_named{false};
+
+void find_this_copy() {
   Dl_info info;
   link_map *library = nullptr;
-  if (dladdr1(reinterpret_cast<void *>(&name_this_copy), &info, reinterpret_cast<void **>(&library),
+  if (dladdr1(reinterpret_cast<void *>(&find_this_copy), &info, reinterpret_cast<void **>(&library),
               RTLD_DL_LINKMAP) == 0 ||
-      library == nullptr || library->l_name == nullptr || library->l_name[0] == '\0')
-    return;  // the program itself
-  std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n",
-               library->l_name);
+      library == nullptr || library->l_name == nullptr)
+    return;
+  std::snprintf(g_library, sizeof g_library, "%s", library->l_name);
+}
+
+void name_this_copy() {
+  if (g_library[0] == '\0' || g_named.exchange(true)) return;
+  std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n", g_library);
 }
 
 void at_exit() {
@@ -220,6 +229,8 @@ const mesa_allocator *default_from_environment() noexcept {
                    s.trace_path);
     }
   }
+  find_this_copy();
+  set_before_debug_report(&name_this_copy);
   if (s.debug_layer) {
     const bool leaks = s.debug.report_leaks_on_destroy;
     s.debug.report_leaks_on_destroy = false;  // never destroyed: reported at exit instead

@@ -1,5 +1,6 @@
 #include "mesa_alloc/internal/diagnostics.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -38,6 +39,18 @@ void report_incomplete_table(const char *where, const char *missing) noexcept {
                "mesa_alloc: %s: the table has no %s (alloc_fn, realloc_fn and free_fn are "
                "required)\n",
                where, missing);
+}
+
+namespace {
+std::atomic<void (*)()> g_before_debug_report{nullptr};
+}  // namespace
+
+void set_before_debug_report(void (*hook)()) noexcept {
+  g_before_debug_report.store(hook, std::memory_order_release);
+}
+
+void before_debug_report() noexcept {
+  if (void (*hook)() = g_before_debug_report.load(std::memory_order_acquire)) hook();
 }
 
 void report_null_argument(const char *where, const char *what) noexcept {

@@ -4,6 +4,11 @@
  * What it is for: existing Mesa code that uses MALLOC/CALLOC/FREE and friends moves over by
  * changing one include. Every macro allocates through the default allocator
  * (mesa_default_allocator()), so MESA_ALLOC_DEBUG layers and a replaced default see it all.
+ * Inside Mesa, where most files reach util/u_memory.h through other headers, make that header
+ * include this one instead of defining the names (docs/MIGRATING.md, section 1): the two cannot
+ * both define them, and including this one after Mesa's is an #error that says so. All of Mesa's
+ * names are here, the cache-line ones (CACHE_LINE_SIZE, EXCLUSIVE_CACHELINE, MALLOC_STRUCT_CL,
+ * CALLOC_STRUCT_CL, FREE_CL) and Offset included.
  *
  * What it costs: the same as mesa_malloc/mesa_free (one indirect call over the table).
  *
@@ -19,6 +24,11 @@
  */
 #ifndef MESA_ALLOC_U_MEMORY_H
 #define MESA_ALLOC_U_MEMORY_H
+
+#if defined(U_MEMORY_H) && !defined(MESA_ALLOC_U_MEMORY_IS_MESAS)
+#error \
+    "mesa_alloc/u_memory.h after Mesa's util/u_memory.h: make util/u_memory.h include mesa_alloc/u_memory.h instead of defining MALLOC and friends (docs/MIGRATING.md, section 1)"
+#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +68,23 @@ static inline void *align_calloc(size_t size, size_t alignment) {
   if (ptr != NULL) memset(ptr, 0, size);
   return ptr;
 }
+
+/* The byte offset of MEMBER in TYPE. */
+#define Offset(TYPE, MEMBER) offsetof(TYPE, MEMBER)
+
+/* Cache-line-aligned allocation, for data that threads must not share a line of. */
+#define CACHE_LINE_SIZE 64
+#define EXCLUSIVE_CACHELINE(decl)                              \
+  union {                                                      \
+    char MESA_ALLOC_CACHE_LINE_PAD(__LINE__)[CACHE_LINE_SIZE]; \
+    decl;                                                      \
+  }
+/* The padding's name: one per line, so that a struct can hold several. */
+#define MESA_ALLOC_CACHE_LINE_PAD(line) MESA_ALLOC_CACHE_LINE_PAD_(line)
+#define MESA_ALLOC_CACHE_LINE_PAD_(line) mesa_alloc_cache_line_##line
+#define MALLOC_STRUCT_CL(T) (struct T *)align_malloc(sizeof(struct T), CACHE_LINE_SIZE)
+#define CALLOC_STRUCT_CL(T) (struct T *)align_calloc(sizeof(struct T), CACHE_LINE_SIZE)
+#define FREE_CL(_ptr) align_free(_ptr)
 
 /* A copy of `size` bytes at `src`, freed with FREE. NULL in, NULL out (as mesa_strdup). */
 static inline void *mem_dup(const void *src, size_t size) {

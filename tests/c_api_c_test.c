@@ -99,6 +99,22 @@ int main(void) {
   CHECK(empty != NULL && counts.allocs == 10);
   FREE(empty);
 
+  /* Mesa's cache-line names: aligned to CACHE_LINE_SIZE, through the same table. */
+  struct counter {
+    EXCLUSIVE_CACHELINE(unsigned value);
+    EXCLUSIVE_CACHELINE(unsigned other);
+  };
+  CHECK(sizeof(struct counter) == 2 * CACHE_LINE_SIZE);
+  CHECK(Offset(struct counter, other) == CACHE_LINE_SIZE);
+  struct counter *c = CALLOC_STRUCT_CL(counter);
+  CHECK(c != NULL && ((uintptr_t)c & (CACHE_LINE_SIZE - 1)) == 0 && c->value == 0);
+  struct screen *cl = MALLOC_STRUCT_CL(screen);
+  CHECK(cl != NULL && ((uintptr_t)cl & (CACHE_LINE_SIZE - 1)) == 0);
+  CHECK(counts.allocs == 12);
+  FREE_CL(c);
+  FREE_CL(cl);
+  CHECK(counts.frees == 12);
+
   /* A variable length that overflows the total asks for SIZE_MAX (which fails) instead of
    * wrapping to a short block. (A table that refuses: ASan aborts on malloc(SIZE_MAX).) */
   const mesa_allocator refusing = {NULL, refuse_alloc, count_realloc, count_free, NULL, NULL};

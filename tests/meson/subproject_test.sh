@@ -7,7 +7,8 @@
 # as Mesa must when its LLVM has no RTTI; the test checks that every C++ file of the subproject
 # was compiled with -fno-rtti, so the library, the Vulkan bridge and the containers are proven
 # to build and work without RTTI. --force-fallback-for makes sure the subproject, not an
-# installed mesa_alloc.pc, is what is found.
+# installed mesa_alloc.pc, is what is found. The parent runs the link-level audit on its driver's
+# archive (find_program('mesa_alloc_audit')), and nothing of mesa_alloc is installed with it.
 #
 #   subproject_test.sh SOURCE_ROOT
 set -euo pipefail
@@ -34,6 +35,12 @@ if not cpp or missing:
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
 EOF
 meson test -C "$work/build" --print-errorlogs
+# A driver's install must not ship mesa_alloc's headers, archives and .pc files.
+installed="$(meson introspect --installed "$work/build")"
+if [ "$installed" != "{}" ]; then
+  echo "FAIL: the subproject installs files with its parent: $installed" >&2
+  exit 1
+fi
 libraries="$(cd "$work/build/subprojects/mesa_alloc" &&
   find . -name 'libmesa_alloc.*' -type f | sort)"
 if [ "$libraries" != "./mesa_alloc/libmesa_alloc.a" ]; then

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -374,6 +376,45 @@ TEST(CApi, NullOutputArgumentsAreReportedNotWrittenThrough) {
       << err;
   EXPECT_NE(err.find("\"name\":\"t\""), std::string::npos) << err;  // the JSON, on stderr
   mesa_tracking_destroy(t);
+}
+
+// A driver sets its default to the application's table before its first allocation: the layers
+// MESA_ALLOC_DEBUG names go over that table (they were made over libc and then silently dropped:
+// no leak report, an all-zero statistics table; found by a review that built a mock ICD).
+void leak_with_the_default_set_first() {
+  setenv("MESA_ALLOC_DEBUG", "leaks,stats", 1);
+  static test::counting_allocator app;  // outlives the exit reports
+  mesa_set_default_allocator(app.table());
+  void *leaked = mesa_malloc(40);
+  std::fprintf(stderr, "leaked %p; the application's table made %ld blocks\n", leaked,
+               app.allocations());
+  std::exit(0);
+}
+
+TEST(CApiDeathTest, DebugLayersGoOverADefaultSetBeforeTheFirstAllocation) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: MESA_ALLOC_DEBUG is read
+  EXPECT_EXIT(leak_with_the_default_set_first(), testing::ExitedWithCode(0),
+              "the application's table made [2-9] blocks\n"  // the block and the layers' own
+              "(.|\n)*mesa_alloc: leak at 0x[0-9a-f]+ size 40 allocation #[0-9]+\n"
+              "(.|\n)*default +[0-9]+ +[0-9]+ +[0-9]+ +[1-9]");  // statistics: blocks in use
+}
+
+// Set after the first allocation, the new default goes without the layers (they hold blocks
+// made over libc), and a line says so instead of nothing.
+void set_the_default_after_the_first_allocation() {
+  setenv("MESA_ALLOC_DEBUG", "cookie", 1);
+  mesa_free(mesa_malloc(8));
+  static test::counting_allocator app;
+  mesa_set_default_allocator(app.table());
+  std::exit(0);
+}
+
+TEST(CApiDeathTest, ADefaultSetAfterTheFirstAllocationSaysItGoesWithoutTheLayers) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(set_the_default_after_the_first_allocation(), testing::ExitedWithCode(0),
+              "mesa_alloc: mesa_set_default_allocator: the MESA_ALLOC_DEBUG layers were made at "
+              "the first allocation, before this call, and the new default goes without them; "
+              "set the default before the first allocation to keep them");
 }
 
 // A block freed or reallocated through a tracking table that did not make it is reported and

@@ -1,6 +1,9 @@
 #include "mesa_alloc/tracking_resource.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,14 +35,39 @@ constexpr std::uint64_t kAllExclusive = (std::uint64_t{1} << kTrackingShards) - 
 // all of them.
 std::atomic<std::uint64_t> g_free_shards{kAllExclusive};
 
-struct shard_releaser {
-  ~shard_releaser() {
-    const int index = tracking_thread_shard;
-    tracking_thread_shard = kSharedThread;  // frees made during thread exit go to the shared shard
-    if (index >= 0 && index < kTrackingShards)
-      g_free_shards.fetch_or(std::uint64_t{1} << index, std::memory_order_release);
+// A thread's exclusive shard goes back to the free set when the thread exits, through a
+// pthread key's destructor rather than a thread_local object's: glibc makes a library with a
+// thread_local destructor impossible to unload while the thread lives (the Vulkan loader
+// dlcloses a driver at vkDestroyInstance), and registers each such destructor with a calloc
+// behind the application's allocator. The key is deleted when this copy is unloaded, so no
+// thread exit calls into an unmapped library.
+void release_shard(void *value) {
+  const auto index = static_cast<int>(reinterpret_cast<std::intptr_t>(value)) - 1;
+  tracking_thread_shard = kSharedThread;  // frees made during thread exit go to the shared shard
+  if (index >= 0 && index < kTrackingShards)
+    g_free_shards.fetch_or(std::uint64_t{1} << index, std::memory_order_release);
+}
+
+class shard_key {
+ public:
+  shard_key() noexcept : made_(pthread_key_create(&key_, &release_shard) == 0) {}
+  shard_key(const shard_key &) = delete;
+  shard_key &operator=(const shard_key &) = delete;
+  ~shard_key() {
+    if (made_) pthread_key_delete(key_);
   }
+  // False if no key could be made: the thread then keeps its shard when it exits.
+  bool remember(int index) const noexcept {
+    return made_ &&
+           pthread_setspecific(key_, reinterpret_cast<void *>(std::intptr_t{index} + 1)) == 0;
+  }
+
+ private:
+  pthread_key_t key_;
+  bool made_;
 };
+
+shard_key g_shard_key;
 
 [[gnu::noinline]] int assign_shard() noexcept {
   std::uint64_t free = g_free_shards.load(std::memory_order_relaxed);
@@ -53,10 +81,7 @@ struct shard_releaser {
     }
   }
   tracking_thread_shard = index == kSharedShard ? kSharedThread : index;
-  if (index != kSharedShard) {
-    static thread_local shard_releaser releaser;
-    (void)releaser;
-  }
+  if (index != kSharedShard) (void)g_shard_key.remember(index);
   return index;
 }
 

@@ -190,6 +190,23 @@ TEST(TrackingResourceDeathTest, ParentDestroyedBeforeItsChild) {
       "mesa_alloc: tracking_resource 'driver' destroyed while its child 'compiler' is alive");
 }
 
+// A thread's exclusive shard comes back when it exits (through a pthread key's destructor, which
+// unlike a thread_local object's does not keep a dlopened driver loaded): after many more
+// short-lived threads than there are shards, a new thread still gets an exclusive one.
+TEST(TrackingResource, ExitedThreadsGiveTheirShardsBack) {
+  mesa::tracking_resource tracker(std::pmr::new_delete_resource(), "threads");
+  for (int i = 0; i < 3 * mesa::internal::kTrackingShards; ++i) {
+    int index = -1;
+    std::thread t([&] {
+      tracker.deallocate(tracker.allocate(16), 16);
+      index = mesa::internal::tracking_shard_index();
+    });
+    t.join();
+    ASSERT_LT(index, mesa::internal::kTrackingShards) << "thread " << i << " got the shared shard";
+  }
+  EXPECT_EQ(tracker.stats().total_allocations, 3u * mesa::internal::kTrackingShards);
+}
+
 TEST(TrackingResource, ChildrenRollUpIntoParents) {
   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
   mesa::tracking_resource compiler(std::pmr::new_delete_resource(), "compiler", &driver);

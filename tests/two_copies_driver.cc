@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <memory_resource>
 
+#include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
@@ -41,5 +42,17 @@ const mesa_allocator *driver_set_default_allocator(const mesa_allocator *table) 
 void *driver_malloc(std::size_t bytes) { return mesa_malloc(bytes); }
 
 void driver_free(void *p) { mesa_free(p); }
+
+// A tracking table used on the calling thread (which takes a shard of its counters), as a driver
+// tracks each device; 0 when every byte came back.
+int driver_tracking_roundtrip() {
+  const mesa_allocator *tracker = mesa_tracking_create(nullptr, "device", nullptr);
+  if (tracker == nullptr) return -1;
+  mesa_free2(nullptr, tracker, mesa_alloc2(nullptr, tracker, 64, 8, MESA_ALLOC_SCOPE_DEVICE));
+  mesa_tracking_stats stats;
+  mesa_tracking_get_stats(tracker, &stats);
+  mesa_tracking_destroy(tracker);
+  return stats.bytes_in_use == 0 && stats.total_allocations == 1 ? 0 : 1;
+}
 
 }  // extern "C"

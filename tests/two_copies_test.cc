@@ -72,6 +72,7 @@ class driver {
         find<const mesa_allocator *(*)(const mesa_allocator *)>("driver_set_default_allocator");
     malloc = find<void *(*)(std::size_t)>("driver_malloc");
     free = find<void (*)(void *)>("driver_free");
+    tracking_roundtrip = find<int (*)()>("driver_tracking_roundtrip");
   }
   driver(const driver &) = delete;
   driver &operator=(const driver &) = delete;
@@ -89,6 +90,7 @@ class driver {
   const mesa_allocator *(*set_default_allocator)(const mesa_allocator *) = nullptr;
   void *(*malloc)(std::size_t) = nullptr;
   void (*free)(void *) = nullptr;
+  int (*tracking_roundtrip)() = nullptr;
 
  private:
   template <class F>
@@ -190,6 +192,20 @@ TEST(TwoCopiesDeathTest, AnErrorReportNamesTheLibraryOfItsCopy) {
   EXPECT_DEATH(double_free_in_b(),
                "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_b[^\n]*\n"
                "mesa_alloc: double free at 0x[0-9a-f]+ size 40 allocation #[0-9]+");
+}
+
+// The Vulkan loader dlcloses a driver at vkDestroyInstance: a driver that used a tracking table
+// on this thread must really go. A thread_local with a destructor (the tracker's shard release)
+// kept it mapped for the thread's life, with its statics reused at the next dlopen.
+TEST(TwoCopies, ADriverThatTrackedIsUnloadedByDlclose) {
+  {
+    driver a(module_path[0]);
+    ASSERT_TRUE(a.loaded());
+    EXPECT_EQ(a.tracking_roundtrip(), 0);
+  }
+  void *still = dlopen(module_path[0].c_str(), RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_EQ(still, nullptr) << module_path[0] << " is still loaded after dlclose";
+  if (still != nullptr) dlclose(still);
 }
 
 // The dynamic symbols of `file` in namespace mesa that have STB_GNU_UNIQUE binding; an error

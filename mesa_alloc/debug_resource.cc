@@ -1,5 +1,6 @@
 #include "mesa_alloc/debug_resource.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -223,7 +224,17 @@ void print_debug_error(const debug_error &e) noexcept {
     // A return address points after the call: look up the byte before it.
     if (!absl::Symbolize(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "(unknown)");
-    n = std::snprintf(line, sizeof line, "    #%d %p %s\n", i, e.stack[i], symbol);
+    // The file and offset, as AddressSanitizer prints them: what addr2line and debuginfod need
+    // for a stripped driver, whose frames have no symbol.
+    char where[320] = "";
+    Dl_info info;
+    if (dladdr(e.stack[i], &info) != 0 && info.dli_fname != nullptr && info.dli_fname[0] != '\0') {
+      const char *slash = std::strrchr(info.dli_fname, '/');
+      std::snprintf(where, sizeof where, " (%s+0x%tx)",
+                    slash != nullptr ? slash + 1 : info.dli_fname,
+                    static_cast<char *>(e.stack[i]) - static_cast<char *>(info.dli_fbase));
+    }
+    n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
     write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
 }

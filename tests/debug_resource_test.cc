@@ -1,5 +1,6 @@
 #include "mesa_alloc/debug_resource.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -705,6 +706,19 @@ TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {
   EXPECT_NE(out.find("DestructorReportsLeaksWithSymbolizedStacks_Test::TestBody"),
             std::string::npos)
       << out;
+  // Each frame also names its file and the offset in it, which a stripped driver's frames need
+  // (addr2line, debuginfod): the test body is in this program at the offset of its address.
+  const std::size_t frame = out.find("    #0 0x");
+  ASSERT_NE(frame, std::string::npos) << out;
+  const std::string line = out.substr(frame, out.find('\n', frame) - frame);
+  void *address = nullptr;
+  ASSERT_EQ(std::sscanf(line.c_str(), "    #0 %p", &address), 1) << line;
+  Dl_info info;
+  ASSERT_NE(dladdr(address, &info), 0);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "debug_resource_test+0x%tx)",
+                static_cast<char *>(address) - static_cast<char *>(info.dli_fbase));
+  EXPECT_NE(line.find(expected), std::string::npos) << line;
   EXPECT_NE(out.find("mesa_alloc: leak summary: 24 bytes in 1 blocks from 1 allocation sites"),
             std::string::npos)
       << out;

@@ -5,7 +5,8 @@
  * fault_resource.h, debug_resource.h, logging_resource.h) on any parent table: each create
  * function returns a `const mesa_allocator *` to allocate through (pass it to mesa_alloc2,
  * hand it to other code, or make it the default), and the matching destroy function frees it.
- * NULL as parent means the default allocator. Every table is thread-safe.
+ * NULL as parent means the default allocator. Every table is thread-safe (a debug table unless
+ * made with options->thread_safe = 0).
  *
  * What it costs: as the C++ layer, plus for tracking and fault a small header per block (16
  * bytes, more for larger alignments) because C frees are unsized; debug and logging tables

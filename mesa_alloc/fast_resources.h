@@ -10,7 +10,8 @@
  *
  * What it costs: the arena and pool tables keep a 16-byte header before each block (C frees are
  * unsized; see resource_callbacks.h). The slab table has no header: it serves blocks of at most
- * `object_size` bytes and alignment at most 16; a larger request fails (NULL).
+ * `object_size` bytes and alignment at most the natural alignment of `object_size` (at most 16:
+ * a 24-byte slab serves 8); a larger or more aligned request fails (NULL).
  *
  * Example:
  *   const mesa_allocator *arena = mesa_arena_create(device_alloc);

@@ -11,9 +11,10 @@
 // refused with one line on stderr. No per-block header. Class blocks are carved in batches out
 // of chunks from upstream (16 KiB doubling to 1 MiB) that go back only on release() or
 // destruction. Larger or more aligned requests get their own upstream block with a 32-byte
-// header (to be released with the pool). allocate()/deallocate() called on a pool_resource (not
-// through a memory_resource *) are non-virtual. A block freed with the wrong size, or one the
-// pool never made, is caught only by a debug_resource in front of it.
+// header (20 bytes on 32-bit targets; rounded up to the alignment), released with the pool.
+// allocate()/deallocate() called on a pool_resource (not through a memory_resource *) are
+// non-virtual. A block freed with the wrong size, or one the pool never made, is caught only by a
+// debug_resource in front of it.
 //
 // Example:
 //   mesa::pool_resource pool(upstream);

@@ -10,18 +10,18 @@
 // tracker (plain loads and stores, no lock, no atomic read-modify-write), so threads never
 // contend; stats() folds the shards. Per allocate or deallocate: one thread-local load and two
 // counter updates (four outside MESA_ALLOC_SCOPE_OBJECT), for the tracker and each ancestor; a
-// root tracker with no limit does it inline, about 30 instructions per operation besides its
-// upstream's (a child walks its ancestors out of line; more than 63 live threads share one shard
-// with atomic updates). A
-// limit adds one shared atomic compare-and-swap per operation on each limited tracker (exactness
-// costs contention); trackers with no limit on themselves or an ancestor skip it (a budget on
-// "cache" costs "compiler" nothing). Memory: 64 shards of 256 bytes (16 KiB) per tracker.
-// peak_bytes/peak_blocks are exact when one thread at a time allocates; under concurrency they are
-// sampled, without a lock, whenever a thread's own usage reaches a new high. A sample can miss a
-// short peak between samples, and, when blocks are freed on other threads than the ones that
-// made them, can count a block freed while the sample reads the counters as still live: an
-// estimate, off by at most the blocks that change hands during one sample (a review probe saw
-// 51 blocks of 1000 bytes under a limit of 50000 bytes; the limit itself is exact).
+// root tracker with no limit does it inline, about 55 instructions to allocate and 30 to free
+// besides its upstream's (a child walks its ancestors out of line; more than 63 live threads
+// share one shard with atomic updates). A limit adds one shared atomic compare-and-swap per
+// operation on each limited tracker (exactness costs contention); trackers with no limit on
+// themselves or an ancestor skip it (a budget on "cache" costs "compiler" nothing). Memory: 64
+// shards of 256 bytes (16 KiB) per tracker. peak_bytes/peak_blocks are exact when one thread at a
+// time allocates; under concurrency they are sampled, without a lock, whenever a thread's own usage
+// reaches a new high. A sample can miss a short peak between samples, and, when blocks are freed on
+// other threads than the ones that made them, can count a block freed while the sample reads the
+// counters as still live: an estimate, off by at most the blocks that change hands during one
+// sample (a review probe saw 51 blocks of 1000 bytes under a limit of 50000 bytes; the limit itself
+// is exact).
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");

@@ -14,7 +14,7 @@
  *
  * Differences from Mesa: align_free and FREE are the same function (mesa_free), so a block from
  * align_malloc freed with FREE is fine here; REALLOC ignores its old-size argument (the table
- * knows the size). CALLOC and align_calloc return NULL when count × size overflows.
+ * knows the size). CALLOC returns NULL when count × size overflows.
  *
  * Example:
  *   struct pipe_screen *screen = CALLOC_STRUCT(pipe_screen);

@@ -7,7 +7,7 @@
 // matching destroy function gets the stack back from it.
 //
 //   const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
-//     return mesa::internal::c_handle_create<mesa::arena_resource>(parent);
+//     return mesa::internal::c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
 //   }
 //   void mesa_arena_destroy(const mesa_allocator *arena) {
 //     mesa::internal::c_handle_destroy<mesa::arena_resource>(arena);

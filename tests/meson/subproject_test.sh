@@ -34,7 +34,21 @@ if not cpp or missing:
     sys.exit("FAIL: subproject C++ files not compiled with -fno-rtti: %s" % (missing or "none found"))
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
 EOF
+# Every default target, as a parent's build makes them (meson test builds only the tests' own).
+meson compile -C "$work/build" >"$work/compile.log" 2>&1 ||
+  { cat "$work/compile.log"; echo "FAIL: building the parent project failed" >&2; exit 1; }
 meson test -C "$work/build" --print-errorlogs
+# Linked statically into a module without a version script, the library exports nothing.
+symbols="$(nm -D --defined-only "$work/build/libparent_icd.so")" ||
+  { echo "FAIL: cannot read the driver module's dynamic symbols" >&2; exit 1; }
+# Ours: the C API and anything in namespace mesa (std:: templates instantiated on our types keep
+# libstdc++'s default visibility, as they do in any library built hidden).
+exported="$(grep -E ' (mesa_|_ZN4mesa|_ZNK4mesa|_ZT[VIS]N?4mesa)' <<<"$symbols" || true)"
+if [ -n "$exported" ]; then
+  echo "FAIL: the driver module exports mesa_alloc's symbols:" >&2
+  echo "$exported" >&2
+  exit 1
+fi
 # A driver's install must not ship mesa_alloc's headers, archives and .pc files.
 installed="$(meson introspect --installed "$work/build")"
 if [ "$installed" != "{}" ]; then

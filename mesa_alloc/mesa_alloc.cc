@@ -52,22 +52,16 @@ void publish_default(const mesa_allocator *a) noexcept {
   g_free.store(libc ? &std::free : &free_through_table, std::memory_order_release);
 }
 
-// MESA_ALLOC_DEBUG's layers and what they were stacked over.
-struct environment {
-  const mesa_allocator *top;
-  const mesa_allocator *bottom;
-};
-
-// The layers MESA_ALLOC_DEBUG names, made once (a function-local static: exactly once, even when
-// several threads get here at the same time), over the `bottom` of the first caller: libc at
-// the first allocation, or the table of a mesa_set_default_allocator that comes before it.
-const environment &environment_over(const mesa_allocator *bottom) noexcept {
-  static const environment made{mesa::internal::default_from_environment(bottom), bottom};
-  return made;
+// The default MESA_ALLOC_DEBUG chose: libc, or the layers it names over libc. A function-local
+// static runs default_from_environment() exactly once, even when several threads make their
+// first allocation at the same time.
+const mesa_allocator *environment_default() noexcept {
+  static const mesa_allocator *const from_environment = mesa::internal::default_from_environment();
+  return from_environment;
 }
 
 [[gnu::noinline]] const mesa_allocator *initialize_default() noexcept {
-  const mesa_allocator *from_environment = environment_over(mesa_libc_allocator()).top;
+  const mesa_allocator *from_environment = environment_default();
   std::lock_guard<mesa::internal::spin_lock> lock(g_default_lock);
   const mesa_allocator *a = g_default.load(std::memory_order_acquire);
   if (a != nullptr) return a;  // set by mesa_set_default_allocator meanwhile
@@ -171,24 +165,26 @@ const mesa_allocator *mesa_set_default_allocator(const mesa_allocator *allocator
     return current();  // refused: the default stays
   }
   const mesa_allocator *chosen = allocator != nullptr ? allocator : mesa_libc_allocator();
-  // Before the first allocation, MESA_ALLOC_DEBUG's layers are made over this table; made
-  // already over another, they stay with the blocks they hold, and this default has none.
-  const environment &env = environment_over(chosen);
-  if (env.bottom == chosen) {
-    chosen = env.top;
-  } else if (env.top != env.bottom) {
+  current();  // the environment's choice is made first, so that it cannot override this one
+  const mesa_allocator *previous;
+  {
+    std::lock_guard<mesa::internal::spin_lock> lock(g_default_lock);
+    previous = g_default.load(std::memory_order_acquire);
+    publish_default(chosen);
+  }
+  // MESA_ALLOC_DEBUG's layers stay over libc: over the application's table they would hold its
+  // memory past vkDestroyInstance (their bookkeeping, the quarantine). Replacing them is said.
+  const mesa_allocator *layers = environment_default();
+  if (layers != mesa_libc_allocator() && previous == layers && chosen != layers) {
     static std::atomic<bool> warned{false};
     if (!warned.exchange(true)) {
       std::fprintf(stderr,
-                   "mesa_alloc: mesa_set_default_allocator: the MESA_ALLOC_DEBUG layers were made "
-                   "at the first allocation, before this call, and the new default goes without "
-                   "them; set the default before the first allocation to keep them\n");
+                   "mesa_alloc: mesa_set_default_allocator: MESA_ALLOC_DEBUG's layers are no "
+                   "longer the default; the new default goes through them only if it was made "
+                   "over them\n");
     }
   }
-  std::lock_guard<mesa::internal::spin_lock> lock(g_default_lock);
-  const mesa_allocator *previous = g_default.load(std::memory_order_acquire);
-  publish_default(chosen);
-  return previous != nullptr ? previous : mesa_libc_allocator();
+  return previous;
 }
 
 void *mesa_malloc(size_t size) { return g_malloc.load(std::memory_order_acquire)(size); }

@@ -1,5 +1,4 @@
-// MESA_ALLOC_DEBUG: the layers it names, stacked over libc (or over the table the program sets
-// as its default before the first allocation), become the default allocator.
+// MESA_ALLOC_DEBUG: the layers it names, stacked over libc, become the default allocator.
 //
 // Stack, bottom to top: libc -> fault (fail=N) -> tracking (stats, limit=BYTES) -> logging
 // (trace=FILE) -> debug (cookie, fill, guard, guard_under, quarantine, leaks). Every layer lives
@@ -190,9 +189,9 @@ void parse_word(const char *word, std::size_t length, settings *s) {
 
 }  // namespace
 
-const mesa_allocator *default_from_environment(const mesa_allocator *bottom) noexcept {
+const mesa_allocator *default_from_environment() noexcept {
   const char *words = std::getenv("MESA_ALLOC_DEBUG");
-  if (words == nullptr || words[0] == '\0') return bottom;
+  if (words == nullptr || words[0] == '\0') return mesa_libc_allocator();
   settings s;
   // Only the words given switch checks on: start from everything off.
   s.debug.cookie = false;
@@ -206,7 +205,7 @@ const mesa_allocator *default_from_environment(const mesa_allocator *bottom) noe
     if (*p == ',') ++p;
   }
 
-  const mesa_allocator *top = bottom;
+  const mesa_allocator *top = mesa_libc_allocator();
   if (s.fail) {
     c_handle<fault_resource> *fault = g_fault.construct(top);
     fault->resource().fail_nth(s.fail_at);

@@ -7,11 +7,10 @@
 
 namespace mesa::internal {
 
-// Reads MESA_ALLOC_DEBUG once and returns the table to use as the default: `bottom` when it is
-// unset or empty, otherwise the layers it names stacked over `bottom` (libc, or the table a
-// program sets as the default before its first allocation). Unknown words give one warning on
-// stderr and are ignored. Called at most once per copy of the library.
-const mesa_allocator *default_from_environment(const mesa_allocator *bottom) noexcept;
+// Reads MESA_ALLOC_DEBUG once and returns the table to use as the default: libc when it is
+// unset or empty, otherwise the layers it names stacked over libc. Unknown words give one
+// warning on stderr and are ignored. Called at most once per process.
+const mesa_allocator *default_from_environment() noexcept;
 
 }  // namespace mesa::internal
 

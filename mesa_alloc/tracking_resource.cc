@@ -140,14 +140,20 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
 
 tracking_resource::~tracking_resource() {
   {
-    // A child would go on charging this tracker's freed counters and limit: say so, and stop.
+    // A child would go on charging this tracker's freed counters and limit: it is cut loose
+    // (it and its descendants stop counting this tracker and its ancestors), and a line says so.
     std::lock_guard<std::mutex> lock(children_mutex_);
-    if (first_child_ != nullptr) {
+    const int limits = limits_in_chain();  // ours and our ancestors', in each descendant's chain
+    while (tracking_resource *child = first_child_) {
       std::fprintf(stderr,
-                   "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive "
-                   "(destroy the children first)\n",
-                   name_storage_, first_child_->name_storage_);
-      std::abort();
+                   "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive; "
+                   "the child no longer rolls up into it (destroy the children first)\n",
+                   name_storage_, child->name_storage_);
+      first_child_ = child->next_sibling_;
+      child->next_sibling_ = nullptr;
+      child->parent_ = nullptr;
+      child->add_chain_limits(-limits);
+      child->chain_.fetch_sub(1, std::memory_order_relaxed);  // the child has no parent now
     }
   }
   if (parent_ == nullptr) return;

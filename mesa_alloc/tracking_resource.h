@@ -33,7 +33,8 @@
 //   v.resize(1000);
 //   driver.print_report(stderr);       // aligned text table; print_json() for machines
 //
-// A parent must outlive its children (destroying it first aborts, naming both). The pmr
+// A parent must outlive its children (destroying it first cuts them loose, with a line naming
+// both). The pmr
 // interface accounts under MESA_ALLOC_SCOPE_OBJECT; allocate_in_scope() and the C table
 // (mesa_tracking_create in debug_resources.h) account under the caller's scope.
 #ifndef MESA_ALLOC_TRACKING_RESOURCE_H_

@@ -6,8 +6,10 @@
 #include <new>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/c_tables.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -37,6 +39,17 @@ void destroy_table(const mesa_allocator *table) noexcept {
 }
 
 }  // namespace
+
+namespace mesa::internal {
+
+bool made_by_this_copy(const mesa_allocator *table) noexcept {
+  return debug_resource::from_table(table) != nullptr || logging_table::from(table) != nullptr ||
+         tracking_table::from(table) != nullptr ||
+         resource_callbacks::from_table(table) != nullptr ||
+         callback_validator::from_table(table) != nullptr;
+}
+
+}  // namespace mesa::internal
 
 extern "C" {
 

@@ -805,6 +805,7 @@ THROUGH_C_API(through_alloc2, mesa_alloc2(nullptr, debug, 24, 8, MESA_ALLOC_SCOP
 THROUGH_C_API(through_zalloc2, mesa_zalloc2(nullptr, debug, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
 THROUGH_C_API(through_realloc2,
               mesa_realloc2(nullptr, debug, nullptr, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
+THROUGH_C_API(through_app_table, mesa_alloc2(nullptr, debug, 16, 8, MESA_ALLOC_SCOPE_OBJECT))
 #undef THROUGH_C_API
 
 // The line of frame #`n` in a leak report ("" if none).
@@ -869,6 +870,46 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
     mesa_set_default_allocator(previous);
     mesa_debug_destroy(debug);
   }
+}
+
+// An application's table whose callback allocates through a debug resource (its own bookkeeping,
+// say): that allocation keeps its own stack, starting in the callback, rather than the stack of
+// the C API call the callback serves (a review found it attributed to mesa_alloc2's caller).
+[[gnu::noinline]] void *allocate_in_callback(mesa::debug_resource *bookkeeping) {
+  void *p = bookkeeping->allocate(24);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+struct bookkeeping_app_table {
+  mesa::debug_resource *bookkeeping;
+  void *kept = nullptr;
+  mesa_allocator table{this, &alloc, &realloc, &free, nullptr, nullptr};
+  static void *alloc(void *self, size_t size, size_t, mesa_alloc_scope) {
+    auto *app = static_cast<bookkeeping_app_table *>(self);
+    app->kept = allocate_in_callback(app->bookkeeping);
+    return std::malloc(size);
+  }
+  static void *realloc(void *, void *p, size_t size, size_t, mesa_alloc_scope) {
+    return std::realloc(p, size);
+  }
+  static void free(void *, void *p) { std::free(p); }
+};
+
+TEST(DebugResourceC, AnApplicationCallbackKeepsItsOwnStack) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource bookkeeping(std::pmr::new_delete_resource(), o);
+  bookkeeping_app_table app{&bookkeeping};
+  void *p = through_app_table(&app.table);
+  ASSERT_NE(p, nullptr);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(bookkeeping.report_leaks(), 1u);
+  const std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(frame_line(out, 0).find("allocate_in_callback"), std::string::npos) << out;
+  std::free(p);
+  bookkeeping.deallocate(app.kept, 24);
 }
 
 // realloc reads the old block's alignment from its header: a damaged header is reported as the

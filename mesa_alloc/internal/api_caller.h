@@ -8,8 +8,9 @@
 // waste on the library. An api_call, made by the C API function, records its caller's return
 // address for the thread for the length of the call; the layers' entry points start there
 // (caller_or). The outermost call wins: mesa_strdup's caller, not mesa_strdup, is where its
-// mesa_malloc was called from. An allocation nested inside a C API call (an application's
-// callback allocating through a debug resource) is attributed to that call's caller too.
+// mesa_malloc was called from. Only a call into one of this copy's own tables records it
+// (made_by_this_copy): an application's callback that allocates through a debug resource keeps
+// that allocation's own stack.
 //
 // What it costs: nothing on mesa_malloc's libc path. Through a table, one load of a global
 // flag, until a layer that records stacks has been made in this copy of the library
@@ -27,6 +28,7 @@
 #include <atomic>
 
 #include "mesa_alloc/internal/per_copy.h"
+#include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa::internal {
 
@@ -37,6 +39,12 @@ MESA_ALLOC_PER_COPY extern std::atomic<bool> callers_wanted_flag;
 inline bool callers_wanted() noexcept {
   return callers_wanted_flag.load(std::memory_order_relaxed);
 }
+
+// Whether `table` is one of this copy's (a debug, logging, tracking or validator table, or one
+// over a resource): only a call into one of those records its caller. An application's own
+// table that allocates through a debug resource in its callback keeps that allocation's real
+// stack. Defined in debug_resources.cc.
+bool made_by_this_copy(const mesa_allocator *table) noexcept;
 
 // Called by the constructor of a layer that records stacks, before it can be used.
 inline void want_callers() noexcept {

@@ -82,7 +82,9 @@ struct array_layout {
 
 // Destroys an object made by allocate_unique and returns its block to the resource. A null
 // `resource` (given to allocate_unique, or a default-constructed deleter asked to delete an
-// object) is reported ("mesa_alloc: allocate_unique: no resource (null)") and aborts.
+// object) is reported ("mesa_alloc: allocate_unique: no resource (null)", or for the deleter
+// "mesa_alloc: resource_deleter: no resource (a default-constructed deleter was given an object)
+// (null)") and aborts.
 template <class T>
 class resource_deleter {
  public:

@@ -1,6 +1,7 @@
 #include "mesa_alloc/debug_resource.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -46,15 +47,6 @@ std::size_t page_size() noexcept {
 internal::spin_lock g_registry_lock;
 debug_resource *g_registry = nullptr;
 std::atomic<std::uint32_t> g_next_owner{1};
-
-void write_all(const char *text, std::size_t length) noexcept {
-  while (length > 0) {
-    const ssize_t n = write(STDERR_FILENO, text, length);
-    if (n <= 0) return;
-    text += n;
-    length -= static_cast<std::size_t>(n);
-  }
-}
 
 // Guard mode: a SIGSEGV on a guard page or a freed block is explained before the process dies.
 struct sigaction g_previous_segv;
@@ -215,10 +207,11 @@ void print_debug_error(const debug_error &e) noexcept {
   int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
                         debug_error_name(e.kind), e.address, size, number,
                         e.detail[0] != '\0' ? ": " : "", e.detail);
-  write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  internal::write_to_stderr(line,
+                            std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   if (e.stack == nullptr || e.stack_depth == 0) return;
   static constexpr char kAllocatedAt[] = "    allocated at:\n";
-  write_all(kAllocatedAt, sizeof kAllocatedAt - 1);
+  internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
   for (int i = 0; i < e.stack_depth; ++i) {
     char symbol[256];
     // A return address points after the call: look up the byte before it.
@@ -230,12 +223,17 @@ void print_debug_error(const debug_error &e) noexcept {
     Dl_info info;
     if (dladdr(e.stack[i], &info) != 0 && info.dli_fname != nullptr && info.dli_fname[0] != '\0') {
       const char *slash = std::strrchr(info.dli_fname, '/');
-      std::snprintf(where, sizeof where, " (%s+0x%tx)",
+      // A program linked at a fixed address (not PIE): its addresses are already what
+      // addr2line takes.
+      const bool fixed = static_cast<const ElfW(Ehdr) *>(info.dli_fbase)->e_type == ET_EXEC;
+      const std::uintptr_t base = fixed ? 0 : reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+      std::snprintf(where, sizeof where, " (%s+0x%" PRIxPTR ")",
                     slash != nullptr ? slash + 1 : info.dli_fname,
-                    static_cast<char *>(e.stack[i]) - static_cast<char *>(info.dli_fbase));
+                    reinterpret_cast<std::uintptr_t>(e.stack[i]) - base);
     }
     n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
-    write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+    internal::write_to_stderr(line,
+                              std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
 }
 
@@ -1039,7 +1037,8 @@ std::size_t debug_resource::report_leaks() noexcept {
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
                                 "allocation sites%s\n",
                                 bytes, count, sites, unknown_sites);
-    write_all(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+    internal::write_to_stderr(line,
+                              std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
   return count;
 }

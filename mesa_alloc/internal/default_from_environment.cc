@@ -45,7 +45,7 @@ logging_table *g_trace = nullptr;     // flush at exit
 // its own), and each reports for itself: one that is part of a shared library says which,
 // once, before its first report (an error, leaks, statistics). The name is found when the
 // layers are made, so that a report from the guard pages' signal handler need not look it up.
-char g_library[512];  // empty: this copy is part of the program itself
+char g_naming_line[600];  // empty: this copy is part of the program itself
 std::atomic<bool> g_named{false};
 
 void find_this_copy() {
@@ -55,12 +55,15 @@ void find_this_copy() {
               RTLD_DL_LINKMAP) == 0 ||
       library == nullptr || library->l_name == nullptr)
     return;
-  std::snprintf(g_library, sizeof g_library, "%s", library->l_name);
+  if (library->l_name[0] == '\0') return;
+  std::snprintf(g_naming_line, sizeof g_naming_line,
+                "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n", library->l_name);
 }
 
+// Written with write(2): the guard pages' signal handler may call it.
 void name_this_copy() {
-  if (g_library[0] == '\0' || g_named.exchange(true)) return;
-  std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n", g_library);
+  if (g_naming_line[0] == '\0' || g_named.exchange(true)) return;
+  write_to_stderr(g_naming_line, std::strlen(g_naming_line));
 }
 
 void at_exit() {

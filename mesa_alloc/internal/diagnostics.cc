@@ -1,5 +1,7 @@
 #include "mesa_alloc/internal/diagnostics.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +53,15 @@ void set_before_debug_report(void (*hook)()) noexcept {
 
 void before_debug_report() noexcept {
   if (void (*hook)() = g_before_debug_report.load(std::memory_order_acquire)) hook();
+}
+
+void write_to_stderr(const char *text, std::size_t length) noexcept {
+  while (length > 0) {
+    const ssize_t n = write(STDERR_FILENO, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= static_cast<std::size_t>(n);
+  }
 }
 
 void report_null_argument(const char *where, const char *what) noexcept {

@@ -28,6 +28,8 @@ void report_incomplete_table(const char *where, const char *missing) noexcept;
 // freed twice, or not one of its own), refused instead.
 void report_refused_free(const char *what, const void *p, const char *where,
                          const char *why) noexcept;
+// Writes `length` bytes to stderr with write(2): safe in a signal handler, unlike stdio.
+void write_to_stderr(const char *text, std::size_t length) noexcept;
 // Prints "mesa_alloc: <where>: <what> is NULL" on stderr, in every build: a C function that
 // writes through a pointer argument was given none, and does nothing instead of crashing.
 void report_null_argument(const char *where, const char *what) noexcept;

@@ -45,7 +45,10 @@ export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 echo "using $pc"
 
 cflags="$(pkg-config --cflags mesa_alloc)" || fail "pkg-config --cflags mesa_alloc failed"
-libs="$(pkg-config --libs mesa_alloc)" || fail "pkg-config --libs mesa_alloc failed"
+# A static install (no shared library) links with --static: the archives need libstdc++ and libdl.
+static=()
+find "$root" -name 'libmesa_alloc.so*' | grep -q . || static=(--static)
+libs="$(pkg-config "${static[@]}" --libs mesa_alloc)" || fail "pkg-config --libs mesa_alloc failed"
 echo "cflags: $cflags"
 echo "libs:   $libs"
 

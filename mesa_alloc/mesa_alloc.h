@@ -72,14 +72,15 @@ const mesa_allocator *mesa_libc_allocator(void);
  * thread-safe and cheap. */
 const mesa_allocator *mesa_default_allocator(void);
 
-/* Replaces the default and returns the previous one (libc if there was none yet); NULL restores
- * libc. A start-up operation: blocks allocated before the change must still be freed through
- * the table that made them, so change it before anything is allocated, or keep the old table
- * alive and use it for them. The table is kept by pointer: it must outlive every block. The
- * layers MESA_ALLOC_DEBUG names stay over libc; replacing them as the default says so in one
- * line on stderr (a table made over them, with a NULL parent, still goes through them). A table without alloc_fn, realloc_fn or free_fn is refused (one line on
- * stderr): the default stays and is returned. The functions that create a table over a parent (debug_resources.h,
- * fast_resources.h, mesa_validator_create) likewise return NULL for an incomplete parent. */
+/* Replaces the default and returns the previous one; NULL restores libc. A start-up operation:
+ * blocks allocated before the change must still be freed through the table that made them, so
+ * change it before anything is allocated, or keep the old table alive and use it for them. The
+ * table is kept by pointer: it must outlive every block. The layers MESA_ALLOC_DEBUG names stay
+ * over libc; replacing them as the default says so in one line on stderr (a table made over
+ * them, with a NULL parent, still goes through them). A table without alloc_fn, realloc_fn or
+ * free_fn is refused (one line on stderr): the default stays and is returned. The functions that
+ * create a table over a parent (debug_resources.h, fast_resources.h, mesa_validator_create)
+ * likewise return NULL for an incomplete parent. */
 const mesa_allocator *mesa_set_default_allocator(const mesa_allocator *allocator);
 
 /* Through the default table, with MESA_ALLOC_DEFAULT_ALIGNMENT and MESA_ALLOC_SCOPE_OBJECT.

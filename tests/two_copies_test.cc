@@ -194,23 +194,11 @@ TEST(TwoCopiesDeathTest, AnErrorReportNamesTheLibraryOfItsCopy) {
                "mesa_alloc: double free at 0x[0-9a-f]+ size 40 allocation #[0-9]+");
 }
 
-// The Vulkan loader dlcloses a driver at vkDestroyInstance: a driver that used a tracking table
-// on this thread must really go. A thread_local with a destructor (the tracker's shard release)
-// kept it mapped for the thread's life, with its statics reused at the next dlopen.
-TEST(TwoCopies, ADriverThatTrackedIsUnloadedByDlclose) {
-  {
-    driver a(module_path[0]);
-    ASSERT_TRUE(a.loaded());
-    EXPECT_EQ(a.tracking_roundtrip(), 0);
-  }
-  void *still = dlopen(module_path[0].c_str(), RTLD_NOW | RTLD_NOLOAD);
-  EXPECT_EQ(still, nullptr) << module_path[0] << " is still loaded after dlclose";
-  if (still != nullptr) dlclose(still);
-}
-
-// The dynamic symbols of `file` in namespace mesa that have STB_GNU_UNIQUE binding; an error
+// The dynamic symbols of `file` with STB_GNU_UNIQUE binding whose names contain `part` (all of
+// them if null); an error
 // string instead if the file cannot be read as ELF.
-std::vector<std::string> unique_mesa_symbols(const std::string &file, std::string *error) {
+std::vector<std::string> unique_symbols(const std::string &file, const char *part,
+                                        std::string *error) {
   std::ifstream in(file, std::ios::binary);
   const std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (image.size() < sizeof(ElfW(Ehdr)) || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0) {
@@ -237,9 +225,8 @@ std::vector<std::string> unique_mesa_symbols(const std::string &file, std::strin
       ElfW(Sym) sym;
       std::memcpy(&sym, image.data() + dynsym.sh_offset + k * sizeof sym, sizeof sym);
       const std::string name(image.data() + strtab.sh_offset + sym.st_name);
-      // Any name with a mesa:: part: _ZN4mesa..., and a function's static _ZZN4mesa... with its
-      // guard _ZGVZN4mesa...
-      if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE && name.find("4mesa") != std::string::npos) {
+      if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE &&
+          (part == nullptr || name.find(part) != std::string::npos)) {
         found.push_back(name);
       }
     }
@@ -252,10 +239,32 @@ TEST(TwoCopies, NoSymbolOfOursIsMergedAcrossLibraries) {
   files.insert(files.end(), library_paths.begin(), library_paths.end());
   for (const std::string &file : files) {
     std::string error;
-    const std::vector<std::string> unique = unique_mesa_symbols(file, &error);
+    // Any name with a mesa:: part: _ZN4mesa..., and a function's static _ZZN4mesa... with its
+    // guard _ZGVZN4mesa...
+    const std::vector<std::string> unique = unique_symbols(file, "4mesa", &error);
     EXPECT_EQ(error, "");
     for (const std::string &name : unique) ADD_FAILURE() << file << ": STB_GNU_UNIQUE " << name;
   }
+}
+
+// The Vulkan loader dlcloses a driver at vkDestroyInstance: a driver that used a tracking table
+// on this thread must really go. A thread_local with a destructor (the tracker's shard release)
+// kept it mapped for the thread's life, with its statics reused at the next dlopen. glibc never
+// unloads a library that defines an STB_GNU_UNIQUE symbol, and an unoptimized build defines one
+// of the standard library's (std::piecewise_construct): then there is nothing to test.
+TEST(TwoCopies, ADriverThatTrackedIsUnloadedByDlclose) {
+  std::string error;
+  const std::vector<std::string> unique = unique_symbols(module_path[0], nullptr, &error);
+  ASSERT_EQ(error, "");
+  if (!unique.empty()) GTEST_SKIP() << module_path[0] << " defines STB_GNU_UNIQUE " << unique[0];
+  {
+    driver a(module_path[0]);
+    ASSERT_TRUE(a.loaded());
+    EXPECT_EQ(a.tracking_roundtrip(), 0);
+  }
+  void *still = dlopen(module_path[0].c_str(), RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_EQ(still, nullptr) << module_path[0] << " is still loaded after dlclose";
+  if (still != nullptr) dlclose(still);
 }
 
 }  // namespace

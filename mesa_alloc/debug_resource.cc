@@ -48,6 +48,26 @@ internal::spin_lock g_registry_lock;
 debug_resource *g_registry = nullptr;
 std::atomic<std::uint32_t> g_next_owner{1};
 
+// A line formatted into `line` (snprintf's result `n`, cut to the buffer) on stderr.
+void write_line(const char *line, int n, std::size_t capacity) noexcept {
+  internal::write_to_stderr(line, std::min<std::size_t>(static_cast<std::size_t>(n), capacity - 1));
+}
+
+// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
+// need for a stripped driver, whose frames have no symbol. Empty if no loaded file holds `pc`.
+void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
+  out[0] = '\0';
+  Dl_info info;
+  if (dladdr(pc, &info) == 0 || info.dli_fname == nullptr || info.dli_fname[0] == '\0') return;
+  const char *slash = std::strrchr(info.dli_fname, '/');
+  // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
+  const bool fixed = static_cast<const ElfW(Ehdr) *>(info.dli_fbase)->e_type == ET_EXEC;
+  const std::uintptr_t base = fixed ? 0 : reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")",
+                slash != nullptr ? slash + 1 : info.dli_fname,
+                reinterpret_cast<std::uintptr_t>(pc) - base);
+}
+
 // Guard mode: a SIGSEGV on a guard page or a freed block is explained before the process dies.
 struct sigaction g_previous_segv;
 std::atomic<bool> g_segv_installed{false};
@@ -207,8 +227,7 @@ void print_debug_error(const debug_error &e) noexcept {
   int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
                         debug_error_name(e.kind), e.address, size, number,
                         e.detail[0] != '\0' ? ": " : "", e.detail);
-  internal::write_to_stderr(line,
-                            std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  write_line(line, n, sizeof line);
   if (e.stack == nullptr || e.stack_depth == 0) return;
   static constexpr char kAllocatedAt[] = "    allocated at:\n";
   internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
@@ -217,23 +236,10 @@ void print_debug_error(const debug_error &e) noexcept {
     // A return address points after the call: look up the byte before it.
     if (!absl::Symbolize(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "(unknown)");
-    // The file and offset, as AddressSanitizer prints them: what addr2line and debuginfod need
-    // for a stripped driver, whose frames have no symbol.
-    char where[320] = "";
-    Dl_info info;
-    if (dladdr(e.stack[i], &info) != 0 && info.dli_fname != nullptr && info.dli_fname[0] != '\0') {
-      const char *slash = std::strrchr(info.dli_fname, '/');
-      // A program linked at a fixed address (not PIE): its addresses are already what
-      // addr2line takes.
-      const bool fixed = static_cast<const ElfW(Ehdr) *>(info.dli_fbase)->e_type == ET_EXEC;
-      const std::uintptr_t base = fixed ? 0 : reinterpret_cast<std::uintptr_t>(info.dli_fbase);
-      std::snprintf(where, sizeof where, " (%s+0x%" PRIxPTR ")",
-                    slash != nullptr ? slash + 1 : info.dli_fname,
-                    reinterpret_cast<std::uintptr_t>(e.stack[i]) - base);
-    }
+    char where[320];
+    frame_location(e.stack[i], where, sizeof where);
     n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
-    internal::write_to_stderr(line,
-                              std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+    write_line(line, n, sizeof line);
   }
 }
 
@@ -1037,8 +1043,7 @@ std::size_t debug_resource::report_leaks() noexcept {
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
                                 "allocation sites%s\n",
                                 bytes, count, sites, unknown_sites);
-    internal::write_to_stderr(line,
-                              std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+    write_line(line, n, sizeof line);
   }
   return count;
 }

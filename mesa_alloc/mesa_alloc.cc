@@ -80,8 +80,7 @@ inline const mesa_allocator *current() noexcept {
 // recorded for the call only once a layer wants it (internal/api_caller.h).
 [[gnu::noinline]] void *alloc_through(const mesa_allocator *a, size_t size, size_t alignment,
                                       mesa_alloc_scope scope, const void *caller) noexcept {
-  if (!mesa::internal::callers_wanted() || !mesa::internal::made_by_this_copy(a))
-    return a->alloc_fn(a->user_data, size, alignment, scope);
+  if (!mesa::internal::records_caller(a)) return a->alloc_fn(a->user_data, size, alignment, scope);
   const api_call call(caller);
   return a->alloc_fn(a->user_data, size, alignment, scope);
 }
@@ -89,7 +88,7 @@ inline const mesa_allocator *current() noexcept {
 [[gnu::noinline]] void *realloc_through(const mesa_allocator *a, void *ptr, size_t size,
                                         size_t alignment, mesa_alloc_scope scope,
                                         const void *caller) noexcept {
-  if (!mesa::internal::callers_wanted() || !mesa::internal::made_by_this_copy(a))
+  if (!mesa::internal::records_caller(a))
     return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
   const api_call call(caller);
   return a->realloc_fn(a->user_data, ptr, size, alignment, scope);

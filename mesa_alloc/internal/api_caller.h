@@ -17,7 +17,7 @@
 // (want_callers()); from then on, a thread-local load and two stores as well.
 //
 // Example, in a C API function's table path:
-//   if (!callers_wanted()) return table->alloc_fn(table->user_data, size, alignment, scope);
+//   if (!records_caller(table)) return table->alloc_fn(table->user_data, size, alignment, scope);
 //   const mesa::internal::api_call call(__builtin_return_address(0));
 //   return table->alloc_fn(table->user_data, size, alignment, scope);
 // and in a layer's entry point:
@@ -45,6 +45,12 @@ inline bool callers_wanted() noexcept {
 // table that allocates through a debug resource in its callback keeps that allocation's real
 // stack. Defined in debug_resources.cc.
 bool made_by_this_copy(const mesa_allocator *table) noexcept;
+
+// Whether a C API call into `table` records its caller: once a layer that records stacks exists,
+// for this copy's own tables.
+inline bool records_caller(const mesa_allocator *table) noexcept {
+  return callers_wanted() && made_by_this_copy(table);
+}
 
 // Called by the constructor of a layer that records stacks, before it can be used.
 inline void want_callers() noexcept {

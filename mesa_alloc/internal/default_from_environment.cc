@@ -53,9 +53,8 @@ void find_this_copy() {
   link_map *library = nullptr;
   if (dladdr1(reinterpret_cast<void *>(&find_this_copy), &info, reinterpret_cast<void **>(&library),
               RTLD_DL_LINKMAP) == 0 ||
-      library == nullptr || library->l_name == nullptr)
-    return;
-  if (library->l_name[0] == '\0') return;
+      library == nullptr || library->l_name == nullptr || library->l_name[0] == '\0')
+    return;  // the program itself
   std::snprintf(g_naming_line, sizeof g_naming_line,
                 "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in %s\n", library->l_name);
 }

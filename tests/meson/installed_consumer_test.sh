@@ -1,7 +1,8 @@
 #!/bin/bash
-# Installed-consumer test: builds tests/meson/consumer.c (C11, poison.h forced on) and
-# consumer.cc (C++17) against an INSTALLED mesa_alloc using only
-# `pkg-config --cflags --libs mesa_alloc`, outside the source tree, and runs them.
+# Installed-consumer test: builds tests/meson/consumer.c (C11, poison.h forced on) with
+# `pkg-config --cflags --libs mesa_alloc` and consumer.cc (C++17, the containers too) with
+# `pkg-config --cflags --libs mesa_alloc_containers` against an INSTALLED mesa_alloc, outside the
+# source tree, and runs them. A shared install gives the C program no Abseil library to link.
 #
 #   installed_consumer_test.sh --build BUILD_DIR [consumer.c consumer.cc]
 #       meson install BUILD_DIR into a temporary DESTDIR first (as `meson test` does)
@@ -44,13 +45,24 @@ pc_dir="$(dirname "$pc")"
 export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 echo "using $pc"
 
-cflags="$(pkg-config --cflags mesa_alloc)" || fail "pkg-config --cflags mesa_alloc failed"
 # A static install (no shared library) links with --static: the archives need libstdc++ and libdl.
 static=()
 find "$root" -name 'libmesa_alloc.so*' | grep -q . || static=(--static)
-libs="$(pkg-config "${static[@]}" --libs mesa_alloc)" || fail "pkg-config --libs mesa_alloc failed"
-echo "cflags: $cflags"
-echo "libs:   $libs"
+pc_flags() {  # PACKAGE: its --cflags and --libs, or fail
+  pkg-config --cflags "$1" >/dev/null && pkg-config "${static[@]}" --libs "$1" >/dev/null ||
+    fail "pkg-config --cflags --libs $1 failed"
+}
+pc_flags mesa_alloc
+pc_flags mesa_alloc_containers
+cflags="$(pkg-config --cflags mesa_alloc)"
+libs="$(pkg-config "${static[@]}" --libs mesa_alloc)"
+cxx_cflags="$(pkg-config --cflags mesa_alloc_containers)"
+cxx_libs="$(pkg-config "${static[@]}" --libs mesa_alloc_containers)"
+echo "C:   $cflags $libs"
+echo "C++: $cxx_cflags $cxx_libs"
+if [ ${#static[@]} -eq 0 ] && grep -q absl <<<"$libs"; then
+  fail "mesa_alloc.pc gives a C program Abseil's libraries: $libs"
+fi
 
 include_dir="$(pkg-config --cflags-only-I mesa_alloc | tr ' ' '\n' | sed -n 's/^-I//p' |
   grep '/mesa_alloc$' | head -n1)"
@@ -71,10 +83,11 @@ cd "$work"
 "${cc_cmd[@]}" -std=c11 -Wall -Werror -include mesa_alloc/poison.h consumer.c $cflags $libs \
   -o consumer_c || fail "the C consumer did not build"
 # shellcheck disable=SC2086
-"${cxx_cmd[@]}" -std=c++17 -Wall -Werror consumer.cc $cflags $libs -o consumer_cc ||
+"${cxx_cmd[@]}" -std=c++17 -Wall -Werror consumer.cc $cxx_cflags $cxx_libs -o consumer_cc ||
   fail "the C++ consumer did not build"
 
-libdirs="$(pkg-config --libs-only-L mesa_alloc | tr ' ' '\n' | sed -n 's/^-L//p' | paste -sd:)"
+libdirs="$(pkg-config --libs-only-L mesa_alloc_containers | tr ' ' '\n' | sed -n 's/^-L//p' |
+  paste -sd:)"
 # Only the installed copy (meson test points LD_LIBRARY_PATH at the build tree).
 export LD_LIBRARY_PATH="$libdirs"
 ./consumer_c || fail "the C consumer failed"

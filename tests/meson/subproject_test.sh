@@ -3,7 +3,8 @@
 #   dependency('mesa_alloc', fallback: ['mesa_alloc', 'mesa_alloc_dep'])
 # from subprojects/mesa_alloc (a link to this source tree), static (default_library=static, as
 # Mesa links its own libraries into each driver), builds a C program with poison.h forced on and
-# a C++ program, both with -fvisibility=hidden, and runs both. The parent sets cpp_rtti=false,
+# a C++ program (which also takes dependency('mesa_alloc_containers')), both with
+# -fvisibility=hidden, and runs both; the C program's compile line has no Abseil flag. The parent sets cpp_rtti=false,
 # as Mesa must when its LLVM has no RTTI; the test checks that every C++ file of the subproject
 # was compiled with -fno-rtti, so the library, the Vulkan bridge and the containers are proven
 # to build and work without RTTI. --force-fallback-for makes sure the subproject, not an
@@ -33,6 +34,11 @@ missing = [c["file"] for c in cpp if "-fno-rtti" not in c["command"]]
 if not cpp or missing:
     sys.exit("FAIL: subproject C++ files not compiled with -fno-rtti: %s" % (missing or "none found"))
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
+# The C driver takes dependency('mesa_alloc') alone: no Abseil flags reach its compile line.
+driver = [c for c in commands if c["file"].endswith("parent_driver.c")]
+leaked = [c["file"] for c in driver if "absl" in c["command"] or "NOMINMAX" in c["command"]]
+if not driver or leaked:
+    sys.exit("FAIL: the C driver's compile line has Abseil's flags: %s" % (leaked or "no command"))
 EOF
 # Every default target, as a parent's build makes them (meson test builds only the tests' own).
 meson compile -C "$work/build" >"$work/compile.log" 2>&1 ||

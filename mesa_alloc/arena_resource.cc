@@ -39,6 +39,10 @@ arena_resource::arena_resource(std::pmr::memory_resource *upstream,
   static_assert(sizeof(block) <= kHeader, "block header must fit kHeader");
   // A fixed buffer that must not grow has std::pmr::null_memory_resource() upstream.
   if (upstream == nullptr) internal::report_null_resource("arena_resource", "upstream resource");
+  if (options_.initial_block_size == 0) {
+    options_.initial_block_size = arena_options().initial_block_size;
+    next_block_size_ = options_.initial_block_size;
+  }
   if (options_.max_block_size < options_.initial_block_size) {
     options_.max_block_size = options_.initial_block_size;
   }
@@ -133,9 +137,8 @@ void arena_resource::release() noexcept {
   next_block_size_ = options_.initial_block_size;
   cur_ = initial_begin();
   end_ = initial_end();
-  open_count_ = 0;
-  dropped_ = false;
-  dropped_through_bytes_ = 0;
+  floor_count_ = 0;
+  released_serial_ = serial_;
 }
 
 arena_mark arena_resource::mark() noexcept {
@@ -146,33 +149,35 @@ arena_mark arena_resource::mark() noexcept {
   m.large_ = large_;
   m.cur_ = cur_;
   m.bytes_allocated_ = bytes_allocated_;
-  // Nothing was allocated since the innermost open point: this mark is that point too.
-  if (open_count_ > 0 && open_[open_count_ - 1].bytes_allocated == bytes_allocated_) return m;
-  if (open_count_ == kTrackedMarks) {
-    dropped_ = true;
-    dropped_through_bytes_ = open_[0].bytes_allocated;
-    std::memmove(open_, open_ + 1, sizeof(mark_point) * (kTrackedMarks - 1));
-    --open_count_;
-  }
-  open_[open_count_++] = mark_point{bytes_allocated_, m.serial_};
   return m;
 }
 
-bool arena_resource::mark_is_open(const arena_mark &m) const noexcept {
-  if (m.arena_ != this) return false;
-  // Open points are ordered by bytes_allocated, innermost (most) last. Every byte count
-  // counts up from the one before, so one count is one position as long as no rewind went
-  // below it; a rewind that did removed the entry, and a mark at that count taken since
-  // starts a new entry with a later first_serial.
-  for (int i = open_count_ - 1; i >= 0; --i) {
-    if (open_[i].bytes_allocated == m.bytes_allocated_) return open_[i].first_serial <= m.serial_;
-    if (open_[i].bytes_allocated < m.bytes_allocated_) return false;
+bool arena_resource::mark_is_valid(const arena_mark &m) const noexcept {
+  if (m.arena_ != this || m.serial_ <= released_serial_) return false;
+  // Below the mark now: a rewind since went below it (exact even when low points were merged).
+  if (m.bytes_allocated_ > bytes_allocated_) return false;
+  for (int i = 0; i < floor_count_; ++i) {
+    if (floors_[i].serial >= m.serial_) return floors_[i].bytes_allocated >= m.bytes_allocated_;
   }
-  return dropped_ && m.bytes_allocated_ <= dropped_through_bytes_;
+  return true;
+}
+
+void arena_resource::remember_low_point(std::size_t bytes_allocated) noexcept {
+  while (floor_count_ > 0 && floors_[floor_count_ - 1].bytes_allocated >= bytes_allocated) {
+    --floor_count_;
+  }
+  if (floor_count_ == kTrackedRewinds) {
+    // Merge the two oldest: the second stands for marks up to the first's serial too. Checking
+    // those against a higher point can let a stale mark through, never refuse a valid one.
+    floors_[1].serial = floors_[0].serial;
+    std::memmove(floors_, floors_ + 1, sizeof(low_point) * (kTrackedRewinds - 1));
+    --floor_count_;
+  }
+  floors_[floor_count_++] = low_point{serial_, bytes_allocated};
 }
 
 void arena_resource::rewind(const arena_mark &m) noexcept {
-  if (!mark_is_open(m)) invalid_mark();
+  if (!mark_is_valid(m)) invalid_mark();
   // Also validate the position before touching anything: the mark's blocks must still be on
   // our lists and its position must lie in its block at or before the current one.
   block *target = static_cast<block *>(m.block_);
@@ -206,11 +211,7 @@ void arena_resource::rewind(const arena_mark &m) noexcept {
   cur_ = m.cur_;
   end_ = end;
   bytes_allocated_ = m.bytes_allocated_;
-  // Every point after the mark's is closed; marks at the mark's point stay valid.
-  while (open_count_ > 0 && open_[open_count_ - 1].bytes_allocated > bytes_allocated_) {
-    --open_count_;
-  }
-  if (dropped_through_bytes_ > bytes_allocated_) dropped_through_bytes_ = bytes_allocated_;
+  remember_low_point(bytes_allocated_);
 }
 
 arena_stats arena_resource::stats() const noexcept {

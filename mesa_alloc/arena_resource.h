@@ -20,12 +20,14 @@
 //   ... scratch allocations ...
 //   arena.rewind(m);                                   // back to the state at mark()
 //
-// Not thread-safe: use one arena per object or per thread. Marks nest: rewinding to a mark
-// (any number of times) keeps it valid and invalidates every mark taken after it at a later
-// point; release() invalidates every mark. Rewinding to such a stale mark, or to one from
-// another arena, prints "mesa_alloc: invalid arena mark" on stderr and aborts. The check is
-// exact for the kTrackedMarks innermost distinct mark points; marks nested deeper than that
-// below them are checked against the arena's blocks only.
+// Not thread-safe: use one arena per object or per thread. Marks nest to any depth: rewinding
+// to a mark (any number of times) keeps it valid and invalidates every mark taken after it at a
+// later point; release() invalidates every mark. Rewinding to such a stale mark, or to one from
+// another arena, prints "mesa_alloc: invalid arena mark" on stderr and aborts. A valid mark is
+// never refused. The check is exact while the arena remembers the low points of the rewinds
+// made since the mark (kTrackedRewinds of them: a rewind to a lower point replaces those above
+// it, so only rewinds to ever higher points add up); past that the oldest are merged, and a
+// stale mark can get through to the last check, against the arena's blocks.
 #ifndef MESA_ALLOC_ARENA_RESOURCE_H_
 #define MESA_ALLOC_ARENA_RESOURCE_H_
 
@@ -38,6 +40,7 @@ namespace mesa {
 
 struct arena_options {
   // Size of the first block taken from upstream; later blocks double up to max_block_size.
+  // 0: the default, 4096.
   std::size_t initial_block_size = 4096;
   std::size_t max_block_size = 1 << 20;
   // Requests (size + alignment) above this get their own upstream block. 0: max_block_size / 4.
@@ -75,14 +78,16 @@ class arena_resource final : public std::pmr::memory_resource {
   arena_resource &operator=(const arena_resource &) = delete;
   ~arena_resource() override { release(); }
 
-  // The non-virtual fast path (hides memory_resource::allocate; same contract). `alignment`
-  // must be a power of two (unchecked here; checked through the pmr interface). Throws
-  // std::bad_alloc when upstream fails; the arena stays usable.
+  // The non-virtual fast path (hides memory_resource::allocate; same contract). Throws
+  // std::bad_alloc when upstream fails, and for an alignment of 0 (a block is never misplaced);
+  // other alignments must be powers of two (checked through the pmr interface, and whenever a
+  // request takes the slow path). The arena stays usable.
   [[nodiscard]] void *allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t)) {
     bytes += (bytes == 0);
+    // aligned < cur_ only for alignment 0 (it clears every bit): the slow path refuses it.
     const std::uintptr_t aligned = (cur_ + alignment - 1) & ~(alignment - 1);
-    if (aligned <= end_ && bytes <= end_ - aligned) {
+    if (aligned >= cur_ && aligned <= end_ && bytes <= end_ - aligned) {
       cur_ = aligned + bytes;
       bytes_allocated_ += bytes;
       return reinterpret_cast<void *>(aligned);
@@ -102,8 +107,8 @@ class arena_resource final : public std::pmr::memory_resource {
   // (large blocks go back upstream).
   void rewind(const arena_mark &m) noexcept;
 
-  // How many distinct nested mark points are checked exactly (see the top of this header).
-  static constexpr int kTrackedMarks = 16;
+  // How many rising rewind points are remembered exactly (see the top of this header).
+  static constexpr int kTrackedRewinds = 16;
 
   arena_stats stats() const noexcept;
   std::pmr::memory_resource *upstream_resource() const noexcept { return upstream_; }
@@ -141,21 +146,21 @@ class arena_resource final : public std::pmr::memory_resource {
   std::pmr::memory_resource *upstream_;
   arena_options options_;
 
-  // The open mark points, innermost last: marks at one point share an entry (same
-  // bytes_allocated_, so the same position), valid for serials from first_serial on. A mark
-  // is valid iff its point has an entry whose first_serial is not after it.
-  struct mark_point {
+  // A mark (serial s, at bytes_allocated b) is valid iff no rewind since it went below b and
+  // no release() came after it. The rewinds are kept as their low points: a rewind made when
+  // serial_ was S down to b remembers {S, b} and forgets the remembered points at or above b
+  // (the new one is later and lower). Serials and bytes then both rise along floors_, and a
+  // mark is valid iff the first low point with serial >= s is not below b.
+  struct low_point {
+    std::uint64_t serial;
     std::size_t bytes_allocated;
-    std::uint64_t first_serial;
   };
-  bool mark_is_open(const arena_mark &m) const noexcept;
-  mark_point open_[kTrackedMarks];
-  int open_count_ = 0;
-  // Set when a full table dropped its outermost entry: marks at or below this many bytes may
-  // be valid without an entry (checked against the blocks only).
-  bool dropped_ = false;
-  std::size_t dropped_through_bytes_ = 0;
-  std::uint64_t serial_ = 0;
+  bool mark_is_valid(const arena_mark &m) const noexcept;
+  void remember_low_point(std::size_t bytes_allocated) noexcept;
+  low_point floors_[kTrackedRewinds];
+  int floor_count_ = 0;
+  std::uint64_t serial_ = 0;           // mark() calls so far: a mark's serial
+  std::uint64_t released_serial_ = 0;  // serial_ at the last release(): older marks are stale
 };
 
 }  // namespace mesa

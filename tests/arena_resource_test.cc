@@ -50,6 +50,34 @@ TEST(ArenaResource, RandomBlocksNeverOverlap) {
   }
 }
 
+// The direct call refuses alignment 0 as the pmr one does, instead of returning null and moving
+// the arena to address 0.
+TEST(ArenaResource, DirectAllocateRefusesAlignmentZeroAndStaysUsable) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  void *warm = arena.allocate(8, 8);
+  EXPECT_THROW((void)arena.allocate(16, 0), std::bad_alloc);
+  void *next = arena.allocate(16, 8);
+  EXPECT_EQ(next, static_cast<char *>(warm) + 8);
+  EXPECT_EQ(arena.stats().bytes_allocated, 24u);
+  EXPECT_LT(arena.stats().wasted_bytes, arena.stats().bytes_reserved);
+}
+
+TEST(ArenaResource, InitialBlockSizeZeroMeansTheDefault) {
+  counting_resource zero_upstream, default_upstream;
+  mesa::arena_options zero;
+  zero.initial_block_size = 0;
+  mesa::arena_resource zero_arena(&zero_upstream, zero);
+  mesa::arena_resource default_arena(&default_upstream);
+  for (int i = 0; i < 10000; ++i) {
+    (void)zero_arena.allocate(16, 8);
+    (void)default_arena.allocate(16, 8);
+  }
+  EXPECT_EQ(zero_upstream.allocations(), default_upstream.allocations());
+  EXPECT_LE(zero_upstream.allocations(), 8u) << "not a block per allocation";
+  EXPECT_EQ(zero_upstream.largest_request(), default_upstream.largest_request());
+}
+
 TEST(ArenaResource, ZeroSizeGivesDistinctBlocks) {
   counting_resource upstream;
   mesa::arena_resource arena(&upstream);
@@ -213,12 +241,11 @@ TEST(ArenaResource, AMarkStaysValidForRepeatedRewindsAndMarksAtOnePointShareIt) 
   }
 }
 
-// Deeper than kTrackedMarks: every valid mark is still accepted (the outermost ones checked
-// against the blocks), and a stale mark among the innermost ones is still refused.
-TEST(ArenaResourceDeathTest, NestingDeeperThanTheTrackedMarks) {
+// Deeper than kTrackedRewinds: every valid mark is still accepted, and a stale one refused.
+TEST(ArenaResourceDeathTest, NestingDeeperThanTheTrackedRewinds) {
   counting_resource upstream;
   mesa::arena_resource arena(&upstream);
-  constexpr int kDepth = 3 * mesa::arena_resource::kTrackedMarks;
+  constexpr int kDepth = 3 * mesa::arena_resource::kTrackedRewinds;
   std::vector<mesa::arena_mark> marks;
   std::vector<std::size_t> bytes;
   for (int i = 0; i < kDepth; ++i) {
@@ -233,6 +260,111 @@ TEST(ArenaResourceDeathTest, NestingDeeperThanTheTrackedMarks) {
   for (int i = kDepth - 2; i >= 0; --i) {
     arena.rewind(marks[i]);
     EXPECT_EQ(arena.stats().bytes_allocated, bytes[i]);
+  }
+}
+
+// A function-level mark under more than 16 nested ones, rewound to, then a new mark at its
+// point (the next pass's): the old mark stays valid. This aborted while the arena tracked open
+// mark points rather than rewinds.
+TEST(ArenaResource, AnOuterMarkStaysValidUnderANewMarkAtItsPoint) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_mark outer = arena.mark();
+  for (int i = 0; i < 2 * mesa::arena_resource::kTrackedRewinds; ++i) {
+    (void)arena.allocate(8);
+    (void)arena.mark();
+  }
+  arena.rewind(outer);
+  mesa::arena_mark inner = arena.mark();
+  (void)arena.allocate(8);
+  arena.rewind(inner);
+  arena.rewind(outer);
+  EXPECT_EQ(arena.stats().bytes_allocated, 0u);
+}
+
+// A mark rewound past, while more than 16 marks were taken before and after: still refused
+// (it was accepted, and the arena then handed out memory over a live object).
+TEST(ArenaResourceDeathTest, AStaleMarkIsRefusedAfterManyLaterMarks) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_mark start = arena.mark();
+  (void)arena.allocate(50, 1);
+  mesa::arena_mark stale = arena.mark();
+  for (int i = 0; i < mesa::arena_resource::kTrackedRewinds; ++i) {
+    (void)arena.allocate(1, 1);
+    (void)arena.mark();
+  }
+  arena.rewind(start);
+  (void)arena.allocate(60, 1);  // a live object across the stale mark's point
+  for (int i = 0; i < mesa::arena_resource::kTrackedRewinds + 1; ++i) {
+    (void)arena.allocate(1, 1);
+    (void)arena.mark();
+  }
+  EXPECT_DEATH(arena.rewind(stale), "mesa_alloc: invalid arena mark");
+}
+
+// Correct use only, at random: up to 60 nested marks, rewinds to any of them (sometimes twice),
+// release(). No rewind may be refused, each lands where its mark was taken, and every object
+// allocated before the innermost live mark keeps its contents.
+TEST(ArenaResource, RandomNestedMarksAreNeverRefusedAndNeverOverlapLiveObjects) {
+  for (unsigned seed = 1; seed <= 4; ++seed) {
+    counting_resource upstream;
+    alignas(16) static char buffer[300];
+    mesa::arena_options options;
+    options.initial_block_size = 128;
+    options.max_block_size = 1024;
+    if (seed % 2 == 1) {
+      options.initial_buffer = buffer;
+      options.initial_buffer_size = sizeof buffer;
+    }
+    mesa::arena_resource arena(&upstream, options);
+    struct object {
+      unsigned char *p;
+      std::size_t size;
+      unsigned char fill;
+    };
+    struct open_mark {
+      mesa::arena_mark mark;
+      std::size_t bytes;
+      std::size_t objects;  // objects allocated before it
+    };
+    std::vector<object> objects;
+    std::vector<open_mark> marks;
+    std::mt19937 rng(seed);
+    for (int step = 0; step < 40000; ++step) {
+      const unsigned op = rng() % 100;
+      if (op < 50) {
+        const std::size_t size = rng() % 4 == 0 ? 1 + rng() % 600 : 1 + rng() % 40;
+        auto *p = static_cast<unsigned char *>(arena.allocate(size, std::size_t{1} << rng() % 7));
+        const auto fill = static_cast<unsigned char>(step);
+        std::memset(p, fill, size);
+        objects.push_back({p, size, fill});
+      } else if (op < 75) {
+        if (marks.size() < 60) {
+          marks.push_back({arena.mark(), arena.stats().bytes_allocated, objects.size()});
+        }
+      } else if (op < 99) {
+        if (marks.empty()) continue;
+        const std::size_t k =
+            rng() % 4 != 0 ? marks.size() - 1 - rng() % std::min<std::size_t>(marks.size(), 3)
+                           : rng() % marks.size();
+        arena.rewind(marks[k].mark);
+        if (rng() % 2 == 0) arena.rewind(marks[k].mark);
+        ASSERT_EQ(arena.stats().bytes_allocated, marks[k].bytes) << "seed " << seed;
+        objects.resize(marks[k].objects);
+        marks.resize(k + 1);
+      } else {
+        arena.release();
+        objects.clear();
+        marks.clear();
+      }
+      if (step % 1000 == 0) {
+        for (const object &o : objects) {
+          ASSERT_EQ(o.p[0], o.fill) << "seed " << seed << " step " << step;
+          ASSERT_EQ(o.p[o.size - 1], o.fill) << "seed " << seed << " step " << step;
+        }
+      }
+    }
   }
 }
 

@@ -33,6 +33,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -84,8 +85,41 @@ template <class Key, class T, class Hash = absl::container_internal::hash_defaul
 using arena_node_hash_map =
     absl::node_hash_map<Key, T, Hash, Eq,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
+// Abseil's assignments keep the target's allocator, even where they take the source's heap
+// buffer: on arenas that would leave the target holding another arena's memory. Here the arena
+// moves (and copies) with the contents, as for every other arena container.
 template <class T, std::size_t N>
-using arena_inlined_vector = internal::length_checked_inlined_vector<T, N, arena_allocator<T>>;
+class arena_inlined_vector
+    : public internal::length_checked_inlined_vector<T, N, arena_allocator<T>> {
+  using base = internal::length_checked_inlined_vector<T, N, arena_allocator<T>>;
+
+ public:
+  using base::base;
+  arena_inlined_vector(const arena_inlined_vector &other) = default;
+  arena_inlined_vector(arena_inlined_vector &&other) noexcept(
+      std::is_nothrow_move_constructible_v<base>) = default;
+  ~arena_inlined_vector() = default;
+
+  arena_inlined_vector &operator=(const arena_inlined_vector &other) {
+    if (this != &other) {
+      base copy(other);  // in other's arena
+      base::swap(copy);  // swaps the allocators too
+    }
+    return *this;
+  }
+  arena_inlined_vector &operator=(arena_inlined_vector &&other) {
+    if (this != &other) {
+      base moved(std::move(other));
+      base::swap(moved);
+    }
+    return *this;
+  }
+};
+
+template <class T, std::size_t N>
+void swap(arena_inlined_vector<T, N> &a, arena_inlined_vector<T, N> &b) {
+  a.swap(b);
+}
 
 }  // namespace mesa
 

@@ -97,6 +97,47 @@ TEST_F(ArenaContainers, AllocatorPropagatesOnMoveAndSwap) {
   EXPECT_EQ(n.at(1), 1);
 }
 
+// Abseil's InlinedVector assignments keep the target's allocator while taking the source's heap
+// buffer; the arena twin must not: the vector would hold memory of an arena about to go away.
+TEST_F(ArenaContainers, InlinedVectorTakesTheArenaWithItsContents) {
+  mesa::arena_inlined_vector<int, 2> a(&arena_);
+  {
+    checking_resource other_upstream;
+    mesa::arena_resource other(&other_upstream);
+    mesa::arena_inlined_vector<int, 2> b(&other);
+    b.assign(10, 7);  // spills into `other`
+    a = std::move(b);
+    EXPECT_EQ(a.get_allocator().arena(), &other);
+    a = mesa::arena_inlined_vector<int, 2>(4, 3, &arena_);  // back: a must leave `other`
+    EXPECT_EQ(a.get_allocator().arena(), &arena_);
+
+    mesa::arena_inlined_vector<int, 2> c(&other), d(&arena_);
+    c.assign(5, 1);
+    d.assign(6, 2);
+    std::swap(c, d);  // move construction and two move assignments
+    EXPECT_EQ(c.get_allocator().arena(), &arena_);
+    EXPECT_EQ(d.get_allocator().arena(), &other);
+    EXPECT_EQ(c.size(), 6u);
+    EXPECT_EQ(c[5], 2);
+    swap(c, d);
+    EXPECT_EQ(c.get_allocator().arena(), &other);
+
+    mesa::arena_inlined_vector<int, 2> e(&other);
+    e.assign(8, 9);
+    d = e;  // a copy in e's arena
+    EXPECT_EQ(d.get_allocator().arena(), &other);
+    EXPECT_EQ(d.size(), 8u);
+    EXPECT_EQ(d[7], 9);
+    const mesa::arena_inlined_vector<int, 2> &itself = d;
+    d = itself;
+    EXPECT_EQ(d.size(), 8u);
+  }  // `other` is gone: a must not point into it
+  EXPECT_EQ(a.size(), 4u);
+  for (int x : a) EXPECT_EQ(x, 3);
+  a.push_back(4);
+  EXPECT_EQ(a[4], 4);
+}
+
 TEST_F(ArenaContainers, RewindReturnsContainerMemory) {
   const mesa::arena_mark mark = arena_.mark();
   {

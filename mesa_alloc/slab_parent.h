@@ -26,7 +26,10 @@
 //
 // A slab_child is used by one thread at a time; the parent is thread-safe. Destroy every child
 // before the parent (a parent destroyed with live children prints "mesa_alloc: slab_parent
-// destroyed with live children" and aborts).
+// destroyed with live children" and aborts). A block of another slab_parent with the same page
+// size is refused with one line; the check reads the page header where this parent's page
+// would be, so a block of a slab with smaller pages, or a pointer from elsewhere, is only
+// checked if that address is mapped (debug_resource in front checks any pointer).
 #ifndef MESA_ALLOC_SLAB_PARENT_H_
 #define MESA_ALLOC_SLAB_PARENT_H_
 

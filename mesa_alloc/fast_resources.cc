@@ -2,6 +2,7 @@
 // on top of the parent table; the slabs have their own header-less fixed-size table.
 #include "mesa_alloc/fast_resources.h"
 
+#include <cstdio>
 #include <new>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/slab_geometry.h"
 #include "mesa_alloc/pool_resource.h"
 #include "mesa_alloc/slab_parent.h"
 #include "mesa_alloc/slab_resource.h"
@@ -118,6 +120,14 @@ T *create_in(const mesa_allocator *parent, Args &&...args) noexcept {
   }
 }
 
+// An object size no slab takes, said in one line (the C++ constructors throw instead).
+bool slab_object_refused(const char *where, std::size_t object_size) noexcept {
+  if (object_size <= mesa::internal::slab_geometry::kMaxObjectSize) return false;
+  std::fprintf(stderr, "mesa_alloc: %s: object size %zu is over the slab limit (1 GiB)\n", where,
+               object_size);
+  return true;
+}
+
 template <class T>
 void destroy_in(const mesa_allocator *parent, T *object) noexcept {
   object->~T();
@@ -141,7 +151,7 @@ void mesa_arena_destroy(const mesa_allocator *arena) {
 }
 
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size) {
-  if (object_size == 0) return nullptr;
+  if (object_size == 0 || slab_object_refused("mesa_slab_create", object_size)) return nullptr;
   parent = mesa::internal::parent_or_default(parent, "mesa_slab_create");
   if (parent == nullptr) return nullptr;
   c_slab_resource *slab = create_in<c_slab_resource>(parent, parent, object_size);
@@ -153,7 +163,9 @@ void mesa_slab_destroy(const mesa_allocator *slab) {
 }
 
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size) {
-  if (object_size == 0) return nullptr;
+  if (object_size == 0 || slab_object_refused("mesa_slab_parent_create", object_size)) {
+    return nullptr;
+  }
   parent = mesa::internal::parent_or_default(parent, "mesa_slab_parent_create");
   if (parent == nullptr) return nullptr;
   return create_in<mesa_slab_parent>(parent, parent, object_size);

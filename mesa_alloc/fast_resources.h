@@ -40,7 +40,8 @@ void mesa_arena_destroy(const mesa_allocator *arena);
 
 /* Fixed-size slab: blocks of at most object_size bytes (alignment: the natural alignment of
  * object_size, at most 16); larger or more aligned requests return NULL, and realloc within
- * object_size returns the same block. NULL also for object_size 0. */
+ * object_size returns the same block. NULL also for object_size 0, and with a line on stderr
+ * for object_size over 1 GiB. */
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_destroy(const mesa_allocator *slab);
 
@@ -50,6 +51,7 @@ void mesa_slab_destroy(const mesa_allocator *slab);
  * owner). A child may be destroyed while its blocks are live elsewhere; destroy every child
  * before the parent. Blocks follow mesa_slab's fixed-size rules. */
 typedef struct mesa_slab_parent mesa_slab_parent;
+/* NULL as mesa_slab_create. */
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_parent_destroy(mesa_slab_parent *parent);
 const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent);

@@ -1,10 +1,12 @@
 #include "mesa_alloc/slab_resource.h"
 
+#include <cstdint>
 #include <cstring>
 #include <list>
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -200,6 +202,26 @@ TEST(SlabC, FixedSizeTable) {
   mesa_free2(nullptr, slab, nullptr);
   mesa_slab_destroy(slab);
   EXPECT_EQ(parent.live, 0) << "destroy returns pages with live blocks too";
+}
+
+TEST(SlabC, AnObjectOverTheSlabLimitIsRefusedWithALine) {
+  mesa_test::counting_table parent;
+  for (std::size_t size : {(std::size_t{1} << 30) + 1, SIZE_MAX}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(mesa_slab_create(&parent.table, size), nullptr);
+    EXPECT_EQ(mesa_slab_parent_create(&parent.table, size), nullptr);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("mesa_alloc: mesa_slab_create: object size " + std::to_string(size) +
+                       " is over the slab limit (1 GiB)"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("mesa_alloc: mesa_slab_parent_create: object size"), std::string::npos)
+        << err;
+  }
+  EXPECT_EQ(parent.live, 0);
+  const mesa_allocator *largest = mesa_slab_create(&parent.table, std::size_t{1} << 30);
+  EXPECT_NE(largest, nullptr) << "the limit itself is taken (pages come on first use)";
+  mesa_slab_destroy(largest);
 }
 
 TEST(SlabC, ParentFailureGivesNullAndSlabStaysUsable) {

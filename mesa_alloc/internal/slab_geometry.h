@@ -21,6 +21,8 @@ struct slab_geometry {
   // The largest page: 1 TiB, or on 32-bit targets the largest power of two a size_t holds.
   static constexpr std::size_t kMaxPageSize = static_cast<std::size_t>(
       std::min<std::uint64_t>(std::uint64_t{1} << 40, (SIZE_MAX >> 1) + 1));
+  // The largest object: 1 GiB.
+  static constexpr std::size_t kMaxObjectSize = std::size_t{1} << 30;
 
   // Throws std::invalid_argument for an alignment that is not a power of two, a size that
   // does not fit a page, or a page over kMaxPageSize. power_of_two_pages: round the page size up to
@@ -35,8 +37,8 @@ struct slab_geometry {
     if ((alignment & (alignment - 1)) != 0) {
       throw std::invalid_argument("mesa_alloc: slab alignment must be a power of two");
     }
-    if (object_size > (std::size_t{1} << 30) || alignment > (std::size_t{1} << 20)) {
-      throw std::invalid_argument("mesa_alloc: slab object size or alignment too large");
+    if (object_size > kMaxObjectSize || alignment > (std::size_t{1} << 20)) {
+      throw std::invalid_argument("mesa_alloc: slab object over 1 GiB or alignment over 1 MiB");
     }
     if (alignment < alignof(void *)) alignment = alignof(void *);
     slab_geometry g;

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 
 #include "mesa_alloc/internal/diagnostics.h"
@@ -39,16 +40,41 @@ const char *validator_op_name(validator_op op) noexcept {
 }
 
 int validator_violation::format(char *buffer, std::size_t buffer_size) const noexcept {
-  const char *what = "expected=";
-  if (rule == validator_rule::free_freed_pointer || rule == validator_rule::realloc_freed_pointer)
-    what = "freed by #";
-  if (rule == validator_rule::result_already_live) what = "live since #";
-  return std::snprintf(buffer, buffer_size,
-                       "%s in %s: %s(ptr=%p, size=%zu, alignment=%zu, scope=%d, type=%d) #%" PRIu64
-                       " %s%zu",
-                       validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
-                       validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
-                       call.type, call.sequence, what, expected);
+  // What `expected` is, for the rules that have one.
+  const char *what = nullptr;
+  switch (rule) {
+    case validator_rule::realloc_alignment_changed:
+    case validator_rule::misaligned_result:
+      what = " expected alignment ";
+      break;
+    case validator_rule::free_freed_pointer:
+    case validator_rule::realloc_freed_pointer:
+      what = " freed by #";
+      break;
+    case validator_rule::result_already_live:
+      what = " live since #";
+      break;
+    case validator_rule::live_at_checkpoint:
+      what = " allocated by #";
+      break;
+    case validator_rule::internal_total_negative:
+      what = " total now -";
+      break;
+    default:
+      break;
+  }
+  const int n =
+      std::snprintf(buffer, buffer_size,
+                    "%s in %s: %s(ptr=%p, size=%zu, alignment=%zu, scope=%d, type=%d) #%" PRIu64,
+                    validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
+                    validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
+                    call.type, call.sequence);
+  if (what == nullptr || n < 0) return n;
+  const std::size_t used =
+      static_cast<std::size_t>(n) < buffer_size ? static_cast<std::size_t>(n) : buffer_size;
+  const int m = std::snprintf(buffer == nullptr ? nullptr : buffer + used, buffer_size - used,
+                              "%s%zu", what, expected);
+  return m < 0 ? m : n + m;
 }
 
 callback_validator::callback_validator(const mesa_allocator *upstream,
@@ -64,7 +90,13 @@ callback_validator::callback_validator(const mesa_allocator *upstream,
              &callback_validator::internal_free},
       live_(bookkeeping_),
       freed_(bookkeeping_),
-      violations_(bookkeeping_) {}
+      violations_(bookkeeping_) {
+  // As every wrapper of a table: refused at construction, not a call to address 0 later.
+  if (const char *missing = internal::missing_table_function(upstream_)) {
+    internal::report_incomplete_table("callback_validator", missing);
+    std::abort();
+  }
+}
 
 void callback_validator::set_call(const char *label) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -153,7 +185,8 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
   const block old = it->second;
   if (alignment != old.alignment)
     self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
-  void *result = up->realloc_fn(up->user_data, ptr, size, alignment, scope);
+  // Upstream gets the block's own alignment, which the result must keep.
+  void *result = up->realloc_fn(up->user_data, ptr, size, old.alignment, scope);
   if (size == 0) {  // frees ptr; must return NULL
     self->live_.erase(ptr);
     self->live_bytes_[old.scope] -= old.size;
@@ -194,7 +227,7 @@ void callback_validator::free(void *user_data, void *ptr) {
   up->free_fn(up->user_data, ptr);
 }
 
-void callback_validator::note_internal(const validator_call &call, std::int64_t delta) {
+bool callback_validator::note_internal(const validator_call &call, std::int64_t delta) {
   bool ok = true;
   if (!scope_valid(call.scope)) {
     record(validator_rule::scope_out_of_range, call, 0);
@@ -204,36 +237,44 @@ void callback_validator::note_internal(const validator_call &call, std::int64_t 
     record(validator_rule::internal_type_out_of_range, call, 0);
     ok = false;
   }
-  if (!ok) return;
+  if (!ok) return false;
   std::int64_t &total = internal_[call.type][call.scope];
   total += delta;
-  if (total < 0) record(validator_rule::internal_total_negative, call, 0);
+  if (total < 0)
+    record(validator_rule::internal_total_negative, call, static_cast<std::size_t>(-total));
+  return true;
 }
 
 void callback_validator::internal_alloc(void *user_data, std::size_t size, int type,
                                         mesa_alloc_scope scope) {
   callback_validator *self = self_of(user_data);
+  bool valid;
   {
     std::lock_guard<std::mutex> lock(self->mutex_);
     const validator_call call =
         self->make_call(validator_op::internal_alloc, scope, type, nullptr, size, 0);
-    self->note_internal(call, static_cast<std::int64_t>(size));
+    valid = self->note_internal(call, static_cast<std::int64_t>(size));
   }
   const mesa_allocator *up = self->upstream_;
-  if (up->internal_alloc_fn != nullptr) up->internal_alloc_fn(up->user_data, size, type, scope);
+  if (valid && up->internal_alloc_fn != nullptr) {
+    up->internal_alloc_fn(up->user_data, size, type, scope);
+  }
 }
 
 void callback_validator::internal_free(void *user_data, std::size_t size, int type,
                                        mesa_alloc_scope scope) {
   callback_validator *self = self_of(user_data);
+  bool valid;
   {
     std::lock_guard<std::mutex> lock(self->mutex_);
     const validator_call call =
         self->make_call(validator_op::internal_free, scope, type, nullptr, size, 0);
-    self->note_internal(call, -static_cast<std::int64_t>(size));
+    valid = self->note_internal(call, -static_cast<std::int64_t>(size));
   }
   const mesa_allocator *up = self->upstream_;
-  if (up->internal_free_fn != nullptr) up->internal_free_fn(up->user_data, size, type, scope);
+  if (valid && up->internal_free_fn != nullptr) {
+    up->internal_free_fn(up->user_data, size, type, scope);
+  }
 }
 
 std::size_t callback_validator::checkpoint(unsigned scope_mask) {
@@ -244,7 +285,7 @@ std::size_t callback_validator::checkpoint(unsigned scope_mask) {
     record(validator_rule::live_at_checkpoint,
            validator_call{validator_op::checkpoint, b.scope, -1, ptr, b.size, b.alignment,
                           sequence_, context_},
-           static_cast<std::size_t>(b.scope));
+           static_cast<std::size_t>(b.sequence));
     ++found;
   }
   return found;

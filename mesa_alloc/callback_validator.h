@@ -121,26 +121,30 @@ const char *validator_op_name(validator_op op) noexcept;
 // One call through the validator, as the driver made it.
 struct validator_call {
   validator_op op;
-  int scope;               // -1 for free and checkpoint
-  int type;                // internal-allocation type, -1 otherwise
-  const void *ptr;         // the pointer passed (realloc, free) or the live block (checkpoint)
-  std::size_t size;        // requested size (alloc, realloc, internal) or the live block's size
-  std::size_t alignment;   // requested alignment (alloc, realloc)
-  std::uint64_t sequence;  // 0-based index of this call among all calls through the validator
-  const char *context;     // the label given to set_call() when the call happened (or "")
+  int scope;              // -1 for free and checkpoint
+  int type;               // internal-allocation type, -1 otherwise
+  const void *ptr;        // the pointer passed (realloc, free) or the live block (checkpoint)
+  std::size_t size;       // requested size (alloc, realloc, internal) or the live block's size
+  std::size_t alignment;  // requested alignment (alloc, realloc)
+  // 0-based index of this call among the calls through the validator (free(NULL) is not
+  // counted); for live_at_checkpoint, how many calls came before the checkpoint.
+  std::uint64_t sequence;
+  const char *context;  // the label given to set_call() when the call happened (or "")
 };
 
 struct validator_violation {
   validator_rule rule;
   validator_call call;
-  // The original alignment, the asked alignment, or the live scope; for a pointer already
-  // freed, the sequence number of the call that freed it; for result_already_live, that of
-  // the call that returned the block first.
+  // The block's own alignment (realloc_alignment_changed) or the asked one (misaligned_result);
+  // for a pointer already freed, the sequence number of the call that freed it; for
+  // result_already_live, that of the call that returned the block first; for
+  // live_at_checkpoint, that of the call that allocated it; for internal_total_negative, how
+  // far below zero the total went. 0 for the other rules.
   std::size_t expected;
 
-  // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=...) #<seq>"
-  // and " expected=<expected>", for a freed pointer " freed by #<seq>", for a block handed out
-  // twice " live since #<seq>".
+  // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=..., type=...)
+  // #<seq>", then for the rules above " expected alignment <n>", " freed by #<seq>",
+  // " live since #<seq>", " allocated by #<seq>" or " total now -<n>".
   // Returns the length snprintf would write.
   int format(char *buffer, std::size_t buffer_size) const noexcept;
 };
@@ -195,7 +199,8 @@ class callback_validator {
   void record(validator_rule rule, const validator_call &call, std::size_t expected);
   bool check_request(const validator_call &call);
   void note_result(const validator_call &call, void *result, std::size_t alignment, int scope);
-  void note_internal(const validator_call &call, std::int64_t delta);
+  // False when the notification is malformed (then not forwarded).
+  bool note_internal(const validator_call &call, std::int64_t delta);
 
   static constexpr int kInternalTypes = 1;  // VK_INTERNAL_ALLOCATION_TYPE_EXECUTABLE
 

@@ -201,7 +201,11 @@ TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {
   ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::live_at_checkpoint});
   EXPECT_EQ(v.violation(0).call.ptr, command);
   EXPECT_EQ(v.violation(0).call.size, 40u);
-  EXPECT_EQ(v.violation(0).expected, static_cast<std::size_t>(MESA_ALLOC_SCOPE_COMMAND));
+  EXPECT_EQ(v.violation(0).call.scope, MESA_ALLOC_SCOPE_COMMAND);
+  EXPECT_EQ(v.violation(0).expected, 0u) << "the call that allocated it";
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find(" allocated by #0"), std::string::npos) << line;
   call_free(v.table(), command);
   call_free(v.table(), object);
   EXPECT_EQ(v.checkpoint(0x1f), 0u);
@@ -272,6 +276,57 @@ TEST(CallbackValidator, ForwardsNotificationsUpstream) {
   v.table()->internal_free_fn(v.table()->user_data, 10, 0, MESA_ALLOC_SCOPE_INSTANCE);
   EXPECT_EQ(g_internal_calls, 2);
   EXPECT_EQ(v.violation_count(), 0u);
+}
+
+// A malformed notification is reported and, like any invalid request, not passed on: an
+// application's callback may index its per-scope totals with the scope.
+TEST(CallbackValidator, MalformedNotificationsAreNotForwarded) {
+  mesa_allocator upstream = *mesa_libc_allocator();
+  upstream.internal_alloc_fn = count_internal;
+  upstream.internal_free_fn = count_internal;
+  callback_validator v(&upstream);
+  const int before = g_internal_calls;
+  v.table()->internal_alloc_fn(v.table()->user_data, 64, 7, static_cast<mesa_alloc_scope>(99));
+  v.table()->internal_free_fn(v.table()->user_data, 64, 0, static_cast<mesa_alloc_scope>(-1));
+  EXPECT_EQ(g_internal_calls, before);
+  EXPECT_EQ(rules_of(v), (std::vector<validator_rule>{validator_rule::scope_out_of_range,
+                                                      validator_rule::internal_type_out_of_range,
+                                                      validator_rule::scope_out_of_range}));
+  // No expected value to show for these.
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_EQ(std::string(line).find("expected"), std::string::npos) << line;
+  // A well-formed free past zero is still forwarded (the upstream can count it), and says how
+  // far below zero the total went.
+  v.table()->internal_free_fn(v.table()->user_data, 8, 0, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_EQ(g_internal_calls, before + 1);
+  ASSERT_EQ(v.violation_count(), 4u);
+  EXPECT_EQ(v.violation(3).rule, validator_rule::internal_total_negative);
+  v.violation(3).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find(" total now -8"), std::string::npos) << line;
+}
+
+// A realloc with another alignment is reported, and upstream still gets the block's own
+// alignment, so the result keeps it.
+TEST(CallbackValidator, ReallocWithAnotherAlignmentKeepsTheBlocksOwn) {
+  callback_validator v(mesa_libc_allocator());
+  void *p = call_alloc(v.table(), 64, 4096, MESA_ALLOC_SCOPE_OBJECT);
+  void *q = call_realloc(v.table(), p, 100000, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(q) % 4096, 0u);
+  ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::realloc_alignment_changed});
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find(" expected alignment 4096"), std::string::npos) << line;
+  call_free(v.table(), q);
+  EXPECT_EQ(v.violation_count(), 1u);
+}
+
+TEST(CallbackValidatorDeathTest, AnIncompleteTableIsRefusedWhenTheValidatorIsMade) {
+  mesa_allocator upstream = *mesa_libc_allocator();
+  upstream.realloc_fn = nullptr;
+  EXPECT_DEATH(callback_validator v(&upstream),
+               "mesa_alloc: callback_validator: the table has no realloc_fn");
 }
 
 // Callbacks may be called from several threads at once (the validator takes a lock).

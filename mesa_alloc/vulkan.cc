@@ -1,5 +1,6 @@
 #include "mesa_alloc/vulkan.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -18,7 +19,16 @@ vk_resource::vk_resource(const VkAllocationCallbacks *object, const VkAllocation
                  : device != nullptr   ? device
                  : instance != nullptr ? instance
                                        : to_vk(mesa_default_allocator())),
-      scope_(scope) {}
+      scope_(scope) {
+  // As vk_callbacks: a missing function is named here, not called at address 0 later.
+  if (callbacks_->pfnAllocation == nullptr || callbacks_->pfnFree == nullptr) {
+    std::fprintf(stderr,
+                 "mesa_alloc: vk_resource: the callbacks have no %s (it calls pfnAllocation and "
+                 "pfnFree)\n",
+                 callbacks_->pfnAllocation == nullptr ? "pfnAllocation" : "pfnFree");
+    std::abort();
+  }
+}
 
 void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
@@ -53,6 +63,16 @@ void vk_callbacks::init(vk_internal_observer *observer) noexcept {
   // A missing function would crash the driver at its first call; say so here instead.
   if (const char *missing = internal::missing_table_function(source_)) {
     internal::report_incomplete_table("vk_callbacks", missing);
+    std::abort();
+  }
+  // Vulkan takes the notification callbacks as a pair (VUID-VkAllocationCallbacks-
+  // pfnInternalAllocation-00635): a driver would call the missing one at its first free.
+  if ((source_->internal_alloc_fn == nullptr) != (source_->internal_free_fn == nullptr)) {
+    std::fprintf(stderr,
+                 "mesa_alloc: vk_callbacks: the table has %s without %s (Vulkan takes both or "
+                 "neither)\n",
+                 source_->internal_alloc_fn != nullptr ? "internal_alloc_fn" : "internal_free_fn",
+                 source_->internal_alloc_fn != nullptr ? "internal_free_fn" : "internal_alloc_fn");
     std::abort();
   }
   observer_ = observer;

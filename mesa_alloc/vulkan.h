@@ -107,7 +107,8 @@ inline void vk_free2(const VkAllocationCallbacks *parent, const VkAllocationCall
 // whole Vulkan object hierarchy: `object` (the pAllocator of a vkCreate* call) if non-NULL, else
 // `device`, else `instance`, else the default table. Every block is requested with `scope`.
 // NULL from the callbacks becomes std::bad_alloc. Equal to another vk_resource using the same
-// callbacks.
+// callbacks. Callbacks without pfnAllocation or pfnFree (the two it calls) are refused at
+// construction (a message on stderr naming the missing one, then abort).
 class vk_resource final : public std::pmr::memory_resource {
  public:
   explicit vk_resource(const VkAllocationCallbacks *object,
@@ -146,8 +147,10 @@ class vk_internal_observer {
 // vkCreateInstance / vkCreateDevice / any vkCreate*. Notifications go to `observer` (if any) and
 // then to the table's own internal_alloc_fn/internal_free_fn (if any). Must outlive every block
 // allocated through it. Not copyable (the callbacks point at it). A NULL resource or table means
-// the default table; a table without alloc_fn, realloc_fn or free_fn is refused at construction
-// (a message on stderr, then abort), not passed on to crash at the driver's first call.
+// the default table; a table without alloc_fn, realloc_fn or free_fn, or with only one of
+// internal_alloc_fn and internal_free_fn (Vulkan takes both or neither), is refused at
+// construction (a message on stderr, then abort), not passed on to crash at the driver's first
+// call.
 class vk_callbacks {
  public:
   explicit vk_callbacks(std::pmr::memory_resource *resource,

@@ -138,6 +138,7 @@ TEST(VkResource, NullFromCallbacksIsBadAlloc) {
   failing.pfnAllocation = [](void *, std::size_t, std::size_t, VkSystemAllocationScope) -> void * {
     return nullptr;
   };
+  failing.pfnFree = [](void *, void *) {};
   mesa::vk_resource resource(&failing);
   EXPECT_THROW((void)resource.allocate(16, 8), std::bad_alloc);
 }
@@ -318,11 +319,33 @@ void build_over_table_without_free_with_observer() {
   mesa::vk_callbacks callbacks(&incomplete, &observer);
 }
 
+void build_over_table_with_half_the_notifications() {
+  mesa_allocator half = *mesa_libc_allocator();
+  half.internal_alloc_fn = [](void *, std::size_t, int, mesa_alloc_scope) {};
+  mesa::vk_callbacks callbacks(&half);
+}
+
+void build_resource_over_callbacks_without_free() {
+  VkAllocationCallbacks callbacks = *mesa::to_vk(mesa_libc_allocator());
+  callbacks.pfnFree = nullptr;
+  mesa::vk_resource resource(&callbacks);
+}
+
 TEST(VkCallbacksDeathTest, IncompleteTableIsRefusedAtConstruction) {
   EXPECT_DEATH(build_over_table_without_realloc(),
                "mesa_alloc: vk_callbacks: the table has no realloc_fn");
   EXPECT_DEATH(build_over_table_without_free_with_observer(),
                "mesa_alloc: vk_callbacks: the table has no free_fn");
+  // The driver would call pfnInternalFree at address 0 at its first internal free.
+  EXPECT_DEATH(build_over_table_with_half_the_notifications(),
+               "mesa_alloc: vk_callbacks: the table has internal_alloc_fn without "
+               "internal_free_fn \\(Vulkan takes both or neither\\)");
+}
+
+TEST(VkResourceDeathTest, IncompleteCallbacksAreRefusedAtConstruction) {
+  EXPECT_DEATH(build_resource_over_callbacks_without_free(),
+               "mesa_alloc: vk_resource: the callbacks have no pfnFree \\(it calls pfnAllocation "
+               "and pfnFree\\)");
 }
 
 TEST(VkMultialloc, FromAResource) {

@@ -1,5 +1,6 @@
 #include "mesa_alloc/callback_resource.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -20,6 +21,11 @@ callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_sco
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
   if (p == nullptr) throw std::bad_alloc();
+  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
+    internal::report_misaligned_result("callback_resource", "table", p, alignment);
+    table_->free_fn(table_->user_data, p);
+    throw std::bad_alloc();
+  }
   return p;
 }
 

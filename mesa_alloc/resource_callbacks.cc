@@ -76,6 +76,11 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
   } catch (...) {
     return nullptr;
   }
+  if ((reinterpret_cast<std::uintptr_t>(base) & (block_alignment - 1)) != 0) {
+    internal::report_misaligned_result("resource_callbacks", "resource", base, block_alignment);
+    self->resource_->deallocate(base, header + size, block_alignment);
+    return nullptr;
+  }
   void *user = static_cast<unsigned char *>(base) + header;
   *header_of(user) =
       block_header{size, self->tag_, static_cast<std::uint32_t>(__builtin_ctzll(alignment))};

@@ -5,10 +5,14 @@
 //
 // What it costs: C frees are unsized, so each block carries a small header just before it
 // recording its size, its alignment and the table's tag: max(16, alignment) bytes per block (16
-// bytes for ordinary requests). A free or realloc of a block whose header lacks the tag (freed
-// already, from another table, or never allocated) prints one line and leaves the block alone;
-// the header must still be mapped (a large block the resource's upstream unmapped at its first
-// free faults at the second, as glibc's free does; debug_resource sees every double free).
+// bytes for ordinary requests). A free or realloc of a block whose header lacks the tag (from
+// another table, never allocated, or freed already) prints one line and leaves the block alone.
+// The check reads the header, so it needs it mapped and, for a double free, not reused: over a
+// resource that hands freed memory on (the heap), the second free reads freed memory (ASan
+// reports a use after free) and is refused only while nothing has rewritten the tag; a large
+// block the upstream unmapped at its first free faults at the second, as glibc's free does.
+// debug_resource in front sees every double free. A block the resource returns misaligned is
+// refused with one line (NULL).
 // realloc allocates a new block, copies min(old, new) bytes and frees the old one.
 //
 // Example:

@@ -1,5 +1,6 @@
 #include "mesa_alloc/vulkan.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,11 @@ vk_resource::vk_resource(const VkAllocationCallbacks *object, const VkAllocation
 void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
   if (p == nullptr) throw std::bad_alloc();
+  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
+    internal::report_misaligned_result("vk_resource", "callbacks", p, alignment);
+    callbacks_->pfnFree(callbacks_->pUserData, p);
+    throw std::bad_alloc();
+  }
   return p;
 }
 

@@ -183,6 +183,64 @@ TEST(ResourceCallbacks, UpstreamFailureIsNullAndOriginalSurvives) {
   EXPECT_EQ(mesa_alloc2(nullptr, table, SIZE_MAX - 4, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
 }
 
+// An application's table that ignores the alignment (returns its 64-aligned block plus one).
+alignas(64) unsigned char g_misaligned_arena[256];
+int g_misaligned_frees = 0;
+const mesa_allocator kMisaligningTable = {
+    nullptr,
+    [](void *, std::size_t, std::size_t, mesa_alloc_scope) -> void * {
+      return g_misaligned_arena + 1;
+    },
+    [](void *, void *, std::size_t, std::size_t, mesa_alloc_scope) -> void * { return nullptr; },
+    [](void *, void *p) { g_misaligned_frees += p == g_misaligned_arena + 1; },
+    nullptr,
+    nullptr};
+
+TEST(CallbackResource, AMisalignedBlockFromTheTableIsRefused) {
+  mesa::callback_resource resource(&kMisaligningTable);
+  g_misaligned_frees = 0;
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW((void)resource.allocate(8, 16), std::bad_alloc);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: callback_resource: the table returned "), std::string::npos)
+      << err;
+  EXPECT_NE(err.find(" for alignment 16 (misaligned); refused"), std::string::npos) << err;
+  EXPECT_EQ(g_misaligned_frees, 1) << "given back to the table";
+}
+
+// A resource that ignores over-alignment, as libstdc++ 12's pool resources do above their
+// block sizes.
+class misaligning_resource final : public std::pmr::memory_resource {
+ public:
+  int live = 0;
+
+ private:
+  void *do_allocate(std::size_t bytes, std::size_t) override {
+    ++live;
+    return static_cast<unsigned char *>(::operator new (bytes + 16, std::align_val_t{64})) + 16;
+  }
+  void do_deallocate(void *p, std::size_t, std::size_t) override {
+    --live;
+    ::operator delete (static_cast<unsigned char *>(p) - 16, std::align_val_t{64});
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+};
+
+TEST(ResourceCallbacks, AMisalignedBlockFromTheResourceIsRefused) {
+  misaligning_resource resource;
+  mesa::resource_callbacks callbacks(&resource);
+  const mesa_allocator *t = callbacks.table();
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(t->alloc_fn(t->user_data, 8, 128, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: resource_callbacks: the resource returned "), std::string::npos)
+      << err;
+  EXPECT_NE(err.find(" for alignment 128 (misaligned); refused"), std::string::npos) << err;
+  EXPECT_EQ(resource.live, 0) << "given back to the resource";
+}
+
 TEST(Bridge, RoundTripTableToResourceToTable) {
   // counting table -> callback_resource -> resource_callbacks -> callback_resource -> pmr
   test::counting_allocator counting;

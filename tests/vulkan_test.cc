@@ -143,6 +143,21 @@ TEST(VkResource, NullFromCallbacksIsBadAlloc) {
   EXPECT_THROW((void)resource.allocate(16, 8), std::bad_alloc);
 }
 
+TEST(VkResource, AMisalignedBlockFromTheCallbacksIsRefused) {
+  alignas(64) static unsigned char block[128];
+  static int frees = 0;
+  VkAllocationCallbacks misaligning{};
+  misaligning.pfnAllocation = [](void *, std::size_t, std::size_t,
+                                 VkSystemAllocationScope) -> void * { return block + 8; };
+  misaligning.pfnFree = [](void *, void *p) { frees += p == block + 8; };
+  mesa::vk_resource resource(&misaligning);
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW((void)resource.allocate(16, 64), std::bad_alloc);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: vk_resource: the callbacks returned "), std::string::npos) << err;
+  EXPECT_EQ(frees, 1);
+}
+
 TEST(VkCallbacks, OverAResourceReachTheResource) {
   std::pmr::monotonic_buffer_resource upstream;
   struct counting_resource : std::pmr::memory_resource {

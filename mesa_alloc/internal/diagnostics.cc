@@ -68,6 +68,13 @@ void report_null_argument(const char *where, const char *what) noexcept {
   std::fprintf(stderr, "mesa_alloc: %s: %s is NULL\n", where, what);
 }
 
+void report_misaligned_result(const char *who, const char *source, const void *p,
+                              std::size_t alignment) noexcept {
+  std::fprintf(stderr,
+               "mesa_alloc: %s: the %s returned %p for alignment %zu (misaligned); refused\n", who,
+               source, p, alignment);
+}
+
 void report_null_resource(const char *who, const char *what) noexcept {
   std::fprintf(stderr, "mesa_alloc: %s: no %s (null)\n", who, what);
   std::abort();

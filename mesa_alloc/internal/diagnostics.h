@@ -33,6 +33,9 @@ void write_to_stderr(const char *text, std::size_t length) noexcept;
 // Prints "mesa_alloc: <where>: <what> is NULL" on stderr, in every build: a C function that
 // writes through a pointer argument was given none, and does nothing instead of crashing.
 void report_null_argument(const char *where, const char *what) noexcept;
+// "mesa_alloc: <who>: the <source> returned <p> for alignment <n> (misaligned); refused".
+void report_misaligned_result(const char *who, const char *source, const void *p,
+                              std::size_t alignment) noexcept;
 // Prints "mesa_alloc: <who>: no <what> (null)" on stderr and aborts: an object made over a
 // null resource would crash without a word at its first call through it.
 [[noreturn, gnu::cold]] void report_null_resource(const char *who, const char *what) noexcept;

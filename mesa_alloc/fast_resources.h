@@ -13,6 +13,12 @@
  * `object_size` bytes and alignment at most the natural alignment of `object_size` (at most 16:
  * a 24-byte slab serves 8); a larger or more aligned request fails (NULL).
  *
+ * Misuse: the arena and pool tables check their tag in each freed block's header, so another
+ * table's block, an interior pointer or a block freed already is refused with one line. The
+ * slab tables have no header: a block of another allocator freed through a slab table is taken
+ * as one of its own slots and handed out again (put mesa_debug_create's table in front to catch
+ * that), as is a block of another slab parent with a different page size.
+ *
  * Example:
  *   const mesa_allocator *arena = mesa_arena_create(device_alloc);
  *   struct node *n = mesa_alloc2(NULL, arena, sizeof(*n), 8, MESA_ALLOC_SCOPE_COMMAND);

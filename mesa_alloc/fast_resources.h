@@ -15,9 +15,11 @@
  *
  * Misuse: the arena and pool tables check their tag in each freed block's header, so another
  * table's block, an interior pointer or a block freed already is refused with one line. The
- * slab tables have no header: a block of another allocator freed through a slab table is taken
- * as one of its own slots and handed out again (put mesa_debug_create's table in front to catch
- * that), as is a block of another slab parent with a different page size.
+ * slab tables have no header. A block of another allocator freed through mesa_slab_create's
+ * table is taken as one of its slots and handed out again; a slab child's table reads the page
+ * header where its parent's page would be, so it refuses another parent's block when both have
+ * the same page size and reads unrelated memory otherwise. Put mesa_debug_create's table in
+ * front to catch any of these.
  *
  * Example:
  *   const mesa_allocator *arena = mesa_arena_create(device_alloc);

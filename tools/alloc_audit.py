@@ -5,18 +5,27 @@ usage: alloc_audit.py [--allow=obj1,obj2] [--expect=sym1,sym2] ARCHIVE_OR_OBJECT
 
 Reads the relocations of every object file (`objdump -dr`, so each reference is tied to the
 function that makes it) and reports each reference to libc allocation (malloc, calloc, realloc,
-reallocarray, free, strdup, strndup, aligned_alloc, posix_memalign, memalign, valloc, pvalloc)
-or to the global operator new/delete in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized,
-aligned and nothrow variants). References from data (function-pointer tables) count too, in
-any section that is not code.
+reallocarray, free, strdup, strndup, aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
+and the libc functions that return or grow malloc'd memory: asprintf, vasprintf, wcsdup,
+getline, getdelim, open_memstream, get_current_dir_name) or to the global operator new/delete
+in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized, aligned and nothrow variants).
+References from data (function-pointer tables) count too, in any section that is not code.
+
+It reads object files and archives of them, nothing else: a linked executable or shared library
+has no relocations left to read, and a slim LTO object (-flto without -ffat-lto-objects) has no
+machine code yet, so either is refused (exit 2) rather than passed as clean. --allow names
+objects by their file name without extension (`--allow=u_debug` allows u_debug.o in any
+archive); findings name the archive and the member: `libfoo.a(u_debug.o)`.
 
 One exemption, by rule rather than by list: a deleting destructor (`D0`) calling a global
 operator delete. Every polymorphic class emits one, and it only runs for an object created by a
 global new-expression — which is itself a reference to operator new, reported where it is made.
 
 Exit 0 when nothing is found (or, with --expect, when violations name every expected symbol);
-exit 1 otherwise, with one line per violation: "<object>: <function> references <symbol>".
+exit 1 otherwise, with one line per violation: "<object>: <function> references <symbol>";
+exit 2 for a bad option or an input it cannot audit.
 """
+import argparse
 import os
 import re
 import shutil
@@ -24,12 +33,15 @@ import subprocess
 import sys
 
 LIBC = re.compile(r"^(malloc|calloc|realloc|reallocarray|free|strdup|strndup|aligned_alloc|"
-                  r"posix_memalign|memalign|valloc|pvalloc)$")
+                  r"posix_memalign|memalign|valloc|pvalloc|asprintf|vasprintf|wcsdup|getline|"
+                  r"getdelim|open_memstream|get_current_dir_name)$")
 GLOBAL_NEW = re.compile(r"^_Zn[wa][jm]")
 GLOBAL_DELETE = re.compile(r"^_Zd[la]Pv")
 DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
 OBJECT_LINE = re.compile(r"^(\S+):\s+file format ")
+ARCHIVE_LINE = re.compile(r"^In archive (.+):$")
+SECTION_HEADER = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s")
 FUNCTION_LINE = re.compile(r"^[0-9a-f]+ <(.+)>:$")
 RELOC = re.compile(r"\bR_[A-Z0-9_]+\s+([^\s+@-]+)")
 RELOCATION_SECTION = re.compile(r"^RELOCATION RECORDS FOR \[(.+)\]:$")
@@ -55,16 +67,70 @@ def demangle(names):
     return dict(zip(names, out.stdout.splitlines()))
 
 
-def references(path):
-    """Yields (object, function, symbol) for every relocation naming a forbidden symbol."""
-    code = subprocess.run(["objdump", "-dr", "-w", path], capture_output=True, text=True)
-    if code.returncode != 0:
-        sys.exit(f"alloc_audit: objdump failed on {path}: {code.stderr.strip()}")
-    obj, function = path, "?"
-    for line in code.stdout.splitlines():
+def objdump(option, path):
+    """objdump's output for `path`, or exit 1 with its reason."""
+    out = subprocess.run(["objdump", option, "-w", "--", path], capture_output=True, text=True)
+    if out.returncode != 0:
+        reason = out.stderr.strip() or f"exit status {out.returncode}, no message"
+        sys.exit(f"alloc_audit: objdump failed on {path}: {reason}")
+    return out.stdout
+
+
+class Members:
+    """Names each object file of objdump's output: `archive(member)`, or the path itself."""
+
+    def __init__(self, path):
+        self.path, self.archive, self.name = path, None, path
+
+    def update(self, line):
+        """True when `line` starts a new archive or object."""
+        m = ARCHIVE_LINE.match(line)
+        if m:
+            self.archive = m.group(1)
+            return True
         m = OBJECT_LINE.match(line)
         if m:
-            obj, function = m.group(1), "?"
+            self.name = f"{self.archive}({m.group(1)})" if self.archive else m.group(1)
+            return True
+        return False
+
+
+def unauditable(path):
+    """Why `path` cannot be audited (a linked binary, a slim LTO object), or None."""
+    members = Members(path)
+    for line in objdump("-f", path).splitlines():
+        if members.update(line):
+            continue
+        if re.search(r"\b(EXEC_P|DYNAMIC)\b", line):  # the flags line under "architecture:"
+            return (f"{members.name}: a linked executable or shared library has no "
+                    "relocations left to read; audit the object files or archives it is linked "
+                    "from")
+    members = Members(path)
+    sections = {}
+    for line in objdump("-h", path).splitlines() + ["In archive (end):"]:
+        if members.update(line):
+            names = sections.get("names", set())
+            if any(n.startswith(".gnu.lto_") for n in names) and not sections.get("code"):
+                return (f"{sections['object']}: a slim LTO object has no machine code yet, only "
+                        "the compiler's intermediate form; build it with -ffat-lto-objects for "
+                        "the audit, or audit a build without LTO")
+            sections = {"object": members.name, "names": set(), "code": False}
+            continue
+        m = SECTION_HEADER.match(line)
+        if m and sections:
+            sections["names"].add(m.group(1))
+            if CODE_SECTION.match(m.group(1)) and int(m.group(2), 16) > 0:
+                sections["code"] = True
+    return None
+
+
+def references(path):
+    """Yields (object, function, symbol) for every relocation naming a forbidden symbol."""
+    members = Members(path)
+    function = "?"
+    for line in objdump("-dr", path).splitlines():
+        if members.update(line):
+            function = "?"
             continue
         m = FUNCTION_LINE.match(line)
         if m:
@@ -72,16 +138,15 @@ def references(path):
             continue
         m = RELOC.search(line)
         if m and forbidden(m.group(1)):
-            yield obj, function, m.group(1)
+            yield members.name, function, m.group(1)
     # Data relocations (a table holding &free), in every section that is not code: -d above
     # covers code. Which section a table lands in depends on the flags (.data, .data.rel,
     # .data.rel.ro, .rodata, their -fdata-sections subsections, .init_array, ...).
-    data = subprocess.run(["objdump", "-r", "-w", path], capture_output=True, text=True)
-    obj, section = path, ""
-    for line in data.stdout.splitlines():
-        m = OBJECT_LINE.match(line)
-        if m:
-            obj, section = m.group(1), ""
+    members = Members(path)
+    section = ""
+    for line in objdump("-r", path).splitlines():
+        if members.update(line):
+            section = ""
             continue
         m = RELOCATION_SECTION.match(line)
         if m:
@@ -92,27 +157,42 @@ def references(path):
                 re.match(r"^[0-9a-f]+$", fields[0])):
             symbol = re.split(r"[+@-]", fields[2])[0]
             if forbidden(symbol):
-                yield obj, f"<data in {section}>", symbol
+                yield members.name, f"<data in {section}>", symbol
+
+
+def member_stem(name):
+    """u_debug for libfoo.a(u_debug.o) or dir/u_debug.o."""
+    if name.endswith(")") and "(" in name:
+        name = name[name.rindex("(") + 1:-1]
+    return os.path.basename(name).split(".")[0]
 
 
 def main(argv):
-    allow, expect, files = [], [], []
-    for arg in argv:
-        if arg.startswith("--allow="):
-            allow = [a for a in arg[len("--allow="):].split(",") if a]
-        elif arg.startswith("--expect="):
-            expect = [e for e in arg[len("--expect="):].split(",") if e]
-        else:
-            files.append(arg)
-    if not files:
-        sys.exit("alloc_audit: no object files given")
+    parser = argparse.ArgumentParser(
+        prog="alloc_audit", description="\n\n".join(__doc__.split("\n\n")[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--allow", default="", metavar="OBJ1,OBJ2",
+                        help="objects (file names without extension) allowed to allocate")
+    parser.add_argument("--expect", default="", metavar="SYM1,SYM2",
+                        help="symbols the violations must name (a negative test)")
+    parser.add_argument("files", nargs="+", metavar="ARCHIVE_OR_OBJECT")
+    args = parser.parse_args(argv)
+    allow = [a for a in args.allow.split(",") if a]
+    expect = [e for e in args.expect.split(",") if e]
     if shutil.which("objdump") is None:
         sys.exit("alloc_audit: objdump (binutils) not found")
+    for path in args.files:
+        why = f"{path}: no such file" if not os.path.isfile(path) else unauditable(path)
+        if why:
+            print(f"alloc_audit: cannot audit {why}", file=sys.stderr)
+            return 2
 
     found = set()
-    for path in files:
+    objects = 0
+    for path in args.files:
+        objects += sum(1 for line in objdump("-f", path).splitlines() if OBJECT_LINE.match(line))
         for obj, function, symbol in references(path):
-            if os.path.basename(obj).split(".")[0] in allow or exempt(function, symbol):
+            if member_stem(obj) in allow or exempt(function, symbol):
                 continue
             found.add((obj, function, symbol))
 
@@ -139,7 +219,7 @@ def main(argv):
         print("(route them through mesa_alloc, or add the object to allow = [...] with a reason)",
               file=sys.stderr)
         return 1
-    print(f"alloc_audit: {len(files)} archive(s) clean")
+    print(f"alloc_audit: {len(args.files)} file(s) clean ({objects} object file(s))")
     return 0
 
 

@@ -1,0 +1,73 @@
+#!/bin/bash
+# The link-level audit's own command line and inputs (tools/alloc_audit.py), with objects built
+# here by the system gcc: --help and bad options; findings named archive(member), one per
+# archive; --allow by member name; the libc functions that return malloc'd memory (asprintf);
+# and the inputs it cannot read, which must be refused (exit 2), never passed as clean: a shared
+# library, an executable, a slim LTO object. A fat LTO object is audited.
+#
+#   alloc_audit_cli_test.sh ALLOC_AUDIT
+set -u
+audit="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+out="${TEST_TMPDIR:-$(mktemp -d)}/alloc_audit_cli"
+rm -rf "$out" && mkdir -p "$out/x" "$out/y" && cd "$out" || exit 1
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect STATUS PATTERN -- ARGS...: the audit exits with STATUS and its output matches PATTERN.
+expect() {
+  local status="$1" pattern="$2"
+  shift 3
+  local log rc
+  log="$("$audit" "$@" 2>&1)"
+  rc=$?
+  echo "== alloc_audit $* -> $rc"
+  echo "$log" | head -n 3 | sed 's/^/   /'
+  [ "$rc" -eq "$status" ] || fail "alloc_audit $*: exit $rc, expected $status"
+  grep -qE -- "$pattern" <<<"$log" || fail "alloc_audit $*: no line matching '$pattern'"
+}
+
+cat >util.c <<'EOF'
+#include <stdlib.h>
+void *util_alloc(void) { return malloc(16); }
+EOF
+cat >clean.c <<'EOF'
+int clean_add(int a, int b) { return a + b; }
+EOF
+cat >formats.c <<'EOF'
+#define _GNU_SOURCE
+#include <stdio.h>
+char *format_number(int x) {
+  char *s;
+  return asprintf(&s, "%d", x) < 0 ? 0 : s;
+}
+EOF
+gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.o &&
+  ar rcs liby.a y/util.o && gcc -c clean.c -o clean.o && ar rcs libclean.a clean.o &&
+  gcc -c formats.c -o formats.o && gcc -shared -o libutil.so x/util.o &&
+  gcc -o program clean.c -nostartfiles -e clean_add &&
+  gcc -O2 -flto -c util.c -o slim.o && ar rcs libslim.a slim.o &&
+  gcc -O2 -flto -ffat-lto-objects -c util.c -o fat.o || {
+  echo "FAIL: could not build the fixtures"
+  exit 1
+}
+
+expect 0 "usage: alloc_audit" -- --help
+expect 2 "unrecognized arguments: --alow=util" -- --alow=util libx.a
+expect 2 "unrecognized arguments: --al=util" -- --al=util libx.a
+expect 2 "no such file" -- missing.a
+expect 0 "1 file\(s\) clean \(1 object file\(s\)\)" -- libclean.a
+expect 1 "^libx\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a
+expect 1 "^liby\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a
+expect 0 "2 file\(s\) clean" -- --allow=util libx.a liby.a
+expect 1 "format_number references asprintf" -- formats.o
+expect 2 "cannot audit libutil\.so: a linked executable or shared library" -- libutil.so
+expect 2 "cannot audit program: a linked executable or shared library" -- program
+expect 2 "cannot audit libslim\.a\(slim\.o\): a slim LTO object.*-ffat-lto-objects" -- libslim.a
+expect 1 "^fat\.o: util_alloc references malloc" -- fat.o
+
+if [ "$failures" -ne 0 ]; then
+  echo "alloc_audit_cli_test: $failures failure(s)"
+  exit 1
+fi
+echo "alloc_audit_cli_test passed"

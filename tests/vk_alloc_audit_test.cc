@@ -236,7 +236,8 @@ TEST_F(VkAllocAudit, CleanRunIsBalancedWithNothingLiveAfterDestroyInstance) {
 
 TEST_F(VkAllocAudit, ShortSweepClassifiesEveryPoint) {
   const json j = audit("--workload device --oom-sweep --sweep-count 30 --jobs 2");
-  const std::set<std::string> outcomes = {"error_returned", "survived", "leaked", "crashed"};
+  const std::set<std::string> outcomes = {"error_returned", "survived", "wrong_result",
+                                          "violated",       "leaked",   "crashed"};
   ASSERT_EQ(j["sweep"].items.size(), 30u);
   for (std::size_t i = 0; i < 30; ++i) {
     const json &p = j["sweep"].items[i];
@@ -251,8 +252,42 @@ TEST_F(VkAllocAudit, ShortSweepClassifiesEveryPoint) {
   }
   EXPECT_EQ(j["sweep_summary"]["points"].n, 30);
   EXPECT_EQ(j["sweep_summary"]["error_returned"].n + j["sweep_summary"]["survived"].n +
+                j["sweep_summary"]["wrong_result"].n + j["sweep_summary"]["violated"].n +
                 j["sweep_summary"]["leaked"].n + j["sweep_summary"]["crashed"].n,
             30);
+}
+
+// A point is never "survived" or "error_returned" when the driver broke a rule of the callbacks
+// or completed with the wrong output: those are findings, shown with what went wrong. (The tail
+// of the full workload is where lavapipe 22.3 frees stack addresses through pfnFree and drops a
+// descriptor bind without an error.)
+TEST_F(VkAllocAudit, SweepReportsViolationsAndWrongOutputAsFindings) {
+  const json clean = audit("--workload full");
+  const double points = clean["allocation_points"].n;
+  ASSERT_GT(points, 30);
+  const int first = static_cast<int>(points) - 30;
+  const json j = audit("--workload full --oom-sweep --sweep-first " + std::to_string(first));
+  ASSERT_EQ(j["sweep"].items.size(), 30u);
+  int checked_outputs = 0;
+  for (const json &p : j["sweep"].items) {
+    SCOPED_TRACE(p["index"].n);
+    const std::string &outcome = p["outcome"].s;
+    if (outcome == "crashed") continue;
+    checked_outputs += !p["output"].s.empty();
+    if (p["violations"].n > 0) {
+      EXPECT_TRUE(outcome == "violated" || outcome == "leaked" || outcome == "wrong_result")
+          << outcome;
+      ASSERT_FALSE(p["violation_texts"].items.empty());
+      EXPECT_FALSE(p["violation_texts"].items[0].s.empty());
+    }
+    if (p["output"].s == "wrong" && p["failed_call"].s.empty() && outcome != "leaked") {
+      EXPECT_EQ(outcome, "wrong_result");
+    }
+    if (outcome == "survived") {
+      EXPECT_EQ(p["output"].s, "ok") << "a survivor computed right";
+    }
+  }
+  EXPECT_GT(checked_outputs, 0) << "the children report whether the output was read back";
 }
 
 // The last points of the full workload reach command recording, where lavapipe 22.3 is known

@@ -198,10 +198,14 @@ int main(int argc, char **argv) {
   configure_loader(icd, implicit_layers);
 
   const vk_audit::run_result clean = vk_audit::run_audit(kind);
+  // Wrong output with every call succeeding is a failed run too: the driver dropped work.
+  const bool wrong_output = clean.outcome.output_checked && !clean.outcome.output_ok;
   if (!clean.outcome.completed && !quiet)
     std::fprintf(stderr, "vk_alloc_audit: the clean run failed: %s returned %s\n",
                  clean.outcome.failed_call ? clean.outcome.failed_call : "?",
                  vk_audit::result_name(clean.outcome.failed_result).c_str());
+  else if (wrong_output && !quiet)
+    std::fprintf(stderr, "vk_alloc_audit: the clean run's compute output was wrong\n");
 
   vk_audit::report_context context;
   context.icd = icd;
@@ -229,7 +233,7 @@ int main(int argc, char **argv) {
   const std::string report = json ? vk_audit::json_report(context, clean, sweep_points)
                                   : vk_audit::text_report(context, clean, sweep_points);
   std::string stdout_text = report;
-  int status = clean.outcome.completed ? 0 : 1;
+  int status = clean.outcome.completed && !wrong_output ? 0 : 1;
   if (!svg.empty()) {
     const std::string path = user_path(svg);
     std::ofstream out(path);

@@ -13,7 +13,8 @@ constexpr const char *kScopeNames[MESA_ALLOC_SCOPE_COUNT] = {"command", "object"
                                                              "instance"};
 constexpr const char *kScopeColors[MESA_ALLOC_SCOPE_COUNT] = {"#d62728", "#1f77b4", "#9467bd",
                                                               "#2ca02c", "#ff7f0e"};
-constexpr const char *kOutcomes[] = {"error_returned", "survived", "leaked", "crashed"};
+constexpr const char *kOutcomes[] = {"error_returned", "survived", "wrong_result",
+                                     "violated",       "leaked",   "crashed"};
 
 std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Sized to the text: a report line (an ICD path, a crashed child's stderr) is never cut short.
@@ -204,9 +205,10 @@ std::string text_report(const report_context &context, const run_result &r,
     std::map<std::string, int> counts = outcome_counts(*sweep);
     out += format(
         "\nOOM sweep: %zu of %llu allocation points in %.1f s (%d at a time): %d error_returned, "
-        "%d survived, %d leaked, %d crashed\n",
+        "%d survived, %d wrong_result, %d violated, %d leaked, %d crashed\n",
         sweep->size(), u(context.sweep_total), context.sweep_seconds, context.jobs,
-        counts["error_returned"], counts["survived"], counts["leaked"], counts["crashed"]);
+        counts["error_returned"], counts["survived"], counts["wrong_result"], counts["violated"],
+        counts["leaked"], counts["crashed"]);
     int wrong = 0;
     for (const sweep_point &p : *sweep) wrong += !p.expected_result;
     if (wrong != 0) out += format("  %d points returned an error other than OOM\n", wrong);
@@ -229,8 +231,17 @@ std::string text_report(const report_context &context, const run_result &r,
         then = format("%lld bytes in %lld blocks live after vkDestroyInstance", s(p.leaked_bytes),
                       s(p.leaked_blocks));
         if (!p.failed_call.empty()) then += " (" + p.failed_call + " returned " + p.result + ")";
+      } else if (p.outcome == "wrong_result") {
+        then = "no error returned, but the compute output was wrong (work dropped silently)";
+      } else if (p.outcome == "violated") {
+        then = p.failed_call.empty() ? "completed" : p.failed_call + " returned " + p.result;
       } else {
         then = p.failed_call + " returned " + p.result;
+      }
+      if (p.violations > 0) {
+        then += format("; %llu violation%s", u(p.violations), p.violations == 1 ? "" : "s");
+        for (const std::string &v : p.violation_texts) then += "\n           " + v;
+        if (p.violations > p.violation_texts.size()) then += "\n           ... (see --json)";
       }
       out += format("  %5llu  %-15s %-47s %s\n", u(p.index), p.outcome.c_str(),
                     p.injected ? format("%s: %s, %zu, %s", p.phase.c_str(), p.call.c_str(), p.size,
@@ -376,6 +387,10 @@ std::string json_report(const report_context &context, const run_result &r,
                     p.exit_status, p.timed_out ? "true" : "false");
       o += format(",\"leaked_bytes\":%lld,\"leaked_blocks\":%lld,\"violations\":%llu",
                   s(p.leaked_bytes), s(p.leaked_blocks), u(p.violations));
+      o += ",\"violation_texts\":[";
+      for (std::size_t i = 0; i < p.violation_texts.size(); ++i)
+        o += (i ? "," : "") + json_string(p.violation_texts[i]);
+      o += "],\"output\":" + (p.output.empty() ? std::string("null") : json_string(p.output));
       if (!p.stderr_tail.empty()) o += ",\"stderr\":" + json_string(p.stderr_tail);
       o += format(",\"seconds\":%.3f}", p.seconds);
       first = false;

@@ -154,13 +154,16 @@ sweep_point classify(const child &c, int status) {
       p.phase = f[2];
       p.size = std::strtoull(f[3].c_str(), nullptr, 10);
       p.scope = std::atoi(f[4].c_str());
-    } else if (f.size() == 7 && f[0] == "done") {
+    } else if (f.size() == 2 && f[0] == "violation") {
+      p.violation_texts.push_back(f[1]);
+    } else if (f.size() == 8 && f[0] == "done") {
       done = true;
       p.failed_call = f[2];
       p.result = f[3];
       p.leaked_bytes = std::strtoll(f[4].c_str(), nullptr, 10);
       p.leaked_blocks = std::strtoll(f[5].c_str(), nullptr, 10);
       p.violations = std::strtoull(f[6].c_str(), nullptr, 10);
+      p.output = f[7];
     }
   }
   p.timed_out = c.killed;
@@ -172,6 +175,10 @@ sweep_point classify(const child &c, int status) {
     p.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   } else if (p.leaked_blocks > 0) {
     p.outcome = "leaked";
+  } else if (p.failed_call.empty() && p.output == "wrong") {  // no error, wrong data
+    p.outcome = "wrong_result";
+  } else if (p.violations > 0) {
+    p.outcome = "violated";
   } else if (!p.failed_call.empty()) {  // the application was told (maybe only at teardown)
     p.outcome = "error_returned";
   } else {
@@ -213,13 +220,16 @@ class progress_line {
 
 int run_sweep_child(workload_kind kind, std::uint64_t point, int fd) {
   const run_result r = run_audit(kind, point, &report_injection, &fd);
+  for (std::size_t i = 0; i < r.violations.size() && i < kSweepViolationTexts; ++i)
+    write_all(fd, "violation\t" + field(r.violations[i].text) + "\n");
+  const char *output = !r.outcome.output_checked ? "-" : r.outcome.output_ok ? "ok" : "wrong";
   write_all(
       fd, "done\t" + std::string(r.outcome.completed ? "1" : "0") + "\t" +
               field(r.outcome.failed_call != nullptr ? r.outcome.failed_call : "") + "\t" +
               field(r.outcome.failed_call != nullptr ? result_name(r.outcome.failed_result) : "") +
               "\t" + std::to_string(r.live_bytes_after_destroy) + "\t" +
               std::to_string(r.live_blocks_after_destroy) + "\t" +
-              std::to_string(r.violations.size()) + "\n");
+              std::to_string(r.violations.size()) + "\t" + output + "\n");
   return 0;
 }
 

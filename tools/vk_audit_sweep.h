@@ -3,8 +3,12 @@
 // What it is for: for every allocation attempt i of the clean run, start a child (this same
 // executable, with --child i) that runs the workload failing attempt i, and classify what
 // happened: the failing call returned an error (error_returned), the workload completed anyway
-// (survived), something was still live after vkDestroyInstance (leaked), or the child died
-// (crashed: signal, exit status or timeout) — a driver crash never takes the tool down. The
+// (survived), it completed without an error but computed the wrong output (wrong_result: the
+// driver dropped work silently), the driver broke a rule of the callbacks (violated: e.g. freed a
+// pointer it never allocated), something was still live after vkDestroyInstance (leaked), or the
+// child died (crashed: signal, exit status or timeout) — a driver crash never takes the tool
+// down. One outcome per point, the first that applies of crashed, leaked, wrong_result,
+// violated, error_returned, survived. The
 // child tells the parent where the failure was injected the moment it happens, so a crash is
 // reported with the call it happened in. Children run `jobs` at a time.
 //
@@ -39,7 +43,8 @@ struct sweep_options {
 
 struct sweep_point {
   std::uint64_t index = 0;
-  std::string outcome;  // error_returned, survived, leaked, crashed
+  // crashed, leaked, wrong_result, violated, error_returned or survived (see the top)
+  std::string outcome;
   bool injected = false;
   std::string call;  // where the failure was injected
   std::string phase;
@@ -54,9 +59,14 @@ struct sweep_point {
   std::int64_t leaked_bytes = 0;
   std::int64_t leaked_blocks = 0;
   std::uint64_t violations = 0;
+  std::vector<std::string> violation_texts;  // the first kSweepViolationTexts of them
+  std::string output;       // the compute output read back: "ok", "wrong", or "" (not reached)
   std::string stderr_tail;  // the child's last stderr line (driver messages, assertions)
   double seconds = 0;
 };
+
+// How many violation lines a child sends with its report.
+inline constexpr std::size_t kSweepViolationTexts = 5;
 
 std::vector<sweep_point> run_sweep(const sweep_options &options);
 

@@ -42,9 +42,11 @@ std::uint32_t thread_id() noexcept {
 }  // namespace
 
 trace_file::trace_file(const char *path) noexcept
-    : fd_(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+    : fd_(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)),
+      open_error_(fd_ < 0 ? errno : 0) {
   std::memcpy(buffer_, kMagic, sizeof kMagic);
   used_ = sizeof kMagic;
+  if (fd_ >= 0) flush_locked();  // a trace from the start, whatever ends the process
 }
 
 trace_file::~trace_file() {
@@ -77,6 +79,12 @@ void trace_file::flush_locked() noexcept {
 void trace_file::flush() noexcept {
   std::lock_guard<internal::spin_lock> lock(lock_);
   flush_locked();
+}
+
+void trace_file::flush_unless_busy() noexcept {
+  if (!lock_.try_lock()) return;
+  flush_locked();
+  lock_.unlock();
 }
 
 void trace_file::append(const void *data, std::size_t length) noexcept {

@@ -71,7 +71,12 @@ class trace_file final : public trace_sink {
 
   // False if the file could not be created, or once a write to it failed (reported on stderr).
   bool ok() const noexcept { return fd_ >= 0 && !failed_.load(std::memory_order_relaxed); }
+  // errno of the failed open (0 when the file was opened).
+  int open_error() const noexcept { return open_error_; }
   void flush() noexcept;
+  // Flushes unless a write is in progress (then does nothing): for a report that is about to
+  // end the process, maybe from a signal handler that interrupted that write.
+  void flush_unless_busy() noexcept;
   void write_event(const trace_event &event) noexcept override;
   void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept override;
 
@@ -80,6 +85,7 @@ class trace_file final : public trace_sink {
   void flush_locked() noexcept;
 
   int fd_;
+  int open_error_;
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written
   std::uint64_t written_ = 0;        // bytes written to the file

@@ -42,20 +42,39 @@ tool_path="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
 cmp -s "$dir/summary.txt" "$dir/relative.txt" || fail "relative path: a different summary"
 grep -q '<polyline' "$dir/relative.svg" || fail "relative path: svg plot"
 
+# A program that dies of the error being debugged (an underrun: the debug layer aborts) leaves
+# its trace: the header is written when the file is opened and the buffer before the report.
+rm -f "$dir/crash.trace"
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=cookie,trace="$dir/crash.trace" "$program" underrun \
+  >/dev/null 2>&1 && fail "the underrun did not abort"
+"$tool" "$dir/crash.trace" >"$dir/crash.txt" 2>&1 || fail "the trace of a crashed run: unreadable"
+grep -q '^allocations [1-9]' "$dir/crash.txt" || fail "the trace of a crashed run: no allocation"
+
 printf 'not a trace' >"$dir/bad.trace"
 if "$tool" "$dir/bad.trace" 2>"$dir/err.txt"; then fail "bad trace accepted"; fi
 grep -q 'not a mesa_alloc trace' "$dir/err.txt" || fail "bad trace message"
 
-# Cut off inside a call-site record's text (its head says 60000 bytes follow; 12 do): an error
-# naming the record, not a summary with a made-up site name.
+# Cut off inside a call-site record's text (its head says 60000 bytes follow; 12 do): a warning
+# naming the byte, and a summary of the records before it, without a made-up site name.
 python3 - "$dir/cut.trace" <<'PY'
 import struct, sys
 event = struct.pack("=BBHIQQQQII", 1, 0, 0, 1, 0, 0x1000, 0, 16, 16, 7)
 site = struct.pack("=BBHI", 5, 0, 60000, 7) + b"main < start"
 open(sys.argv[1], "wb").write(b"MESATRC1" + event + site)
 PY
-if "$tool" "$dir/cut.trace" >/dev/null 2>"$dir/err.txt"; then fail "cut-off call site accepted"; fi
-grep -q 'truncated call site at byte 56' "$dir/err.txt" || fail "cut-off call site message"
+"$tool" "$dir/cut.trace" >"$dir/cut.txt" 2>"$dir/err.txt" || fail "cut-off trace refused"
+grep -q 'ends in a partial record at byte 56 (the trace was cut short); the report covers the 1 events before it' \
+  "$dir/err.txt" || fail "cut-off trace: no warning naming the byte"
+grep -q '^allocations 1, ' "$dir/cut.txt" || fail "cut-off trace: the event before the cut"
+grep -q '16 B        1 x  site 7$' "$dir/cut.txt" || fail "cut-off trace: the site is not named"
+if grep -q 'main < start' "$dir/cut.txt"; then fail "cut-off trace: a made-up site name"; fi
+"$tool" --json "$dir/cut.trace" 2>/dev/null |
+  python3 -c 'import json, sys; assert json.load(sys.stdin)["truncated_at"] == 56' ||
+  fail "cut-off trace: truncated_at in the JSON"
+# An empty file: the process died before writing its trace.
+: >"$dir/empty.trace"
+if "$tool" "$dir/empty.trace" 2>"$dir/err.txt"; then fail "empty trace accepted"; fi
+grep -q 'empty file (the traced process wrote nothing' "$dir/err.txt" || fail "empty trace message"
 # A trace out of order (alloc p, alloc p again, free p): counted and said, with the peak and the
 # live bytes kept consistent (108 bytes were never live together).
 python3 - "$dir/dup.trace" <<'PY'

@@ -1,6 +1,7 @@
 #include "mesa_alloc/logging_resource.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -387,12 +388,13 @@ TEST(LoggingC, BadAlignmentIsRefusedNotForwarded) {
 }
 
 // A write that fails (here /dev/full: ENOSPC) ends the trace with one line on stderr; it used
-// to drop the buffer silently, and alloc_trace then read a trace with events missing.
+// to drop the buffer silently, and alloc_trace then read a trace with events missing. The
+// header is written when the file is opened, so the failure shows at once.
 TEST(TraceFile, AFailedWriteIsReportedOnce) {
   testing::internal::CaptureStderr();
   {
     mesa::trace_file file("/dev/full");
-    ASSERT_TRUE(file.ok());
+    EXPECT_FALSE(file.ok());
     mesa::trace_event e{};
     for (int i = 0; i < 4000; ++i) file.write_event(e);  // three buffers' worth
     file.flush();
@@ -403,6 +405,22 @@ TEST(TraceFile, AFailedWriteIsReportedOnce) {
       "mesa_alloc: trace file: write failed after 0 bytes (No space left on device); the trace "
       "ends there and later events are dropped\n";
   EXPECT_EQ(err, line);
+}
+
+// The header is on disk as soon as the file is open, and flush_unless_busy() writes what is
+// buffered: a process that dies of the error being debugged leaves its trace behind.
+TEST(TraceFile, HeaderAtOnceAndFlushUnlessBusy) {
+  const std::string path = testing::TempDir() + "/flush_unless_busy.trace";
+  mesa::trace_file file(path.c_str());
+  ASSERT_TRUE(file.ok());
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 8) << "MESATRC1";
+  mesa::trace_event e{};
+  file.write_event(e);
+  file.flush_unless_busy();
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(8 + sizeof e));
 }
 
 TEST(LoggingC, BadPathGivesNull) {

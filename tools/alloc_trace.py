@@ -8,6 +8,11 @@ by count), a size histogram (powers of two), short-lived allocations (freed with
 --short-us, default 1000 us) and the blocks still live at the end of the trace (leaks), as text,
 or as one JSON object with --json. --svg writes a plot of live bytes over time.
 
+A trace cut short (a full disk, a file-size limit, a process killed mid-write) ends in a partial
+record: the report covers the complete records before it, with a warning naming the byte where
+it stops (JSON: "truncated_at"). An empty file is a process that died before its trace was
+first written.
+
 Trace format: see mesa_alloc/logging_resource.h.
 """
 import argparse
@@ -29,10 +34,14 @@ class TraceError(Exception):
 
 
 def read_trace(path):
-    """Returns (events, sites): events as tuples (op, scope, thread, t_ns, ptr, old, size,
-    alignment, site), sites as {id: text}."""
+    """Returns (events, sites, truncated_at): events as tuples (op, scope, thread, t_ns, ptr,
+    old, size, alignment, site), sites as {id: text}, and the byte where a partial last record
+    starts (None when the trace ends on a record boundary)."""
     with open(path, "rb") as f:
         data = f.read()
+    if not data:
+        raise TraceError(f"{path}: empty file (the traced process wrote nothing: it died before "
+                         "its trace was first written)")
     if data[:8] != MAGIC:
         raise TraceError(f"{path}: not a mesa_alloc trace (missing MESATRC1 header)")
     events, sites = [], {}
@@ -41,22 +50,22 @@ def read_trace(path):
         kind = data[pos]
         if kind in OPS:
             if pos + EVENT.size > len(data):
-                raise TraceError(f"{path}: truncated event at byte {pos}")
+                return events, sites, pos
             op, scope, _, thread, t, ptr, old, size, align, site = EVENT.unpack_from(data, pos)
             events.append((op, scope, thread, t, ptr, old, size, align, site))
             pos += EVENT.size
         elif kind == 5:
             if pos + SITE_HEAD.size > len(data):
-                raise TraceError(f"{path}: truncated call site at byte {pos}")
+                return events, sites, pos
             _, _, length, site_id = SITE_HEAD.unpack_from(data, pos)
             if pos + SITE_HEAD.size + length > len(data):
-                raise TraceError(f"{path}: truncated call site at byte {pos}")
+                return events, sites, pos
             pos += SITE_HEAD.size
             sites[site_id] = data[pos:pos + length].decode("utf-8", "replace")
             pos += length
         else:
             raise TraceError(f"{path}: unknown record type {kind} at byte {pos}")
-    return events, sites
+    return events, sites, None
 
 
 def analyse(events, sites, top=10, short_ns=1_000_000):
@@ -180,7 +189,8 @@ def print_text(r, out):
         out.write(f"  {h['up_to']:>10} {h['allocations']:>8}  {bar}\n")
     s = r["short_lived"]
     out.write(f"\nshort-lived (freed within {s['threshold_ns'] / 1000:.0f} us): {s['blocks']} "
-              f"blocks, {s['bytes']} bytes, {100 * s['fraction_of_frees']:.1f}% of frees\n")
+              f"blocks, {s['bytes']} bytes, {100 * s['fraction_of_frees']:.1f}% of the blocks "
+              "freed or reallocated\n")
     leaks = r["leaks"]
     out.write(f"\nlive at the end (leaks): {leaks['blocks']} blocks, {leaks['bytes']} bytes\n")
     for s in leaks["by_site"][:10]:
@@ -230,11 +240,16 @@ def main(argv):
         if args.svg:
             args.svg = os.path.join(here, args.svg)
     try:
-        events, sites = read_trace(args.trace)
+        events, sites, truncated_at = read_trace(args.trace)
     except (OSError, TraceError) as e:
         print(f"alloc_trace: {e}", file=sys.stderr)
         return 1
+    if truncated_at is not None:
+        print(f"alloc_trace: warning: {args.trace} ends in a partial record at byte "
+              f"{truncated_at} (the trace was cut short); the report covers the {len(events)} "
+              "events before it", file=sys.stderr)
     r = analyse(events, sites, args.top, int(args.short_us * 1000))
+    r["truncated_at"] = truncated_at
     if args.svg:
         try:
             write_svg(r, args.svg)

@@ -65,6 +65,14 @@ void name_this_copy() {
   write_to_stderr(g_naming_line, std::strlen(g_naming_line));
 }
 
+// Before any report of the debug layer, which may end the process (a double free, an overrun,
+// a guard-page fault in the signal handler): name this copy, and write out what the trace holds,
+// so that the events leading to the error are in the file.
+void before_report() {
+  name_this_copy();
+  if (g_trace != nullptr) g_trace->file.flush_unless_busy();
+}
+
 void at_exit() {
   if (g_stats != nullptr || (g_leaks != nullptr && g_leaks->live_blocks() > 0)) name_this_copy();
   if (g_quarantine != nullptr) g_quarantine->flush_quarantine();
@@ -227,12 +235,14 @@ const mesa_allocator *default_from_environment() noexcept {
       g_trace = logging;
       top = &logging->table;
     } else {
-      std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: cannot create trace file %s\n",
-                   s.trace_path);
+      if (logging->file.open_error() != 0) {  // (a failed first write has said why already)
+        std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: cannot create trace file %s: %s\n",
+                     s.trace_path, std::strerror(logging->file.open_error()));
+      }
     }
   }
   find_this_copy();
-  set_before_debug_report(&name_this_copy);
+  set_before_debug_report(&before_report);
   if (s.debug_layer) {
     const bool leaks = s.debug.report_leaks_on_destroy;
     s.debug.report_leaks_on_destroy = false;  // never destroyed: reported at exit instead

@@ -17,6 +17,7 @@ class spin_lock {
       while (locked_.load(std::memory_order_relaxed)) sched_yield();
     }
   }
+  bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:

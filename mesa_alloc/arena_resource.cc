@@ -153,7 +153,7 @@ arena_mark arena_resource::mark() noexcept {
 }
 
 bool arena_resource::mark_is_valid(const arena_mark &m) const noexcept {
-  if (m.arena_ != this || m.serial_ <= released_serial_) return false;
+  if (m.arena_ != this || m.serial_ <= released_serial_ || m.serial_ > serial_) return false;
   // Below the mark now: a rewind since went below it (exact even when low points were merged).
   if (m.bytes_allocated_ > bytes_allocated_) return false;
   for (int i = 0; i < floor_count_; ++i) {
@@ -211,7 +211,11 @@ void arena_resource::rewind(const arena_mark &m) noexcept {
   cur_ = m.cur_;
   end_ = end;
   bytes_allocated_ = m.bytes_allocated_;
-  remember_low_point(bytes_allocated_);
+  // A rewind to the newest mark tells nothing new: a mark taken before it at a higher point was
+  // already stale (the arena came down to the newest mark's point since), and none was taken
+  // after it. Not recording it keeps the common loop (mark, work, rewind, keep a little) from
+  // filling the list.
+  if (m.serial_ != serial_) remember_low_point(bytes_allocated_);
 }
 
 arena_stats arena_resource::stats() const noexcept {

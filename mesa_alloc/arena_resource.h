@@ -26,8 +26,9 @@
 // another arena, prints "mesa_alloc: invalid arena mark" on stderr and aborts. A valid mark is
 // never refused. The check is exact while the arena remembers the low points of the rewinds
 // made since the mark (kTrackedRewinds of them: a rewind to a lower point replaces those above
-// it, so only rewinds to ever higher points add up); past that the oldest are merged, and a
-// stale mark can get through to the last check, against the arena's blocks.
+// it, and a rewind to the newest mark adds none, so only rewinds to older marks at ever higher
+// points add up); past that the oldest are merged, and a stale mark can get through to the
+// last check, against the arena's blocks.
 #ifndef MESA_ALLOC_ARENA_RESOURCE_H_
 #define MESA_ALLOC_ARENA_RESOURCE_H_
 
@@ -101,7 +102,7 @@ class arena_resource final : public std::pmr::memory_resource {
   // Returns every upstream block (the initial buffer is kept and reused).
   void release() noexcept;
 
-  // Marks the current point (no allocation; records it among the open mark points).
+  // Marks the current point (no allocation, no bookkeeping: the mark carries its position).
   arena_mark mark() noexcept;
   // Frees everything allocated since `m`. Blocks taken after the mark are kept for reuse
   // (large blocks go back upstream).

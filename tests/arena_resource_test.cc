@@ -303,6 +303,27 @@ TEST(ArenaResourceDeathTest, AStaleMarkIsRefusedAfterManyLaterMarks) {
   EXPECT_DEATH(arena.rewind(stale), "mesa_alloc: invalid arena mark");
 }
 
+// The common loop (mark, scratch work, rewind, keep one allocation) repeated past the tracked
+// rewinds must not wear out the check: a mark made stale before the loop is still refused.
+TEST(ArenaResourceDeathTest, AStaleMarkIsRefusedAfterALongMarkRewindLoop) {
+  counting_resource upstream;
+  mesa::arena_resource arena(&upstream);
+  mesa::arena_mark start = arena.mark();
+  (void)arena.allocate(50, 1);
+  mesa::arena_mark stale = arena.mark();
+  arena.rewind(start);
+  (void)arena.allocate(60, 1);  // a live object across the stale mark's point
+  for (int i = 0; i < 3 * mesa::arena_resource::kTrackedRewinds; ++i) {
+    mesa::arena_mark m = arena.mark();
+    (void)arena.allocate(8, 1);
+    arena.rewind(m);
+    (void)arena.allocate(1, 1);
+  }
+  EXPECT_DEATH(arena.rewind(stale), "mesa_alloc: invalid arena mark");
+  arena.rewind(start);
+  EXPECT_EQ(arena.stats().bytes_allocated, 0u);
+}
+
 // Correct use only, at random: up to 60 nested marks, rewinds to any of them (sometimes twice),
 // release(). No rewind may be refused, each lands where its mark was taken, and every object
 // allocated before the innermost live mark keeps its contents.

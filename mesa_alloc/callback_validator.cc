@@ -127,14 +127,15 @@ bool callback_validator::check_request(const validator_call &call) {
   return ok;
 }
 
-// Records a block the table returned; checks it against the alignment the call asked for and
-// against the live blocks, and remembers `alignment` as the block's own (what later reallocs
-// must repeat). A block handed out twice is recorded once, as its latest owner has it.
+// Records a block the table returned; checks it against `alignment` (what the table was asked
+// for: a realloc forwards the block's own) and against the live blocks, and remembers
+// `alignment` as the block's own (what later reallocs must repeat). A block handed out twice is
+// recorded once, as its latest owner has it.
 void callback_validator::note_result(const validator_call &call, void *result,
                                      std::size_t alignment, int scope) {
   if (result == nullptr) return;
-  if ((reinterpret_cast<std::uintptr_t>(result) & (call.alignment - 1)) != 0)
-    record(validator_rule::misaligned_result, call, call.alignment);
+  if ((reinterpret_cast<std::uintptr_t>(result) & (alignment - 1)) != 0)
+    record(validator_rule::misaligned_result, call, alignment);
   freed_.erase(result);
   const auto [it, fresh] =
       live_.try_emplace(result, block{call.size, alignment, scope, call.sequence});
@@ -193,7 +194,7 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     self->freed_[ptr] = call.sequence;
     if (result != nullptr) {
       self->record(validator_rule::realloc_zero_returned_block, call, 0);
-      self->note_result(call, result, alignment, scope);
+      self->note_result(call, result, old.alignment, scope);
     }
     return result;
   }

@@ -135,7 +135,8 @@ struct validator_call {
 struct validator_violation {
   validator_rule rule;
   validator_call call;
-  // The block's own alignment (realloc_alignment_changed) or the asked one (misaligned_result);
+  // The block's own alignment (realloc_alignment_changed) or the one the table was asked for
+  // (misaligned_result; for a realloc, the block's own);
   // for a pointer already freed, the sequence number of the call that freed it; for
   // result_already_live, that of the call that returned the block first; for
   // live_at_checkpoint, that of the call that allocated it; for internal_total_negative, how

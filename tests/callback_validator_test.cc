@@ -322,6 +322,34 @@ TEST(CallbackValidator, ReallocWithAnotherAlignmentKeepsTheBlocksOwn) {
   EXPECT_EQ(v.violation_count(), 1u);
 }
 
+// The result of such a realloc is checked against the alignment the table was given (the
+// block's own), not the one the driver asked for: no false misaligned_result for a table that
+// did what it was asked, and a real one is still caught.
+alignas(4096) unsigned char g_page_block[8192];
+void *page_block_realloc(void *, void *, std::size_t, std::size_t, mesa_alloc_scope) {
+  return g_page_block + 64;  // 64-aligned, not 4096-aligned
+}
+void *page_block_alloc(void *, std::size_t, std::size_t, mesa_alloc_scope) { return g_page_block; }
+const mesa_allocator kPageTable = {nullptr,     page_block_alloc, page_block_realloc,
+                                   ignore_free, nullptr,          nullptr};
+
+TEST(CallbackValidator, AReallocResultIsCheckedAgainstTheForwardedAlignment) {
+  callback_validator small(mesa_libc_allocator());
+  void *p = call_alloc(small.table(), 64, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *q = call_realloc(small.table(), p, 128, 4096, MESA_ALLOC_SCOPE_OBJECT);  // asks for more
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(rules_of(small), std::vector<validator_rule>{validator_rule::realloc_alignment_changed})
+      << "16 was forwarded and honoured";
+  call_free(small.table(), q);
+
+  callback_validator page(&kPageTable);
+  void *b = call_alloc(page.table(), 64, 4096, MESA_ALLOC_SCOPE_OBJECT);
+  (void)call_realloc(page.table(), b, 128, 16, MESA_ALLOC_SCOPE_OBJECT);  // asks for less
+  EXPECT_EQ(rules_of(page), (std::vector<validator_rule>{validator_rule::realloc_alignment_changed,
+                                                         validator_rule::misaligned_result}))
+      << "4096 was forwarded, 64 came back";
+}
+
 TEST(CallbackValidatorDeathTest, AnIncompleteTableIsRefusedWhenTheValidatorIsMade) {
   mesa_allocator upstream = *mesa_libc_allocator();
   upstream.realloc_fn = nullptr;

@@ -100,15 +100,21 @@ class arena_inlined_vector
       std::is_nothrow_move_constructible_v<base>) = default;
   ~arena_inlined_vector() = default;
 
+  // On one arena, Abseil's assignments (which reuse this vector's storage); across arenas, the
+  // new contents are built with the source's arena and swapped in (swap swaps the allocators).
   arena_inlined_vector &operator=(const arena_inlined_vector &other) {
-    if (this != &other) {
-      base copy(other);  // in other's arena
-      base::swap(copy);  // swaps the allocators too
+    if (this->get_allocator() == other.get_allocator()) {
+      base::operator=(other);
+    } else {
+      base copy(other);
+      base::swap(copy);
     }
     return *this;
   }
   arena_inlined_vector &operator=(arena_inlined_vector &&other) {
-    if (this != &other) {
+    if (this->get_allocator() == other.get_allocator()) {
+      base::operator=(std::move(other));
+    } else {
       base moved(std::move(other));
       base::swap(moved);
     }

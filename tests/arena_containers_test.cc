@@ -138,6 +138,19 @@ TEST_F(ArenaContainers, InlinedVectorTakesTheArenaWithItsContents) {
   EXPECT_EQ(a[4], 4);
 }
 
+// On one arena, assignment reuses the vector's storage: a loop of copies does not grow the arena.
+TEST_F(ArenaContainers, InlinedVectorAssignmentOnOneArenaReusesItsStorage) {
+  mesa::arena_inlined_vector<int, 2> source(100, 7, &arena_), copy(&arena_);
+  copy = source;
+  const std::size_t after_first = used();
+  for (int i = 0; i < 1000; ++i) copy = source;
+  EXPECT_EQ(used(), after_first);
+  mesa::arena_inlined_vector<int, 2> moved(&arena_);
+  moved = std::move(copy);
+  EXPECT_EQ(used(), after_first) << "a move on one arena takes the buffer";
+  EXPECT_EQ(moved.size(), 100u);
+}
+
 TEST_F(ArenaContainers, RewindReturnsContainerMemory) {
   const mesa::arena_mark mark = arena_.mark();
   {

@@ -3,7 +3,9 @@
 #include "mesa_alloc/fast_resources.h"
 
 #include <cstdio>
+#include <cstring>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
 #include "mesa_alloc/arena_resource.h"
@@ -107,17 +109,23 @@ T *from_table(const mesa_allocator *table) {
 }
 
 // Builds T in one block from `parent` (already resolved); NULL if that or T's constructor fails.
+// A constructor refusing its arguments (a slab geometry that does not fit) says why, naming
+// `where`.
 template <class T, class... Args>
-T *create_in(const mesa_allocator *parent, Args &&...args) noexcept {
+T *create_in(const char *where, const mesa_allocator *parent, Args &&...args) noexcept {
   void *storage =
       parent->alloc_fn(parent->user_data, sizeof(T), alignof(T), MESA_ALLOC_SCOPE_OBJECT);
   if (storage == nullptr) return nullptr;
   try {
     return new (storage) T(std::forward<Args>(args)...);
+  } catch (const std::invalid_argument &e) {
+    const char *why = e.what();
+    if (std::strncmp(why, "mesa_alloc: ", 12) == 0) why += 12;
+    std::fprintf(stderr, "mesa_alloc: %s: %s\n", where, why);
   } catch (...) {
-    parent->free_fn(parent->user_data, storage);
-    return nullptr;
   }
+  parent->free_fn(parent->user_data, storage);
+  return nullptr;
 }
 
 // An object size no slab takes, said in one line (the C++ constructors throw instead).
@@ -154,7 +162,8 @@ const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t obje
   if (object_size == 0 || slab_object_refused("mesa_slab_create", object_size)) return nullptr;
   parent = mesa::internal::parent_or_default(parent, "mesa_slab_create");
   if (parent == nullptr) return nullptr;
-  c_slab_resource *slab = create_in<c_slab_resource>(parent, parent, object_size);
+  c_slab_resource *slab =
+      create_in<c_slab_resource>("mesa_slab_create", parent, parent, object_size);
   return slab == nullptr ? nullptr : &slab->table;
 }
 
@@ -168,7 +177,7 @@ mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t o
   }
   parent = mesa::internal::parent_or_default(parent, "mesa_slab_parent_create");
   if (parent == nullptr) return nullptr;
-  return create_in<mesa_slab_parent>(parent, parent, object_size);
+  return create_in<mesa_slab_parent>("mesa_slab_parent_create", parent, parent, object_size);
 }
 
 void mesa_slab_parent_destroy(mesa_slab_parent *parent) {
@@ -177,7 +186,8 @@ void mesa_slab_parent_destroy(mesa_slab_parent *parent) {
 
 const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
   if (parent == nullptr) return nullptr;
-  c_slab_child *child = create_in<c_slab_child>(parent->parent, parent->parent, &parent->slab);
+  c_slab_child *child = create_in<c_slab_child>("mesa_slab_child_create", parent->parent,
+                                                parent->parent, &parent->slab);
   return child == nullptr ? nullptr : &child->table;
 }
 

@@ -47,8 +47,14 @@ struct slab_geometry {
     g.object_size = object_size < sizeof(free_node) ? sizeof(free_node) : object_size;
     g.object_size = align_up(g.object_size, alignment);
     g.first_offset = align_up(header_size, alignment);
-    std::size_t min_page = g.first_offset + 64 * g.object_size;
-    if (page_size == 0) page_size = min_page < 4096 ? 4096 : min_page;
+    if (page_size == 0) {
+      // Room for 64 objects; on 32-bit targets that product can pass SIZE_MAX.
+      if (g.object_size > (kMaxPageSize - g.first_offset) / 64) {
+        throw std::invalid_argument("mesa_alloc: slab page size too large");
+      }
+      const std::size_t min_page = g.first_offset + 64 * g.object_size;
+      page_size = min_page < 4096 ? 4096 : min_page;
+    }
     if (page_size < g.first_offset + g.object_size) {
       throw std::invalid_argument("mesa_alloc: slab page too small for one object");
     }

@@ -4,7 +4,8 @@
 # from subprojects/mesa_alloc (a link to this source tree), static (default_library=static, as
 # Mesa links its own libraries into each driver), builds a C program with poison.h forced on and
 # a C++ program (which also takes dependency('mesa_alloc_containers')), both with
-# -fvisibility=hidden, and runs both; the C program's compile line has no Abseil flag. The parent sets cpp_rtti=false,
+# -fvisibility=hidden, and runs both; the C program's compile line has no Abseil
+# flag. The parent sets cpp_rtti=false,
 # as Mesa must when its LLVM has no RTTI; the test checks that every C++ file of the subproject
 # was compiled with -fno-rtti, so the library, the Vulkan bridge and the containers are proven
 # to build and work without RTTI. --force-fallback-for makes sure the subproject, not an

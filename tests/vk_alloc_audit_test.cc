@@ -368,6 +368,25 @@ TEST_F(VkAllocAudit, BadArgumentsGiveAClearError) {
   EXPECT_EQ(r.exit_code, 2);
   r = run("--jobs 0");
   EXPECT_EQ(r.exit_code, 2);
+  // A manifest whose library is not there: said before the loader answers only
+  // VK_ERROR_INCOMPATIBLE_DRIVER.
+  std::ofstream(dir + "/missing_library.json")
+      << "{\"file_format_version\": \"1.0.0\", \"ICD\": {\"library_path\": "
+         "\"/nonexistent/libvulkan_none.so\", \"api_version\": \"1.3.0\"}}\n";
+  r = run("--icd " + dir + "/missing_library.json --svg ''", true);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("its library_path /nonexistent/libvulkan_none.so cannot be read"),
+            std::string::npos)
+      << r.out;
+  // Sweep options without the sweep, a sweep past the last point, a blank before a number.
+  r = run("--jobs 2 --svg ''", true);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("need --oom-sweep"), std::string::npos) << r.out;
+  r = run("--workload instance --oom-sweep --sweep-first 100000 --svg '' --quiet", true);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--sweep-first 100000: the clean run has only"), std::string::npos) << r.out;
+  r = run("--oom-sweep --sweep-count ' -1'");
+  EXPECT_EQ(r.exit_code, 2);
   r = run("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--oom-sweep"), std::string::npos);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -61,6 +62,21 @@ std::string icd_manifest_problem(const std::string &path) {
       text.find("\"ICD\"") == std::string::npos ||
       text.find("\"library_path\"") == std::string::npos)
     return "not an ICD manifest (a JSON object with \"ICD\": {\"library_path\": ...})";
+  // A library named by path (not a bare name for the loader to search) must be there: the
+  // loader only says VK_ERROR_INCOMPATIBLE_DRIVER.
+  const std::size_t key = text.find("\"library_path\"");
+  const std::size_t open = text.find('"', text.find(':', key) + 1);
+  const std::size_t close = open == std::string::npos ? open : text.find('"', open + 1);
+  if (close != std::string::npos) {
+    std::string library = text.substr(open + 1, close - open - 1);
+    if (library.find('/') != std::string::npos) {
+      if (library[0] != '/') {  // relative to the manifest, as the loader takes it
+        const std::size_t slash = path.rfind('/');
+        library = (slash == std::string::npos ? "." : path.substr(0, slash)) + "/" + library;
+      }
+      if (!readable(library)) return "its library_path " + library + " cannot be read";
+    }
+  }
   return "";
 }
 
@@ -88,8 +104,10 @@ std::string find_lavapipe() {
 bool parse_number(const char *text, std::uint64_t *out) {
   char *end = nullptr;
   errno = 0;
+  // Digits only: strtoull would skip blanks and take " -1" as a huge number.
+  if (!std::isdigit(static_cast<unsigned char>(text[0]))) return false;
   const unsigned long long v = std::strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || text[0] == '-') return false;
+  if (errno != 0 || end == text || *end != '\0') return false;
   *out = v;
   return true;
 }
@@ -125,6 +143,7 @@ int main(int argc, char **argv) {
   std::string icd, svg = "vk_alloc_audit.svg";
   vk_audit::workload_kind kind = vk_audit::workload_kind::full;
   bool json = false, sweep = false, quiet = false, implicit_layers = false;
+  bool sweep_option = false;  // one that only means something with --oom-sweep
   std::uint64_t first = 0, count = UINT64_MAX, child = UINT64_MAX, report_fd = 3, jobs = 0;
   double timeout = 60;
   for (int i = 1; i < argc; ++i) {
@@ -156,13 +175,17 @@ int main(int argc, char **argv) {
       if (!value(&v) || !vk_audit::parse_workload(v, &kind))
         return usage_error("--workload must be instance, device or full");
     } else if (arg == "--sweep-first") {
+      sweep_option = true;
       if (!value(&v) || !parse_number(v, &first)) return usage_error("bad --sweep-first");
     } else if (arg == "--sweep-count") {
+      sweep_option = true;
       if (!value(&v) || !parse_number(v, &count)) return usage_error("bad --sweep-count");
     } else if (arg == "--jobs") {
+      sweep_option = true;
       if (!value(&v) || !parse_number(v, &jobs) || jobs == 0 || jobs > 256)
         return usage_error("--jobs must be 1..256");
     } else if (arg == "--timeout") {
+      sweep_option = true;
       if (!value(&v) || !parse_seconds(v, &timeout))
         return usage_error("--timeout must be a number of seconds above 0");
     } else if (arg == "--child") {  // internal: one sweep point
@@ -173,6 +196,9 @@ int main(int argc, char **argv) {
       return usage_error("unknown option " + arg);
     }
   }
+
+  if (sweep_option && !sweep && child == UINT64_MAX)
+    return usage_error("--sweep-first, --sweep-count, --jobs and --timeout need --oom-sweep");
 
   if (child != UINT64_MAX) {  // one sweep point; the parent set the environment
     const int rc = vk_audit::run_sweep_child(kind, child, static_cast<int>(report_fd));
@@ -215,7 +241,16 @@ int main(int argc, char **argv) {
     vk_audit::sweep_options options;
     options.executable = "/proc/self/exe";
     options.kind = kind;
-    options.first = first < clean.attempts ? first : clean.attempts;
+    if (first >= clean.attempts) {
+      std::fprintf(stderr,
+                   "vk_alloc_audit: --sweep-first %llu: the clean run has only %llu allocation "
+                   "points (0..%llu)\n",
+                   static_cast<unsigned long long>(first),
+                   static_cast<unsigned long long>(clean.attempts),
+                   static_cast<unsigned long long>(clean.attempts ? clean.attempts - 1 : 0));
+      return 2;
+    }
+    options.first = first;
     options.count = clean.attempts - options.first;
     if (count < options.count) options.count = count;
     const unsigned cpus = std::thread::hardware_concurrency();
@@ -239,7 +274,8 @@ int main(int argc, char **argv) {
     std::ofstream out(path);
     out << vk_audit::svg_report(context, clean);
     if (!out) {
-      std::fprintf(stderr, "vk_alloc_audit: cannot write %s\n", path.c_str());
+      std::fprintf(stderr, "vk_alloc_audit: cannot write %s: %s\n", path.c_str(),
+                   std::strerror(errno));
       status = 1;
     } else if (!json && !quiet) {
       stdout_text += "\nSVG of live bytes by scope: " + path + "\n";

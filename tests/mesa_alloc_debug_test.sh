@@ -122,6 +122,12 @@ check "warning for a bad number" "^mesa_alloc: MESA_ALLOC_DEBUG: bad number in '
 if [[ $(grep -c 'MESA_ALLOC_DEBUG' "$out") != 2 ]]; then
   echo "FAILED: exactly two warnings expected"; failures=$((failures + 1)); fi
 
+# 4a. Blanks around words are not part of them: "cookie, leaks" turns leak reports on.
+MESA_ALLOC_DEBUG='cookie, leaks ' ASAN_OPTIONS=detect_leaks=0 "$program" leak 2>"$out" >/dev/null
+check "blanks around words" '^mesa_alloc: leak at 0x[0-9a-f]+ size 40 allocation #'
+if grep -q 'unknown word' "$out"; then
+  echo "FAILED: a blank made a word unknown"; failures=$((failures + 1)); fi
+
 # 4b. Words that set one thing twice, differently: a warning each; the last one counts (here
 # guard_under, so the underrun faults at the write).
 MESA_ALLOC_DEBUG=guard,guard_under,limit=1m,limit=2m "$program" underrun 2>"$out" >/dev/null

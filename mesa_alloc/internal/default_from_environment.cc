@@ -209,10 +209,13 @@ const mesa_allocator *default_from_environment() noexcept {
   s.debug.report_leaks_on_destroy = false;
   for (const char *p = words; *p != '\0';) {
     const char *end = std::strchr(p, ',');
-    const std::size_t length = end != nullptr ? static_cast<std::size_t>(end - p) : std::strlen(p);
+    std::size_t length = end != nullptr ? static_cast<std::size_t>(end - p) : std::strlen(p);
+    const char *next = p + length;
+    // Blanks around a word are not part of it ("cookie, leaks" is two words).
+    while (length > 0 && (*p == ' ' || *p == '\t')) ++p, --length;
+    while (length > 0 && (p[length - 1] == ' ' || p[length - 1] == '\t')) --length;
     if (length > 0) parse_word(p, length, &s);
-    p += length;
-    if (*p == ',') ++p;
+    p = *next == ',' ? next + 1 : next;
   }
 
   const mesa_allocator *top = mesa_libc_allocator();

@@ -249,7 +249,7 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
       options_(options),
       owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
       table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},
-      live_(upstream),
+      live_(options.bookkeeping != nullptr ? options.bookkeeping : upstream),
       quarantine_limit_(options.quarantine_bytes) {
   static_assert(sizeof(header) == 64, "the documented header size");
   if (upstream == nullptr) internal::report_null_resource("debug_resource", "upstream resource");
@@ -277,8 +277,23 @@ debug_resource::~debug_resource() {
   }
   live_.release();
   if (quarantine_ != nullptr)
-    direct_.deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
-                       alignof(quarantined));
+    bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                           alignof(quarantined));
+}
+
+void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+  if (options_.bookkeeping == nullptr) return direct_.try_allocate(bytes, alignment);
+  try {
+    return options_.bookkeeping->allocate(bytes, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void debug_resource::bookkeeping_deallocate(void *p, std::size_t bytes,
+                                            std::size_t alignment) noexcept {
+  if (options_.bookkeeping == nullptr) return direct_.deallocate(p, bytes, alignment);
+  options_.bookkeeping->deallocate(p, bytes, alignment);
 }
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
@@ -647,12 +662,12 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
 bool debug_resource::grow_quarantine() noexcept {
   const std::size_t capacity = quarantine_capacity_ == 0 ? 256 : quarantine_capacity_ * 2;
   auto *fresh = static_cast<quarantined *>(
-      direct_.try_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
+      bookkeeping_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
   if (fresh == nullptr) return false;
   for (std::size_t i = 0; i < quarantine_count_; ++i) fresh[i] = queued(i);
   if (quarantine_ != nullptr)
-    direct_.deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
-                       alignof(quarantined));
+    bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
+                           alignof(quarantined));
   quarantine_ = fresh;
   quarantine_capacity_ = capacity;
   quarantine_head_ = 0;
@@ -989,7 +1004,7 @@ std::size_t debug_resource::report_leaks() noexcept {
     const table_guard lock(lock_, options_.thread_safe);
     count = live_.size();
     if (count == 0) return 0;
-    leaks = static_cast<internal::block_entry *>(direct_.try_allocate(
+    leaks = static_cast<internal::block_entry *>(bookkeeping_allocate(
         count * sizeof(internal::block_entry), alignof(internal::block_entry)));
     if (leaks != nullptr) {
       std::size_t i = 0;
@@ -1032,7 +1047,8 @@ std::size_t debug_resource::report_leaks() noexcept {
              nullptr);
     }
   }
-  direct_.deallocate(leaks, count * sizeof(internal::block_entry), alignof(internal::block_entry));
+  bookkeeping_deallocate(leaks, count * sizeof(internal::block_entry),
+                         alignof(internal::block_entry));
   if (options_.handler == default_handler) {
     char line[200];
     char unknown_sites[64] = "";

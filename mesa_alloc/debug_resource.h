@@ -111,6 +111,10 @@ struct debug_options {
   bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;
+  // Where the layer's own bookkeeping comes from (the live-block table, the quarantine ring, a
+  // leak report's copy); nullptr: the upstream. Another resource keeps it out of the upstream's
+  // accounting, limits and fault injection, which then see only the program's blocks.
+  std::pmr::memory_resource *bookkeeping = nullptr;
 };
 
 class debug_resource : public std::pmr::memory_resource {
@@ -220,7 +224,11 @@ class debug_resource : public std::pmr::memory_resource {
   quarantined &queued(std::size_t i) const noexcept {
     return quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
   }
-  bool grow_quarantine() noexcept;  // with lock_ held
+  bool grow_quarantine() noexcept;
+  // The bookkeeping's memory (options_.bookkeeping, else the upstream); NULL on failure.
+  void *bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept;
+  void bookkeeping_deallocate(void *p, std::size_t bytes,
+                              std::size_t alignment) noexcept;  // with lock_ held
   void evict(const quarantined &q) noexcept;
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
               std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
@@ -241,10 +249,10 @@ class debug_resource : public std::pmr::memory_resource {
   mesa_allocator table_;
   std::uint64_t next_number_ = 1;  // guarded by lock_
   mutable internal::biased_lock lock_;
-  internal::block_table live_;
+  internal::block_table live_;  // storage from bookkeeping (options_.bookkeeping or upstream)
   freed_record freed_[kFreedRecords] = {};
   unsigned freed_next_ = 0;
-  // The quarantine: a FIFO ring (storage from the upstream) of freed blocks held back.
+  // The quarantine: a FIFO ring (storage from bookkeeping) of freed blocks held back.
   quarantined *quarantine_ = nullptr;
   std::size_t quarantine_capacity_ = 0;  // a power of two
   std::size_t quarantine_head_ = 0;

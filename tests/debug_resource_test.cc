@@ -446,6 +446,35 @@ TEST(DebugResource, RecordsSizeMismatchAndStillFrees) {
   EXPECT_EQ(t.stats().bytes_in_use, 0u);
 }
 
+// debug_options::bookkeeping: the block table, the quarantine ring and a leak report's copy
+// come from there, so the upstream (a tracker, a limit, fault injection) sees only the blocks.
+TEST(DebugResource, BookkeepingFromItsOwnResourceStaysOutOfTheUpstream) {
+  recorder r;
+  mesa::tracking_resource blocks(std::pmr::new_delete_resource(), "blocks");
+  mesa::tracking_resource bookkeeping(std::pmr::new_delete_resource(), "bookkeeping");
+  {
+    mesa::debug_options o = r.options();
+    o.quarantine_bytes = 1 << 20;
+    o.bookkeeping = &bookkeeping;
+    mesa::debug_resource d(&blocks, o);
+    std::vector<void *> live;
+    for (int i = 0; i < 300; ++i) live.push_back(d.allocate(32 + i % 64, 16));
+    EXPECT_EQ(blocks.stats().total_allocations, 300u)
+        << "one upstream block per allocation, no more";
+    EXPECT_GT(bookkeeping.stats().bytes_in_use, 0u) << "the live-block table";
+    for (void *p : live) d.deallocate(p, 0, 16);  // wrong sizes: reported, still freed
+    void *kept = d.allocate(24, 8);               // one left for the leak report
+    d.flush_quarantine();
+    EXPECT_EQ(blocks.stats().total_allocations, 301u);
+    EXPECT_EQ(blocks.stats().blocks_in_use, 1u);
+    EXPECT_EQ(d.report_leaks(), 1u);
+    d.deallocate(kept, 24, 8);
+  }
+  EXPECT_EQ(blocks.stats().bytes_in_use, 0u);
+  EXPECT_EQ(bookkeeping.stats().bytes_in_use, 0u) << "all of it given back";
+  EXPECT_GT(bookkeeping.stats().total_allocations, 1u) << "table and quarantine ring";
+}
+
 TEST(DebugResource, RecordsOverrunAndUnderrunWithOffsets) {
   recorder r;
   std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased

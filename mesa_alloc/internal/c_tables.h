@@ -183,7 +183,7 @@ struct tracking_table {
                  "mesa_alloc: MESA_ALLOC_DEBUG: limit=%zu refused an allocation of %zu bytes "
                  "(%zu in use%s); later refusals are only counted\n",
                  tracker.limit(), size, tracker.charged_.load(std::memory_order_relaxed),
-                 debug_layer_above ? ", the debug layer's own bookkeeping included" : "");
+                 debug_layer_above ? ", the debug layer's block headers included" : "");
   }
 
   mesa_allocator table;

@@ -1,7 +1,8 @@
 // MESA_ALLOC_DEBUG: the layers it names, stacked over libc, become the default allocator.
 //
 // Stack, bottom to top: libc -> fault (fail=N) -> tracking (stats, limit=BYTES) -> logging
-// (trace=FILE) -> debug (cookie, fill, guard, guard_under, quarantine, leaks). Every layer lives
+// (trace=FILE) -> debug (cookie, fill, guard, guard_under, quarantine, leaks), whose own
+// bookkeeping comes from libc beside the stack. Every layer lives
 // in static storage that is never destroyed, because blocks may be freed until the very end of
 // the process; leak and stats reports run from atexit.
 #include "mesa_alloc/internal/default_from_environment.h"
@@ -35,6 +36,9 @@ static_slot<c_handle<fault_resource>> g_fault;
 static_slot<tracking_table> g_tracking;
 static_slot<logging_table> g_logging;
 static_slot<debug_table> g_debug;
+// The debug layer's own bookkeeping (its block table, quarantine ring) comes straight from libc:
+// fail=N, limit= and the stats and trace then count the program's blocks alone.
+static_slot<callback_resource> g_bookkeeping;
 
 tracking_table *g_stats = nullptr;    // report at exit
 debug_table *g_leaks = nullptr;       // report at exit
@@ -249,6 +253,7 @@ const mesa_allocator *default_from_environment() noexcept {
   if (s.debug_layer) {
     const bool leaks = s.debug.report_leaks_on_destroy;
     s.debug.report_leaks_on_destroy = false;  // never destroyed: reported at exit instead
+    s.debug.bookkeeping = g_bookkeeping.construct(mesa_libc_allocator());
     debug_table *debug = g_debug.construct(top, s.debug);
     if (leaks) g_leaks = debug;
     if (s.debug.quarantine_bytes > 0) g_quarantine = debug;

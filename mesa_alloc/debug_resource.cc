@@ -1,7 +1,5 @@
 #include "mesa_alloc/debug_resource.h"
 
-#include <dlfcn.h>
-#include <link.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -51,21 +49,6 @@ std::atomic<std::uint32_t> g_next_owner{1};
 // A line formatted into `line` (snprintf's result `n`, cut to the buffer) on stderr.
 void write_line(const char *line, int n, std::size_t capacity) noexcept {
   internal::write_to_stderr(line, std::min<std::size_t>(static_cast<std::size_t>(n), capacity - 1));
-}
-
-// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
-// need for a stripped driver, whose frames have no symbol. Empty if no loaded file holds `pc`.
-void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
-  out[0] = '\0';
-  Dl_info info;
-  if (dladdr(pc, &info) == 0 || info.dli_fname == nullptr || info.dli_fname[0] == '\0') return;
-  const char *slash = std::strrchr(info.dli_fname, '/');
-  // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
-  const bool fixed = static_cast<const ElfW(Ehdr) *>(info.dli_fbase)->e_type == ET_EXEC;
-  const std::uintptr_t base = fixed ? 0 : reinterpret_cast<std::uintptr_t>(info.dli_fbase);
-  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")",
-                slash != nullptr ? slash + 1 : info.dli_fname,
-                reinterpret_cast<std::uintptr_t>(pc) - base);
 }
 
 // Guard mode: a SIGSEGV on a guard page or a freed block is explained before the process dies.
@@ -237,7 +220,7 @@ void print_debug_error(const debug_error &e) noexcept {
     if (!absl::Symbolize(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "(unknown)");
     char where[320];
-    frame_location(e.stack[i], where, sizeof where);
+    internal::frame_location(e.stack[i], where, sizeof where);
     n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
     write_line(line, n, sizeof line);
   }

@@ -147,6 +147,15 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
       }
       std::memcpy(text + used, symbol, n);
       used += n;
+      if (f == 0) {  // where in the function: two call sites in one function differ here
+        char where[320];
+        internal::frame_location(frames[0], where, sizeof where);
+        const std::size_t w = std::strlen(where);
+        if (used + w + 4 <= sizeof text) {
+          std::memcpy(text + used, where, w);
+          used += w;
+        }
+      }
     }
     sink_->write_site(site_ids_[i], text, used);
     return site_ids_[i];

@@ -84,6 +84,11 @@ TEST(LoggingResource, TheCallSiteStartsAtTheCaller) {
   ASSERT_EQ(sink.sites.size(), 1u);
   EXPECT_EQ(sink.sites[0].rfind("test::(anonymous namespace)::leaf_without_frame_pointers", 0), 0u)
       << sink.sites[0];
+  // Where in that function, as a module offset ("leaf (module+0x1a2b) < caller ..."): two call
+  // sites in one function differ there.
+  const std::size_t open = sink.sites[0].find(" (");
+  ASSERT_NE(open, std::string::npos) << sink.sites[0];
+  EXPECT_LT(sink.sites[0].find("+0x", open), sink.sites[0].find(") < ", open)) << sink.sites[0];
 }
 
 TEST(LoggingResource, ThreadsAreTold) {

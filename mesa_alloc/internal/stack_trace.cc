@@ -1,8 +1,13 @@
 #include "mesa_alloc/internal/stack_trace.h"
 
+#include <dlfcn.h>
+#include <link.h>
 #include <unwind.h>
 
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 
 #include "absl/debugging/stacktrace.h"
 
@@ -67,6 +72,19 @@ int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_
   int n = 0;
   for (int i = first; i < depth && n < max_depth; ++i) frames[n++] = walked[i];
   return n;
+}
+
+void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
+  out[0] = '\0';
+  Dl_info info;
+  if (dladdr(pc, &info) == 0 || info.dli_fname == nullptr || info.dli_fname[0] == '\0') return;
+  const char *slash = std::strrchr(info.dli_fname, '/');
+  // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
+  const bool fixed = static_cast<const ElfW(Ehdr) *>(info.dli_fbase)->e_type == ET_EXEC;
+  const std::uintptr_t base = fixed ? 0 : reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")",
+                slash != nullptr ? slash + 1 : info.dli_fname,
+                reinterpret_cast<std::uintptr_t>(pc) - base);
 }
 
 }  // namespace mesa::internal

@@ -21,6 +21,8 @@
 #ifndef MESA_ALLOC_INTERNAL_STACK_TRACE_H_
 #define MESA_ALLOC_INTERNAL_STACK_TRACE_H_
 
+#include <cstddef>
+
 namespace mesa::internal {
 
 inline constexpr int kMaxStackFrames = 48;
@@ -30,6 +32,11 @@ inline constexpr int kMaxStackFrames = 48;
 // returns there (the walk lost its way in frames without frame pointers), just `caller`.
 [[gnu::noinline]] int capture_stack(void **frames, int max_depth, const void *caller,
                                     bool unwind_tables) noexcept;
+
+// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
+// need for a stripped driver, whose frames have no symbol, and what tells apart two call sites
+// in one function. Empty if no loaded file holds `pc`.
+void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
 
 }  // namespace mesa::internal
 

@@ -331,6 +331,24 @@ TEST_F(VkAllocAudit, LongIcdPathIsReportedWhole) {
       << r.out.substr(0, 400);
 }
 
+// A path that is not UTF-8 (a file name in another encoding) still gives valid UTF-8 JSON: the
+// bad byte becomes U+FFFD, what is valid stays as it is.
+TEST_F(VkAllocAudit, AnIcdPathThatIsNotUtf8GivesValidJson) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/utf8.XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr) << dir;
+  const std::string icd = dir + "/icd_\xfe_\xc3\xa9.json";
+  {
+    std::ifstream in(icd_);
+    std::ofstream out(icd);
+    out << in.rdbuf();
+  }
+  const run_output r = run("--icd '" + icd + "' --workload instance --svg '' --quiet --json");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.find('\xfe'), std::string::npos) << "the stray byte is replaced";
+  EXPECT_NE(r.out.find("icd_\xef\xbf\xbd_\xc3\xa9.json"), std::string::npos)
+      << r.out.substr(0, 300);
+}
+
 // A report that cannot be written is a failure, not exit status 0 with nothing to read.
 TEST_F(VkAllocAudit, UnwritableReportIsAnError) {
   const std::string err = std::string(std::getenv("TEST_TMPDIR")) + "/unwritable.err";

@@ -30,9 +30,41 @@ std::string format(const char *fmt, ...) {
   return text;
 }
 
-std::string json_string(const std::string &s) {
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: a path from the
+// command line may be in any encoding, and JSON and SVG must be UTF-8.
+std::string valid_utf8(const std::string &s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80           ? 1
+                    : (c >> 5) == 0x6  ? 2
+                    : (c >> 4) == 0xe  ? 3
+                    : (c >> 3) == 0x1e ? 4
+                                       : 0;
+    if ((c >= 0x80 && c < 0xc2) || c > 0xf4) n = 0;  // continuation, overlong or past U+10FFFF
+    for (std::size_t k = 1; n != 0 && k < n; ++k) {
+      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) n = 0;
+    }
+    if (n >= 3) {  // overlong forms, UTF-16 surrogates, past U+10FFFF
+      const auto d = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d >= 0xa0) || (c == 0xf0 && d < 0x90) ||
+          (c == 0xf4 && d >= 0x90))
+        n = 0;
+    }
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      ++i;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string json_string(const std::string &text) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  for (unsigned char c : valid_utf8(text)) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -45,9 +77,9 @@ std::string json_string(const std::string &s) {
   return out + "\"";
 }
 
-std::string xml_escape(const std::string &s) {
+std::string xml_escape(const std::string &text) {
   std::string out;
-  for (char c : s) {
+  for (char c : valid_utf8(text)) {
     if (c == '<')
       out += "&lt;";
     else if (c == '>')

@@ -35,7 +35,10 @@ inline constexpr int kMaxStackFrames = 48;
 
 // " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
 // need for a stripped driver, whose frames have no symbol, and what tells apart two call sites
-// in one function. Empty if no loaded file holds `pc`.
+// in one function. Empty if no loaded file holds `pc`. Read from /proc/self/maps with open/read,
+// not dladdr: dladdr takes the dynamic loader's lock, which a thread inside dlopen holds while a
+// library's constructors run, and those may wait for a lock our caller holds (a trace's site
+// table, a table's realloc lock), or this may run in the guard pages' signal handler.
 void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
 
 }  // namespace mesa::internal

@@ -7,7 +7,9 @@ Reads the relocations of every object file (`objdump -dr`, so each reference is 
 function that makes it) and reports each reference to libc allocation (malloc, calloc, realloc,
 reallocarray, free, strdup, strndup, aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
 and the libc functions that return or grow malloc'd memory: asprintf, vasprintf, wcsdup,
-getline, getdelim, open_memstream, get_current_dir_name) or to the global operator new/delete
+getline, getdelim, open_memstream, get_current_dir_name, and the forms a fortified build calls:
+__asprintf_chk, __vasprintf_chk, __getdelim; realpath is not listed, as it allocates only when
+given no buffer) or to the global operator new/delete
 in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized, aligned and nothrow variants).
 References from data (function-pointer tables) count too, in any section that is not code.
 
@@ -32,16 +34,18 @@ import shutil
 import subprocess
 import sys
 
+# With -O2 -D_FORTIFY_SOURCE (hardened builds), asprintf and vasprintf are called as their _chk
+# forms and getline as __getdelim.
 LIBC = re.compile(r"^(malloc|calloc|realloc|reallocarray|free|strdup|strndup|aligned_alloc|"
-                  r"posix_memalign|memalign|valloc|pvalloc|asprintf|vasprintf|wcsdup|getline|"
-                  r"getdelim|open_memstream|get_current_dir_name)$")
+                  r"posix_memalign|memalign|valloc|pvalloc|asprintf|vasprintf|__asprintf_chk|"
+                  r"__vasprintf_chk|wcsdup|getline|getdelim|__getdelim|open_memstream|"
+                  r"get_current_dir_name)$")
 GLOBAL_NEW = re.compile(r"^_Zn[wa][jm]")
 GLOBAL_DELETE = re.compile(r"^_Zd[la]Pv")
 DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
 OBJECT_LINE = re.compile(r"^(\S+):\s+file format ")
 ARCHIVE_LINE = re.compile(r"^In archive (.+):$")
-SECTION_HEADER = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s")
 FUNCTION_LINE = re.compile(r"^[0-9a-f]+ <(.+)>:$")
 RELOC = re.compile(r"\bR_[A-Z0-9_]+\s+([^\s+@-]+)")
 RELOCATION_SECTION = re.compile(r"^RELOCATION RECORDS FOR \[(.+)\]:$")
@@ -68,11 +72,15 @@ def demangle(names):
 
 
 def objdump(option, path):
-    """objdump's output for `path`, or exit 1 with its reason."""
+    """objdump's output for `path`, or exit 2 with its reason (it cannot be audited)."""
     out = subprocess.run(["objdump", option, "-w", "--", path], capture_output=True, text=True)
     if out.returncode != 0:
         reason = out.stderr.strip() or f"exit status {out.returncode}, no message"
-        sys.exit(f"alloc_audit: objdump failed on {path}: {reason}")
+        if "file format not recognized" in reason:
+            reason += (" (an LLVM bitcode object from clang -flto is one objdump cannot read: "
+                       "audit a build without LTO)")
+        print(f"alloc_audit: cannot audit {path}: objdump failed: {reason}", file=sys.stderr)
+        sys.exit(2)
     return out.stdout
 
 
@@ -105,22 +113,13 @@ def unauditable(path):
             return (f"{members.name}: a linked executable or shared library has no "
                     "relocations left to read; audit the object files or archives it is linked "
                     "from")
+    # GCC marks a slim LTO object with the symbol __gnu_lto_slim (a fat one has machine code).
     members = Members(path)
-    sections = {}
-    for line in objdump("-h", path).splitlines() + ["In archive (end):"]:
-        if members.update(line):
-            names = sections.get("names", set())
-            if any(n.startswith(".gnu.lto_") for n in names) and not sections.get("code"):
-                return (f"{sections['object']}: a slim LTO object has no machine code yet, only "
-                        "the compiler's intermediate form; build it with -ffat-lto-objects for "
-                        "the audit, or audit a build without LTO")
-            sections = {"object": members.name, "names": set(), "code": False}
-            continue
-        m = SECTION_HEADER.match(line)
-        if m and sections:
-            sections["names"].add(m.group(1))
-            if CODE_SECTION.match(m.group(1)) and int(m.group(2), 16) > 0:
-                sections["code"] = True
+    for line in objdump("-t", path).splitlines():
+        if not members.update(line) and line.rstrip().endswith(" __gnu_lto_slim"):
+            return (f"{members.name}: a slim LTO object has no machine code yet, only the "
+                    "compiler's intermediate form; build it with -ffat-lto-objects for the "
+                    "audit, or audit a build without LTO")
     return None
 
 

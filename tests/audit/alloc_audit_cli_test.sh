@@ -3,7 +3,8 @@
 # here by the system gcc: --help and bad options; findings named archive(member), one per
 # archive; --allow by member name; the libc functions that return malloc'd memory (asprintf);
 # and the inputs it cannot read, which must be refused (exit 2), never passed as clean: a shared
-# library, an executable, a slim LTO object. A fat LTO object is audited.
+# library, an executable, a slim LTO object, a file objdump cannot read. A fat LTO object is
+# audited, one holding only data too, and so is a fortified -O2 build's __asprintf_chk.
 #
 #   alloc_audit_cli_test.sh ALLOC_AUDIT
 set -u
@@ -44,10 +45,14 @@ char *format_number(int x) {
 EOF
 gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.o &&
   ar rcs liby.a y/util.o && gcc -c clean.c -o clean.o && ar rcs libclean.a clean.o &&
-  gcc -c formats.c -o formats.o && gcc -shared -o libutil.so x/util.o &&
+  gcc -c formats.c -o formats.o && gcc -O2 -D_FORTIFY_SOURCE=2 -c formats.c -o fortified.o &&
+  gcc -shared -o libutil.so x/util.o &&
   gcc -o program clean.c -nostartfiles -e clean_add &&
   gcc -O2 -flto -c util.c -o slim.o && ar rcs libslim.a slim.o &&
-  gcc -O2 -flto -ffat-lto-objects -c util.c -o fat.o || {
+  gcc -O2 -flto -ffat-lto-objects -c util.c -o fat.o &&
+  printf 'int table_entry = 1;\n' >data.c &&
+  gcc -O2 -flto -ffat-lto-objects -c data.c -o fat_data.o &&
+  printf 'not an object file\n' >junk.o || {
   echo "FAIL: could not build the fixtures"
   exit 1
 }
@@ -61,10 +66,13 @@ expect 1 "^libx\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a
 expect 1 "^liby\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a
 expect 0 "2 file\(s\) clean" -- --allow=util libx.a liby.a
 expect 1 "format_number references asprintf" -- formats.o
+expect 1 "format_number references __asprintf_chk" -- fortified.o
 expect 2 "cannot audit libutil\.so: a linked executable or shared library" -- libutil.so
 expect 2 "cannot audit program: a linked executable or shared library" -- program
 expect 2 "cannot audit libslim\.a\(slim\.o\): a slim LTO object.*-ffat-lto-objects" -- libslim.a
 expect 1 "^fat\.o: util_alloc references malloc" -- fat.o
+expect 0 "1 file\(s\) clean" -- fat_data.o
+expect 2 "cannot audit junk\.o: objdump failed: .*file format not recognized" -- junk.o
 
 if [ "$failures" -ne 0 ]; then
   echo "alloc_audit_cli_test: $failures failure(s)"

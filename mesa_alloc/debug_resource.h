@@ -113,7 +113,10 @@ struct debug_options {
   void *handler_context = nullptr;
   // Where the layer's own bookkeeping comes from (the live-block table, the quarantine ring, a
   // leak report's copy); nullptr: the upstream. Another resource keeps it out of the upstream's
-  // accounting, limits and fault injection, which then see only the program's blocks.
+  // accounting, limits and fault injection, which then see only the program's blocks. It must
+  // outlive the debug resource, is called with the layer's lock held (so it must not allocate
+  // through this debug resource), and must be thread-safe if the debug resource is used from
+  // several threads. Not settable from C (mesa_debug_create uses the parent).
   std::pmr::memory_resource *bookkeeping = nullptr;
 };
 

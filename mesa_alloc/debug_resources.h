@@ -164,7 +164,8 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug);
 
 /* Logs every call (op, pointer, size, alignment, scope, thread, time and, with record_stacks,
  * the call site) to the trace file `path` and forwards it unchanged to `parent` (NULL: the
- * default). NULL if the file cannot be created. Format: logging_resource.h. */
+ * default). NULL if the file cannot be created or its header cannot be written (a full disk:
+ * said on stderr). Format: logging_resource.h. */
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks);
 /* Writes the rest of the trace. */

@@ -60,8 +60,9 @@ class trace_sink {
   virtual void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept = 0;
 };
 
-// A trace file in the format above. Writes through a 64 KiB buffer; flush() or destruction
-// writes the rest.
+// A trace file in the format above. The header is written when the file is opened (a process
+// that dies at once leaves a trace alloc_trace reads), then writes go through a 64 KiB buffer;
+// flush() or destruction writes the rest.
 class trace_file final : public trace_sink {
  public:
   explicit trace_file(const char *path) noexcept;
@@ -69,7 +70,8 @@ class trace_file final : public trace_sink {
   trace_file(const trace_file &) = delete;
   trace_file &operator=(const trace_file &) = delete;
 
-  // False if the file could not be created, or once a write to it failed (reported on stderr).
+  // False if the file could not be created or its header not written, or once a write to it
+  // failed (reported on stderr).
   bool ok() const noexcept { return fd_ >= 0 && !failed_.load(std::memory_order_relaxed); }
   // errno of the failed open (0 when the file was opened).
   int open_error() const noexcept { return open_error_; }

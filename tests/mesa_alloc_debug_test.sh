@@ -124,8 +124,14 @@ check "warning for a bad number" "^mesa_alloc: MESA_ALLOC_DEBUG: bad number in '
 if [[ $(grep -c 'MESA_ALLOC_DEBUG' "$out") != 2 ]]; then
   echo "FAILED: exactly two warnings expected"; failures=$((failures + 1)); fi
 
-# 4a. Blanks around words are not part of them: "cookie, leaks" turns leak reports on.
-MESA_ALLOC_DEBUG='cookie, leaks ' ASAN_OPTIONS=detect_leaks=0 "$program" leak 2>"$out" >/dev/null
+# 4a. Blanks around words and around '=' are not part of them: "cookie, leaks" turns leak
+# reports on, and "trace = FILE" names FILE.
+blank_trace="${TEST_TMPDIR:-/tmp}/blank.trace"
+rm -f "$blank_trace"
+MESA_ALLOC_DEBUG="cookie, leaks , trace = $blank_trace" ASAN_OPTIONS=detect_leaks=0 \
+  "$program" leak 2>"$out" >/dev/null
+[[ -s "$blank_trace" ]] || { echo "FAILED: 'trace = FILE' wrote no FILE"
+  failures=$((failures + 1)); }
 check "blanks around words" '^mesa_alloc: leak at 0x[0-9a-f]+ size 40 allocation #'
 if grep -q 'unknown word' "$out"; then
   echo "FAILED: a blank made a word unknown"; failures=$((failures + 1)); fi

@@ -63,13 +63,14 @@ std::string icd_manifest_problem(const std::string &path) {
       text.find("\"library_path\"") == std::string::npos)
     return "not an ICD manifest (a JSON object with \"ICD\": {\"library_path\": ...})";
   // A library named by path (not a bare name for the loader to search) must be there: the
-  // loader only says VK_ERROR_INCOMPATIBLE_DRIVER.
+  // loader only says VK_ERROR_INCOMPATIBLE_DRIVER. Checked only where the manifest is read
+  // without doubt (one library_path, a value without escapes); the loader judges the rest.
   const std::size_t key = text.find("\"library_path\"");
   const std::size_t open = text.find('"', text.find(':', key) + 1);
   const std::size_t close = open == std::string::npos ? open : text.find('"', open + 1);
-  if (close != std::string::npos) {
+  if (close != std::string::npos && text.find("\"library_path\"", key + 1) == std::string::npos) {
     std::string library = text.substr(open + 1, close - open - 1);
-    if (library.find('/') != std::string::npos) {
+    if (library.find('\\') == std::string::npos && library.find('/') != std::string::npos) {
       if (library[0] != '/') {  // relative to the manifest, as the loader takes it
         const std::size_t slash = path.rfind('/');
         library = (slash == std::string::npos ? "." : path.substr(0, slash)) + "/" + library;
@@ -197,6 +198,7 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (sweep && count == 0) return usage_error("--sweep-count must be 1 or more");
   if (sweep_option && !sweep && child == UINT64_MAX)
     return usage_error("--sweep-first, --sweep-count, --jobs and --timeout need --oom-sweep");
 

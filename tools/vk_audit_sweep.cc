@@ -166,6 +166,8 @@ sweep_point classify(const child &c, int status) {
       p.output = f[7];
     }
   }
+  // A child that died after its violation lines but before its last line still had them.
+  if (p.violations < p.violation_texts.size()) p.violations = p.violation_texts.size();
   p.timed_out = c.killed;
   if (WIFSIGNALED(status)) {
     p.outcome = "crashed";

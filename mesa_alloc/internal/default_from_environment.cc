@@ -175,9 +175,12 @@ void parse_word(const char *word, std::size_t length, settings *s) {
     s->debug_layer = true;
     return;
   }
-  const std::size_t key = static_cast<std::size_t>(equals - word);
+  // Blanks around '=' are not part of the key or the value ("trace = x.trace").
+  std::size_t key = static_cast<std::size_t>(equals - word);
+  while (key > 0 && (word[key - 1] == ' ' || word[key - 1] == '\t')) --key;
   const char *value = equals + 1;
-  const std::size_t value_length = length - key - 1;
+  std::size_t value_length = length - static_cast<std::size_t>(value - word);
+  while (value_length > 0 && (*value == ' ' || *value == '\t')) ++value, --value_length;
   unsigned long long n;
   if (is(word, key, "trace")) {
     if (value_length == 0 || value_length >= sizeof s->trace_path)

@@ -205,6 +205,13 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
       {"shader\nfunction @f(0) {\nbb0:\n  %1048000 = const 1\n  ret %1048000\n}\n"
        "function @g(0) {\nbb0:\n  %1000 = const 1\n  ret %1000\n}\n",
        "line 9: %1000: value numbers in this shader need more than 1048576 table slots"},
+      // A phi names each predecessor once, and only predecessors.
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  jmp bb2\n"
+       "bb2:\n  %2 = phi [%0, bb0], [%0, bb0]\n  ret %2\n}\n",
+       "phi %2 names bb0 twice"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  jmp bb2\n"
+       "bb2:\n  %2 = phi [%0, bb1], [%0, bb2]\n  ret %2\n}\n",
+       "phi %2 has no operand for predecessor 0"},
       // A phi reads a value from each incoming edge: with no edge it has nothing to read.
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = phi\n  %1 = add %0, %0\n  ret %1\n}\n",
        "bb0: phi %0 in a block with no predecessors"},
@@ -312,6 +319,44 @@ TEST(CompilerBackendGenerator, SizeAndShapeAreAsAsked) {
 }
 
 // ---- passes on hand-written IR
+
+// A merge block with thousands of predecessors and a phi over all of them: the parser matches
+// labels to predecessors and the SSA check counts edges in linear time, and both stay right.
+TEST(CompilerBackendText, AMergeOfManyPredecessors) {
+  constexpr int kDepth = 12;  // 4096 leaves jump to one merge block
+  std::string text = "shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n";
+  const int inner = (1 << kDepth) - 1;  // bb0 .. bb{inner-1} branch, the next 4096 jump
+  for (int b = 0; b < inner; ++b) {
+    if (b > 0) text += "bb" + std::to_string(b) + ":\n";
+    text += "  br %0, bb" + std::to_string(2 * b + 1) + ", bb" + std::to_string(2 * b + 2) + "\n";
+  }
+  const int merge = 2 * inner + 1;
+  std::string phi = "  %1 = phi ";
+  for (int b = inner; b < merge; ++b) {
+    text += "bb" + std::to_string(b) + ":\n  jmp bb" + std::to_string(merge) + "\n";
+    phi += std::string(b > inner ? ", " : "") + "[%0, bb" + std::to_string(b) + "]";
+  }
+  text += "bb" + std::to_string(merge) + ":\n" + phi + "\n  ret %1\n}\n";
+  auto s = parse_or_die(text);
+  Function<A> &f = *s->functions[0];
+  ASSERT_EQ(f.blocks.back()->preds.size(), std::size_t{1} << kDepth);
+  ASSERT_EQ(f.blocks.back()->instrs.front()->operands.size(), std::size_t{1} << kDepth);
+  Scratch scratch;
+  EXPECT_TRUE(verify_ssa(f, scratch).ok);
+  // The edge check both ways, on bb1 (one predecessor, bb0; no phi): its entry dropped, then a
+  // stale one added.
+  Block<A> *bb1 = f.blocks[1];
+  bb1->preds.clear();
+  Diagnostic d = verify_ssa(f, scratch);
+  EXPECT_NE(std::string(d.message).find("edge bb0 -> bb1 missing from the predecessors"),
+            std::string::npos)
+      << d.message;
+  bb1->preds.push_back(f.blocks[0]);
+  bb1->preds.push_back(f.blocks[2]);
+  d = verify_ssa(f, scratch);
+  EXPECT_NE(std::string(d.message).find("bb1 lists bb2 as a stale predecessor"), std::string::npos)
+      << d.message;
+}
 
 TEST(CompilerBackendPasses, DominanceOfADiamondInALoop) {
   auto s = parse_or_die(

@@ -383,20 +383,27 @@ class Parser {
           return error("phi %%%u has %zu operands but bb%u has %zu predecessors", p.instr->id,
                        p.labels.size(), p.block->index, preds.size());
         }
+        // Each label resolved once, to the operand index its block takes (linear in the
+        // operands: a phi of a block with thousands of predecessors must not be quadratic).
+        // Entries of earlier phis are told apart by their generation, so nothing is cleared.
+        ++phi_generation_;
+        if (phi_slots_.size() < f.blocks.size()) phi_slots_.resize(f.blocks.size());
+        for (std::size_t k = 0; k < p.labels.size(); ++k) {
+          auto it = labels_.find(p.labels[k]);
+          if (it == labels_.end()) return error("unknown label %s", p.labels[k].c_str());
+          phi_slot &slot = phi_slots_[it->second->index];
+          slot.operand = slot.generation == phi_generation_ ? kNamedTwice : k;
+          slot.generation = phi_generation_;
+        }
         for (Block<A> *pred : preds) {
-          Instr<A> *v = nullptr;
-          for (std::size_t k = 0; k < p.labels.size(); ++k) {
-            auto it = labels_.find(p.labels[k]);
-            if (it == labels_.end()) return error("unknown label %s", p.labels[k].c_str());
-            if (it->second == pred) {
-              if (v != nullptr) return error("phi %%%u names bb%u twice", p.instr->id, pred->index);
-              v = lookup(p.operand_ids[k]);
-              if (v == nullptr) return error("%%%lld is not defined", (long long)p.operand_ids[k]);
-            }
-          }
-          if (v == nullptr) {
+          const phi_slot &slot = phi_slots_[pred->index];
+          const std::size_t k = slot.generation == phi_generation_ ? slot.operand : kNoOperand;
+          if (k == kNamedTwice) return error("phi %%%u names bb%u twice", p.instr->id, pred->index);
+          if (k == kNoOperand) {
             return error("phi %%%u has no operand for predecessor %u", p.instr->id, pred->index);
           }
+          Instr<A> *v = lookup(p.operand_ids[k]);
+          if (v == nullptr) return error("%%%lld is not defined", (long long)p.operand_ids[k]);
           add_operand(p.instr, v);
         }
       } else if (p.instr->op != Op::kJmp) {
@@ -422,6 +429,16 @@ class Parser {
   std::unordered_map<std::string, Block<A> *> labels_;
   std::unordered_map<std::uint32_t, Instr<A> *> values_;
   std::vector<pending_instr> pending_;
+  // Per block of the function, the operand the current phi takes from it (or kNamedTwice);
+  // valid where generation is phi_generation_.
+  static constexpr std::size_t kNoOperand = ~std::size_t{0};
+  static constexpr std::size_t kNamedTwice = kNoOperand - 1;
+  struct phi_slot {
+    std::uint64_t generation = 0;
+    std::size_t operand = kNoOperand;
+  };
+  std::vector<phi_slot> phi_slots_;
+  std::uint64_t phi_generation_ = 0;
   // Value-table slots (highest value number + 1) of the functions parsed so far: a function's
   // table has a slot per number up to its highest, so sparse huge numbers would cost memory far
   // beyond the input's size. Bounded per shader.

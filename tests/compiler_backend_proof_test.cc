@@ -17,6 +17,7 @@
 // (libc, the root of the stack) are counted.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 
 #include "examples/compiler_backend/driver.h"
 #include "examples/compiler_backend/variants.h"
@@ -139,7 +140,13 @@ void prove(const char *name, device_stack stack = device_stack::mesa_table) {
   }
   EXPECT_TRUE(ok);
   EXPECT_EQ(news, 0) << "global operator new calls while compiling";
-  EXPECT_EQ(mallocs, 0) << "malloc-family calls while compiling (outside the app's table)";
+  // Under ASan/TSan the sanitizer owns malloc and the counter cannot see it (kReplacesMalloc):
+  // that half of the proof is made by the plain builds, and said here rather than passed.
+  if (test::kReplacesMalloc) {
+    EXPECT_EQ(mallocs, 0) << "malloc-family calls while compiling (outside the app's table)";
+  } else {
+    std::printf("note: malloc calls are not counted in this (sanitizer) build\n");
+  }
   EXPECT_EQ(ir_in_use_after_shader, 0u) << "IR bytes still held after a shader's release";
   EXPECT_EQ(app.bytes_live(), 0u);
   EXPECT_EQ(app.allocations(), app.frees());
@@ -173,6 +180,11 @@ TEST(CompilerBackendProof, StdAllocatorIsCaught) {
   const test::global_allocation_counts counts = counter.close();
   EXPECT_TRUE(r.error.ok);
   EXPECT_GT(counts.news, 1000);
+  // The malloc half of the counter is live where the proof relies on it: operator new is
+  // malloc underneath, so std::allocator's calls show there too.
+  if (test::kReplacesMalloc) {
+    EXPECT_GT(counts.mallocs, 1000);
+  }
 }
 
 }  // namespace

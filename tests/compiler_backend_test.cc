@@ -162,7 +162,7 @@ struct BadInput {
 
 TEST(CompilerBackendText, BadInputGivesOneClearError) {
   const BadInput cases[] = {
-      {"", "empty input"},
+      {"", "line 1: empty input"},
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = addd %1, %2\n  ret %0\n}\n",
        "line 4: unknown opcode 'addd'"},
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %7\n}\n",
@@ -196,7 +196,9 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
       {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  ret %-0\n}\n",
        "line 5: ret needs 1 value operands"},
       {"shader\nfunction @f(1) {\nbb0:\n  %1048577 = input 0\n  ret %1048577\n}\n",
-       "line 4: expected a value number (0..1048576)"},
+       "line 4: expected a value number (0..1048575)"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %1048576 = input 0\n  ret %1048576\n}\n",
+       "line 4: expected a value number (0..1048575)"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0:r5x = input 0\n  ret %0\n}\n",
        "line 4: expected ':rN' or ':sN' after %0"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0:r = input 0\n  ret %0\n}\n",

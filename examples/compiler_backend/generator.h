@@ -268,11 +268,14 @@ class function_generator {
 
 }  // namespace internal
 
-// Fills the empty `shader` with about `size` instructions (at least 16) split over
+// The smallest shader generate() makes: a smaller size asks for this many instructions.
+inline constexpr std::uint32_t kMinShaderSize = 16;
+
+// Fills the empty `shader` with about `size` instructions (at least kMinShaderSize) split over
 // 1 + size / 1000 functions.
 template <class A, class Scratch>
 void generate(Shader<A> &shader, std::uint64_t seed, std::uint32_t size, Scratch &scratch) {
-  if (size < 16) size = 16;
+  if (size < kMinShaderSize) size = kMinShaderSize;
   Rng rng(seed * 0x2545f4914f6cdd1dull + 1);
   std::uint32_t buffers = 2 + rng.below(3), uniforms = 1 + rng.below(3);
   char name[24];

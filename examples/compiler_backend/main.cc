@@ -42,7 +42,8 @@ using namespace compiler_backend;
 constexpr char kUsage[] =
     "usage: compiler_backend [--shaders N] [--size S] [--seed K] [--registers R]\n"
     "         [--allocator std|pmr_newdelete|pmr_monotonic|arena|arena_static]\n"
-    "         [--dump]   (print the first shader before and after compiling)\n"
+    "         [--dump]   (print the first shader before and after compiling; that extra\n"
+    "                     compile shows in the accounting table)\n"
     "         [--app-callbacks]   (all but std: allocate through application\n"
     "                              VkAllocationCallbacks, via the Vulkan bridge)\n"
     "         [--help]\n";
@@ -163,7 +164,8 @@ int run(Variant &v, const char *name, const RunOptions &run, const CompileOption
     return 1;
   }
   std::printf("compiled %u shaders of ~%u instructions (seed %llu) with --allocator %s\n",
-              run.shaders, run.size, static_cast<unsigned long long>(run.seed), name);
+              run.shaders, run.size < kMinShaderSize ? kMinShaderSize : run.size,
+              static_cast<unsigned long long>(run.seed), name);
   std::printf("instructions: %llu in, %llu out, %llu spilled values\n\n",
               static_cast<unsigned long long>(r.instructions_in),
               static_cast<unsigned long long>(r.instructions_out),

@@ -66,8 +66,9 @@ class line_cursor {
     s_.remove_prefix(n);
     return w;
   }
-  // A value or location number: decimal digits only (no sign), at most kMaxId.
-  static constexpr std::int64_t kMaxId = 1 << 20;
+  // A value or location number: decimal digits only (no sign), at most kMaxId (a shader's
+  // value table has 2^20 slots, so 2^20 - 1 is the highest number that can be used).
+  static constexpr std::int64_t kMaxId = (1 << 20) - 1;
   bool id(std::int64_t &out) {
     skip_space();
     if (s_.empty() || !std::isdigit(static_cast<unsigned char>(s_[0]))) return false;
@@ -138,7 +139,10 @@ class Parser {
       }
       if (!d.ok) return d;
     }
-    if (!seen_header) return error("empty input: expected 'shader'");
+    if (!seen_header) {
+      line_no_ = lines_read_ > 0 ? lines_read_ : 1;  // there is no line 0
+      return error("empty input: expected 'shader'");
+    }
     if (function_ != nullptr)
       return error("missing '}' at the end of @%s", function_->name.c_str());
     return {};

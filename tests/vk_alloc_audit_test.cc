@@ -192,6 +192,12 @@ class VkAllocAudit : public ::testing::Test {
     EXPECT_TRUE(json_parser(r.out).parse(&j)) << r.out;
     return j;
   }
+  // The ICD's manifest copied to `path` (the library it names stays where it is).
+  void copy_icd_to(const std::string &path) const {
+    std::ifstream in(icd_);
+    std::ofstream out(path);
+    out << in.rdbuf();
+  }
   std::string icd_;
 };
 
@@ -320,11 +326,7 @@ TEST_F(VkAllocAudit, LongIcdPathIsReportedWhole) {
     ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << dir;
   }
   const std::string icd = dir + "/icd.json";
-  {
-    std::ifstream in(icd_);
-    std::ofstream out(icd);
-    out << in.rdbuf();
-  }
+  copy_icd_to(icd);
   const run_output r = run("--icd " + icd + " --workload instance --svg '' --quiet");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("\nicd:      " + icd + "\nworkload: instance, "), std::string::npos)
@@ -337,11 +339,7 @@ TEST_F(VkAllocAudit, AnIcdPathThatIsNotUtf8GivesValidJson) {
   std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/utf8.XXXXXX";
   ASSERT_NE(mkdtemp(dir.data()), nullptr) << dir;
   const std::string icd = dir + "/icd_\xfe_\xc3\xa9.json";
-  {
-    std::ifstream in(icd_);
-    std::ofstream out(icd);
-    out << in.rdbuf();
-  }
+  copy_icd_to(icd);
   const run_output r = run("--icd '" + icd + "' --workload instance --svg '' --quiet --json");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.find('\xfe'), std::string::npos) << "the stray byte is replaced";

@@ -232,6 +232,21 @@ TEST_F(VkAllocAudit, CleanRunIsBalancedWithNothingLiveAfterDestroyInstance) {
   EXPECT_EQ(j["live_after_destroy"].items.back()["bytes"].n, 0);
   EXPECT_GT(j["scopes"]["instance"]["allocations"].n, 0);
   EXPECT_GT(j["alignments"].fields.size(), 0u);
+  // By module: every allocation is the loader's or the driver's (or a layer's), and both the
+  // loader (libvulkan.so.1...) and another file, the driver, are there.
+  double allocations = 0, reallocations = 0;
+  bool loader = false, other = false;
+  for (const json &m : j["modules"].items) {
+    allocations += m["allocations"].n;
+    reallocations += m["reallocations"].n;
+    const bool is_loader = m["module"].s.rfind("libvulkan.so", 0) == 0;
+    loader = loader || is_loader;
+    other = other || (!is_loader && m["module"].s != "(unknown)");
+  }
+  EXPECT_EQ(allocations, j["allocations"].n);
+  EXPECT_EQ(reallocations, j["reallocations"].n);
+  EXPECT_TRUE(loader) << "the Vulkan loader's own allocations";
+  EXPECT_TRUE(other) << "the driver's";
 
   std::ifstream svg(std::string(std::getenv("TEST_TMPDIR")) + "/audit.svg");
   std::stringstream text;

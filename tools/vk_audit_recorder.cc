@@ -1,6 +1,9 @@
 #include "tools/vk_audit_recorder.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include "mesa_alloc/internal/stack_trace.h"
 
 namespace vk_audit {
 namespace {
@@ -8,7 +11,22 @@ namespace {
 recorder *self_of(void *user_data) { return static_cast<recorder *>(user_data); }
 bool scope_valid(int scope) { return scope >= 0 && scope < MESA_ALLOC_SCOPE_COUNT; }
 
+// The file name of the module holding `pc` ("(unknown)" if none does).
+std::string module_of(const void *pc) {
+  char where[640];
+  mesa::internal::frame_location(pc, where, sizeof where);  // " (file+0xoffset)"
+  const char *open = std::strchr(where, '(');
+  const char *plus = open != nullptr ? std::strstr(open, "+0x") : nullptr;
+  return plus != nullptr ? std::string(open + 1, plus) : std::string("(unknown)");
+}
+
 }  // namespace
+
+// alloc and realloc name the module that called the application's callback: the table the
+// driver (or the loader) holds is the validator's, which calls this recorder's, so that is the
+// return address of the frame above ours, __builtin_return_address(1). Both frames are this
+// project's code, built with frame pointers, so that one step of the walk is sound.
+#pragma GCC diagnostic ignored "-Wframe-address"
 
 recorder::recorder(const mesa_allocator *upstream)
     : upstream_(upstream),
@@ -67,8 +85,14 @@ void recorder::sample() {
   timeline_.push_back(s);
 }
 
-void recorder::added(void *p, std::size_t size, int scope, bool realloc) {
+void recorder::added(void *p, std::size_t size, int scope, bool realloc, const void *caller) {
   live_[p] = block{size, scope};
+  const std::string module = module_of(caller);
+  auto m = std::find_if(modules_.begin(), modules_.end(),
+                        [&](const module_counts &c) { return c.module == module; });
+  if (m == modules_.end()) m = modules_.insert(modules_.end(), module_counts{module});
+  (realloc ? m->reallocations : m->allocations)++;
+  m->bytes += size;
   scope_counts &c = current(scope);
   (realloc ? c.reallocations : c.allocations)++;
   (realloc ? totals_[scope].reallocations : totals_[scope].allocations)++;
@@ -92,7 +116,12 @@ void recorder::removed(std::unordered_map<void *, block>::iterator it, bool coun
 
 void *recorder::alloc(void *user_data, std::size_t size, std::size_t alignment,
                       mesa_alloc_scope scope) {
-  recorder *self = self_of(user_data);
+  return self_of(user_data)->alloc_from(__builtin_return_address(1), size, alignment, scope);
+}
+
+void *recorder::alloc_from(const void *caller, std::size_t size, std::size_t alignment,
+                           mesa_alloc_scope scope) {
+  recorder *self = this;
   std::lock_guard<std::mutex> lock(self->mutex_);
   if (!scope_valid(scope)) return nullptr;
   const std::uint64_t attempt = self->count_attempt(alignment);
@@ -102,13 +131,14 @@ void *recorder::alloc(void *user_data, std::size_t size, std::size_t alignment,
     self->failed(attempt, size, alignment, scope, false);
     return nullptr;
   }
-  self->added(p, size, scope, false);
+  self->added(p, size, scope, false, caller);
   return p;
 }
 
 void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                         mesa_alloc_scope scope) {
-  if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
+  const void *caller = __builtin_return_address(1);
+  if (ptr == nullptr) return self_of(user_data)->alloc_from(caller, size, alignment, scope);
   recorder *self = self_of(user_data);
   std::lock_guard<std::mutex> lock(self->mutex_);
   if (!scope_valid(scope)) return nullptr;
@@ -127,7 +157,7 @@ void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_
     return nullptr;
   }
   self->removed(it, false);
-  self->added(p, size, scope, true);
+  self->added(p, size, scope, true, caller);
   return p;
 }
 
@@ -176,6 +206,15 @@ std::int64_t recorder::peak_bytes(int scope) const {
 std::vector<call_counts> recorder::calls() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return calls_;
+}
+
+std::vector<module_counts> recorder::modules() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<module_counts> out = modules_;
+  std::stable_sort(out.begin(), out.end(), [](const module_counts &a, const module_counts &b) {
+    return a.allocations + a.reallocations > b.allocations + b.reallocations;
+  });
+  return out;
 }
 
 std::vector<timeline_sample> recorder::timeline() const {

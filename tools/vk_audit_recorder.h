@@ -8,7 +8,8 @@
 // attempts (the points an out-of-memory sweep fails one by one) and reports each failed attempt
 // to a hook with the call it happened in.
 //
-// What it costs: a mutex, a hash-map update and one timeline sample per call. A tool layer.
+// What it costs: a mutex, a hash-map update and one timeline sample per call, and a read of
+// /proc/self/maps per allocation to name the module that asked. A tool layer.
 //
 // Example:
 //   vk_audit::recorder rec(mesa_libc_allocator());
@@ -34,6 +35,15 @@ struct scope_counts {
   std::uint64_t frees = 0;          // free_fn of a live block, realloc_fn to size 0
   std::uint64_t failed = 0;         // attempts that returned NULL (injected or real)
   std::uint64_t bytes = 0;          // bytes handed out (allocations + reallocation sizes)
+};
+
+// What the code of one loaded file (the Vulkan loader, the driver, a layer) allocated: found
+// from the return address of the callback the driver called.
+struct module_counts {
+  std::string module;  // file name, e.g. libvulkan.so.1 or libvulkan_lvp.so
+  std::uint64_t allocations = 0;
+  std::uint64_t reallocations = 0;
+  std::uint64_t bytes = 0;
 };
 
 // What one Vulkan call allocated, per scope.
@@ -90,6 +100,7 @@ class recorder {
   scope_counts total(int scope) const;
   std::int64_t peak_bytes(int scope) const;  // peak of that scope alone
   std::vector<call_counts> calls() const;
+  std::vector<module_counts> modules() const;  // by allocations, most first
   std::vector<timeline_sample> timeline() const;
   std::vector<destroy_snapshot> snapshots() const;
   // alignment -> number of requests
@@ -108,6 +119,8 @@ class recorder {
   };
 
   static void *alloc(void *self, std::size_t size, std::size_t alignment, mesa_alloc_scope scope);
+  void *alloc_from(const void *caller, std::size_t size, std::size_t alignment,
+                   mesa_alloc_scope scope);
   static void *realloc(void *self, void *ptr, std::size_t size, std::size_t alignment,
                        mesa_alloc_scope scope);
   static void free(void *self, void *ptr);
@@ -117,7 +130,7 @@ class recorder {
   std::uint64_t count_attempt(std::size_t alignment);
   void failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
               bool realloc);
-  void added(void *p, std::size_t size, int scope, bool realloc);
+  void added(void *p, std::size_t size, int scope, bool realloc, const void *caller);
   void removed(std::unordered_map<void *, block>::iterator it, bool count_free);
   void sample();
   scope_counts &current(int scope) { return calls_[call_].scope[scope]; }
@@ -128,6 +141,7 @@ class recorder {
   mutable std::mutex mutex_;
   std::uint32_t call_ = 0;
   std::vector<call_counts> calls_;
+  std::vector<module_counts> modules_;
   std::unordered_map<void *, block> live_;
   scope_counts totals_[MESA_ALLOC_SCOPE_COUNT];
   std::int64_t live_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};

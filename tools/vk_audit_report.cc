@@ -208,6 +208,14 @@ std::string text_report(const report_context &context, const run_result &r,
                   u(sum.allocations), u(sum.reallocations), u(sum.frees), u(sum.bytes));
   }
 
+  out +=
+      "\nby module (the code that called pfnAllocation/pfnReallocation)  allocs reallocs"
+      "      bytes\n";
+  for (const module_counts &m : r.modules) {
+    out += format("  %-62s %7llu %8llu %10llu\n", m.module.c_str(), u(m.allocations),
+                  u(m.reallocations), u(m.bytes));
+  }
+
   out += "\nalignment requests:";
   for (const auto &[alignment, count] : r.alignments)
     out += format(" %zu x%llu", alignment, u(count));
@@ -360,6 +368,14 @@ std::string json_report(const report_context &context, const run_result &r,
     if (total == 0) continue;
     o += std::string(first ? "" : ",") + "{\"phase\":" + json_string(c.phase) +
          ",\"call\":" + json_string(c.call) + ",\"by_scope\":{" + scopes + "}}";
+    first = false;
+  }
+  o += "],\"modules\":[";
+  first = true;
+  for (const module_counts &m : r.modules) {
+    o += std::string(first ? "" : ",") + "{\"module\":" + json_string(m.module) +
+         format(",\"allocations\":%llu,\"reallocations\":%llu,\"bytes\":%llu}", u(m.allocations),
+                u(m.reallocations), u(m.bytes));
     first = false;
   }
   o += "],\"alignments\":{";

@@ -112,6 +112,7 @@ run_result run_audit(workload_kind kind, std::uint64_t fail_at,
   r.live_bytes_after_destroy = static_cast<std::int64_t>(r.tracking.bytes_in_use);
   r.live_blocks_after_destroy = static_cast<std::int64_t>(r.tracking.blocks_in_use);
   r.calls = rec.calls();
+  r.modules = rec.modules();
   r.timeline = rec.timeline();
   r.snapshots = rec.snapshots();
   r.alignments = rec.alignments();

@@ -50,6 +50,7 @@ struct run_result {
   std::int64_t live_blocks_after_destroy = 0;
   mesa_tracking_stats tracking{};  // the tracking layer's own view at the end
   std::vector<call_counts> calls;
+  std::vector<module_counts> modules;
   std::vector<timeline_sample> timeline;
   std::vector<destroy_snapshot> snapshots;
   std::vector<std::pair<std::size_t, std::uint64_t>> alignments;

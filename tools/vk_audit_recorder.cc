@@ -87,12 +87,18 @@ void recorder::sample() {
 
 void recorder::added(void *p, std::size_t size, int scope, bool realloc, const void *caller) {
   live_[p] = block{size, scope};
-  const std::string module = module_of(caller);
-  auto m = std::find_if(modules_.begin(), modules_.end(),
-                        [&](const module_counts &c) { return c.module == module; });
-  if (m == modules_.end()) m = modules_.insert(modules_.end(), module_counts{module});
-  (realloc ? m->reallocations : m->allocations)++;
-  m->bytes += size;
+  // /proc/self/maps is read once per call site, not once per allocation.
+  auto [site, fresh] = module_of_caller_.try_emplace(caller, 0);
+  if (fresh) {
+    const std::string module = module_of(caller);
+    auto m = std::find_if(modules_.begin(), modules_.end(),
+                          [&](const module_counts &c) { return c.module == module; });
+    if (m == modules_.end()) m = modules_.insert(modules_.end(), module_counts{module});
+    site->second = static_cast<std::size_t>(m - modules_.begin());
+  }
+  module_counts &m = modules_[site->second];
+  (realloc ? m.reallocations : m.allocations)++;
+  m.bytes += size;
   scope_counts &c = current(scope);
   (realloc ? c.reallocations : c.allocations)++;
   (realloc ? totals_[scope].reallocations : totals_[scope].allocations)++;

@@ -9,7 +9,7 @@
 // to a hook with the call it happened in.
 //
 // What it costs: a mutex, a hash-map update and one timeline sample per call, and a read of
-// /proc/self/maps per allocation to name the module that asked. A tool layer.
+// /proc/self/maps per new call site to name the module that asked. A tool layer.
 //
 // Example:
 //   vk_audit::recorder rec(mesa_libc_allocator());
@@ -142,6 +142,7 @@ class recorder {
   std::uint32_t call_ = 0;
   std::vector<call_counts> calls_;
   std::vector<module_counts> modules_;
+  std::unordered_map<const void *, std::size_t> module_of_caller_;  // call site -> modules_ index
   std::unordered_map<void *, block> live_;
   scope_counts totals_[MESA_ALLOC_SCOPE_COUNT];
   std::int64_t live_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};

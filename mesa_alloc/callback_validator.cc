@@ -108,9 +108,26 @@ validator_call callback_validator::make_call(validator_op op, int scope, int typ
   return validator_call{op, scope, type, ptr, size, alignment, sequence_++, context_};
 }
 
+void callback_validator::set_listener(listener fn, void *context) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  listener_ = fn;
+  listener_context_ = context;
+}
+
+// mesa_validator_set_listener's listener: the line to the C function.
+void callback_validator::forward_line(void *self, const validator_violation &violation) {
+  auto *v = static_cast<callback_validator *>(self);
+  char line[512];
+  violation.format(line, sizeof line);
+  v->line_listener_(v->line_listener_context_, line);
+}
+
+// The listener first: it hears of the violation even when the bookkeeping cannot store it.
 void callback_validator::record(validator_rule rule, const validator_call &call,
                                 std::size_t expected) {
-  violations_.push_back(validator_violation{rule, call, expected});
+  const validator_violation v{rule, call, expected};
+  if (listener_ != nullptr) listener_(listener_context_, v);
+  violations_.push_back(v);
 }
 
 // Scope and alignment of an allocating request; false when it must not reach upstream.
@@ -375,6 +392,17 @@ int mesa_validator_format(const mesa_allocator *validator, size_t index, char *b
   callback_validator *v = callback_validator::from_table(validator);
   if (v == nullptr || index >= v->violation_count()) return -1;
   return v->violation(index).format(buffer, buffer != nullptr ? buffer_size : 0);
+}
+
+void mesa_validator_set_listener(const mesa_allocator *validator,
+                                 void (*fn)(void *context, const char *line), void *context) {
+  callback_validator *v = callback_validator::from_table(validator);
+  if (v == nullptr) return;
+  std::lock_guard<std::mutex> lock(v->mutex_);
+  v->line_listener_ = fn;
+  v->line_listener_context_ = context;
+  v->listener_ = fn != nullptr ? &callback_validator::forward_line : nullptr;
+  v->listener_context_ = v;
 }
 
 }  // extern "C"

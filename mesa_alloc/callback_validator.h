@@ -38,6 +38,10 @@
 //   }
 //   mesa_validator_destroy(checked);
 //
+// To stop in a debugger at the call that broke a rule, or to write violations out of a process
+// that may crash before it can report: mesa_validator_set_listener(checked, fn, context), or
+// set_listener() in C++, is called with each violation as it happens.
+//
 // Example (C++):
 //   mesa::callback_validator validator(mesa::to_mesa(app_callbacks));
 //   validator.set_call("vkCreateDevice");
@@ -74,6 +78,13 @@ size_t mesa_validator_violation_count(const mesa_allocator *validator);
  * A NULL `buffer` is taken as a size of 0 (the length alone). */
 int mesa_validator_format(const mesa_allocator *validator, size_t index, char *buffer,
                           size_t buffer_size);
+/* Calls `fn(context, line)` with each violation's line (as mesa_validator_format writes it) when
+ * it is recorded, on the thread whose call broke the rule, before that call returns: abort() in
+ * `fn` stops a debugger at the culprit, and a process that may crash can write its violations out
+ * as they come. `fn` runs under the validator's lock: it must not call the validator or allocate
+ * through its table. A NULL `fn` stops the calls. */
+void mesa_validator_set_listener(const mesa_allocator *validator,
+                                 void (*fn)(void *context, const char *line), void *context);
 
 #ifdef __cplusplus
 }  // extern "C"
@@ -173,6 +184,13 @@ class callback_validator {
   // (1u << MESA_ALLOC_SCOPE_x); returns how many were found.
   std::size_t checkpoint(unsigned scope_mask);
 
+  // Calls `fn(context, violation)` for each violation when it is recorded, on the thread whose
+  // call broke the rule, before that call returns (see mesa_validator_set_listener: the same
+  // uses, and `fn` runs under the lock, so it must not call this validator or allocate through
+  // its table). A null `fn` stops the calls.
+  using listener = void (*)(void *context, const validator_violation &violation);
+  void set_listener(listener fn, void *context) noexcept;
+
   // The state so far (each read takes the lock; violations are kept in call order).
   std::size_t violation_count() const;
   validator_violation violation(std::size_t index) const;
@@ -205,6 +223,10 @@ class callback_validator {
 
   static constexpr int kInternalTypes = 1;  // VK_INTERNAL_ALLOCATION_TYPE_EXECUTABLE
 
+  static void forward_line(void *self, const validator_violation &violation);
+  friend void ::mesa_validator_set_listener(const mesa_allocator *, void (*)(void *, const char *),
+                                            void *);
+
   const mesa_allocator *upstream_;
   callback_resource libc_;
   std::pmr::memory_resource *bookkeeping_;
@@ -213,6 +235,10 @@ class callback_validator {
   mutable std::mutex mutex_;
   const char *context_ = "";
   std::uint64_t sequence_ = 0;
+  listener listener_ = nullptr;
+  void *listener_context_ = nullptr;
+  void (*line_listener_)(void *, const char *) = nullptr;  // mesa_validator_set_listener's
+  void *line_listener_context_ = nullptr;
   std::pmr::unordered_map<const void *, block> live_;
   std::pmr::unordered_map<const void *, std::uint64_t> freed_;  // -> sequence of the free
   std::pmr::vector<validator_violation> violations_;

@@ -192,6 +192,49 @@ TEST(CallbackValidator, DoubleFreeNamesTheEarlierFree) {
   call_free(v.table(), other);
 }
 
+// The listener hears each violation as it happens, on the thread that broke the rule, before
+// the call returns; null stops it.
+TEST(CallbackValidator, ListenerHearsEachViolationWhenItHappens) {
+  struct heard {
+    std::vector<validator_rule> rules;
+    std::vector<std::thread::id> threads;
+    std::vector<std::string> lines;
+  } h;
+  callback_validator v(mesa_libc_allocator());
+  v.set_listener(
+      [](void *context, const mesa::validator_violation &violation) {
+        auto *h = static_cast<heard *>(context);
+        h->rules.push_back(violation.rule);
+        h->threads.push_back(std::this_thread::get_id());
+        char line[256];
+        violation.format(line, sizeof line);
+        h->lines.push_back(line);
+      },
+      &h);
+  void *p = call_alloc(v.table(), 8, 16, MESA_ALLOC_SCOPE_OBJECT);
+  call_free(v.table(), p);
+  std::thread::id culprit;
+  std::size_t heard_before_return = 0;
+  std::thread t([&] {
+    v.set_call("vkDestroyBuffer");
+    call_free(v.table(), p);
+    heard_before_return = h.rules.size();
+    culprit = std::this_thread::get_id();
+  });
+  t.join();
+  EXPECT_EQ(heard_before_return, 1u);
+  ASSERT_EQ(h.rules, std::vector<validator_rule>{validator_rule::free_freed_pointer});
+  EXPECT_EQ(h.threads[0], culprit);
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_EQ(h.lines[0], line);
+
+  v.set_listener(nullptr, nullptr);
+  call_free(v.table(), p);
+  EXPECT_EQ(v.violation_count(), 2u);
+  EXPECT_EQ(h.rules.size(), 1u);
+}
+
 TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {
   callback_validator v(mesa_libc_allocator());
   v.set_call("vkCmdDispatch");

@@ -52,6 +52,13 @@ void watch_failure(void *context, const injection &attempt) {
   if (w->on_inject != nullptr) w->on_inject(w->context, attempt);
 }
 
+void tell_violation(void *context, const mesa::validator_violation &v) {
+  const auto *hooks = static_cast<const run_hooks *>(context);
+  char text[320];
+  v.format(text, sizeof text);
+  hooks->on_violation(hooks->context, text);
+}
+
 }  // namespace
 
 std::uint64_t run_result::allocations() const {
@@ -72,8 +79,7 @@ std::uint64_t run_result::frees() const {
   return n;
 }
 
-run_result run_audit(workload_kind kind, std::uint64_t fail_at,
-                     void (*on_inject)(void *, const injection &), void *context) {
+run_result run_audit(workload_kind kind, std::uint64_t fail_at, const run_hooks &hooks) {
   // The application's callbacks, bottom up.
   mesa::callback_resource libc(mesa_libc_allocator());
   mesa::fault_resource fault(&libc);
@@ -85,9 +91,11 @@ run_result run_audit(workload_kind kind, std::uint64_t fail_at,
     std::exit(2);
   }
   recorder rec(tracking);
-  failure_watch watch{&fault, on_inject, context};
+  failure_watch watch{&fault, hooks.on_inject, hooks.context};
   rec.on_failure(&watch_failure, &watch);
   mesa::callback_validator validator(rec.table());
+  run_hooks told = hooks;
+  if (told.on_violation != nullptr) validator.set_listener(&tell_violation, &told);
   stack_observer observer(validator, rec);
   if (fail_at != UINT64_MAX) fault.fail_nth(fail_at);
 

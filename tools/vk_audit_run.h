@@ -64,12 +64,19 @@ struct run_result {
   std::uint64_t frees() const;
 };
 
+// What the caller is told while the workload runs, as it happens (a sweep child writes it out
+// at once, so it survives a driver that crashes later). Each may be null.
+struct run_hooks {
+  void (*on_inject)(void *context, const injection &at) = nullptr;  // the failed attempt
+  void (*on_violation)(void *context, const char *text) = nullptr;  // the validator's line
+  void *context = nullptr;
+};
+
 // Runs the workload once. With `fail_at` set, the fault layer fails allocation attempt
-// `fail_at` (0-based, counted from the first Vulkan call) and `on_inject` (if any) is told at
+// `fail_at` (0-based, counted from the first Vulkan call) and `hooks.on_inject` is told at
 // that moment, with the call it happened in.
 run_result run_audit(workload_kind kind, std::uint64_t fail_at = UINT64_MAX,
-                     void (*on_inject)(void *, const injection &) = nullptr,
-                     void *context = nullptr);
+                     const run_hooks &hooks = {});
 
 }  // namespace vk_audit
 

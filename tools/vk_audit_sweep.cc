@@ -45,10 +45,25 @@ std::string field(const std::string &s) {
   return out;
 }
 
+// A sweep child's report descriptor, and how many violation lines it has written.
+struct child_report {
+  int fd;
+  std::size_t violations = 0;
+};
+
 void report_injection(void *context, const injection &at) {
-  const int fd = *static_cast<int *>(context);
+  const int fd = static_cast<child_report *>(context)->fd;
   write_all(fd, "inject\t" + field(at.call) + "\t" + field(at.phase) + "\t" +
                     std::to_string(at.size) + "\t" + std::to_string(at.scope) + "\n");
+}
+
+// Written as the validator records them (before a crash later in the run can lose them), up to
+// kSweepViolationTexts; the last line has the count. Runs under the validator's lock, so it
+// must not allocate through the driver's table: its strings come from the global heap.
+void report_violation(void *context, const char *text) {
+  auto *report = static_cast<child_report *>(context);
+  if (report->violations++ >= kSweepViolationTexts) return;
+  write_all(report->fd, "violation\t" + field(text) + "\n");
 }
 
 std::vector<std::string> split_tabs(const std::string &line) {
@@ -221,9 +236,12 @@ class progress_line {
 }  // namespace
 
 int run_sweep_child(workload_kind kind, std::uint64_t point, int fd) {
-  const run_result r = run_audit(kind, point, &report_injection, &fd);
-  for (std::size_t i = 0; i < r.violations.size() && i < kSweepViolationTexts; ++i)
-    write_all(fd, "violation\t" + field(r.violations[i].text) + "\n");
+  child_report report{fd};
+  run_hooks hooks;
+  hooks.on_inject = &report_injection;
+  hooks.on_violation = &report_violation;
+  hooks.context = &report;
+  const run_result r = run_audit(kind, point, hooks);
   const char *output = !r.outcome.output_checked ? "-" : r.outcome.output_ok ? "ok" : "wrong";
   write_all(
       fd, "done\t" + std::string(r.outcome.completed ? "1" : "0") + "\t" +

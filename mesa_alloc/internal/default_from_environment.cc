@@ -259,7 +259,8 @@ const mesa_allocator *default_from_environment() noexcept {
     s.debug.bookkeeping = g_bookkeeping.construct(mesa_libc_allocator());
     debug_table *debug = g_debug.construct(top, s.debug);
     if (leaks) g_leaks = debug;
-    if (s.debug.quarantine_bytes > 0) g_quarantine = debug;
+    // Guard pages keep a quarantine of their own even without the word (debug_resource.h).
+    if (s.debug.quarantine_bytes > 0 || s.debug.guard != guard_mode::none) g_quarantine = debug;
     top = debug->table();
   }
   if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cinttypes>
 #include <cstddef>
 #include <cstdio>
@@ -311,6 +313,33 @@ void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mes
   return publish(base, base_bytes, base + offset, size, alignment, scope, 0, tail);
 }
 
+// One line per process: the first failure says why (usually the kernel's limit on mappings, each
+// guard page splitting one); later ones are only counted in the refused allocations.
+void debug_resource::report_mprotect_failure(const char *what) const noexcept {
+  static std::atomic<bool> said{false};
+  if (said.exchange(true)) return;
+  const int error = errno;
+  char line[320];
+  const int n = std::snprintf(line, sizeof line,
+                              "mesa_alloc: debug allocator %u: guard pages: %s (mprotect: %s; "
+                              "raise vm.max_map_count for more guarded blocks); later failures "
+                              "are not reported\n",
+                              owner_, what, std::strerror(error));
+  if (n > 0) write_line(line, n, sizeof line);
+}
+
+// The guard page could not be set: the block is given back and the allocation fails, rather
+// than handing out a block whose overruns would go unseen.
+void *debug_resource::refuse_unguarded(unsigned char *base, std::size_t base_bytes,
+                                       std::size_t block_alignment, std::size_t size) noexcept {
+  char what[96];
+  std::snprintf(what, sizeof what, "no guard page for a %zu-byte block; the allocation fails",
+                size);
+  report_mprotect_failure(what);
+  direct_.deallocate(base, base_bytes, block_alignment);
+  return nullptr;
+}
+
 void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
                                                  mesa_alloc_scope scope, void *const *frames,
                                                  int depth) noexcept {
@@ -352,7 +381,8 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
                                                ~static_cast<std::uintptr_t>(a - 1));
       h = reinterpret_cast<header *>(user) - 1;
       tail = static_cast<std::size_t>(guard - (user + size));
-      mprotect(guard, page, PROT_NONE);
+      if (mprotect(guard, page, PROT_NONE) != 0)
+        return refuse_unguarded(base, base_bytes, block_alignment, size);
       break;
     }
     case guard_mode::before:
@@ -361,7 +391,8 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
       h = reinterpret_cast<header *>(base + base_bytes) - 1;
       tail = static_cast<std::size_t>(reinterpret_cast<unsigned char *>(h) - frame_bytes -
                                       (user + size));
-      mprotect(base, block_alignment, PROT_NONE);
+      if (mprotect(base, block_alignment, PROT_NONE) != 0)
+        return refuse_unguarded(base, base_bytes, block_alignment, size);
       break;
   }
   if (depth > 0) std::memcpy(reinterpret_cast<void **>(h) - depth, frames, frame_bytes);
@@ -611,11 +642,17 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
     return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
   }
-  if (!guarded) std::memset(h->user, kFreedFill, h->size);
+  if (!guarded) {
+    std::memset(h->user, kFreedFill, h->size);
+    // An overrun of the live block was reported at this free: the quarantine checks afresh.
+    std::memset(h->user + h->size, kCanaryFill, h->tail());
+  }
   const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
                           h->user, h->size, h->number};
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
-  if (guarded) mprotect(h->base, h->base_bytes, PROT_NONE);
+  // Where the kernel refuses (its map limit), the block is released at once instead.
+  if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0)
+    return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
   quarantine(entry);
 }
 
@@ -659,8 +696,14 @@ bool debug_resource::grow_quarantine() noexcept {
 
 void debug_resource::evict(const quarantined &q) noexcept {
   if (options_.guard != guard_mode::none) {
-    // Made inaccessible by release(); give the pages back their access.
-    mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE);
+    // Made inaccessible by release(); give the pages back their access. If the kernel refuses,
+    // they stay out of use (upstream would fault on them).
+    if (mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE) != 0) {
+      report_mprotect_failure(
+          "a freed block's pages could not be made accessible again; they "
+          "are kept out of use");
+      return;
+    }
   } else if (const header *h = q.h; h->damaged(owner_, q.number)) {
     char where[64];
     bool depth_intact;
@@ -680,15 +723,24 @@ void debug_resource::evict(const quarantined &q) noexcept {
       std::memcpy(&w, user + i, 8);
       if (w != kFreedWord) break;
     }
-    for (; i < q.size; ++i) {
-      if (user[i] != kFreedFill) {
-        char detail[96];
+    while (i < q.size && user[i] == kFreedFill) ++i;
+    // Past the end: the canary is still the block's (a stale pointer's p[size] lands there).
+    const std::size_t end = q.size + h->tail();
+    if (i == q.size) {
+      while (i < end && user[i] == kCanaryFill) ++i;
+    }
+    if (i < end) {
+      char detail[112];
+      if (i < q.size)
         std::snprintf(detail, sizeof detail,
                       "byte %zu of the freed block was overwritten while in quarantine", i);
-        report(debug_error_kind::write_after_free, user, q.size, q.number,
-               static_cast<std::ptrdiff_t>(i), detail, h);
-        break;
-      }
+      else
+        std::snprintf(detail, sizeof detail,
+                      "byte %zu (%zu past the end) of the freed block was overwritten while in "
+                      "quarantine",
+                      i, i - q.size);
+      report(debug_error_kind::write_after_free, user, q.size, q.number,
+             static_cast<std::ptrdiff_t>(i), detail, h);
     }
   }
   direct_.deallocate(q.base, q.base_bytes, q.block_alignment);
@@ -802,14 +854,39 @@ struct guard_fault_handler {
 
 namespace {
 
-void guard_fault(int, siginfo_t *info, void *) {
+// Not ours (or ours, reported, and fatal): the previous handler's turn. A handler of the
+// program's (a crash reporter, a runtime recovering faults on its own pages) is called and this
+// one stays installed for the next guard fault; for the default action it is put back, and
+// returning re-executes the access, which then kills the process.
+void guard_fault(int sig, siginfo_t *info, void *context) {
   if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
     return;
-  // Returning re-executes the faulting access, which now meets the previous handler (or the
-  // default action: death by SIGSEGV).
+  const struct sigaction &previous = g_previous_segv;
+  if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
+    previous.sa_sigaction(sig, info, context);
+    return;
+  }
+  if ((previous.sa_flags & SA_SIGINFO) == 0 && previous.sa_handler != SIG_DFL &&
+      previous.sa_handler != SIG_IGN) {
+    previous.sa_handler(sig);
+    return;
+  }
   sigaction(SIGSEGV, &g_previous_segv, nullptr);
   g_segv_installed.store(false);
 }
+
+// At unload (a driver carrying this copy is dlclose'd, as the Vulkan loader does) and at exit:
+// SIGSEGV goes back to the previous handler while it is still ours, so that it does not point
+// into unmapped code.
+struct guard_handler_at_unload {
+  ~guard_handler_at_unload() {
+    if (!g_segv_installed.load()) return;
+    struct sigaction current;
+    if (sigaction(SIGSEGV, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) != 0 &&
+        current.sa_sigaction == guard_fault)
+      sigaction(SIGSEGV, &g_previous_segv, nullptr);
+  }
+} g_guard_handler_at_unload;
 
 }  // namespace
 

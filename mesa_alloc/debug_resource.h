@@ -233,6 +233,9 @@ class debug_resource : public std::pmr::memory_resource {
   void bookkeeping_deallocate(void *p, std::size_t bytes,
                               std::size_t alignment) noexcept;  // with lock_ held
   void evict(const quarantined &q) noexcept;
+  void report_mprotect_failure(const char *what) const noexcept;
+  void *refuse_unguarded(unsigned char *base, std::size_t base_bytes, std::size_t block_alignment,
+                         std::size_t size) noexcept;
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
               std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
   // `p` is not a live block of this resource: a live block of another debug resource (an

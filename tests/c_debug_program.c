@@ -1,7 +1,11 @@
 /* A small C "driver" run by mesa_alloc_debug_test.sh under MESA_ALLOC_DEBUG. It allocates only
  * through mesa_alloc.h, so the environment decides which layers it runs on. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "mesa_alloc/mesa_alloc.h"
 
@@ -50,6 +54,62 @@ static int realloc_freed(void) {
   return q == NULL ? 0 : 1;
 }
 
+/* Run only with MESA_ALLOC_DEBUG=quarantine,cookie: one byte past the end of a freed block (its
+ * canary, still the debug layer's while the block waits) is found at exit. */
+static int write_past_freed_end(void) {
+  volatile unsigned char *p = mesa_malloc(61);
+  mesa_free((void *)p);
+  p[61] = 1;
+  return 0;
+}
+
+/* A program with a SIGSEGV handler of its own that recovers faults on its own page (as a JIT or
+ * a managed runtime does), installed before the guard layer chains to it. After one such
+ * fault, a guard page overrun is still explained. */
+static volatile unsigned char *own_page;
+static long own_page_size;
+
+static void own_handler(int sig, siginfo_t *info, void *context) {
+  (void)context;
+  const char *address = (const char *)info->si_addr;
+  if (address >= (const char *)own_page && address < (const char *)own_page + own_page_size) {
+    mprotect((void *)own_page, (size_t)own_page_size, PROT_READ | PROT_WRITE);
+    return;
+  }
+  signal(sig, SIG_DFL); /* not ours: the fault kills the process when retried */
+}
+
+static int foreign_fault_then_overrun(void) {
+  own_page_size = sysconf(_SC_PAGESIZE);
+  own_page = mmap(NULL, (size_t)own_page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_sigaction = own_handler;
+  action.sa_flags = SA_SIGINFO;
+  sigaction(SIGSEGV, &action, NULL);
+  volatile unsigned char *p = mesa_malloc(64); /* the guard layer is made here */
+  own_page[0] = 1;                             /* the program's own fault, recovered */
+  fprintf(stderr, "own fault recovered\n");
+  p[64] = 1; /* one past the end: the guard page */
+  mesa_free((void *)p);
+  return 0;
+}
+
+/* Guard pages until the kernel refuses one (its limit on mappings): the allocation that cannot
+ * have its guard fails, and the program is told why, once. 77: not run here. */
+static int many_guarded(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return 77; /* AddressSanitizer's own allocator needs mappings too: it dies at the limit */
+#endif
+  enum { kMax = 200000 };
+  static void *blocks[kMax];
+  int n = 0;
+  while (n < kMax && (blocks[n] = mesa_malloc(64)) != NULL) ++n;
+  printf("%d guarded blocks\n", n);
+  for (int i = 0; i < n; ++i) mesa_free(blocks[i]);
+  return n < kMax ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -73,9 +133,14 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "underrun") == 0) return underrun();
   if (strcmp(mode, "write_after_free") == 0) return write_after_free();
   if (strcmp(mode, "realloc_freed") == 0) return realloc_freed();
+  if (strcmp(mode, "write_past_freed_end") == 0) return write_past_freed_end();
+  if (strcmp(mode, "foreign_fault_then_overrun") == 0) return foreign_fault_then_overrun();
+  if (strcmp(mode, "many_guarded") == 0) return many_guarded();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
-  fprintf(stderr, "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|small|large\n",
+  fprintf(stderr,
+          "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
+          "foreign_fault_then_overrun|many_guarded|small|large\n",
           argv[0]);
   return 2;
 }

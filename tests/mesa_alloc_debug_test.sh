@@ -111,6 +111,45 @@ expect_abnormal_exit "write after free aborts at exit" $?
 check "write-after-free message" \
   '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 7 '
 
+# 3f. The canary of a freed block is still checked: one byte past its end is a write after free.
+MESA_ALLOC_DEBUG=quarantine,cookie "$program" write_past_freed_end 2>"$out" >/dev/null
+expect_abnormal_exit "a write past the end of a freed block aborts at exit" $?
+check "write past the end of a freed block" \
+  '^mesa_alloc: write after free at 0x[0-9a-f]+ size 61 allocation #1: byte 61 \(0 past the end\) of the freed block was overwritten while in quarantine$'
+
+# 3g. guard chains to the program's own SIGSEGV handler: a fault the program recovers leaves
+# the guard handler in place, and the next guard page overrun is still explained.
+MESA_ALLOC_DEBUG=guard "$program" foreign_fault_then_overrun 2>"$out" >/dev/null
+expect_abnormal_exit "guard overrun after a recovered foreign fault kills the program" $?
+check "the program's own fault was recovered" '^own fault recovered$'
+check "the overrun after it is still explained" \
+  '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
+
+# 3h. guard with stats: the blocks waiting in guard mode's quarantine are released at exit, so
+# a clean run ends with nothing in use (it showed the three blocks as live).
+MESA_ALLOC_DEBUG=guard,stats "$program" small 2>"$out" >/dev/null
+check "guard,stats: a clean run ends at 0 bytes in use" \
+  '^default +0 +[0-9]+ +[0-9]+ +0 +[0-9]+ +3 +3 +0 +- *$'
+
+# 3i. Guard pages past the kernel's limit on mappings (vm.max_map_count; each guard splits a
+# mapping): the allocation fails with one line saying why, instead of a block with no guard.
+max_maps=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)
+if (( max_maps > 0 && max_maps <= 70000 )); then
+  MESA_ALLOC_DEBUG=guard "$program" many_guarded 2>"$out" >/dev/null
+  status=$?
+fi
+if (( max_maps == 0 || max_maps > 70000 )); then
+  echo "skipped: guard pages past the map limit (vm.max_map_count is $max_maps, not the default)"
+elif [[ $status == 77 ]]; then
+  echo "skipped: guard pages past the map limit (AddressSanitizer dies at the limit itself)"
+else
+  expect_status "guard pages past the map limit: the program is told, not crashed" 0 $status
+  check "the refused guard page is said" \
+    '^mesa_alloc: debug allocator [0-9]+: guard pages: no guard page for a 64-byte block; the allocation fails \(mprotect: Cannot allocate memory; raise vm.max_map_count for more guarded blocks\); later failures are not reported$'
+  if [[ $(grep -c 'guard pages:' "$out") != 1 ]]; then
+    echo "FAILED: one guard-page line expected"; failures=$((failures + 1)); fi
+fi
+
 # 3e. A realloc of a freed block says so.
 MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
 check "realloc of a freed block" \

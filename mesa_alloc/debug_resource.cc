@@ -773,12 +773,33 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
 }
 
 bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
-  const table_guard lock(lock_, options_.thread_safe);
+  if (!options_.thread_safe) return false;
+  const table_guard lock(lock_, true);
   const internal::block_entry *e = live_.find(p);
   if (e == nullptr) return false;
   *size = e->size;
   *number = e->number;
   return true;
+}
+
+bool debug_resource::freed_recently(const void *p, freed_record *freed) const noexcept {
+  if (!options_.thread_safe) return false;
+  const table_guard lock(lock_, true);
+  for (std::size_t i = quarantine_count_; i > 0; --i) {
+    const quarantined &q = queued(i - 1);
+    if (q.user == p) {
+      *freed = freed_record{q.user, q.size, q.number};
+      return true;
+    }
+  }
+  for (int i = 0; i < kFreedRecords; ++i) {
+    const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
+    if (r.user == p) {
+      *freed = r;
+      return true;
+    }
+  }
+  return false;
 }
 
 int debug_resource::explain_fault(const unsigned char *address) const noexcept {
@@ -948,6 +969,24 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     report(debug_error_kind::double_free, p, freed.size, freed.number, 0,
            in_realloc ? "realloc of a block that was already freed" : "the block was already freed",
            stack);
+    return;
+  }
+  // Freed recently by another resource: a second free of its block, through the wrong table.
+  {
+    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+      if (r != this && r->freed_recently(p, &freed)) {
+        owner = r->owner_;
+        break;
+      }
+    }
+  }
+  if (owner != 0) {
+    char detail[128];
+    std::snprintf(detail, sizeof detail,
+                  "debug allocator %u freed the block already; %s again through debug allocator %u",
+                  owner, in_realloc ? "reallocated" : "freed", owner_);
+    report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, nullptr);
     return;
   }
   report(debug_error_kind::invalid_free, p, 0, 0, 0,

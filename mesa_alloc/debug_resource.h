@@ -108,6 +108,8 @@ struct debug_options {
   bool report_leaks_on_destroy = true;
   // false: only one thread at a time uses the resource, and the live-block table is not locked
   // (saves little while only one thread ever uses it: the lock is then biased to that thread).
+  // Other debug resources then do not read its table either: its block freed through another
+  // is an invalid free there, not an allocator mismatch.
   bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;
@@ -241,7 +243,11 @@ class debug_resource : public std::pmr::memory_resource {
   // `p` is not a live block of this resource: a live block of another debug resource (an
   // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
   [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;
+  // Asked by another resource (under the registry lock): a live block of this one, or one it
+  // freed recently (in its quarantine or its ring of recent frees). A single-threaded resource
+  // answers false: its table is not locked, and its thread may be changing it.
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
+  bool freed_recently(const void *p, freed_record *freed) const noexcept;
   // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
   // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the
   // process then dies of the signal). With a custom handler that returns: the page is made

@@ -82,7 +82,7 @@ typedef struct mesa_fault_loop_result {
   int leaked;          /* a run left memory allocated */
   uint64_t runs;       /* runs made */
   uint64_t leak_at;    /* the failing allocation index of the leaking run */
-  size_t leaked_bytes; /* user bytes plus a 16-byte header per block */
+  size_t leaked_bytes; /* user bytes plus a header of max(16, alignment) bytes per block */
   size_t leaked_blocks;
 } mesa_fault_loop_result;
 

@@ -420,6 +420,45 @@ TEST(DebugResource, RecordsAllocatorMismatchAndKeepsTheBlock) {
   EXPECT_EQ(r.errors[1].size, 8u);
 }
 
+// A block freed through the wrong table, then by its own, then through the wrong one again: the
+// second is a double free (its own resource still has it in its quarantine), not "never
+// allocated".
+TEST(DebugResource, ASecondFreeThroughAnotherTableIsADoubleFree) {
+  recorder r;
+  mesa::debug_options o;
+  o.quarantine_bytes = 1 << 16;
+  mesa::debug_resource a(std::pmr::new_delete_resource(), r.options(o));
+  mesa::debug_resource b(std::pmr::new_delete_resource(), r.options());
+  void *p = a.allocate(48);
+  b.deallocate(p, 48);
+  a.deallocate(p, 48);
+  b.deallocate(p, 48);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::allocator_mismatch);
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+  EXPECT_EQ(r.errors[1].size, 48u);
+  EXPECT_EQ(r.errors[1].allocation, r.errors[0].allocation);
+  EXPECT_NE(r.errors[1].detail.find("freed the block already; freed again through"),
+            std::string::npos)
+      << r.errors[1].detail;
+}
+
+// A single-threaded resource's table is not locked, so other resources do not read it (another
+// thread may be changing it): its block freed through another is an invalid free there.
+TEST(DebugResource, ASingleThreadedResourceIsNotReadByOthers) {
+  recorder r;
+  mesa::debug_options single;
+  single.thread_safe = false;
+  mesa::debug_resource a(std::pmr::new_delete_resource(), r.options(single));
+  mesa::debug_resource b(std::pmr::new_delete_resource(), r.options());
+  void *p = a.allocate(24);
+  b.deallocate(p, 24);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::invalid_free);
+  a.deallocate(p, 24);
+  EXPECT_EQ(r.errors.size(), 1u);
+}
+
 TEST(DebugResource, RecordsSizeMismatchAndStillFrees) {
   recorder r;
   mesa::tracking_resource t(std::pmr::new_delete_resource(), "below");

@@ -43,7 +43,8 @@ std::uint32_t thread_id() noexcept {
 
 trace_file::trace_file(const char *path) noexcept
     : fd_(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)),
-      open_error_(fd_ < 0 ? errno : 0) {
+      open_error_(fd_ < 0 ? errno : 0),
+      pid_(getpid()) {
   std::memcpy(buffer_, kMagic, sizeof kMagic);
   used_ = sizeof kMagic;
   if (fd_ >= 0) flush_locked();  // a trace from the start, whatever ends the process
@@ -57,6 +58,12 @@ trace_file::~trace_file() {
 // A failed write (a full disk, a file size limit) ends the trace where it is, once, with a line
 // that says so: a trace that silently lost events in the middle would report false leaks.
 void trace_file::flush_locked() noexcept {
+  // A child of fork() holds a copy of the parent's buffer: writing it would record the parent's
+  // events twice (and the child's own, on addresses the parent also uses, under its name).
+  if (getpid() != pid_) {
+    used_ = 0;
+    return;
+  }
   std::size_t done = 0;
   while (fd_ >= 0 && !failed_.load(std::memory_order_relaxed) && done < used_) {
     const ssize_t n = write(fd_, buffer_ + done, used_ - done);

@@ -25,6 +25,8 @@
 #ifndef MESA_ALLOC_LOGGING_RESOURCE_H_
 #define MESA_ALLOC_LOGGING_RESOURCE_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -88,6 +90,7 @@ class trace_file final : public trace_sink {
 
   int fd_;
   int open_error_;
+  pid_t pid_;  // the process that opened the file: a fork() child writes nothing
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written
   std::uint64_t written_ = 0;        // bytes written to the file

@@ -42,6 +42,15 @@ tool_path="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
 cmp -s "$dir/summary.txt" "$dir/relative.txt" || fail "relative path: a different summary"
 grep -q '<polyline' "$dir/relative.svg" || fail "relative path: svg plot"
 
+# A child of fork() that exits writes nothing: the parent's buffered events are not written a
+# second time (the trace had 2 allocations for 1).
+rm -f "$dir/fork.trace"
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=trace="$dir/fork.trace" "$program" fork_child_exits \
+  >/dev/null || fail "the forking run"
+"$tool" "$dir/fork.trace" >"$dir/fork.txt" || fail "the trace of the forking run: unreadable"
+grep -q '^allocations 1, reallocs 0, frees 1, failed 0, bytes allocated 10$' "$dir/fork.txt" ||
+  { fail "fork: the parent's events once"; cat "$dir/fork.txt"; }
+
 # A program that dies of the error being debugged (an underrun: the debug layer aborts) leaves
 # its trace: the header is written when the file is opened and the buffer before the report.
 rm -f "$dir/crash.trace"

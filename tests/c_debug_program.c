@@ -3,8 +3,10 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -110,6 +112,18 @@ static int many_guarded(void) {
   return n < kMax ? 0 : 1;
 }
 
+/* One block, then a child that exits at once (its exit handlers run), then the free. Under
+ * trace=FILE the trace has the parent's one allocation and one free, not the child's copy. */
+static int fork_child_exits(void) {
+  void *p = mesa_malloc(10);
+  const pid_t child = fork();
+  if (child == 0) exit(0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  mesa_free(p);
+  return child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -136,11 +150,12 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "write_past_freed_end") == 0) return write_past_freed_end();
   if (strcmp(mode, "foreign_fault_then_overrun") == 0) return foreign_fault_then_overrun();
   if (strcmp(mode, "many_guarded") == 0) return many_guarded();
+  if (strcmp(mode, "fork_child_exits") == 0) return fork_child_exits();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
-          "foreign_fault_then_overrun|many_guarded|small|large\n",
+          "foreign_fault_then_overrun|many_guarded|fork_child_exits|small|large\n",
           argv[0]);
   return 2;
 }

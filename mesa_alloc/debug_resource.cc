@@ -1097,17 +1097,33 @@ int compare_stacks(void *const *a, int a_depth, void *const *b, int b_depth) noe
 }  // namespace
 
 std::size_t debug_resource::report_leaks() noexcept {
-  internal::block_entry *leaks = nullptr;
+  // Everything the report needs is copied under the lock: once it is dropped, other threads may
+  // free the blocks, and their headers go back upstream.
+  struct leak {
+    const void *user;
+    std::size_t size;
+    std::uint64_t number;
+    int depth;
+    void *frames[kMaxFrames];
+  };
+  leak *leaks = nullptr;
   std::size_t count = 0;
   {
     const table_guard lock(lock_, options_.thread_safe);
     count = live_.size();
     if (count == 0) return 0;
-    leaks = static_cast<internal::block_entry *>(bookkeeping_allocate(
-        count * sizeof(internal::block_entry), alignof(internal::block_entry)));
+    leaks = static_cast<leak *>(bookkeeping_allocate(count * sizeof(leak), alignof(leak)));
     if (leaks != nullptr) {
       std::size_t i = 0;
-      live_.for_each([&](const internal::block_entry &e) { leaks[i++] = e; });
+      live_.for_each([&](const internal::block_entry &e) {
+        const auto *h = static_cast<const header *>(e.header);
+        leak &l = leaks[i++];
+        l.user = e.user;
+        l.size = e.size;
+        l.number = e.number;
+        l.depth = std::min<int>(h->depth(), kMaxFrames);
+        std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
+      });
     }
   }
   if (leaks == nullptr) {
@@ -1115,39 +1131,34 @@ std::size_t debug_resource::report_leaks() noexcept {
            "blocks are still allocated (no memory to list them)", nullptr);
     return count;
   }
-  std::sort(leaks, leaks + count,
-            [](const internal::block_entry &a, const internal::block_entry &b) {
-              const auto *ha = static_cast<const header *>(a.header);
-              const auto *hb = static_cast<const header *>(b.header);
-              const int c = compare_stacks(ha->frames(), ha->depth(), hb->frames(), hb->depth());
-              return c != 0 ? c < 0 : a.number < b.number;
-            });
+  std::sort(leaks, leaks + count, [](const leak &a, const leak &b) {
+    const int c = compare_stacks(a.frames, a.depth, b.frames, b.depth);
+    return c != 0 ? c < 0 : a.number < b.number;
+  });
   std::size_t bytes = 0, sites = 0, unknown = 0;
-  const header *group = nullptr;
-  std::uint64_t group_number = 0;
+  const leak *group = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
-    const auto *h = static_cast<const header *>(leaks[i].header);
-    bytes += leaks[i].size;
-    if (h->depth() == 0) {  // no stack: nothing says where, so no grouping either
+    const leak &l = leaks[i];
+    bytes += l.size;
+    debug_error e{debug_error_kind::leak, l.user, l.size, l.number, 0, "", nullptr, 0};
+    char detail[96];
+    if (l.depth == 0) {  // no stack: nothing says where, so no grouping either
       ++unknown;
-      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0,
-             "no allocation stack recorded", h);
+      e.detail = "no allocation stack recorded";
     } else if (group == nullptr ||
-               compare_stacks(group->frames(), group->depth(), h->frames(), h->depth()) != 0) {
-      group = h;
-      group_number = leaks[i].number;
+               compare_stacks(group->frames, group->depth, l.frames, l.depth) != 0) {
+      group = &l;
       ++sites;
-      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0, "", h);
+      e.stack = l.frames;
+      e.stack_depth = l.depth;
     } else {
-      char detail[96];
       std::snprintf(detail, sizeof detail, "allocated at the same place as allocation #%" PRIu64,
-                    group_number);
-      report(debug_error_kind::leak, leaks[i].user, leaks[i].size, leaks[i].number, 0, detail,
-             nullptr);
+                    group->number);
+      e.detail = detail;
     }
+    options_.handler(e, options_.handler_context);
   }
-  bookkeeping_deallocate(leaks, count * sizeof(internal::block_entry),
-                         alignof(internal::block_entry));
+  bookkeeping_deallocate(leaks, count * sizeof(leak), alignof(leak));
   if (options_.handler == default_handler) {
     char line[200];
     char unknown_sites[64] = "";

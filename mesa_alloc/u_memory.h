@@ -7,8 +7,8 @@
  * Inside Mesa, where most files reach util/u_memory.h through other headers, make that header
  * include this one instead of defining the names (docs/MIGRATING.md, section 1): the two cannot
  * both define them, and including this one after Mesa's is an #error that says so. All of Mesa's
- * names are here, the cache-line ones (CACHE_LINE_SIZE, EXCLUSIVE_CACHELINE, MALLOC_STRUCT_CL,
- * CALLOC_STRUCT_CL, FREE_CL) and Offset included.
+ * names are here, the cache-line ones (MESA_CACHE_LINE_SIZE and the older CACHE_LINE_SIZE,
+ * EXCLUSIVE_CACHELINE, MALLOC_STRUCT_CL, CALLOC_STRUCT_CL, FREE_CL) and, in C, Offset.
  *
  * What it costs: the same as mesa_malloc/mesa_free (one indirect call over the table).
  *
@@ -69,21 +69,29 @@ static inline void *align_calloc(size_t size, size_t alignment) {
   return ptr;
 }
 
-/* The byte offset of MEMBER in TYPE. */
+/* The byte offset of MEMBER in TYPE. C only: in C++ a function-like macro of that name breaks
+ * every class with an Offset() member (Abseil's layout.h, which the containers include, and
+ * LLVM's headers); C++ has offsetof. */
+#ifndef __cplusplus
 #define Offset(TYPE, MEMBER) offsetof(TYPE, MEMBER)
+#endif
 
-/* Cache-line-aligned allocation, for data that threads must not share a line of. */
-#define CACHE_LINE_SIZE 64
-#define EXCLUSIVE_CACHELINE(decl)                              \
-  union {                                                      \
-    char MESA_ALLOC_CACHE_LINE_PAD(__LINE__)[CACHE_LINE_SIZE]; \
-    decl;                                                      \
+/* Cache-line-aligned allocation, for data that threads must not share a line of. Newer Mesa
+ * calls the size MESA_CACHE_LINE_SIZE; the old name is kept unless a platform header has it. */
+#define MESA_CACHE_LINE_SIZE 64
+#ifndef CACHE_LINE_SIZE
+#define CACHE_LINE_SIZE MESA_CACHE_LINE_SIZE
+#endif
+#define EXCLUSIVE_CACHELINE(decl)                                   \
+  union {                                                           \
+    char MESA_ALLOC_CACHE_LINE_PAD(__LINE__)[MESA_CACHE_LINE_SIZE]; \
+    decl;                                                           \
   }
 /* The padding's name: one per line, so that a struct can hold several. */
 #define MESA_ALLOC_CACHE_LINE_PAD(line) MESA_ALLOC_CACHE_LINE_PAD_(line)
 #define MESA_ALLOC_CACHE_LINE_PAD_(line) mesa_alloc_cache_line_##line
-#define MALLOC_STRUCT_CL(T) (struct T *)align_malloc(sizeof(struct T), CACHE_LINE_SIZE)
-#define CALLOC_STRUCT_CL(T) (struct T *)align_calloc(sizeof(struct T), CACHE_LINE_SIZE)
+#define MALLOC_STRUCT_CL(T) (struct T *)align_malloc(sizeof(struct T), MESA_CACHE_LINE_SIZE)
+#define CALLOC_STRUCT_CL(T) (struct T *)align_calloc(sizeof(struct T), MESA_CACHE_LINE_SIZE)
 #define FREE_CL(_ptr) align_free(_ptr)
 
 /* A copy of `size` bytes at `src`, freed with FREE. NULL in, NULL out (as mesa_strdup). */

@@ -105,6 +105,7 @@ int main(void) {
     EXCLUSIVE_CACHELINE(unsigned other);
   };
   CHECK(sizeof(struct counter) == 2 * CACHE_LINE_SIZE);
+  CHECK(MESA_CACHE_LINE_SIZE == CACHE_LINE_SIZE);
   CHECK(Offset(struct counter, other) == CACHE_LINE_SIZE);
   struct counter *c = CALLOC_STRUCT_CL(counter);
   CHECK(c != NULL && ((uintptr_t)c & (CACHE_LINE_SIZE - 1)) == 0 && c->value == 0);

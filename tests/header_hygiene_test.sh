@@ -9,6 +9,8 @@
 #     (C++ with RTTI; the C headers as C11), and each source file of the library, the Vulkan
 #     bridge and the containers under the project's own -Wall -Wextra -Werror (the x86-64 build
 #     compiles those already). On other hosts this part is skipped, with a line saying so.
+#   - each containers/ header after mesa_alloc/u_memory.h, as Mesa's C++ includes them (its
+#     macros must not break the Abseil headers the containers pull in);
 # Every header directly in mesa_alloc/ and containers/ is checked as C++ (internal/ ones through
 # the headers that include them); the C list is explicit, so a C header that starts to need C++
 # fails here rather than dropping out. Each check prints OK or FAIL; the test also fails unless
@@ -24,13 +26,14 @@ c_flags=(-std=c11 -fsyntax-only -Werror -Wall -Wextra -Wpedantic -Wshadow -Wunde
          -Wstrict-prototypes -Wmissing-prototypes -Wdeclaration-after-statement -Wvla)
 source_flags=(-std=c++17 -fsyntax-only -Werror -Wall -Wextra)
 
-# One file, one kind (c or c++: a header included alone; source: a .cc compiled), one compiler,
-# one extra flag ("-" for none).
+# One file, one kind (c or c++: a header included alone; after_u_memory: a C++ header included
+# after mesa_alloc/u_memory.h; source: a .cc compiled), one compiler, one extra flag ("-" for
+# none).
 check_one() {
-  local kind="$1" cc="$2" extra="$3" file="$4" log flags input
+  local kind="$1" cc="$2" extra="$3" file="$4" log flags input language=c++
   case "$kind" in
-    c) flags=("${c_flags[@]}") ;;
-    c++) flags=("${cxx_flags[@]}") ;;
+    c) flags=("${c_flags[@]}") language=c ;;
+    c++ | after_u_memory) flags=("${cxx_flags[@]}") ;;
     source) flags=("${source_flags[@]}") ;;
   esac
   if [ "$kind" != c ]; then
@@ -42,9 +45,10 @@ check_one() {
   # directory first, which is not the tree under test.
   input="#include <$file>"
   [ "$kind" = source ] && input="$(cat "$root/$file")"
+  [ "$kind" = after_u_memory ] && input=$'#include <mesa_alloc/u_memory.h>\n'"$input"
   log="$(mktemp "$work/log.XXXXXX")"
   local what="$file as $kind with $cc$([ "$extra" = - ] || echo " $extra")"
-  if echo "$input" | "$cc" -x "${kind/source/c++}" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
+  if echo "$input" | "$cc" -x "$language" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
     echo "OK: $what"
   else
     echo "FAIL: $what"
@@ -79,6 +83,7 @@ for cc in "${compilers[@]}"; do
   for h in "${headers[@]}"; do checks+=("c++ $cc - $h" "c++ $cc -fno-rtti $h"); done
   for h in "${c_headers[@]}"; do checks+=("c $cc - mesa_alloc/$h"); done
 done
+for h in "$root"/containers/*.h; do checks+=("after_u_memory gcc - ${h#"$root"/}"); done
 if [ "$(uname -m)" = x86_64 ]; then
   if ! echo 'int main(void) { return 0; }' | gcc -m32 -x c - -o "$work/m32" 2>/dev/null; then
     echo "FAIL: gcc -m32 cannot build a 32-bit program (setup.sh installs g++-multilib)"

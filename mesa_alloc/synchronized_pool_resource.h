@@ -13,7 +13,12 @@
 // thread-safe). There is no global lock on the common path. A block freed on another thread
 // goes to that thread's cache and flows back through the central lists. A thread's cache (at
 // most its limits) stays with the pool after the thread exits, is reused by a later thread
-// with the same std::thread::id, and goes back upstream with release().
+// with the same std::thread::id, and goes back upstream with release(). The table holds a
+// thread's four most recent pools: a thread that takes turns among five or more misses it on
+// every call and finds its cache under the pool's upstream mutex (measured by a probe: one
+// thread 5.7 → 19.8 ns per allocate/deallocate pair, two threads sharing the pools 12.9 → 48
+// ns). Four entries keep the table at 64 bytes of static TLS; give a thread that works on many
+// objects one pool, not one per object.
 //
 // Example:
 //   mesa::synchronized_pool_resource pool(upstream);

@@ -15,13 +15,17 @@
 // share one shard with atomic updates). A limit adds one shared atomic compare-and-swap per
 // operation on each limited tracker (exactness costs contention); trackers with no limit on
 // themselves or an ancestor skip it (a budget on "cache" costs "compiler" nothing). Memory: 64
-// shards of 256 bytes (16 KiB) per tracker. peak_bytes/peak_blocks are exact when one thread at a
-// time allocates; under concurrency they are sampled, without a lock, whenever a thread's own usage
-// reaches a new high. A sample can miss a short peak between samples, and, when blocks are freed on
-// other threads than the ones that made them, can count a block freed while the sample reads the
-// counters as still live: an estimate, off by at most the blocks that change hands during one
-// sample (a review probe saw 51 blocks of 1000 bytes under a limit of 50000 bytes; the limit itself
-// is exact).
+// shards of 256 bytes (16 KiB) per tracker. peak_bytes/peak_blocks are exact while one thread
+// uses the tracker. With more threads they are sampled, without a lock, when a thread's own usage
+// (its shard's allocated minus freed) reaches a new high of its own, even if the threads take
+// turns: a peak reached while one thread is back under its own earlier high and others hold
+// memory is missed (thread A peaks at 1000 bytes and frees them, B holds 500, A takes 800 again:
+// 1300 live, 1000 reported), and a thread whose frees of other threads' blocks took its own
+// usage below zero samples only once it is above its old high again. A sample can also count a
+// block freed on another thread while it reads the counters. So with several threads the peaks
+// are an estimate, usually low; bytes and blocks in use, the totals and a limit are exact. (An
+// exact peak would need every allocation to read the other threads' counters, the contention
+// the shards are there to avoid.)
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");

@@ -650,9 +650,17 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
                           h->user, h->size, h->number};
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
-  // Where the kernel refuses (its map limit), the block is released at once instead.
-  if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0)
-    return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
+  // Where the kernel refuses (its map limit), the block is released at once instead, once its
+  // guard page is accessible again (or kept out of use if that is refused too).
+  if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0) {
+    if (mprotect(entry.base, entry.base_bytes, PROT_READ | PROT_WRITE) != 0) {
+      report_mprotect_failure(
+          "a freed block's guard page could not be made accessible again; "
+          "the block is kept out of use");
+      return;
+    }
+    return direct_.deallocate(entry.base, entry.base_bytes, entry.block_alignment);
+  }
   quarantine(entry);
 }
 
@@ -782,6 +790,8 @@ bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *numbe
   return true;
 }
 
+// Only the quarantine: its blocks are still held, so their addresses cannot have been handed out
+// again (the ring of recent frees may name an address another allocator has reused since).
 bool debug_resource::freed_recently(const void *p, freed_record *freed) const noexcept {
   if (!options_.thread_safe) return false;
   const table_guard lock(lock_, true);
@@ -789,13 +799,6 @@ bool debug_resource::freed_recently(const void *p, freed_record *freed) const no
     const quarantined &q = queued(i - 1);
     if (q.user == p) {
       *freed = freed_record{q.user, q.size, q.number};
-      return true;
-    }
-  }
-  for (int i = 0; i < kFreedRecords; ++i) {
-    const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
-    if (r.user == p) {
-      *freed = r;
       return true;
     }
   }
@@ -883,17 +886,30 @@ void guard_fault(int sig, siginfo_t *info, void *context) {
   if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
     return;
   const struct sigaction &previous = g_previous_segv;
-  if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
+  const bool has_function = (previous.sa_flags & SA_SIGINFO) != 0
+                                ? previous.sa_sigaction != nullptr
+                                : previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN;
+  // A one-shot handler (SA_RESETHAND) and the default action get the fault as the kernel would
+  // give it: the previous action is put back and the access retried.
+  if (!has_function || (previous.sa_flags & SA_RESETHAND) != 0) {
+    sigaction(SIGSEGV, &g_previous_segv, nullptr);
+    g_segv_installed.store(false);
+    return;
+  }
+  // The previous handler runs with the mask it asked for (its sa_mask; SIGSEGV unblocked for
+  // SA_NODEFER), which stays if it leaves by longjmp, as it would have been without this one.
+  sigset_t mask, saved;
+  pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+  for (int s = 1; s < NSIG; ++s) {
+    if (sigismember(&previous.sa_mask, s) == 1) sigaddset(&mask, s);
+  }
+  if ((previous.sa_flags & SA_NODEFER) != 0) sigdelset(&mask, SIGSEGV);
+  pthread_sigmask(SIG_SETMASK, &mask, &saved);
+  if ((previous.sa_flags & SA_SIGINFO) != 0)
     previous.sa_sigaction(sig, info, context);
-    return;
-  }
-  if ((previous.sa_flags & SA_SIGINFO) == 0 && previous.sa_handler != SIG_DFL &&
-      previous.sa_handler != SIG_IGN) {
+  else
     previous.sa_handler(sig);
-    return;
-  }
-  sigaction(SIGSEGV, &g_previous_segv, nullptr);
-  g_segv_installed.store(false);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 // At unload (a driver carrying this copy is dlclose'd, as the Vulkan loader does) and at exit:

@@ -244,8 +244,8 @@ class debug_resource : public std::pmr::memory_resource {
   // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
   [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;
   // Asked by another resource (under the registry lock): a live block of this one, or one it
-  // freed recently (in its quarantine or its ring of recent frees). A single-threaded resource
-  // answers false: its table is not locked, and its thread may be changing it.
+  // freed and still holds in its quarantine. A single-threaded resource answers false: its table
+  // is not locked, and its thread may be changing it.
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
   bool freed_recently(const void *p, freed_record *freed) const noexcept;
   // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live

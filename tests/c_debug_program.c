@@ -97,6 +97,27 @@ static int foreign_fault_then_overrun(void) {
   return 0;
 }
 
+/* A one-shot crash reporter (SA_RESETHAND) installed before the guard layer: a guard overrun is
+ * explained, the reporter runs once, and the process dies of the signal (a chained call on
+ * every retry of the access would loop for ever). */
+static void one_shot_reporter(int sig) {
+  (void)sig;
+  static const char line[] = "crash reporter called\n";
+  if (write(2, line, sizeof line - 1) < 0) _exit(3);
+}
+
+static int reporter_then_overrun(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = one_shot_reporter;
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGSEGV, &action, NULL);
+  volatile unsigned char *p = mesa_malloc(64);
+  p[64] = 1;
+  mesa_free((void *)p);
+  return 0;
+}
+
 /* Guard pages until the kernel refuses one (its limit on mappings): the allocation that cannot
  * have its guard fails, and the program is told why, once. 77: not run here. */
 static int many_guarded(void) {
@@ -150,12 +171,14 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "write_past_freed_end") == 0) return write_past_freed_end();
   if (strcmp(mode, "foreign_fault_then_overrun") == 0) return foreign_fault_then_overrun();
   if (strcmp(mode, "many_guarded") == 0) return many_guarded();
+  if (strcmp(mode, "reporter_then_overrun") == 0) return reporter_then_overrun();
   if (strcmp(mode, "fork_child_exits") == 0) return fork_child_exits();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
-          "foreign_fault_then_overrun|many_guarded|fork_child_exits|small|large\n",
+          "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
+          "large\n",
           argv[0]);
   return 2;
 }

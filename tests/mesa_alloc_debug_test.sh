@@ -125,6 +125,18 @@ check "the program's own fault was recovered" '^own fault recovered$'
 check "the overrun after it is still explained" \
   '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
 
+# 3g'. A one-shot crash reporter (SA_RESETHAND) before the guard layer: the overrun is explained,
+# the reporter runs once and the process dies (called on every retry, it looped for ever).
+timeout 20 env MESA_ALLOC_DEBUG=guard "$program" reporter_then_overrun 2>"$out" >/dev/null
+status=$?
+if [[ $status -ne 0 && $status -ne 124 ]]; then echo "ok: one-shot reporter: the process died"
+else echo "FAILED: one-shot reporter: exit status $status (124: it looped)"; failures=$((failures + 1)); fi
+check "one-shot reporter: the overrun is explained" \
+  '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
+if [[ $(grep -c '^crash reporter called$' "$out") != 1 ]]; then
+  echo "FAILED: the one-shot reporter ran $(grep -c '^crash reporter called$' "$out") times"
+  failures=$((failures + 1)); else echo "ok: the one-shot reporter ran once"; fi
+
 # 3h. guard with stats: the blocks waiting in guard mode's quarantine are released at exit, so
 # a clean run ends with nothing in use (it showed the three blocks as live).
 MESA_ALLOC_DEBUG=guard,stats "$program" small 2>"$out" >/dev/null

@@ -127,7 +127,14 @@ void callback_validator::record(validator_rule rule, const validator_call &call,
                                 std::size_t expected) {
   const validator_violation v{rule, call, expected};
   if (listener_ != nullptr) listener_(listener_context_, v);
-  violations_.push_back(v);
+  // Called from the table's C functions: an exception must not leave through them.
+  try {
+    violations_.push_back(v);
+  } catch (...) {
+    static const char line[] =
+        "mesa_alloc: callback_validator: no memory to keep a violation; it is not in the list\n";
+    internal::write_to_stderr(line, sizeof line - 1);
+  }
 }
 
 // Scope and alignment of an allocating request; false when it must not reach upstream.

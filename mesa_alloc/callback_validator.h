@@ -187,7 +187,7 @@ class callback_validator {
   // Calls `fn(context, violation)` for each violation when it is recorded, on the thread whose
   // call broke the rule, before that call returns (see mesa_validator_set_listener: the same
   // uses, and `fn` runs under the lock, so it must not call this validator or allocate through
-  // its table). A null `fn` stops the calls.
+  // its table, and it must not throw). A null `fn` stops the calls.
   using listener = void (*)(void *context, const validator_violation &violation);
   void set_listener(listener fn, void *context) noexcept;
 

@@ -77,7 +77,8 @@ static inline void *align_calloc(size_t size, size_t alignment) {
 #endif
 
 /* Cache-line-aligned allocation, for data that threads must not share a line of. Newer Mesa
- * calls the size MESA_CACHE_LINE_SIZE; the old name is kept unless a platform header has it. */
+ * calls the size MESA_CACHE_LINE_SIZE; the old name is defined too, unless a header included
+ * before this one has defined it already. */
 #define MESA_CACHE_LINE_SIZE 64
 #ifndef CACHE_LINE_SIZE
 #define CACHE_LINE_SIZE MESA_CACHE_LINE_SIZE

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory_resource>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -233,6 +235,35 @@ TEST(CallbackValidator, ListenerHearsEachViolationWhenItHappens) {
   call_free(v.table(), p);
   EXPECT_EQ(v.violation_count(), 2u);
   EXPECT_EQ(h.rules.size(), 1u);
+}
+
+// Bookkeeping out of memory when a violation is to be kept: the listener hears it, the list
+// goes without it, and no exception leaves the C callback.
+TEST(CallbackValidator, AViolationThatCannotBeKeptIsStillHeard) {
+  struct failing final : std::pmr::memory_resource {
+    bool fail = false;
+    void *do_allocate(std::size_t n, std::size_t a) override {
+      if (fail) throw std::bad_alloc();
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void *p, std::size_t n, std::size_t a) override {
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
+  } bookkeeping;
+  int heard = 0;
+  callback_validator v(mesa_libc_allocator(), &bookkeeping);
+  v.set_listener([](void *n, const mesa::validator_violation &) { ++*static_cast<int *>(n); },
+                 &heard);
+  void *p = call_alloc(v.table(), 32, 16, MESA_ALLOC_SCOPE_OBJECT);
+  call_free(v.table(), p);
+  bookkeeping.fail = true;
+  testing::internal::CaptureStderr();
+  EXPECT_NO_THROW(call_free(v.table(), p));
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(heard, 1);
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_NE(err.find("no memory to keep a violation"), std::string::npos) << err;
 }
 
 TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {

@@ -20,6 +20,7 @@
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/fork_locks.h"
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
@@ -240,6 +241,7 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
   if (upstream == nullptr) internal::report_null_resource("debug_resource", "upstream resource");
   if (options_.handler == nullptr) options_.handler = default_handler;
   if (options_.record_stacks) internal::want_callers();
+  internal::register_fork_handlers();
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
   if (options_.guard != guard_mode::none) install_guard_handler();
@@ -862,6 +864,20 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
 }
 
 namespace internal {
+
+void fork_locks::lock_debug_resources() noexcept {
+  g_registry_lock.lock();
+  for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+    if (r->options_.thread_safe) r->lock_.lock_for_fork();
+  }
+}
+
+void fork_locks::unlock_debug_resources() noexcept {
+  for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+    if (r->options_.thread_safe) r->lock_.unlock_after_fork();
+  }
+  g_registry_lock.unlock();
+}
 
 struct guard_fault_handler {
   // True when a custom handler took the fault and the access may be retried.

@@ -94,7 +94,8 @@ enum class stack_unwinder { frame_pointers, unwind_tables };
 
 namespace internal {
 struct guard_fault_handler;
-}
+struct fork_locks;
+}  // namespace internal
 
 struct debug_options {
   bool cookie = true;  // check magic and canaries on free
@@ -164,6 +165,7 @@ class debug_resource : public std::pmr::memory_resource {
                         const void *caller) noexcept;
 
   friend struct internal::guard_fault_handler;
+  friend struct internal::fork_locks;
   struct header;
   struct freed_record {
     const void *user;

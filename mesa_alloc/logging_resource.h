@@ -36,6 +36,9 @@
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
+namespace internal {
+struct fork_locks;
+}
 
 enum class trace_op : std::uint8_t { alloc = 1, free = 2, realloc = 3, failed = 4 };
 
@@ -85,6 +88,7 @@ class trace_file final : public trace_sink {
   void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept override;
 
  private:
+  friend struct internal::fork_locks;
   void append(const void *data, std::size_t length) noexcept;  // with lock_ held
   void flush_locked() noexcept;
 
@@ -116,6 +120,7 @@ class logging_resource final : public std::pmr::memory_resource {
               std::size_t alignment, mesa_alloc_scope scope, const void *caller = nullptr) noexcept;
 
  private:
+  friend struct internal::fork_locks;
   static constexpr int kSites = 4096;
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override;

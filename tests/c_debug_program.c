@@ -1,6 +1,7 @@
 /* A small C "driver" run by mesa_alloc_debug_test.sh under MESA_ALLOC_DEBUG. It allocates only
  * through mesa_alloc.h, so the environment decides which layers it runs on. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,49 @@ static int fork_child_exits(void) {
   return child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+/* Threads allocating while the main thread forks: each child allocates through the default
+ * (under MESA_ALLOC_DEBUG, through its layers) and exits; one that is not done in 10 s waits for
+ * a lock a thread of the parent held at the fork. Exit status 1 if any child hung or failed. */
+static volatile int stop_churn;
+
+static void *churn(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&stop_churn, __ATOMIC_RELAXED)) {
+    char *p = mesa_malloc(100);
+    p = mesa_realloc(p, 300);
+    char *s = mesa_strdup("churn");
+    mesa_free(s);
+    mesa_free(p);
+  }
+  return NULL;
+}
+
+static int fork_while_threads_allocate(void) {
+  enum { kThreads = 3, kForks = 30 };
+  pthread_t threads[kThreads];
+  mesa_free(mesa_malloc(1)); /* the layers are built at the first allocation */
+  for (int i = 0; i < kThreads; ++i) pthread_create(&threads[i], NULL, churn, NULL);
+  int hung = 0, failed = 0;
+  for (int f = 0; f < kForks; ++f) {
+    const pid_t child = fork();
+    if (child == 0) {
+      alarm(10);
+      for (int i = 0; i < 50; ++i) mesa_free(mesa_realloc(mesa_malloc(64), 128));
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+      ++hung;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      ++failed;
+  }
+  __atomic_store_n(&stop_churn, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < kThreads; ++i) pthread_join(threads[i], NULL);
+  printf("%d forks: %d hung, %d failed\n", kForks, hung, failed);
+  return hung == 0 && failed == 0 ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -173,6 +217,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "many_guarded") == 0) return many_guarded();
   if (strcmp(mode, "reporter_then_overrun") == 0) return reporter_then_overrun();
   if (strcmp(mode, "fork_child_exits") == 0) return fork_child_exits();
+  if (strcmp(mode, "fork_while_threads_allocate") == 0) return fork_while_threads_allocate();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   fprintf(stderr,

@@ -162,6 +162,16 @@ else
     echo "FAILED: one guard-page line expected"; failures=$((failures + 1)); fi
 fi
 
+# 3j. fork() while other threads allocate: the layers' locks are held across it, so no child
+# waits for a lock that a thread of the parent held at that moment (2-24 in 100 forks hung, 19
+# in 20 with trace=).
+for words in cookie,leaks quarantine "cookie,trace=${TEST_TMPDIR:-/tmp}/fork_threads.trace"; do
+  stdout=$(ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG="$words" "$program" \
+    fork_while_threads_allocate 2>"$out")
+  expect_status "fork while threads allocate ($words): $stdout" 0 $?
+done
+rm -f "${TEST_TMPDIR:-/tmp}/fork_threads.trace"
+
 # 3e. A realloc of a freed block says so.
 MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
 check "realloc of a freed block" \

@@ -43,6 +43,12 @@ bool biased_lock::lock_slow() noexcept {
   return false;
 }
 
+void biased_lock::lock_for_fork() noexcept {
+  revoke();
+  while (state_.load(std::memory_order_acquire) != kShared) sched_yield();
+  shared_.lock();
+}
+
 void biased_lock::revoke() noexcept {
   std::uint8_t expected = kBiased;
   if (!state_.compare_exchange_strong(expected, kRevoking, std::memory_order_seq_cst))

@@ -44,6 +44,11 @@ class biased_lock {
       shared_.unlock();
     }
   }
+  // Around fork() (internal/fork_locks.h): the bias is revoked for good, then the shared lock
+  // is taken, so that the child finds it in a state its one thread can unlock and use (a bias
+  // held, or a revocation begun, by a thread the child does not have would block it for ever).
+  void lock_for_fork() noexcept;
+  void unlock_after_fork() noexcept { shared_.unlock(); }
   // True while the first thread still holds the bias (for tests).
   bool biased() const noexcept { return state_.load(std::memory_order_acquire) == kBiased; }
 

@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/c_tables.h"
+#include "mesa_alloc/internal/fork_locks.h"
 
 namespace mesa::internal {
 namespace {
@@ -86,6 +88,23 @@ void at_exit() {
     g_stats->tracker.print_report(stderr);
   }
   if (g_trace != nullptr) g_trace->file.flush();
+}
+
+// fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they
+// sit above the trace.
+void before_fork() {
+  fork_locks::lock_debug_resources();
+  if (g_trace != nullptr) fork_locks::lock_trace(*g_trace);
+}
+
+void after_fork_in_parent() {
+  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace);
+  fork_locks::unlock_debug_resources();
+}
+
+void after_fork_in_child() {
+  if (g_trace != nullptr) fork_locks::unlock_trace_in_child(*g_trace);
+  fork_locks::unlock_debug_resources();
 }
 
 struct settings {
@@ -265,7 +284,32 @@ const mesa_allocator *default_from_environment() noexcept {
   }
   if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)
     std::atexit(at_exit);
+  if (g_trace != nullptr) register_fork_handlers();  // (a debug layer registers them itself)
   return top;
+}
+
+void register_fork_handlers() noexcept {
+  static const int registered =
+      pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+  (void)registered;
+}
+
+void fork_locks::lock_trace(logging_table &trace) noexcept {
+  trace.reuse_lock.lock();
+  trace.logging.sites_lock_.lock();
+  trace.file.lock_.lock();
+}
+
+void fork_locks::unlock_trace(logging_table &trace) noexcept {
+  trace.file.lock_.unlock();
+  trace.logging.sites_lock_.unlock();
+  trace.reuse_lock.unlock();
+}
+
+void fork_locks::unlock_trace_in_child(logging_table &trace) noexcept {
+  trace.file.lock_.unlock();
+  trace.logging.sites_lock_.unlock();
+  ::new (static_cast<void *>(&trace.reuse_lock)) std::shared_mutex();
 }
 
 }  // namespace mesa::internal

@@ -165,10 +165,16 @@ fi
 # 3j. fork() while other threads allocate: the layers' locks are held across it, so no child
 # waits for a lock that a thread of the parent held at that moment (2-24 in 100 forks hung, 19
 # in 20 with trace=).
+# Not under AddressSanitizer: its own allocator (GCC 12's) can be left locked in the child.
 for words in cookie,leaks quarantine "cookie,trace=${TEST_TMPDIR:-/tmp}/fork_threads.trace"; do
   stdout=$(ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG="$words" "$program" \
     fork_while_threads_allocate 2>"$out")
-  expect_status "fork while threads allocate ($words): $stdout" 0 $?
+  status=$?
+  if [[ $status == 77 ]]; then
+    echo "skipped: fork while threads allocate (AddressSanitizer's allocator is not fork-safe)"
+  else
+    expect_status "fork while threads allocate ($words): $stdout" 0 $status
+  fi
 done
 rm -f "${TEST_TMPDIR:-/tmp}/fork_threads.trace"
 

@@ -330,6 +330,16 @@ void debug_resource::report_mprotect_failure(const char *what) const noexcept {
   if (n > 0) write_line(line, n, sizeof line);
 }
 
+// A guarded block's pages (a guard page, or all of them in the quarantine) made readable and
+// writable again before they go back upstream. If the kernel refuses, they are kept out of use
+// (upstream would fault on them), and false.
+bool debug_resource::make_accessible(void *base, std::size_t bytes) const noexcept {
+  if (mprotect(base, bytes, PROT_READ | PROT_WRITE) == 0) return true;
+  report_mprotect_failure(
+      "a freed block's pages could not be made accessible again; they are kept out of use");
+  return false;
+}
+
 // The guard page could not be set: the block is given back and the allocation fails, rather
 // than handing out a block whose overruns would go unseen.
 void *debug_resource::refuse_unguarded(unsigned char *base, std::size_t base_bytes,
@@ -478,7 +488,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
       std::memcpy(&b, tail + 8, 8);
       intact = a == kCanaryWord && b == kCanaryWord;
     }
-    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number);
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number, false);
   }
   return h;
 }
@@ -612,8 +622,10 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
   report(debug_error_kind::size_mismatch, p, size, number, 0, detail, h);
 }
 
+// `freed`: the block waits in the quarantine (a write after free) rather than being freed now
+// (an overrun).
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                                    std::uint64_t number) noexcept {
+                                    std::uint64_t number, bool freed) noexcept {
   const unsigned char *tail = user + size;
   // The canary compared 8 bytes at a time.
   constexpr std::uint64_t kWord = kCanaryWord;
@@ -628,11 +640,12 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   if (__builtin_expect(intact, 1)) return;
   for (std::uint32_t i = 0; i < h->tail(); ++i) {
     if (tail[i] != kCanaryFill) {
-      char detail[96];
-      std::snprintf(detail, sizeof detail, "byte %zu (%u past the end) was overwritten", size + i,
-                    i);
-      report(debug_error_kind::buffer_overrun, user, size, number,
-             static_cast<std::ptrdiff_t>(size + i), detail, h);
+      char detail[112];
+      std::snprintf(detail, sizeof detail, "byte %zu (%u past the end)%s was overwritten%s",
+                    size + i, i, freed ? " of the freed block" : "",
+                    freed ? " while in quarantine" : "");
+      report(freed ? debug_error_kind::write_after_free : debug_error_kind::buffer_overrun, user,
+             size, number, static_cast<std::ptrdiff_t>(size + i), detail, h);
       return;
     }
   }
@@ -655,13 +668,9 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   // Where the kernel refuses (its map limit), the block is released at once instead, once its
   // guard page is accessible again (or kept out of use if that is refused too).
   if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0) {
-    if (mprotect(entry.base, entry.base_bytes, PROT_READ | PROT_WRITE) != 0) {
-      report_mprotect_failure(
-          "a freed block's guard page could not be made accessible again; "
-          "the block is kept out of use");
-      return;
-    }
-    return direct_.deallocate(entry.base, entry.base_bytes, entry.block_alignment);
+    if (make_accessible(entry.base, entry.base_bytes))
+      direct_.deallocate(entry.base, entry.base_bytes, entry.block_alignment);
+    return;
   }
   quarantine(entry);
 }
@@ -706,14 +715,8 @@ bool debug_resource::grow_quarantine() noexcept {
 
 void debug_resource::evict(const quarantined &q) noexcept {
   if (options_.guard != guard_mode::none) {
-    // Made inaccessible by release(); give the pages back their access. If the kernel refuses,
-    // they stay out of use (upstream would fault on them).
-    if (mprotect(q.base, q.base_bytes, PROT_READ | PROT_WRITE) != 0) {
-      report_mprotect_failure(
-          "a freed block's pages could not be made accessible again; they "
-          "are kept out of use");
-      return;
-    }
+    // Made inaccessible by release(); give the pages back their access.
+    if (!make_accessible(q.base, q.base_bytes)) return;
   } else if (const header *h = q.h; h->damaged(owner_, q.number)) {
     char where[64];
     bool depth_intact;
@@ -734,23 +737,15 @@ void debug_resource::evict(const quarantined &q) noexcept {
       if (w != kFreedWord) break;
     }
     while (i < q.size && user[i] == kFreedFill) ++i;
-    // Past the end: the canary is still the block's (a stale pointer's p[size] lands there).
-    const std::size_t end = q.size + h->tail();
-    if (i == q.size) {
-      while (i < end && user[i] == kCanaryFill) ++i;
-    }
-    if (i < end) {
-      char detail[112];
-      if (i < q.size)
-        std::snprintf(detail, sizeof detail,
-                      "byte %zu of the freed block was overwritten while in quarantine", i);
-      else
-        std::snprintf(detail, sizeof detail,
-                      "byte %zu (%zu past the end) of the freed block was overwritten while in "
-                      "quarantine",
-                      i, i - q.size);
+    if (i < q.size) {
+      char detail[96];
+      std::snprintf(detail, sizeof detail,
+                    "byte %zu of the freed block was overwritten while in quarantine", i);
       report(debug_error_kind::write_after_free, user, q.size, q.number,
              static_cast<std::ptrdiff_t>(i), detail, h);
+    } else {
+      // Past the end: the canary is still the block's (a stale pointer's p[size] lands there).
+      check_canaries(h, user, q.size, q.number, true);
     }
   }
   direct_.deallocate(q.base, q.base_bytes, q.block_alignment);
@@ -797,14 +792,17 @@ bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *numbe
 bool debug_resource::freed_recently(const void *p, freed_record *freed) const noexcept {
   if (!options_.thread_safe) return false;
   const table_guard lock(lock_, true);
+  const quarantined *q = quarantined_block(p);
+  if (q != nullptr) *freed = freed_record{q->user, q->size, q->number};
+  return q != nullptr;
+}
+
+const debug_resource::quarantined *debug_resource::quarantined_block(const void *p) const noexcept {
   for (std::size_t i = quarantine_count_; i > 0; --i) {
     const quarantined &q = queued(i - 1);
-    if (q.user == p) {
-      *freed = freed_record{q.user, q.size, q.number};
-      return true;
-    }
+    if (q.user == p) return &q;
   }
-  return false;
+  return nullptr;
 }
 
 int debug_resource::explain_fault(const unsigned char *address) const noexcept {
@@ -916,9 +914,7 @@ void guard_fault(int sig, siginfo_t *info, void *context) {
   // SA_NODEFER), which stays if it leaves by longjmp, as it would have been without this one.
   sigset_t mask, saved;
   pthread_sigmask(SIG_SETMASK, nullptr, &mask);
-  for (int s = 1; s < NSIG; ++s) {
-    if (sigismember(&previous.sa_mask, s) == 1) sigaddset(&mask, s);
-  }
+  sigorset(&mask, &mask, &previous.sa_mask);
   if ((previous.sa_flags & SA_NODEFER) != 0) sigdelset(&mask, SIGSEGV);
   pthread_sigmask(SIG_SETMASK, &mask, &saved);
   if ((previous.sa_flags & SA_SIGINFO) != 0)
@@ -980,17 +976,14 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     // A block still in the quarantine first (newest first: its address cannot have been handed
     // out again since), as its header is still there to name where it was allocated (not in
     // guard mode, where the block is inaccessible, nor if a write after free hit the header).
-    for (std::size_t i = quarantine_count_; i > 0; --i) {
-      const quarantined &q = queued(i - 1);
-      if (q.user != p) continue;
-      freed = freed_record{q.user, q.size, q.number};
-      if (options_.guard == guard_mode::none && !q.h->damaged(owner_, q.number)) {
-        std::memcpy(saved.frames + kMaxFrames - q.h->depth(), q.h->frames(),
-                    q.h->depth() * sizeof(void *));
-        std::memcpy(&saved.h, q.h, sizeof(header));
+    if (const quarantined *q = quarantined_block(p)) {
+      freed = freed_record{q->user, q->size, q->number};
+      if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number)) {
+        std::memcpy(saved.frames + kMaxFrames - q->h->depth(), q->h->frames(),
+                    q->h->depth() * sizeof(void *));
+        std::memcpy(&saved.h, q->h, sizeof(header));
         stack = &saved.h;
       }
-      break;
     }
     for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {
       const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];

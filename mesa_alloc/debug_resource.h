@@ -208,7 +208,7 @@ class debug_resource : public std::pmr::memory_resource {
                        std::size_t size, std::size_t alignment, mesa_alloc_scope scope, int depth,
                        std::size_t tail, header *h = nullptr) noexcept;
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                      std::uint64_t number) noexcept;
+                      std::uint64_t number, bool freed) noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
   [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
@@ -238,6 +238,7 @@ class debug_resource : public std::pmr::memory_resource {
                               std::size_t alignment) noexcept;  // with lock_ held
   void evict(const quarantined &q) noexcept;
   void report_mprotect_failure(const char *what) const noexcept;
+  bool make_accessible(void *base, std::size_t bytes) const noexcept;
   void *refuse_unguarded(unsigned char *base, std::size_t base_bytes, std::size_t block_alignment,
                          std::size_t size) noexcept;
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
@@ -250,6 +251,8 @@ class debug_resource : public std::pmr::memory_resource {
   // is not locked, and its thread may be changing it.
   bool owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept;
   bool freed_recently(const void *p, freed_record *freed) const noexcept;
+  // The newest quarantine entry for `p` (with lock_ held), or nullptr.
+  const quarantined *quarantined_block(const void *p) const noexcept;
   // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
   // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the
   // process then dies of the signal). With a custom handler that returns: the page is made

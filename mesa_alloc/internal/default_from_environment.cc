@@ -107,6 +107,9 @@ void after_fork_in_child() {
   fork_locks::unlock_debug_resources();
 }
 
+// Blanks around words, keys and values in MESA_ALLOC_DEBUG are not part of them.
+bool blank(char c) { return c == ' ' || c == '\t'; }
+
 struct settings {
   debug_options debug;
   bool debug_layer = false;
@@ -196,10 +199,10 @@ void parse_word(const char *word, std::size_t length, settings *s) {
   }
   // Blanks around '=' are not part of the key or the value ("trace = x.trace").
   std::size_t key = static_cast<std::size_t>(equals - word);
-  while (key > 0 && (word[key - 1] == ' ' || word[key - 1] == '\t')) --key;
+  while (key > 0 && blank(word[key - 1])) --key;
   const char *value = equals + 1;
   std::size_t value_length = length - static_cast<std::size_t>(value - word);
-  while (value_length > 0 && (*value == ' ' || *value == '\t')) ++value, --value_length;
+  while (value_length > 0 && blank(*value)) ++value, --value_length;
   unsigned long long n;
   if (is(word, key, "trace")) {
     if (value_length == 0 || value_length >= sizeof s->trace_path)
@@ -238,8 +241,8 @@ const mesa_allocator *default_from_environment() noexcept {
     std::size_t length = end != nullptr ? static_cast<std::size_t>(end - p) : std::strlen(p);
     const char *next = p + length;
     // Blanks around a word are not part of it ("cookie, leaks" is two words).
-    while (length > 0 && (*p == ' ' || *p == '\t')) ++p, --length;
-    while (length > 0 && (p[length - 1] == ' ' || p[length - 1] == '\t')) --length;
+    while (length > 0 && blank(*p)) ++p, --length;
+    while (length > 0 && blank(p[length - 1])) --length;
     if (length > 0) parse_word(p, length, &s);
     p = *next == ',' ? next + 1 : next;
   }

@@ -877,6 +877,13 @@ void fork_locks::unlock_debug_resources() noexcept {
   g_registry_lock.unlock();
 }
 
+void fork_locks::unlock_debug_resources_in_child() noexcept {
+  for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
+    if (r->options_.thread_safe) r->lock_.unlock_after_fork_in_child();
+  }
+  g_registry_lock.unlock_in_fork_child();
+}
+
 struct guard_fault_handler {
   // True when a custom handler took the fault and the access may be retried.
   static bool explain(const unsigned char *address) noexcept {

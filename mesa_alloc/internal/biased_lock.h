@@ -49,6 +49,7 @@ class biased_lock {
   // held, or a revocation begun, by a thread the child does not have would block it for ever).
   void lock_for_fork() noexcept;
   void unlock_after_fork() noexcept { shared_.unlock(); }
+  void unlock_after_fork_in_child() noexcept { shared_.unlock_in_fork_child(); }
   // True while the first thread still holds the bias (for tests).
   bool biased() const noexcept { return state_.load(std::memory_order_acquire) == kBiased; }
 

@@ -104,7 +104,7 @@ void after_fork_in_parent() {
 
 void after_fork_in_child() {
   if (g_trace != nullptr) fork_locks::unlock_trace_in_child(*g_trace);
-  fork_locks::unlock_debug_resources();
+  fork_locks::unlock_debug_resources_in_child();
 }
 
 // Blanks around words, keys and values in MESA_ALLOC_DEBUG are not part of them.
@@ -310,8 +310,8 @@ void fork_locks::unlock_trace(logging_table &trace) noexcept {
 }
 
 void fork_locks::unlock_trace_in_child(logging_table &trace) noexcept {
-  trace.file.lock_.unlock();
-  trace.logging.sites_lock_.unlock();
+  trace.file.lock_.unlock_in_fork_child();
+  trace.logging.sites_lock_.unlock_in_fork_child();
   ::new (static_cast<void *>(&trace.reuse_lock)) std::shared_mutex();
 }
 

@@ -1,27 +1,67 @@
-// Internal: a tiny test-and-test-and-set lock for short critical sections in the debug layers
-// (a table insert or erase). Cheaper than std::mutex uncontended (one exchange and one store),
-// visible to ThreadSanitizer (plain std::atomic), never allocates.
+// Internal: a tiny lock for short critical sections in the debug layers (a table insert or
+// erase). Cheaper than std::mutex uncontended (one load, one exchange, one store), visible to
+// ThreadSanitizer (plain std::atomic), never allocates.
+//
+// Eventually fair: a test-and-set lock lets the thread that releases it take it straight back,
+// which is what makes it fast (the table stays in that core's cache) but lets busy threads keep
+// another out for ever: three threads allocating in a loop kept the exit handler's quarantine
+// flush waiting. So a waiter that has waited long (kPatience) says so, and while one does,
+// the others stand back and leave the lock to the waiters that have said so.
+//
+// Example:
+//   internal::spin_lock lock;
+//   std::lock_guard<internal::spin_lock> hold(lock);
 #ifndef MESA_ALLOC_INTERNAL_SPIN_LOCK_H_
 #define MESA_ALLOC_INTERNAL_SPIN_LOCK_H_
 
 #include <sched.h>
 
 #include <atomic>
+#include <cstdint>
 
 namespace mesa::internal {
 
 class spin_lock {
  public:
   void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) sched_yield();
-    }
+    if (__builtin_expect(starving_.load(std::memory_order_relaxed) == 0, 1) &&
+        !locked_.exchange(true, std::memory_order_acquire))
+      return;
+    lock_slow();
   }
   bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  // In a fork() child, for a lock the forking thread held across fork(): the threads that were
+  // waiting for it in the parent are not in the child, and nobody stands back for them.
+  void unlock_in_fork_child() noexcept {
+    starving_.store(0, std::memory_order_relaxed);
+    unlock();
+  }
+  // Waiters that have waited long enough to make the others stand back (for tests).
+  std::uint32_t starving() const noexcept { return starving_.load(std::memory_order_relaxed); }
+
+  static constexpr int kPatience = 64;  // waits before a waiter says it is starving
 
  private:
+  [[gnu::noinline]] void lock_slow() noexcept {
+    bool starving = false;
+    for (int waits = 0;; ++waits) {
+      if ((starving || starving_.load(std::memory_order_relaxed) == 0) &&
+          !locked_.load(std::memory_order_relaxed) &&
+          !locked_.exchange(true, std::memory_order_acquire)) {
+        if (starving) starving_.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+      if (!starving && waits >= kPatience) {
+        starving = true;
+        starving_.fetch_add(1, std::memory_order_relaxed);
+      }
+      sched_yield();
+    }
+  }
+
   std::atomic<bool> locked_{false};
+  std::atomic<std::uint32_t> starving_{0};
 };
 
 }  // namespace mesa::internal

@@ -48,12 +48,7 @@ class pool_resource final : public std::pmr::memory_resource {
                                std::size_t alignment = alignof(std::max_align_t)) {
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
-      internal::free_node *node = free_[c];
-      if (node != nullptr) {
-        free_[c] = node->next;
-        node->key = 0;
-        return node;
-      }
+      if (free_[c] != nullptr) return internal::pop_free(free_[c]);
       return allocate_small_slow(c);
     }
     return large_.allocate(upstream_, bytes, alignment);

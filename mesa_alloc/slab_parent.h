@@ -112,12 +112,7 @@ class slab_child final : public std::pmr::memory_resource {
 
   // One object of parent->object_size() bytes. Throws std::bad_alloc when upstream fails.
   [[nodiscard]] void *allocate_object() {
-    free_node *node = free_;
-    if (node != nullptr) {
-      free_ = node->next;
-      node->key = 0;
-      return node;
-    }
+    if (free_ != nullptr) return internal::pop_free(free_);
     return allocate_slow();
   }
   // Frees a block of any child of the same parent. A double free is refused with one line on

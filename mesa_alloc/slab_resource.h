@@ -43,12 +43,7 @@ class slab_resource final : public std::pmr::memory_resource {
 
   // One object of object_size() bytes. Throws std::bad_alloc when upstream fails.
   [[nodiscard]] void *allocate_object() {
-    free_node *node = free_;
-    if (node != nullptr) {
-      free_ = node->next;
-      node->key = 0;
-      return node;
-    }
+    if (free_ != nullptr) return internal::pop_free(free_);
     return allocate_slow();
   }
   // `p` came from allocate_object() (or allocate() of a size that fits) of this slab. A block

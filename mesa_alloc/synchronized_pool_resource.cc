@@ -79,11 +79,8 @@ void *synchronized_pool_resource::refill(thread_cache *cache, std::size_t size_c
       ++taken;
     }
     if (taken != 0) {
-      internal::free_node *node = cache->free[size_class];
-      cache->free[size_class] = node->next;
       cache->count[size_class] = static_cast<std::uint32_t>(taken - 1);
-      node->key = 0;
-      return node;
+      return internal::pop_free(cache->free[size_class]);
     }
   }
   std::lock_guard<std::mutex> lock(upstream_mutex_);

@@ -55,12 +55,9 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
     if (internal::pool_is_small(bytes, alignment)) {
       thread_cache *cache = local_cache();
       const std::size_t c = internal::pool_class_of(bytes);
-      internal::free_node *node = cache->free[c];
-      if (node != nullptr) {
-        cache->free[c] = node->next;
+      if (cache->free[c] != nullptr) {
         --cache->count[c];
-        node->key = 0;
-        return node;
+        return internal::pop_free(cache->free[c]);
       }
       return refill(cache, c);
     }

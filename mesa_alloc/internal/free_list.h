@@ -39,6 +39,14 @@ inline void push_free(free_node *&list, free_node *node, std::uintptr_t key) noe
   list = node;
 }
 
+// Takes the first block off a non-empty `list`, its key cleared (a live block holds no key).
+inline free_node *pop_free(free_node *&list) noexcept {
+  free_node *node = list;
+  list = node->next;
+  node->key = 0;
+  return node;
+}
+
 // The 32-bit tag an owner writes into the headers of its live blocks (the pools' large blocks,
 // the C tables over a resource, the tracking table): the mixed address's high half; odd, so
 // never 0 and never a tracking table's freed tag (even).

@@ -6,7 +6,8 @@
 // which is what makes it fast (the table stays in that core's cache) but lets busy threads keep
 // another out for ever: three threads allocating in a loop kept the exit handler's quarantine
 // flush waiting. So a waiter that has waited long (kPatience) says so, and while one does,
-// the others stand back and leave the lock to the waiters that have said so.
+// the others stand back and leave the lock to the waiters that have said so. Costs nothing
+// more uncontended than a load of a flag on the lock's own cache line.
 //
 // Example:
 //   internal::spin_lock lock;
@@ -17,51 +18,55 @@
 #include <sched.h>
 
 #include <atomic>
-#include <cstdint>
 
 namespace mesa::internal {
 
 class spin_lock {
  public:
   void lock() noexcept {
-    if (__builtin_expect(starving_.load(std::memory_order_relaxed) == 0, 1) &&
+    if (__builtin_expect(!starving_.load(std::memory_order_relaxed), 1) &&
         !locked_.exchange(true, std::memory_order_acquire))
       return;
     lock_slow();
   }
   bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-  // In a fork() child, for a lock the forking thread held across fork(): the threads that were
-  // waiting for it in the parent are not in the child, and nobody stands back for them.
+  // In a fork() child, for a lock the forking thread held across fork(): a thread that was
+  // starving in the parent is not in the child, and nobody need stand back for it. (Without
+  // this, the child's first lock() would wait kPatience times before finding that out.)
   void unlock_in_fork_child() noexcept {
-    starving_.store(0, std::memory_order_relaxed);
+    starving_.store(false, std::memory_order_relaxed);
     unlock();
   }
-  // Waiters that have waited long enough to make the others stand back (for tests).
-  std::uint32_t starving() const noexcept { return starving_.load(std::memory_order_relaxed); }
+  // True while some waiter says it is starving (for tests).
+  bool starving() const noexcept { return starving_.load(std::memory_order_relaxed); }
 
   static constexpr int kPatience = 64;  // waits before a waiter says it is starving
 
  private:
+  // Starving waiters keep the flag set while they wait (another starving waiter's success
+  // clears it); the one that gets the lock clears it. A flag nobody clears (its thread is
+  // gone) costs the next waiter kPatience waits, then that waiter clears it.
   [[gnu::noinline]] void lock_slow() noexcept {
     bool starving = false;
     for (int waits = 0;; ++waits) {
-      if ((starving || starving_.load(std::memory_order_relaxed) == 0) &&
+      if ((starving || !starving_.load(std::memory_order_relaxed)) &&
           !locked_.load(std::memory_order_relaxed) &&
           !locked_.exchange(true, std::memory_order_acquire)) {
-        if (starving) starving_.fetch_sub(1, std::memory_order_relaxed);
+        if (starving) starving_.store(false, std::memory_order_relaxed);
         return;
       }
-      if (!starving && waits >= kPatience) {
+      if (waits >= kPatience) {
         starving = true;
-        starving_.fetch_add(1, std::memory_order_relaxed);
+        if (!starving_.load(std::memory_order_relaxed))
+          starving_.store(true, std::memory_order_relaxed);
       }
       sched_yield();
     }
   }
 
   std::atomic<bool> locked_{false};
-  std::atomic<std::uint32_t> starving_{0};
+  std::atomic<bool> starving_{false};
 };
 
 }  // namespace mesa::internal

@@ -145,10 +145,17 @@ tracking_resource::~tracking_resource() {
     std::lock_guard<std::mutex> lock(children_mutex_);
     const int limits = limits_in_chain();  // ours and our ancestors', in each descendant's chain
     while (tracking_resource *child = first_child_) {
+      // What the child holds now was counted (and charged) up the whole chain; its frees will
+      // no longer reach this tracker's ancestors, so they let go of it now.
+      const tracking_stats held = child->stats();
+      if (parent_ != nullptr) parent_->forget_in_use(held);
       std::fprintf(stderr,
                    "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive; "
-                   "the child no longer rolls up into it (destroy the children first)\n",
-                   name_storage_, child->name_storage_);
+                   "the child no longer rolls up into it (destroy the children first)%s\n",
+                   name_storage_, child->name_storage_,
+                   parent_ != nullptr && held.blocks_in_use != 0
+                       ? "; its ancestors no longer count the blocks the child holds"
+                       : "");
       first_child_ = child->next_sibling_;
       child->next_sibling_ = nullptr;
       child->parent_ = nullptr;
@@ -163,6 +170,21 @@ tracking_resource::~tracking_resource() {
     if (*link == this) {
       *link = next_sibling_;
       break;
+    }
+  }
+}
+
+void tracking_resource::forget_in_use(const tracking_stats &held) noexcept {
+  uncharge_limits(held.bytes_in_use);
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    shard &s = t->shards_[kShared];
+    t->used_shards_.fetch_or(std::uint64_t{1} << kShared, std::memory_order_relaxed);
+    s.deallocations.fetch_add(held.blocks_in_use, std::memory_order_relaxed);
+    s.freed_bytes.fetch_add(held.bytes_in_use, std::memory_order_relaxed);
+    for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
+      if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
+      s.scope_deallocations[i].fetch_add(held.scopes[i].blocks_in_use, std::memory_order_relaxed);
+      s.scope_freed_bytes[i].fetch_add(held.scopes[i].bytes_in_use, std::memory_order_relaxed);
     }
   }
 }

@@ -38,7 +38,7 @@
 //   driver.print_report(stderr);       // aligned text table; print_json() for machines
 //
 // A parent must outlive its children (destroying it first cuts them loose, with a line naming
-// both). The pmr
+// both; the destroyed tracker's ancestors stop counting what the children hold). The pmr
 // interface accounts under MESA_ALLOC_SCOPE_OBJECT; allocate_in_scope() and the C table
 // (mesa_tracking_create in debug_resources.h) account under the caller's scope.
 #ifndef MESA_ALLOC_TRACKING_RESOURCE_H_
@@ -153,6 +153,9 @@ class tracking_resource final : public std::pmr::memory_resource {
   void uncharge_limits(std::size_t bytes) noexcept;
   [[gnu::cold, gnu::noinline]] void report_overdrawn(std::size_t bytes,
                                                      std::size_t charged) const noexcept;
+  // A child cut loose holds `held`: this tracker and its ancestors count it as freed and give
+  // back its charge.
+  void forget_in_use(const tracking_stats &held) noexcept;
   // Adds `delta` to the limits counted in chain_ of this tracker and all its descendants.
   void add_chain_limits(int delta) noexcept;
   int limits_in_chain() const noexcept {

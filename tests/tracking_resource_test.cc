@@ -203,6 +203,39 @@ TEST(TrackingResource, ParentDestroyedBeforeItsChildCutsItLoose) {
   mesa_tracking_destroy(c_compiler);
 }
 
+// A middle tracker destroyed first: what its child holds was counted and charged all the way up,
+// and the child's frees no longer reach that far. The ancestors let go of it at the cut (found
+// by a probe: the root's budget stayed 600 bytes short for good).
+TEST(TrackingResource, AMiddleTrackerDestroyedFirstTakesItsChildsBlocksOutOfItsAncestors) {
+  mesa::tracking_resource root(std::pmr::new_delete_resource(), "root");
+  root.set_limit(1000);
+  auto *mid = new mesa::tracking_resource(std::pmr::new_delete_resource(), "mid", &root);
+  mesa::tracking_resource leaf(std::pmr::new_delete_resource(), "leaf", mid);
+  void *object = leaf.allocate(400);
+  void *command = leaf.allocate_in_scope(200, 8, MESA_ALLOC_SCOPE_COMMAND);
+  ASSERT_EQ(root.stats().bytes_in_use, 600u);
+  testing::internal::CaptureStderr();
+  delete mid;
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: tracking_resource 'mid' destroyed while its child 'leaf' is alive; the "
+            "child no longer rolls up into it (destroy the children first); its ancestors no "
+            "longer count the blocks the child holds\n");
+  mesa::tracking_stats s = root.stats();
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_COMMAND].bytes_in_use, 0u);
+  EXPECT_EQ(s.scopes[MESA_ALLOC_SCOPE_OBJECT].bytes_in_use, 0u);
+  EXPECT_EQ(s.peak_bytes, 600u);
+  root.deallocate(root.allocate(1000), 1000);  // the whole budget again
+  leaf.deallocate(object, 400);
+  leaf.deallocate_in_scope(command, 200, 8, MESA_ALLOC_SCOPE_COMMAND);
+  EXPECT_EQ(leaf.stats().bytes_in_use, 0u);
+  s = root.stats();
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.total_allocations, 3u);
+  EXPECT_EQ(s.total_deallocations, 3u);  // two let go at the cut, one freed
+}
+
 // A thread's exclusive shard comes back when it exits (through a pthread key's destructor, which
 // unlike a thread_local object's does not keep a dlopened driver loaded): after many more
 // short-lived threads than there are shards, a new thread still gets an exclusive one.

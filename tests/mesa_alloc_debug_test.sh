@@ -229,6 +229,17 @@ check "the first refusal is announced" \
 if [[ $(grep -c 'refused an allocation' "$out") != 1 ]]; then
   echo "FAILED: exactly one refusal line expected"; failures=$((failures + 1)); fi
 
+# 5a. A limit past the address space (one environment for 32- and 64-bit processes) is taken as
+# the largest there is, with a line, never wrapped: on i386, limit=4g once became a budget of 0.
+stdout=$(MESA_ALLOC_DEBUG=limit=4g "$program" small 2>"$out")
+if [[ $(grep -c 'failed' <<<"$stdout") == 0 ]]; then echo "ok: limit=4g refuses nothing"; else
+  echo "FAILED: limit=4g printed: $stdout"; failures=$((failures + 1)); fi
+stdout=$(MESA_ALLOC_DEBUG=limit=18446744073709551615 "$program" small 2>"$out")
+if [[ $(grep -c 'failed' <<<"$stdout") == 0 ]]; then echo "ok: limit=2^64-1 refuses nothing"; else
+  echo "FAILED: limit=2^64-1 printed: $stdout"; failures=$((failures + 1)); fi
+check "a limit past the address space is said" \
+  "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=18446744073709551615' is more than this process can address; the limit is [0-9]+ bytes$"
+
 # 5b. The debug layer's own bookkeeping is not the program's: a small limit and fail=N see only
 # the program's blocks (with their headers), so cookie,limit=1000 lets its three 100-byte
 # blocks through, and cookie,fail=N fails the program's allocation N.

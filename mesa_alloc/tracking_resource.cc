@@ -125,8 +125,10 @@ tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::s
                                      tracking_resource *parent) noexcept
     : direct_(upstream), parent_(parent) {
   if (upstream == nullptr) internal::report_null_resource("tracking_resource", "upstream resource");
-  const std::size_t length = std::min(name.size(), kMaxName);
-  std::memcpy(name_storage_, name.data(), length);
+  std::size_t length = std::min(name.size(), kMaxName);
+  // A cut falls between characters: a UTF-8 name stays UTF-8 (the JSON report needs it).
+  while (length > 0 && length < name.size() && (name[length] & 0xC0) == 0x80) --length;
+  if (length != 0) std::memcpy(name_storage_, name.data(), length);
   name_storage_[length] = '\0';
   name_ = std::string_view(name_storage_, length);
   if (parent_ != nullptr) {
@@ -149,13 +151,18 @@ tracking_resource::~tracking_resource() {
       // no longer reach this tracker's ancestors, so they let go of it now.
       const tracking_stats held = child->stats();
       if (parent_ != nullptr) parent_->forget_in_use(held);
-      std::fprintf(stderr,
-                   "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive; "
-                   "the child no longer rolls up into it (destroy the children first)%s\n",
-                   name_storage_, child->name_storage_,
-                   parent_ != nullptr && held.blocks_in_use != 0
-                       ? "; its ancestors no longer count the blocks the child holds"
-                       : "");
+      // write(2), not stdio: a report being printed holds the stream's lock and may wait for
+      // this tracker's lock.
+      char line[320];
+      const int n = std::snprintf(
+          line, sizeof line,
+          "mesa_alloc: tracking_resource '%s' destroyed while its child '%s' is alive; the child "
+          "no longer rolls up into it (destroy the children first)%s\n",
+          name_storage_, child->name_storage_,
+          parent_ != nullptr && held.blocks_in_use != 0
+              ? "; its ancestors no longer count the blocks the child holds"
+              : "");
+      internal::write_to_stderr(line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
       first_child_ = child->next_sibling_;
       child->next_sibling_ = nullptr;
       child->parent_ = nullptr;
@@ -463,6 +470,55 @@ tracking_stats tracking_resource::stats() const noexcept {
   return out;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 character at the start of `s` (RFC 3629: no overlong
+// forms, no surrogates, nothing past U+10FFFF), or 0.
+std::size_t utf8_length(std::string_view s) noexcept {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length;
+  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+  return length;
+}
+
+// A name in the text report's first column, `width` characters wide: control characters as
+// '?', a malformed byte as '?', characters (not bytes) counted for the padding.
+void print_name_cell(std::FILE *out, std::string_view name, int width) {
+  int shown = 0;
+  for (std::size_t i = 0; i < name.size(); ++shown) {
+    const std::size_t length = utf8_length(name.substr(i));
+    if (length <= 1) {
+      const unsigned char c = static_cast<unsigned char>(name[i]);
+      std::fputc(length == 0 || c < 0x20 || c == 0x7F ? '?' : c, out);
+      ++i;
+    } else {
+      std::fwrite(name.data() + i, 1, length, out);
+      i += length;
+    }
+  }
+  for (; shown < width; ++shown) std::fputc(' ', out);
+}
+
+}  // namespace
+
 void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
   const tracking_stats s = stats();
   const std::size_t limit = this->limit();
@@ -471,11 +527,11 @@ void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
     std::snprintf(limit_text, sizeof limit_text, "-");
   else
     std::snprintf(limit_text, sizeof limit_text, "%zu", limit);
-  std::fprintf(out, "%*s%-*.*s %14zu %14zu %16llu %10zu %11zu %12llu %13llu %8llu %14s\n",
-               depth * 2, "", 24 - depth * 2 > 1 ? 24 - depth * 2 : 1,
-               static_cast<int>(name_.size()), name_.data(), s.bytes_in_use, s.peak_bytes,
-               static_cast<unsigned long long>(s.total_bytes), s.blocks_in_use, s.peak_blocks,
-               static_cast<unsigned long long>(s.total_allocations),
+  std::fprintf(out, "%*s", depth * 2, "");
+  print_name_cell(out, name_, 24 - depth * 2 > 1 ? 24 - depth * 2 : 1);
+  std::fprintf(out, " %14zu %14zu %16llu %10zu %11zu %12llu %13llu %8llu %14s\n", s.bytes_in_use,
+               s.peak_bytes, static_cast<unsigned long long>(s.total_bytes), s.blocks_in_use,
+               s.peak_blocks, static_cast<unsigned long long>(s.total_allocations),
                static_cast<unsigned long long>(s.total_deallocations),
                static_cast<unsigned long long>(s.failed_allocations), limit_text);
   std::lock_guard<std::mutex> lock(children_mutex_);
@@ -483,24 +539,39 @@ void tracking_resource::print_rows(std::FILE *out, int depth) const noexcept {
     c->print_rows(out, depth + 1);
 }
 
+// One report is one piece of the stream: the stream is locked across it (stdio's lock is
+// recursive), so another thread's line cannot land inside. Lock order: the stream, then the
+// trackers' children locks, top down.
 void tracking_resource::print_report(std::FILE *out) const noexcept {
+  flockfile(out);
   std::fprintf(out, "%-24s %14s %14s %16s %10s %11s %12s %13s %8s %14s\n", "tracker",
                "bytes_in_use", "peak_bytes", "total_bytes", "blocks", "peak_blocks", "allocations",
                "deallocations", "failed", "limit");
   print_rows(out, 0);
+  funlockfile(out);
 }
 
 namespace {
 
+// A JSON string (RFC 8259): quotes, backslashes and control characters escaped, well-formed
+// UTF-8 kept, a malformed byte written as U+FFFD (JSON text must be UTF-8).
 void print_json_string(std::FILE *out, std::string_view s) {
   std::fputc('"', out);
-  for (char c : s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t length = utf8_length(s.substr(i));
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (length == 0) {
+      std::fputs("\\ufffd", out);
+      ++i;
+      continue;
+    }
     if (c == '"' || c == '\\')
       std::fprintf(out, "\\%c", c);
-    else if (static_cast<unsigned char>(c) < 0x20)
+    else if (c < 0x20)
       std::fprintf(out, "\\u%04x", c);
     else
-      std::fputc(c, out);
+      std::fwrite(s.data() + i, 1, length, out);
+    i += length;
   }
   std::fputc('"', out);
 }
@@ -546,8 +617,10 @@ void tracking_resource::print_json_object(std::FILE *out) const noexcept {
 }
 
 void tracking_resource::print_json(std::FILE *out) const noexcept {
+  flockfile(out);
   print_json_object(out);
   std::fputc('\n', out);
+  funlockfile(out);
 }
 
 }  // namespace mesa

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <memory_resource>
 #include <new>
 #include <random>
@@ -381,6 +383,80 @@ TEST(TrackingResource, NameIsTruncatedNotOverflowed) {
   const std::string long_name(200, 'n');
   mesa::tracking_resource t(std::pmr::new_delete_resource(), long_name);
   EXPECT_EQ(t.name(), std::string(mesa::tracking_resource::kMaxName, 'n'));
+}
+
+// Names are labels a driver makes up (a shader's name, an application's): the JSON report stays
+// valid UTF-8 and the text table stays one row per tracker whatever they hold.
+TEST(TrackingResource, OddNamesKeepTheReportsWellFormed) {
+  // Cut at kMaxName (47) bytes, a name is cut between characters, not inside one.
+  const std::string han = std::string(46, 'a') + "\xe6\x97\xa5";  // 46 bytes + a 3-byte character
+  const std::string emoji = std::string(45, 'b') + "\xf0\x9f\x98\x80";  // 45 + a 4-byte one
+  mesa::tracking_resource cut_han(std::pmr::new_delete_resource(), han);
+  mesa::tracking_resource cut_emoji(std::pmr::new_delete_resource(), emoji);
+  EXPECT_EQ(cut_han.name(), std::string(46, 'a'));
+  EXPECT_EQ(cut_emoji.name(), std::string(45, 'b'));
+  mesa::tracking_resource fits(std::pmr::new_delete_resource(), "x\xe6\x97\xa5");
+  EXPECT_EQ(fits.name(), "x\xe6\x97\xa5");
+  mesa::tracking_resource none(std::pmr::new_delete_resource(), std::string_view());
+  EXPECT_EQ(none.name(), "");
+
+  mesa::tracking_resource root(std::pmr::new_delete_resource(), "r\xc3\xa9gion");
+  mesa::tracking_resource bad(std::pmr::new_delete_resource(),
+                              "a\xff\xfe"
+                              "b\xe6\x97",
+                              &root);
+  mesa::tracking_resource control(std::pmr::new_delete_resource(), "line\nbreak\x7f", &root);
+  const std::string json =
+      capture([](const mesa::tracking_resource &t, std::FILE *f) { t.print_json(f); }, root);
+  EXPECT_NE(json.find("{\"name\":\"r\xc3\xa9gion\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\":\"a\\ufffd\\ufffdb\\ufffd\\ufffd\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\":\"line\\u000abreak\x7f\""), std::string::npos) << json;
+  for (unsigned char c : json) EXPECT_TRUE(c >= 0x20 || c == '\n');  // control characters escaped
+
+  const std::string text =
+      capture([](const mesa::tracking_resource &t, std::FILE *f) { t.print_report(f); }, root);
+  std::vector<std::string> lines;
+  for (size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(text.substr(start, end - start));
+  ASSERT_EQ(lines.size(), 4u) << text;  // the header and one row per tracker
+  EXPECT_EQ(lines[1].rfind("r\xc3\xa9gion ", 0), 0u) << text;
+  EXPECT_EQ(lines[2].rfind("  line?break? ", 0), 0u) << text;
+  EXPECT_EQ(lines[3].rfind("  a??b?? ", 0), 0u) << text;
+  // Columns line up by characters: "région" is 6 characters in 7 bytes.
+  EXPECT_EQ(lines[1].size(), lines[0].size() + 1) << text;
+  EXPECT_EQ(lines[2].size(), lines[0].size()) << text;
+}
+
+// One print_json is one line of the stream even while another thread writes to it.
+TEST(TrackingResource, AReportIsNotInterleavedWithAnotherThreadsWrites) {
+  mesa::tracking_resource root(std::pmr::new_delete_resource(), "root");
+  std::vector<std::unique_ptr<mesa::tracking_resource>> children;
+  for (int i = 0; i < 16; ++i)
+    children.push_back(
+        std::make_unique<mesa::tracking_resource>(std::pmr::new_delete_resource(), "child", &root));
+  char *buffer = nullptr;
+  size_t size = 0;
+  std::FILE *f = open_memstream(&buffer, &size);
+  std::atomic<bool> done{false};
+  std::thread noise([&] {
+    while (!done.load(std::memory_order_relaxed)) std::fputs("noise\n", f);
+  });
+  for (int i = 0; i < 200; ++i) root.print_json(f);
+  done.store(true, std::memory_order_relaxed);
+  noise.join();
+  std::fclose(f);
+  const std::string out(buffer, size);
+  std::free(buffer);
+  int documents = 0;
+  for (size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos; start = end + 1) {
+    const std::string line = out.substr(start, end - start);
+    if (line == "noise") continue;
+    ++documents;
+    EXPECT_EQ(line.rfind("{\"name\":\"root\"", 0), 0u) << line.substr(0, 80);
+    EXPECT_EQ(line.substr(line.size() - 2), "]}") << line.substr(0, 80);
+    EXPECT_EQ(line.find("noise"), std::string::npos);
+  }
+  EXPECT_EQ(documents, 200);
 }
 
 TEST(TrackingMonitor, InUseTotalPeak) {

@@ -231,7 +231,7 @@ void print_debug_error(const debug_error &e) noexcept {
 
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
                                const debug_options &options) noexcept
-    : direct_(upstream),
+    : direct_(upstream, "debug_resource::allocate"),
       options_(options),
       owner_(g_next_owner.fetch_add(1, std::memory_order_relaxed)),
       table_{this, &c_alloc, &c_realloc, &c_free, nullptr, nullptr},

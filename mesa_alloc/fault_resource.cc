@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
@@ -103,7 +104,9 @@ bool fault_resource::should_fail() noexcept {
 }
 
 void *fault_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (should_fail() || internal::request_too_large(bytes, alignment)) throw std::bad_alloc();
+  if (internal::request_refused(bytes, alignment))
+    internal::refuse_request("fault_resource::allocate", alignment);
+  if (should_fail()) throw std::bad_alloc();
   return upstream_->allocate(bytes, alignment);
 }
 

@@ -190,7 +190,8 @@ void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr,
 void *logging_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void *p;
   try {
-    if (internal::request_too_large(bytes, alignment)) throw std::bad_alloc();
+    if (internal::request_refused(bytes, alignment))
+      internal::refuse_request("logging_resource::allocate", alignment);
     p = upstream_->allocate(bytes, alignment);
   } catch (...) {
     record(trace_op::failed, nullptr, nullptr, bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,

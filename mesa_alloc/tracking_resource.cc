@@ -123,7 +123,7 @@ std::size_t non_negative(std::int64_t v) { return v < 0 ? 0 : static_cast<std::s
 
 tracking_resource::tracking_resource(std::pmr::memory_resource *upstream, std::string_view name,
                                      tracking_resource *parent) noexcept
-    : direct_(upstream), parent_(parent) {
+    : direct_(upstream, "tracking_resource::allocate"), parent_(parent) {
   if (upstream == nullptr) internal::report_null_resource("tracking_resource", "upstream resource");
   std::size_t length = std::min(name.size(), kMaxName);
   // A cut falls between characters: a UTF-8 name stays UTF-8 (the JSON report needs it).

@@ -11,9 +11,11 @@
 #include <memory_resource>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/logging_resource.h"
@@ -86,6 +88,63 @@ TEST(RequestLimit, EveryResourceOverNewDeleteRefusesWrappedSizes) {
   mesa::slab_parent parent(heap(), 64);
   mesa::slab_child child(&parent);
   expect_refuses_wrapped_sizes(child, "slab_child");
+}
+
+// An alignment that is not a power of two breaks the pmr contract; the layers that exist to
+// catch misuse refuse it (std::bad_alloc) instead of passing it on, where glibc fails some and
+// ASan's allocator aborts on them, and alignment 0 succeeded under ASan only.
+// Counts every call, failed ones too (glibc fails some of these alignments itself).
+struct call_counting_resource final : std::pmr::memory_resource {
+  int calls = 0;
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    ++calls;
+    return heap()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    heap()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+};
+
+TEST(RequestLimit, EveryLayerRefusesAnAlignmentThatIsNotAPowerOfTwo) {
+  call_counting_resource upstream;
+  null_sink sink;
+  mesa::tracking_resource tracking(&upstream, "tracking");
+  mesa::debug_resource debug(&upstream);
+  mesa::logging_resource logging(&upstream, &sink);
+  mesa::fault_resource fault(&upstream);
+  mesa::arena_resource arena(&upstream);
+  mesa::pool_resource pool(&upstream);
+  mesa::synchronized_pool_resource synchronized_pool(&upstream);
+  const std::pair<std::pmr::memory_resource *, const char *> layers[] = {
+      {&tracking, "tracking_resource"},
+      {&debug, "debug_resource"},
+      {&logging, "logging_resource"},
+      {&fault, "fault_resource"},
+      {&arena, "arena_resource"},
+      {&pool, "pool_resource"},
+      {&synchronized_pool, "synchronized_pool_resource"}};
+  const int before = upstream.calls;
+  for (const auto &[layer, name] : layers) {
+    for (std::size_t alignment : {std::size_t{0}, std::size_t{3}, std::size_t{24}}) {
+      EXPECT_THROW((void)layer->allocate(64, mesa_test::unseen(alignment)), std::bad_alloc)
+          << name << " @" << alignment;
+    }
+  }
+  EXPECT_EQ(upstream.calls, before) << "a refused request reached the upstream";
+  EXPECT_EQ(tracking.stats().failed_allocations, 3u);
+  EXPECT_EQ(sink.failed, 3);
+  EXPECT_EQ(fault.failures(), 0u) << "refused, not injected";
+
+  // Over a C table (direct_upstream calls it without the pmr layer in between) the same.
+  mesa_test::counting_table table;
+  table.fail_after = 1000;  // counts down on every call of its alloc_fn
+  mesa::callback_resource callbacks(&table.table);
+  mesa::tracking_resource over_table(&callbacks, "over a table");
+  EXPECT_THROW((void)over_table.allocate(64, mesa_test::unseen(24)), std::bad_alloc);
+  EXPECT_EQ(table.fail_after, 1000) << "the table was called";
 }
 
 TEST(RequestLimit, CTableOverNewDeleteReturnsNull) {

@@ -85,7 +85,7 @@ TEST(ResourceCast, AForwardingResourceIsNotTakenForItsUpstream) {
 
   // direct_upstream calls the table directly only for a callback_resource itself: over the
   // wrapper, every call still goes through the wrapper.
-  mesa::internal::direct_upstream up(&forwarding);
+  mesa::internal::direct_upstream up(&forwarding, "test");
   void *p = up.allocate(64, 16);
   up.deallocate(p, 64, 16);
   EXPECT_EQ(forwarding.calls, 2);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 
 namespace mesa::internal {
 
@@ -16,6 +17,11 @@ void report_invalid_alignment(const char *where, std::size_t alignment) noexcept
   (void)where;
   (void)alignment;
 #endif
+}
+
+void refuse_request(const char *where, std::size_t alignment) {
+  if (!mesa_alloc_alignment_valid(alignment)) report_invalid_alignment(where, alignment);
+  throw std::bad_alloc();
 }
 
 void report_size_overflow(const char *where, std::size_t count, std::size_t size) noexcept {

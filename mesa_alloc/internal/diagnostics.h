@@ -14,6 +14,10 @@ namespace mesa::internal {
 // returns NULL.
 void report_invalid_alignment(const char *where, std::size_t alignment) noexcept;
 
+// For a pmr layer given a request request_refused() flags (request_limit.h): the invalid
+// alignment line when the alignment is the reason, then std::bad_alloc, as for any failure.
+[[noreturn, gnu::cold]] void refuse_request(const char *where, std::size_t alignment);
+
 // Same, for count * size overflowing size_t.
 void report_size_overflow(const char *where, std::size_t count, std::size_t size) noexcept;
 

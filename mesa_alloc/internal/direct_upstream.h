@@ -19,6 +19,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/mesa_alloc.h"
 
@@ -26,23 +27,27 @@ namespace mesa::internal {
 
 class direct_upstream {
  public:
-  explicit direct_upstream(std::pmr::memory_resource *resource) noexcept;
+  // `owner` names the layer in the invalid-alignment line ("tracking_resource::allocate").
+  direct_upstream(std::pmr::memory_resource *resource, const char *owner) noexcept;
 
   std::pmr::memory_resource *resource() const noexcept { return resource_; }
 
+  // A request request_refused() flags (an alignment that is not a power of two, a size or
+  // alignment no block can have) fails here, upstream untouched, whatever the upstream is.
   void *allocate(std::size_t bytes, std::size_t alignment) {
-    if (table_ == nullptr) {
-      if (request_too_large(bytes, alignment)) throw std::bad_alloc();
-      return resource_->allocate(bytes, alignment);
-    }
+    if (__builtin_expect(request_refused(bytes, alignment), 0)) refuse_request(owner_, alignment);
+    if (table_ == nullptr) return resource_->allocate(bytes, alignment);
     void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
     if (p == nullptr) throw std::bad_alloc();
     return p;
   }
   // nullptr instead of an exception.
   void *try_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+    if (__builtin_expect(request_refused(bytes, alignment), 0)) {
+      if (!mesa_alloc_alignment_valid(alignment)) report_invalid_alignment(owner_, alignment);
+      return nullptr;
+    }
     if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
-    if (request_too_large(bytes, alignment)) return nullptr;
     try {
       return resource_->allocate(bytes, alignment);
     } catch (...) {
@@ -58,6 +63,7 @@ class direct_upstream {
   std::pmr::memory_resource *resource_;
   const mesa_allocator *table_;  // resource_'s table when it is a callback_resource
   mesa_alloc_scope scope_;
+  const char *owner_;
 };
 
 }  // namespace mesa::internal

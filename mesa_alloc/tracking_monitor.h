@@ -27,9 +27,11 @@ class tracking_monitor {
   // Makes now the point of comparison.
   void reset() noexcept { start_ = tracker_->stats(); }
 
-  bool in_use_same() const noexcept { return now().bytes_in_use == start_.bytes_in_use; }
-  bool in_use_up() const noexcept { return now().bytes_in_use > start_.bytes_in_use; }
-  bool in_use_down() const noexcept { return now().bytes_in_use < start_.bytes_in_use; }
+  // In use compares bytes, then blocks: a zero-byte block (unique, and must be freed) kept
+  // is "up". Exactly one of the three is true.
+  bool in_use_same() const noexcept { return compare_in_use() == 0; }
+  bool in_use_up() const noexcept { return compare_in_use() > 0; }
+  bool in_use_down() const noexcept { return compare_in_use() < 0; }
   bool total_same() const noexcept { return now().total_allocations == start_.total_allocations; }
   bool total_up() const noexcept { return now().total_allocations > start_.total_allocations; }
   bool peak_same() const noexcept { return now().peak_bytes == start_.peak_bytes; }
@@ -39,6 +41,13 @@ class tracking_monitor {
 
  private:
   tracking_stats now() const noexcept { return tracker_->stats(); }
+  int compare_in_use() const noexcept {
+    const tracking_stats n = now();
+    if (n.bytes_in_use != start_.bytes_in_use) return n.bytes_in_use > start_.bytes_in_use ? 1 : -1;
+    if (n.blocks_in_use != start_.blocks_in_use)
+      return n.blocks_in_use > start_.blocks_in_use ? 1 : -1;
+    return 0;
+  }
 
   const tracking_resource *tracker_;
   tracking_stats start_;

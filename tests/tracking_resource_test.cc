@@ -475,6 +475,20 @@ TEST(TrackingMonitor, InUseTotalPeak) {
   EXPECT_FALSE(monitor.total_up());
 }
 
+// A zero-byte block is a block: kept, it is a leak the monitor must see (bytes alone miss it).
+TEST(TrackingMonitor, AKeptZeroByteBlockIsInUseUp) {
+  mesa::tracking_resource t(std::pmr::new_delete_resource(), "m");
+  mesa::tracking_monitor monitor(&t);
+  void *empty = t.allocate(0);
+  EXPECT_FALSE(monitor.in_use_same());
+  EXPECT_TRUE(monitor.in_use_up());
+  EXPECT_FALSE(monitor.in_use_down());
+  monitor.reset();
+  t.deallocate(empty, 0);
+  EXPECT_TRUE(monitor.in_use_down());
+  EXPECT_FALSE(monitor.in_use_same());
+}
+
 TEST(TrackingC, ExactUserSizesPerScopeAndRollup) {
   const mesa_allocator *driver = mesa_tracking_create(nullptr, "driver", nullptr);
   const mesa_allocator *compiler = mesa_tracking_create(nullptr, "compiler", driver);

@@ -77,11 +77,15 @@ void mesa_fault_fail_every(const mesa_allocator *fault, uint64_t n); /* 0 stops 
 void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uint64_t seed);
 uint64_t mesa_fault_attempts(const mesa_allocator *fault);
 
+/* leak_at when the leaking run was the one with no failure (the body leaks on success). */
+#define MESA_FAULT_LOOP_NO_FAILURE UINT64_MAX
+
 typedef struct mesa_fault_loop_result {
   int completed;       /* a run finished with no injected failure */
   int leaked;          /* a run left memory allocated */
   uint64_t runs;       /* runs made */
-  uint64_t leak_at;    /* the failing allocation index of the leaking run */
+  uint64_t leak_at;    /* the failing allocation index of the leaking run, or
+                          MESA_FAULT_LOOP_NO_FAILURE: the run with no failure leaked */
   size_t leaked_bytes; /* user bytes plus a header of max(16, alignment) bytes per block */
   size_t leaked_blocks;
 } mesa_fault_loop_result;

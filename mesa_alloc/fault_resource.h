@@ -87,17 +87,21 @@ class fault_resource final : public std::pmr::memory_resource {
 
 // What fail_each_allocation() saw.
 struct fault_loop_result {
+  // leak_at of a leak in the run that had no failure: the body leaks on its success path.
+  static constexpr std::uint64_t kNoFailure = UINT64_MAX;
+
   bool completed = false;            // a run finished with no injected failure
   bool leaked = false;               // some run left memory allocated (see leak_*)
   std::uint64_t runs = 0;            // runs made, the last one included
   std::uint64_t failure_points = 0;  // allocations that were made to fail, one per run
-  std::uint64_t leak_at = 0;         // the failing allocation index of the first leaking run
+  std::uint64_t leak_at = 0;  // the failing allocation index of the leaking run, or kNoFailure
   std::size_t leaked_bytes = 0;
   std::size_t leaked_blocks = 0;
 };
 
 // Runs `body(resource)` with allocation n = 0, 1, 2, ... failing (one per run), until a run
-// completes with no failure injected, a run leaks (stops at once), or `max_runs` runs. `body`
+// completes with no failure injected, a run leaks (stops at once; a leak in the run with no
+// failure is completed and leaked, leak_at kNoFailure), or `max_runs` runs. `body`
 // may throw std::bad_alloc (caught) or handle the failure itself. A run leaks when bytes are
 // still allocated through `resource` after `body` returns. The resource is a fault_resource over
 // a tracking_resource over `upstream`; only single-threaded bodies give meaningful numbers.
@@ -118,8 +122,9 @@ fault_loop_result fail_each_allocation(std::pmr::memory_resource *upstream, Body
     const bool injected = faults.failures() != failures_before;
     const tracking_stats s = tracker.stats();
     if (s.bytes_in_use != 0 || s.blocks_in_use != 0) {
+      result.completed = !injected;
       result.leaked = true;
-      result.leak_at = n;
+      result.leak_at = injected ? n : fault_loop_result::kNoFailure;
       result.leaked_bytes = s.bytes_in_use;
       result.leaked_blocks = s.blocks_in_use;
       break;

@@ -170,6 +170,45 @@ TEST(FailEachAllocation, FindsTheLeakingFailurePath) {
   EXPECT_EQ(r.leaked_blocks, 1u);
 }
 
+// A body that leaks only when everything succeeds: the leak is in the run with no failure,
+// which completed; leak_at says so rather than naming an allocation that does not exist.
+TEST(FailEachAllocation, ALeakOnTheSuccessPathIsInTheRunWithNoFailure) {
+  std::pmr::monotonic_buffer_resource arena;
+  const mesa::fault_loop_result r =
+      mesa::fail_each_allocation(&arena, [](std::pmr::memory_resource *m) {
+        void *a = m->allocate(16);
+        void *b;
+        try {
+          b = m->allocate(16);
+        } catch (const std::bad_alloc &) {
+          m->deallocate(a, 16);
+          throw;
+        }
+        m->deallocate(a, 16);
+        (void)b;  // forgotten on success
+      });
+  EXPECT_TRUE(r.completed);
+  EXPECT_TRUE(r.leaked);
+  EXPECT_EQ(r.leak_at, mesa::fault_loop_result::kNoFailure);
+  EXPECT_EQ(r.runs, 3u);
+  EXPECT_EQ(r.failure_points, 2u);
+  EXPECT_EQ(r.leaked_blocks, 1u);
+}
+
+void leak_on_success(const mesa_allocator *a, void *) {
+  void *kept = mesa_alloc2(nullptr, a, 8, 8, MESA_ALLOC_SCOPE_OBJECT);
+  (void)kept;
+}
+
+TEST(FaultC, ALeakOnTheSuccessPathIsInTheRunWithNoFailure) {
+  mesa_fault_loop_result r;
+  EXPECT_EQ(mesa_fault_loop(nullptr, leak_on_success, nullptr, &r), 0);
+  EXPECT_EQ(r.completed, 1);
+  EXPECT_EQ(r.leaked, 1);
+  EXPECT_EQ(r.leak_at, MESA_FAULT_LOOP_NO_FAILURE);
+  EXPECT_EQ(r.runs, 2u);
+}
+
 struct c_workload {
   int completed_runs = 0;
 };

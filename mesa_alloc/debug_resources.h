@@ -6,7 +6,7 @@
  * function returns a `const mesa_allocator *` to allocate through (pass it to mesa_alloc2,
  * hand it to other code, or make it the default), and the matching destroy function frees it.
  * NULL as parent means the default allocator. Every table is thread-safe (a debug table unless
- * made with options->thread_safe = 0).
+ * made with options->thread_safe = 0; mesa_tracking_set_limit has a rule of its own, below).
  *
  * What it costs: as the C++ layer, plus for tracking and fault a small header per block (16
  * bytes, more for larger alignments) because C frees are unsized; debug and logging tables
@@ -60,7 +60,11 @@ void mesa_tracking_destroy(const mesa_allocator *tracker);
 /* Returns 0 (and zeroes *stats) if `tracker` is not a tracking table; a NULL `stats` is reported
  * on stderr and gives 0. */
 int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *stats);
-/* A budget in bytes; SIZE_MAX removes it. Allocations beyond it return NULL. */
+/* A budget in bytes; SIZE_MAX removes it. Allocations beyond it return NULL. Setting one takes
+ * what is in use as its starting charge: call it while no other thread allocates or frees
+ * through this tracker or its children (at set-up, or with them stopped), or the charge is off
+ * by what they did meanwhile for as long as the budget stays (a too-high charge refuses early;
+ * a too-low one is caught at 0 with a line). The tables' other calls are thread-safe. */
 void mesa_tracking_set_limit(const mesa_allocator *tracker, size_t bytes);
 /* Aligned text table of the tracker and its children; JSON with mesa_tracking_print_json. A NULL
  * `out` prints to stderr. */

@@ -234,6 +234,16 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
   return true;
 }
 
+// A limited tracker's charge is its bytes in use (a single exact counter), so its peak bytes
+// come from the charge, read once the allocation has succeeded, instead of from the sampled
+// shards (sample_peak leaves them alone): never above the limit, exact with one thread.
+void tracking_resource::note_charged_peaks() noexcept {
+  for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
+    if (t->limit_.load(std::memory_order_relaxed) == kNoLimit) continue;
+    store_max(t->peak_bytes_, t->charged_.load(std::memory_order_relaxed));
+  }
+}
+
 void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
   if (limits_in_chain() == 0) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
@@ -342,7 +352,8 @@ void tracking_resource::sample_peak() noexcept {
     blocks += s.allocations.load(std::memory_order_relaxed) -
               s.deallocations.load(std::memory_order_relaxed);
   }
-  store_max(peak_bytes_, non_negative(static_cast<std::int64_t>(bytes)));
+  if (limit_.load(std::memory_order_relaxed) == kNoLimit)
+    store_max(peak_bytes_, non_negative(static_cast<std::int64_t>(bytes)));
   store_max(peak_blocks_, non_negative(static_cast<std::int64_t>(blocks)));
 }
 
@@ -394,6 +405,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
     count_failure(index, scope);
     throw;
   }
+  if (limits_in_chain() != 0) note_charged_peaks();
   count_allocation_up(index, bytes, scope);
   return p;
 }

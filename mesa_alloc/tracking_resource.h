@@ -23,9 +23,11 @@
 // 1300 live, 1000 reported), and a thread whose frees of other threads' blocks took its own
 // usage below zero samples only once it is above its old high again. A sample can also count a
 // block freed on another thread while it reads the counters. So with several threads the peaks
-// are an estimate, usually low; bytes and blocks in use, the totals and a limit are exact. (An
-// exact peak would need every allocation to read the other threads' counters, the contention
-// the shards are there to avoid.)
+// are an estimate, usually low (and, by a block freed meanwhile, sometimes high); bytes and
+// blocks in use, the totals and a limit are exact. A limited tracker's peak bytes come from its
+// charge instead (one exact counter), so they never read above the limit. (An exact peak
+// without a limit would need every allocation to read the other threads' counters, the
+// contention the shards are there to avoid.)
 //
 // Example:
 //   mesa::tracking_resource driver(std::pmr::new_delete_resource(), "driver");
@@ -151,6 +153,7 @@ class tracking_resource final : public std::pmr::memory_resource {
 
   bool try_charge_limits(std::size_t bytes) noexcept;
   void uncharge_limits(std::size_t bytes) noexcept;
+  void note_charged_peaks() noexcept;
   [[gnu::cold, gnu::noinline]] void report_overdrawn(std::size_t bytes,
                                                      std::size_t charged) const noexcept;
   // A child cut loose holds `held`: this tracker and its ancestors count it as freed and give

@@ -43,6 +43,12 @@
 // both; the destroyed tracker's ancestors stop counting what the children hold). The pmr
 // interface accounts under MESA_ALLOC_SCOPE_OBJECT; allocate_in_scope() and the C table
 // (mesa_tracking_create in debug_resources.h) account under the caller's scope.
+//
+// Through the pmr interface the tracker counts the size deallocate() is given, as it has no
+// header to check it against: a wrong size leaves bytes in use (and the peaks after it) off
+// by the difference for the tracker's lifetime; only a limited tracker notices, when its
+// charge would go below 0 (one line). A debug_resource above it catches the wrong size
+// itself; the C table keeps each block's size in a header and cannot be misled.
 #ifndef MESA_ALLOC_TRACKING_RESOURCE_H_
 #define MESA_ALLOC_TRACKING_RESOURCE_H_
 

@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <list>
 #include <map>
 #include <set>
@@ -46,6 +47,7 @@
 #include "containers/arena_allocator.h"
 #include "containers/hash_table_allocator.h"
 #include "containers/inlined_vector.h"
+#include "containers/string_hash.h"
 
 namespace mesa {
 
@@ -57,9 +59,9 @@ template <class T>
 using arena_list = std::list<T, arena_allocator<T>>;
 using arena_string = std::basic_string<char, std::char_traits<char>, arena_allocator<char>>;
 
-template <class Key, class Compare = std::less<Key>>
+template <class Key, class Compare = std::less<>>
 using arena_set = std::set<Key, Compare, arena_allocator<Key>>;
-template <class Key, class T, class Compare = std::less<Key>>
+template <class Key, class T, class Compare = std::less<>>
 using arena_map = std::map<Key, T, Compare, arena_allocator<std::pair<const Key, T>>>;
 template <class Key, class Hash = std::hash<Key>, class Eq = std::equal_to<Key>>
 using arena_unordered_set = std::unordered_set<Key, Hash, Eq, arena_allocator<Key>>;
@@ -67,21 +69,17 @@ template <class Key, class T, class Hash = std::hash<Key>, class Eq = std::equal
 using arena_unordered_map =
     std::unordered_map<Key, T, Hash, Eq, arena_allocator<std::pair<const Key, T>>>;
 
-template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_flat_hash_set =
     absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<arena_allocator<Key>>>;
-template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_flat_hash_map =
     absl::flat_hash_map<Key, T, Hash, Eq,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
-template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_node_hash_set =
     absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<arena_allocator<Key>>>;
-template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_node_hash_map =
     absl::node_hash_map<Key, T, Hash, Eq,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
@@ -95,7 +93,10 @@ class arena_inlined_vector
 
  public:
   using base::base;
-  arena_inlined_vector(const arena_inlined_vector &other) = default;
+  // Through Abseil's range constructor: its copy constructor leaks the heap buffer when an
+  // element's copy throws (here the arena would take it back, but not until its release).
+  arena_inlined_vector(const arena_inlined_vector &other)
+      : base(other.begin(), other.end(), other.get_allocator()) {}
   arena_inlined_vector(arena_inlined_vector &&other) noexcept(
       std::is_nothrow_move_constructible_v<base>) = default;
   ~arena_inlined_vector() = default;
@@ -109,6 +110,10 @@ class arena_inlined_vector
       base copy(other);
       base::swap(copy);
     }
+    return *this;
+  }
+  arena_inlined_vector &operator=(std::initializer_list<T> list) {
+    this->assign(list.begin(), list.end());
     return *this;
   }
   arena_inlined_vector &operator=(arena_inlined_vector &&other) {

@@ -26,12 +26,26 @@
 //     keeps the source's): write `mesa::vector<int> copy(v, v.get_allocator())` or
 //     `copy(v, &resource)`. Likewise `a + b` on mesa::string returns a string on the default
 //     resource: append into a string made on the resource instead.
-//   - Nested containers get the outer container's resource (uses-allocator construction).
+//   - Nested containers get the outer container's resource (uses-allocator construction),
+//     through one level of std::pair or std::tuple. Under C++17 it stops at a pair inside a
+//     pair (a map whose mapped type is a pair of strings: the strings are on the default
+//     resource; C++20 recurses), and in any standard at std::optional, std::variant and a
+//     struct without allocator-extended constructors: give those the resource yourself.
+//   - s.substr() returns a string on the default resource (until C++23), like `a + b`: use
+//     mesa::string(s.data() + pos, n, s.get_allocator()) or a std::string_view.
+//   - String keys are looked up without a temporary (string_hash.h; std::less<> for map and
+//     set), except in unordered_map/unordered_set, which cannot before C++20.
 //   - Move construction steals the buffer and the resource. Move assignment between
 //     containers on unequal resources copies element by element into the target's resource.
 //   - Member swap() between containers on unequal resources is undefined behaviour (the
 //     standard's rule; in practice blocks are later freed through the wrong resource): use
-//     mesa::swap_contents, which costs no allocation when the resources are equal.
+//     mesa::swap_contents, which costs no allocation when the resources are equal. The same
+//     rule holds for every operation that moves nodes between containers: merge(),
+//     extract() + insert(node) and list::splice() across resources free the moved nodes
+//     through the wrong resource later (libstdc++ aborts list's at once): move the elements
+//     instead (insert(std::make_move_iterator(...)), then erase). Abseil's node handles
+//     (extract) do not compile on the mesa:: hash aliases: polymorphic_allocator cannot be
+//     assigned.
 #ifndef MESA_CONTAINERS_CONTAINERS_H_
 #define MESA_CONTAINERS_CONTAINERS_H_
 
@@ -54,6 +68,7 @@
 #include "absl/container/node_hash_set.h"
 #include "containers/hash_table_allocator.h"
 #include "containers/inlined_vector.h"
+#include "containers/string_hash.h"
 
 namespace mesa {
 
@@ -68,27 +83,23 @@ template <class T>
 using list = std::pmr::list<T>;
 using string = std::pmr::string;
 
-template <class Key, class Compare = std::less<Key>>
+template <class Key, class Compare = std::less<>>
 using set = std::pmr::set<Key, Compare>;
-template <class Key, class T, class Compare = std::less<Key>>
+template <class Key, class T, class Compare = std::less<>>
 using map = std::pmr::map<Key, T, Compare>;
 template <class Key, class Hash = std::hash<Key>, class Eq = std::equal_to<Key>>
 using unordered_set = std::pmr::unordered_set<Key, Hash, Eq>;
 template <class Key, class T, class Hash = std::hash<Key>, class Eq = std::equal_to<Key>>
 using unordered_map = std::pmr::unordered_map<Key, T, Hash, Eq>;
 
-template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
-template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using flat_hash_map =
     absl::flat_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
-template <class Key, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using node_hash_set = absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
-template <class Key, class T, class Hash = absl::container_internal::hash_default_hash<Key>,
-          class Eq = absl::container_internal::hash_default_eq<Key>>
+template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using node_hash_map =
     absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
 // mesa::inlined_vector<T, N> is in containers/inlined_vector.h (a thin class over
@@ -102,6 +113,10 @@ using node_hash_map =
 // valid but their contents unspecified — the basic guarantee of the moves it is made of).
 template <class Container>
 void swap_contents(Container &a, Container &b) {
+  if (a.get_allocator() == b.get_allocator()) {
+    a.swap(b);  // defined for equal allocators; a deque's moves would allocate new maps
+    return;
+  }
   Container moved_a(std::move(a), b.get_allocator());
   a = std::move(b);
   b = std::move(moved_a);

@@ -98,18 +98,26 @@ class inlined_vector
  public:
   using base::base;
   inlined_vector() = default;
-  inlined_vector(const inlined_vector &other) = default;
+  // Copies keep the source's resource. Through Abseil's range constructor, not its copy
+  // constructor: that one leaks its heap buffer when an element's copy throws (it marks the
+  // buffer as owned only once every element is built).
+  inlined_vector(const inlined_vector &other) : inlined_vector(other, other.get_allocator()) {}
   // noexcept exactly when Abseil's is: moving inline elements that allocate (a mesa::deque)
   // can throw, and std::vector relies on this to choose between moving and copying on growth.
   inlined_vector(inlined_vector &&other) noexcept(std::is_nothrow_move_constructible_v<base>) =
       default;
   inlined_vector(const inlined_vector &other, const typename base::allocator_type &allocator)
-      : base(other, allocator) {}
+      : base(other.begin(), other.end(), allocator) {}
   inlined_vector(inlined_vector &&other, const typename base::allocator_type &allocator)
       : base(std::move(other), allocator) {}
   ~inlined_vector() = default;
 
   inlined_vector &operator=(const inlined_vector &other) = default;
+  // Declared here, or `v = {1, 2, 3}` would build a temporary on the default resource.
+  inlined_vector &operator=(std::initializer_list<T> list) {
+    this->assign(list.begin(), list.end());
+    return *this;
+  }
   inlined_vector &operator=(inlined_vector &&other) {
     if (this->get_allocator() == other.get_allocator()) {
       base::operator=(std::move(other));

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "mesa_alloc/internal/diagnostics.h"
+
 namespace mesa {
 namespace {
 
@@ -17,6 +19,8 @@ header *header_of(const void *p) {
 }
 
 void *allocate(std::size_t size, std::size_t alignment, std::pmr::memory_resource *resource) {
+  if (resource == nullptr)
+    internal::report_null_resource("resource_allocated::operator new", "resource");
   const std::size_t offset = resource_allocated::header_bytes(alignment);
   if (size > SIZE_MAX - offset) throw std::bad_array_new_length();
   const std::size_t bytes = offset + size;

@@ -205,6 +205,20 @@ TEST(FaultLoop, StdContainersNeverLeak) {
   });
 }
 
+// Abseil's InlinedVector copy constructor leaks its heap buffer when an element's copy throws
+// (it marks the buffer as owned only after the last element); mesa::inlined_vector copies
+// through the range constructor instead.
+TEST(FaultLoop, InlinedVectorCopiesNeverLeak) {
+  expect_no_leak([](std::pmr::memory_resource *r) {
+    mesa::inlined_vector<mesa::string, 2> v(r);
+    for (int i = 0; i < 5; ++i) v.emplace_back(kLong);
+    mesa::inlined_vector<mesa::string, 2> copy(v);
+    mesa::inlined_vector<mesa::string, 2> copy_with_resource(v, v.get_allocator());
+    mesa::vector<mesa::inlined_vector<mesa::string, 2>> nested(r);
+    nested.push_back(v);
+  });
+}
+
 struct node : mesa::resource_allocated {
   explicit node(std::pmr::memory_resource *r) : names(r) { names.emplace_back(kLong); }
   virtual ~node() = default;

@@ -209,6 +209,28 @@ class workload {
       v.shrink_to_fit();
       return v.size() == 10 && v[3].get_allocator().resource() == r;
     });
+    run("string-keyed lookups by literal and string_view", [r] {
+      mesa::map<mesa::string, int> m(r);
+      mesa::set<mesa::string> s(r);
+      mesa::flat_hash_map<mesa::string, int> f(r);
+      mesa::node_hash_map<mesa::string, int> n(r);
+      mesa::flat_hash_set<mesa::string> fs(r);
+      const mesa::string key(kLong, r);
+      m.emplace(key, 1);
+      s.insert(key);
+      n.emplace(key, 3);
+      fs.insert(key);
+      f[kLong] = 2;  // the key is built once, in the table, on r
+      bool ok = m.find(kLong) != m.end() && s.count(kLong.data()) == 1 && f.contains(kLong) &&
+                f.find(kLong.data())->second == 2 && n.find(kLong) != n.end() && fs.contains(kLong);
+      for (int i = 0; i < 100; ++i) ok = ok && f[kLong] == 2 && m.count(kLong) == 1;
+      return ok && f.begin()->first.get_allocator().resource() == r;
+    });
+    run("inlined_vector assigned a braced list", [r] {
+      mesa::inlined_vector<int, 2> v(r);
+      v = {1, 2, 3, 4, 5};
+      return v.size() == 5 && v.get_allocator().resource() == r;
+    });
     run("vector<vector<string>> uses-allocator", [r] {
       mesa::vector<mesa::vector<mesa::string>> outer(r);
       outer.resize(10);
@@ -341,7 +363,7 @@ TEST(ContainersProof, EveryAllocationGoesThroughTheTable) {
     EXPECT_EQ(s.global_calls, 0) << s.name;
     ++steps;
   }
-  EXPECT_EQ(steps, 17);
+  EXPECT_EQ(steps, 19);
   EXPECT_GT(counts.allocations(), 10000);
   EXPECT_GT(other_counts.allocations(), 0);
   EXPECT_EQ(counts.allocations(), counts.frees());

@@ -174,9 +174,8 @@ TYPED_TEST(ContainerTest, SwapOnEqualResourcesAllocatesNothing) {
   kind<TypeParam>::fill(x, 10);
   const std::size_t allocations = this->a_.allocations();
   mesa::swap_contents(x, y);
-  if (!std::is_same_v<TypeParam, mesa::inlined_vector<mesa::string, 2>> &&
-      !std::is_same_v<TypeParam, mesa::deque<mesa::string>>) {
-    EXPECT_EQ(this->a_.allocations(), allocations);
+  if (!std::is_same_v<TypeParam, mesa::inlined_vector<mesa::string, 2>>) {
+    EXPECT_EQ(this->a_.allocations(), allocations);  // a deque too: its member swap
   }
   EXPECT_EQ(x.size(), 0u);
   EXPECT_EQ(y.size(), 10u);

@@ -117,6 +117,16 @@ TEST(ResourceAllocated, ThrowingConstructorReturnsTheBlock) {
   EXPECT_EQ(r.mismatches(), 0u);
 }
 
+struct plain_node : mesa::resource_allocated {
+  int value = 0;
+};
+
+TEST(ResourceAllocatedDeathTest, NewWithANullResourceSaysSo) {
+  std::pmr::memory_resource *none = nullptr;
+  EXPECT_DEATH((void)new (none) plain_node(),
+               "mesa_alloc: resource_allocated::operator new: no resource \\(null\\)");
+}
+
 TEST(ResourceAllocated, DeleteOfNullIsANoOp) {
   node *n = nullptr;
   delete n;

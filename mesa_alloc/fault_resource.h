@@ -55,7 +55,9 @@ class fault_resource final : public std::pmr::memory_resource {
   // The fail_* calls may be made while other threads allocate: an attempt racing with one sees
   // the old or the new setting, whole. Concurrent fail_* calls take effect one after the other.
 
-  // Allocation attempts and injected failures since construction.
+  // Allocation attempts and injected failures since construction. A request no block can
+  // satisfy (an alignment that is not a power of two, a size past PTRDIFF_MAX) is refused
+  // before it counts: it is not an attempt, and fail_nth/fail_every do not count it.
   std::uint64_t attempts() const noexcept { return attempts_.load(std::memory_order_relaxed); }
   std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
 

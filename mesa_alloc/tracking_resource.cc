@@ -260,12 +260,16 @@ void tracking_resource::uncharge_limits(std::size_t bytes) noexcept {
 }
 
 void tracking_resource::report_overdrawn(std::size_t bytes, std::size_t charged) const noexcept {
-  std::fprintf(stderr,
-               "mesa_alloc: tracking resource '%.*s': %zu bytes given back with %zu charged to its "
-               "limit (a block freed twice or with a larger size than it was allocated with, or "
-               "a limit set while other threads allocated); "
-               "the charge is now 0\n",
-               static_cast<int>(name_.size()), name_.data(), bytes, charged);
+  // write(2), not stdio: this can run under a children lock (a child cut loose gives back its
+  // charge), and a report being printed holds the stream's lock and may wait for that one.
+  char line[400];
+  const int n = std::snprintf(
+      line, sizeof line,
+      "mesa_alloc: tracking resource '%.*s': %zu bytes given back with %zu charged to its limit "
+      "(a block freed twice or with a larger size than it was allocated with, or a limit set "
+      "while other threads allocated); the charge is now 0\n",
+      static_cast<int>(name_.size()), name_.data(), bytes, charged);
+  internal::write_to_stderr(line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
 }
 
 void tracking_resource::count_allocation_up(int index, std::size_t bytes,
@@ -511,16 +515,20 @@ std::size_t utf8_length(std::string_view s) noexcept {
   return length;
 }
 
-// A name in the text report's first column, `width` characters wide: control characters as
-// '?', a malformed byte as '?', characters (not bytes) counted for the padding.
+// A name in the text report's first column, `width` characters wide: control characters (C0
+// and C1) as '?', a malformed byte as '?', characters (not bytes, nor display columns: a wide
+// character takes two) counted for the padding.
 void print_name_cell(std::FILE *out, std::string_view name, int width) {
   int shown = 0;
   for (std::size_t i = 0; i < name.size(); ++shown) {
     const std::size_t length = utf8_length(name.substr(i));
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(name[i + k]); };
     if (length <= 1) {
-      const unsigned char c = static_cast<unsigned char>(name[i]);
-      std::fputc(length == 0 || c < 0x20 || c == 0x7F ? '?' : c, out);
+      std::fputc(length == 0 || byte(0) < 0x20 || byte(0) == 0x7F ? '?' : byte(0), out);
       ++i;
+    } else if (length == 2 && byte(0) == 0xC2 && byte(1) < 0xA0) {
+      std::fputc('?', out);  // a C1 control character (U+0080..U+009F)
+      i += 2;
     } else {
       std::fwrite(name.data() + i, 1, length, out);
       i += length;

@@ -24,8 +24,9 @@
 // usage below zero samples only once it is above its old high again. A sample can also count a
 // block freed on another thread while it reads the counters. So with several threads the peaks
 // are an estimate, usually low (and, by a block freed meanwhile, sometimes high); bytes and
-// blocks in use, the totals and a limit are exact. A limited tracker's peak bytes come from its
-// charge instead (one exact counter), so they never read above the limit. (An exact peak
+// blocks in use, the totals and a limit are exact. While a tracker has a limit, its peak bytes
+// come from its charge instead (one exact counter), so what it reaches under the limit never
+// reads above it (a peak from before the limit was set stays). (An exact peak
 // without a limit would need every allocation to read the other threads' counters, the
 // contention the shards are there to avoid.)
 //

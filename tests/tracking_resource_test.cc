@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -236,6 +237,40 @@ TEST(TrackingResource, AMiddleTrackerDestroyedFirstTakesItsChildsBlocksOutOfItsA
   EXPECT_EQ(s.bytes_in_use, 0u);
   EXPECT_EQ(s.total_allocations, 3u);
   EXPECT_EQ(s.total_deallocations, 3u);  // two let go at the cut, one freed
+}
+
+// A report to stderr holds the stream's lock and takes the trackers' children locks; a tracker
+// destroyed meanwhile writes its lines (cut loose, overdrawn) under its children lock, so they
+// must not wait for the stream's lock (the review reproduced the deadlock). Here the test holds
+// stderr's lock itself, as a report in progress would.
+TEST(TrackingResource, ADestroyedTrackersLinesDoNotWaitForTheStreamLock) {
+  mesa::tracking_resource root(std::pmr::new_delete_resource(), "root");
+  root.set_limit(1000);
+  auto *mid = new mesa::tracking_resource(std::pmr::new_delete_resource(), "mid", &root);
+  mesa::tracking_resource leaf(std::pmr::new_delete_resource(), "leaf", mid);
+  mesa::tracking_resource sibling(std::pmr::new_delete_resource(), "sibling", &root);
+  void *held = leaf.allocate(600);
+  void *p = sibling.allocate(100);
+  testing::internal::CaptureStderr();
+  sibling.deallocate(p, 500);  // a wrong size: root's charge drops to 200, below leaf's 600
+  std::atomic<bool> destroyed{false};
+  flockfile(stderr);
+  std::thread destroyer([&] {
+    delete mid;  // cut loose: root gives back 600 of its 200: the overdrawn line
+    destroyed.store(true);
+  });
+  for (int i = 0; i < 500 && !destroyed.load(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool finished_while_stream_locked = destroyed.load();
+  funlockfile(stderr);
+  destroyer.join();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(finished_while_stream_locked);
+  EXPECT_NE(err.find("'mid' destroyed while its child 'leaf' is alive"), std::string::npos) << err;
+  EXPECT_NE(err.find("tracking resource 'root': 600 bytes given back with 200 charged"),
+            std::string::npos)
+      << err;
+  leaf.deallocate(held, 600);
 }
 
 // A thread's exclusive shard comes back when it exits (through a pthread key's destructor, which

@@ -2,12 +2,13 @@
 // erase). Cheaper than std::mutex uncontended (one load, one exchange, one store), visible to
 // ThreadSanitizer (plain std::atomic), never allocates.
 //
-// Eventually fair: a test-and-set lock lets the thread that releases it take it straight back,
+// Fairer than test-and-set: such a lock lets the thread that releases it take it straight back,
 // which is what makes it fast (the table stays in that core's cache) but lets busy threads keep
 // another out for ever: three threads allocating in a loop kept the exit handler's quarantine
 // flush waiting. So a waiter that has waited long (kPatience) says so, and while one does,
-// the others stand back and leave the lock to the waiters that have said so. Costs nothing
-// more uncontended than a load of a flag on the lock's own cache line.
+// the others stand back for up to kPatience waits of their own, leaving the lock to it; a
+// waiter the scheduler keeps off the CPU longer than that can still lose a round. Costs
+// nothing more uncontended than a load of a flag on the lock's own cache line.
 //
 // Example:
 //   internal::spin_lock lock;
@@ -49,18 +50,17 @@ class spin_lock {
   // gone) costs the next waiter kPatience waits, then that waiter clears it.
   [[gnu::noinline]] void lock_slow() noexcept {
     bool starving = false;
-    for (int waits = 0;; ++waits) {
+    int waits = 0;  // counts up to kPatience only: a lock held for hours cannot overflow it
+    for (;;) {
       if ((starving || !starving_.load(std::memory_order_relaxed)) &&
           !locked_.load(std::memory_order_relaxed) &&
           !locked_.exchange(true, std::memory_order_acquire)) {
         if (starving) starving_.store(false, std::memory_order_relaxed);
         return;
       }
-      if (waits >= kPatience) {
-        starving = true;
-        if (!starving_.load(std::memory_order_relaxed))
-          starving_.store(true, std::memory_order_relaxed);
-      }
+      if (!starving && ++waits >= kPatience) starving = true;
+      if (starving && !starving_.load(std::memory_order_relaxed))
+        starving_.store(true, std::memory_order_relaxed);
       sched_yield();
     }
   }

@@ -10,7 +10,9 @@ and the libc functions that return or grow malloc'd memory: asprintf, vasprintf,
 getline, getdelim, open_memstream, get_current_dir_name, and the forms a fortified build calls:
 __asprintf_chk, __vasprintf_chk, __getdelim; realpath is not listed, as it allocates only when
 given no buffer) or to the global operator new/delete
-in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized, aligned and nothrow variants).
+in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized, aligned and nothrow variants), or to
+std::pmr::get_default_resource() and std::pmr::new_delete_resource() (operator new reached
+through std::pmr: a container made or copied without its resource, a temporary key, substr()).
 References from data (function-pointer tables) count too, in any section that is not code.
 
 It reads object files and archives of them, nothing else: a linked executable or shared library
@@ -41,6 +43,11 @@ LIBC = re.compile(r"^(malloc|calloc|realloc|reallocarray|free|strdup|strndup|ali
                   r"__vasprintf_chk|wcsdup|getline|getdelim|__getdelim|open_memstream|"
                   r"get_current_dir_name)$")
 GLOBAL_NEW = re.compile(r"^_Zn[wa][jm]")
+# The two ways to reach operator new through std::pmr without naming it: the default resource
+# (a default-constructed container or polymorphic_allocator, a plain copy of a container, a
+# temporary key or substr) and new_delete_resource(). libstdc++.so calls operator new for them,
+# out of sight of the relocations read here, so the references themselves are the finding.
+PMR_DEFAULT = re.compile(r"^_ZNSt3pmr(20get_default_resource|19new_delete_resource)Ev$")
 GLOBAL_DELETE = re.compile(r"^_Zd[la]Pv")
 DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
@@ -57,7 +64,8 @@ PLACEMENT = re.compile(r"^_Z(n[wa][jm]Pv|d[la]PvS_)$")
 def forbidden(symbol):
     if PLACEMENT.match(symbol):
         return False
-    return bool(LIBC.match(symbol) or GLOBAL_NEW.match(symbol) or GLOBAL_DELETE.match(symbol))
+    return bool(LIBC.match(symbol) or GLOBAL_NEW.match(symbol) or GLOBAL_DELETE.match(symbol) or
+                PMR_DEFAULT.match(symbol))
 
 
 def exempt(function, symbol):

@@ -248,7 +248,8 @@ TEST(TrackingResource, ADestroyedTrackersLinesDoNotWaitForTheStreamLock) {
   root.set_limit(1000);
   auto *mid = new mesa::tracking_resource(std::pmr::new_delete_resource(), "mid", &root);
   mesa::tracking_resource leaf(std::pmr::new_delete_resource(), "leaf", mid);
-  mesa::tracking_resource sibling(std::pmr::new_delete_resource(), "sibling", &root);
+  std::pmr::monotonic_buffer_resource pool;  // its deallocate ignores the wrong size below
+  mesa::tracking_resource sibling(&pool, "sibling", &root);
   void *held = leaf.allocate(600);
   void *p = sibling.allocate(100);
   testing::internal::CaptureStderr();

@@ -131,14 +131,21 @@ class resource_deleter<T[]> {
  public:
   constexpr resource_deleter() noexcept = default;
   explicit resource_deleter(std::pmr::memory_resource *resource) noexcept : resource_(resource) {}
+  // As std::default_delete<T[]>: from the deleter of U[] when a U(*)[] converts to a T(*)[],
+  // so a unique_ptr<const T[]> can take over a unique_ptr<T[]>.
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]>>>
+  resource_deleter(const resource_deleter<U[]> &other) noexcept  // NOLINT: implicit, as std's
+      : resource_(other.resource()) {}
 
   std::pmr::memory_resource *resource() const noexcept { return resource_; }
 
-  void operator()(T *first) const noexcept {
-    using layout = internal::array_layout<T>;
+  void operator()(T *const_first) const noexcept {
+    using value = std::remove_cv_t<T>;  // the array was made as value[] (allocate_unique)
+    using layout = internal::array_layout<value>;
+    value *first = const_cast<value *>(const_first);
     if (resource_ == nullptr) internal::deleter_without_resource();
     const std::size_t count = layout::count(first);
-    for (std::size_t i = count; i > 0; --i) first[i - 1].~T();
+    for (std::size_t i = count; i > 0; --i) first[i - 1].~value();
     resource_->deallocate(reinterpret_cast<char *>(first) - layout::offset, layout::bytes(count),
                           layout::alignment);
   }

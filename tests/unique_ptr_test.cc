@@ -192,6 +192,25 @@ TEST(UniquePtr, ArrayDestroysElementsInReverse) {
   EXPECT_EQ(r.live(), 0u);
 }
 
+// As with std::default_delete<T[]>, an array can be handed on as an array of const elements.
+TEST(UniquePtr, ArrayConvertsToAnArrayOfConst) {
+  checking_resource r;
+  counted_element::alive = 0;
+  counted_element::fail_after = -1;
+  {
+    mesa::unique_ptr<counted_element[]> a = mesa::allocate_unique<counted_element[]>(&r, 4);
+    mesa::unique_ptr<const counted_element[]> c = std::move(a);
+    EXPECT_EQ(a, nullptr);
+    EXPECT_EQ(c.get_deleter().resource(), &r);
+    EXPECT_EQ(counted_element::alive, 4);
+    static_assert(!std::is_constructible_v<mesa::unique_ptr<counted_element[]>,
+                                           mesa::unique_ptr<const counted_element[]> &&>,
+                  "no conversion that drops const");
+  }
+  EXPECT_EQ(counted_element::alive, 0);
+  EXPECT_EQ(r.live(), 0u);  // freed with the size and alignment it was made with
+}
+
 TEST(UniquePtr, ArraySizeOverflowThrows) {
   checking_resource r;
   EXPECT_THROW(mesa::allocate_unique<std::uint64_t[]>(&r, SIZE_MAX / 4), std::bad_array_new_length);

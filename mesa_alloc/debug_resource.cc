@@ -49,11 +49,6 @@ internal::spin_lock g_registry_lock;
 debug_resource *g_registry = nullptr;
 std::atomic<std::uint32_t> g_next_owner{1};
 
-// A line formatted into `line` (snprintf's result `n`, cut to the buffer) on stderr.
-void write_line(const char *line, int n, std::size_t capacity) noexcept {
-  internal::write_to_stderr(line, std::min<std::size_t>(static_cast<std::size_t>(n), capacity - 1));
-}
-
 // Guard mode: a SIGSEGV on a guard page or a freed block is explained before the process dies.
 struct sigaction g_previous_segv;
 std::atomic<bool> g_segv_installed{false};
@@ -213,7 +208,7 @@ void print_debug_error(const debug_error &e) noexcept {
   int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
                         debug_error_name(e.kind), e.address, size, number,
                         e.detail[0] != '\0' ? ": " : "", e.detail);
-  write_line(line, n, sizeof line);
+  internal::write_line(line, n, sizeof line);
   if (e.stack == nullptr || e.stack_depth == 0) return;
   static constexpr char kAllocatedAt[] = "    allocated at:\n";
   internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
@@ -225,7 +220,7 @@ void print_debug_error(const debug_error &e) noexcept {
     char where[320];
     internal::frame_location(e.stack[i], where, sizeof where);
     n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
-    write_line(line, n, sizeof line);
+    internal::write_line(line, n, sizeof line);
   }
 }
 
@@ -327,7 +322,7 @@ void debug_resource::report_mprotect_failure(const char *what) const noexcept {
                               "raise vm.max_map_count for more guarded blocks); later failures "
                               "are not reported\n",
                               owner_, what, std::strerror(error));
-  if (n > 0) write_line(line, n, sizeof line);
+  internal::write_line(line, n, sizeof line);
 }
 
 // A guarded block's pages (a guard page, or all of them in the quarantine) made readable and
@@ -874,14 +869,7 @@ void fork_locks::unlock_debug_resources() noexcept {
   for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
     if (r->options_.thread_safe) r->lock_.unlock_after_fork();
   }
-  g_registry_lock.unlock();
-}
-
-void fork_locks::unlock_debug_resources_in_child() noexcept {
-  for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
-    if (r->options_.thread_safe) r->lock_.unlock_after_fork_in_child();
-  }
-  g_registry_lock.unlock_in_fork_child();
+  g_registry_lock.unlock_after_fork();
 }
 
 struct guard_fault_handler {
@@ -1201,7 +1189,7 @@ std::size_t debug_resource::report_leaks() noexcept {
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
                                 "allocation sites%s\n",
                                 bytes, count, sites, unknown_sites);
-    write_line(line, n, sizeof line);
+    internal::write_line(line, n, sizeof line);
   }
   return count;
 }

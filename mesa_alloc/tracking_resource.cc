@@ -162,7 +162,7 @@ tracking_resource::~tracking_resource() {
           parent_ != nullptr && held.blocks_in_use != 0
               ? "; its ancestors no longer count the blocks the child holds"
               : "");
-      internal::write_to_stderr(line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
+      internal::write_line(line, n, sizeof line);
       first_child_ = child->next_sibling_;
       child->next_sibling_ = nullptr;
       child->parent_ = nullptr;
@@ -238,6 +238,7 @@ bool tracking_resource::try_charge_limits(std::size_t bytes) noexcept {
 // come from the charge, read once the allocation has succeeded, instead of from the sampled
 // shards (sample_peak leaves them alone): never above the limit, exact with one thread.
 void tracking_resource::note_charged_peaks() noexcept {
+  if (limits_in_chain() == 0) return;
   for (tracking_resource *t = this; t != nullptr; t = t->parent_) {
     if (t->limit_.load(std::memory_order_relaxed) == kNoLimit) continue;
     store_max(t->peak_bytes_, t->charged_.load(std::memory_order_relaxed));
@@ -269,7 +270,7 @@ void tracking_resource::report_overdrawn(std::size_t bytes, std::size_t charged)
       "(a block freed twice or with a larger size than it was allocated with, or a limit set "
       "while other threads allocated); the charge is now 0\n",
       static_cast<int>(name_.size()), name_.data(), bytes, charged);
-  internal::write_to_stderr(line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
+  internal::write_line(line, n, sizeof line);
 }
 
 void tracking_resource::count_allocation_up(int index, std::size_t bytes,
@@ -409,7 +410,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
     count_failure(index, scope);
     throw;
   }
-  if (limits_in_chain() != 0) note_charged_peaks();
+  note_charged_peaks();
   count_allocation_up(index, bytes, scope);
   return p;
 }

@@ -135,7 +135,7 @@ TEST(SpinLock, AForkChildDoesNotStandBackForTheParentsWaiters) {
   // The waiter is not in the child. With a plain unlock it would still count as starving
   // there, and the child's first lock() would stand back for it.
   const int status = fork_with_a_starving_waiter(lock, [](spin_lock &l) {
-    l.unlock_in_fork_child();
+    l.unlock_after_fork();
     const bool nobody_starving = !l.starving();
     l.lock();
     const bool exclusive = !l.try_lock();

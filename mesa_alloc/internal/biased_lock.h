@@ -48,8 +48,7 @@ class biased_lock {
   // is taken, so that the child finds it in a state its one thread can unlock and use (a bias
   // held, or a revocation begun, by a thread the child does not have would block it for ever).
   void lock_for_fork() noexcept;
-  void unlock_after_fork() noexcept { shared_.unlock(); }
-  void unlock_after_fork_in_child() noexcept { shared_.unlock_in_fork_child(); }
+  void unlock_after_fork() noexcept { shared_.unlock_after_fork(); }
   // True while the first thread still holds the bias (for tests).
   bool biased() const noexcept { return state_.load(std::memory_order_acquire) == kBiased; }
 

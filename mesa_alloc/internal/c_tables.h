@@ -123,7 +123,7 @@ struct tracking_table {
       t.count_failure(index, scope);
       return nullptr;
     }
-    if (t.limits_in_chain() != 0) t.note_charged_peaks();
+    t.note_charged_peaks();
     t.count_allocation_up(index, size, scope);
     void *user = static_cast<unsigned char *>(base) + head;
     *header_of(user) = self->make_header(size, alignment, scope);

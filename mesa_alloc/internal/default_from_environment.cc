@@ -98,13 +98,13 @@ void before_fork() {
 }
 
 void after_fork_in_parent() {
-  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace);
+  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace, false);
   fork_locks::unlock_debug_resources();
 }
 
 void after_fork_in_child() {
-  if (g_trace != nullptr) fork_locks::unlock_trace_in_child(*g_trace);
-  fork_locks::unlock_debug_resources_in_child();
+  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace, true);
+  fork_locks::unlock_debug_resources();
 }
 
 // Blanks around words, keys and values in MESA_ALLOC_DEBUG are not part of them.
@@ -313,16 +313,13 @@ void fork_locks::lock_trace(logging_table &trace) noexcept {
   trace.file.lock_.lock();
 }
 
-void fork_locks::unlock_trace(logging_table &trace) noexcept {
-  trace.file.lock_.unlock();
-  trace.logging.sites_lock_.unlock();
-  trace.reuse_lock.unlock();
-}
-
-void fork_locks::unlock_trace_in_child(logging_table &trace) noexcept {
-  trace.file.lock_.unlock_in_fork_child();
-  trace.logging.sites_lock_.unlock_in_fork_child();
-  ::new (static_cast<void *>(&trace.reuse_lock)) std::shared_mutex();
+void fork_locks::unlock_trace(logging_table &trace, bool in_child) noexcept {
+  trace.file.lock_.unlock_after_fork();
+  trace.logging.sites_lock_.unlock_after_fork();
+  if (in_child)
+    ::new (static_cast<void *>(&trace.reuse_lock)) std::shared_mutex();
+  else
+    trace.reuse_lock.unlock();
 }
 
 }  // namespace mesa::internal

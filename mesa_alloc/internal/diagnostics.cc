@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -19,8 +20,12 @@ void report_invalid_alignment(const char *where, std::size_t alignment) noexcept
 #endif
 }
 
-void refuse_request(const char *where, std::size_t alignment) {
+void report_refused_request(const char *where, std::size_t alignment) noexcept {
   if (!mesa_alloc_alignment_valid(alignment)) report_invalid_alignment(where, alignment);
+}
+
+void refuse_request(const char *where, std::size_t alignment) {
+  report_refused_request(where, alignment);
   throw std::bad_alloc();
 }
 
@@ -68,6 +73,10 @@ void write_to_stderr(const char *text, std::size_t length) noexcept {
     text += n;
     length -= static_cast<std::size_t>(n);
   }
+}
+
+void write_line(const char *line, int n, std::size_t capacity) noexcept {
+  if (n > 0) write_to_stderr(line, std::min(static_cast<std::size_t>(n), capacity - 1));
 }
 
 void report_null_argument(const char *where, const char *what) noexcept {

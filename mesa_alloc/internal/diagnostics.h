@@ -14,8 +14,10 @@ namespace mesa::internal {
 // returns NULL.
 void report_invalid_alignment(const char *where, std::size_t alignment) noexcept;
 
-// For a pmr layer given a request request_refused() flags (request_limit.h): the invalid
-// alignment line when the alignment is the reason, then std::bad_alloc, as for any failure.
+// For a layer given a request request_refused() flags (request_limit.h): the invalid alignment
+// line when the alignment is the reason; refuse_request then throws std::bad_alloc, as for
+// any failure.
+[[gnu::cold]] void report_refused_request(const char *where, std::size_t alignment) noexcept;
 [[noreturn, gnu::cold]] void refuse_request(const char *where, std::size_t alignment);
 
 // Same, for count * size overflowing size_t.
@@ -32,8 +34,12 @@ void report_incomplete_table(const char *where, const char *missing) noexcept;
 // freed twice, or not one of its own), refused instead.
 void report_refused_free(const char *what, const void *p, const char *where,
                          const char *why) noexcept;
-// Writes `length` bytes to stderr with write(2): safe in a signal handler, unlike stdio.
+// Writes `length` bytes to stderr with write(2): safe in a signal handler, unlike stdio, and
+// takes no stream lock (a report printing under one may wait for a lock held by the caller).
 void write_to_stderr(const char *text, std::size_t length) noexcept;
+// The same for a line snprintf formatted into a `capacity`-byte buffer (`n`, its result, cut to
+// the buffer).
+void write_line(const char *line, int n, std::size_t capacity) noexcept;
 // Prints "mesa_alloc: <where>: <what> is NULL" on stderr, in every build: a C function that
 // writes through a pointer argument was given none, and does nothing instead of crashing.
 void report_null_argument(const char *where, const char *what) noexcept;

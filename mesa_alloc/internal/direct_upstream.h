@@ -44,7 +44,7 @@ class direct_upstream {
   // nullptr instead of an exception.
   void *try_allocate(std::size_t bytes, std::size_t alignment) noexcept {
     if (__builtin_expect(request_refused(bytes, alignment), 0)) {
-      if (!mesa_alloc_alignment_valid(alignment)) report_invalid_alignment(owner_, alignment);
+      report_refused_request(owner_, alignment);
       return nullptr;
     }
     if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);

@@ -25,15 +25,11 @@ struct fork_locks {
   // debug_resource.cc: the registry, then each thread-safe resource's table, in registry order.
   static void lock_debug_resources() noexcept;
   static void unlock_debug_resources() noexcept;
-  // In the child: the same, skipping the places in line of the parent's waiting threads.
-  static void unlock_debug_resources_in_child() noexcept;
-  // default_from_environment.cc: the trace layer's locks, outermost first.
+  // default_from_environment.cc: the trace layer's locks, outermost first. In the child the
+  // reader-writer lock is made anew instead (glibc's may still count the parent's waiting
+  // threads, and a reader in the child would wait for them for ever).
   static void lock_trace(logging_table &trace) noexcept;
-  static void unlock_trace(logging_table &trace) noexcept;
-  // In the child: the same, but the reader-writer lock is made anew (glibc's may still count
-  // the parent's waiting threads, and a reader in the child would wait for them for ever), and
-  // the spin locks skip those threads' places in line.
-  static void unlock_trace_in_child(logging_table &trace) noexcept;
+  static void unlock_trace(logging_table &trace, bool in_child) noexcept;
 };
 
 }  // namespace mesa::internal

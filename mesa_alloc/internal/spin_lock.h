@@ -32,10 +32,11 @@ class spin_lock {
   }
   bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-  // In a fork() child, for a lock the forking thread held across fork(): a thread that was
-  // starving in the parent is not in the child, and nobody need stand back for it. (Without
-  // this, the child's first lock() would wait kPatience times before finding that out.)
-  void unlock_in_fork_child() noexcept {
+  // For a lock the forking thread held across fork(), in both processes: the starving mark is
+  // cleared, as in the child the thread that set it may not exist (without this, the child's
+  // first lock() would wait kPatience times to find that out); in the parent a starving waiter
+  // sets it again at its next wait.
+  void unlock_after_fork() noexcept {
     starving_.store(false, std::memory_order_relaxed);
     unlock();
   }

@@ -1,10 +1,11 @@
 #include "mesa_alloc/callback_resource.h"
 
-#include <cstdint>
 #include <cstdlib>
 #include <new>
 
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
 
 namespace mesa {
@@ -16,16 +17,17 @@ callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_sco
     internal::report_incomplete_table("callback_resource", missing);
     std::abort();
   }
+  if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT)
+    internal::report_bad_scope("callback_resource", scope);
 }
 
+// A request no table may be given (an alignment that is not a power of two, a size no block can
+// have) fails here, the table untouched; a misaligned block goes back to the table.
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+  if (internal::request_refused(bytes, alignment))
+    internal::refuse_request("callback_resource::allocate", alignment);
+  void *p = internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
   if (p == nullptr) throw std::bad_alloc();
-  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
-    internal::report_misaligned_result("callback_resource", "table", p, alignment);
-    table_->free_fn(table_->user_data, p);
-    throw std::bad_alloc();
-  }
   return p;
 }
 

@@ -12,6 +12,7 @@
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/c_tables.h"
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -60,8 +61,9 @@ const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const c
     return nullptr;
   parent = mesa::internal::parent_or_default(parent, "mesa_tracking_create");
   if (parent == nullptr) return nullptr;
-  void *storage = parent->alloc_fn(parent->user_data, sizeof(tracking_table),
-                                   alignof(tracking_table), MESA_ALLOC_SCOPE_OBJECT);
+  void *storage =
+      mesa::internal::checked_alloc(parent, sizeof(tracking_table), alignof(tracking_table),
+                                    MESA_ALLOC_SCOPE_OBJECT, "mesa_tracking_create");
   if (storage == nullptr) return nullptr;
   auto *t = new (storage)
       tracking_table(parent, name != nullptr ? name : "", up != nullptr ? &up->tracker : nullptr);
@@ -203,8 +205,8 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
   }
   parent = mesa::internal::parent_or_default(parent, "mesa_debug_create");
   if (parent == nullptr) return nullptr;
-  void *storage = parent->alloc_fn(parent->user_data, sizeof(debug_table), alignof(debug_table),
-                                   MESA_ALLOC_SCOPE_OBJECT);
+  void *storage = mesa::internal::checked_alloc(parent, sizeof(debug_table), alignof(debug_table),
+                                                MESA_ALLOC_SCOPE_OBJECT, "mesa_debug_create");
   if (storage == nullptr) return nullptr;
   return (new (storage) debug_table(parent, d, handler, handler_context))->table();
 }
@@ -221,8 +223,9 @@ const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const ch
   if (path == nullptr) return nullptr;
   parent = mesa::internal::parent_or_default(parent, "mesa_logging_create");
   if (parent == nullptr) return nullptr;
-  void *storage = parent->alloc_fn(parent->user_data, sizeof(logging_table), alignof(logging_table),
-                                   MESA_ALLOC_SCOPE_OBJECT);
+  void *storage =
+      mesa::internal::checked_alloc(parent, sizeof(logging_table), alignof(logging_table),
+                                    MESA_ALLOC_SCOPE_OBJECT, "mesa_logging_create");
   if (storage == nullptr) return nullptr;
   auto *t = new (storage) logging_table(parent, path, record_stacks != 0);
   if (!t->file.ok()) {

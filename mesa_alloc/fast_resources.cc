@@ -11,6 +11,7 @@
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/c_handle.h"
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 #include "mesa_alloc/pool_resource.h"
@@ -114,7 +115,7 @@ T *from_table(const mesa_allocator *table) {
 template <class T, class... Args>
 T *create_in(const char *where, const mesa_allocator *parent, Args &&...args) noexcept {
   void *storage =
-      parent->alloc_fn(parent->user_data, sizeof(T), alignof(T), MESA_ALLOC_SCOPE_OBJECT);
+      mesa::internal::checked_alloc(parent, sizeof(T), alignof(T), MESA_ALLOC_SCOPE_OBJECT, where);
   if (storage == nullptr) return nullptr;
   try {
     return new (storage) T(std::forward<Args>(args)...);

@@ -29,9 +29,14 @@ vk_resource::vk_resource(const VkAllocationCallbacks *object, const VkAllocation
                  callbacks_->pfnAllocation == nullptr ? "pfnAllocation" : "pfnFree");
     std::abort();
   }
+  if (static_cast<unsigned>(scope) >= MESA_ALLOC_SCOPE_COUNT)
+    internal::report_bad_scope("vk_resource", scope);
 }
 
+// As callback_resource: a request the callbacks may not be given fails here, untouched by them.
 void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  if (internal::request_refused(bytes, alignment))
+    internal::refuse_request("vk_resource::allocate", alignment);
   void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
   if (p == nullptr) throw std::bad_alloc();
   if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {

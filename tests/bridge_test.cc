@@ -3,14 +3,21 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory_resource>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resource.h"
+#include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/pool_resource.h"
 #include "mesa_alloc/resource_callbacks.h"
+#include "mesa_alloc/tracking_resource.h"
 #include "tests/support/counting_allocator.h"
 
 namespace {
@@ -239,6 +246,124 @@ TEST(ResourceCallbacks, AMisalignedBlockFromTheResourceIsRefused) {
       << err;
   EXPECT_NE(err.find(" for alignment 128 (misaligned); refused"), std::string::npos) << err;
   EXPECT_EQ(resource.live, 0) << "given back to the resource";
+}
+
+TEST(CallbackResource, AnInvalidAlignmentNeverReachesTheTable) {
+  test::counting_allocator counting;
+  mesa::callback_resource resource(counting.table());
+  for (std::size_t alignment : {std::size_t{0}, std::size_t{3}, std::size_t{24}}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_THROW((void)resource.allocate(64, alignment), std::bad_alloc) << alignment;
+    const std::string err = ::testing::internal::GetCapturedStderr();
+#ifndef NDEBUG
+    EXPECT_NE(err.find("invalid alignment " + std::to_string(alignment) +
+                       " in callback_resource::allocate"),
+              std::string::npos)
+        << err;
+#endif
+    EXPECT_EQ(err.find("misaligned"), std::string::npos) << "not the table's fault: " << err;
+  }
+  EXPECT_EQ(counting.allocations(), 0) << "the table saw an alignment it may not be given";
+}
+
+TEST(CallbackResourceDeathTest, AScopeOutOfRangeIsRefusedAtConstruction) {
+  EXPECT_DEATH(mesa::callback_resource(mesa_libc_allocator(), static_cast<mesa_alloc_scope>(1000)),
+               "mesa_alloc: callback_resource: scope 1000 is not an allocation scope \\(0 to 4\\)");
+}
+
+// An application's table that, once `misalign` is set, returns every block one byte past a
+// 64-byte boundary: aligned as asked only for an alignment of 1.
+class misaligning_table {
+ public:
+  bool misalign = false;
+  long live = 0;
+
+  const mesa_allocator *table() const { return &table_; }
+
+ private:
+  static misaligning_table *self(void *user_data) {
+    return static_cast<misaligning_table *>(user_data);
+  }
+  static void *alloc(void *user_data, std::size_t size, std::size_t, mesa_alloc_scope) {
+    auto *t = self(user_data);
+    auto *base = static_cast<unsigned char *>(std::aligned_alloc(64, (size + 127) & ~63u));
+    if (base == nullptr) return nullptr;
+    ++t->live;
+    if (!t->misalign) return base;
+    t->shifted_.insert(base + 1);
+    return base + 1;
+  }
+  static void *realloc(void *, void *, std::size_t, std::size_t, mesa_alloc_scope) {
+    return nullptr;
+  }
+  static void free(void *user_data, void *p) {
+    if (p == nullptr) return;
+    auto *t = self(user_data);
+    --t->live;
+    auto *block = static_cast<unsigned char *>(p);
+    if (t->shifted_.erase(block) != 0) block -= 1;
+    std::free(block);
+  }
+
+  std::set<void *> shifted_;
+  const mesa_allocator table_{this, &alloc, &realloc, &free, nullptr, nullptr};
+};
+
+TEST(MisalignedTable, IsRefusedUnderEveryLayerStackedOnIt) {
+  misaligning_table app;
+  app.misalign = true;
+  mesa::callback_resource from_app(app.table());
+  mesa::tracking_resource tracker(&from_app, "tracker");
+  mesa::debug_resource debug(&from_app);
+  mesa::pool_resource pool(&from_app);
+  const std::pair<const char *, std::pmr::memory_resource *> layers[] = {
+      {"tracking_resource", &tracker}, {"debug_resource", &debug}, {"pool_resource", &pool}};
+  for (const auto &[name, layer] : layers) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_THROW((void)layer->allocate(64, 16), std::bad_alloc) << name;
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("mesa_alloc: callback_resource: the table returned "), std::string::npos)
+        << name << ": " << err;
+    EXPECT_NE(err.find("(misaligned); refused"), std::string::npos) << name << ": " << err;
+    EXPECT_EQ(app.live, 0) << name << ": the block goes back to the table";
+  }
+}
+
+TEST(MisalignedTable, IsRefusedByTheCTablesOverIt) {
+  misaligning_table app;
+  app.misalign = true;
+  const std::pair<const char *, const mesa_allocator *(*)(const mesa_allocator *)> makers[] = {
+      {"mesa_tracking_create",
+       [](const mesa_allocator *p) { return mesa_tracking_create(p, "t", nullptr); }},
+      {"mesa_debug_create", [](const mesa_allocator *p) { return mesa_debug_create(p, nullptr); }},
+      {"mesa_arena_create", &mesa_arena_create},
+      {"mesa_slab_create", [](const mesa_allocator *p) { return mesa_slab_create(p, 48); }}};
+  for (const auto &[name, make] : makers) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(make(app.table()), nullptr) << name << ": its handle would sit misaligned";
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find(std::string("mesa_alloc: ") + name + ": the table returned "),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(app.live, 0) << name;
+  }
+
+  // Made while the table behaved; the blocks under the tracker's headers are checked too.
+  app.misalign = false;
+  const mesa_allocator *tracker = mesa_tracking_create(app.table(), "t", nullptr);
+  ASSERT_NE(tracker, nullptr);
+  app.misalign = true;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_alloc2(nullptr, tracker, 64, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: mesa_tracking alloc: the table returned "), std::string::npos)
+      << err;
+  mesa_tracking_stats stats;
+  ASSERT_TRUE(mesa_tracking_get_stats(tracker, &stats));
+  EXPECT_EQ(stats.bytes_in_use, 0u);
+  EXPECT_EQ(stats.failed_allocations, 1u);
+  mesa_tracking_destroy(tracker);
+  EXPECT_EQ(app.live, 0);
 }
 
 TEST(Bridge, RoundTripTableToResourceToTable) {

@@ -158,6 +158,31 @@ TEST(VkResource, AMisalignedBlockFromTheCallbacksIsRefused) {
   EXPECT_EQ(frees, 1);
 }
 
+TEST(VkResource, AnInvalidAlignmentNeverReachesTheCallbacks) {
+  static int calls = 0;
+  VkAllocationCallbacks counting{};
+  counting.pfnAllocation = [](void *, std::size_t size, std::size_t alignment,
+                              VkSystemAllocationScope) -> void * {
+    ++calls;
+    return std::aligned_alloc(alignment, size);
+  };
+  counting.pfnFree = [](void *, void *p) { std::free(p); };
+  mesa::vk_resource resource(&counting);
+  for (std::size_t alignment : {std::size_t{0}, std::size_t{3}, std::size_t{24}}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_THROW((void)resource.allocate(64, alignment), std::bad_alloc) << alignment;
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err.find("misaligned"), std::string::npos) << "not the callbacks' fault: " << err;
+  }
+  EXPECT_EQ(calls, 0) << "the callbacks saw an alignment the Vulkan spec forbids";
+}
+
+TEST(VkResourceDeathTest, AScopeOutOfRangeIsRefusedAtConstruction) {
+  VkAllocationCallbacks libc = *mesa::to_vk(mesa_libc_allocator());
+  EXPECT_DEATH(mesa::vk_resource(&libc, static_cast<VkSystemAllocationScope>(1000)),
+               "mesa_alloc: vk_resource: scope 1000 is not an allocation scope");
+}
+
 TEST(VkCallbacks, OverAResourceReachTheResource) {
   std::pmr::monotonic_buffer_resource upstream;
   struct counting_resource : std::pmr::memory_resource {

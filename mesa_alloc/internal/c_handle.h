@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -64,8 +65,8 @@ const mesa_allocator *c_handle_create(const char *where, const mesa_allocator *p
                                       Args &&...args) noexcept {
   parent = parent_or_default(parent, where);
   if (parent == nullptr) return nullptr;
-  void *storage = parent->alloc_fn(parent->user_data, sizeof(c_handle<Resource>),
-                                   alignof(c_handle<Resource>), MESA_ALLOC_SCOPE_OBJECT);
+  void *storage = checked_alloc(parent, sizeof(c_handle<Resource>), alignof(c_handle<Resource>),
+                                MESA_ALLOC_SCOPE_OBJECT, where);
   if (storage == nullptr) return nullptr;
   try {
     return (new (storage) c_handle<Resource>(parent, std::forward<Args>(args)...))->table();

@@ -20,6 +20,7 @@
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/internal/api_caller.h"
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/known_scope.h"
@@ -117,7 +118,7 @@ struct tracking_table {
       t.count_failure(index, scope);
       return nullptr;
     }
-    void *base = self->parent->alloc_fn(self->parent->user_data, head + size, head, scope);
+    void *base = checked_alloc(self->parent, head + size, head, scope, "mesa_tracking alloc");
     if (base == nullptr) {
       t.uncharge_limits(size);
       t.count_failure(index, scope);

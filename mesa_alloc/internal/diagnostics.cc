@@ -90,6 +90,12 @@ void report_misaligned_result(const char *who, const char *source, const void *p
                source, p, alignment);
 }
 
+void report_bad_scope(const char *who, int scope) noexcept {
+  std::fprintf(stderr, "mesa_alloc: %s: scope %d is not an allocation scope (0 to %d)\n", who,
+               scope, MESA_ALLOC_SCOPE_COUNT - 1);
+  std::abort();
+}
+
 void report_null_resource(const char *who, const char *what) noexcept {
   std::fprintf(stderr, "mesa_alloc: %s: no %s (null)\n", who, what);
   std::abort();

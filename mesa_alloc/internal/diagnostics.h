@@ -46,6 +46,10 @@ void report_null_argument(const char *where, const char *what) noexcept;
 // "mesa_alloc: <who>: the <source> returned <p> for alignment <n> (misaligned); refused".
 void report_misaligned_result(const char *who, const char *source, const void *p,
                               std::size_t alignment) noexcept;
+// Prints "mesa_alloc: <who>: scope <n> is not an allocation scope (0 to 4)" on stderr and
+// aborts: a bridge made with it would hand every request's scope to the application, whose
+// per-scope counters it would index out of bounds.
+[[noreturn, gnu::cold]] void report_bad_scope(const char *who, int scope) noexcept;
 // Prints "mesa_alloc: <who>: no <what> (null)" on stderr and aborts: an object made over a
 // null resource would crash without a word at its first call through it.
 [[noreturn, gnu::cold]] void report_null_resource(const char *who, const char *what) noexcept;

@@ -4,9 +4,9 @@
 // table saves one virtual call per operation: a measurable share of a 64-byte alloc+free.
 //
 // What it costs: one well-predicted branch per call; the behaviour is the resource's own
-// (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate()),
-// except that a size or alignment over kMaxRequestBytes never reaches a pmr resource
-// (request_limit.h).
+// (a NULL from the table is std::bad_alloc from allocate(), nullptr from try_allocate(); a
+// misaligned block is refused with callback_resource's line, checked_alloc.h), except that a
+// size or alignment over kMaxRequestBytes never reaches a pmr resource (request_limit.h).
 //
 // Example:
 //   internal::direct_upstream up(upstream);
@@ -19,6 +19,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -37,7 +38,7 @@ class direct_upstream {
   void *allocate(std::size_t bytes, std::size_t alignment) {
     if (__builtin_expect(request_refused(bytes, alignment), 0)) refuse_request(owner_, alignment);
     if (table_ == nullptr) return resource_->allocate(bytes, alignment);
-    void *p = table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+    void *p = checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
     if (p == nullptr) throw std::bad_alloc();
     return p;
   }
@@ -47,7 +48,8 @@ class direct_upstream {
       report_refused_request(owner_, alignment);
       return nullptr;
     }
-    if (table_ != nullptr) return table_->alloc_fn(table_->user_data, bytes, alignment, scope_);
+    if (table_ != nullptr)
+      return checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
     try {
       return resource_->allocate(bytes, alignment);
     } catch (...) {

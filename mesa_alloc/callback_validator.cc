@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <tuple>
+#include <utility>
 
 #include "mesa_alloc/internal/diagnostics.h"
 
@@ -154,100 +156,161 @@ bool callback_validator::check_request(const validator_call &call) {
 // Records a block the table returned; checks it against `alignment` (what the table was asked
 // for: a realloc forwards the block's own) and against the live blocks, and remembers
 // `alignment` as the block's own (what later reallocs must repeat). A block handed out twice is
-// recorded once, as its latest owner has it.
-void callback_validator::note_result(const validator_call &call, void *result,
-                                     std::size_t alignment, int scope) {
-  if (result == nullptr) return;
+// recorded once, as its latest owner has it. `reuse`, if not empty, is the entry of the block a
+// realloc moved (no allocation then). False when the bookkeeping has no memory for the entry
+// (reported): the validator cannot check the block, and a fresh one goes back upstream.
+bool callback_validator::note_result(const validator_call &call, void *result,
+                                     std::size_t alignment, int scope, live_map::node_type reuse) {
   if ((reinterpret_cast<std::uintptr_t>(result) & (alignment - 1)) != 0)
     record(validator_rule::misaligned_result, call, alignment);
   freed_.erase(result);
-  const auto [it, fresh] =
-      live_.try_emplace(result, block{call.size, alignment, scope, call.sequence});
+  const block b{call.size, alignment, scope, call.sequence};
+  live_map::iterator it;
+  bool fresh;
+  try {
+    if (reuse.empty()) {
+      std::tie(it, fresh) = live_.try_emplace(result, b);
+    } else {
+      reuse.key() = result;
+      reuse.mapped() = b;
+      auto inserted = live_.insert(std::move(reuse));
+      it = inserted.position;
+      fresh = inserted.inserted;
+    }
+  } catch (...) {
+    static const char line[] =
+        "mesa_alloc: callback_validator: no memory to record a block; it is not checked\n";
+    internal::write_to_stderr(line, sizeof line - 1);
+    return false;
+  }
   if (!fresh) {
     record(validator_rule::result_already_live, call, it->second.sequence);
     live_bytes_[it->second.scope] -= it->second.size;
-    it->second = block{call.size, alignment, scope, call.sequence};
+    it->second = b;
   }
   live_bytes_[scope] += call.size;
+  return true;
 }
+
+// Remembers that `ptr` was freed by call `sequence` (for the double-free rules) unless a later
+// call already has it live. Without memory for the entry, a second free of it is reported as a
+// free of an unknown pointer instead.
+void callback_validator::remember_freed(const void *ptr, std::uint64_t sequence) noexcept {
+  if (live_.count(ptr) != 0) return;
+  try {
+    freed_[ptr] = sequence;
+  } catch (...) {
+    freed_.erase(ptr);
+  }
+}
+
+// The table's functions check and record under the lock and call upstream without it, so an
+// upstream that allocates through this validator's table (an application's allocator that
+// keeps its own records through the driver's default table, say) does not wait for itself.
+// A block being reallocated is out of the live table for the length of the call.
 
 void *callback_validator::alloc(void *user_data, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
   callback_validator *self = self_of(user_data);
-  std::lock_guard<std::mutex> lock(self->mutex_);
-  const validator_call call =
-      self->make_call(validator_op::alloc, scope, -1, nullptr, size, alignment);
-  if (!self->check_request(call)) return nullptr;
+  validator_call call{};
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    call = self->make_call(validator_op::alloc, scope, -1, nullptr, size, alignment);
+    if (!self->check_request(call)) return nullptr;
+  }
   const mesa_allocator *up = self->upstream_;
-  void *result = up->alloc_fn(up->user_data, size, alignment, scope);
-  self->note_result(call, result, alignment, scope);
-  return result;
+  return self->keep(call, up->alloc_fn(up->user_data, size, alignment, scope), alignment, scope);
+}
+
+// A fresh block from upstream, recorded; given back if the bookkeeping cannot record it.
+void *callback_validator::keep(const validator_call &call, void *result, std::size_t alignment,
+                               int scope) {
+  if (result == nullptr) return nullptr;
+  bool kept;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    kept = note_result(call, result, alignment, scope);
+  }
+  if (kept) return result;
+  upstream_->free_fn(upstream_->user_data, result);
+  return nullptr;
 }
 
 void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
                                   std::size_t alignment, mesa_alloc_scope scope) {
   callback_validator *self = self_of(user_data);
-  std::lock_guard<std::mutex> lock(self->mutex_);
-  const validator_call call =
-      self->make_call(validator_op::realloc, scope, -1, ptr, size, alignment);
-  if (!self->check_request(call)) return nullptr;
   const mesa_allocator *up = self->upstream_;
-  if (ptr == nullptr) {
-    void *result = up->realloc_fn(up->user_data, nullptr, size, alignment, scope);
-    self->note_result(call, result, alignment, scope);
-    return result;
-  }
-  auto it = self->live_.find(ptr);
-  if (it == self->live_.end()) {
-    const auto freed = self->freed_.find(ptr);
-    if (freed != self->freed_.end()) {
-      self->record(validator_rule::realloc_freed_pointer, call, freed->second);
-    } else {
-      self->record(validator_rule::realloc_unknown_pointer, call, 0);
+  validator_call call{};
+  block old{};
+  live_map::node_type entry;
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    call = self->make_call(validator_op::realloc, scope, -1, ptr, size, alignment);
+    if (!self->check_request(call)) return nullptr;
+    if (ptr != nullptr) {
+      auto it = self->live_.find(ptr);
+      if (it == self->live_.end()) {
+        const auto freed = self->freed_.find(ptr);
+        if (freed != self->freed_.end()) {
+          self->record(validator_rule::realloc_freed_pointer, call, freed->second);
+        } else {
+          self->record(validator_rule::realloc_unknown_pointer, call, 0);
+        }
+        return nullptr;  // never hand a foreign pointer to upstream
+      }
+      old = it->second;
+      if (alignment != old.alignment)
+        self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
+      entry = self->live_.extract(it);
+      self->live_bytes_[old.scope] -= old.size;
     }
-    return nullptr;  // never hand a foreign pointer to upstream
   }
-  const block old = it->second;
-  if (alignment != old.alignment)
-    self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
+  if (ptr == nullptr) {
+    return self->keep(call, up->realloc_fn(up->user_data, nullptr, size, alignment, scope),
+                      alignment, scope);
+  }
   // Upstream gets the block's own alignment, which the result must keep.
   void *result = up->realloc_fn(up->user_data, ptr, size, old.alignment, scope);
+  std::lock_guard<std::mutex> lock(self->mutex_);
   if (size == 0) {  // frees ptr; must return NULL
-    self->live_.erase(ptr);
-    self->live_bytes_[old.scope] -= old.size;
-    self->freed_[ptr] = call.sequence;
+    self->remember_freed(ptr, call.sequence);
     if (result != nullptr) {
       self->record(validator_rule::realloc_zero_returned_block, call, 0);
-      self->note_result(call, result, old.alignment, scope);
+      self->note_result(call, result, old.alignment, scope, std::move(entry));
     }
     return result;
   }
-  if (result == nullptr) return nullptr;  // the original is untouched
-  self->live_.erase(ptr);
-  self->live_bytes_[old.scope] -= old.size;
-  if (result != ptr) self->freed_[ptr] = call.sequence;
-  self->note_result(call, result, old.alignment, scope);  // the block keeps its alignment
+  if (result == nullptr) {  // the original is untouched and live again
+    self->live_.insert(std::move(entry));
+    self->live_bytes_[old.scope] += old.size;
+    return nullptr;
+  }
+  if (result != ptr) self->remember_freed(ptr, call.sequence);
+  // The block keeps its alignment. If it cannot be recorded it stays the driver's, unchecked.
+  self->note_result(call, result, old.alignment, scope, std::move(entry));
   return result;
 }
 
 void callback_validator::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   callback_validator *self = self_of(user_data);
-  std::lock_guard<std::mutex> lock(self->mutex_);
-  const validator_call call = self->make_call(validator_op::free, -1, -1, ptr, 0, 0);
-  auto it = self->live_.find(ptr);
-  if (it == self->live_.end()) {
-    const auto freed = self->freed_.find(ptr);
-    if (freed != self->freed_.end()) {
-      self->record(validator_rule::free_freed_pointer, call, freed->second);
-    } else {
-      self->record(validator_rule::free_unknown_pointer, call, 0);
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    const validator_call call = self->make_call(validator_op::free, -1, -1, ptr, 0, 0);
+    auto it = self->live_.find(ptr);
+    if (it == self->live_.end()) {
+      const auto freed = self->freed_.find(ptr);
+      if (freed != self->freed_.end()) {
+        self->record(validator_rule::free_freed_pointer, call, freed->second);
+      } else {
+        self->record(validator_rule::free_unknown_pointer, call, 0);
+      }
+      return;
     }
-    return;
+    self->live_bytes_[it->second.scope] -= it->second.size;
+    self->live_.erase(it);
+    self->remember_freed(ptr, call.sequence);
   }
-  self->live_bytes_[it->second.scope] -= it->second.size;
-  self->live_.erase(it);
-  self->freed_[ptr] = call.sequence;
   const mesa_allocator *up = self->upstream_;
   up->free_fn(up->user_data, ptr);
 }

@@ -25,7 +25,10 @@
 //
 // What it costs: a mutex and a hash-table lookup per call; bookkeeping memory (one node per
 // live or freed block, one entry per violation) comes from a separate `bookkeeping` resource so
-// the audited table sees only the driver's own allocations. Meant for tests and tools.
+// the audited table sees only the driver's own allocations. Meant for tests and tools. The
+// lock is not held while upstream runs, so an upstream may call back into this table; when the
+// bookkeeping has no memory for a new block, the call fails as an allocation failure (one line,
+// the block goes back upstream) instead of throwing through the C functions.
 //
 // From C (C11), the same validator behind a table:
 //   const mesa_allocator *checked = mesa_validator_create(app_table);
@@ -217,7 +220,11 @@ class callback_validator {
                            std::size_t alignment) noexcept;
   void record(validator_rule rule, const validator_call &call, std::size_t expected);
   bool check_request(const validator_call &call);
-  void note_result(const validator_call &call, void *result, std::size_t alignment, int scope);
+  using live_map = std::pmr::unordered_map<const void *, block>;
+  bool note_result(const validator_call &call, void *result, std::size_t alignment, int scope,
+                   live_map::node_type reuse = {});
+  void *keep(const validator_call &call, void *result, std::size_t alignment, int scope);
+  void remember_freed(const void *ptr, std::uint64_t sequence) noexcept;
   // False when the notification is malformed (then not forwarded).
   bool note_internal(const validator_call &call, std::int64_t delta);
 
@@ -239,7 +246,7 @@ class callback_validator {
   void *listener_context_ = nullptr;
   void (*line_listener_)(void *, const char *) = nullptr;  // mesa_validator_set_listener's
   void *line_listener_context_ = nullptr;
-  std::pmr::unordered_map<const void *, block> live_;
+  live_map live_;
   std::pmr::unordered_map<const void *, std::uint64_t> freed_;  // -> sequence of the free
   std::pmr::vector<validator_violation> violations_;
   std::size_t live_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};

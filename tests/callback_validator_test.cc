@@ -3,8 +3,11 @@
 #include "mesa_alloc/callback_validator.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory_resource>
 #include <new>
@@ -264,6 +267,124 @@ TEST(CallbackValidator, AViolationThatCannotBeKeptIsStillHeard) {
   EXPECT_EQ(heard, 1);
   EXPECT_EQ(v.violation_count(), 0u);
   EXPECT_NE(err.find("no memory to keep a violation"), std::string::npos) << err;
+}
+
+// Bookkeeping out of memory on the normal path: a fresh block that cannot be recorded goes back
+// upstream and the call fails as an ordinary allocation failure; a realloc reuses the moved
+// block's entry and needs no memory; a free forgets the freed pointer. Nothing is thrown through
+// the C functions (the C callers would terminate).
+TEST(CallbackValidator, BookkeepingOutOfMemoryFailsTheCallAndLeaksNothing) {
+  struct failing final : std::pmr::memory_resource {
+    bool fail = false;
+    void *do_allocate(std::size_t n, std::size_t a) override {
+      if (fail) throw std::bad_alloc();
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void *p, std::size_t n, std::size_t a) override {
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
+  } bookkeeping;
+  static long live = 0;
+  const mesa_allocator *libc = mesa_libc_allocator();
+  const mesa_allocator counting = {
+      const_cast<mesa_allocator *>(libc),
+      [](void *l, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
+        auto *t = static_cast<const mesa_allocator *>(l);
+        void *p = t->alloc_fn(t->user_data, size, alignment, scope);
+        live += p != nullptr;
+        return p;
+      },
+      [](void *l, void *p, std::size_t size, std::size_t alignment,
+         mesa_alloc_scope scope) -> void * {
+        auto *t = static_cast<const mesa_allocator *>(l);
+        void *r = t->realloc_fn(t->user_data, p, size, alignment, scope);
+        live += (p == nullptr && r != nullptr) - (p != nullptr && size == 0);
+        return r;
+      },
+      [](void *l, void *p) {
+        auto *t = static_cast<const mesa_allocator *>(l);
+        live -= p != nullptr;
+        t->free_fn(t->user_data, p);
+      },
+      nullptr,
+      nullptr};
+  callback_validator v(&counting, &bookkeeping);
+  void *kept = call_alloc(v.table(), 32, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(kept, nullptr);
+  bookkeeping.fail = true;
+  testing::internal::CaptureStderr();
+  void *p = nullptr;
+  EXPECT_NO_THROW(p = call_alloc(v.table(), 48, 16, MESA_ALLOC_SCOPE_OBJECT));
+  EXPECT_EQ(p, nullptr);
+  EXPECT_NO_THROW(p = call_realloc(v.table(), nullptr, 48, 16, MESA_ALLOC_SCOPE_OBJECT));
+  EXPECT_EQ(p, nullptr);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: callback_validator: no memory to record a block"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(live, 1) << "the blocks the validator could not record went back upstream";
+  EXPECT_NO_THROW(kept = call_realloc(v.table(), kept, 4096, 16, MESA_ALLOC_SCOPE_OBJECT));
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(v.live_blocks(), 1u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 4096u);
+  EXPECT_NO_THROW(call_free(v.table(), kept));
+  EXPECT_EQ(live, 0);
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_EQ(v.live_blocks(), 0u);
+}
+
+// An upstream may call back into the validated table while serving a request (an application
+// allocator that keeps its own records through the driver's default table): the validator
+// does not hold its lock across upstream calls, so this completes instead of waiting for
+// itself (the alarm turns a wait into a failure).
+const mesa_allocator *g_validated = nullptr;
+int g_reentries = 0;
+void reenter() {
+  static thread_local bool inside = false;
+  if (inside || g_validated == nullptr) return;
+  inside = true;
+  ++g_reentries;
+  void *note = call_alloc(g_validated, 16, 8, MESA_ALLOC_SCOPE_COMMAND);
+  note = call_realloc(g_validated, note, 32, 8, MESA_ALLOC_SCOPE_COMMAND);
+  call_free(g_validated, note);
+  inside = false;
+}
+const mesa_allocator kReentrantTable = {
+    nullptr,
+    [](void *, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
+      reenter();
+      const mesa_allocator *libc = mesa_libc_allocator();
+      return libc->alloc_fn(libc->user_data, size, alignment, scope);
+    },
+    [](void *, void *p, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
+      reenter();
+      const mesa_allocator *libc = mesa_libc_allocator();
+      return libc->realloc_fn(libc->user_data, p, size, alignment, scope);
+    },
+    [](void *, void *p) {
+      reenter();
+      const mesa_allocator *libc = mesa_libc_allocator();
+      libc->free_fn(libc->user_data, p);
+    },
+    nullptr,
+    nullptr};
+
+TEST(CallbackValidatorDeathTest, AnUpstreamMayCallBackIntoTheValidatedTable) {
+  EXPECT_EXIT(
+      {
+        alarm(10);
+        callback_validator v(&kReentrantTable);
+        g_validated = v.table();
+        void *p = call_alloc(v.table(), 64, 16, MESA_ALLOC_SCOPE_OBJECT);
+        p = call_realloc(v.table(), p, 128, 16, MESA_ALLOC_SCOPE_OBJECT);
+        call_free(v.table(), p);
+        g_validated = nullptr;
+        std::fprintf(stderr, "reentries %d violations %zu live %zu\n", g_reentries,
+                     v.violation_count(), v.live_blocks());
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "reentries 3 violations 0 live 0");
 }
 
 TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {

@@ -5,7 +5,10 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
+#include "mesa_alloc/callback_validator.h"
+#include "tools/vk_audit_caller.h"
 #include "tools/vk_audit_recorder.h"
 #include "tools/vk_audit_run.h"
 
@@ -54,6 +57,52 @@ TEST(Recorder, AttributesToTheCurrentCallAndScope) {
   EXPECT_EQ(alignments[0], (std::pair<std::size_t, std::uint64_t>{8, 1}));
   EXPECT_EQ(alignments[1], (std::pair<std::size_t, std::uint64_t>{64, 2}));
 }
+
+#if defined(__x86_64__)
+// A driver function built without frame pointers, as distributions build Mesa: %rbp holds data
+// (here 0x10) when it calls the table's alloc_fn(user_data, size, 16, OBJECT).
+extern "C" void *call_alloc_with_rbp_as_data(const mesa_allocator *table, std::size_t size);
+asm(R"(
+    .text
+    .globl call_alloc_with_rbp_as_data
+    .type call_alloc_with_rbp_as_data, @function
+call_alloc_with_rbp_as_data:
+    push %rbp
+    push %rbx
+    sub $8, %rsp
+    mov %rdi, %rax
+    mov (%rax), %rdi
+    mov $16, %rdx
+    mov $1, %ecx
+    mov $0x10, %rbp
+    call *8(%rax)
+    add $8, %rsp
+    pop %rbx
+    pop %rbp
+    ret
+    .size call_alloc_with_rbp_as_data, .-call_alloc_with_rbp_as_data
+)");
+
+// The recorder names the calling module without following the caller's frame pointer (it read
+// *(%rbp + 8) of its caller, a crash at address 0x18 here), whether the driver calls its table
+// directly or through caller_entry and the validator, as vk_alloc_audit stacks them.
+TEST(Recorder, NamesTheCallingModuleOfACallerWithoutFramePointers) {
+  recorder rec(mesa_libc_allocator());
+  mesa::callback_validator validator(rec.table());
+  vk_audit::caller_entry entry(validator.table());
+  for (const mesa_allocator *t : {rec.table(), entry.table()}) {
+    void *p = call_alloc_with_rbp_as_data(t, 64);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(vk_audit::entry_caller(), nullptr) << "noted only while the call runs";
+    t->free_fn(t->user_data, p);
+  }
+  const std::vector<vk_audit::module_counts> modules = rec.modules();
+  ASSERT_EQ(modules.size(), 1u) << "both calls came from this test's code";
+  EXPECT_NE(modules[0].module, "(unknown)");
+  EXPECT_EQ(modules[0].allocations, 2u);
+  EXPECT_EQ(validator.violation_count(), 0u);
+}
+#endif
 
 // A table that fails every request: the hook hears each failure with its call.
 void *refuse(void *, std::size_t, std::size_t, mesa_alloc_scope) { return nullptr; }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mesa_alloc/internal/stack_trace.h"
+#include "tools/vk_audit_caller.h"
 
 namespace vk_audit {
 namespace {
@@ -20,13 +21,16 @@ std::string module_of(const void *pc) {
   return plus != nullptr ? std::string(open + 1, plus) : std::string("(unknown)");
 }
 
-}  // namespace
+// alloc and realloc name the module that called the application's callback: the address
+// caller_entry noted (vk_alloc_audit puts it in front of the validator, which calls this
+// recorder), or this function's own return address when the driver calls the recorder's table
+// directly. No frame pointer is followed: a driver built without them keeps data in %rbp.
+const void *caller_of_this_call(const void *own_return_address) {
+  const void *noted = entry_caller();
+  return noted != nullptr ? noted : own_return_address;
+}
 
-// alloc and realloc name the module that called the application's callback: the table the
-// driver (or the loader) holds is the validator's, which calls this recorder's, so that is the
-// return address of the frame above ours, __builtin_return_address(1). Both frames are this
-// project's code, built with frame pointers, so that one step of the walk is sound.
-#pragma GCC diagnostic ignored "-Wframe-address"
+}  // namespace
 
 recorder::recorder(const mesa_allocator *upstream)
     : upstream_(upstream),
@@ -122,7 +126,8 @@ void recorder::removed(std::unordered_map<void *, block>::iterator it, bool coun
 
 void *recorder::alloc(void *user_data, std::size_t size, std::size_t alignment,
                       mesa_alloc_scope scope) {
-  return self_of(user_data)->alloc_from(__builtin_return_address(1), size, alignment, scope);
+  return self_of(user_data)->alloc_from(caller_of_this_call(__builtin_return_address(0)), size,
+                                        alignment, scope);
 }
 
 void *recorder::alloc_from(const void *caller, std::size_t size, std::size_t alignment,
@@ -143,7 +148,7 @@ void *recorder::alloc_from(const void *caller, std::size_t size, std::size_t ali
 
 void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
                         mesa_alloc_scope scope) {
-  const void *caller = __builtin_return_address(1);
+  const void *caller = caller_of_this_call(__builtin_return_address(0));
   if (ptr == nullptr) return self_of(user_data)->alloc_from(caller, size, alignment, scope);
   recorder *self = self_of(user_data);
   std::lock_guard<std::mutex> lock(self->mutex_);

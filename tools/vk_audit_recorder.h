@@ -1,12 +1,12 @@
 // vk_audit_recorder — the per-call attribution layer of vk_alloc_audit's callbacks.
 //
 // What it is for: the middle of the application's callback stack that vk_alloc_audit hands to
-// the driver (callback_validator → recorder → tracking → fault → libc). It attributes every host
-// allocation to the Vulkan call during which it happened (set_call) and to its scope, keeps
-// live/peak bytes per scope, a timeline of live bytes for the SVG, the alignments asked for,
-// internal-allocation notifications and what is live after each destroy, numbers allocation
-// attempts (the points an out-of-memory sweep fails one by one) and reports each failed attempt
-// to a hook with the call it happened in.
+// the driver (caller_entry → callback_validator → recorder → tracking → fault → libc). It
+// attributes every host allocation to the Vulkan call during which it happened (set_call) and to
+// its scope, keeps live/peak bytes per scope, a timeline of live bytes for the SVG, the alignments
+// asked for, internal-allocation notifications and what is live after each destroy, numbers
+// allocation attempts (the points an out-of-memory sweep fails one by one) and reports each failed
+// attempt to a hook with the call it happened in.
 //
 // What it costs: a mutex, a hash-map update and one timeline sample per call, and a read of
 // /proc/self/maps per new call site to name the module that asked. A tool layer.

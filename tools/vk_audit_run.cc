@@ -9,6 +9,7 @@
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/vulkan.h"
+#include "tools/vk_audit_caller.h"
 
 namespace vk_audit {
 namespace {
@@ -102,7 +103,8 @@ run_result run_audit(workload_kind kind, std::uint64_t fail_at, const run_hooks 
   run_result r;
   r.kind = kind;
   const auto start = std::chrono::steady_clock::now();
-  r.outcome = run_workload(kind, mesa::to_vk(validator.table()), observer);
+  caller_entry entry(validator.table());
+  r.outcome = run_workload(kind, mesa::to_vk(entry.table()), observer);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // Nothing may be live once the instance is gone.

@@ -1,12 +1,11 @@
 // vk_audit_run — one run of the vk_alloc_audit workload through the project's callbacks.
 //
 // What it is for: builds the application's callback stack from the project's layers —
-// callback_validator → recorder → tracking (mesa_tracking_create) → fault_resource → libc —
-// runs the workload with it, optionally failing one allocation attempt, and gathers what
-// the report needs: counts and bytes by scope and by call, peak, alignments, internal
-// notifications, what is live after each destroy and after vkDestroyInstance, and every
-// validator violation (COMMAND-scope blocks are checked after every call, everything after
-// vkDestroyInstance).
+// caller_entry → callback_validator → recorder → tracking (mesa_tracking_create) → fault_resource →
+// libc — runs the workload with it, optionally failing one allocation attempt, and gathers what the
+// report needs: counts and bytes by scope and by call, peak, alignments, internal notifications,
+// what is live after each destroy and after vkDestroyInstance, and every validator violation
+// (COMMAND-scope blocks are checked after every call, everything after vkDestroyInstance).
 //
 // What it costs: the workload's own time plus a locked map update per allocation.
 //

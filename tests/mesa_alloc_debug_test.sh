@@ -238,7 +238,7 @@ stdout=$(MESA_ALLOC_DEBUG=limit=18446744073709551615 "$program" small 2>"$out")
 if [[ $(grep -c 'failed' <<<"$stdout") == 0 ]]; then echo "ok: limit=2^64-1 refuses nothing"; else
   echo "FAILED: limit=2^64-1 printed: $stdout"; failures=$((failures + 1)); fi
 check "a limit past the address space is said" \
-  "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=18446744073709551615' is more than this process can address; the limit is [0-9]+ bytes$"
+  "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=18446744073709551615' is more than a size_t holds here; the limit is [0-9]+ bytes$"
 
 # 5b. The debug layer's own bookkeeping is not the program's: a small limit and fail=N see only
 # the program's blocks (with their headers), so cookie,limit=1000 lets its three 100-byte

@@ -219,12 +219,12 @@ void parse_word(const char *word, std::size_t length, settings *s) {
     s->fail_at = n;
   } else if (is(word, key, "limit")) {
     if (!parse_number(value, value_length, &n, true)) return warn(word, length, "bad number in");
-    // One environment for 32- and 64-bit processes (a game launcher runs both): a budget past
-    // this process's address space cannot bind, and is taken as the largest one there is.
+    // One environment for 32- and 64-bit processes (a game launcher runs both): a budget a
+    // size_t cannot hold is taken as the largest one there is.
     constexpr unsigned long long kLargest = tracking_resource::kNoLimit - 1;
     if (n > kLargest) {
       std::fprintf(stderr,
-                   "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' is more than this process can address; "
+                   "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' is more than a size_t holds here; "
                    "the limit is %llu bytes\n",
                    static_cast<int>(length), word, kLargest);
       n = kLargest;

@@ -1,5 +1,6 @@
 #include "mesa_alloc/arena_resource.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,12 @@ namespace {
 constexpr std::size_t kHeader = 32;
 constexpr std::size_t kBlockAlignment = alignof(std::max_align_t);
 
+// A number for each arena built in this copy of the library: one relaxed increment per arena.
+std::uint64_t next_lifetime() noexcept {
+  static std::atomic<std::uint64_t> lifetimes{0};
+  return lifetimes.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 [[noreturn]] void invalid_mark() noexcept {
   std::fputs(
       "mesa_alloc: invalid arena mark (stale, already rewound past, or from another arena)\n",
@@ -35,7 +42,10 @@ constexpr std::size_t kBlockAlignment = alignof(std::max_align_t);
 
 arena_resource::arena_resource(std::pmr::memory_resource *upstream,
                                const arena_options &options) noexcept
-    : next_block_size_(options.initial_block_size), upstream_(upstream), options_(options) {
+    : next_block_size_(options.initial_block_size),
+      upstream_(upstream),
+      options_(options),
+      lifetime_(next_lifetime()) {
   static_assert(sizeof(block) <= kHeader, "block header must fit kHeader");
   // A fixed buffer that must not grow has std::pmr::null_memory_resource() upstream.
   if (upstream == nullptr) internal::report_null_resource("arena_resource", "upstream resource");
@@ -144,6 +154,7 @@ void arena_resource::release() noexcept {
 arena_mark arena_resource::mark() noexcept {
   arena_mark m;
   m.arena_ = this;
+  m.lifetime_ = lifetime_;
   m.serial_ = ++serial_;
   m.block_ = blocks_;
   m.large_ = large_;
@@ -153,7 +164,9 @@ arena_mark arena_resource::mark() noexcept {
 }
 
 bool arena_resource::mark_is_valid(const arena_mark &m) const noexcept {
-  if (m.arena_ != this || m.serial_ <= released_serial_ || m.serial_ > serial_) return false;
+  if (m.arena_ != this || m.lifetime_ != lifetime_ || m.serial_ <= released_serial_ ||
+      m.serial_ > serial_)
+    return false;
   // Below the mark now: a rewind since went below it (exact even when low points were merged).
   if (m.bytes_allocated_ > bytes_allocated_) return false;
   for (int i = 0; i < floor_count_; ++i) {

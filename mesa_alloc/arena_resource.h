@@ -23,7 +23,8 @@
 // Not thread-safe: use one arena per object or per thread. Marks nest to any depth: rewinding
 // to a mark (any number of times) keeps it valid and invalidates every mark taken after it at a
 // later point; release() invalidates every mark. Rewinding to such a stale mark, or to one from
-// another arena, prints "mesa_alloc: invalid arena mark" on stderr and aborts. A valid mark is
+// another arena (one destroyed since included, even if this one sits at its address), prints
+// "mesa_alloc: invalid arena mark" on stderr and aborts. A valid mark is
 // never refused. The check is exact while the arena remembers the low points of the rewinds
 // made since the mark (kTrackedRewinds of them: a rewind to a lower point replaces those above
 // it, and a rewind to the newest mark adds none, so only rewinds to older marks at ever higher
@@ -64,7 +65,8 @@ class arena_mark {
  private:
   friend class arena_resource;
   const void *arena_ = nullptr;
-  std::uint64_t serial_ = 0;  // the arena's count of mark() calls when this one was taken
+  std::uint64_t lifetime_ = 0;  // the arena's, unique in the process (see arena_resource)
+  std::uint64_t serial_ = 0;    // the arena's count of mark() calls when this one was taken
   void *block_ = nullptr;
   void *large_ = nullptr;
   std::uintptr_t cur_ = 0;
@@ -160,6 +162,9 @@ class arena_resource final : public std::pmr::memory_resource {
   void remember_low_point(std::size_t bytes_allocated) noexcept;
   low_point floors_[kTrackedRewinds];
   int floor_count_ = 0;
+  // Numbers this arena's life among all arenas' (from 1): a mark of an arena destroyed before
+  // this one was built at the same address carries another.
+  const std::uint64_t lifetime_;
   std::uint64_t serial_ = 0;           // mark() calls so far: a mark's serial
   std::uint64_t released_serial_ = 0;  // serial_ at the last release(): older marks are stale
 };

@@ -1,6 +1,8 @@
 #include "mesa_alloc/arena_resource.h"
 
 #include <cstring>
+#include <memory_resource>
+#include <new>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -9,6 +11,7 @@
 #include "containers/arena_allocator.h"
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/pool_resource.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -193,6 +196,24 @@ TEST(ArenaResourceDeathTest, StaleMarkIsAClearError) {
   EXPECT_DEATH(arena.rewind(m), "mesa_alloc: invalid arena mark");
   mesa::arena_resource other(&upstream);
   EXPECT_DEATH(other.rewind(m), "mesa_alloc: invalid arena mark");
+}
+
+// A mark outliving its arena is refused by the next arena built at the same address (a stack
+// arena in a loop), even when the upstream hands that arena the same block (a pool's LIFO
+// class list does), so that the mark's serial, block and position all look like its own.
+TEST(ArenaResourceDeathTest, MarkOfADestroyedArenaIsRefusedByItsSuccessorAtTheSameAddress) {
+  mesa::pool_resource pool(std::pmr::new_delete_resource());
+  alignas(mesa::arena_resource) unsigned char storage[sizeof(mesa::arena_resource)];
+  auto *first = new (storage) mesa::arena_resource(&pool);
+  void *first_block = first->allocate(100, 1);
+  const mesa::arena_mark stale = first->mark();
+  first->~arena_resource();
+  auto *second = new (storage) mesa::arena_resource(&pool);
+  EXPECT_EQ(second->allocate(100, 1), first_block) << "the upstream gave the block back";
+  (void)second->mark();
+  (void)second->allocate(40, 1);  // live, after the stale mark's point
+  EXPECT_DEATH(second->rewind(stale), "mesa_alloc: invalid arena mark");
+  second->~arena_resource();
 }
 
 // A mark rewound past is stale even after the arena has grown past its point again: rewinding

@@ -1,11 +1,15 @@
 #include "mesa_alloc/logging_resource.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +37,18 @@ std::uint64_t now_ns() noexcept {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// Where every logging_resource's clock starts: the first one's construction. Resources that
+// share a sink then write one time axis.
+std::uint64_t trace_origin_ns() noexcept {
+  static const std::uint64_t origin = now_ns();
+  return origin;
+}
+
+// Site ids are unique in the process (this copy of the library), so resources that share a
+// sink never give two stacks one id. kFullSite names the stacks past a resource's table.
+constexpr std::uint32_t kFullSite = UINT32_MAX;
+std::atomic<std::uint32_t> next_site_id{1};
+
 std::uint32_t thread_id() noexcept {
   static thread_local std::uint32_t id = 0;
   if (id == 0) id = static_cast<std::uint32_t>(syscall(SYS_gettid));
@@ -41,10 +57,50 @@ std::uint32_t thread_id() noexcept {
 
 }  // namespace
 
+namespace {
+
+// Opens `path` for this writer alone: the file is locked (flock) before it is emptied, as two
+// writers of one file (two copies of the library in a process, a traced program and one it
+// runs, two trace_files) would each write from offset 0 over the other. -1 with errno set,
+// EWOULDBLOCK when another writer holds the file. A file that cannot be locked at all (the
+// file system has no locks) is used unlocked.
+int open_for_this_writer(const char *path) noexcept {
+  const int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    close(fd);
+    errno = EWOULDBLOCK;
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) (void)ftruncate(fd, 0);
+  return fd;
+}
+
+}  // namespace
+
+// A file another writer holds is not shared: this trace goes to `path.<pid>`, with a line.
 trace_file::trace_file(const char *path) noexcept
-    : fd_(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)),
-      open_error_(fd_ < 0 ? errno : 0),
-      pid_(getpid()) {
+    : fd_(open_for_this_writer(path)), pid_(getpid()) {
+  if (fd_ < 0 && errno == EWOULDBLOCK) {
+    char own[4096];
+    const int n = std::snprintf(own, sizeof own, "%s.%d", path, static_cast<int>(pid_));
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof own) {
+      fd_ = open_for_this_writer(own);
+      if (fd_ >= 0) {
+        std::fprintf(stderr,
+                     "mesa_alloc: trace file %s is being written by another writer (another copy "
+                     "of mesa_alloc, another process or another trace_file); this one writes "
+                     "%s\n",
+                     path, own);
+      }
+    }
+  }
+  open_error_ = fd_ < 0 ? errno : 0;
+  if (fd_ < 0) {
+    std::fprintf(stderr, "mesa_alloc: cannot create trace file %s: %s\n", path,
+                 open_error_ == EWOULDBLOCK ? "held by other writers" : std::strerror(open_error_));
+  }
   std::memcpy(buffer_, kMagic, sizeof kMagic);
   used_ = sizeof kMagic;
   if (fd_ >= 0) flush_locked();  // a trace from the start, whatever ends the process
@@ -118,7 +174,8 @@ void trace_file::write_site(std::uint32_t id, const char *text, std::size_t leng
 
 logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_sink *sink,
                                    bool record_stacks) noexcept
-    : upstream_(upstream), sink_(sink), record_stacks_(record_stacks), start_ns_(now_ns()) {
+    : upstream_(upstream), sink_(sink), record_stacks_(record_stacks) {
+  trace_origin_ns();
   if (record_stacks) internal::want_callers();
   if (upstream == nullptr) internal::report_null_resource("logging_resource", "upstream resource");
   if (sink == nullptr) internal::report_null_resource("logging_resource", "trace sink");
@@ -137,9 +194,10 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
   for (int probes = 0; probes < kSites; ++probes, i = (i + 1) & (kSites - 1)) {
     if (site_hashes_[i] == hash) return site_ids_[i];
     if (site_hashes_[i] != 0) continue;
-    if (next_site_ > kSites / 2) return 0;  // full enough: "other sites"
+    if (sites_named_ >= kSites / 2) return full_site();
     site_hashes_[i] = hash;
-    site_ids_[i] = next_site_++;
+    site_ids_[i] = next_site_id.fetch_add(1, std::memory_order_relaxed);
+    ++sites_named_;
     char text[1024];
     std::size_t used = 0;
     for (int f = 0; f < depth && f < kSiteFrames; ++f) {
@@ -170,6 +228,17 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
   return 0;
 }
 
+// The site of the stacks past the table: named once per resource, so a trace says why a
+// leak has no stack instead of looking as if stacks were off.
+std::uint32_t logging_resource::full_site() noexcept {
+  if (!full_site_named_) {
+    full_site_named_ = true;
+    static const char text[] = "(call-site table full: more than 2048 distinct stacks)";
+    sink_->write_site(kFullSite, text, sizeof text - 1);
+  }
+  return kFullSite;
+}
+
 void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr, std::size_t size,
                               std::size_t alignment, mesa_alloc_scope scope,
                               const void *caller) noexcept {
@@ -178,7 +247,7 @@ void logging_resource::record(trace_op op, const void *ptr, const void *old_ptr,
   e.scope = static_cast<std::uint8_t>(scope);
   e.zero = 0;
   e.thread = thread_id();
-  e.time_ns = now_ns() - start_ns_;
+  e.time_ns = now_ns() - trace_origin_ns();
   e.ptr = reinterpret_cast<std::uintptr_t>(ptr);
   e.old_ptr = reinterpret_cast<std::uintptr_t>(old_ptr);
   e.size = size;

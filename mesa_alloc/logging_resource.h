@@ -8,11 +8,14 @@
 //
 // What it costs: per event a 48-byte record copied into a 64 KiB buffer under a short spin lock,
 // a clock_gettime and a cached thread id; a write(2) per 64 KiB. With stacks, an unwind per
-// allocation and a lookup in a 4096-entry call-site table (each new site is symbolised once).
+// allocation and a lookup in a 4096-slot call-site table that names up to 2048 distinct stacks
+// (each new one is symbolised once; past that, stacks share the site "call-site table full").
 //
 // Trace format (native byte order): the 8 bytes "MESATRC1", then records. An event is 48 bytes:
 //   u8 op (1 alloc, 2 free, 3 realloc, 4 failed alloc), u8 scope, u16 0, u32 thread,
-//   u64 nanoseconds since the trace started, u64 pointer, u64 old pointer (realloc),
+//   u64 nanoseconds since the first logging_resource of the process was made (one time axis
+//   and one site numbering for every resource: several may share a sink), u64 pointer, u64 old
+//   pointer (realloc),
 //   u64 size (0 when a free does not know it), u32 alignment, u32 call site (0: none).
 // A call site is: u8 5, u8 0, u16 text length, u32 id, then the text ("f < caller < ...").
 //
@@ -127,13 +130,14 @@ class logging_resource final : public std::pmr::memory_resource {
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override;
   [[gnu::noinline]] std::uint32_t call_site(const void *caller) noexcept;
+  std::uint32_t full_site() noexcept;  // with sites_lock_ held
 
   std::pmr::memory_resource *upstream_;
   trace_sink *sink_;
   bool record_stacks_;
-  std::uint64_t start_ns_;
   internal::spin_lock sites_lock_;
-  std::uint32_t next_site_ = 1;
+  int sites_named_ = 0;  // stacks this resource has given a site id
+  bool full_site_named_ = false;
   std::uint64_t site_hashes_[kSites] = {};  // open addressing: stack hash -> site id
   std::uint32_t site_ids_[kSites] = {};
 };

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
@@ -26,14 +29,15 @@ namespace {
 struct memory_sink : mesa::trace_sink {
   std::mutex mutex;
   std::vector<mesa::trace_event> events;
-  std::vector<std::string> sites;
+  std::vector<std::string> sites;         // in the order they were named
+  std::map<uint32_t, std::string> named;  // id -> text
   void write_event(const mesa::trace_event &e) noexcept override {
     std::lock_guard<std::mutex> lock(mutex);
     events.push_back(e);
   }
   void write_site(uint32_t id, const char *text, size_t length) noexcept override {
     std::lock_guard<std::mutex> lock(mutex);
-    EXPECT_EQ(id, sites.size() + 1);
+    EXPECT_TRUE(named.emplace(id, std::string(text, length)).second) << "site " << id << " twice";
     sites.emplace_back(text, length);
   }
 };
@@ -127,7 +131,7 @@ TEST(LoggingResource, TwoThreadsLogEveryEventOnce) {
       EXPECT_EQ(events[i + 1].op, mesa::trace_op::free);
       EXPECT_EQ(events[i + 1].ptr, events[i].ptr);
       EXPECT_EQ(events[i].size, 16u + (i / 2) % 64);
-      EXPECT_LE(events[i].site, sink.sites.size());
+      EXPECT_EQ(sink.named.count(events[i].site), 1u);
 #if !defined(__SANITIZE_THREAD__)
       // One call site per thread, always the same id. Not under ThreadSanitizer: its thread
       // start routine keeps no frame pointer, so the walk past the thread's first frames reads
@@ -426,6 +430,111 @@ TEST(TraceFile, HeaderAtOnceAndFlushUnlessBusy) {
   file.flush_unless_busy();
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(8 + sizeof e));
+}
+
+// Site ids name one stack in the whole process and every resource stamps one time axis, so
+// resources that share a sink (one per component over one trace_file) write a trace that reads
+// back right: each resource numbered its own sites from 1 and timed from its own start.
+[[gnu::noinline]] void *allocate_in_compiler(std::pmr::memory_resource *r) {
+  void *p = r->allocate(1000, 8);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+[[gnu::noinline]] void *allocate_in_winsys(std::pmr::memory_resource *r) {
+  void *p = r->allocate(24, 8);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+TEST(LoggingResource, ResourcesSharingASinkKeepSitesAndTimesApart) {
+  memory_sink sink;
+  mesa::logging_resource compiler(std::pmr::new_delete_resource(), &sink, true);
+  void *a = allocate_in_compiler(&compiler);
+  compiler.deallocate(a, 1000, 8);
+  mesa::logging_resource winsys(std::pmr::new_delete_resource(), &sink, true);
+  void *b = allocate_in_winsys(&winsys);
+  winsys.deallocate(b, 24, 8);
+  ASSERT_EQ(sink.events.size(), 4u);
+  ASSERT_EQ(sink.sites.size(), 2u);
+  EXPECT_NE(sink.events[0].site, sink.events[2].site);
+  EXPECT_NE(sink.named[sink.events[0].site].find("allocate_in_compiler"), std::string::npos)
+      << sink.named[sink.events[0].site];
+  EXPECT_NE(sink.named[sink.events[2].site].find("allocate_in_winsys"), std::string::npos)
+      << sink.named[sink.events[2].site];
+  for (std::size_t i = 1; i < sink.events.size(); ++i)
+    EXPECT_GE(sink.events[i].time_ns, sink.events[i - 1].time_ns) << "event " << i;
+}
+
+// A resource names at most kSites / 2 distinct stacks; the rest share one site that says so,
+// rather than site 0, which reads as if stacks had not been recorded.
+template <int N>
+[[gnu::noinline]] void allocate_from_site(std::pmr::memory_resource *r) {
+  r->deallocate(r->allocate(N + 1, 1), N + 1, 1);
+  __asm__ volatile("" ::: "memory");
+}
+template <int... N>
+void allocate_from_sites(std::pmr::memory_resource *r, std::integer_sequence<int, N...>) {
+  (allocate_from_site<N>(r), ...);
+}
+
+TEST(LoggingResource, StacksPastTheSiteTableShareASiteThatSaysSo) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  allocate_from_sites(&logged, std::make_integer_sequence<int, 2100>());
+  std::set<uint32_t> allocation_sites;
+  for (const mesa::trace_event &e : sink.events) {
+    if (e.op != mesa::trace_op::alloc) continue;
+    EXPECT_NE(e.site, 0u);
+    allocation_sites.insert(e.site);
+  }
+  EXPECT_EQ(allocation_sites.size(), 2049u) << "2048 named stacks and the full table's site";
+  EXPECT_EQ(sink.named[UINT32_MAX], "(call-site table full: more than 2048 distinct stacks)");
+}
+
+// Two writers of one trace file would each write from offset 0 over the other (two copies of
+// the library in a process, a traced program and one it runs, two trace_files): the second
+// writes `path.<pid>` instead, and says so.
+TEST(TraceFile, ASecondWriterOfOneFileWritesItsOwn) {
+  const std::string path = testing::TempDir() + "/two_writers.trace";
+  const std::string own = path + "." + std::to_string(getpid());
+  std::remove(own.c_str());
+  mesa::trace_event e{};
+  {
+    mesa::trace_file first(path.c_str());
+    ASSERT_TRUE(first.ok());
+    e.size = 111;
+    for (int i = 0; i < 6; ++i) first.write_event(e);
+    first.flush();
+    testing::internal::CaptureStderr();
+    mesa::trace_file second(path.c_str());
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err, "mesa_alloc: trace file " + path +
+                       " is being written by another writer (another copy of mesa_alloc, another "
+                       "process or another trace_file); this one writes " +
+                       own + "\n");
+    ASSERT_TRUE(second.ok());
+    e.size = 222;
+    for (int i = 0; i < 2; ++i) second.write_event(e);
+  }
+  const std::vector<mesa::trace_event> first_events = read_events(path);
+  ASSERT_EQ(first_events.size(), 6u);
+  for (const mesa::trace_event &f : first_events) EXPECT_EQ(f.size, 111u);
+  const std::vector<mesa::trace_event> second_events = read_events(own);
+  ASSERT_EQ(second_events.size(), 2u);
+  EXPECT_EQ(second_events[0].size, 222u);
+  std::remove(own.c_str());
+}
+
+// A trace file that cannot be created says so once (it used to lose every event silently).
+TEST(TraceFile, AFileThatCannotBeCreatedSaysSo) {
+  testing::internal::CaptureStderr();
+  {
+    mesa::trace_file file("/nonexistent-dir/x.trace");
+    EXPECT_FALSE(file.ok());
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: cannot create trace file /nonexistent-dir/x.trace: No such file or "
+            "directory\n");
 }
 
 TEST(LoggingC, BadPathGivesNull) {

@@ -276,12 +276,7 @@ const mesa_allocator *default_from_environment() noexcept {
     if (logging->file.ok()) {
       g_trace = logging;
       top = &logging->table;
-    } else {
-      if (logging->file.open_error() != 0) {  // (a failed first write has said why already)
-        std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: cannot create trace file %s: %s\n",
-                     s.trace_path, std::strerror(logging->file.open_error()));
-      }
-    }
+    }  // else the trace file has said why (cannot create it, or its first write failed)
   }
   find_this_copy();
   set_before_debug_report(&before_report);

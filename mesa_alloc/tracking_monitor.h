@@ -15,14 +15,16 @@
 #ifndef MESA_ALLOC_TRACKING_MONITOR_H_
 #define MESA_ALLOC_TRACKING_MONITOR_H_
 
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/tracking_resource.h"
 
 namespace mesa {
 
 class tracking_monitor {
  public:
+  // A null tracker is refused as a null upstream is: one line on stderr, then abort.
   explicit tracking_monitor(const tracking_resource *tracker) noexcept
-      : tracker_(tracker), start_(tracker->stats()) {}
+      : tracker_(tracker), start_(stats_of(tracker)) {}
 
   // Makes now the point of comparison.
   void reset() noexcept { start_ = tracker_->stats(); }
@@ -40,6 +42,10 @@ class tracking_monitor {
   const tracking_stats &start() const noexcept { return start_; }
 
  private:
+  static tracking_stats stats_of(const tracking_resource *tracker) noexcept {
+    if (tracker == nullptr) internal::report_null_resource("tracking_monitor", "tracker");
+    return tracker->stats();
+  }
   tracking_stats now() const noexcept { return tracker_->stats(); }
   int compare_in_use() const noexcept {
     const tracking_stats n = now();

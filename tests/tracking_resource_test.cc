@@ -511,6 +511,11 @@ TEST(TrackingMonitor, InUseTotalPeak) {
   EXPECT_FALSE(monitor.total_up());
 }
 
+TEST(TrackingMonitorDeathTest, ANullTrackerIsRefused) {
+  EXPECT_DEATH(mesa::tracking_monitor(static_cast<const mesa::tracking_resource *>(nullptr)),
+               "mesa_alloc: tracking_monitor: no tracker \\(null\\)");
+}
+
 // A zero-byte block is a block: kept, it is a leak the monitor must see (bytes alone miss it).
 TEST(TrackingMonitor, AKeptZeroByteBlockIsInUseUp) {
   mesa::tracking_resource t(std::pmr::new_delete_resource(), "m");

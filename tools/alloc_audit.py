@@ -6,14 +6,20 @@ usage: alloc_audit.py [--allow=obj1,obj2] [--expect=sym1,sym2] ARCHIVE_OR_OBJECT
 Reads the relocations of every object file (`objdump -dr`, so each reference is tied to the
 function that makes it) and reports each reference to libc allocation (malloc, calloc, realloc,
 reallocarray, free, strdup, strndup, aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
-and the libc functions that return or grow malloc'd memory: asprintf, vasprintf, wcsdup,
-getline, getdelim, open_memstream, get_current_dir_name, and the forms a fortified build calls:
-__asprintf_chk, __vasprintf_chk, __getdelim; realpath is not listed, as it allocates only when
+glibc's own __libc_malloc, __libc_free & co., __strdup, __strndup, and the libc functions that
+return or grow malloc'd memory: asprintf, vasprintf, wcsdup, getline, getdelim, open_memstream,
+open_wmemstream, get_current_dir_name, canonicalize_file_name, backtrace_symbols, scandir,
+scandirat, tempnam, argz_* and envz_*, and the forms a fortified build calls: __asprintf_chk,
+__vasprintf_chk, __getdelim; realpath and getcwd are not listed, as they allocate only when
 given no buffer) or to the global operator new/delete
 in any form (_Znwm, _Znam, _ZdlPv, _ZdaPv and their sized, aligned and nothrow variants), or to
 std::pmr::get_default_resource() and std::pmr::new_delete_resource() (operator new reached
-through std::pmr: a container made or copied without its resource, a temporary key, substr()).
-References from data (function-pointer tables) count too, in any section that is not code.
+through std::pmr: a container made or copied without its resource, a temporary key, substr()),
+or to the members of std::string and std::wstring (on std::allocator) that allocate or free:
+reserve, append, assign, operator+=, operator=, a copying constructor, the destructor and their
+_M_* helpers, which libstdc++.so runs out of line; std::getline and operator>> into such a
+string; and the string streams. References from data (function-pointer tables) count too, in
+any section that is not code.
 
 It reads object files and archives of them, nothing else: a linked executable or shared library
 has no relocations left to read, and a slim LTO object (-flto without -ffat-lto-objects) has no
@@ -37,17 +43,45 @@ import subprocess
 import sys
 
 # With -O2 -D_FORTIFY_SOURCE (hardened builds), asprintf and vasprintf are called as their _chk
-# forms and getline as __getdelim.
+# forms and getline as __getdelim. __libc_malloc & co. are glibc's own allocators under their
+# exported names, and __strdup/__strndup what older glibc's <string.h> made of strdup at -O2.
 LIBC = re.compile(r"^(malloc|calloc|realloc|reallocarray|free|strdup|strndup|aligned_alloc|"
-                  r"posix_memalign|memalign|valloc|pvalloc|asprintf|vasprintf|__asprintf_chk|"
-                  r"__vasprintf_chk|wcsdup|getline|getdelim|__getdelim|open_memstream|"
-                  r"get_current_dir_name)$")
+                  r"posix_memalign|memalign|valloc|pvalloc|asprintf|vasprintf|__asprintf|"
+                  r"__asprintf_chk|__vasprintf_chk|wcsdup|getline|getdelim|__getdelim|"
+                  r"open_memstream|open_wmemstream|get_current_dir_name|canonicalize_file_name|"
+                  r"backtrace_symbols|scandir|scandir64|scandirat|scandirat64|tempnam|"
+                  r"__libc_(malloc|calloc|realloc|reallocarray|free|memalign|valloc|pvalloc)|"
+                  r"__strdup|__strndup|argz_(add|add_sep|append|create|create_sep|delete|insert|"
+                  r"replace)|envz_(add|merge|remove|strip))$")
 GLOBAL_NEW = re.compile(r"^_Zn[wa][jm]")
 # The two ways to reach operator new through std::pmr without naming it: the default resource
 # (a default-constructed container or polymorphic_allocator, a plain copy of a container, a
 # temporary key or substr) and new_delete_resource(). libstdc++.so calls operator new for them,
 # out of sight of the relocations read here, so the references themselves are the finding.
 PMR_DEFAULT = re.compile(r"^_ZNSt3pmr(20get_default_resource|19new_delete_resource)Ev$")
+# The same holds for std::string and std::wstring on std::allocator: libstdc++ declares them
+# `extern template`, so growing, assigning or destroying one runs its out-of-line members
+# (reserve, _M_append, _M_replace, _M_mutate, _M_create, ~basic_string) inside libstdc++.so,
+# which calls operator new and delete there. Their observers (size, find, compare, swap, the
+# default, move and allocator constructors) allocate nothing and are not findings. Both ABIs:
+# std::__cxx11::basic_string, and the old copy-on-write Ss/Sb (whose _Rep does the allocating).
+STRING_MEMBER = re.compile(r"^_ZNK?(?:St7__cxx1112basic_stringI([cw])St11char_traitsI\1ESaI\1EE"
+                           r"|Ss|SbIwSt11char_traitsIwESaIwEE)(?:4_Rep)?(?P<member>.+)$")
+STRING_GROWS = {"_M_create", "_M_mutate", "_M_append", "_M_replace", "_M_replace_aux",
+                "_M_assign", "_M_construct", "_M_construct_aux", "_M_dispose", "_M_destroy",
+                "_M_leak", "_M_leak_hard", "_M_clone", "_S_create", "_S_construct",
+                "_S_construct_aux", "reserve", "resize", "resize_and_overwrite",
+                "__resize_and_overwrite", "shrink_to_fit", "append", "assign", "insert",
+                "replace", "push_back", "substr"}
+# Constructors that allocate nothing: default (v), move (O...), and from an allocator alone
+# (S3_ in the new ABI, SaIcE in the old std::string, S1_ in the old std::wstring).
+STRING_QUIET_CONSTRUCTOR = re.compile(r"^C[124]E(v|O.*|RKS3_|RKSaIcE|RKS1_)$")
+# The string streams on std::allocator (extern templates too: their buffer grows in
+# libstdc++.so) and reading into a std::string (std::getline, operator>>).
+STRING_STREAM = re.compile(r"^_Z(?:T[VT]N?|NK?)St(?:7__cxx11)?(?:15basic_stringbuf|"
+                           r"19basic_istringstream|19basic_ostringstream|18basic_stringstream)"
+                           r"I([cw])St11char_traitsI\1ESaI\1EE")
+STRING_READ = re.compile(r"^_ZSt(?:7getline|rs)I([cw])St11char_traitsI\1ESaI\1EE")
 GLOBAL_DELETE = re.compile(r"^_Zd[la]Pv")
 DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
@@ -65,7 +99,24 @@ def forbidden(symbol):
     if PLACEMENT.match(symbol):
         return False
     return bool(LIBC.match(symbol) or GLOBAL_NEW.match(symbol) or GLOBAL_DELETE.match(symbol) or
-                PMR_DEFAULT.match(symbol))
+                PMR_DEFAULT.match(symbol) or STRING_STREAM.match(symbol) or
+                STRING_READ.match(symbol) or string_allocates(symbol))
+
+
+def string_allocates(symbol):
+    """True for a std::string (std::allocator) member that can allocate or free."""
+    m = STRING_MEMBER.match(symbol)
+    if not m:
+        return False
+    member = m.group("member")
+    name = re.match(r"^(\d+)", member)
+    if name:  # <length><identifier>, then its template arguments or parameters
+        length = int(name.group(1))
+        return member[len(name.group(1)):len(name.group(1)) + length] in STRING_GROWS
+    if re.match(r"^C[124]E", member):
+        return not STRING_QUIET_CONSTRUCTOR.match(member)
+    # Destructors free; operator+= grows; operator= copies, except from an rvalue (a move).
+    return bool(re.match(r"^(D[12]E|pLE|aSE(?!O))", member))
 
 
 def exempt(function, symbol):

@@ -23,7 +23,9 @@ any section that is not code.
 
 It reads object files and archives of them, nothing else: a linked executable or shared library
 has no relocations left to read, and a slim LTO object (-flto without -ffat-lto-objects) has no
-machine code yet, so either is refused (exit 2) rather than passed as clean. --allow names
+machine code yet, so either is refused (exit 2) rather than passed as clean; so is an input with
+nothing to audit (an empty file, an archive with no object files) or one that is not a regular
+file. --allow names
 objects by their file name without extension (`--allow=u_debug` allows u_debug.o in any
 archive); findings name the archive and the member: `libfoo.a(u_debug.o)`.
 
@@ -163,15 +165,29 @@ class Members:
 
 
 def unauditable(path):
-    """Why `path` cannot be audited (a linked binary, a slim LTO object), or None."""
+    """Why `path` cannot be audited (not a regular file, empty, an archive without objects, a
+    linked binary, a slim LTO object), or None."""
+    if not os.path.exists(path):
+        return f"{path}: no such file"
+    if os.path.isdir(path):
+        return f"{path}: a directory, not an object file or archive"
+    if not os.path.isfile(path):
+        return f"{path}: not a regular file (a device, a pipe or a socket)"
+    if os.path.getsize(path) == 0:
+        return f"{path}: an empty file (0 bytes): nothing to audit (did the build write it?)"
     members = Members(path)
+    objects = 0
     for line in objdump("-f", path).splitlines():
         if members.update(line):
+            objects += bool(OBJECT_LINE.match(line))
             continue
         if re.search(r"\b(EXEC_P|DYNAMIC)\b", line):  # the flags line under "architecture:"
             return (f"{members.name}: a linked executable or shared library has no "
                     "relocations left to read; audit the object files or archives it is linked "
                     "from")
+    if objects == 0:
+        return (f"{path}: an archive with no object files: nothing to audit (did the build rule "
+                "compile any source?)")
     # GCC marks a slim LTO object with the symbol __gnu_lto_slim (a fat one has machine code).
     members = Members(path)
     for line in objdump("-t", path).splitlines():
@@ -240,7 +256,7 @@ def main(argv):
     if shutil.which("objdump") is None:
         sys.exit("alloc_audit: objdump (binutils) not found")
     for path in args.files:
-        why = f"{path}: no such file" if not os.path.isfile(path) else unauditable(path)
+        why = unauditable(path)
         if why:
             print(f"alloc_audit: cannot audit {why}", file=sys.stderr)
             return 2

@@ -3,7 +3,8 @@
 # here by the system gcc: --help and bad options; findings named archive(member), one per
 # archive; --allow by member name; the libc functions that return malloc'd memory (asprintf);
 # and the inputs it cannot read, which must be refused (exit 2), never passed as clean: a shared
-# library, an executable, a slim LTO object, a file objdump cannot read. A fat LTO object is
+# library, an executable, a slim LTO object, a file objdump cannot read, and inputs with nothing
+# to audit (an empty file, an archive without members, a device, a directory). A fat LTO object is
 # audited, one holding only data too, and so is a fortified -O2 build's __asprintf_chk.
 #
 #   alloc_audit_cli_test.sh ALLOC_AUDIT
@@ -52,7 +53,8 @@ gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.
   gcc -O2 -flto -ffat-lto-objects -c util.c -o fat.o &&
   printf 'int table_entry = 1;\n' >data.c &&
   gcc -O2 -flto -ffat-lto-objects -c data.c -o fat_data.o &&
-  printf 'not an object file\n' >junk.o || {
+  printf 'not an object file\n' >junk.o && : >zero.a && ar rcs members_none.a &&
+  ln -s no-such-target dangling.a || {
   echo "FAIL: could not build the fixtures"
   exit 1
 }
@@ -61,6 +63,12 @@ expect 0 "usage: alloc_audit" -- --help
 expect 2 "unrecognized arguments: --alow=util" -- --alow=util libx.a
 expect 2 "unrecognized arguments: --al=util" -- --al=util libx.a
 expect 2 "no such file" -- missing.a
+expect 2 "cannot audit dangling\.a: no such file" -- dangling.a
+expect 2 "cannot audit /dev/null: not a regular file" -- /dev/null
+expect 2 "cannot audit x: a directory" -- x
+expect 2 "cannot audit zero\.a: an empty file \(0 bytes\): nothing to audit" -- zero.a
+expect 2 "cannot audit members_none\.a: an archive with no object files: nothing to audit" -- \
+  libclean.a members_none.a
 expect 0 "1 file\(s\) clean \(1 object file\(s\)\)" -- libclean.a
 expect 1 "^libx\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a
 expect 1 "^liby\.a\(util\.o\): util_alloc references malloc" -- libx.a liby.a

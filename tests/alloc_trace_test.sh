@@ -110,6 +110,56 @@ for bad in "--top -1" "--short-us nan" "--short-us inf" "--svg $dir/no/such/dir/
   grep -q 'alloc_trace' "$dir/err.txt" || fail "'$bad': no message"
 done
 
+# The trace is read a chunk at a time: 800 000 events (38 MB) in bounded memory, where holding
+# them all took 5 times the file. Memory that runs out all the same (800 000 blocks live at
+# once, under a small limit) is one line and status 1, and so is /dev/zero (never a header).
+python3 - "$dir/pairs.trace" "$dir/live.trace" <<'PY'
+import struct, sys
+event = struct.Struct("=BBHIQQQQII")
+pair = (event.pack(1, 1, 0, 1, 5, 0x1000, 0, 64, 16, 0) +
+        event.pack(2, 1, 0, 1, 6, 0x1000, 0, 0, 0, 0))
+open(sys.argv[1], "wb").write(b"MESATRC1" + pair * 400000)
+open(sys.argv[2], "wb").write(b"MESATRC1" + b"".join(
+    event.pack(1, 1, 0, 1, i, 0x1000 + 16 * i, 0, 64, 16, 0) for i in range(800000)))
+PY
+(ulimit -v 120000 && "$tool" "$dir/pairs.trace" --svg "$dir/pairs.svg" >"$dir/pairs.txt" \
+  2>"$dir/err.txt") || { fail "a long trace in 120 MB"; head -n 3 "$dir/err.txt"; }
+grep -q '^allocations 400000, reallocs 0, frees 400000, failed 0, bytes allocated 25600000$' \
+  "$dir/pairs.txt" || fail "a long trace: totals"
+[[ $(grep -o ' [0-9.]*,[0-9.]*' "$dir/pairs.svg" | wc -l) -le 4097 ]] ||
+  fail "a long trace: the plot keeps a point per event"
+(ulimit -v 60000 && "$tool" "$dir/live.trace" >/dev/null 2>"$dir/err.txt")
+status=$?
+[[ $status -eq 1 ]] || fail "out of memory: status $status"
+if grep -q 'Traceback\|MemoryError' "$dir/err.txt"; then fail "out of memory: traceback"; fi
+grep -q '^alloc_trace: out of memory after [0-9]* events of .*live.trace, with [0-9]* blocks' \
+  "$dir/err.txt" || fail "out of memory: message"
+rm -f "$dir/pairs.trace" "$dir/live.trace"
+"$tool" /dev/zero >/dev/null 2>"$dir/err.txt"
+[[ $? -eq 1 ]] || fail "/dev/zero: status"
+grep -q '^alloc_trace: /dev/zero: not a mesa_alloc trace' "$dir/err.txt" ||
+  fail "/dev/zero: message"
+
+# A call site's name the output encoding cannot show (an ASCII-only locale) is written with '?'
+# and said once; a closed stdout (`>&-`) is one line and status 1; never a traceback.
+python3 - "$dir/utf8.trace" <<'PY'
+import struct, sys
+text = "draw_\u00e9l\u00e9ment < main".encode()
+site = struct.pack("=BBHI", 5, 0, len(text), 1) + text
+event = struct.pack("=BBHIQQQQII", 1, 0, 0, 1, 0, 0x1000, 0, 16, 16, 1)
+open(sys.argv[1], "wb").write(b"MESATRC1" + site + event)
+PY
+PYTHONIOENCODING=ascii "$tool" "$dir/utf8.trace" >"$dir/ascii.txt" 2>"$dir/err.txt" ||
+  fail "ASCII output: status"
+if grep -q 'Traceback' "$dir/err.txt"; then fail "ASCII output: traceback"; fi
+grep -q '16 B        1 x  draw_?l?ment < main$' "$dir/ascii.txt" || fail "ASCII output: site"
+grep -q "^alloc_trace: warning: the output encoding (ascii) cannot show 6 character(s)" \
+  "$dir/err.txt" || fail "ASCII output: not said"
+"$tool" "$dir/run.trace" >&- 2>"$dir/err.txt"
+[[ $? -eq 1 ]] || fail "closed stdout: status"
+if grep -q 'Traceback' "$dir/err.txt"; then fail "closed stdout: traceback"; fi
+grep -q '^alloc_trace: standard output is closed' "$dir/err.txt" || fail "closed stdout: message"
+
 # A report that cannot be written (a full disk): status 1 and one line, never a traceback. A
 # reader that goes away (`| head`) ends the tool quietly by SIGPIPE, as it would a C tool.
 for format in "" "--json"; do

@@ -10,12 +10,17 @@ or as one JSON object with --json. --svg writes a plot of live bytes over time.
 
 A trace cut short (a full disk, a file-size limit, a process killed mid-write) ends in a partial
 record: the report covers the complete records before it, with a warning naming the byte where
-it stops (JSON: "truncated_at"). An empty file is a process that died before its trace was
-first written.
+it stops (JSON: "truncated_at"). An empty file is a process that died before its trace was first written.
+
+The trace is read a chunk at a time, so memory grows with the blocks live at once and the call
+sites, not with the trace's length (the plot keeps the lowest and highest point of each of at
+most 2048 windows of events). Running out of memory, a closed (>&-) or full stdout, and
+an output encoding that cannot show a call site's name each give one line on stderr.
 
 Trace format: see mesa_alloc/logging_resource.h.
 """
 import argparse
+import codecs
 import json
 import os
 import signal
@@ -29,137 +34,206 @@ OPS = {1: "alloc", 2: "free", 3: "realloc", 4: "failed"}
 SCOPES = ["command", "object", "cache", "device", "instance"]
 
 
+CHUNK = 1 << 20  # bytes read at a time: memory does not grow with the trace's length
+TIMELINE_WINDOWS = 2048  # the plot keeps at most this many (lowest, highest) pairs of points
+
+
 class TraceError(Exception):
     pass
 
 
-def read_trace(path):
-    """Returns (events, sites, truncated_at): events as tuples (op, scope, thread, t_ns, ptr,
-    old, size, alignment, site), sites as {id: text}, and the byte where a partial last record
-    starts (None when the trace ends on a record boundary)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise TraceError(f"{path}: empty file (the traced process wrote nothing: it died before "
-                         "its trace was first written)")
-    if data[:8] != MAGIC:
-        raise TraceError(f"{path}: not a mesa_alloc trace (missing MESATRC1 header)")
-    events, sites = [], {}
-    pos = 8
-    while pos < len(data):
-        kind = data[pos]
-        if kind in OPS:
-            if pos + EVENT.size > len(data):
-                return events, sites, pos
-            op, scope, _, thread, t, ptr, old, size, align, site = EVENT.unpack_from(data, pos)
-            events.append((op, scope, thread, t, ptr, old, size, align, site))
-            pos += EVENT.size
-        elif kind == 5:
-            if pos + SITE_HEAD.size > len(data):
-                return events, sites, pos
-            _, _, length, site_id = SITE_HEAD.unpack_from(data, pos)
-            if pos + SITE_HEAD.size + length > len(data):
-                return events, sites, pos
-            pos += SITE_HEAD.size
-            sites[site_id] = data[pos:pos + length].decode("utf-8", "replace")
-            pos += length
+class Timeline:
+    """Live bytes after each event, in bounded memory: the events are taken in windows, and each
+    window keeps its lowest and highest point, so the plot still shows every peak and trough.
+    A window is one event until TIMELINE_WINDOWS windows are full; then neighbours merge and
+    windows hold twice as many events."""
+
+    def __init__(self):
+        self.windows = []  # [(point, point)], a point being (event index, t_ns, live bytes)
+        self.size = 1
+        self.current = None
+        self.count = 0
+        self.last = (0, 0, 0)
+
+    def add(self, index, t, live):
+        point = (index, t, live)
+        self.last = point
+        if self.current is None:
+            self.current = (point, point)
         else:
-            raise TraceError(f"{path}: unknown record type {kind} at byte {pos}")
-    return events, sites, None
+            low, high = self.current
+            self.current = (point if live < low[2] else low, point if live > high[2] else high)
+        self.count += 1
+        if self.count == self.size:
+            self.windows.append(self.current)
+            self.current, self.count = None, 0
+            if len(self.windows) == TIMELINE_WINDOWS:
+                self.windows = [self._merge(self.windows[i], self.windows[i + 1])
+                                for i in range(0, len(self.windows), 2)]
+                self.size *= 2
+
+    @staticmethod
+    def _merge(a, b):
+        points = a + b
+        return (min(points, key=lambda p: p[2]), max(points, key=lambda p: p[2]))
+
+    def points(self):
+        """[(t_ns, live bytes)] in event order, from (0, 0) to the last event."""
+        windows = self.windows + ([self.current] if self.current else [])
+        chosen = sorted({p for w in windows for p in w} | {self.last})
+        return [(0, 0)] + [(t, live) for index, t, live in chosen if index > 0]
 
 
-def analyse(events, sites, top=10, short_ns=1_000_000):
-    live = {}  # ptr -> (size, t, site)
-    live_bytes = peak = peak_t = 0
-    totals = {"allocations": 0, "frees": 0, "reallocs": 0, "failed": 0, "bytes_allocated": 0,
-              "unknown_frees": 0, "live_reallocated": 0}
-    by_site = {}
-    histogram = {}
-    short_count = short_bytes = 0
-    lifetimes = 0
-    threads = set()
-    timeline = [(0, 0)]
-    by_scope = [0] * len(SCOPES)
+class Analysis:
+    """The report's state, updated one record at a time: its size grows with the blocks live at
+    once and the call sites, not with the length of the trace."""
 
-    def add(ptr, size, t, site, scope):
-        nonlocal live_bytes, peak, peak_t
-        if ptr in live:  # born again while live: a trace out of order, counted, not summed twice
-            totals["live_reallocated"] += 1
-            live_bytes -= live[ptr][0]
-        live[ptr] = (size, t, site)
-        live_bytes += size
-        totals["bytes_allocated"] += size
-        s = by_site.setdefault(site, [0, 0])
+    def __init__(self, short_ns):
+        self.short_ns = short_ns
+        self.events = 0
+        self.sites = {}
+        self.live = {}  # ptr -> (size, t, site)
+        self.live_bytes = self.peak = self.peak_t = self.last_t = 0
+        self.totals = {"allocations": 0, "frees": 0, "reallocs": 0, "failed": 0,
+                       "bytes_allocated": 0, "unknown_frees": 0, "live_reallocated": 0}
+        self.by_site = {}
+        self.histogram = {}
+        self.short_count = self.short_bytes = self.lifetimes = 0
+        self.threads = set()
+        self.timeline = Timeline()
+        self.by_scope = [0] * len(SCOPES)
+
+    def add(self, ptr, size, t, site, scope):
+        if ptr in self.live:  # born again while live: a trace out of order, counted, not summed
+            self.totals["live_reallocated"] += 1
+            self.live_bytes -= self.live[ptr][0]
+        self.live[ptr] = (size, t, site)
+        self.live_bytes += size
+        self.totals["bytes_allocated"] += size
+        s = self.by_site.setdefault(site, [0, 0])
         s[0] += 1
         s[1] += size
         bucket = 1 << max(0, (size - 1).bit_length()) if size > 0 else 0
-        histogram[bucket] = histogram.get(bucket, 0) + 1
-        if 0 <= scope < len(by_scope):
-            by_scope[scope] += size
-        if live_bytes > peak:
-            peak, peak_t = live_bytes, t
+        self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
+        if 0 <= scope < len(self.by_scope):
+            self.by_scope[scope] += size
+        if self.live_bytes > self.peak:
+            self.peak, self.peak_t = self.live_bytes, t
 
-    def remove(ptr, t):
-        nonlocal live_bytes, short_count, short_bytes, lifetimes
-        block = live.pop(ptr, None)
+    def remove(self, ptr, t):
+        block = self.live.pop(ptr, None)
         if block is None:
-            totals["unknown_frees"] += 1
+            self.totals["unknown_frees"] += 1
             return
         size, born, _ = block
-        live_bytes -= size
-        lifetimes += 1
-        if t - born <= short_ns:
-            short_count += 1
-            short_bytes += size
+        self.live_bytes -= size
+        self.lifetimes += 1
+        if t - born <= self.short_ns:
+            self.short_count += 1
+            self.short_bytes += size
 
-    last_t = 0
-    for op, scope, thread, t, ptr, old, size, align, site in events:
-        threads.add(thread)
-        last_t = max(last_t, t)
+    def event(self, op, scope, thread, t, ptr, old, size, site):
+        self.events += 1
+        self.threads.add(thread)
+        self.last_t = max(self.last_t, t)
         if op == 1:
-            totals["allocations"] += 1
-            add(ptr, size, t, site, scope)
+            self.totals["allocations"] += 1
+            self.add(ptr, size, t, site, scope)
         elif op == 2:
-            totals["frees"] += 1
-            remove(ptr, t)
+            self.totals["frees"] += 1
+            self.remove(ptr, t)
         elif op == 3:
-            totals["reallocs"] += 1
-            remove(old, t)
-            add(ptr, size, t, site, scope)
+            self.totals["reallocs"] += 1
+            self.remove(old, t)
+            self.add(ptr, size, t, site, scope)
         elif op == 4:
-            totals["failed"] += 1
-        timeline.append((t, live_bytes))
+            self.totals["failed"] += 1
+        self.timeline.add(self.events, t, self.live_bytes)
 
-    def site_name(site):
-        return sites.get(site, "(no call site recorded)" if site == 0 else f"site {site}")
+    def report(self, top=10, truncated_at=None):
+        sites = self.sites
 
-    top_bytes = sorted(by_site.items(), key=lambda kv: -kv[1][1])[:top]
-    top_count = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:top]
-    leaks_by_site = {}
-    for size, _, site in live.values():
-        s = leaks_by_site.setdefault(site, [0, 0])
-        s[0] += 1
-        s[1] += size
-    return {
-        "events": len(events),
-        "threads": len(threads),
-        "duration_ns": last_t,
-        "totals": totals,
-        "peak_bytes": peak,
-        "peak_time_ns": peak_t,
-        "bytes_by_scope": dict(zip(SCOPES, by_scope)),
-        "top_sites_by_bytes": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
-                               for k, v in top_bytes],
-        "top_sites_by_count": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
-                               for k, v in top_count],
-        "size_histogram": [{"up_to": k, "allocations": v} for k, v in sorted(histogram.items())],
-        "short_lived": {"threshold_ns": short_ns, "blocks": short_count, "bytes": short_bytes,
-                        "fraction_of_frees": (short_count / lifetimes) if lifetimes else 0.0},
-        "leaks": {"blocks": len(live), "bytes": sum(v[0] for v in live.values()),
-                  "by_site": [{"site": site_name(k), "blocks": v[0], "bytes": v[1]}
-                              for k, v in sorted(leaks_by_site.items(), key=lambda kv: -kv[1][1])]},
-        "timeline": timeline,
-    }
+        def site_name(site):
+            return sites.get(site, "(no call site recorded)" if site == 0 else f"site {site}")
+
+        top_bytes = sorted(self.by_site.items(), key=lambda kv: -kv[1][1])[:top]
+        top_count = sorted(self.by_site.items(), key=lambda kv: -kv[1][0])[:top]
+        leaks_by_site = {}
+        for size, _, site in self.live.values():
+            s = leaks_by_site.setdefault(site, [0, 0])
+            s[0] += 1
+            s[1] += size
+        return {
+            "events": self.events,
+            "threads": len(self.threads),
+            "duration_ns": self.last_t,
+            "totals": self.totals,
+            "peak_bytes": self.peak,
+            "peak_time_ns": self.peak_t,
+            "bytes_by_scope": dict(zip(SCOPES, self.by_scope)),
+            "top_sites_by_bytes": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
+                                   for k, v in top_bytes],
+            "top_sites_by_count": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
+                                   for k, v in top_count],
+            "size_histogram": [{"up_to": k, "allocations": v}
+                               for k, v in sorted(self.histogram.items())],
+            "short_lived": {"threshold_ns": self.short_ns, "blocks": self.short_count,
+                            "bytes": self.short_bytes,
+                            "fraction_of_frees": (self.short_count / self.lifetimes
+                                                  if self.lifetimes else 0.0)},
+            "leaks": {"blocks": len(self.live), "bytes": sum(v[0] for v in self.live.values()),
+                      "by_site": [{"site": site_name(k), "blocks": v[0], "bytes": v[1]}
+                                  for k, v in sorted(leaks_by_site.items(),
+                                                     key=lambda kv: -kv[1][1])]},
+            "truncated_at": truncated_at,
+            "timeline": self.timeline.points(),
+        }
+
+
+def read_trace(path, analysis):
+    """Feeds every record of the trace at `path` to `analysis`, reading it a chunk at a time.
+    Returns the byte where a partial last record starts (None when the trace ends on a record
+    boundary)."""
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+        if not head:
+            raise TraceError(f"{path}: empty file (the traced process wrote nothing: it died "
+                             "before its trace was first written)")
+        if head != MAGIC:
+            raise TraceError(f"{path}: not a mesa_alloc trace (missing MESATRC1 header)")
+        buf, pos, base = b"", 0, len(MAGIC)  # base: the file offset of buf[0]
+        end_of_file = False
+
+        def have(n):
+            """True once `n` bytes from pos are in buf; False when the file ends first."""
+            nonlocal buf, pos, base, end_of_file
+            while len(buf) - pos < n and not end_of_file:
+                more = f.read(max(CHUNK, n))
+                end_of_file = not more
+                buf, base, pos = buf[pos:] + more, base + pos, 0
+            return len(buf) - pos >= n
+
+        while True:
+            if not have(1):
+                return None
+            kind = buf[pos]
+            if kind in OPS:
+                if not have(EVENT.size):
+                    return base + pos
+                op, scope, _, thread, t, ptr, old, size, _, site = EVENT.unpack_from(buf, pos)
+                analysis.event(op, scope, thread, t, ptr, old, size, site)
+                pos += EVENT.size
+            elif kind == 5:
+                if not have(SITE_HEAD.size):
+                    return base + pos
+                _, _, length, site_id = SITE_HEAD.unpack_from(buf, pos)
+                if not have(SITE_HEAD.size + length):
+                    return base + pos
+                text = buf[pos + SITE_HEAD.size:pos + SITE_HEAD.size + length]
+                analysis.sites[site_id] = text.decode("utf-8", "replace")
+                pos += SITE_HEAD.size + length
+            else:
+                raise TraceError(f"{path}: unknown record type {kind} at byte {base + pos}")
 
 
 def print_text(r, out):
@@ -205,7 +279,7 @@ def write_svg(r, path, width=800, height=300):
     coords = " ".join(
         f"{margin + (width - 2 * margin) * t / end:.1f},"
         f"{height - margin - (height - 2 * margin) * b / peak:.1f}" for t, b in points)
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">\n'
                 f'<rect width="100%" height="100%" fill="white"/>\n'
                 f'<text x="{margin}" y="20" font-family="sans-serif" font-size="14">'
@@ -219,6 +293,15 @@ def write_svg(r, path, width=800, height=300):
                 f'font-size="12" text-anchor="end">{end / 1e6:.3f} ms</text>\n'
                 f'<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="{coords}"/>\n'
                 f'</svg>\n')
+
+
+UNSHOWN = [0]  # characters of the report the output's encoding could not show
+
+
+def count_unshown(error):
+    """An encoding error handler: '?' for each character the output cannot show, counted."""
+    UNSHOWN[0] += error.end - error.start
+    return "?" * (error.end - error.start), error.end
 
 
 def main(argv):
@@ -239,17 +322,28 @@ def main(argv):
         args.trace = os.path.join(here, args.trace)
         if args.svg:
             args.svg = os.path.join(here, args.svg)
+    if sys.stdout is None:  # started with stdout closed (`alloc_trace t >&-`)
+        print("alloc_trace: standard output is closed: nowhere to write the report",
+              file=sys.stderr)
+        return 1
+    analysis = Analysis(int(args.short_us * 1000))
     try:
-        events, sites, truncated_at = read_trace(args.trace)
+        truncated_at = read_trace(args.trace, analysis)
+        r = analysis.report(args.top, truncated_at)
     except (OSError, TraceError) as e:
         print(f"alloc_trace: {e}", file=sys.stderr)
         return 1
+    except MemoryError:
+        events, live = analysis.events, len(analysis.live)
+        analysis = None  # give the memory back before saying why
+        print(f"alloc_trace: out of memory after {events} events of {args.trace}, with {live} "
+              "blocks live at once (memory grows with the live blocks and call sites, not the "
+              "trace's length)", file=sys.stderr)
+        return 1
     if truncated_at is not None:
         print(f"alloc_trace: warning: {args.trace} ends in a partial record at byte "
-              f"{truncated_at} (the trace was cut short); the report covers the {len(events)} "
+              f"{truncated_at} (the trace was cut short); the report covers the {r['events']} "
               "events before it", file=sys.stderr)
-    r = analyse(events, sites, args.top, int(args.short_us * 1000))
-    r["truncated_at"] = truncated_at
     if args.svg:
         try:
             write_svg(r, args.svg)
@@ -265,14 +359,25 @@ def main(argv):
         else:
             print_text(r, sys.stdout)
         sys.stdout.flush()
+    except MemoryError:
+        print("alloc_trace: out of memory writing the report", file=sys.stderr)
+        return 1
     except OSError as e:  # a full disk: say so, and drop what is still buffered
         print(f"alloc_trace: cannot write the report: {e.strerror}", file=sys.stderr)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    if UNSHOWN[0]:
+        print(f"alloc_trace: warning: the output encoding ({sys.stdout.encoding}) cannot show "
+              f"{UNSHOWN[0]} character(s) of call-site names; they are written as '?'",
+              file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
     # A reader that goes away (`alloc_trace t | head`) ends the tool as it ends a C tool.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # A site name the locale's encoding cannot show (an ASCII-only locale) is written with '?'.
+    codecs.register_error("alloc_trace_unshown", count_unshown)
+    if sys.stdout is not None:
+        sys.stdout.reconfigure(errors="alloc_trace_unshown")
     sys.exit(main(sys.argv[1:]))

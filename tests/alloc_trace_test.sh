@@ -77,9 +77,19 @@ grep -q 'ends in a partial record at byte 56 (the trace was cut short); the repo
 grep -q '^allocations 1, ' "$dir/cut.txt" || fail "cut-off trace: the event before the cut"
 grep -q '16 B        1 x  site 7$' "$dir/cut.txt" || fail "cut-off trace: the site is not named"
 if grep -q 'main < start' "$dir/cut.txt"; then fail "cut-off trace: a made-up site name"; fi
-"$tool" --json "$dir/cut.trace" 2>/dev/null |
-  python3 -c 'import json, sys; assert json.load(sys.stdin)["truncated_at"] == 56' ||
-  fail "cut-off trace: truncated_at in the JSON"
+# The report itself (saved from stdout, without stderr) says the trace was cut, and does not
+# call the block live at the cut a leak.
+head -n 1 "$dir/cut.txt" | grep -q '^trace cut short at byte 56 .*not necessarily leaks$' ||
+  fail "cut-off trace: the report does not say so at its top"
+grep -q '^live when the trace was cut (not necessarily leaks: the trace was cut short): 1 blocks, 16 bytes$' \
+  "$dir/cut.txt" || fail "cut-off trace: its live block titled as a leak"
+if grep -q '(leaks)' "$dir/cut.txt"; then fail "cut-off trace: 'leaks' in the report"; fi
+if grep -q '^trace cut short' "$dir/summary.txt"; then fail "a whole trace said to be cut"; fi
+"$tool" --json "$dir/cut.trace" 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["truncated_at"] == 56 and r["leaks"]["trace_cut_short"] is True, r' ||
+  fail "cut-off trace: truncated_at and leaks.trace_cut_short in the JSON"
 # An empty file: the process died before writing its trace.
 : >"$dir/empty.trace"
 if "$tool" "$dir/empty.trace" 2>"$dir/err.txt"; then fail "empty trace accepted"; fi

@@ -10,7 +10,9 @@ or as one JSON object with --json. --svg writes a plot of live bytes over time.
 
 A trace cut short (a full disk, a file-size limit, a process killed mid-write) ends in a partial
 record: the report covers the complete records before it, with a warning naming the byte where
-it stops (JSON: "truncated_at"). An empty file is a process that died before its trace was first written.
+it stops, on stderr and at the top of the text report (JSON: "truncated_at", and
+"trace_cut_short" in "leaks"); its live blocks are listed as live when the trace was cut, not
+as leaks. An empty file is a process that died before its trace was first written.
 
 The trace is read a chunk at a time, so memory grows with the blocks live at once and the call
 sites, not with the trace's length (the plot keeps the lowest and highest point of each of at
@@ -181,7 +183,10 @@ class Analysis:
                             "bytes": self.short_bytes,
                             "fraction_of_frees": (self.short_count / self.lifetimes
                                                   if self.lifetimes else 0.0)},
+            # A trace cut short ends while the program still runs: its live blocks are the ones
+            # in use at the cut, not necessarily leaks.
             "leaks": {"blocks": len(self.live), "bytes": sum(v[0] for v in self.live.values()),
+                      "trace_cut_short": truncated_at is not None,
                       "by_site": [{"site": site_name(k), "blocks": v[0], "bytes": v[1]}
                                   for k, v in sorted(leaks_by_site.items(),
                                                      key=lambda kv: -kv[1][1])]},
@@ -238,6 +243,10 @@ def read_trace(path, analysis):
 
 def print_text(r, out):
     t = r["totals"]
+    if r["truncated_at"] is not None:
+        out.write(f"trace cut short at byte {r['truncated_at']} (a partial last record): this "
+                  "report covers the events before the cut, and the blocks live at the cut are "
+                  "not necessarily leaks\n")
     out.write(f"events {r['events']}, threads {r['threads']}, "
               f"duration {r['duration_ns'] / 1e6:.3f} ms\n")
     out.write(f"allocations {t['allocations']}, reallocs {t['reallocs']}, frees {t['frees']}, "
@@ -266,7 +275,9 @@ def print_text(r, out):
               f"blocks, {s['bytes']} bytes, {100 * s['fraction_of_frees']:.1f}% of the blocks "
               "freed or reallocated\n")
     leaks = r["leaks"]
-    out.write(f"\nlive at the end (leaks): {leaks['blocks']} blocks, {leaks['bytes']} bytes\n")
+    title = ("live when the trace was cut (not necessarily leaks: the trace was cut short)"
+             if leaks["trace_cut_short"] else "live at the end (leaks)")
+    out.write(f"\n{title}: {leaks['blocks']} blocks, {leaks['bytes']} bytes\n")
     for s in leaks["by_site"][:10]:
         out.write(f"  {s['bytes']:>12} B {s['blocks']:>8} x  {s['site']}\n")
 
@@ -343,7 +354,7 @@ def main(argv):
     if truncated_at is not None:
         print(f"alloc_trace: warning: {args.trace} ends in a partial record at byte "
               f"{truncated_at} (the trace was cut short); the report covers the {r['events']} "
-              "events before it", file=sys.stderr)
+              "events before it, and its live blocks are not necessarily leaks", file=sys.stderr)
     if args.svg:
         try:
             write_svg(r, args.svg)

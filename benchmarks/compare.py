@@ -22,6 +22,7 @@ Usage:
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -50,6 +51,30 @@ def run_benchmark(binary, repetitions, bench_filter, extra):
     print("running: " + " ".join(cmd), file=sys.stderr)
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
     return json.loads(out)
+
+
+def check_data(data, source):
+    """Exits with one line unless `data` is Google Benchmark JSON whose records compare.py can
+    read: a "benchmarks" list, and in each record with a name and times, a string name and
+    run_name, a known time_unit and finite times >= 0. Other records are skipped."""
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        sys.exit("compare.py: %s has no \"benchmarks\" list (use --benchmark_format=json)"
+                 % source)
+    for b in data["benchmarks"]:
+        if not isinstance(b, dict) or "name" not in b:
+            continue
+        where = "compare.py: %s: a record named %r" % (source, b["name"])
+        if not isinstance(b["name"], str) or not isinstance(b.get("run_name", ""), str):
+            sys.exit("%s (run_name %r): names must be strings" % (where, b.get("run_name")))
+        if b.get("time_unit", "ns") not in TO_NS:
+            sys.exit("%s has time_unit %r, not one of %s" % (where, b["time_unit"],
+                                                             ", ".join(TO_NS)))
+        for field in ("cpu_time", "real_time"):
+            value = b.get(field)
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, (int, float)) or
+                                      not math.isfinite(value) or value < 0):
+                sys.exit("%s has %s %r, not a finite number >= 0" % (where, field, value))
 
 
 def usable(b):
@@ -198,29 +223,32 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="read this JSON file instead of running the binary")
     parser.add_argument("--binary", help="benchmark binary (default: build and use bazel-bin)")
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--repetitions", type=int, default=5, help="at least 1 (default 5)")
     parser.add_argument("--filter", help="--benchmark_filter regex")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("extra", nargs="*", help="more arguments for the binary (after --)")
     args = parser.parse_args()
+    if args.repetitions < 1:
+        parser.error("--repetitions must be 1 or more")
     if args.json:
         try:
             with open(args.json) as f:
                 data = json.load(f)
         except (OSError, ValueError) as e:
             sys.exit("compare.py: cannot read benchmark JSON from %s: %s" % (args.json, e))
-        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-            sys.exit("compare.py: %s has no \"benchmarks\" list (use --benchmark_format=json)"
-                     % args.json)
+        check_data(data, args.json)
     else:
         try:
             data = run_benchmark(args.binary, args.repetitions, args.filter, args.extra)
         except (OSError, subprocess.CalledProcessError, ValueError) as e:
             sys.exit("compare.py: running the benchmark failed: %s" % e)
+        check_data(data, "the output of %s" % (args.binary or "resource_benchmark"))
     groups, other = group(medians(data))
     if not groups and not other:
         sys.exit("compare.py: no benchmark results found")
-    ctx = data.get("context", {})
+    ctx = data.get("context")
+    if not isinstance(ctx, dict):
+        ctx = {}
     print("host: %s CPUs, load average %s; medians of %s repetitions" %
           (ctx.get("num_cpus", "?"), ctx.get("load_avg", "?"),
            args.repetitions if not args.json else "the"))

@@ -7,11 +7,28 @@ Usage:
       --benchmark_enable_random_interleaving=true --benchmark_min_time=0.3 \
       --benchmark_out=/tmp/compiler.json --benchmark_out_format=json
   python3 benchmarks/compiler_ratios.py /tmp/compiler.json
+
+It needs every repetition (the best-of-run ratio is a minimum), so not the output of
+--benchmark_report_aggregates_only; times in any time_unit are compared in ms. A record it
+cannot read (a run_name, time or counter of the wrong type, NaN, infinite) is one line, exit 1.
 """
 import collections
 import json
+import math
 import statistics
 import sys
+
+TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def number(b, field, path):
+    """The finite, non-negative number in b[field], or exit naming the record and the field."""
+    value = b.get(field)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+            not math.isfinite(value) or value < 0):
+        sys.exit("compiler_ratios: %s: %s has %s %r, not a finite number >= 0 "
+                 "(not compiler_benchmark output?)" % (path, b.get("run_name"), field, value))
+    return value
 
 
 def main(path):
@@ -25,22 +42,31 @@ def main(path):
                  % path)
     times = collections.defaultdict(list)
     counters = {}
-    for b in data["benchmarks"]:
-        if not isinstance(b, dict) or b.get("run_type") != "iteration":
+    records = [b for b in data["benchmarks"] if isinstance(b, dict)]
+    for b in records:
+        if b.get("run_type") != "iteration":
             continue
         if b.get("error_occurred"):
             sys.exit("compiler_ratios: %s failed: %s" % (b.get("name", "?"),
                                                           b.get("error_message", "?")))
-        try:
-            name = b["run_name"].split("/", 1)[1]
-            cpu_time = float(b["cpu_time"])
-            counters[name] = (b["peak_bytes"], b["heap_allocs"])
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            sys.exit("compiler_ratios: %s: a record without %s (not compiler_benchmark output?)"
-                     % (path, e))
+        run_name = b.get("run_name")
+        if not isinstance(run_name, str) or "/" not in run_name:
+            sys.exit("compiler_ratios: %s: a record whose run_name is %r, not "
+                     "\"BM_compile/<variant>\" (not compiler_benchmark output?)" % (path, run_name))
+        name = run_name.split("/", 1)[1]
+        unit = b.get("time_unit", "ns")
+        if unit not in TO_MS:
+            sys.exit("compiler_ratios: %s: %s has time_unit %r, not one of %s"
+                     % (path, run_name, unit, ", ".join(TO_MS)))
+        cpu_time = number(b, "cpu_time", path) * TO_MS[unit]
+        counters[name] = (number(b, "peak_bytes", path), number(b, "heap_allocs", path))
         if cpu_time <= 0:
-            sys.exit("compiler_ratios: %s: %s has no time" % (path, b["run_name"]))
+            sys.exit("compiler_ratios: %s: %s has no time" % (path, run_name))
         times[name].append(cpu_time)
+    if not times and any(b.get("run_type") == "aggregate" for b in records):
+        sys.exit("compiler_ratios: %s has only aggregate records (median, mean, ...): the table "
+                 "needs every repetition (the best-of-run ratio is a minimum); run "
+                 "compiler_benchmark without --benchmark_report_aggregates_only" % path)
     base = "std_allocator"
     if base not in times:
         sys.exit("compiler_ratios: no std_allocator run in " + path)

@@ -57,7 +57,7 @@ void slab_parent::free_checked(void *p, const char *where) noexcept {
   auto *node = static_cast<free_node *>(p);
   if (node->key == key_) {
     const slab_child *owner = pg->owner.load(std::memory_order_relaxed);
-    if (internal::refuse_double_free(owner != nullptr ? owner->migrated_ : orphan_free_, node,
+    if (internal::refuse_double_free(owner != nullptr ? owner->migrated_ : pg->orphan_free, node,
                                      object_size_, where))
       return;
   }
@@ -65,8 +65,15 @@ void slab_parent::free_checked(void *p, const char *where) noexcept {
 }
 
 void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
-  slab_child *owner = pg->owner.load(std::memory_order_relaxed);
-  internal::push_free(owner != nullptr ? owner->migrated_ : orphan_free_, node, key_);
+  if (slab_child *owner = pg->owner.load(std::memory_order_relaxed)) {
+    internal::push_free(owner->migrated_, node, key_);
+    return;
+  }
+  if (pg->orphan_free == nullptr) {
+    pg->next_owned = orphans_;
+    orphans_ = pg;
+  }
+  internal::push_free(pg->orphan_free, node, key_);
 }
 
 void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
@@ -88,19 +95,16 @@ slab_child::slab_child(slab_parent *parent) : key_(parent->key_), parent_(parent
 slab_child::~slab_child() {
   std::lock_guard<std::mutex> lock(parent_->mutex_);
   --parent_->children_;
-  while (pages_ != nullptr) {
-    slab_parent::page *next = pages_->next_owned;
-    pages_->owner.store(nullptr, std::memory_order_relaxed);
-    pages_->next_owned = parent_->orphans_;
-    parent_->orphans_ = pages_;
-    pages_ = next;
+  for (slab_parent::page *pg = pages_; pg != nullptr; pg = pg->next_owned) {
+    pg->owner.store(nullptr, std::memory_order_relaxed);
   }
-  // Free and migrated blocks all belong to the pages just orphaned.
+  pages_ = nullptr;
+  // Free and migrated blocks all belong to the pages just orphaned: each goes to its page's
+  // list, and a page with a free block joins the orphans a refill adopts.
   for (free_node *list : {free_, migrated_}) {
     while (list != nullptr) {
       free_node *next = list->next;
-      list->next = parent_->orphan_free_;
-      parent_->orphan_free_ = list;
+      parent_->push_foreign(parent_->page_of(list), list);
       list = next;
     }
   }
@@ -113,16 +117,15 @@ void *slab_child::allocate_slow() {
   {
     std::lock_guard<std::mutex> lock(parent.mutex_);
     if (migrated_ == nullptr && parent.orphans_ != nullptr) {
-      // Adopt every orphaned page together with its free blocks.
-      while (parent.orphans_ != nullptr) {
-        slab_parent::page *pg = parent.orphans_;
-        parent.orphans_ = pg->next_owned;
-        pg->owner.store(this, std::memory_order_relaxed);
-        pg->next_owned = pages_;
-        pages_ = pg;
-      }
-      migrated_ = parent.orphan_free_;
-      parent.orphan_free_ = nullptr;
+      // Adopt one orphaned page with its free blocks (it has some): the others stay for the
+      // other children, so none of them takes a new page while an orphan could serve it.
+      slab_parent::page *pg = parent.orphans_;
+      parent.orphans_ = pg->next_owned;
+      pg->owner.store(this, std::memory_order_relaxed);
+      pg->next_owned = pages_;
+      pages_ = pg;
+      migrated_ = pg->orphan_free;
+      pg->orphan_free = nullptr;
     }
     if (migrated_ != nullptr) {
       free_node *node = migrated_;
@@ -132,7 +135,7 @@ void *slab_child::allocate_slow() {
       return node;
     }
     void *memory = parent.upstream_->allocate(parent.page_size_, parent.page_size_);
-    fresh = new (memory) slab_parent::page{{this}, parent.all_pages_, pages_, parent.key_};
+    fresh = new (memory) slab_parent::page{{this}, parent.all_pages_, pages_, parent.key_, nullptr};
     parent.all_pages_ = fresh;
     pages_ = fresh;
     ++parent.pages_count_;

@@ -6,8 +6,10 @@
 // allocates from it with no lock; a block may be freed through any child or through the
 // parent, from any thread; a block freed on a thread that does not own it migrates back to the
 // child that owns its page. A child may be destroyed while its blocks are still live elsewhere:
-// its pages are orphaned, later frees of their blocks still work, and the next child that runs
-// out of memory adopts them.
+// its pages are orphaned, later frees of their blocks still work, and a child that runs out of
+// memory adopts one orphaned page that has free blocks per refill. A child takes a new page only
+// when it has no free or migrated block and no orphaned page has a free one, so children that
+// come and go, overlapping or not, reuse the same pages instead of growing the parent.
 //
 // What it costs: zero bytes per object (slots are at least two words; a free slot holds the
 // link and a free key that makes a double free detectable, see internal/free_list.h). Pages are
@@ -72,28 +74,30 @@ class slab_parent {
   struct page {
     std::atomic<slab_child *> owner;  // nullptr: orphaned
     page *next_all;                   // every page of the parent
-    page *next_owned;                 // the owner's pages, or the orphan list
+    page *next_owned;                 // the owner's pages, or orphans_
     std::uintptr_t tag;               // the parent's key_: a block's page is one of its pages
+    free_node *orphan_free;           // under mutex_: an orphaned page's free blocks
   };
 
   page *page_of(void *p) const noexcept {
     return reinterpret_cast<page *>(reinterpret_cast<std::uintptr_t>(p) & ~(page_size_ - 1));
   }
-  // Under mutex_: a block of `pg` freed by a thread that does not own it.
+  // Under mutex_: a block of `pg` freed by a thread that does not own it: onto the owner's
+  // migrated list, or for an orphaned page onto its own free list (the page joins orphans_ with
+  // its first free block).
   void push_foreign(page *pg, free_node *node) noexcept;
   // Under mutex_: frees `p` as push_foreign does, unless its page is not one of this parent's
-  // or it is on its owner's migrated list or the orphans' free list already (a double free):
-  // then one line on stderr, naming `where`, and the block is left alone.
+  // or it is on its owner's migrated list or its orphaned page's free list already (a double
+  // free): then one line on stderr, naming `where`, and the block is left alone.
   void free_checked(void *p, const char *where) noexcept;
   void *upstream_allocate(std::size_t bytes, std::size_t alignment);
   void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
 
   mutable std::mutex mutex_;
-  page *all_pages_ = nullptr;         // under mutex_
-  page *orphans_ = nullptr;           // under mutex_
-  free_node *orphan_free_ = nullptr;  // under mutex_: free blocks of orphaned pages
-  std::size_t pages_count_ = 0;       // under mutex_
-  std::size_t children_ = 0;          // under mutex_
+  page *all_pages_ = nullptr;    // under mutex_
+  page *orphans_ = nullptr;      // under mutex_: the orphaned pages that have free blocks
+  std::size_t pages_count_ = 0;  // under mutex_
+  std::size_t children_ = 0;     // under mutex_
   std::size_t object_size_;
   std::size_t alignment_;
   std::size_t page_size_;

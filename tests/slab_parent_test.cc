@@ -16,6 +16,10 @@ namespace {
 using mesa_test::counting_resource;
 using mesa_test::is_aligned;
 
+// A page's first slot: its header (five words) rounded up to the 16-byte alignment of the
+// 32- and 48-byte slots below.
+constexpr int kPageHeader = (5 * sizeof(void *) + 15) / 16 * 16;
+
 TEST(SlabParent, ChildAllocatesAlignedDistinctBlocksAndReuses) {
   counting_resource upstream;
   mesa::slab_parent parent(&upstream, 64, 0, 4096);
@@ -63,7 +67,7 @@ TEST(SlabParent, ForeignFreeMigratesBackToTheOwner) {
   mesa::slab_parent parent(&upstream, 32, 0, 4096);
   mesa::slab_child a(&parent), b(&parent);
   std::vector<void *> blocks;
-  const int per_page = (4096 - 32) / 32;  // a 32-byte page header, then 32-byte slots
+  const int per_page = (4096 - kPageHeader) / 32;
   for (int i = 0; i < 3 * per_page; ++i) blocks.push_back(a.allocate_object());  // a: all used
   const std::size_t pages = parent.pages();
   EXPECT_EQ(pages, 3u);
@@ -82,7 +86,7 @@ TEST(SlabParent, DestroyingAChildWithLiveBlocksIsSafe) {
   counting_resource upstream;
   mesa::slab_parent parent(&upstream, 32, 0, 4096);
   std::vector<void *> blocks;
-  const int per_page = (4096 - 32) / 32;
+  const int per_page = (4096 - kPageHeader) / 32;
   {
     mesa::slab_child a(&parent);
     for (int i = 0; i < 4 * per_page; ++i) blocks.push_back(a.allocate_object());
@@ -95,6 +99,28 @@ TEST(SlabParent, DestroyingAChildWithLiveBlocksIsSafe) {
   std::set<void *> all(blocks.begin(), blocks.end());
   for (int i = 0; i < 4 * per_page; ++i) EXPECT_EQ(all.erase(b.allocate_object()), 1u);
   EXPECT_EQ(parent.pages(), pages);
+}
+
+// Two children that overlap in time, as two contexts of one screen: each round both take and
+// free 300 blocks and are destroyed. A refill adopts one orphaned page, so the second child
+// finds the pages the first did not need and no round takes new ones (adopting every orphan at
+// once left the second child none: 4 new pages a round, for ever).
+TEST(SlabParent, OverlappingChildrenReuseOrphanedPages) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48, 0, 4096);
+  std::size_t after_first_round = 0;
+  for (int round = 0; round < 100; ++round) {
+    mesa::slab_child a(&parent), b(&parent);
+    std::vector<void *> from_a, from_b;
+    for (int i = 0; i < 300; ++i) from_a.push_back(a.allocate_object());
+    for (int i = 0; i < 300; ++i) from_b.push_back(b.allocate_object());
+    for (void *p : from_a) a.deallocate_object(p);
+    for (void *p : from_b) b.deallocate_object(p);
+    if (round == 0) after_first_round = upstream.bytes_in_use();
+  }
+  EXPECT_EQ(after_first_round, 8 * 4096u) << "4 pages per child";
+  EXPECT_EQ(upstream.bytes_in_use(), after_first_round) << "later rounds took new pages";
+  EXPECT_EQ(parent.pages(), 8u);
 }
 
 // Pages are rounded up to a power of two: a page size near SIZE_MAX is refused, not rounded
@@ -253,7 +279,7 @@ TEST(SlabParent, CrossThreadFreeLosesNoBlocks) {
   EXPECT_EQ(allocated.load(), freed.load());
   // No lost blocks: everything the pages hold can be allocated again without a new page.
   const std::size_t pages = parent.pages();
-  const std::size_t capacity = pages * ((4096 - 32) / 48);
+  const std::size_t capacity = pages * ((4096 - kPageHeader) / 48);
   std::set<void *> seen;
   for (std::size_t i = 0; i < capacity; ++i)
     EXPECT_TRUE(seen.insert(last.allocate_object()).second);

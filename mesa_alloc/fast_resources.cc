@@ -185,6 +185,10 @@ void mesa_slab_parent_destroy(mesa_slab_parent *parent) {
   if (parent != nullptr) destroy_in(parent->parent, parent);
 }
 
+void mesa_slab_parent_free(mesa_slab_parent *parent, void *block) {
+  if (parent != nullptr) parent->slab.deallocate_object(block);
+}
+
 const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
   if (parent == nullptr) return nullptr;
   c_slab_child *child = create_in<c_slab_child>("mesa_slab_child_create", parent->parent,

@@ -26,9 +26,9 @@
  *   struct node *n = mesa_alloc2(NULL, arena, sizeof(*n), 8, MESA_ALLOC_SCOPE_COMMAND);
  *   mesa_arena_destroy(arena);   // frees n and everything else
  *
- * Thread safety: the arena, slab, slab child and pool tables are for one thread at a time (a
- * slab child's free_fn excepted); the synchronized pool table may be used from any number of
- * threads.
+ * Thread safety: the arena, slab, slab child and pool tables are for one thread at a time, a
+ * slab child's free_fn included; the synchronized pool table and mesa_slab_parent_free may be
+ * used from any number of threads.
  */
 #ifndef MESA_ALLOC_FAST_RESOURCES_H
 #define MESA_ALLOC_FAST_RESOURCES_H
@@ -55,14 +55,19 @@ const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t obje
 void mesa_slab_destroy(const mesa_allocator *slab);
 
 /* The thread-safe slab (util/slab's parent/child pools): one parent shared by all threads,
- * one child table per thread or context. A child table allocates without a lock; its free_fn
- * accepts a block of any child of the same parent, from any thread (it migrates back to its
- * owner). A child may be destroyed while its blocks are live elsewhere; destroy every child
- * before the parent. Blocks follow mesa_slab's fixed-size rules. */
+ * one child table per thread or context. A child table, free_fn included, is used by one thread
+ * at a time, without a lock (its own blocks' frees are an unlocked push, as util/slab's
+ * slab_free); its free_fn accepts a block of any child of the same parent (it migrates back to
+ * its owner), so a thread frees another's blocks through its own child table, or, with no child
+ * of its own, through mesa_slab_parent_free (any thread, under the parent's lock). A child may be
+ * destroyed while its blocks are live elsewhere; destroy every child before the parent. Blocks
+ * follow mesa_slab's fixed-size rules. */
 typedef struct mesa_slab_parent mesa_slab_parent;
 /* NULL as mesa_slab_create. */
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_parent_destroy(mesa_slab_parent *parent);
+/* Frees a block of any child of `parent`, from any thread. NULL parent or block: nothing. */
+void mesa_slab_parent_free(mesa_slab_parent *parent, void *block);
 const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent);
 void mesa_slab_child_destroy(const mesa_allocator *child);
 

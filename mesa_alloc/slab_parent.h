@@ -3,9 +3,9 @@
 //
 // What it is for: fixed-size objects allocated on one thread (a context) and freed on any
 // other (a driver thread, a fence callback). Each thread or context owns a slab_child and
-// allocates from it with no lock; a block may be freed through any child or through the
-// parent, from any thread; a block freed on a thread that does not own it migrates back to the
-// child that owns its page. A child may be destroyed while its blocks are still live elsewhere:
+// allocates from it with no lock; a block may be freed on any thread, through that thread's own
+// child or through the parent; a block freed on a thread that does not own it migrates back to
+// the child that owns its page. A child may be destroyed while its blocks are still live elsewhere:
 // its pages are orphaned, later frees of their blocks still work, and a child that runs out of
 // memory adopts one orphaned page that has free blocks per refill. A child takes a new page only
 // when it has no free or migrated block and no orphaned page has a free one, so children that

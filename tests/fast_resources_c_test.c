@@ -69,6 +69,11 @@ int main(void) {
   const mesa_allocator *child = mesa_slab_child_create(parent);
   CHECK(parent != NULL && child != NULL);
   CHECK(churn(child, 32, 16) == 300);
+  void *block = mesa_alloc2(NULL, child, 32, 16, MESA_ALLOC_SCOPE_OBJECT);
+  CHECK(block != NULL);
+  mesa_slab_parent_free(parent, block); /* any thread, through the parent */
+  mesa_slab_parent_free(parent, NULL);
+  mesa_slab_parent_free(NULL, NULL);
   mesa_slab_child_destroy(child);
   mesa_slab_parent_destroy(parent);
   CHECK(live == 0);

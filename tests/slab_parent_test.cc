@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -321,6 +323,77 @@ TEST(SlabParentC, ChildrenOnTwoThreadsFreeEachOthersBlocks) {
   fb.join();
   mesa_slab_child_destroy(a);
   mesa_slab_child_destroy(b);
+  mesa_slab_parent_destroy(parent);
+  EXPECT_EQ(table.live, 0);
+}
+
+// A thread with no child of its own frees the blocks another thread allocates through its
+// child, while that thread goes on allocating and freeing its own: through the parent
+// (mesa_slab_parent_free, under the parent's lock) the blocks migrate back to the child, which
+// hands none out twice and loses none. (The child's own free_fn is the owner's unlocked push:
+// called on this thread it raced with the owner's pop, see fast_resources.h.)
+TEST(SlabParentC, AThreadWithoutAChildFreesThroughTheParent) {
+  mesa_test::counting_table table;
+  mesa_slab_parent *parent = mesa_slab_parent_create(&table.table, 64);
+  ASSERT_NE(parent, nullptr);
+  const mesa_allocator *child = mesa_slab_child_create(parent);
+  ASSERT_NE(child, nullptr);
+  mesa_slab_parent_free(nullptr, nullptr);
+  mesa_slab_parent_free(parent, nullptr);
+  constexpr int kBlocks = 20000;
+  std::mutex mutex;
+  std::deque<std::pair<unsigned char *, int>> queue;
+  bool done = false;
+  std::atomic<int> overwritten{0};
+  std::thread freer([&] {
+    for (;;) {
+      std::pair<unsigned char *, int> item;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (queue.empty()) {
+          if (done) return;
+          continue;
+        }
+        item = queue.front();
+        queue.pop_front();
+      }
+      for (int k = 16; k < 64; ++k) {
+        if (item.first[k] != static_cast<unsigned char>(item.second)) ++overwritten;
+      }
+      mesa_slab_parent_free(parent, item.first);
+    }
+  });
+  unsigned char *kept[64] = {};
+  for (int i = 0; i < kBlocks; ++i) {
+    auto *p =
+        static_cast<unsigned char *>(mesa_alloc2(nullptr, child, 64, 8, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_NE(p, nullptr);
+    std::memset(p + 16, i & 0xff, 48);
+    if (i % 2 == 0) {
+      std::lock_guard<std::mutex> lock(mutex);
+      queue.emplace_back(p, i & 0xff);
+      continue;
+    }
+    unsigned char *&slot = kept[(i / 2) % 64];
+    if (slot != nullptr) mesa_free2(nullptr, child, slot);
+    slot = p;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  freer.join();
+  EXPECT_EQ(overwritten.load(), 0) << "a block was handed out twice";
+  for (unsigned char *p : kept) mesa_free2(nullptr, child, p);
+  // Every block came back: the child reuses the pages it has without asking for more.
+  const long pages = table.live;
+  std::set<void *> again;
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_TRUE(again.insert(mesa_alloc2(nullptr, child, 64, 8, MESA_ALLOC_SCOPE_OBJECT)).second);
+  }
+  EXPECT_EQ(table.live, pages);
+  for (void *p : again) mesa_free2(nullptr, child, p);
+  mesa_slab_child_destroy(child);
   mesa_slab_parent_destroy(parent);
   EXPECT_EQ(table.live, 0);
 }

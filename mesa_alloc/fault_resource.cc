@@ -43,6 +43,8 @@ void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
 
 void fault_resource::fail_nth(std::uint64_t n) noexcept { set(mode::nth, n, 0, 0); }
 
+void fault_resource::fail_from(std::uint64_t n) noexcept { set(mode::from, n, 0, 0); }
+
 void fault_resource::fail_every(std::uint64_t n) noexcept {
   set(n == 0 ? mode::none : mode::every, n, 0, 0);
 }
@@ -89,6 +91,9 @@ bool fault_resource::should_fail() noexcept {
   switch (m) {
     case mode::nth:
       fail = k == n;
+      break;
+    case mode::from:
+      fail = k >= n;
       break;
     case mode::every:
       fail = (k + 1) % n == 0;  // n > 0: fail_every(0) sets mode::none

@@ -2,10 +2,10 @@
 //
 // What it is for: proving that code survives allocation failure (pmr: std::bad_alloc; C: NULL)
 // without leaking or crashing — the Vulkan CTS `alloc_callback_fail` idea and BDE's
-// exception-test loop. Fail the n-th attempt, every n-th, or at random with a seed (the same
-// attempt numbers fail on every run). fail_each_allocation() runs a piece of code with the 0th,
-// 1st, 2nd, ... allocation failing until it completes, checking after each run that nothing
-// leaked.
+// exception-test loop. Fail the n-th attempt, every one from the n-th, every n-th, or at random
+// with a seed (the same attempt numbers fail on every run). fail_each_allocation() runs a piece
+// of code with the 0th, 1st, 2nd, ... allocation failing until it completes, checking after each
+// run that nothing leaked.
 //
 // What it costs: one atomic increment of the attempt counter per allocation (plus a hash of
 // the attempt number in random mode); deallocation forwards untouched. A test tool, not for
@@ -45,6 +45,9 @@ class fault_resource final : public std::pmr::memory_resource {
 
   // The n-th attempt from now (0-based) fails, once; the others succeed.
   void fail_nth(std::uint64_t n) noexcept;
+  // The n-th attempt from now and every one after it fail: memory runs out for good, so code
+  // that retries smaller (the arena, the pools) cannot get round the failure.
+  void fail_from(std::uint64_t n) noexcept;
   // Attempts n-1, 2n-1, ... from now fail (every n-th); n == 0 stops.
   void fail_every(std::uint64_t n) noexcept;
   // Each attempt fails with `probability` (0..1), decided by a hash of (seed, attempt number from
@@ -65,7 +68,7 @@ class fault_resource final : public std::pmr::memory_resource {
   bool should_fail() noexcept;
 
  private:
-  enum class mode : int { none, nth, every, random };
+  enum class mode : int { none, nth, from, every, random };
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override;
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;

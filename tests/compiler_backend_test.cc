@@ -752,13 +752,15 @@ std::string pass_named_in(const char *message) {
 }
 
 // For each n, the n-th allocation of a two-shader compile fails (fault_resource::fail_nth under
-// both the IR and the scratch memory). The compile must come back with "out of memory in
-// <pass>" instead of throwing, free every byte (the tracker under the fault is back to zero
-// once the variant is gone), and leave the variant usable: the next compile, with no failure,
-// gives the reference checksum. Returns the passes the messages named.
+// both the IR and the scratch memory; with `for_good`, fail_from: that one and every one after,
+// since an arena asks again for a smaller block when one is refused). The compile must come back
+// with "out of memory in <pass>" instead of throwing, free every byte (the tracker under the
+// fault is back to zero once the variant is gone), and leave the variant usable: the next
+// compile, with no failure, gives the reference checksum. Returns the passes the messages named.
 template <class Variant>
 std::set<std::string> fail_each_allocation(const char *name,
-                                           const CompileOptions &options = CompileOptions()) {
+                                           const CompileOptions &options = CompileOptions(),
+                                           bool for_good = false) {
   SCOPED_TRACE(name);
   RunOptions run;
   run.shaders = 2;
@@ -783,10 +785,18 @@ std::set<std::string> fail_each_allocation(const char *name,
     {
       Variant v(&fault, &fault);
       const std::uint64_t failures = fault.failures();
-      fault.fail_nth(n);
+      if (for_good) {
+        fault.fail_from(n);
+      } else {
+        fault.fail_nth(n);
+      }
       const RunResult r = compile_shaders(v, run, options, nullptr);
       fault.fail_none();
-      EXPECT_EQ(fault.failures(), failures + 1) << "allocation " << n;
+      if (for_good) {
+        EXPECT_GT(fault.failures(), failures) << "allocation " << n;
+      } else {
+        EXPECT_EQ(fault.failures(), failures + 1) << "allocation " << n;
+      }
       EXPECT_FALSE(r.error.ok) << "allocation " << n;
       const std::string pass = pass_named_in(r.error.message);
       EXPECT_NE(pass, "") << "allocation " << n << ": " << r.error.message;
@@ -823,10 +833,11 @@ TEST(CompilerBackendOutOfMemory, EveryAllocationPointWithSsaChecks) {
   EXPECT_EQ(passes.size(), 9u + 4u);
 }
 
-// On arenas only block requests reach the upstream; a refused one must unwind as cleanly.
+// On arenas only block requests reach the upstream; a refused one must unwind as cleanly. A
+// refused block is asked for again smaller, so the upstream fails from then on.
 TEST(CompilerBackendOutOfMemory, EveryUpstreamRequestOfTheArenas) {
-  EXPECT_FALSE(fail_each_allocation<arena_pmr_variant>("arena_pmr").empty());
-  EXPECT_FALSE(fail_each_allocation<arena_static_variant>("arena_static").empty());
+  EXPECT_FALSE(fail_each_allocation<arena_pmr_variant>("arena_pmr", {}, true).empty());
+  EXPECT_FALSE(fail_each_allocation<arena_static_variant>("arena_static", {}, true).empty());
   EXPECT_FALSE(fail_each_allocation<monotonic_variant>("pmr_monotonic").empty());
 }
 

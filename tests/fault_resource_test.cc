@@ -30,6 +30,18 @@ TEST(FaultResource, FailNthIsZeroBasedFromNowAndOnce) {
   for (void *p : {a, b, c}) f.deallocate(p, 8);
 }
 
+TEST(FaultResource, FailFromNthFailsEveryAttemptAfter) {
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  f.deallocate(f.allocate(8), 8);
+  f.fail_from(1);
+  void *a = f.allocate(8);
+  for (int i = 0; i < 3; ++i) EXPECT_THROW((void)f.allocate(8 >> i), std::bad_alloc);
+  EXPECT_EQ(f.failures(), 3u);
+  f.fail_none();
+  void *b = f.allocate(8);
+  for (void *p : {a, b}) f.deallocate(p, 8);
+}
+
 TEST(FaultResource, FailEveryNth) {
   mesa::fault_resource f(std::pmr::new_delete_resource());
   f.fail_every(3);

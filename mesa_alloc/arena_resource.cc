@@ -7,6 +7,7 @@
 #include <new>
 
 #include "mesa_alloc/internal/align_up.h"
+#include "mesa_alloc/internal/allocate_or_smaller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
@@ -90,11 +91,15 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
     // The options may ask for more than any block can have (and libstdc++'s aligned new
     // would wrap such a size round to a tiny block).
     if (size > internal::kMaxRequestBytes) throw std::bad_alloc();
-    fresh = static_cast<block *>(upstream_->allocate(size, kBlockAlignment));
+    // Under a budget the next block may not fit where one holding this request does: a smaller
+    // block then, and the next one does not grow.
+    const std::size_t wanted = size;
+    fresh = static_cast<block *>(
+        internal::allocate_or_smaller(upstream_, &size, need + kHeader, kBlockAlignment));
     fresh->size = size;
     fresh->alignment = kBlockAlignment;
     ++block_count_;
-    if (next_block_size_ < options_.max_block_size) {
+    if (size == wanted && next_block_size_ < options_.max_block_size) {
       next_block_size_ = next_block_size_ * 2 < options_.max_block_size ? next_block_size_ * 2
                                                                         : options_.max_block_size;
     }

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/pool_resource.h"
+#include "mesa_alloc/tracking_resource.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -127,6 +128,31 @@ TEST(ArenaResource, BlocksGrowGeometricallyUpToTheCap) {
   EXPECT_EQ(growth[3], 8192u);
   EXPECT_EQ(growth[4], 8192u) << "capped at max_block_size";
   EXPECT_EQ(upstream.largest_request(), 8192u);
+}
+
+// Over a budget, a block that does not fit is asked for again smaller: 16-byte requests are
+// refused only when not even a block for one of them (its header, the request and its alignment
+// slack) fits, not when the next doubling step does not (that refused at 60% of the budget).
+TEST(ArenaResource, UnderABudgetSmallRequestsUseAllOfIt) {
+  for (std::size_t limit : {std::size_t{100} << 10, std::size_t{1536} << 10}) {
+    mesa::tracking_resource budget(std::pmr::new_delete_resource(), "budget");
+    budget.set_limit(limit);
+    mesa::arena_resource arena(&budget);
+    std::size_t handed_out = 0;
+    try {
+      for (;;) {
+        (void)arena.allocate(16);
+        handed_out += 16;
+      }
+    } catch (const std::bad_alloc &) {
+    }
+    const std::size_t in_use = budget.stats().bytes_in_use;
+    EXPECT_LT(limit - in_use, 32 + 16 + 15) << "limit " << limit;
+    EXPECT_GT(handed_out, limit / 10 * 9) << "limit " << limit;
+    EXPECT_EQ(arena.stats().bytes_reserved, in_use);
+    budget.set_limit(limit + 4096);
+    EXPECT_NE(arena.allocate(16), nullptr) << "the arena stays usable";
+  }
 }
 
 TEST(ArenaResource, LargeRequestsGetTheirOwnBlock) {

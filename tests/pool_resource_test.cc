@@ -13,6 +13,7 @@
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/pool_parts.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
+#include "mesa_alloc/tracking_resource.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -147,6 +148,34 @@ TEST(PoolResource, UpstreamFailureThrowsAndPoolStaysUsable) {
   std::pmr::memory_resource &pmr = pool;
   EXPECT_THROW((void)pmr.allocate(8, mesa_test::unseen(48)), std::bad_alloc)
       << "not a power of two";
+}
+
+// Over a budget, a chunk that does not fit is asked for again smaller: 64-byte requests are
+// refused only when not even a chunk for one block fits, not when the next doubling step does
+// not (that refused with half of a 100 KiB budget free). Both pools carve the same way.
+template <class Pool>
+void expect_small_blocks_use_the_budget(std::size_t limit) {
+  mesa::tracking_resource budget(std::pmr::new_delete_resource(), "budget");
+  budget.set_limit(limit);
+  std::vector<void *> live;
+  Pool pool(&budget);
+  try {
+    for (;;) live.push_back(pool.allocate(64));
+  } catch (const std::bad_alloc &) {
+  }
+  const std::size_t in_use = budget.stats().bytes_in_use;
+  EXPECT_LT(limit - in_use, mesa::internal::kPoolAlignment + 64) << "limit " << limit;
+  EXPECT_GT(live.size() * 64, limit / 10 * 9) << "limit " << limit;
+  pool.deallocate(live.back(), 64);
+  EXPECT_EQ(pool.allocate(64), live.back()) << "the pool stays usable";
+  for (void *p : live) pool.deallocate(p, 64);
+}
+
+TEST(PoolResource, UnderABudgetSmallBlocksUseAllOfIt) {
+  for (std::size_t limit : {std::size_t{100} << 10, std::size_t{1536} << 10}) {
+    expect_small_blocks_use_the_budget<mesa::pool_resource>(limit);
+    expect_small_blocks_use_the_budget<mesa::synchronized_pool_resource>(limit);
+  }
 }
 
 TEST(PoolResource, ContainerWorkload) {

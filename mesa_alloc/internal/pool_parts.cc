@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "mesa_alloc/internal/allocate_or_smaller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 
@@ -16,13 +17,16 @@ static_assert(sizeof(pool_chunks) > 0 && 2 * sizeof(void *) <= kPoolAlignment,
 void *pool_chunks::carve(std::pmr::memory_resource *upstream, std::size_t size,
                          std::size_t max_count, free_node **free_list, std::size_t *linked) {
   if (static_cast<std::size_t>(end_ - cur_) < size) {
+    // Under a budget the next chunk may not fit where one holding this block does: a smaller
+    // chunk then, and the next one does not grow.
     std::size_t chunk_size = next_size_;
-    auto *fresh = static_cast<chunk *>(upstream->allocate(chunk_size, kPoolAlignment));
+    auto *fresh = static_cast<chunk *>(
+        allocate_or_smaller(upstream, &chunk_size, kPoolAlignment + size, kPoolAlignment));
     fresh->next = chunks_;
     fresh->size = chunk_size;
     chunks_ = fresh;
     reserved_ += chunk_size;
-    if (next_size_ < kMaxChunk) next_size_ *= 2;
+    if (chunk_size == next_size_ && next_size_ < kMaxChunk) next_size_ *= 2;
     cur_ = reinterpret_cast<char *>(fresh) + kPoolAlignment;
     end_ = reinterpret_cast<char *>(fresh) + chunk_size;
   }

@@ -240,20 +240,23 @@ TEST(CallbackValidator, ListenerHearsEachViolationWhenItHappens) {
   EXPECT_EQ(h.rules.size(), 1u);
 }
 
+// Bookkeeping that runs out of memory when told to.
+struct failing_bookkeeping final : std::pmr::memory_resource {
+  bool fail = false;
+  void *do_allocate(std::size_t n, std::size_t a) override {
+    if (fail) throw std::bad_alloc();
+    return std::pmr::new_delete_resource()->allocate(n, a);
+  }
+  void do_deallocate(void *p, std::size_t n, std::size_t a) override {
+    std::pmr::new_delete_resource()->deallocate(p, n, a);
+  }
+  bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
+};
+
 // Bookkeeping out of memory when a violation is to be kept: the listener hears it, the list
 // goes without it, and no exception leaves the C callback.
 TEST(CallbackValidator, AViolationThatCannotBeKeptIsStillHeard) {
-  struct failing final : std::pmr::memory_resource {
-    bool fail = false;
-    void *do_allocate(std::size_t n, std::size_t a) override {
-      if (fail) throw std::bad_alloc();
-      return std::pmr::new_delete_resource()->allocate(n, a);
-    }
-    void do_deallocate(void *p, std::size_t n, std::size_t a) override {
-      std::pmr::new_delete_resource()->deallocate(p, n, a);
-    }
-    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
-  } bookkeeping;
+  failing_bookkeeping bookkeeping;
   int heard = 0;
   callback_validator v(mesa_libc_allocator(), &bookkeeping);
   v.set_listener([](void *n, const mesa::validator_violation &) { ++*static_cast<int *>(n); },
@@ -274,17 +277,7 @@ TEST(CallbackValidator, AViolationThatCannotBeKeptIsStillHeard) {
 // block's entry and needs no memory; a free forgets the freed pointer. Nothing is thrown through
 // the C functions (the C callers would terminate).
 TEST(CallbackValidator, BookkeepingOutOfMemoryFailsTheCallAndLeaksNothing) {
-  struct failing final : std::pmr::memory_resource {
-    bool fail = false;
-    void *do_allocate(std::size_t n, std::size_t a) override {
-      if (fail) throw std::bad_alloc();
-      return std::pmr::new_delete_resource()->allocate(n, a);
-    }
-    void do_deallocate(void *p, std::size_t n, std::size_t a) override {
-      std::pmr::new_delete_resource()->deallocate(p, n, a);
-    }
-    bool do_is_equal(const memory_resource &o) const noexcept override { return this == &o; }
-  } bookkeeping;
+  failing_bookkeeping bookkeeping;
   static long live = 0;
   const mesa_allocator *libc = mesa_libc_allocator();
   const mesa_allocator counting = {

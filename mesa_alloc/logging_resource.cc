@@ -212,14 +212,15 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
       }
       std::memcpy(text + used, symbol, n);
       used += n;
-      if (f == 0) {  // where in the function: two call sites in one function differ here
-        char where[320];
-        internal::frame_location(frames[0], where, sizeof where);
-        const std::size_t w = std::strlen(where);
-        if (used + w + 4 <= sizeof text) {
-          std::memcpy(text + used, where, w);
-          used += w;
-        }
+      // Where in the function, on every frame as the leak stacks print it: two call sites in one
+      // function differ here, even when the first frame is a C API or pmr function of an
+      // unoptimised build, which every site shares.
+      char where[320];
+      internal::frame_location(frames[f], where, sizeof where);
+      const std::size_t w = std::strlen(where);
+      if (used + w + 4 <= sizeof text) {
+        std::memcpy(text + used, where, w);
+        used += w;
       }
     }
     sink_->write_site(site_ids_[i], text, used);

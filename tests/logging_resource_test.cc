@@ -465,6 +465,36 @@ TEST(LoggingResource, ResourcesSharingASinkKeepSitesAndTimesApart) {
     EXPECT_GE(sink.events[i].time_ns, sink.events[i - 1].time_ns) << "event " << i;
 }
 
+// Two calls of one function from one caller are two sites, and their texts differ: every frame
+// carries its module offset, not only the first (which both share).
+[[gnu::noinline]] void *allocate_in_leaf(std::pmr::memory_resource *r) {
+  void *p = r->allocate(8, 8);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+[[gnu::noinline]] void call_the_leaf_twice(std::pmr::memory_resource *r, void **first,
+                                           void **second) {
+  *first = allocate_in_leaf(r);
+  __asm__ volatile("" ::: "memory");
+  *second = allocate_in_leaf(r);
+  __asm__ volatile("" ::: "memory");
+}
+
+TEST(LoggingResource, TwoCallsOfOneFunctionFromOneCallerReadApart) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  void *first, *second;
+  call_the_leaf_twice(&logged, &first, &second);
+  logged.deallocate(first, 8, 8);
+  logged.deallocate(second, 8, 8);
+  ASSERT_EQ(sink.events.size(), 4u);
+  const std::string &a = sink.named[sink.events[0].site];
+  const std::string &b = sink.named[sink.events[1].site];
+  EXPECT_NE(sink.events[0].site, sink.events[1].site);
+  EXPECT_NE(a, b) << "both read: " << a;
+  EXPECT_NE(a.find("call_the_leaf_twice"), std::string::npos) << a;
+}
+
 // A resource names at most kSites / 2 distinct stacks; the rest share one site that says so,
 // rather than site 0, which reads as if stacks had not been recorded.
 template <int N>

@@ -178,9 +178,7 @@ bool callback_validator::note_result(const validator_call &call, void *result,
       fresh = inserted.inserted;
     }
   } catch (...) {
-    static const char line[] =
-        "mesa_alloc: callback_validator: no memory to record a block; it is not checked\n";
-    internal::write_to_stderr(line, sizeof line - 1);
+    report_unrecorded();
     return false;
   }
   if (!fresh) {
@@ -190,6 +188,12 @@ bool callback_validator::note_result(const validator_call &call, void *result,
   }
   live_bytes_[scope] += call.size;
   return true;
+}
+
+void callback_validator::report_unrecorded() noexcept {
+  static const char line[] =
+      "mesa_alloc: callback_validator: no memory to record a block; it is not checked\n";
+  internal::write_to_stderr(line, sizeof line - 1);
 }
 
 // Remembers that `ptr` was freed by call `sequence` (for the double-free rules) unless a later
@@ -281,8 +285,12 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     return result;
   }
   if (result == nullptr) {  // the original is untouched and live again
-    self->live_.insert(std::move(entry));
-    self->live_bytes_[old.scope] += old.size;
+    try {
+      self->live_.insert(std::move(entry));
+      self->live_bytes_[old.scope] += old.size;
+    } catch (...) {  // the table grew meanwhile and must rehash, without memory to
+      self->report_unrecorded();
+    }
     return nullptr;
   }
   if (result != ptr) self->remember_freed(ptr, call.sequence);

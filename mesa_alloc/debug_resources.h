@@ -94,7 +94,8 @@ typedef struct mesa_fault_loop_result {
   size_t leaked_blocks;
 } mesa_fault_loop_result;
 
-/* Calls body(allocator, context) with allocation 0, 1, 2, ... failing (NULL), one per run,
+/* Calls body(allocator, context) with allocation 0, 1, 2, ... and every later one in that run
+ * failing (NULL),
  * until a run completes with no failure injected or a run leaks (memory still allocated through
  * `allocator` when body returns). Returns 1 when it completed with no leak. A NULL body, or a
  * parent table that lacks a function, is reported on stderr and returns 0 with *result zeroed. */

@@ -98,13 +98,15 @@ struct fault_loop_result {
   bool completed = false;            // a run finished with no injected failure
   bool leaked = false;               // some run left memory allocated (see leak_*)
   std::uint64_t runs = 0;            // runs made, the last one included
-  std::uint64_t failure_points = 0;  // allocations that were made to fail, one per run
+  std::uint64_t failure_points = 0;  // runs whose allocations failed from their n-th on
   std::uint64_t leak_at = 0;  // the failing allocation index of the leaking run, or kNoFailure
   std::size_t leaked_bytes = 0;
   std::size_t leaked_blocks = 0;
 };
 
-// Runs `body(resource)` with allocation n = 0, 1, 2, ... failing (one per run), until a run
+// Runs `body(resource)` with allocation n = 0, 1, 2, ... and every later one in that run failing
+// (fail_from: like an allocation limit, so code that retries a refused request smaller, as the
+// arena and pools do, cannot absorb the failure and leave its error path untested), until a run
 // completes with no failure injected, a run leaks (stops at once; a leak in the run with no
 // failure is completed and leaked, leak_at kNoFailure), or `max_runs` runs. `body`
 // may throw std::bad_alloc (caught) or handle the failure itself. A run leaks when bytes are
@@ -117,7 +119,7 @@ fault_loop_result fail_each_allocation(std::pmr::memory_resource *upstream, Body
   tracking_resource tracker(upstream, "fail_each_allocation");
   fault_resource faults(&tracker);
   for (std::uint64_t n = 0; n < max_runs; ++n) {
-    faults.fail_nth(n);
+    faults.fail_from(n);
     const std::uint64_t failures_before = faults.failures();
     try {
       body(static_cast<std::pmr::memory_resource *>(&faults));

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "mesa_alloc/fault_resource.h"
+
 namespace {
 
 using mesa::callback_validator;
@@ -325,6 +327,59 @@ TEST(CallbackValidator, BookkeepingOutOfMemoryFailsTheCallAndLeaksNothing) {
   EXPECT_EQ(live, 0);
   EXPECT_EQ(v.violation_count(), 0u);
   EXPECT_EQ(v.live_blocks(), 0u);
+}
+
+// A realloc that upstream fails puts the block's entry back; if other calls grew the table in
+// the meantime (here the upstream itself allocates through the validated table) the table must
+// rehash, and with no bookkeeping memory left that threw through the C function. Whatever the
+// table's size, the call now fails as the upstream's failure, nothing thrown.
+callback_validator *g_reallocating = nullptr;
+mesa::fault_resource *g_bookkeeping_faults = nullptr;
+void *g_nested_block = nullptr;
+const mesa_allocator kFailingReallocTable = {
+    nullptr,
+    [](void *, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
+      const mesa_allocator *libc = mesa_libc_allocator();
+      return libc->alloc_fn(libc->user_data, size, alignment, scope);
+    },
+    [](void *, void *, std::size_t, std::size_t, mesa_alloc_scope) -> void * {
+      const mesa_allocator *t = g_reallocating->table();
+      g_nested_block = call_alloc(t, 32, 8, MESA_ALLOC_SCOPE_OBJECT);
+      g_bookkeeping_faults->fail_from(0);
+      return nullptr;
+    },
+    [](void *, void *p) {
+      const mesa_allocator *libc = mesa_libc_allocator();
+      libc->free_fn(libc->user_data, p);
+    },
+    nullptr,
+    nullptr};
+
+TEST(CallbackValidator, AFailedReallocWithNoBookkeepingMemoryThrowsNothing) {
+  for (int live = 1; live <= 64; ++live) {
+    mesa::fault_resource bookkeeping(std::pmr::new_delete_resource());
+    callback_validator v(&kFailingReallocTable, &bookkeeping);
+    g_reallocating = &v;
+    g_bookkeeping_faults = &bookkeeping;
+    const mesa_allocator *t = v.table();
+    std::vector<void *> blocks;
+    for (int i = 0; i < live; ++i) blocks.push_back(call_alloc(t, 32, 8, MESA_ALLOC_SCOPE_OBJECT));
+    testing::internal::CaptureStderr();
+    void *r = &r;
+    EXPECT_NO_THROW(r = call_realloc(t, blocks[0], 64, 8, MESA_ALLOC_SCOPE_OBJECT)) << live;
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(r, nullptr);
+    bookkeeping.fail_nth(UINT64_MAX);
+    const std::size_t violations = v.violation_count();
+    call_free(t, blocks[0]);
+    if (v.violation_count() != violations) {  // its entry could not be put back: unknown now
+      EXPECT_NE(err.find("no memory to record a block"), std::string::npos) << err;
+      const mesa_allocator *libc = mesa_libc_allocator();
+      libc->free_fn(libc->user_data, blocks[0]);
+    }
+    for (std::size_t i = 1; i < blocks.size(); ++i) call_free(t, blocks[i]);
+    call_free(t, g_nested_block);
+  }
 }
 
 // An upstream may call back into the validated table while serving a request (an application

@@ -14,6 +14,7 @@
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/pool_resource.h"
 
 namespace {
 
@@ -163,6 +164,28 @@ TEST(FailEachAllocation, PmrMapOfStringsNeverLeaks) {
   EXPECT_EQ(r.failure_points, 36u);
   EXPECT_EQ(r.runs, 37u);
   EXPECT_EQ(calls, 37);
+}
+
+// A pool under the body retries a refused chunk smaller; failing one allocation per run, the
+// retry absorbed every failure and the body's out-of-memory path never ran while the loop
+// reported a clean pass. Each run now fails from its n-th allocation on.
+TEST(FailEachAllocation, ARetryingResourceCannotAbsorbTheFailure) {
+  int out_of_memory = 0;
+  const mesa::fault_loop_result r = mesa::fail_each_allocation(
+      std::pmr::new_delete_resource(), [&](std::pmr::memory_resource *m) {
+        mesa::pool_resource pool(m);
+        try {
+          pool.deallocate(pool.allocate(64), 64);
+        } catch (const std::bad_alloc &) {
+          ++out_of_memory;
+          throw;
+        }
+      });
+  EXPECT_TRUE(r.completed);
+  EXPECT_FALSE(r.leaked);
+  EXPECT_GE(r.failure_points, 1u);
+  EXPECT_EQ(out_of_memory, static_cast<int>(r.failure_points))
+      << "every run with a failure reached the body's out-of-memory path";
 }
 
 TEST(FailEachAllocation, FindsTheLeakingFailurePath) {

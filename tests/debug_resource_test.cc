@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/internal/stack_trace.h"
 #include "mesa_alloc/tracking_resource.h"
 #include "tests/support/no_frame_pointers.h"
 
@@ -74,6 +76,22 @@ void expect_names_the_byte(const recorder::entry &e, int distance) {
 }
 
 // Death tests: the default handler prints one line and aborts.
+// A frame in a file mapped only from its middle (a JIT's code in a memfd, with no view of the
+// file's start) is named by its offset in the file; the location lookup read the ELF header
+// where the file's start would be, unmapped, and the leak report or trace crashed.
+TEST(FrameLocation, CodeMappedFromTheMiddleOfAFileIsNamedWithoutReadingItsStart) {
+  const int fd = memfd_create("jit", 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 3 * 4096), 0);
+  void *view = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 8192);
+  ASSERT_NE(view, MAP_FAILED);
+  char where[640];
+  mesa::internal::frame_location(static_cast<char *>(view) + 0x10, where, sizeof where);
+  EXPECT_STREQ(where, " (memfd:jit (deleted)+0x2010)");
+  munmap(view, 4096);
+  close(fd);
+}
+
 TEST(DebugResourceDeathTest, DoubleFree) {
   EXPECT_DEATH(
       {

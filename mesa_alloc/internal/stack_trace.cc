@@ -98,9 +98,13 @@ void skip_field(const char *&p, const char *end) noexcept {
 struct maps_lookup {
   std::uintptr_t pc;
   std::uintptr_t base = 0;  // where the file's first mapping starts: its load base
+  bool base_readable = false;
   char base_path[512] = {};
   bool found = false;
   std::uintptr_t found_base = 0;
+  // found_base is a readable mapping of the file's start, whose ELF header can be read. Not so
+  // for code mapped from the middle of a file with no view of its start (a JIT's memfd).
+  bool found_header_mapped = false;
   char path[512] = {};
 
   // One line of /proc/self/maps: "start-end perms offset dev inode   path".
@@ -109,6 +113,7 @@ struct maps_lookup {
     if (p < end && *p == '-') ++p;
     const std::uintptr_t stop = parse_hex(p, end);
     while (p < end && *p == ' ') ++p;
+    const bool readable = p < end && *p == 'r';
     skip_field(p, end);  // perms
     const std::uintptr_t offset = parse_hex(p, end);
     while (p < end && *p == ' ') ++p;
@@ -118,6 +123,7 @@ struct maps_lookup {
     if (length == 0 || *p != '/' || length >= sizeof path) return;
     if (offset == 0) {
       base = start;
+      base_readable = readable;
       std::memcpy(base_path, p, length);
       base_path[length] = '\0';
     }
@@ -125,7 +131,9 @@ struct maps_lookup {
     found = true;
     std::memcpy(path, p, length);
     path[length] = '\0';
-    found_base = std::strcmp(path, base_path) == 0 ? base : start - offset;
+    const bool same_file = std::strcmp(path, base_path) == 0;
+    found_base = same_file ? base : start - offset;
+    found_header_mapped = same_file && base_readable;
   }
 };
 
@@ -160,7 +168,8 @@ void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
   if (!lookup.found) return;
   // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
   const auto *elf = reinterpret_cast<const ElfW(Ehdr) *>(lookup.found_base);
-  const bool fixed = std::memcmp(elf->e_ident, ELFMAG, SELFMAG) == 0 && elf->e_type == ET_EXEC;
+  const bool fixed = lookup.found_header_mapped &&
+                     std::memcmp(elf->e_ident, ELFMAG, SELFMAG) == 0 && elf->e_type == ET_EXEC;
   const char *slash = std::strrchr(lookup.path, '/');
   std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", slash + 1,
                 lookup.pc - (fixed ? 0 : lookup.found_base));

@@ -670,26 +670,32 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   quarantine(entry);
 }
 
+// Evicts the oldest blocks, eight at a time outside the lock, until the quarantine is within
+// its limit again: a large block freed behind many small ones must not keep it over for
+// hundreds of frees.
 void debug_resource::quarantine(const quarantined &entry) noexcept {
-  quarantined victims[8];
-  int count = 0;
   bool held = false;
-  {
-    const table_guard lock(lock_, options_.thread_safe);
-    if (quarantine_count_ < quarantine_capacity_ || grow_quarantine()) {
-      queued(quarantine_count_) = entry;
-      ++quarantine_count_;
-      quarantine_bytes_ += entry.base_bytes;
-      held = true;
+  for (bool first = true, over = true; over; first = false) {
+    quarantined victims[8];
+    int count = 0;
+    {
+      const table_guard lock(lock_, options_.thread_safe);
+      if (first && (quarantine_count_ < quarantine_capacity_ || grow_quarantine())) {
+        queued(quarantine_count_) = entry;
+        ++quarantine_count_;
+        quarantine_bytes_ += entry.base_bytes;
+        held = true;
+      }
+      while (quarantine_count_ > 0 && count < 8 && quarantine_bytes_ > quarantine_limit_) {
+        victims[count++] = quarantine_[quarantine_head_];
+        quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
+        --quarantine_count_;
+        quarantine_bytes_ -= victims[count - 1].base_bytes;
+      }
+      over = quarantine_count_ > 0 && quarantine_bytes_ > quarantine_limit_;
     }
-    while (quarantine_count_ > 0 && count < 8 && quarantine_bytes_ > quarantine_limit_) {
-      victims[count++] = quarantine_[quarantine_head_];
-      quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
-      --quarantine_count_;
-      quarantine_bytes_ -= victims[count - 1].base_bytes;
-    }
+    for (int i = 0; i < count; ++i) evict(victims[i]);
   }
-  for (int i = 0; i < count; ++i) evict(victims[i]);
   if (!held) evict(entry);  // no room to hold it: release at once
 }
 

@@ -386,6 +386,25 @@ TEST(DebugResource, UnderrunAndQuarantinedDoubleFreeCarryTheStack) {
   EXPECT_TRUE(r.errors[1].has_stack);
 }
 
+// The quarantine holds at most its limit once a free returns, also when a large block is freed
+// behind many small ones: eviction went eight blocks a free, so a 1 MiB block kept a 64 KiB
+// quarantine over its limit for hundreds of frees.
+TEST(DebugResource, ALargeBlockFreedBehindSmallOnesLeavesTheQuarantineWithinItsLimit) {
+  mesa::tracking_resource below(std::pmr::new_delete_resource(), "below");
+  mesa::debug_options o;
+  o.quarantine_bytes = 64 << 10;
+  o.bookkeeping = std::pmr::new_delete_resource();  // `below` sees the blocks alone
+  mesa::debug_resource d(&below, o);
+  std::vector<void *> small;
+  for (int i = 0; i < 2000; ++i) small.push_back(d.allocate(200));
+  for (void *p : small) d.deallocate(p, 200);
+  void *large = d.allocate(1 << 20);
+  d.deallocate(large, 1 << 20);
+  d.deallocate(d.allocate(200), 200);
+  EXPECT_LE(below.stats().bytes_in_use, std::size_t{64 << 10})
+      << "nothing is live: what is held below is the quarantine";
+}
+
 // Without recorded stacks, leaks are not grouped: nothing says they came from one place.
 TEST(DebugResource, LeaksWithoutStacksAreNotGrouped) {
   recorder r;

@@ -190,7 +190,19 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
   if (options != nullptr) {
     int guard;  // read as an int: C may pass any value
     std::memcpy(&guard, &options->guard, sizeof guard);
-    if (guard < MESA_DEBUG_GUARD_NONE || guard > MESA_DEBUG_GUARD_BEFORE) return nullptr;
+    if (guard < MESA_DEBUG_GUARD_NONE || guard > MESA_DEBUG_GUARD_BEFORE) {
+      std::fprintf(stderr, "mesa_alloc: mesa_debug_create: guard %d is not a mesa_debug_guard\n",
+                   guard);
+      return nullptr;
+    }
+    if (options->record_stacks < MESA_DEBUG_STACKS_OFF ||
+        options->record_stacks > MESA_DEBUG_STACKS_UNWIND_TABLES) {
+      std::fprintf(stderr,
+                   "mesa_alloc: mesa_debug_create: record_stacks %d is not a MESA_DEBUG_STACKS_ "
+                   "value\n",
+                   options->record_stacks);
+      return nullptr;
+    }
     d.cookie = options->cookie != 0;
     d.fill = options->fill != 0;
     d.guard = static_cast<mesa::guard_mode>(options->guard);

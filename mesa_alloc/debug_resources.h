@@ -162,7 +162,7 @@ typedef struct mesa_debug_options {
 void mesa_debug_options_init(mesa_debug_options *options);
 /* A debug table over `parent` (NULL: the default); NULL options means the defaults. Errors go
  * to options->handler, or are printed on stderr (see debug_resource.h for the format) and
- * abort, except leaks. */
+ * abort, except leaks. A guard or record_stacks value outside its enum gives NULL and a line. */
 const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
                                         const mesa_debug_options *options);
 void mesa_debug_destroy(const mesa_allocator *debug);

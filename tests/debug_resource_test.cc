@@ -867,6 +867,25 @@ TEST(DebugResource, FramePointersStillNameTheAllocatingFunction) {
   EXPECT_NE(out.find("leaf_without_frame_pointers"), std::string::npos) << out;
 }
 
+// Options outside their enums are refused with a line naming the field (a bad guard was a
+// silent NULL, and any record_stacks but 0 meant frame pointers: an uninitialised -1 included).
+TEST(DebugResourceC, OptionsOutsideTheirEnumsAreRefusedWithALine) {
+  mesa_debug_options o;
+  mesa_debug_options_init(&o);
+  const int bad_guard = 3;
+  std::memcpy(&o.guard, &bad_guard, sizeof bad_guard);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_debug_create(nullptr, &o), nullptr);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: mesa_debug_create: guard 3 is not a mesa_debug_guard\n");
+  mesa_debug_options_init(&o);
+  o.record_stacks = -1;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_debug_create(nullptr, &o), nullptr);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: mesa_debug_create: record_stacks -1 is not a MESA_DEBUG_STACKS_ value\n");
+}
+
 TEST(DebugResourceC, RecordStacksTwoWalksTheUnwindTables) {
   mesa_debug_options o;
   mesa_debug_options_init(&o);

@@ -22,7 +22,9 @@
  * MESA_ALLOC_ALLOW_LIBC before any include.
  *
  * The #define cannot see allocation inside already-compiled code or inline STL templates using
- * std::allocator: the link-level audit (alloc_audit_test) catches those.
+ * std::allocator, nor a name used without a call (`&free`, or `free` handed over as a destroy
+ * callback: function-like macros expand only before a parenthesis): the link-level audit
+ * (alloc_audit_test) catches those, as a reference to the libc symbol.
  */
 #ifndef MESA_ALLOC_POISON_H
 #define MESA_ALLOC_POISON_H

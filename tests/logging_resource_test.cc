@@ -504,7 +504,8 @@ template <int N>
 }
 template <int... N>
 void allocate_from_sites(std::pmr::memory_resource *r, std::integer_sequence<int, N...>) {
-  (allocate_from_site<N>(r), ...);
+  void (*const sites[])(std::pmr::memory_resource *) = {&allocate_from_site<N>...};
+  for (auto *site : sites) site(r);
 }
 
 TEST(LoggingResource, StacksPastTheSiteTableShareASiteThatSaysSo) {

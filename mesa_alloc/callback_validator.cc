@@ -208,6 +208,23 @@ void callback_validator::remember_freed(const void *ptr, std::uint64_t sequence)
   }
 }
 
+// The live entry of `ptr`. Without one, records `freed_rule` (an earlier call freed it) or
+// `unknown_rule` (it was never handed out) and returns live_.end().
+callback_validator::live_map::iterator callback_validator::find_live(const validator_call &call,
+                                                                     const void *ptr,
+                                                                     validator_rule freed_rule,
+                                                                     validator_rule unknown_rule) {
+  const auto it = live_.find(ptr);
+  if (it != live_.end()) return it;
+  const auto freed = freed_.find(ptr);
+  if (freed != freed_.end()) {
+    record(freed_rule, call, freed->second);
+  } else {
+    record(unknown_rule, call, 0);
+  }
+  return it;
+}
+
 // The table's functions check and record under the lock and call upstream without it, so an
 // upstream that allocates through this validator's table (an application's allocator that
 // keeps its own records through the driver's default table, say) does not wait for itself.
@@ -252,16 +269,9 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     call = self->make_call(validator_op::realloc, scope, -1, ptr, size, alignment);
     if (!self->check_request(call)) return nullptr;
     if (ptr != nullptr) {
-      auto it = self->live_.find(ptr);
-      if (it == self->live_.end()) {
-        const auto freed = self->freed_.find(ptr);
-        if (freed != self->freed_.end()) {
-          self->record(validator_rule::realloc_freed_pointer, call, freed->second);
-        } else {
-          self->record(validator_rule::realloc_unknown_pointer, call, 0);
-        }
-        return nullptr;  // never hand a foreign pointer to upstream
-      }
+      auto it = self->find_live(call, ptr, validator_rule::realloc_freed_pointer,
+                                validator_rule::realloc_unknown_pointer);
+      if (it == self->live_.end()) return nullptr;  // never hand a foreign pointer to upstream
       old = it->second;
       if (alignment != old.alignment)
         self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
@@ -305,16 +315,9 @@ void callback_validator::free(void *user_data, void *ptr) {
   {
     std::lock_guard<std::mutex> lock(self->mutex_);
     const validator_call call = self->make_call(validator_op::free, -1, -1, ptr, 0, 0);
-    auto it = self->live_.find(ptr);
-    if (it == self->live_.end()) {
-      const auto freed = self->freed_.find(ptr);
-      if (freed != self->freed_.end()) {
-        self->record(validator_rule::free_freed_pointer, call, freed->second);
-      } else {
-        self->record(validator_rule::free_unknown_pointer, call, 0);
-      }
-      return;
-    }
+    auto it = self->find_live(call, ptr, validator_rule::free_freed_pointer,
+                              validator_rule::free_unknown_pointer);
+    if (it == self->live_.end()) return;
     self->live_bytes_[it->second.scope] -= it->second.size;
     self->live_.erase(it);
     self->remember_freed(ptr, call.sequence);

@@ -225,6 +225,8 @@ class callback_validator {
                    live_map::node_type reuse = {});
   void *keep(const validator_call &call, void *result, std::size_t alignment, int scope);
   void remember_freed(const void *ptr, std::uint64_t sequence) noexcept;
+  live_map::iterator find_live(const validator_call &call, const void *ptr,
+                               validator_rule freed_rule, validator_rule unknown_rule);
   static void report_unrecorded() noexcept;
   // False when the notification is malformed (then not forwarded).
   bool note_internal(const validator_call &call, std::int64_t delta);

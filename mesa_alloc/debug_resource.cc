@@ -1132,6 +1132,19 @@ std::size_t debug_resource::report_leaks() noexcept {
     int depth;
     void *frames[kMaxFrames];
   };
+  auto copy = [](const internal::block_entry &e, leak &l) {
+    const auto *h = static_cast<const header *>(e.header);
+    l.user = e.user;
+    l.size = e.size;
+    l.number = e.number;
+    l.depth = std::min<int>(h->depth(), kMaxFrames);
+    std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
+  };
+  // Without memory for the copy (the leaks may have used up the budget the bookkeeping comes
+  // from), up to 16 are listed from a copy on the stack, ungrouped, and all are counted.
+  constexpr std::size_t kListedWithoutMemory = 16;
+  leak first[kListedWithoutMemory];
+  std::size_t listed = 0, all_bytes = 0;
   leak *leaks = nullptr;
   std::size_t count = 0;
   {
@@ -1139,22 +1152,42 @@ std::size_t debug_resource::report_leaks() noexcept {
     count = live_.size();
     if (count == 0) return 0;
     leaks = static_cast<leak *>(bookkeeping_allocate(count * sizeof(leak), alignof(leak)));
-    if (leaks != nullptr) {
-      std::size_t i = 0;
-      live_.for_each([&](const internal::block_entry &e) {
-        const auto *h = static_cast<const header *>(e.header);
-        leak &l = leaks[i++];
-        l.user = e.user;
-        l.size = e.size;
-        l.number = e.number;
-        l.depth = std::min<int>(h->depth(), kMaxFrames);
-        std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
-      });
-    }
+    std::size_t i = 0;
+    live_.for_each([&](const internal::block_entry &e) {
+      if (leaks != nullptr) {
+        copy(e, leaks[i++]);
+      } else {
+        all_bytes += e.size;
+        if (listed < kListedWithoutMemory) copy(e, first[listed++]);
+      }
+    });
   }
   if (leaks == nullptr) {
-    report(debug_error_kind::leak, nullptr, 0, 0, 0,
-           "blocks are still allocated (no memory to list them)", nullptr);
+    for (std::size_t i = 0; i < listed; ++i) {
+      const leak &l = first[i];
+      debug_error e{debug_error_kind::leak,
+                    l.user,
+                    l.size,
+                    l.number,
+                    0,
+                    "not grouped by allocation site (no memory for the report)",
+                    l.depth > 0 ? l.frames : nullptr,
+                    l.depth};
+      options_.handler(e, options_.handler_context);
+    }
+    char rest[200];
+    if (listed < count) {
+      std::snprintf(rest, sizeof rest,
+                    "%zu blocks, %zu bytes in all, are still allocated; %zu of them are listed, "
+                    "the rest not (no memory to list them)",
+                    count, all_bytes, listed);
+    } else {
+      std::snprintf(rest, sizeof rest,
+                    "%zu blocks, %zu bytes in all, are still allocated (all listed, ungrouped: no "
+                    "memory to group them)",
+                    count, all_bytes);
+    }
+    report(debug_error_kind::leak, nullptr, 0, 0, 0, rest, nullptr);
     return count;
   }
   std::sort(leaks, leaks + count, [](const leak &a, const leak &b) {

@@ -142,7 +142,9 @@ class debug_resource : public std::pmr::memory_resource {
   std::uint32_t owner_id() const noexcept { return owner_; }
 
   // Reports every live block as a leak (grouped by allocation stack: the first block of each
-  // group carries the stack) and returns how many. The blocks stay allocated.
+  // group carries the stack) and returns how many. The blocks stay allocated. Without memory
+  // for the report's copy of the table (leaks that used up the bookkeeping's budget), 16 of them
+  // are reported ungrouped, each with its stack, then one line with the count and bytes of all.
   std::size_t report_leaks() noexcept;
   std::size_t live_blocks() const noexcept;
   // Checks and releases everything in the quarantine.

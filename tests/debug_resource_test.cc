@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/stack_trace.h"
 #include "mesa_alloc/tracking_resource.h"
 #include "tests/support/no_frame_pointers.h"
@@ -791,6 +792,52 @@ TEST(DebugResource, LeakReportGroupsByCallSite) {
   }
   EXPECT_EQ(with_stack, 2);  // the first block of each call site carries the stack
   for (void *p : kept) d.deallocate(p, p == kept.back() ? 32 : 16);
+  EXPECT_EQ(d.report_leaks(), 0u);
+}
+
+// Leaks that used up the memory the bookkeeping comes from (a budget, say) still get a report:
+// 16 of them with their stacks, ungrouped, then one line with the count and bytes of them all.
+TEST(DebugResource, LeakReportWithoutMemoryListsSixteenAndCountsAll) {
+  mesa::fault_resource bookkeeping(std::pmr::new_delete_resource());
+  recorder r;
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  o.bookkeeping = &bookkeeping;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  std::vector<void *> kept;
+  allocate_at_one_site(d, 40, 100, kept);
+  bookkeeping.fail_from(0);
+  EXPECT_EQ(d.report_leaks(), 40u);
+  ASSERT_EQ(r.errors.size(), 17u);
+  for (std::size_t i = 0; i < 16; ++i) {
+    const auto &e = r.errors[i];
+    EXPECT_EQ(e.kind, debug_error_kind::leak);
+    EXPECT_EQ(e.size, 100u);
+    EXPECT_NE(e.address, nullptr);
+    EXPECT_TRUE(e.has_stack);  // ungrouped: each one carries its own
+    EXPECT_EQ(e.detail, "not grouped by allocation site (no memory for the report)");
+  }
+  const auto &rest = r.errors.back();
+  EXPECT_EQ(rest.kind, debug_error_kind::leak);
+  EXPECT_EQ(rest.address, nullptr);
+  EXPECT_EQ(rest.detail,
+            "40 blocks, 4000 bytes in all, are still allocated; 16 of them are listed, the rest "
+            "not (no memory to list them)");
+
+  // Fewer than 16: every one is listed, and the line says so.
+  bookkeeping.fail_none();
+  for (std::size_t i = 3; i < kept.size(); ++i) d.deallocate(kept[i], 100);
+  kept.resize(3);
+  bookkeeping.fail_from(0);
+  r.errors.clear();
+  EXPECT_EQ(d.report_leaks(), 3u);
+  ASSERT_EQ(r.errors.size(), 4u);
+  EXPECT_EQ(r.errors.back().detail,
+            "3 blocks, 300 bytes in all, are still allocated (all listed, ungrouped: no memory to "
+            "group them)");
+  bookkeeping.fail_none();
+  for (void *p : kept) d.deallocate(p, 100);
   EXPECT_EQ(d.report_leaks(), 0u);
 }
 

@@ -972,6 +972,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   } saved;
   static_assert(offsetof(saved_stack, h) == sizeof(saved_stack::frames), "frames, then header");
   const header *stack = nullptr;
+  bool held = false;  // in the quarantine: the address is certainly still this block's
   {
     const table_guard lock(lock_, options_.thread_safe);
     // A block still in the quarantine first (newest first: its address cannot have been handed
@@ -979,6 +980,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     // guard mode, where the block is inaccessible, nor if a write after free hit the header).
     if (const quarantined *q = quarantined_block(p)) {
       freed = freed_record{q->user, q->size, q->number};
+      held = true;
       if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number)) {
         std::memcpy(saved.frames + kMaxFrames - q->h->depth(), q->h->frames(),
                     q->h->depth() * sizeof(void *));
@@ -992,9 +994,16 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     }
   }
   if (freed.user != nullptr) {
-    report(debug_error_kind::double_free, p, freed.size, freed.number, 0,
-           in_realloc ? "realloc of a block that was already freed" : "the block was already freed",
-           stack);
+    // Out of the quarantine, the memory went back upstream: a second free is likeliest, but
+    // the address may since belong to a block of another allocator, freed here by mistake.
+    const char *detail =
+        held ? (in_realloc ? "realloc of a block that was already freed"
+                           : "the block was already freed")
+             : (in_realloc ? "realloc of a block that was already freed (its memory went back "
+                             "upstream: the address may now be another allocator's block)"
+                           : "the block was already freed (its memory went back upstream: the "
+                             "address may now be another allocator's block)");
+    report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, stack);
     return;
   }
   // Freed recently by another resource: a second free of its block, through the wrong table.

@@ -282,6 +282,28 @@ TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+// A double free of a block the quarantine still holds is certain. One only the ring of recent
+// frees remembers went back upstream, and the address may since be another allocator's block
+// (a thread_safe = false debug table's, or libc's): the detail says so.
+TEST(DebugResource, DoubleFreeSaysWhetherTheBlockIsStillHeld) {
+  for (size_t quarantine : {size_t{1} << 20, size_t{0}}) {
+    recorder r;
+    mesa::debug_options o;
+    o.quarantine_bytes = quarantine;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+    void *p = d.allocate(64);
+    d.deallocate(p, 64);
+    d.deallocate(p, 64);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+    EXPECT_EQ(r.errors[0].allocation, 1u);
+    EXPECT_EQ(r.errors[0].detail,
+              quarantine != 0 ? "the block was already freed"
+                              : "the block was already freed (its memory went back upstream: the "
+                                "address may now be another allocator's block)");
+  }
+}
+
 // 1,000 frees later the recent-free ring has forgotten the block, but the quarantine still
 // holds it: still a double free, with its size and number. Without a quarantine the same late
 // free can only be called an invalid free.

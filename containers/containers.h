@@ -105,21 +105,25 @@ using node_hash_map =
 // mesa::inlined_vector<T, N> is in containers/inlined_vector.h (a thin class over
 // absl::InlinedVector: Abseil's move assignment and swap mishandle unequal resources).
 
-// Exchanges the contents of two containers of the same type, each keeping its own resource.
-// Equal resources: the buffers change hands and nothing is allocated, except that the inline
-// elements of a mesa::inlined_vector are moved, which allocates for elements whose move does
-// (libstdc++'s deque). Unequal resources: the elements move into the other
-// resource one by one (allocates; if that throws std::bad_alloc both containers are left
-// valid but their contents unspecified — the basic guarantee of the moves it is made of).
+// Exchanges the contents of two containers of the same type, each keeping its own resource
+// (or arena: for the arena twins, whose allocator propagates, too). Equal resources: the
+// buffers change hands and nothing is allocated, except that the inline elements of a
+// mesa::inlined_vector are moved, which allocates for elements whose move does (libstdc++'s
+// deque). Unequal resources: the elements move into the other resource one by one (allocates;
+// if that throws std::bad_alloc both containers are left valid but their contents unspecified
+// — the basic guarantee of the moves it is made of).
 template <class Container>
 void swap_contents(Container &a, Container &b) {
   if (a.get_allocator() == b.get_allocator()) {
     a.swap(b);  // defined for equal allocators; a deque's moves would allocate new maps
     return;
   }
-  Container moved_a(std::move(a), b.get_allocator());
-  a = std::move(b);
-  b = std::move(moved_a);
+  // Each new content is built on its target's allocator, so the assignments below hand a and
+  // b their own allocators back whether the allocator propagates on move assignment or not.
+  Container into_a(std::move(b), a.get_allocator());
+  Container into_b(std::move(a), b.get_allocator());
+  a = std::move(into_a);
+  b = std::move(into_b);
 }
 
 }  // namespace mesa

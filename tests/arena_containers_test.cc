@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "containers/containers.h"
 #include "containers/testing/checking_resource.h"
 #include "gtest/gtest.h"
 #include "mesa_alloc/arena_resource.h"
@@ -99,6 +100,56 @@ TEST_F(ArenaContainers, AllocatorPropagatesOnMoveAndSwap) {
 
 // Abseil's InlinedVector assignments keep the target's allocator while taking the source's heap
 // buffer; the arena twin must not: the vector would hold memory of an arena about to go away.
+// swap_contents keeps each container on its own arena, though the allocator propagates on move
+// assignment: the contents move, the arenas stay.
+template <class Container, class Fill>
+void expect_swap_contents_keeps_the_arenas(mesa::arena_resource *first,
+                                           mesa::arena_resource *second, Fill fill) {
+  Container a(first), b(second);
+  fill(a, 5);
+  fill(b, 2);
+  mesa::swap_contents(a, b);
+  EXPECT_EQ(a.get_allocator().arena(), first);
+  EXPECT_EQ(b.get_allocator().arena(), second);
+  EXPECT_EQ(a.size(), 2u);
+  EXPECT_EQ(b.size(), 5u);
+}
+
+TEST_F(ArenaContainers, SwapContentsKeepsEachContainerOnItsArena) {
+  mesa::arena_resource other(&upstream_);
+  auto push = [](auto &c, int n) {
+    for (int i = 0; i < n; ++i) c.push_back(i);
+  };
+  auto insert = [](auto &c, int n) {
+    for (int i = 0; i < n; ++i) c.insert({i, i});
+  };
+  auto insert_key = [](auto &c, int n) {
+    for (int i = 0; i < n; ++i) c.insert(i);
+  };
+  expect_swap_contents_keeps_the_arenas<mesa::arena_vector<int>>(&arena_, &other, push);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_deque<int>>(&arena_, &other, push);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_list<int>>(&arena_, &other, push);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_string>(
+      &arena_, &other, [](auto &s, int n) { s.assign(static_cast<std::size_t>(n), 'x'); });
+  expect_swap_contents_keeps_the_arenas<mesa::arena_map<int, int>>(&arena_, &other, insert);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_unordered_map<int, int>>(&arena_, &other,
+                                                                             insert);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_flat_hash_map<int, int>>(&arena_, &other,
+                                                                             insert);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_node_hash_set<int>>(&arena_, &other,
+                                                                        insert_key);
+  expect_swap_contents_keeps_the_arenas<mesa::arena_inlined_vector<int, 2>>(&arena_, &other, push);
+  // After its owner releases the other arena, the first container's contents are its own.
+  mesa::arena_vector<int> a(&arena_), b(&other);
+  push(a, 3);
+  push(b, 4);
+  mesa::swap_contents(a, b);
+  other.release();
+  EXPECT_EQ(a.get_allocator().arena(), &arena_);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[3], 3);
+}
+
 TEST_F(ArenaContainers, InlinedVectorTakesTheArenaWithItsContents) {
   mesa::arena_inlined_vector<int, 2> a(&arena_);
   {

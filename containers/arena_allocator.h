@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/internal/diagnostics.h"
 
 namespace mesa {
 
@@ -36,8 +37,12 @@ class arena_allocator {
   using propagate_on_container_swap = std::true_type;
   using is_always_equal = std::false_type;
 
-  // Implicit, like polymorphic_allocator, so `container c(&arena)` works.
-  arena_allocator(arena_resource *arena) noexcept : arena_(arena) {}  // NOLINT
+  // Implicit, like polymorphic_allocator, so `container c(&arena)` works. A null arena is
+  // reported here ("mesa_alloc: arena_allocator: no arena (null)") and aborts, rather than
+  // crashing at the container's first allocation.
+  arena_allocator(arena_resource *arena) noexcept : arena_(arena) {  // NOLINT
+    if (arena == nullptr) internal::report_null_resource("arena_allocator", "arena");
+  }
   template <class U>
   arena_allocator(const arena_allocator<U> &other) noexcept : arena_(other.arena()) {}  // NOLINT
 

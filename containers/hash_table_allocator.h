@@ -28,6 +28,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "mesa_alloc/internal/diagnostics.h"
+
 namespace mesa {
 namespace internal {
 
@@ -51,11 +53,17 @@ class hash_table_allocator : public Allocator {
     using other = hash_table_allocator<typename traits::template rebind_alloc<U>>;
   };
 
-  using Allocator::Allocator;  // from a resource / an arena, implicitly
   hash_table_allocator() = default;
+  // From a resource or an arena, implicitly. A null one is reported here ("mesa_alloc:
+  // hash_table_allocator: no resource (null)") and aborts, rather than crashing at the table's
+  // first allocation.
+  template <class Source, class = std::enable_if_t<std::is_pointer_v<Source> &&
+                                                   std::is_constructible_v<Allocator, Source>>>
+  hash_table_allocator(Source source) noexcept : Allocator(not_null(source)) {}  // NOLINT
   // From the underlying allocator or anything that converts to it (another
   // hash_table_allocator, the allocator of an outer container in uses-allocator construction).
-  template <class Other, class = std::enable_if_t<std::is_convertible_v<const Other &, Allocator>>>
+  template <class Other, class = std::enable_if_t<!std::is_pointer_v<Other> &&
+                                                  std::is_convertible_v<const Other &, Allocator>>>
   hash_table_allocator(const Other &other) noexcept : Allocator(other) {}  // NOLINT
 
   value_type *allocate(std::size_t n) {
@@ -79,6 +87,13 @@ class hash_table_allocator : public Allocator {
   // resource; arena_allocator: the same arena).
   hash_table_allocator select_on_container_copy_construction() const {
     return traits::select_on_container_copy_construction(*this);
+  }
+
+ private:
+  template <class Source>
+  static Source not_null(Source source) noexcept {
+    if (source == nullptr) internal::report_null_resource("hash_table_allocator", "resource");
+    return source;
   }
 };
 

@@ -2,6 +2,7 @@
 // sees only arena blocks), propagation on move/swap, and the hash-table guard.
 #include "containers/arena_containers.h"
 
+#include <memory_resource>
 #include <utility>
 
 #include "containers/containers.h"
@@ -148,6 +149,21 @@ TEST_F(ArenaContainers, SwapContentsKeepsEachContainerOnItsArena) {
   EXPECT_EQ(a.get_allocator().arena(), &arena_);
   ASSERT_EQ(a.size(), 4u);
   EXPECT_EQ(a[3], 3);
+}
+
+// A null arena or resource is named where the container is made, not found as a crash at its
+// first allocation.
+TEST(ArenaContainersDeathTest, ANullArenaIsReportedAtConstruction) {
+  mesa::arena_resource *no_arena = nullptr;
+  std::pmr::memory_resource *no_resource = nullptr;
+  EXPECT_DEATH(mesa::arena_vector<int>{no_arena},
+               "^mesa_alloc: arena_allocator: no arena \\(null\\)\n");
+  EXPECT_DEATH((mesa::arena_flat_hash_map<int, int>{no_arena}),
+               "^mesa_alloc: hash_table_allocator: no resource \\(null\\)\n");
+  EXPECT_DEATH((mesa::flat_hash_map<int, int>{no_resource}),
+               "^mesa_alloc: hash_table_allocator: no resource \\(null\\)\n");
+  EXPECT_DEATH(mesa::node_hash_set<int>{no_resource},
+               "^mesa_alloc: hash_table_allocator: no resource \\(null\\)\n");
 }
 
 TEST_F(ArenaContainers, InlinedVectorTakesTheArenaWithItsContents) {

@@ -223,10 +223,11 @@ void parse_word(const char *word, std::size_t length, settings *s) {
     // size_t cannot hold is taken as the largest one there is.
     constexpr unsigned long long kLargest = tracking_resource::kNoLimit - 1;
     if (n > kLargest) {
-      std::fprintf(stderr,
-                   "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' is more than a size_t holds here; "
-                   "the limit is %llu bytes\n",
-                   static_cast<int>(length), word, kLargest);
+      std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' is %s; the limit is %llu bytes\n",
+                   static_cast<int>(length), word,
+                   n == kLargest + 1 ? "the largest size_t, which a tracker takes as no limit"
+                                     : "more than a size_t holds here",
+                   kLargest);
       n = kLargest;
     }
     if (s->limit != tracking_resource::kNoLimit && s->limit != n) warn_override(word, length);

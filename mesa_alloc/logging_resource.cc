@@ -1,6 +1,7 @@
 #include "mesa_alloc/logging_resource.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -49,10 +50,19 @@ std::uint64_t trace_origin_ns() noexcept {
 constexpr std::uint32_t kFullSite = UINT32_MAX;
 std::atomic<std::uint32_t> next_site_id{1};
 
+thread_local std::uint32_t cached_thread_id = 0;
+
 std::uint32_t thread_id() noexcept {
-  static thread_local std::uint32_t id = 0;
-  if (id == 0) id = static_cast<std::uint32_t>(syscall(SYS_gettid));
-  return id;
+  if (cached_thread_id == 0) cached_thread_id = static_cast<std::uint32_t>(syscall(SYS_gettid));
+  return cached_thread_id;
+}
+
+// A fork()ed child's one thread is the forking one, whose cached id is the parent's: the child
+// asks again. Registered by the first logging_resource.
+void forget_thread_id() { cached_thread_id = 0; }
+void forget_thread_id_after_fork() noexcept {
+  static const bool registered = pthread_atfork(nullptr, nullptr, forget_thread_id) == 0;
+  (void)registered;
 }
 
 }  // namespace
@@ -176,6 +186,7 @@ logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_si
                                    bool record_stacks) noexcept
     : upstream_(upstream), sink_(sink), record_stacks_(record_stacks) {
   trace_origin_ns();
+  forget_thread_id_after_fork();
   if (record_stacks) internal::want_callers();
   if (upstream == nullptr) internal::report_null_resource("logging_resource", "upstream resource");
   if (sink == nullptr) internal::report_null_resource("logging_resource", "trace sink");

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -103,6 +104,30 @@ TEST(LoggingResource, ThreadsAreTold) {
   logged.deallocate(logged.allocate(8), 8);
   ASSERT_EQ(sink.events.size(), 4u);
   EXPECT_NE(sink.events[0].thread, sink.events[2].thread);
+}
+
+// A fork()ed child that logs through a resource of its own names its own thread, not the one
+// it was forked from (whose id the forking thread had cached).
+TEST(LoggingResource, AForkedChildLogsItsOwnThreadId) {
+  memory_sink parent_sink;
+  mesa::logging_resource parent_log(std::pmr::new_delete_resource(), &parent_sink);
+  parent_log.deallocate(parent_log.allocate(8), 8);
+  ASSERT_EQ(parent_sink.events.size(), 2u);
+  ASSERT_EQ(parent_sink.events[0].thread, static_cast<uint32_t>(gettid()));
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    memory_sink child_sink;
+    mesa::logging_resource child_log(std::pmr::new_delete_resource(), &child_sink);
+    child_log.deallocate(child_log.allocate(8), 8);
+    const bool own = child_sink.events.size() == 2 &&
+                     child_sink.events[0].thread == static_cast<uint32_t>(gettid());
+    _exit(own ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's event named another thread";
 }
 
 // Two threads log at once, with call sites: every event once, each thread's events in its own

@@ -482,7 +482,13 @@ tracking_stats tracking_resource::stats() const noexcept {
   out.bytes_in_use = non_negative(static_cast<std::int64_t>(out.total_bytes - freed));
   out.blocks_in_use =
       non_negative(static_cast<std::int64_t>(out.total_allocations - out.total_deallocations));
-  out.peak_bytes = std::max(peak_bytes_.load(std::memory_order_relaxed), out.bytes_in_use);
+  // The fold above is exact at rest only: while blocks move between threads it can count an
+  // allocation without a free made in a shard read earlier, and read high. Under a limit the
+  // charge is exact at every moment, and the peak takes no more than it.
+  std::size_t in_use_for_peak = out.bytes_in_use;
+  if (limit_.load(std::memory_order_relaxed) != kNoLimit)
+    in_use_for_peak = std::min(in_use_for_peak, charged_.load(std::memory_order_relaxed));
+  out.peak_bytes = std::max(peak_bytes_.load(std::memory_order_relaxed), in_use_for_peak);
   out.peak_blocks = std::max(peak_blocks_.load(std::memory_order_relaxed), out.blocks_in_use);
   return out;
 }

@@ -41,7 +41,10 @@
 //   driver.print_report(stderr);       // aligned text table; print_json() for machines
 //
 // A parent must outlive its children (destroying it first cuts them loose, with a line naming
-// both; the destroyed tracker's ancestors stop counting what the children hold). The pmr
+// both; the destroyed tracker's ancestors stop counting what the children hold). Cutting loose
+// is not synchronised with the children's calls: a parent destroyed while another thread
+// allocates or frees through one of its children is a use after free, as with any object
+// destroyed while in use. The pmr
 // interface accounts under MESA_ALLOC_SCOPE_OBJECT; allocate_in_scope() and the C table
 // (mesa_tracking_create in debug_resources.h) account under the caller's scope.
 //

@@ -5,7 +5,8 @@
 # Mesa links its own libraries into each driver), builds a C program with poison.h forced on and
 # a C++ program (which also takes dependency('mesa_alloc_containers')), both with
 # -fvisibility=hidden, and runs both; the C program's compile line has no Abseil
-# flag. The parent sets cpp_rtti=false,
+# flag. The parent sets cpp_eh=none (the library's files must still build with exceptions) and
+# cpp_rtti=false,
 # as Mesa must when its LLVM has no RTTI; the test checks that every C++ file of the subproject
 # was compiled with -fno-rtti, so the library, the Vulkan bridge and the containers are proven
 # to build and work without RTTI. --force-fallback-for makes sure the subproject, not an
@@ -35,6 +36,10 @@ missing = [c["file"] for c in cpp if "-fno-rtti" not in c["command"]]
 if not cpp or missing:
     sys.exit("FAIL: subproject C++ files not compiled with -fno-rtti: %s" % (missing or "none found"))
 print("subproject: %d C++ files compiled with -fno-rtti" % len(cpp))
+# The parent turns exceptions off for its whole build; the library keeps them.
+no_eh = [c["file"] for c in cpp if "-fno-exceptions" in c["command"]]
+if no_eh:
+    sys.exit("FAIL: subproject C++ files compiled with -fno-exceptions: %s" % no_eh)
 # The C driver takes dependency('mesa_alloc') alone: no Abseil flags reach its compile line.
 driver = [c for c in commands if c["file"].endswith("parent_driver.c")]
 leaked = [c["file"] for c in driver if "absl" in c["command"] or "NOMINMAX" in c["command"]]

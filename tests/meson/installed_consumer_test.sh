@@ -92,4 +92,22 @@ libdirs="$(pkg-config --libs-only-L mesa_alloc_containers | tr ' ' '\n' | sed -n
 export LD_LIBRARY_PATH="$libdirs"
 ./consumer_c || fail "the C consumer failed"
 ./consumer_cc || fail "the C++ consumer failed"
+
+# The tools come with the library: the link-level audit (what a parent's
+# find_program('mesa_alloc_audit') finds on PATH) passes the clean consumer's object and names a
+# malloc in another; the trace reader runs.
+audit="$(find "$root" -path '*/bin/mesa_alloc_audit' | head -n1)"
+trace="$(find "$root" -path '*/bin/mesa_alloc_trace' | head -n1)"
+[ -x "$audit" ] && [ -x "$trace" ] || fail "mesa_alloc_audit or mesa_alloc_trace not installed in bin/"
+# shellcheck disable=SC2086
+"${cc_cmd[@]}" -std=c11 -c -include mesa_alloc/poison.h consumer.c $cflags -o consumer_c.o ||
+  fail "the C consumer's object did not build"
+"$audit" consumer_c.o >audit.log 2>&1 || { cat audit.log; fail "the installed audit failed a clean object"; }
+printf '#include <stdlib.h>\nvoid *leak(void) { return malloc(8); }\n' >dirty.c
+"${cc_cmd[@]}" -c dirty.c -o dirty.o || fail "dirty.c did not build"
+if "$audit" dirty.o >audit.log 2>&1 || ! grep -q malloc audit.log; then
+  cat audit.log
+  fail "the installed audit did not name dirty.o's malloc"
+fi
+"$trace" --help >/dev/null || fail "the installed mesa_alloc_trace does not run"
 echo "installed-consumer test passed"

@@ -5,11 +5,21 @@
 
 namespace mesa::internal {
 
+// In bytes: a flat table allocates its backing array in units of its slots' alignment, so
+// the count of units says nothing of the table's size.
 void hash_table_out_of_memory(std::size_t count, std::size_t size) noexcept {
-  std::fprintf(stderr,
-               "mesa_alloc: out of memory in an Abseil hash table (%zu objects of %zu bytes); "
-               "Abseil's tables are not exception-safe, aborting\n",
-               count, size);
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(count, size, &bytes)) {
+    std::fprintf(stderr,
+                 "mesa_alloc: out of memory in an Abseil hash table (%zu units of %zu bytes, "
+                 "more than a size_t holds); Abseil's tables are not exception-safe, aborting\n",
+                 count, size);
+  } else {
+    std::fprintf(stderr,
+                 "mesa_alloc: out of memory in an Abseil hash table (a block of %zu bytes); "
+                 "Abseil's tables are not exception-safe, aborting\n",
+                 bytes);
+  }
   std::abort();
 }
 

@@ -271,9 +271,9 @@ TEST(HashTableDeathTest, OutOfMemoryInsideAnAbseilTableIsAClearAbort) {
   checking_resource checked;
   mesa::fault_resource faults(&checked);
   EXPECT_DEATH(fail_flat_table_growth(&faults),
-               "mesa_alloc: out of memory in an Abseil hash table \\([0-9]+ objects of [0-9]+ "
-               "bytes\\)");
-  EXPECT_DEATH(fail_node_allocation(&faults), "mesa_alloc: out of memory in an Abseil hash table");
+               "mesa_alloc: out of memory in an Abseil hash table \\(a block of [0-9]+ bytes\\)");
+  EXPECT_DEATH(fail_node_allocation(&faults),
+               "mesa_alloc: out of memory in an Abseil hash table \\(a block of [0-9]+ bytes\\)");
   EXPECT_DEATH(fail_element_construction(&faults),
                "mesa_alloc: exception while constructing an element of an Abseil hash table");
 }
@@ -288,7 +288,7 @@ void allocate_overflowing_count() {
 TEST(HashTableDeathTest, OverflowingCountIsReportedUnwrapped) {
   EXPECT_DEATH(allocate_overflowing_count(), "out of memory in an Abseil hash table \\(" +
                                                  std::to_string(SIZE_MAX / 4) +
-                                                 " objects of 8 bytes\\)");
+                                                 " units of 8 bytes, more than a size_t holds\\)");
 }
 
 TEST(HashTable, ReservedTableWithValuesBuiltOutsideDoesNotAllocate) {

@@ -184,7 +184,7 @@ std::enable_if_t<!std::is_array_v<T>, unique_ptr<T>> allocate_unique(
 template <class T>
 std::enable_if_t<std::is_array_v<T> && std::extent_v<T> == 0, unique_ptr<T>> allocate_unique(
     std::pmr::memory_resource *resource, std::size_t count) {
-  using element = std::remove_extent_t<T>;
+  using element = std::remove_cv_t<std::remove_extent_t<T>>;  // const T[]: built as T[]
   using layout = internal::array_layout<element>;
   if (resource == nullptr) internal::report_null_resource("allocate_unique", "resource");
   if (count > layout::max_count) throw std::bad_array_new_length();
@@ -212,8 +212,9 @@ std::enable_if_t<std::extent_v<T> != 0> allocate_unique(std::pmr::memory_resourc
 template <class T, class... Args>
 std::shared_ptr<T> allocate_shared(std::pmr::memory_resource *resource, Args &&...args) {
   if (resource == nullptr) internal::report_null_resource("allocate_shared", "resource");
-  return std::allocate_shared<T>(std::pmr::polymorphic_allocator<T>(resource),
-                                 std::forward<Args>(args)...);
+  using value = std::remove_cv_t<T>;  // allocate_shared<const T> builds a T and hands out const
+  return std::allocate_shared<value>(std::pmr::polymorphic_allocator<value>(resource),
+                                     std::forward<Args>(args)...);
 }
 
 }  // namespace mesa

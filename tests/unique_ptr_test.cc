@@ -211,6 +211,25 @@ TEST(UniquePtr, ArrayConvertsToAnArrayOfConst) {
   EXPECT_EQ(r.live(), 0u);  // freed with the size and alignment it was made with
 }
 
+// Made const from the start: an array of const elements and a shared const object, each built
+// as the plain type and freed with the layout it was made with.
+TEST(UniquePtr, ConstArraysAndSharedConstObjects) {
+  checking_resource r;
+  counted_element::alive = 0;
+  counted_element::fail_after = -1;
+  {
+    mesa::unique_ptr<const counted_element[]> a =
+        mesa::allocate_unique<const counted_element[]>(&r, 3);
+    EXPECT_EQ(counted_element::alive, 3);
+    std::shared_ptr<const small> s = mesa::allocate_shared<const small>(&r, 7);
+    EXPECT_EQ(s->value, 7);
+    EXPECT_EQ(r.live(), 2u);
+  }
+  EXPECT_EQ(counted_element::alive, 0);
+  EXPECT_EQ(r.live(), 0u);
+  EXPECT_EQ(r.mismatches(), 0u);
+}
+
 TEST(UniquePtr, ArraySizeOverflowThrows) {
   checking_resource r;
   EXPECT_THROW(mesa::allocate_unique<std::uint64_t[]>(&r, SIZE_MAX / 4), std::bad_array_new_length);

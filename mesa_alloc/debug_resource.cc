@@ -165,6 +165,13 @@ struct debug_resource::header {
   std::uint64_t fold() const noexcept {
     return fold(size.bits(), base.bits(), base_bytes.bits(), alignment_owner, layout, user.bits());
   }
+  // A block shrunk in place: `size` bytes, followed by a tail of `tail` bytes (the block's base
+  // and base_bytes, what the upstream gave, stay), the magic recomputed over them.
+  void resize(std::size_t new_size, std::uint32_t tail, std::uint32_t owner) noexcept {
+    size = new_size;
+    layout = (layout & 0xffffffffu) | std::uint64_t{tail} << 32;
+    magic = kMagic ^ owner ^ fold();
+  }
   // The magic or a word it folds was overwritten, or `number` is not the live table's.
   bool damaged(std::uint32_t owner, std::uint64_t table_number) const noexcept {
     return magic != (kMagic ^ owner ^ fold()) || number != table_number;
@@ -1073,18 +1080,20 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   }
   std::size_t old_size = 0;
   std::uint32_t old_alignment = 0;
-  bool found = false, damaged = false;
+  std::uint64_t number = 0;
+  header *h = nullptr;
+  bool damaged = false;
   {
     const table_guard lock(lock_, options_.thread_safe);
     if (const internal::block_entry *e = live_.find(p)) {
-      found = true;
-      const header *h = static_cast<const header *>(e->header);
+      h = static_cast<header *>(e->header);
       damaged = h->damaged(owner_, e->number);
       old_size = e->size;
       old_alignment = h->alignment();
+      number = e->number;
     }
   }
-  if (!found) {
+  if (h == nullptr) {
     report_unknown_free(p, true);
     return nullptr;
   }
@@ -1092,11 +1101,39 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
     free_block(p);
     return nullptr;
   }
+  // The block moves, so that a stale pointer to the old one is caught.
   void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
-  if (fresh == nullptr) return nullptr;
-  std::memcpy(fresh, p, std::min(old_size, size));
-  free_block(p);
-  return fresh;
+  if (fresh != nullptr) {
+    std::memcpy(fresh, p, std::min(old_size, size));
+    free_block(p);
+    return fresh;
+  }
+  // No new block (a budget below is full): a shrink stays where it is, as libc's would.
+  if (size <= old_size && alignment <= old_alignment)
+    return shrink_in_place(p, size, h, old_size, number);
+  return nullptr;
+}
+
+void *debug_resource::shrink_in_place(void *p, std::size_t size, header *h, std::size_t old_size,
+                                      std::uint64_t number) noexcept {
+  const std::uint64_t tail = std::uint64_t{h->tail()} + (old_size - size);
+  if (tail > UINT32_MAX) return nullptr;  // the header holds a tail of less than 4 GiB
+  auto *user = static_cast<unsigned char *>(p);
+  // An overrun of the block as it was is reported now, as the free of a moved block would; the
+  // tail is then written afresh.
+  if (h->tail() != 0) check_canaries(h, user, old_size, number, false);
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    internal::block_entry *e = live_.find(p);
+    if (e != nullptr && e->number == number && !h->damaged(owner_, number)) {
+      std::memset(user + size, kCanaryFill, static_cast<std::size_t>(tail));
+      h->resize(size, static_cast<std::uint32_t>(tail), owner_);
+      e->size = size;
+      return p;
+    }
+  }
+  free_block(p);  // freed, or its header damaged, by another thread meanwhile: reported
+  return nullptr;
 }
 
 void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {

@@ -17,6 +17,9 @@
 // resource, chaining to the previous one) prints the diagnostic line for such a fault before the
 // process dies of it (a custom handler gets the error instead, and the access then proceeds).
 // The quarantine delays reuse of freed blocks and checks their 0xDD fill when they leave it.
+// A realloc moves the block (a stale pointer to the old one is then caught), except a shrink
+// when no new block can be had (a full budget below): that stays in place, and the bytes it
+// gives up join its tail, checked at free as the canary is (in every mode, guard pages too).
 //
 // What it costs: per block a 64-byte header (plus 8 bytes per recorded stack frame) and a
 // 16-byte canary; per operation one hash-table update and the fills and checks: about 3x glibc
@@ -209,6 +212,11 @@ class debug_resource : public std::pmr::memory_resource {
   inline void *publish(unsigned char *base, std::size_t base_bytes, unsigned char *user,
                        std::size_t size, std::size_t alignment, mesa_alloc_scope scope, int depth,
                        std::size_t tail, header *h = nullptr) noexcept;
+  // reallocate_from's way out when no new block can be had: the live block p (header h, its
+  // size and number as the live table had them) keeps its place and takes `size` (at most its
+  // size); the bytes it gives up join its tail, which is checked at free as the canary is.
+  void *shrink_in_place(void *p, std::size_t size, header *h, std::size_t old_size,
+                        std::uint64_t number) noexcept;
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
                       std::uint64_t number, bool freed) noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.

@@ -788,6 +788,63 @@ TEST(DebugResource, GuardModesKeepAlignmentAndCountPages) {
   }
 }
 
+// A shrinking realloc at a full budget below keeps the block where it is, in every mode: with
+// no cookie (MESA_ALLOC_DEBUG=leaks) and with guard pages after or before the block too. The
+// bytes given up are checked at free as the canary is (in guard_mode::after an overrun there
+// stops short of the guard page, so it is caught at free rather than at the write), the leak
+// report gives the new size, and freeing gives the whole budget back.
+TEST(DebugResource, ShrinkAtAFullBudgetStaysInPlaceAndChecked) {
+  struct mode {
+    bool cookie;
+    mesa::guard_mode guard;
+  };
+  for (mode m : {mode{true, mesa::guard_mode::none}, mode{false, mesa::guard_mode::none},
+                 mode{true, mesa::guard_mode::after}, mode{false, mesa::guard_mode::before}}) {
+    SCOPED_TRACE(testing::Message()
+                 << "cookie " << m.cookie << " guard " << static_cast<int>(m.guard));
+    recorder r;
+    mesa::debug_options o;
+    o.cookie = m.cookie;
+    o.fill = m.cookie;
+    o.record_stacks = !m.cookie;
+    o.guard = m.guard;
+    o.report_leaks_on_destroy = false;
+    o.bookkeeping = std::pmr::new_delete_resource();
+    mesa::tracking_resource t(std::pmr::new_delete_resource(), "budget");
+    auto d_storage = std::make_unique<mesa::debug_resource>(&t, r.options(o));
+    mesa::debug_resource &d = *d_storage;
+    void *first = d.allocate_block(1200, 16, MESA_ALLOC_SCOPE_OBJECT);
+    t.set_limit(2 * t.stats().bytes_in_use);  // room for one more block of the same size
+    void *second = d.allocate_block(1200, 16, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(second, nullptr);
+    ASSERT_EQ(d.allocate_block(1200, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    std::memset(first, 0x5a, 1200);
+    const std::size_t full = t.stats().bytes_in_use;
+
+    auto *p =
+        static_cast<unsigned char *>(d.reallocate_block(first, 300, 16, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_EQ(p, first);
+    EXPECT_EQ(p[0], 0x5a);
+    EXPECT_EQ(p[299], 0x5a);
+    EXPECT_EQ(t.stats().bytes_in_use, full);
+    EXPECT_EQ(d.report_leaks(), 2u);
+    ASSERT_EQ(r.errors.size(), 2u);
+    for (const recorder::entry &e : r.errors) EXPECT_EQ(e.size, e.address == p ? 300u : 1200u);
+
+    r.errors.clear();
+    p[1100] = 1;  // in the bytes given up
+    d.free_block(p);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_overrun);
+    EXPECT_EQ(r.errors[0].size, 300u);
+    EXPECT_EQ(r.errors[0].offset, 1100);
+    d.free_block(second);
+    d.flush_quarantine();
+    EXPECT_EQ(t.stats().bytes_in_use, 0u);
+    EXPECT_EQ(r.errors.size(), 1u);
+  }
+}
+
 // `n` blocks of `size` bytes from one call site. The loop must stay a loop: clang unrolls a
 // three-trip loop at -O2, and each copy of the call is a call site of its own.
 [[gnu::noinline]] void allocate_at_one_site(mesa::debug_resource &d, int n, std::size_t size,

@@ -1,6 +1,7 @@
 /* debug_resources.h compiled as C11 (with poison.h on): a debug table whose errors go to a C
- * handler that records them (kind, block, number, offset), leak reports through it, and the
- * tracking tables' text and JSON reports read back. Exits non-zero on failure. */
+ * handler that records them (kind, block, number, offset), leak reports through it, the
+ * tracking tables' text and JSON reports read back, and a debug table's shrink over a full
+ * tracker's budget. Exits non-zero on failure. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,8 +152,79 @@ static void tracking_reports(void) {
   mesa_tracking_destroy(driver);
 }
 
+/* A shrinking realloc through a debug table over a tracker whose budget is full: no new block
+ * can be had, so the block shrinks where it is, as the tracker's own realloc does, and stays
+ * checked: the leak report gives its new size, an overrun past its new end (or anywhere in the
+ * bytes it gave up) is caught at free, and freeing gives the whole budget back. */
+static void shrink_at_a_full_budget(void) {
+  recorder r = {0};
+  mesa_debug_options options;
+  mesa_debug_options_init(&options);
+  options.handler = record;
+  options.handler_context = &r;
+  options.report_leaks_on_destroy = 0;
+  const mesa_allocator *budget = mesa_tracking_create(NULL, "budget", NULL);
+  const mesa_allocator *debug = mesa_debug_create(budget, &options);
+  CHECK(budget != NULL && debug != NULL);
+  /* The debug table's live-block table comes from the tracker too: made before the limit. */
+  mesa_free2(NULL, debug, mesa_alloc2(NULL, debug, 1, 8, MESA_ALLOC_SCOPE_OBJECT));
+  mesa_tracking_stats empty, full, after;
+  mesa_tracking_get_stats(budget, &empty);
+  /* Four blocks of 1200 bytes, each with its 64-byte header and 16-byte canary. */
+  mesa_tracking_set_limit(budget, empty.bytes_in_use + 4 * (64 + 1200 + 16));
+  unsigned char *b[8];
+  int n = 0;
+  while (n < 8 && (b[n] = mesa_alloc2(NULL, debug, 1200, 8, MESA_ALLOC_SCOPE_OBJECT)) != NULL) {
+    memset(b[n], 0x5a, 1200);
+    n++;
+  }
+  CHECK(n == 4);
+  mesa_tracking_get_stats(budget, &full);
+
+  unsigned char *s = mesa_realloc2(NULL, debug, b[0], 300, 8, MESA_ALLOC_SCOPE_OBJECT);
+  unsigned char *t = mesa_realloc2(NULL, debug, b[1], 300, 8, MESA_ALLOC_SCOPE_OBJECT);
+  CHECK(s == b[0] && t == b[1]);
+  if (s == NULL || t == NULL) return;
+  int kept = 1;
+  for (int i = 0; i < 300; i++) kept &= s[i] == 0x5a && t[i] == 0x5a;
+  CHECK(kept);
+  mesa_tracking_get_stats(budget, &after);
+  CHECK(after.bytes_in_use == full.bytes_in_use); /* the upstream blocks are kept whole */
+
+  CHECK(mesa_debug_report_leaks(debug) == 4);
+  int shrunk_leaks = 0;
+  for (int i = 0; i < r.count; i++) {
+    CHECK(r.errors[i].kind == MESA_DEBUG_LEAK);
+    if (r.errors[i].address == s || r.errors[i].address == t) {
+      CHECK(r.errors[i].size == 300);
+      shrunk_leaks++;
+    }
+  }
+  CHECK(shrunk_leaks == 2);
+
+  r.count = 0;
+  s[300] = 0;  /* one past the new end */
+  t[1000] = 0; /* in the bytes given up */
+  mesa_free2(NULL, debug, s);
+  mesa_free2(NULL, debug, t);
+  CHECK(r.count == 2);
+  CHECK(r.errors[0].kind == MESA_DEBUG_BUFFER_OVERRUN);
+  CHECK(r.errors[0].address == s && r.errors[0].size == 300 && r.errors[0].offset == 300);
+  CHECK(r.errors[1].kind == MESA_DEBUG_BUFFER_OVERRUN);
+  CHECK(r.errors[1].address == t && r.errors[1].size == 300 && r.errors[1].offset == 1000);
+  mesa_free2(NULL, debug, b[2]);
+  mesa_free2(NULL, debug, b[3]);
+  mesa_tracking_get_stats(budget, &after);
+  CHECK(after.bytes_in_use == empty.bytes_in_use);
+  mesa_debug_destroy(debug);
+  mesa_tracking_get_stats(budget, &after);
+  CHECK(after.bytes_in_use == 0);
+  mesa_tracking_destroy(budget);
+}
+
 int main(void) {
   recording_handler();
   tracking_reports();
+  shrink_at_a_full_budget();
   return check_failures == 0 ? 0 : 1;
 }

@@ -68,6 +68,10 @@ class block_table {
       if (slots_[i].user == user) return &slots_[i];
     return nullptr;
   }
+  // The entry itself, to change its size (a block shrunk in place).
+  block_entry *find(const void *user) noexcept {
+    return const_cast<block_entry *>(static_cast<const block_table *>(this)->find(user));
+  }
   std::size_t size() const noexcept { return count_; }
   // Calls f(const block_entry &) for each entry.
   template <class F>

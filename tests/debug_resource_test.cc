@@ -653,6 +653,40 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
   EXPECT_EQ(r.errors[0].offset, -1);
 }
 
+// The same for a block shrunk in place (its tail then longer than the canary, and base_bytes
+// still the upstream block's), but for one word: a byte of base_bytes (offsets -40..-33) makes
+// it disagree with the tail, and the tail word, the nearer to the block, is named instead.
+TEST(DebugResource, RecordsEveryHeaderUnderrunOfABlockShrunkInPlace) {
+  for (int distance = 1; distance <= 64; ++distance) {
+    SCOPED_TRACE("distance " + std::to_string(distance));
+    recorder r;
+    mesa::debug_options o;
+    o.bookkeeping = std::pmr::new_delete_resource();
+    std::pmr::monotonic_buffer_resource arena;  // takes back the block left unreleased
+    mesa::tracking_resource t(&arena, "below");
+    {
+      mesa::debug_resource d(&t, r.options(o));
+      void *block = d.allocate_block(480, 16, MESA_ALLOC_SCOPE_OBJECT);
+      t.set_limit(t.stats().bytes_in_use);  // full: no room to move the block
+      auto *p =
+          static_cast<unsigned char *>(d.reallocate_block(block, 48, 16, MESA_ALLOC_SCOPE_OBJECT));
+      ASSERT_EQ(p, block);
+      p[-distance] ^= 0x01;
+      d.free_block(p);
+      ASSERT_EQ(r.errors.size(), 1u);
+      EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
+      EXPECT_EQ(r.errors[0].size, 48u);
+      if (distance >= 33 && distance <= 40) {
+        EXPECT_NE(r.errors[0].detail.find("in the word at offsets -24..-17"), std::string::npos)
+            << r.errors[0].detail;
+      } else {
+        expect_names_the_byte(r.errors[0], distance);
+      }
+    }
+    EXPECT_EQ(r.errors.size(), 1u);
+  }
+}
+
 // A write through a stale pointer into the header before a freed block: named, like an
 // underrun of a live block, by the byte (or the word judged inconsistent) nearest the block.
 TEST(DebugResource, RecordsHeaderDamageWhileInQuarantine) {

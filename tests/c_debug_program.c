@@ -205,6 +205,22 @@ static int try_allocations(int count, size_t size) {
   return 0;
 }
 
+/* Fills the budget with 1200-byte blocks, and what is left with 1-byte ones, then shrinks the
+ * first large block to 300 bytes: as libc's, a shrinking realloc does not fail. Prints how many
+ * large blocks fit and whether the shrink was refused. */
+static int shrink_at_a_full_budget(void) {
+  void *blocks[64], *crumbs[256];
+  int n = 0, crumb_count = 0;
+  while (n < 64 && (blocks[n] = mesa_malloc(1200)) != NULL) ++n;
+  while (crumb_count < 256 && (crumbs[crumb_count] = mesa_malloc(1)) != NULL) ++crumb_count;
+  void *shrunk = n > 0 ? mesa_realloc(blocks[0], 300) : NULL;
+  printf("%d blocks fit; shrink %s\n", n, shrunk != NULL ? "ok" : "refused");
+  if (shrunk != NULL) blocks[0] = shrunk;
+  for (int i = 0; i < n; ++i) mesa_free(blocks[i]);
+  for (int i = 0; i < crumb_count; ++i) mesa_free(crumbs[i]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "leak";
   if (strcmp(mode, "leak") == 0) {
@@ -224,10 +240,11 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fork_while_threads_allocate") == 0) return fork_while_threads_allocate();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
+  if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
-          "large\n",
+          "large|shrink_full\n",
           argv[0]);
   return 2;
 }

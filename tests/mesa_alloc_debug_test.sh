@@ -258,6 +258,15 @@ for n in 0 1 2; do
     echo "ok: cookie,fail=$n fails the program's allocation $n"; else
     echo "FAILED: cookie,fail=$n printed: $stdout"; failures=$((failures + 1)); fi
 done
+# 5c. A shrinking realloc at a full budget is not refused, with a debug layer above the limit
+# too: 1200-byte blocks with their headers, then 1-byte ones, fill limit=5k, and the first
+# large block then shrinks in place.
+for words in limit=5k cookie,limit=5k leaks,limit=5k; do
+  stdout=$(MESA_ALLOC_DEBUG=$words "$program" shrink_full 2>/dev/null)
+  if [[ "$stdout" == *"fit; shrink ok" && "$stdout" != "0 blocks"* ]]; then
+    echo "ok: $words does not refuse a shrink at a full budget"; else
+    echo "FAILED: $words printed: $stdout"; failures=$((failures + 1)); fi
+done
 MESA_ALLOC_DEBUG=limit=1m "$program" small 2>"$out" >/dev/null
 if [[ -s "$out" ]]; then echo "FAILED: a limit that is never reached printed:"; cat "$out"
   failures=$((failures + 1)); else echo "ok: an unreached limit is silent"; fi

@@ -43,6 +43,8 @@ class arena_allocator {
   arena_allocator(arena_resource *arena) noexcept : arena_(arena) {  // NOLINT
     if (arena == nullptr) internal::report_null_resource("arena_allocator", "arena");
   }
+  // A literal nullptr does not compile.
+  arena_allocator(std::nullptr_t) = delete;
   template <class U>
   arena_allocator(const arena_allocator<U> &other) noexcept : arena_(other.arena()) {}  // NOLINT
 

@@ -60,10 +60,13 @@ class hash_table_allocator : public Allocator {
   template <class Source, class = std::enable_if_t<std::is_pointer_v<Source> &&
                                                    std::is_constructible_v<Allocator, Source>>>
   hash_table_allocator(Source source) noexcept : Allocator(not_null(source)) {}  // NOLINT
+  // A literal nullptr does not compile.
+  hash_table_allocator(std::nullptr_t) = delete;
   // From the underlying allocator or anything that converts to it (another
   // hash_table_allocator, the allocator of an outer container in uses-allocator construction).
-  template <class Other, class = std::enable_if_t<!std::is_pointer_v<Other> &&
-                                                  std::is_convertible_v<const Other &, Allocator>>>
+  template <class Other,
+            class = std::enable_if_t<!std::is_pointer_v<Other> && !std::is_null_pointer_v<Other> &&
+                                     std::is_convertible_v<const Other &, Allocator>>>
   hash_table_allocator(const Other &other) noexcept : Allocator(other) {}  // NOLINT
 
   value_type *allocate(std::size_t n) {

@@ -3,6 +3,7 @@
 #include "containers/arena_containers.h"
 
 #include <memory_resource>
+#include <type_traits>
 #include <utility>
 
 #include "containers/containers.h"
@@ -164,6 +165,10 @@ TEST(ArenaContainersDeathTest, ANullArenaIsReportedAtConstruction) {
                "^mesa_alloc: hash_table_allocator: no resource \\(null\\)\n");
   EXPECT_DEATH(mesa::node_hash_set<int>{no_resource},
                "^mesa_alloc: hash_table_allocator: no resource \\(null\\)\n");
+  // A literal nullptr is refused at compile time.
+  static_assert(!std::is_constructible_v<mesa::flat_hash_map<int, int>, std::nullptr_t>);
+  static_assert(!std::is_constructible_v<mesa::arena_flat_hash_map<int, int>, std::nullptr_t>);
+  static_assert(!std::is_constructible_v<mesa::arena_vector<int>, std::nullptr_t>);
 }
 
 TEST_F(ArenaContainers, InlinedVectorTakesTheArenaWithItsContents) {

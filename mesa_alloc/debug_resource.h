@@ -113,7 +113,9 @@ struct debug_options {
   // false: only one thread at a time uses the resource, and the live-block table is not locked
   // (saves little while only one thread ever uses it: the lock is then biased to that thread).
   // Other debug resources then do not read its table either: its block freed through another
-  // is an invalid free there, not an allocator mismatch.
+  // is an invalid free there, not an allocator mismatch (or a double free, with a detail saying
+  // the address may be another allocator's block, when that other one freed a block at the same
+  // address lately and no longer holds it).
   bool thread_safe = true;
   debug_error_handler handler = nullptr;  // nullptr: print_debug_error, then abort (not leaks)
   void *handler_context = nullptr;

@@ -52,7 +52,8 @@ typedef struct mesa_tracking_stats {
 /* A tracker named `name` allocating from `parent` (NULL: the default). `parent_tracker` is NULL
  * or another table from mesa_tracking_create: this tracker's counts roll up into it, and it
  * must be destroyed after this one (destroying it first cuts this one loose, with a line naming
- * both). Counts exact user sizes, per scope. NULL on failure or if parent_tracker is not a
+ * both; only while no thread allocates or frees through this one). Counts exact user sizes, per
+ * scope. NULL on failure or if parent_tracker is not a
  * tracking table. */
 const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const char *name,
                                            const mesa_allocator *parent_tracker);

@@ -26,18 +26,27 @@ void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
     if ((g & 1) != 0) {
       std::this_thread::yield();
       g = generation_.load(std::memory_order_relaxed);
-    } else if (generation_.compare_exchange_weak(g, g + 1, std::memory_order_acquire,
+    } else if (generation_.compare_exchange_weak(g, g + 1, std::memory_order_seq_cst,
                                                  std::memory_order_relaxed)) {
       break;
     }
   }
+  // Sequentially consistent, as should_fail()'s numbering and generation read: an attempt
+  // numbered at or after this origin then reads this odd generation or a later one.
+  const std::uint64_t origin = attempts_.load(std::memory_order_seq_cst);
   // Release stores: a reader that sees any of them also sees the odd generation before them.
   // (Ordered stores and loads rather than fences, which ThreadSanitizer does not model.)
-  mode_.store(static_cast<int>(m), std::memory_order_release);
-  origin_.store(attempts_.load(std::memory_order_relaxed), std::memory_order_release);
-  n_.store(n, std::memory_order_release);
-  seed_.store(seed, std::memory_order_release);
-  threshold_.store(threshold, std::memory_order_release);
+  std::uint64_t newest = newest_.load(std::memory_order_relaxed);
+  if (settings_[newest % kKeptSettings].origin.load(std::memory_order_relaxed) != origin) {
+    ++newest;
+  }
+  setting &s = settings_[newest % kKeptSettings];
+  s.kind.store(static_cast<int>(m), std::memory_order_release);
+  s.origin.store(origin, std::memory_order_release);
+  s.n.store(n, std::memory_order_release);
+  s.seed.store(seed, std::memory_order_release);
+  s.threshold.store(threshold, std::memory_order_release);
+  newest_.store(newest, std::memory_order_release);
   generation_.store(g + 2, std::memory_order_release);
 }
 
@@ -67,25 +76,34 @@ void fault_resource::fail_random(double probability, std::uint64_t seed) noexcep
 void fault_resource::fail_none() noexcept { set(mode::none, 0, 0, 0); }
 
 bool fault_resource::should_fail() noexcept {
+  // Numbered first, then judged by the setting in force at that number (see generation_).
+  const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_seq_cst);
   mode m;
   std::uint64_t origin, n, seed, threshold;
-  for (;;) {  // one whole setting (see generation_)
-    const std::uint64_t g = generation_.load(std::memory_order_acquire);
+  for (;;) {
+    const std::uint64_t g = generation_.load(std::memory_order_seq_cst);
     if ((g & 1) != 0) {  // a change is being written; its thread may have been preempted
       std::this_thread::yield();
       continue;
     }
+    m = mode::none;  // numbered before every kept setting: judged by none
+    origin = attempt;
+    n = seed = threshold = 0;
     // Acquire loads: the generation is read again after them, not before.
-    m = static_cast<mode>(mode_.load(std::memory_order_acquire));
-    origin = origin_.load(std::memory_order_acquire);
-    n = n_.load(std::memory_order_acquire);
-    seed = seed_.load(std::memory_order_acquire);
-    threshold = threshold_.load(std::memory_order_acquire);
+    const std::uint64_t newest = newest_.load(std::memory_order_acquire);
+    for (std::uint64_t back = 0; back < kKeptSettings && back <= newest; ++back) {
+      const setting &s = settings_[(newest - back) % kKeptSettings];
+      const std::uint64_t o = s.origin.load(std::memory_order_acquire);
+      if (o > attempt) continue;
+      m = static_cast<mode>(s.kind.load(std::memory_order_acquire));
+      origin = o;
+      n = s.n.load(std::memory_order_acquire);
+      seed = s.seed.load(std::memory_order_acquire);
+      threshold = s.threshold.load(std::memory_order_acquire);
+      break;
+    }
     if (generation_.load(std::memory_order_relaxed) == g) break;
   }
-  // Numbered after the setting was read: set() took origin from this counter before publishing,
-  // so the attempt is never before its setting's origin (k >= 0).
-  const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t k = attempt - origin;
   bool fail = false;
   switch (m) {

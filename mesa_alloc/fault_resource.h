@@ -7,8 +7,9 @@
 // of code with the 0th, 1st, 2nd, ... allocation failing until it completes, checking after each
 // run that nothing leaked.
 //
-// What it costs: one atomic increment of the attempt counter per allocation (plus a hash of
-// the attempt number in random mode); deallocation forwards untouched. A test tool, not for
+// What it costs: one atomic increment of the attempt counter per allocation and a seqlock read
+// of the setting (plus a hash of the attempt number in random mode); deallocation forwards
+// untouched. The resource keeps its last 8 settings, 40 bytes each. A test tool, not for
 // production paths.
 //
 // Example:
@@ -55,8 +56,17 @@ class fault_resource final : public std::pmr::memory_resource {
   void fail_random(double probability, std::uint64_t seed) noexcept;
   // No more failures.
   void fail_none() noexcept;
-  // The fail_* calls may be made while other threads allocate: an attempt racing with one sees
-  // the old or the new setting, whole. Concurrent fail_* calls take effect one after the other.
+  // The fail_* calls may be made while other threads allocate. Each attempt is numbered as it
+  // begins, and a setting takes effect at a number, its origin (attempts() when it is made): the
+  // attempts numbered from the origin on are judged by it, whole, and those numbered before it
+  // by the setting they were numbered under, however numbering and change interleave. So
+  // fail_nth(n) fails exactly the attempt numbered origin + n, and fail_nth(0) made while threads
+  // allocate fails one of their attempts. The last kKeptSettings settings that took effect for
+  // at least one number are kept: an attempt stalled between its numbering and its judgement (a
+  // few instructions) while that many later ones take effect, each for attempts of other
+  // threads, is judged by none and succeeds. Concurrent fail_* calls take effect one after the
+  // other.
+  static constexpr std::uint64_t kKeptSettings = 8;
 
   // Allocation attempts and injected failures since construction. A request no block can
   // satisfy (an alignment that is not a power of two, a size past PTRDIFF_MAX) is refused
@@ -78,16 +88,26 @@ class fault_resource final : public std::pmr::memory_resource {
   std::pmr::memory_resource *upstream_;
   std::atomic<std::uint64_t> attempts_{0};
   std::atomic<std::uint64_t> failures_{0};
-  // The setting below is published whole: set() makes generation_ odd while it writes and even
-  // after, and should_fail() rereads until it saw one even generation before and after (a
-  // seqlock). So the fail_* calls may race with allocations on other threads: each attempt sees
-  // the old or the new setting, never a mix (such as every-n-th with n == 0).
+  // One setting. A slot is rewritten only while generation_ is odd.
+  struct setting {
+    std::atomic<int> kind{static_cast<int>(mode::none)};  // a mode
+    std::atomic<std::uint64_t> origin{0};                 // attempts_ when the setting was made
+    std::atomic<std::uint64_t> n{0};
+    std::atomic<std::uint64_t> seed{0};
+    std::atomic<std::uint64_t> threshold{0};  // random mode: fail when hash < threshold
+  };
+  // The settings are published whole: set() makes generation_ odd while it writes and even after
+  // (a seqlock). Setting number newest_ lives in settings_[newest_ % kKeptSettings], the older
+  // ones before it; a setting made at the newest one's origin replaces it, as no attempt was
+  // numbered under it. should_fail() numbers the attempt, then reads generation g (waiting while
+  // it is odd), walks back from the newest setting to the first whose origin is at or below the
+  // attempt's number, and rereads until it saw the same even generation before and after.
+  // Numbering and the generation reads are sequentially consistent with set()'s taking of the
+  // odd generation and of the origin, so a setting whose origin is at or below the number is
+  // never missed.
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> mode_{static_cast<int>(mode::none)};
-  std::atomic<std::uint64_t> origin_{0};  // attempts_ when the mode was set
-  std::atomic<std::uint64_t> n_{0};
-  std::atomic<std::uint64_t> seed_{0};
-  std::atomic<std::uint64_t> threshold_{0};  // random mode: fail when hash < threshold
+  std::atomic<std::uint64_t> newest_{0};
+  setting settings_[kKeptSettings];  // all none, origin 0: the state before any fail_* call
 };
 
 // What fail_each_allocation() saw.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -87,10 +88,10 @@ TEST(FaultResource, SettingChangedDuringAllocationIsSeenWhole) {
   EXPECT_EQ(f.failures(), 50000u);
 }
 
-// An attempt is numbered after its setting is read, so it is never before the setting's origin:
-// settings that fail nothing in the first 2^40 attempts fail nothing, however they race. (An
-// attempt numbered just before a change used to count as attempt -1 of the new setting, which
-// every-n-th fails for any n.)
+// An attempt is judged by the setting in force at its number, so it is never before that
+// setting's origin: settings that fail nothing in the first 2^40 attempts fail nothing, however
+// they race. (An attempt numbered just before a change used to count as attempt -1 of the new
+// setting, which every-n-th fails for any n.)
 TEST(FaultResource, AttemptsRacingAChangeAreNeverBeforeItsOrigin) {
   mesa::fault_resource f(std::pmr::new_delete_resource());
   std::atomic<bool> stop{false};
@@ -118,6 +119,47 @@ TEST(FaultResource, AttemptsRacingAChangeAreNeverBeforeItsOrigin) {
   changer.join();
   EXPECT_EQ(f.failures(), 0u);
   EXPECT_EQ(f.attempts(), 100000u);
+}
+
+// fail_nth(0) made while other threads allocate fails exactly one of their attempts: the one
+// numbered at its origin. (An attempt used to read the setting and only then take its number, so
+// one that read the old setting and was numbered at the new origin was judged by the old one,
+// and the only attempt fail_nth(0) fails never failed: one setting in a few dozen here.)
+TEST(FaultResource, FailNthWhileThreadsAllocateFailsExactlyOnce) {
+  constexpr std::uint64_t kSettings = 800;
+  mesa::fault_resource f(std::pmr::new_delete_resource());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> allocators;
+  for (int t = 0; t < 3; ++t) {
+    allocators.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        try {
+          f.deallocate(f.allocate(16), 16);
+        } catch (const std::bad_alloc &) {
+        }
+      }
+    });
+  }
+  std::uint64_t settings = 0;
+  for (; settings < kSettings; ++settings) {
+    f.fail_nth(0);
+    // The next setting comes when this one failed its attempt and the threads are allocating
+    // again, in the middle of attempts. The failing attempt may be on a preempted thread: only a
+    // lost failure never comes.
+    const std::uint64_t made_at = f.attempts();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((f.failures() == settings || f.attempts() - made_at < 1000) &&
+           std::chrono::steady_clock::now() < deadline) {
+    }
+    if (f.failures() == settings) {
+      ADD_FAILURE() << "fail_nth(0) number " << settings << " failed no attempt";
+      ++settings;
+      break;
+    }
+  }
+  stop.store(true);
+  for (std::thread &t : allocators) t.join();
+  EXPECT_EQ(f.failures(), settings);
 }
 
 std::string random_pattern(double p, uint64_t seed) {

@@ -17,6 +17,8 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64
   return x ^ (x >> 31);
 }
 
+constexpr int kRereadsBeforeYield = 1000;
+
 }  // namespace
 
 void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
@@ -80,10 +82,18 @@ bool fault_resource::should_fail() noexcept {
   const std::uint64_t attempt = attempts_.fetch_add(1, std::memory_order_seq_cst);
   mode m;
   std::uint64_t origin, n, seed, threshold;
+  // A change is a few stores, and the attempt numbered at its origin usually comes while they
+  // are made: it rereads for a while before yielding, which could leave it off the CPU for a
+  // whole time slice while other threads allocate (the writer may have been preempted itself).
+  int rereads = 0;
   for (;;) {
     const std::uint64_t g = generation_.load(std::memory_order_seq_cst);
-    if ((g & 1) != 0) {  // a change is being written; its thread may have been preempted
-      std::this_thread::yield();
+    if ((g & 1) != 0) {  // a change is being written
+      if (rereads < kRereadsBeforeYield) {
+        ++rereads;
+      } else {
+        std::this_thread::yield();
+      }
       continue;
     }
     m = mode::none;  // numbered before every kept setting: judged by none

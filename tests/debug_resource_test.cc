@@ -654,8 +654,10 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunWithoutTrustingTheHeader) {
 }
 
 // The same for a block shrunk in place (its tail then longer than the canary, and base_bytes
-// still the upstream block's), but for one word: a byte of base_bytes (offsets -40..-33) makes
-// it disagree with the tail, and the tail word, the nearer to the block, is named instead.
+// still the upstream block's), but for one word: on x86-64 a byte of base_bytes (offsets
+// -40..-33) makes it disagree with the tail, and the tail word, the nearer to the block, is
+// named instead (on i386, whose header lays the words out otherwise, some of those bytes are
+// named exactly).
 TEST(DebugResource, RecordsEveryHeaderUnderrunOfABlockShrunkInPlace) {
   for (int distance = 1; distance <= 64; ++distance) {
     SCOPED_TRACE("distance " + std::to_string(distance));
@@ -676,9 +678,9 @@ TEST(DebugResource, RecordsEveryHeaderUnderrunOfABlockShrunkInPlace) {
       ASSERT_EQ(r.errors.size(), 1u);
       EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
       EXPECT_EQ(r.errors[0].size, 48u);
-      if (distance >= 33 && distance <= 40) {
-        EXPECT_NE(r.errors[0].detail.find("in the word at offsets -24..-17"), std::string::npos)
-            << r.errors[0].detail;
+      if (distance >= 33 && distance <= 40 &&
+          r.errors[0].detail.find("in the word at offsets -24..-17") != std::string::npos) {
+        EXPECT_EQ(r.errors[0].offset, -17);
       } else {
         expect_names_the_byte(r.errors[0], distance);
       }

@@ -164,7 +164,7 @@ bool callback_validator::note_result(const validator_call &call, void *result,
   if ((reinterpret_cast<std::uintptr_t>(result) & (alignment - 1)) != 0)
     record(validator_rule::misaligned_result, call, alignment);
   freed_.erase(result);
-  const block b{call.size, alignment, scope, call.sequence};
+  const block b{call.size, alignment, scope, call.sequence, std::thread::id()};
   live_map::iterator it;
   bool fresh;
   try {
@@ -209,13 +209,24 @@ void callback_validator::remember_freed(const void *ptr, std::uint64_t sequence)
 }
 
 // The live entry of `ptr`. Without one, records `freed_rule` (an earlier call freed it) or
-// `unknown_rule` (it was never handed out) and returns live_.end().
+// `unknown_rule` (it was never handed out) and returns live_.end(). A block another thread is
+// reallocating is not this caller's to touch (a race in the driver): recorded as unknown. A mark
+// of the calling thread's own is left from a realloc that upstream left by an exception or a
+// longjmp, with the block still live: it is dropped.
 callback_validator::live_map::iterator callback_validator::find_live(const validator_call &call,
                                                                      const void *ptr,
                                                                      validator_rule freed_rule,
                                                                      validator_rule unknown_rule) {
   const auto it = live_.find(ptr);
-  if (it != live_.end()) return it;
+  if (it != live_.end()) {
+    const std::thread::id reallocating = it->second.reallocating;
+    if (reallocating == std::thread::id() || reallocating == std::this_thread::get_id()) {
+      it->second.reallocating = std::thread::id();
+      return it;
+    }
+    record(unknown_rule, call, 0);
+    return live_.end();
+  }
   const auto freed = freed_.find(ptr);
   if (freed != freed_.end()) {
     record(freed_rule, call, freed->second);
@@ -228,7 +239,9 @@ callback_validator::live_map::iterator callback_validator::find_live(const valid
 // The table's functions check and record under the lock and call upstream without it, so an
 // upstream that allocates through this validator's table (an application's allocator that
 // keeps its own records through the driver's default table, say) does not wait for itself.
-// A block being reallocated is out of the live table for the length of the call.
+// A block being reallocated stays in the live table for the length of the call, marked with the
+// calling thread (see find_live), so a realloc that upstream leaves by an exception or a longjmp
+// leaves the block live and the driver's later free of it is a correct one.
 
 void *callback_validator::alloc(void *user_data, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
@@ -262,8 +275,7 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
   callback_validator *self = self_of(user_data);
   const mesa_allocator *up = self->upstream_;
   validator_call call{};
-  block old{};
-  live_map::node_type entry;
+  std::size_t old_alignment = 0;
   {
     std::lock_guard<std::mutex> lock(self->mutex_);
     call = self->make_call(validator_op::realloc, scope, -1, ptr, size, alignment);
@@ -272,11 +284,10 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
       auto it = self->find_live(call, ptr, validator_rule::realloc_freed_pointer,
                                 validator_rule::realloc_unknown_pointer);
       if (it == self->live_.end()) return nullptr;  // never hand a foreign pointer to upstream
-      old = it->second;
-      if (alignment != old.alignment)
-        self->record(validator_rule::realloc_alignment_changed, call, old.alignment);
-      entry = self->live_.extract(it);
-      self->live_bytes_[old.scope] -= old.size;
+      old_alignment = it->second.alignment;
+      if (alignment != old_alignment)
+        self->record(validator_rule::realloc_alignment_changed, call, old_alignment);
+      it->second.reallocating = std::this_thread::get_id();
     }
   }
   if (ptr == nullptr) {
@@ -284,28 +295,32 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
                       alignment, scope);
   }
   // Upstream gets the block's own alignment, which the result must keep.
-  void *result = up->realloc_fn(up->user_data, ptr, size, old.alignment, scope);
+  void *result = up->realloc_fn(up->user_data, ptr, size, old_alignment, scope);
   std::lock_guard<std::mutex> lock(self->mutex_);
+  // The entry is still ours unless upstream handed ptr to another call meanwhile (recorded then).
+  live_map::node_type entry;
+  const auto it = self->live_.find(ptr);
+  const bool ours =
+      it != self->live_.end() && it->second.reallocating == std::this_thread::get_id();
+  if (size != 0 && result == nullptr) {  // the original is untouched and stays live
+    if (ours) it->second.reallocating = std::thread::id();
+    return nullptr;
+  }
+  if (ours) {
+    self->live_bytes_[it->second.scope] -= it->second.size;
+    entry = self->live_.extract(it);
+  }
   if (size == 0) {  // frees ptr; must return NULL
     self->remember_freed(ptr, call.sequence);
     if (result != nullptr) {
       self->record(validator_rule::realloc_zero_returned_block, call, 0);
-      self->note_result(call, result, old.alignment, scope, std::move(entry));
+      self->note_result(call, result, old_alignment, scope, std::move(entry));
     }
     return result;
   }
-  if (result == nullptr) {  // the original is untouched and live again
-    try {
-      self->live_.insert(std::move(entry));
-      self->live_bytes_[old.scope] += old.size;
-    } catch (...) {  // the table grew meanwhile and must rehash, without memory to
-      self->report_unrecorded();
-    }
-    return nullptr;
-  }
   if (result != ptr) self->remember_freed(ptr, call.sequence);
   // The block keeps its alignment. If it cannot be recorded it stays the driver's, unchecked.
-  self->note_result(call, result, old.alignment, scope, std::move(entry));
+  self->note_result(call, result, old_alignment, scope, std::move(entry));
   return result;
 }
 

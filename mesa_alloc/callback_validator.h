@@ -96,6 +96,7 @@ void mesa_validator_set_listener(const mesa_allocator *validator,
 #include <cstdint>
 #include <memory_resource>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "mesa_alloc/callback_resource.h"
@@ -207,6 +208,9 @@ class callback_validator {
     std::size_t alignment;
     int scope;
     std::uint64_t sequence;  // the call that returned it
+    // The thread whose realloc of the block is with upstream, or none. The block stays live
+    // meanwhile; only that thread's next call about it can clear a mark its realloc left behind.
+    std::thread::id reallocating;
   };
 
   static void *alloc(void *self, std::size_t size, std::size_t alignment, mesa_alloc_scope scope);

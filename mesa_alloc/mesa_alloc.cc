@@ -127,6 +127,14 @@ inline bool check_alignment(const char *where, size_t alignment) noexcept {
   return false;
 }
 
+// The scope a *2 function hands the table: an application indexes its per-scope counters by it.
+inline bool check_request(const char *where, size_t alignment, mesa_alloc_scope scope) noexcept {
+  if (!check_alignment(where, alignment)) return false;
+  if (static_cast<unsigned>(scope) < MESA_ALLOC_SCOPE_COUNT) return true;
+  mesa::internal::report_invalid_scope(where, static_cast<int>(scope));
+  return false;
+}
+
 char *strndup_from(const char *str, size_t max_length, const void *caller) noexcept {
   const size_t length = strnlen(str, max_length);
   char *copy = static_cast<char *>(malloc_from(length + 1, caller));
@@ -140,7 +148,7 @@ char *strndup_from(const char *str, size_t max_length, const void *caller) noexc
 inline void *alloc2_from(const char *where, const mesa_allocator *parent,
                          const mesa_allocator *alloc, size_t size, size_t alignment,
                          mesa_alloc_scope scope, const void *caller) noexcept {
-  if (!check_alignment(where, alignment)) return nullptr;
+  if (!check_request(where, alignment, scope)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT &&
       size <= mesa::internal::kMaxRequestBytes)
@@ -248,7 +256,7 @@ void *mesa_zalloc2(const mesa_allocator *parent, const mesa_allocator *alloc, si
 
 void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, void *ptr,
                     size_t size, size_t alignment, mesa_alloc_scope scope) {
-  if (!check_alignment("mesa_realloc2", alignment)) return nullptr;
+  if (!check_request("mesa_realloc2", alignment, scope)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
   if (__builtin_expect(a->realloc_fn == nullptr, 0)) {
     mesa::internal::report_incomplete_table("mesa_realloc2", "realloc_fn");

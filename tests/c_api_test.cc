@@ -228,6 +228,34 @@ TEST(CApi, InvalidAlignmentSaysWhyInDebugBuilds) {
 #endif
 }
 
+// The scope is what an application indexes its per-scope counters by: the *2 functions refuse
+// one outside mesa_alloc_scope before the table sees it, as they refuse a bad alignment.
+TEST(CApi, AScopeOutsideTheEnumIsNullAndNeverReachesTheTable) {
+  test::counting_allocator counting;
+  void *kept = mesa_alloc2(nullptr, counting.table(), 16, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(kept, nullptr);
+  ::testing::internal::CaptureStderr();
+  for (int bad : {-1, MESA_ALLOC_SCOPE_COUNT, 7, 1000}) {
+    SCOPED_TRACE(bad);
+    const auto scope = static_cast<mesa_alloc_scope>(bad);
+    EXPECT_EQ(mesa_alloc2(nullptr, counting.table(), 16, 16, scope), nullptr);
+    EXPECT_EQ(mesa_zalloc2(counting.table(), nullptr, 16, 16, scope), nullptr);
+    EXPECT_EQ(mesa_realloc2(nullptr, counting.table(), kept, 64, 16, scope), nullptr);
+    EXPECT_EQ(mesa_realloc2(nullptr, counting.table(), kept, 0, 16, scope), nullptr);
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(counting.allocations(), 1);  // kept's only; `kept` is untouched and still live
+  EXPECT_EQ(counting.reallocations(), 0);
+#ifndef NDEBUG
+  EXPECT_NE(err.find("mesa_alloc: invalid scope 7 in mesa_alloc2 (must be 0 to 4)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("mesa_alloc: invalid scope -1 in mesa_realloc2"), std::string::npos) << err;
+#endif
+  mesa_free2(nullptr, counting.table(), kept);
+  EXPECT_EQ(counting.frees(), 1);
+}
+
 // Called directly (not through mesa_alloc2, which checks first), the tracking and debug tables
 // refuse a bad alignment as loudly as the libc table does; an alignment too large for the
 // tracking header is a counted failure.

@@ -20,6 +20,16 @@ void report_invalid_alignment(const char *where, std::size_t alignment) noexcept
 #endif
 }
 
+void report_invalid_scope(const char *where, int scope) noexcept {
+#ifndef NDEBUG
+  std::fprintf(stderr, "mesa_alloc: invalid scope %d in %s (must be 0 to %d)\n", scope, where,
+               MESA_ALLOC_SCOPE_COUNT - 1);
+#else
+  (void)where;
+  (void)scope;
+#endif
+}
+
 void report_refused_request(const char *where, std::size_t alignment) noexcept {
   if (!mesa_alloc_alignment_valid(alignment)) report_invalid_alignment(where, alignment);
 }

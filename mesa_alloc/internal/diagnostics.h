@@ -13,6 +13,9 @@ namespace mesa::internal {
 // debug builds (NDEBUG not defined); silent in release builds. Never aborts: the caller
 // returns NULL.
 void report_invalid_alignment(const char *where, std::size_t alignment) noexcept;
+// The same for a scope outside mesa_alloc_scope: "mesa_alloc: invalid scope <n> in <where>
+// (must be 0 to 4)".
+void report_invalid_scope(const char *where, int scope) noexcept;
 
 // For a layer given a request request_refused() flags (request_limit.h): the invalid alignment
 // line when the alignment is the reason; refuse_request then throws std::bad_alloc, as for

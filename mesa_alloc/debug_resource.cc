@@ -1185,17 +1185,22 @@ std::size_t debug_resource::report_leaks() noexcept {
     const void *user;
     std::size_t size;
     std::uint64_t number;
+    bool damaged;  // its header was overwritten: its depth and frames are not to be trusted
     int depth;
     void *frames[kMaxFrames];
   };
-  auto copy = [](const internal::block_entry &e, leak &l) {
+  auto copy = [this](const internal::block_entry &e, leak &l) {
     const auto *h = static_cast<const header *>(e.header);
     l.user = e.user;
     l.size = e.size;
     l.number = e.number;
-    l.depth = std::min<int>(h->depth(), kMaxFrames);
-    std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
+    l.damaged = h->damaged(owner_, e.number);
+    l.depth = l.damaged ? 0 : std::min<int>(h->depth(), kMaxFrames);
+    if (l.depth > 0)
+      std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
   };
+  static constexpr char kDamaged[] =
+      "its block header was overwritten, so no allocation stack can be trusted";
   // Without memory for the copy (the leaks may have used up the budget the bookkeeping comes
   // from), up to 16 are listed from a copy on the stack, ungrouped, and all are counted.
   constexpr std::size_t kListedWithoutMemory = 16;
@@ -1221,14 +1226,15 @@ std::size_t debug_resource::report_leaks() noexcept {
   if (leaks == nullptr) {
     for (std::size_t i = 0; i < listed; ++i) {
       const leak &l = first[i];
-      debug_error e{debug_error_kind::leak,
-                    l.user,
-                    l.size,
-                    l.number,
-                    0,
-                    "not grouped by allocation site (no memory for the report)",
-                    l.depth > 0 ? l.frames : nullptr,
-                    l.depth};
+      debug_error e{
+          debug_error_kind::leak,
+          l.user,
+          l.size,
+          l.number,
+          0,
+          l.damaged ? kDamaged : "not grouped by allocation site (no memory for the report)",
+          l.depth > 0 ? l.frames : nullptr,
+          l.depth};
       options_.handler(e, options_.handler_context);
     }
     char rest[200];
@@ -1250,14 +1256,17 @@ std::size_t debug_resource::report_leaks() noexcept {
     const int c = compare_stacks(a.frames, a.depth, b.frames, b.depth);
     return c != 0 ? c < 0 : a.number < b.number;
   });
-  std::size_t bytes = 0, sites = 0, unknown = 0;
+  std::size_t bytes = 0, sites = 0, unknown = 0, damaged = 0;
   const leak *group = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
     const leak &l = leaks[i];
     bytes += l.size;
     debug_error e{debug_error_kind::leak, l.user, l.size, l.number, 0, "", nullptr, 0};
     char detail[96];
-    if (l.depth == 0) {  // no stack: nothing says where, so no grouping either
+    if (l.damaged) {
+      ++damaged;
+      e.detail = kDamaged;
+    } else if (l.depth == 0) {  // no stack: nothing says where, so no grouping either
       ++unknown;
       e.detail = "no allocation stack recorded";
     } else if (group == nullptr ||
@@ -1276,10 +1285,13 @@ std::size_t debug_resource::report_leaks() noexcept {
   bookkeeping_deallocate(leaks, count * sizeof(leak), alignof(leak));
   if (options_.handler == default_handler) {
     char line[200];
-    char unknown_sites[64] = "";
-    if (unknown > 0)
-      std::snprintf(unknown_sites, sizeof unknown_sites, " (and %zu blocks with no stack recorded)",
-                    unknown);
+    char unknown_sites[128] = "";
+    if (unknown > 0 || damaged > 0)
+      std::snprintf(unknown_sites, sizeof unknown_sites, " (and %zu blocks with no stack %s)",
+                    unknown + damaged,
+                    damaged == 0   ? "recorded"
+                    : unknown == 0 ? "to trust: their headers were overwritten"
+                                   : "recorded or to trust");
     const int n = std::snprintf(line, sizeof line,
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
                                 "allocation sites%s\n",

@@ -910,6 +910,32 @@ TEST(DebugResource, LeakReportGroupsByCallSite) {
   EXPECT_EQ(d.report_leaks(), 0u);
 }
 
+// A leaked block is never freed, so nothing else looks at its header: the leak report does, and
+// a header an underrun overwrote gives no stack (its depth and frames are not to be trusted;
+// the depth once sent the report reading far below the block) and says why.
+TEST(DebugResource, LeakReportDistrustsAnOverwrittenHeader) {
+  for (bool stacks : {false, true}) {
+    for (int distance = 1; distance <= 40; ++distance) {
+      SCOPED_TRACE(std::to_string(distance) + (stacks ? " with stacks" : ""));
+      recorder r;
+      mesa::debug_options o;
+      o.record_stacks = stacks;
+      o.report_leaks_on_destroy = false;
+      mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+      auto *p = static_cast<unsigned char *>(d.allocate(40));
+      p[-distance] = static_cast<unsigned char>(~p[-distance]);
+      ASSERT_EQ(d.report_leaks(), 1u);
+      ASSERT_EQ(r.errors.size(), 1u);
+      EXPECT_EQ(r.errors[0].kind, debug_error_kind::leak);
+      EXPECT_FALSE(r.errors[0].has_stack);
+      EXPECT_EQ(r.errors[0].detail,
+                "its block header was overwritten, so no allocation stack can be trusted");
+      p[-distance] = static_cast<unsigned char>(~p[-distance]);
+      d.deallocate(p, 40);
+    }
+  }
+}
+
 // Leaks that used up the memory the bookkeeping comes from (a budget, say) still get a report:
 // 16 of them with their stacks, ungrouped, then one line with the count and bytes of them all.
 TEST(DebugResource, LeakReportWithoutMemoryListsSixteenAndCountsAll) {

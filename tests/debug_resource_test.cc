@@ -175,16 +175,16 @@ TEST(DebugResourceDeathTest, UnderrunIntoTheHeaderWords) {
       "before the block was overwritten at offset -40; block not released");
 }
 
-// A scope outside the MESA_ALLOC_SCOPE_* values (a C caller's or an application's) is recorded
-// as OBJECT: it used to be stored as is and then judged header damage, which moved the report
-// of a real underrun to the wrong word.
+// A scope outside the MESA_ALLOC_SCOPE_* values (a C caller calling the table directly: the
+// *2 functions refuse it) is recorded as OBJECT: it used to be stored as is and then judged
+// header damage, which moved the report of a real underrun to the wrong word.
 TEST(DebugResourceDeathTest, UnknownScopeDoesNotMisplaceAnUnderrun) {
   for (const int scope : {5, 7, -1, 0x7fffffff}) {
     EXPECT_DEATH(
         {
           const mesa_allocator *a = mesa_debug_create(mesa_libc_allocator(), nullptr);
           auto *p = static_cast<unsigned char *>(
-              mesa_alloc2(nullptr, a, 64, 8, static_cast<mesa_alloc_scope>(scope)));
+              a->alloc_fn(a->user_data, 64, 8, static_cast<mesa_alloc_scope>(scope)));
           p[-40] = 0x7f;
           mesa_free2(nullptr, a, p);
         },

@@ -990,6 +990,36 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   static_assert(offsetof(saved_stack, h) == sizeof(saved_stack::frames), "frames, then header");
   const header *stack = nullptr;
   bool held = false;  // in the quarantine: the address is certainly still this block's
+  auto save_stack = [&saved, &stack](const header *h) {
+    std::memcpy(saved.frames + kMaxFrames - h->depth(), h->frames(), h->depth() * sizeof(void *));
+    std::memcpy(&saved.h, h, sizeof(header));
+    stack = &saved.h;
+  };
+  const void *inside = nullptr;  // the live block p points into, if any
+  {
+    const table_guard lock(lock_, options_.thread_safe);
+    // Inside a live block (free(&s->member)): that block is certain, any free recorded at the
+    // same address stale.
+    live_.for_each([&](const internal::block_entry &e) {
+      const auto *user = static_cast<const unsigned char *>(e.user);
+      if (inside != nullptr || p <= e.user || p >= user + e.size) return;
+      inside = e.user;
+      freed = freed_record{e.user, e.size, e.number};
+      const auto *h = static_cast<const header *>(e.header);
+      if (!h->damaged(owner_, e.number)) save_stack(h);
+    });
+  }
+  if (inside != nullptr) {
+    char detail[160];
+    std::snprintf(detail, sizeof detail,
+                  "%s%zu bytes inside the live block at %p, which is left alone",
+                  in_realloc ? "realloc of a pointer " : "",
+                  static_cast<std::size_t>(static_cast<const unsigned char *>(p) -
+                                           static_cast<const unsigned char *>(inside)),
+                  inside);
+    report(debug_error_kind::invalid_free, p, freed.size, freed.number, 0, detail, stack);
+    return;
+  }
   {
     const table_guard lock(lock_, options_.thread_safe);
     // A block still in the quarantine first (newest first: its address cannot have been handed
@@ -998,12 +1028,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     if (const quarantined *q = quarantined_block(p)) {
       freed = freed_record{q->user, q->size, q->number};
       held = true;
-      if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number)) {
-        std::memcpy(saved.frames + kMaxFrames - q->h->depth(), q->h->frames(),
-                    q->h->depth() * sizeof(void *));
-        std::memcpy(&saved.h, q->h, sizeof(header));
-        stack = &saved.h;
-      }
+      if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number)) save_stack(q->h);
     }
     for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {
       const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];

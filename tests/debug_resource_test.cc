@@ -282,6 +282,43 @@ TEST(DebugResource, RecordsDoubleFreeAndInvalidFree) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+// A pointer into a live block (free(&s->member)) names that block, with its allocation stack,
+// instead of calling the address never allocated; the block stays live and can be freed.
+TEST(DebugResource, FreeOfAPointerInsideALiveBlockNamesTheBlock) {
+  recorder r;
+  mesa::debug_options o;
+  o.record_stacks = true;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  void *other = d.allocate(16);
+  auto *p = static_cast<unsigned char *>(d.allocate(40));
+  d.deallocate(p + 8, 32);
+  const mesa_allocator *t = d.table();
+  EXPECT_EQ(t->realloc_fn(t->user_data, p + 39, 80, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  d.deallocate(p + 40, 8);  // one past the end: inside nothing
+  ASSERT_EQ(r.errors.size(), 3u);
+  char at[32];
+  std::snprintf(at, sizeof at, "%p", static_cast<void *>(p));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(r.errors[i].kind, debug_error_kind::invalid_free);
+    EXPECT_EQ(r.errors[i].size, 40u);
+    EXPECT_EQ(r.errors[i].allocation, 2u);
+    EXPECT_TRUE(r.errors[i].has_stack);
+  }
+  EXPECT_EQ(r.errors[0].address, p + 8);
+  EXPECT_EQ(r.errors[0].detail,
+            std::string("8 bytes inside the live block at ") + at + ", which is left alone");
+  EXPECT_EQ(r.errors[1].detail, std::string("realloc of a pointer 39 bytes inside the live block "
+                                            "at ") +
+                                    at + ", which is left alone");
+  EXPECT_EQ(r.errors[2].allocation, 0u);
+  EXPECT_EQ(r.errors[2].detail,
+            "not a live block of this allocator (never allocated, or freed long ago)");
+  EXPECT_EQ(d.live_blocks(), 2u);
+  d.deallocate(p, 40);
+  d.deallocate(other, 16);
+  EXPECT_EQ(r.errors.size(), 3u);
+}
+
 // A double free of a block the quarantine still holds is certain. One only the ring of recent
 // frees remembers went back upstream, and the address may since be another allocator's block
 // (a thread_safe = false debug table's, or libc's): the detail says so.

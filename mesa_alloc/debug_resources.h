@@ -140,7 +140,7 @@ typedef void (*mesa_debug_handler)(const mesa_debug_error *error, void *context)
 
 /* record_stacks: off, walked through frame pointers (fast; frames are missing or wrong above
  * the first caller built without them), or through the unwind tables (complete without frame
- * pointers; microseconds per allocation). Any other non-zero value means frame pointers. */
+ * pointers; microseconds per allocation). Any other value is refused (see mesa_debug_create). */
 enum {
   MESA_DEBUG_STACKS_OFF = 0,
   MESA_DEBUG_STACKS_FRAME_POINTERS = 1,

@@ -114,7 +114,8 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
 void *arena_resource::allocate_large(std::size_t bytes, std::size_t alignment) {
   const std::size_t block_alignment = alignment > kBlockAlignment ? alignment : kBlockAlignment;
   const std::size_t offset = internal::align_up(kHeader, block_alignment);
-  if (bytes > SIZE_MAX - offset) throw std::bad_alloc();
+  if (offset > internal::kMaxRequestBytes || bytes > internal::kMaxRequestBytes - offset)
+    throw std::bad_alloc();
   const std::size_t size = offset + bytes;
   auto *b = static_cast<block *>(upstream_->allocate(size, block_alignment));
   b->size = size;

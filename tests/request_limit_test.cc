@@ -147,6 +147,60 @@ TEST(RequestLimit, EveryLayerRefusesAnAlignmentThatIsNotAPowerOfTwo) {
   EXPECT_EQ(table.fail_after, 1000) << "the table was called";
 }
 
+// Refuses (std::bad_alloc) every request of 1 GiB or more, counting those over PTRDIFF_MAX.
+struct huge_refusing_resource final : std::pmr::memory_resource {
+  int over_limit = 0;
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (bytes > PTRDIFF_MAX) ++over_limit;
+    if (bytes >= (std::size_t{1} << 30)) throw std::bad_alloc();
+    return heap()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    heap()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+};
+
+// Sizes at and just under PTRDIFF_MAX pass the checks against a wrap, and a layer that adds its
+// header to them goes over: none may reach the upstream (the arena's blocks of their own did).
+TEST(RequestLimit, NoResourceAsksItsUpstreamForMoreThanPtrdiffMax) {
+  huge_refusing_resource upstream;
+  null_sink sink;
+  mesa::tracking_resource tracking(&upstream, "tracking");
+  mesa::debug_resource debug(&upstream);
+  mesa::logging_resource logging(&upstream, &sink);
+  mesa::fault_resource fault(&upstream);
+  mesa::arena_resource arena(&upstream);
+  mesa::pool_resource pool(&upstream);
+  mesa::synchronized_pool_resource synchronized_pool(&upstream);
+  mesa::slab_resource slab(&upstream, 64);
+  mesa::slab_parent parent(&upstream, 64);
+  mesa::slab_child child(&parent);
+  const std::pair<std::pmr::memory_resource *, const char *> layers[] = {
+      {&tracking, "tracking_resource"},
+      {&debug, "debug_resource"},
+      {&logging, "logging_resource"},
+      {&fault, "fault_resource"},
+      {&arena, "arena_resource"},
+      {&pool, "pool_resource"},
+      {&synchronized_pool, "synchronized_pool_resource"},
+      {&slab, "slab_resource"},
+      {&child, "slab_child"}};
+  const std::size_t limit = PTRDIFF_MAX;
+  for (const auto &[layer, name] : layers) {
+    for (std::size_t bytes : {limit, limit - 100, limit / 2 + limit / 4}) {
+      for (std::size_t alignment : {std::size_t{16}, std::size_t{4096}}) {
+        EXPECT_THROW((void)layer->allocate(mesa_test::unseen(bytes), alignment), std::bad_alloc)
+            << name << ": " << bytes << " bytes @" << alignment;
+        EXPECT_EQ(upstream.over_limit, 0) << name << ": " << bytes << " bytes @" << alignment;
+        upstream.over_limit = 0;
+      }
+    }
+  }
+}
+
 TEST(RequestLimit, CTableOverNewDeleteReturnsNull) {
   mesa::resource_callbacks callbacks(heap());
   const mesa_allocator *t = callbacks.table();

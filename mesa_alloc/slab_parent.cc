@@ -87,7 +87,9 @@ void slab_parent::upstream_deallocate(void *p, std::size_t bytes, std::size_t al
   upstream_->deallocate(p, bytes, alignment);
 }
 
-slab_child::slab_child(slab_parent *parent) : key_(parent->key_), parent_(parent) {
+slab_child::slab_child(slab_parent *parent)
+    : key_(parent != nullptr ? parent->key_ : 0), parent_(parent) {
+  if (parent == nullptr) internal::report_null_resource("slab_child", "parent");
   std::lock_guard<std::mutex> lock(parent_->mutex_);
   ++parent_->children_;
 }

@@ -108,7 +108,9 @@ class slab_parent {
 
 class slab_child final : public std::pmr::memory_resource {
  public:
+  // A null parent is refused with one line (abort); a literal nullptr does not compile.
   explicit slab_child(slab_parent *parent);
+  slab_child(std::nullptr_t) = delete;
   slab_child(const slab_child &) = delete;
   slab_child &operator=(const slab_child &) = delete;
   // Safe while blocks of this child are live elsewhere: its pages are orphaned to the parent.
@@ -121,8 +123,10 @@ class slab_child final : public std::pmr::memory_resource {
   }
   // Frees a block of any child of the same parent. A double free is refused with one line on
   // stderr when the first free's block is on this child's lists or, for a foreign free, on
-  // its owner's migrated list (not while another thread's child holds it on its own list).
+  // its owner's migrated list (not while another thread's child holds it on its own list). A
+  // null `p` does nothing, as on the parent and through the C tables.
   void deallocate_object(void *p) noexcept {
+    if (__builtin_expect(p == nullptr, 0)) return;
     slab_parent::page *pg = parent_->page_of(p);
     if (pg->owner.load(std::memory_order_relaxed) == this) {
       auto *node = static_cast<free_node *>(p);

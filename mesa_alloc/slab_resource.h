@@ -47,8 +47,9 @@ class slab_resource final : public std::pmr::memory_resource {
     return allocate_slow();
   }
   // `p` came from allocate_object() (or allocate() of a size that fits) of this slab. A block
-  // freed twice is refused with one line on stderr (free_list.h).
+  // freed twice is refused with one line on stderr (free_list.h). A null `p` does nothing.
   void deallocate_object(void *p) noexcept {
+    if (__builtin_expect(p == nullptr, 0)) return;
     auto *node = static_cast<free_node *>(p);
     if (node->key == key_) return deallocate_keyed(node);
     internal::push_free(free_, node, key_);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory_resource>
+#include <type_traits>
 
 #include "containers/unique_ptr.h"
 #include "mesa_alloc/arena_resource.h"
@@ -35,6 +36,33 @@ TEST(NullResourceDeathTest, ResourcesRefuseANullUpstream) {
                "mesa_alloc: debug_resource: no upstream resource \\(null\\)");
   EXPECT_DEATH(mesa::fault_resource(nullptr),
                "mesa_alloc: fault_resource: no upstream resource \\(null\\)");
+}
+
+// A slab child's parent is not an upstream, but null is refused the same way (a literal
+// nullptr does not compile).
+TEST(NullResourceDeathTest, ASlabChildRefusesANullParent) {
+  mesa::slab_parent *no_parent = nullptr;
+  EXPECT_DEATH(mesa::slab_child{no_parent}, "mesa_alloc: slab_child: no parent \\(null\\)");
+  static_assert(!std::is_constructible_v<mesa::slab_child, std::nullptr_t>);
+}
+
+// Freeing null does nothing on every direct path, as on the slab parent and the C tables.
+TEST(NullResource, TheDirectFreesTakeNull) {
+  mesa::slab_parent parent(std::pmr::new_delete_resource(), 32);
+  mesa::slab_child child(&parent);
+  mesa::slab_resource slab(std::pmr::new_delete_resource(), 32);
+  mesa::pool_resource pool(std::pmr::new_delete_resource());
+  child.deallocate_object(nullptr);
+  slab.deallocate_object(nullptr);
+  pool.deallocate(nullptr, 48);
+  pool.deallocate(nullptr, 1 << 20);
+  parent.deallocate_object(nullptr);
+  void *p = child.allocate_object();  // all still work
+  child.deallocate_object(p);
+  p = slab.allocate_object();
+  slab.deallocate_object(p);
+  p = pool.allocate(48);
+  pool.deallocate(p, 48);
 }
 
 // An arena over a fixed buffer that must not grow says so with null_memory_resource().

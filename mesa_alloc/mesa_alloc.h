@@ -21,6 +21,11 @@
  *     freed (every allocator in this project, and the C functions below, behave this way).
  *   - callbacks may be called from several threads at once, unless the table says otherwise
  *     (this project's arena, slab and pool tables are for one thread at a time).
+ *   - a table's functions return to their caller, the application's callbacks under a layer
+ *     too: a C++ exception out of one ends the process under the layers that cannot pass it
+ *     on (tracking, debug, the *2 functions), and a longjmp out of one leaves a layer as it was
+ *     mid-call (a tracking budget keeps the charge, a logging table its lock: later calls
+ *     wait for ever). Report failure with NULL.
  *
  * Example:
  *   char *name = mesa_strdup("pipeline");

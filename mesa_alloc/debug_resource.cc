@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "absl/debugging/symbolize.h"
+#include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -1137,14 +1138,17 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
     return nullptr;
   }
   // The block moves, so that a stale pointer to the old one is caught.
+  const std::uint64_t injected_before = fault_resource::injected_on_this_thread();
   void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
   if (fresh != nullptr) {
     std::memcpy(fresh, p, std::min(old_size, size));
     free_block(p);
     return fresh;
   }
-  // No new block (a budget below is full): a shrink stays where it is, as libc's would.
-  if (size <= old_size && alignment <= old_alignment)
+  // No new block (a budget below is full): a shrink stays where it is, as libc's would. A
+  // failure a fault layer below injected is the realloc's own: the caller sees it.
+  if (size <= old_size && alignment <= old_alignment &&
+      fault_resource::injected_on_this_thread() == injected_before)
     return shrink_in_place(p, size, h, old_size, number);
   return nullptr;
 }

@@ -19,6 +19,8 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64
 
 constexpr int kRereadsBeforeYield = 1000;
 
+thread_local std::uint64_t injected_here = 0;  // see injected_on_this_thread()
+
 }  // namespace
 
 void fault_resource::set(mode m, std::uint64_t n, std::uint64_t seed,
@@ -132,9 +134,14 @@ bool fault_resource::should_fail() noexcept {
     case mode::none:
       break;
   }
-  if (fail) failures_.fetch_add(1, std::memory_order_relaxed);
+  if (fail) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    ++injected_here;
+  }
   return fail;
 }
+
+std::uint64_t fault_resource::injected_on_this_thread() noexcept { return injected_here; }
 
 void *fault_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (internal::request_refused(bytes, alignment))

@@ -77,6 +77,13 @@ class fault_resource final : public std::pmr::memory_resource {
   // Counts an attempt and returns true if it must fail (used by the C table too).
   bool should_fail() noexcept;
 
+  // Failures that fault_resources (of this copy of the library) injected on the calling thread
+  // so far. A layer with a fallback for a refused request compares it before and after the
+  // request: a failure that was injected is passed on, never absorbed by the fallback
+  // (debug_resource shrinks a block in place when a full budget has no room to move it, but an
+  // injected failure of that move fails the realloc).
+  static std::uint64_t injected_on_this_thread() noexcept;
+
  private:
   enum class mode : int { none, nth, from, every, random };
 

@@ -918,6 +918,41 @@ TEST(DebugResource, ShrinkAtAFullBudgetStaysInPlaceAndChecked) {
   }
 }
 
+// A failure a fault layer below injects into a shrinking realloc's move is the realloc's own:
+// the debug layer does not absorb it by shrinking in place (a sweep that fails allocation N
+// must see allocation N fail), and the block is left as it was, in every mode.
+TEST(DebugResource, InjectedFailureOfAShrinkIsNotAbsorbed) {
+  for (mesa::guard_mode guard :
+       {mesa::guard_mode::none, mesa::guard_mode::after, mesa::guard_mode::before}) {
+    for (bool cookie : {true, false}) {
+      SCOPED_TRACE(testing::Message()
+                   << "cookie " << cookie << " guard " << static_cast<int>(guard));
+      recorder r;
+      mesa::debug_options o;
+      o.cookie = cookie;
+      o.fill = cookie;
+      o.record_stacks = !cookie;
+      o.guard = guard;
+      o.report_leaks_on_destroy = false;
+      o.bookkeeping = std::pmr::new_delete_resource();
+      mesa::fault_resource faults(std::pmr::new_delete_resource());
+      mesa::debug_resource d(&faults, r.options(o));
+      auto *first =
+          static_cast<unsigned char *>(d.allocate_block(100, 16, MESA_ALLOC_SCOPE_OBJECT));
+      ASSERT_NE(first, nullptr);
+      std::memset(first, 0x5a, 100);
+      faults.fail_nth(0);
+      EXPECT_EQ(d.reallocate_block(first, 50, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+      EXPECT_EQ(faults.failures(), 1u);
+      EXPECT_EQ(first[0], 0x5a);
+      EXPECT_EQ(first[99], 0x5a);  // still 100 bytes: an overrun check at free would see it
+      d.free_block(first);
+      d.flush_quarantine();
+      EXPECT_TRUE(r.errors.empty());
+    }
+  }
+}
+
 // `n` blocks of `size` bytes from one call site. The loop must stay a loop: clang unrolls a
 // three-trip loop at -O2, and each copy of the call is a call site of its own.
 [[gnu::noinline]] void allocate_at_one_site(mesa::debug_resource &d, int n, std::size_t size,

@@ -221,6 +221,30 @@ static int shrink_at_a_full_budget(void) {
   return 0;
 }
 
+/* A malloc, a shrinking realloc, two mallocs: the program's allocations 0 to 3, whatever the
+ * debug words (fail=N fails call N). Prints what each returned; a failed realloc must leave the
+ * block whole. */
+static int shrink_then_allocate(void) {
+  char *a = mesa_malloc(100);
+  if (a != NULL) memset(a, 'a', 100);
+  char *b = a != NULL ? mesa_realloc(a, 50) : NULL;
+  int kept = 1;
+  if (a != NULL && b == NULL) {
+    for (int i = 0; i < 100; ++i) kept &= a[i] == 'a';
+  }
+  void *c = mesa_malloc(10);
+  void *d = mesa_malloc(10);
+  printf("malloc %s, shrinking realloc %s, malloc %s, malloc %s\n", a ? "ok" : "NULL",
+         b           ? "ok"
+         : a && kept ? "NULL (block kept)"
+                     : "NULL",
+         c ? "ok" : "NULL", d ? "ok" : "NULL");
+  mesa_free(b != NULL ? b : a);
+  mesa_free(c);
+  mesa_free(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "leak";
   if (strcmp(mode, "leak") == 0) {
@@ -241,10 +265,11 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
+  if (strcmp(mode, "shrink_then_allocate") == 0) return shrink_then_allocate();
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
-          "large|shrink_full\n",
+          "large|shrink_full|shrink_then_allocate\n",
           argv[0]);
   return 2;
 }

@@ -258,6 +258,23 @@ for n in 0 1 2; do
     echo "ok: cookie,fail=$n fails the program's allocation $n"; else
     echo "FAILED: cookie,fail=$n printed: $stdout"; failures=$((failures + 1)); fi
 done
+# 5b'. fail=N fails the program's call N, the same call whatever the other words: a shrinking
+# realloc is an allocation point (it fails, its block kept, under every word; it was absorbed by
+# the debug layer's shrink in place, or hidden by the tracking layer's, and later calls shifted).
+wanted=("malloc NULL, shrinking realloc NULL, malloc ok, malloc ok"
+        "malloc ok, shrinking realloc NULL (block kept), malloc ok, malloc ok"
+        "malloc ok, shrinking realloc ok, malloc NULL, malloc ok"
+        "malloc ok, shrinking realloc ok, malloc ok, malloc NULL"
+        "malloc ok, shrinking realloc ok, malloc ok, malloc ok")
+for words in "" ,stats ,cookie ,guard ,leaks ",trace=${TEST_TMPDIR:-/tmp}/fail_n.trace" \
+    ,stats,limit=1m,cookie,quarantine; do
+  for n in 0 1 2 3 4; do
+    stdout=$(ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=fail=$n$words "$program" \
+      shrink_then_allocate 2>/dev/null)
+    if [[ "$stdout" == "${wanted[$n]}" ]]; then echo "ok: fail=$n$words"; else
+      echo "FAILED: fail=$n$words printed: $stdout"; failures=$((failures + 1)); fi
+  done
+done
 # 5c. A shrinking realloc at a full budget is not refused, with a debug layer above the limit
 # too: 1200-byte blocks with their headers, then 1-byte ones, fill limit=5k, and the first
 # large block then shrinks in place.

@@ -5,6 +5,8 @@
 //   unsized frees) and allocates straight from the parent table.
 // debug_table: a debug_resource over the parent; its own table() is the handle (no extra header).
 // logging_table: logs each call and forwards it unchanged to the parent (no header).
+// fault_gate_table: MESA_ALLOC_DEBUG's fail=N, on top of the stack: decides each of the
+//   program's calls and forwards the others unchanged to the parent (no header).
 #ifndef MESA_ALLOC_INTERNAL_C_TABLES_H_
 #define MESA_ALLOC_INTERNAL_C_TABLES_H_
 
@@ -19,6 +21,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -322,6 +325,50 @@ struct logging_table {
   callback_resource upstream;
   logging_resource logging;
   std::shared_mutex reuse_lock;
+};
+
+// Fault injection where the program's calls enter (MESA_ALLOC_DEBUG's fail=N sits on top of
+// the stack): each alloc, and each realloc to a non-zero size (a shrinking one included, as
+// libc's may move the block too), is one attempt of `faults`, whatever the layers below do with
+// it (the debug layer moves a block, the tracking layer shrinks one in place, a budget refuses),
+// and a failed attempt returns NULL before any layer sees the call, so a reallocated block is
+// left untouched. A request no block can satisfy is not an attempt (as for fault_resource): the
+// layers below refuse it with their line.
+struct fault_gate_table {
+  explicit fault_gate_table(const mesa_allocator *parent_table) noexcept
+      : table{this, &alloc, &realloc, &free, nullptr, nullptr},
+        parent(parent_table),
+        upstream(parent_table),
+        faults(&upstream) {}
+
+  bool fails(std::size_t size, std::size_t alignment) noexcept {
+    return mesa_alloc_alignment_valid(alignment) && size <= kMaxRequestBytes &&
+           faults.should_fail();
+  }
+
+  static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
+                     mesa_alloc_scope scope) {
+    auto *self = static_cast<fault_gate_table *>(user_data);
+    if (self->fails(size, alignment)) return nullptr;
+    return self->parent->alloc_fn(self->parent->user_data, size, alignment, scope);
+  }
+
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope) {
+    auto *self = static_cast<fault_gate_table *>(user_data);
+    if ((ptr == nullptr || size != 0) && self->fails(size, alignment)) return nullptr;
+    return self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
+  }
+
+  static void free(void *user_data, void *ptr) {
+    auto *self = static_cast<fault_gate_table *>(user_data);
+    self->parent->free_fn(self->parent->user_data, ptr);
+  }
+
+  mesa_allocator table;
+  const mesa_allocator *parent;
+  callback_resource upstream;  // never allocated from: the calls go to `parent` unchanged
+  fault_resource faults;       // numbers the attempts and decides them
 };
 
 }  // namespace mesa::internal

@@ -1,8 +1,9 @@
 // MESA_ALLOC_DEBUG: the layers it names, stacked over libc, become the default allocator.
 //
-// Stack, bottom to top: libc -> fault (fail=N) -> tracking (stats, limit=BYTES) -> logging
-// (trace=FILE) -> debug (cookie, fill, guard, guard_under, quarantine, leaks), whose own
-// bookkeeping comes from libc beside the stack. Every layer lives
+// Stack, bottom to top: libc -> tracking (stats, limit=BYTES) -> logging (trace=FILE) -> debug
+// (cookie, fill, guard, guard_under, quarantine, leaks), whose own bookkeeping comes from libc
+// beside the stack -> fault (fail=N), where the program's calls enter, so that allocation N is
+// the program's call N whatever the layers below do with it. Every layer lives
 // in static storage that is never destroyed, because blocks may be freed until the very end of
 // the process; leak and stats reports run from atexit.
 #include "mesa_alloc/internal/default_from_environment.h"
@@ -18,7 +19,6 @@
 #include <new>
 
 #include "mesa_alloc/fault_resource.h"
-#include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/c_tables.h"
 #include "mesa_alloc/internal/fork_locks.h"
 
@@ -34,12 +34,12 @@ struct static_slot {
   alignas(T) unsigned char storage[sizeof(T)];
 };
 
-static_slot<c_handle<fault_resource>> g_fault;
 static_slot<tracking_table> g_tracking;
 static_slot<logging_table> g_logging;
 static_slot<debug_table> g_debug;
+static_slot<fault_gate_table> g_fault;
 // The debug layer's own bookkeeping (its block table, quarantine ring) comes straight from libc:
-// fail=N, limit= and the stats and trace then count the program's blocks alone.
+// limit= and the stats and trace then count the program's blocks alone.
 static_slot<callback_resource> g_bookkeeping;
 
 tracking_table *g_stats = nullptr;    // report at exit
@@ -259,11 +259,6 @@ const mesa_allocator *default_from_environment() noexcept {
   }
 
   const mesa_allocator *top = mesa_libc_allocator();
-  if (s.fail) {
-    c_handle<fault_resource> *fault = g_fault.construct(top);
-    fault->resource().fail_nth(s.fail_at);
-    top = fault->table();
-  }
   if (s.stats || s.limit != tracking_resource::kNoLimit) {
     tracking_table *tracking = g_tracking.construct(top, "default", nullptr);
     tracking->tracker.set_limit(s.limit);
@@ -290,6 +285,11 @@ const mesa_allocator *default_from_environment() noexcept {
     // Guard pages keep a quarantine of their own even without the word (debug_resource.h).
     if (s.debug.quarantine_bytes > 0 || s.debug.guard != guard_mode::none) g_quarantine = debug;
     top = debug->table();
+  }
+  if (s.fail) {
+    fault_gate_table *fault = g_fault.construct(top);
+    fault->faults.fail_nth(s.fail_at);
+    top = &fault->table;
   }
   if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)
     std::atexit(at_exit);

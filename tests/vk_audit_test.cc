@@ -1,9 +1,10 @@
 // The pieces of vk_alloc_audit in-process: the recorder's attribution (no Vulkan needed) and one
-// audited run of the workload on lavapipe with a failure injected by the fault layer.
+// audited run of the workload on lavapipe with a failure injected by the recorder.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -125,7 +126,64 @@ TEST(Recorder, ReportsFailedAttemptsToTheHook) {
   EXPECT_EQ(heard[0].call, "vkCreateDevice");
   EXPECT_EQ(heard[0].size, 48u);
   EXPECT_EQ(heard[0].scope, MESA_ALLOC_SCOPE_DEVICE);
+  EXPECT_FALSE(heard[0].injected);  // refused below, not by fail_attempt
   EXPECT_EQ(rec.total(MESA_ALLOC_SCOPE_DEVICE).failed, 1u);
+}
+
+// The audit's stack below the validator: the recorder over a tracking table, which keeps a
+// shrinking realloc in place without asking its parent. The recorder fails the attempt it
+// numbered, so a driver's shrinking pfnReallocation is a point the sweep fails (the block left
+// as it was) and the numbers after it do not shift: a fault layer under the tracking table never
+// saw the shrink.
+TEST(Recorder, FailsTheAttemptItNumberedAShrinkingReallocIncluded) {
+  const mesa_allocator *tracking =
+      mesa_tracking_create(mesa_libc_allocator(), "application callbacks", nullptr);
+  ASSERT_NE(tracking, nullptr);
+  for (std::uint64_t point = 0; point < 4; ++point) {
+    SCOPED_TRACE(point);
+    recorder rec(tracking);
+    std::vector<vk_audit::injection> heard;
+    rec.on_failure(
+        [](void *context, const vk_audit::injection &at) {
+          static_cast<std::vector<vk_audit::injection> *>(context)->push_back(at);
+        },
+        &heard);
+    rec.fail_attempt(point);
+    rec.set_call("vkCreateInstance", "instance");
+    const mesa_allocator *t = rec.table();
+    auto *table = static_cast<char *>(alloc(t, 4096, 16, MESA_ALLOC_SCOPE_INSTANCE));
+    if (table != nullptr) std::memset(table, 'x', 64);
+    char *trimmed =
+        table == nullptr
+            ? nullptr
+            : static_cast<char *>(t->realloc_fn(t->user_data, table, 64, 16,
+                                                MESA_ALLOC_SCOPE_INSTANCE));  // 1: a shrink
+    void *after = alloc(t, 32, 8, MESA_ALLOC_SCOPE_OBJECT);                   // 2
+    EXPECT_EQ(rec.attempts(), table == nullptr ? 2u : 3u);
+    if (point < 3) {
+      ASSERT_EQ(heard.size(), 1u);
+      EXPECT_TRUE(heard[0].injected);
+      EXPECT_EQ(heard[0].attempt, point);
+      EXPECT_EQ(heard[0].realloc, point == 1);
+    } else {
+      EXPECT_TRUE(heard.empty());
+    }
+    EXPECT_EQ(table == nullptr, point == 0);
+    EXPECT_EQ(trimmed == nullptr, point <= 1);
+    EXPECT_EQ(after == nullptr, point == 2);
+    if (point == 1) {  // the failed shrink left the block whole and live
+      EXPECT_EQ(table[63], 'x');
+      EXPECT_EQ(rec.total(MESA_ALLOC_SCOPE_INSTANCE).failed, 1u);
+      trimmed = table;
+    }
+    if (trimmed != nullptr) t->free_fn(t->user_data, trimmed);
+    t->free_fn(t->user_data, after);
+  }
+  mesa_tracking_stats stats;
+  mesa_tracking_get_stats(tracking, &stats);
+  EXPECT_EQ(stats.blocks_in_use, 0u);
+  EXPECT_EQ(stats.failed_allocations, 0u);  // the layers below never saw an injected call
+  mesa_tracking_destroy(tracking);
 }
 
 bool use_lavapipe() {
@@ -159,7 +217,8 @@ TEST(RunAudit, InjectedFailureIsSeenWithItsCallAndReturnedAsOutOfHostMemory) {
   ASSERT_NE(failed.outcome.failed_call, nullptr);
   EXPECT_STREQ(failed.outcome.failed_call, "vkCreateInstance");
   EXPECT_EQ(failed.outcome.failed_result, VK_ERROR_OUT_OF_HOST_MEMORY);
-  EXPECT_EQ(failed.tracking.failed_allocations, 1u);
+  EXPECT_EQ(failed.totals[failed.injected_at.scope].failed, 1u);
+  EXPECT_EQ(failed.tracking.failed_allocations, 0u);  // failed above it, by the recorder
   EXPECT_EQ(failed.live_blocks_after_destroy, 0);
 }
 

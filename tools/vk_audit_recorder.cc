@@ -68,6 +68,11 @@ void recorder::on_failure(void (*hook)(void *, const injection &), void *context
   failure_context_ = context;
 }
 
+void recorder::fail_attempt(std::uint64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fail_at_ = n;
+}
+
 std::uint64_t recorder::count_attempt(std::size_t alignment) {
   if (alignment != 0 && alignment < (std::size_t{1} << 63))
     ++alignment_counts_[63 - __builtin_clzll(alignment)];
@@ -75,12 +80,12 @@ std::uint64_t recorder::count_attempt(std::size_t alignment) {
 }
 
 void recorder::failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
-                      bool realloc) {
+                      bool realloc, bool injected) {
   ++current(scope).failed;
   ++totals_[scope].failed;
   if (failure_hook_ != nullptr)
     failure_hook_(failure_context_, injection{attempt, calls_[call_].call, calls_[call_].phase,
-                                              size, alignment, scope, realloc});
+                                              size, alignment, scope, realloc, injected});
 }
 
 void recorder::sample() {
@@ -136,10 +141,11 @@ void *recorder::alloc_from(const void *caller, std::size_t size, std::size_t ali
   std::lock_guard<std::mutex> lock(self->mutex_);
   if (!scope_valid(scope)) return nullptr;
   const std::uint64_t attempt = self->count_attempt(alignment);
+  const bool inject = attempt == self->fail_at_;
   const mesa_allocator *up = self->upstream_;
-  void *p = up->alloc_fn(up->user_data, size, alignment, scope);
+  void *p = inject ? nullptr : up->alloc_fn(up->user_data, size, alignment, scope);
   if (p == nullptr) {
-    self->failed(attempt, size, alignment, scope, false);
+    self->failed(attempt, size, alignment, scope, false, inject);
     return nullptr;
   }
   self->added(p, size, scope, false, caller);
@@ -162,9 +168,10 @@ void *recorder::realloc(void *user_data, void *ptr, std::size_t size, std::size_
     return nullptr;
   }
   const std::uint64_t attempt = self->count_attempt(alignment);
-  void *p = up->realloc_fn(up->user_data, ptr, size, alignment, scope);
+  const bool inject = attempt == self->fail_at_;
+  void *p = inject ? nullptr : up->realloc_fn(up->user_data, ptr, size, alignment, scope);
   if (p == nullptr) {
-    self->failed(attempt, size, alignment, scope, true);
+    self->failed(attempt, size, alignment, scope, true, inject);
     return nullptr;
   }
   self->removed(it, false);

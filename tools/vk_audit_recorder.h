@@ -1,12 +1,14 @@
 // vk_audit_recorder — the per-call attribution layer of vk_alloc_audit's callbacks.
 //
 // What it is for: the middle of the application's callback stack that vk_alloc_audit hands to
-// the driver (caller_entry → callback_validator → recorder → tracking → fault → libc). It
+// the driver (caller_entry → callback_validator → recorder → tracking → libc). It
 // attributes every host allocation to the Vulkan call during which it happened (set_call) and to
 // its scope, keeps live/peak bytes per scope, a timeline of live bytes for the SVG, the alignments
 // asked for, internal-allocation notifications and what is live after each destroy, numbers
-// allocation attempts (the points an out-of-memory sweep fails one by one) and reports each failed
-// attempt to a hook with the call it happened in.
+// allocation attempts (the points an out-of-memory sweep fails one by one), fails the one the sweep
+// asks for itself (fail_attempt: the layers below keep a shrink in place or refuse a request
+// without the point being theirs to number), and reports each failed attempt to a hook with the
+// call it happened in.
 //
 // What it costs: a mutex, a hash-map update and one timeline sample per call, and a read of
 // /proc/self/maps per new call site to name the module that asked. A tool layer.
@@ -66,7 +68,7 @@ struct destroy_snapshot {
   std::int64_t live_blocks;
 };
 
-// An allocation attempt that the layers below failed.
+// A failed allocation attempt.
 struct injection {
   std::uint64_t attempt;
   std::string call;
@@ -75,6 +77,7 @@ struct injection {
   std::size_t alignment;
   int scope;
   bool realloc;
+  bool injected;  // failed by fail_attempt(), not by the layers below
 };
 
 class recorder {
@@ -90,9 +93,13 @@ class recorder {
   // Records what is live now under the current call's name.
   void snapshot();
 
-  // `hook(context, attempt)` is called for every attempt the layers below fail, from the
-  // allocating thread, before the driver sees the NULL.
+  // `hook(context, attempt)` is called for every failed attempt (injected, or failed by the
+  // layers below), from the allocating thread, before the driver sees the NULL.
   void on_failure(void (*hook)(void *, const injection &), void *context);
+  // Attempt `n` (numbered as attempts() counts, from construction) fails here: NULL without a
+  // call to the layers below, a reallocated block left as it was. A shrinking realloc is an
+  // attempt like any other. UINT64_MAX (the default): none.
+  void fail_attempt(std::uint64_t n);
 
   // Allocation attempts so far (alloc_fn calls and realloc_fn calls to a non-zero size), that
   // is, the index the next attempt will have.
@@ -129,7 +136,7 @@ class recorder {
 
   std::uint64_t count_attempt(std::size_t alignment);
   void failed(std::uint64_t attempt, std::size_t size, std::size_t alignment, int scope,
-              bool realloc);
+              bool realloc, bool injected);
   void added(void *p, std::size_t size, int scope, bool realloc, const void *caller);
   void removed(std::unordered_map<void *, block>::iterator it, bool count_free);
   void sample();
@@ -153,6 +160,7 @@ class recorder {
   std::vector<destroy_snapshot> snapshots_;
 
   std::uint64_t attempts_ = 0;
+  std::uint64_t fail_at_ = UINT64_MAX;
   void (*failure_hook_)(void *, const injection &) = nullptr;
   void *failure_context_ = nullptr;
 };

@@ -13,8 +13,8 @@ constexpr const char *kScopeNames[MESA_ALLOC_SCOPE_COUNT] = {"command", "object"
                                                              "instance"};
 constexpr const char *kScopeColors[MESA_ALLOC_SCOPE_COUNT] = {"#d62728", "#1f77b4", "#9467bd",
                                                               "#2ca02c", "#ff7f0e"};
-constexpr const char *kOutcomes[] = {"error_returned", "survived", "wrong_result",
-                                     "violated",       "leaked",   "crashed"};
+constexpr const char *kOutcomes[] = {"error_returned", "survived", "wrong_result", "violated",
+                                     "leaked",         "crashed",  "not_injected"};
 
 std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Sized to the text: a report line (an ICD path, a crashed child's stderr) is never cut short.
@@ -245,10 +245,13 @@ std::string text_report(const report_context &context, const run_result &r,
     std::map<std::string, int> counts = outcome_counts(*sweep);
     out += format(
         "\nOOM sweep: %zu of %llu allocation points in %.1f s (%d at a time): %d error_returned, "
-        "%d survived, %d wrong_result, %d violated, %d leaked, %d crashed\n",
+        "%d survived, %d wrong_result, %d violated, %d leaked, %d crashed%s\n",
         sweep->size(), u(context.sweep_total), context.sweep_seconds, context.jobs,
         counts["error_returned"], counts["survived"], counts["wrong_result"], counts["violated"],
-        counts["leaked"], counts["crashed"]);
+        counts["leaked"], counts["crashed"],
+        counts["not_injected"] == 0
+            ? ""
+            : format(", %d not_injected (not tested)", counts["not_injected"]).c_str());
     int wrong = 0;
     for (const sweep_point &p : *sweep) wrong += !p.expected_result;
     if (wrong != 0) out += format("  %d points returned an error other than OOM\n", wrong);
@@ -273,6 +276,8 @@ std::string text_report(const report_context &context, const run_result &r,
         if (!p.failed_call.empty()) then += " (" + p.failed_call + " returned " + p.result + ")";
       } else if (p.outcome == "wrong_result") {
         then = "no error returned, but the compute output was wrong (work dropped silently)";
+      } else if (p.outcome == "not_injected") {
+        then = "the run never reached this point: nothing was failed";
       } else if (p.outcome == "violated") {
         then = p.failed_call.empty() ? "completed" : p.failed_call + " returned " + p.result;
       } else {

@@ -4,10 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/callback_validator.h"
-#include "mesa_alloc/fault_resource.h"
-#include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/vulkan.h"
 #include "tools/vk_audit_caller.h"
 
@@ -36,9 +33,8 @@ class stack_observer final : public workload_observer {
   recorder &rec_;
 };
 
-// Tells whether a failed attempt was the injected one (the fault layer counted a failure).
+// Notes the injected failure (the recorder's), not those of the layers below.
 struct failure_watch {
-  const mesa::fault_resource *fault;
   void (*on_inject)(void *, const injection &);
   void *context;
   bool injected = false;
@@ -47,7 +43,7 @@ struct failure_watch {
 
 void watch_failure(void *context, const injection &attempt) {
   auto *w = static_cast<failure_watch *>(context);
-  if (w->injected || w->fault->failures() == 0) return;
+  if (w->injected || !attempt.injected) return;
   w->injected = true;
   w->at = attempt;
   if (w->on_inject != nullptr) w->on_inject(w->context, attempt);
@@ -81,24 +77,24 @@ std::uint64_t run_result::frees() const {
 }
 
 run_result run_audit(workload_kind kind, std::uint64_t fail_at, const run_hooks &hooks) {
-  // The application's callbacks, bottom up.
-  mesa::callback_resource libc(mesa_libc_allocator());
-  mesa::fault_resource fault(&libc);
-  mesa::resource_callbacks fault_table(&fault);
+  // The application's callbacks, bottom up. The recorder numbers the allocation points and
+  // fails the one asked for itself: a fault layer under the tracking layer would never see a
+  // shrinking realloc (kept in place) nor a request the tracking layer refuses, and its numbers
+  // would drift from the recorder's.
   const mesa_allocator *tracking =
-      mesa_tracking_create(fault_table.table(), "application callbacks", nullptr);
+      mesa_tracking_create(mesa_libc_allocator(), "application callbacks", nullptr);
   if (tracking == nullptr) {
     std::fprintf(stderr, "vk_alloc_audit: cannot create the tracking layer\n");
     std::exit(2);
   }
   recorder rec(tracking);
-  failure_watch watch{&fault, hooks.on_inject, hooks.context};
+  failure_watch watch{hooks.on_inject, hooks.context};
   rec.on_failure(&watch_failure, &watch);
   mesa::callback_validator validator(rec.table());
   run_hooks told = hooks;
   if (told.on_violation != nullptr) validator.set_listener(&tell_violation, &told);
   stack_observer observer(validator, rec);
-  if (fail_at != UINT64_MAX) fault.fail_nth(fail_at);
+  rec.fail_attempt(fail_at);
 
   run_result r;
   r.kind = kind;

@@ -1,8 +1,9 @@
 // vk_audit_run — one run of the vk_alloc_audit workload through the project's callbacks.
 //
 // What it is for: builds the application's callback stack from the project's layers —
-// caller_entry → callback_validator → recorder → tracking (mesa_tracking_create) → fault_resource →
-// libc — runs the workload with it, optionally failing one allocation attempt, and gathers what the
+// caller_entry → callback_validator → recorder → tracking (mesa_tracking_create) → libc — runs
+// the workload with it, optionally failing one allocation attempt (the recorder fails it, at the
+// number it gave it), and gathers what the
 // report needs: counts and bytes by scope and by call, peak, alignments, internal notifications,
 // what is live after each destroy and after vkDestroyInstance, and every validator violation
 // (COMMAND-scope blocks are checked after every call, everything after vkDestroyInstance).
@@ -41,7 +42,7 @@ struct run_result {
   workload_kind kind = workload_kind::full;
   workload_outcome outcome;
   double seconds = 0;
-  std::uint64_t attempts = 0;  // allocation points (alloc + growing realloc attempts)
+  std::uint64_t attempts = 0;  // allocation points (alloc and realloc to a non-zero size)
   scope_counts totals[MESA_ALLOC_SCOPE_COUNT];
   std::int64_t peak_bytes[MESA_ALLOC_SCOPE_COUNT] = {};
   std::int64_t peak_total_bytes = 0;          // from the tracking layer
@@ -55,7 +56,7 @@ struct run_result {
   std::vector<std::pair<std::size_t, std::uint64_t>> alignments;
   recorder::internal_counts internal[MESA_ALLOC_SCOPE_COUNT];
   std::vector<violation_entry> violations;
-  bool injected = false;  // the fault layer failed attempt `fail_at`
+  bool injected = false;  // the recorder failed attempt `fail_at`
   injection injected_at;
 
   std::uint64_t allocations() const;
@@ -71,9 +72,9 @@ struct run_hooks {
   void *context = nullptr;
 };
 
-// Runs the workload once. With `fail_at` set, the fault layer fails allocation attempt
-// `fail_at` (0-based, counted from the first Vulkan call) and `hooks.on_inject` is told at
-// that moment, with the call it happened in.
+// Runs the workload once. With `fail_at` set, the recorder fails allocation attempt `fail_at`
+// (0-based, counted from the first Vulkan call, as `attempts` counts them: a shrinking realloc
+// is one) and `hooks.on_inject` is told at that moment, with the call it happened in.
 run_result run_audit(workload_kind kind, std::uint64_t fail_at = UINT64_MAX,
                      const run_hooks &hooks = {});
 

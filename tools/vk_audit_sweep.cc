@@ -190,6 +190,8 @@ sweep_point classify(const child &c, int status) {
   } else if (!done || WEXITSTATUS(status) != 0) {
     p.outcome = "crashed";
     p.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  } else if (!p.injected) {  // the run never made attempt `index`: nothing was tested
+    p.outcome = "not_injected";
   } else if (p.leaked_blocks > 0) {
     p.outcome = "leaked";
   } else if (p.failed_call.empty() && p.output == "wrong") {  // no error, wrong data

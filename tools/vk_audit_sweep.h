@@ -7,8 +7,10 @@
 // driver dropped work silently), the driver broke a rule of the callbacks (violated: e.g. freed a
 // pointer it never allocated), something was still live after vkDestroyInstance (leaked), or the
 // child died (crashed: signal, exit status or timeout) — a driver crash never takes the tool
-// down. One outcome per point, the first that applies of crashed, leaked, wrong_result,
-// violated, error_returned, survived. The
+// down; a child that never made attempt i (a driver that allocates differently from run to run)
+// injected nothing and is not_injected, not counted as tested. One outcome per point, the first
+// that applies of crashed, not_injected, leaked, wrong_result, violated, error_returned,
+// survived. The
 // child tells the parent where the failure was injected the moment it happens, so a crash is
 // reported with the call it happened in. Children run `jobs` at a time.
 //
@@ -43,7 +45,8 @@ struct sweep_options {
 
 struct sweep_point {
   std::uint64_t index = 0;
-  // crashed, leaked, wrong_result, violated, error_returned or survived (see the top)
+  // crashed, not_injected, leaked, wrong_result, violated, error_returned or survived (see the
+  // top)
   std::string outcome;
   bool injected = false;
   std::string call;  // where the failure was injected

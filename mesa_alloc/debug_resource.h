@@ -161,6 +161,16 @@ class debug_resource : public std::pmr::memory_resource {
   void *reallocate_block(void *p, std::size_t size, std::size_t alignment,
                          mesa_alloc_scope scope) noexcept;
 
+ protected:
+  // For a debug table made over a parent table (mesa_debug_create): the internal-allocation
+  // notifications of table() (NULL: none, as for a resource over any other upstream). Set before
+  // the table is handed out.
+  void set_notifications(decltype(mesa_allocator::internal_alloc_fn) internal_alloc,
+                         decltype(mesa_allocator::internal_free_fn) internal_free) noexcept {
+    table_.internal_alloc_fn = internal_alloc;
+    table_.internal_free_fn = internal_free;
+  }
+
  private:
   // What every allocating entry point calls. `caller` is the entry point's return address
   // (__builtin_return_address(0)), or during a C API call the C API's caller

@@ -67,6 +67,7 @@ const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const c
   if (storage == nullptr) return nullptr;
   auto *t = new (storage)
       tracking_table(parent, name != nullptr ? name : "", up != nullptr ? &up->tracker : nullptr);
+  t->forward_notifications("mesa_tracking_create");
   return &t->table;
 }
 
@@ -117,7 +118,12 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out) {
 }
 
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent) {
-  return mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
+  const mesa_allocator *fault =
+      mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
+  if (fault != nullptr)
+    mesa::internal::c_handle<mesa::fault_resource>::from_table(fault)->forward_notifications(
+        "mesa_fault_create");
+  return fault;
 }
 
 void mesa_fault_destroy(const mesa_allocator *fault) {
@@ -220,7 +226,9 @@ const mesa_allocator *mesa_debug_create(const mesa_allocator *parent,
   void *storage = mesa::internal::checked_alloc(parent, sizeof(debug_table), alignof(debug_table),
                                                 MESA_ALLOC_SCOPE_OBJECT, "mesa_debug_create");
   if (storage == nullptr) return nullptr;
-  return (new (storage) debug_table(parent, d, handler, handler_context))->table();
+  auto *t = new (storage) debug_table(parent, d, handler, handler_context);
+  t->forward_notifications("mesa_debug_create");
+  return t->table();
 }
 
 void mesa_debug_destroy(const mesa_allocator *debug) { destroy_table<debug_table>(debug); }
@@ -245,6 +253,7 @@ const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const ch
     parent->free_fn(parent->user_data, storage);
     return nullptr;
   }
+  t->forward_notifications("mesa_logging_create");
   return &t->table;
 }
 

@@ -58,6 +58,13 @@ class resource_callbacks {
   // For classes that hand out the table and must recognise it again (the C create/destroy
   // functions): `kind` is an address unique to the derived class.
   resource_callbacks(std::pmr::memory_resource *resource, const void *kind) noexcept;
+  // For those over a parent table (mesa_fault_create): the table's internal-allocation
+  // notifications (NULL by default: none). Set before the table is handed out.
+  void set_notifications(decltype(mesa_allocator::internal_alloc_fn) internal_alloc,
+                         decltype(mesa_allocator::internal_free_fn) internal_free) noexcept {
+    table_.internal_alloc_fn = internal_alloc;
+    table_.internal_free_fn = internal_free;
+  }
 
  private:
   static constexpr std::size_t kHeaderAlignment = 16;

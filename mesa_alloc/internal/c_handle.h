@@ -4,7 +4,9 @@
 // One allocation from the parent holds the whole stack: the parent seen as a pmr upstream
 // (callback_resource), the resource, and a table over the resource (resource_callbacks, whose
 // per-block header makes unsized C frees work). The table returned to C is the handle; the
-// matching destroy function gets the stack back from it.
+// matching destroy function gets the stack back from it. A create function whose table passes
+// the parent's internal-allocation notifications on (mesa_fault_create) calls
+// forward_notifications on the handle before returning it.
 //
 //   const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
 //     return mesa::internal::c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
@@ -21,6 +23,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/forwarded_notifications.h"
 #include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/resource_callbacks.h"
@@ -40,6 +43,13 @@ class c_handle final : public resource_callbacks {
   Resource &resource() noexcept { return resource_; }
   const mesa_allocator *parent() const noexcept { return parent_; }
 
+  // Gives the table the parent's internal-allocation notifications, forwarded
+  // (forwarded_notifications.h; `where`: the create function). Before the table is handed out.
+  void forward_notifications(const char *where) noexcept {
+    const notifications n = forwarded_notifications<&parent_of>(parent_, where);
+    set_notifications(n.internal_alloc, n.internal_free);
+  }
+
   // The handle behind a table returned by c_handle_create<Resource>; NULL for NULL or any
   // other table (another resource's handle, a tracking or debug table, libc's, ...).
   static c_handle *from_table(const mesa_allocator *table) noexcept {
@@ -49,6 +59,10 @@ class c_handle final : public resource_callbacks {
   }
 
  private:
+  static const mesa_allocator *parent_of(void *user_data) noexcept {
+    return static_cast<c_handle *>(static_cast<resource_callbacks *>(user_data))->parent_;
+  }
+
   // Its address tells this Resource's handles apart (not const: distinct constants may be
   // merged, variables may not).
   MESA_ALLOC_PER_COPY static inline char kind_tag_ = 0;

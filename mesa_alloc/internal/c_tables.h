@@ -7,6 +7,10 @@
 // logging_table: logs each call and forwards it unchanged to the parent (no header).
 // fault_gate_table: MESA_ALLOC_DEBUG's fail=N, on top of the stack: decides each of the
 //   program's calls and forwards the others unchanged to the parent (no header).
+// The first three forward the internal-allocation notifications to the parent's, unlogged and
+// uncounted, once their create function has called forward_notifications
+// (forwarded_notifications.h); the fault gate sits on MESA_ALLOC_DEBUG's stack over libc, which
+// has none.
 #ifndef MESA_ALLOC_INTERNAL_C_TABLES_H_
 #define MESA_ALLOC_INTERNAL_C_TABLES_H_
 
@@ -25,6 +29,7 @@
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/forwarded_notifications.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/request_limit.h"
@@ -61,6 +66,16 @@ struct tracking_table {
         upstream(parent_table),
         tracker(&upstream, name, parent_tracker),
         owner_tag(header_tag(this)) {}
+
+  // Gives the table the parent's notifications, forwarded (`where`: the create function).
+  void forward_notifications(const char *where) noexcept {
+    const notifications n = forwarded_notifications<&parent_of>(parent, where);
+    table.internal_alloc_fn = n.internal_alloc;
+    table.internal_free_fn = n.internal_free;
+  }
+  static const mesa_allocator *parent_of(void *user_data) noexcept {
+    return static_cast<tracking_table *>(user_data)->parent;
+  }
 
   header make_header(std::size_t size, std::size_t alignment, mesa_alloc_scope scope) const {
     return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),
@@ -231,10 +246,20 @@ struct debug_table final : debug_table_upstream, debug_table_handler, debug_reso
     return r != nullptr ? const_cast<debug_table *>(resource_cast<debug_table>(*r)) : nullptr;
   }
 
+  // Gives the table the parent's notifications, forwarded (`where`: the create function).
+  void forward_notifications(const char *where) noexcept {
+    const notifications n = forwarded_notifications<&parent_of>(parent, where);
+    set_notifications(n.internal_alloc, n.internal_free);
+  }
+
  private:
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
     if (answer_resource_query(other, this)) return false;
     return this == &other;
+  }
+  // The table's user_data is the debug_resource base; only a debug_table forwards.
+  static const mesa_allocator *parent_of(void *user_data) noexcept {
+    return static_cast<debug_table *>(static_cast<debug_resource *>(user_data))->parent;
   }
   static debug_options with_handler(debug_options options, mesa_debug_handler c_handler,
                                     debug_table_handler *self) noexcept {
@@ -257,6 +282,17 @@ struct logging_table {
   static logging_table *from(const mesa_allocator *t) noexcept {
     if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
     return static_cast<logging_table *>(t->user_data);
+  }
+
+  // Gives the table the parent's notifications, forwarded and not logged (the trace has no
+  // record for them); `where`: the create function.
+  void forward_notifications(const char *where) noexcept {
+    const notifications n = forwarded_notifications<&parent_of>(parent, where);
+    table.internal_alloc_fn = n.internal_alloc;
+    table.internal_free_fn = n.internal_free;
+  }
+  static const mesa_allocator *parent_of(void *user_data) noexcept {
+    return static_cast<logging_table *>(user_data)->parent;
   }
 
   // Trace order is event order for every address: a free is logged before the parent frees;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resources.h"
 
 namespace {
 
@@ -252,6 +253,28 @@ TEST(VkCallbacks, ForwardNotificationsToObserverAndTable) {
   EXPECT_EQ(app.allocs, 1);
   EXPECT_EQ(app.reallocs, 1);
   EXPECT_EQ(app.frees, 1);
+  EXPECT_EQ(app.internal_allocs, 1);
+  EXPECT_EQ(app.internal_frees, 1);
+}
+
+// A driver handed a C layer made over the application's callbacks (debug_resources.h) gets
+// notification functions, and its notifications reach the application.
+TEST(VkCallbacks, ACLayerOverTheApplicationKeepsItsNotifications) {
+  counting_app app;
+  const mesa_allocator *tracking =
+      mesa_tracking_create(mesa::to_mesa(&app.callbacks), "driver", nullptr);
+  ASSERT_NE(tracking, nullptr);
+  {
+    mesa::vk_callbacks callbacks(tracking);
+    const VkAllocationCallbacks *vk = callbacks.get();
+    ASSERT_NE(vk->pfnInternalAllocation, nullptr);
+    ASSERT_NE(vk->pfnInternalFree, nullptr);
+    vk->pfnInternalAllocation(vk->pUserData, 4096, VK_INTERNAL_ALLOCATION_TYPE_EXECUTABLE,
+                              VK_SYSTEM_ALLOCATION_SCOPE_DEVICE);
+    vk->pfnInternalFree(vk->pUserData, 4096, VK_INTERNAL_ALLOCATION_TYPE_EXECUTABLE,
+                        VK_SYSTEM_ALLOCATION_SCOPE_DEVICE);
+  }
+  mesa_tracking_destroy(tracking);
   EXPECT_EQ(app.internal_allocs, 1);
   EXPECT_EQ(app.internal_frees, 1);
 }

@@ -7,6 +7,11 @@
  * hand it to other code, or make it the default), and the matching destroy function frees it.
  * NULL as parent means the default allocator. Every table is thread-safe (a debug table unless
  * made with options->thread_safe = 0; mesa_tracking_set_limit has a rule of its own, below).
+ * Every table passes its parent's internal-allocation notifications (internal_alloc_fn and
+ * internal_free_fn: Vulkan's pfnInternalAllocation and pfnInternalFree) on unchanged, neither
+ * counted, checked, logged nor failed, so wrapping an application's callbacks keeps them. Fixed
+ * when the table is made: over a parent with both it has both; over one with neither, neither
+ * (NULL); over one with only one of them, neither, said in one line on stderr.
  *
  * What it costs: as the C++ layer, plus for tracking and fault a small header per block (16
  * bytes, more for larger alignments) because C frees are unsized; debug and logging tables
@@ -174,8 +179,9 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug);
 
 /* Logs every call (op, pointer, size, alignment, scope, thread, time and, with record_stacks,
  * the call site) to the trace file `path` and forwards it unchanged to `parent` (NULL: the
- * default). NULL if the file cannot be created or its header cannot be written (a full disk:
- * said on stderr). Format: logging_resource.h. */
+ * default); internal-allocation notifications are forwarded but not logged (the trace format
+ * has no record for them). NULL if the file cannot be created or its header cannot be written (a
+ * full disk: said on stderr). Format: logging_resource.h. */
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks);
 /* Writes the rest of the trace. */

@@ -118,12 +118,7 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out) {
 }
 
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent) {
-  const mesa_allocator *fault =
-      mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
-  if (fault != nullptr)
-    mesa::internal::c_handle<mesa::fault_resource>::from_table(fault)->forward_notifications(
-        "mesa_fault_create");
-  return fault;
+  return mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
 }
 
 void mesa_fault_destroy(const mesa_allocator *fault) {

@@ -1,6 +1,7 @@
-// The C layers of debug_resources.h (tracking, debug, logging, fault) made over an application's
-// table pass its internal-allocation notifications on: each arrives once, with the size, type
-// and scope the driver gave; a parent without them gives a layer without them (NULL).
+// The C layers of debug_resources.h (tracking, debug, logging, fault) and the arena and pool
+// tables of fast_resources.h made over an application's table pass its internal-allocation
+// notifications on: each arrives once, with the size, type and scope the driver gave; a parent
+// without them gives a layer without them (NULL).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace {
@@ -67,6 +69,9 @@ const layer kLayers[] = {
      },
      mesa_logging_destroy},
     {"fault", mesa_fault_create, mesa_fault_destroy},
+    {"arena", mesa_arena_create, mesa_arena_destroy},
+    {"pool", mesa_pool_create, mesa_pool_destroy},
+    {"synchronized_pool", mesa_synchronized_pool_create, mesa_synchronized_pool_destroy},
 };
 
 TEST(CLayerNotifications, EachLayerForwardsTheParentsNotificationsUnchanged) {

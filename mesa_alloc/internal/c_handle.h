@@ -4,9 +4,8 @@
 // One allocation from the parent holds the whole stack: the parent seen as a pmr upstream
 // (callback_resource), the resource, and a table over the resource (resource_callbacks, whose
 // per-block header makes unsized C frees work). The table returned to C is the handle; the
-// matching destroy function gets the stack back from it. A create function whose table passes
-// the parent's internal-allocation notifications on (mesa_fault_create) calls
-// forward_notifications on the handle before returning it.
+// matching destroy function gets the stack back from it. The table passes the parent's
+// internal-allocation notifications on (forwarded_notifications.h).
 //
 //   const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
 //     return mesa::internal::c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
@@ -74,6 +73,7 @@ class c_handle final : public resource_callbacks {
 
 // Creates the stack in one block from `parent` (NULL: the default); NULL if that allocation
 // or the resource's constructor fails, or if `parent` is incomplete (reported, naming `where`).
+// The table passes the parent's internal-allocation notifications on.
 template <class Resource, class... Args>
 const mesa_allocator *c_handle_create(const char *where, const mesa_allocator *parent,
                                       Args &&...args) noexcept {
@@ -83,7 +83,9 @@ const mesa_allocator *c_handle_create(const char *where, const mesa_allocator *p
                                 MESA_ALLOC_SCOPE_OBJECT, where);
   if (storage == nullptr) return nullptr;
   try {
-    return (new (storage) c_handle<Resource>(parent, std::forward<Args>(args)...))->table();
+    auto *handle = new (storage) c_handle<Resource>(parent, std::forward<Args>(args)...);
+    handle->forward_notifications(where);
+    return handle->table();
   } catch (...) {
     parent->free_fn(parent->user_data, storage);
     return nullptr;

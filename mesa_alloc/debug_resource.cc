@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <type_traits>
 
@@ -23,10 +22,23 @@
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/fork_locks.h"
 #include "mesa_alloc/internal/known_scope.h"
+#include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
+namespace internal {
+
+// How many of this copy's debug-layer locks (the registry's, the tables') the calling thread
+// holds. The SIGSEGV handler of guard mode takes those locks for its walk unless this is
+// non-zero: the fault was then taken in code that runs under one (an upstream or bookkeeping
+// resource growing a table), and waiting for the locks could be waiting for ever.
+// initial-exec: read in a signal handler, where __tls_get_addr must not run; external linkage
+// for gold (tracking_resource.cc, tracking_thread_shard).
+[[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread int debug_locks_held = 0;
+
+}  // namespace internal
+
 namespace {
 
 constexpr std::uint64_t kMagic = 0x6e34090a6d657361ull;  // Gallium's old magic, then "mesa"
@@ -66,20 +78,55 @@ void install_guard_handler() noexcept {
   sigaction(SIGSEGV, &action, &g_previous_segv);
 }
 
+// Counted before a lock is taken and after it is dropped; the compiler barriers keep the count
+// where the code put it, so that a fault anywhere in between finds it set.
+void count_held_lock(int change) noexcept {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  internal::debug_locks_held += change;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
 // lock_, unless the resource was declared single-threaded.
 class table_guard {
  public:
   table_guard(internal::biased_lock &lock, bool thread_safe) noexcept
-      : lock_(thread_safe ? &lock : nullptr), biased_(lock_ != nullptr && lock_->lock()) {}
+      : lock_(thread_safe ? &lock : nullptr), biased_(lock_ != nullptr && take(*lock_)) {}
   ~table_guard() {
-    if (lock_ != nullptr) lock_->unlock(biased_);
+    if (lock_ == nullptr) return;
+    lock_->unlock(biased_);
+    count_held_lock(-1);
   }
   table_guard(const table_guard &) = delete;
   table_guard &operator=(const table_guard &) = delete;
 
  private:
+  static bool take(internal::biased_lock &lock) noexcept {
+    count_held_lock(1);
+    return lock.lock();
+  }
+
   internal::biased_lock *lock_;
   bool biased_;
+};
+
+// g_registry_lock, when `locking`.
+class registry_guard {
+ public:
+  explicit registry_guard(bool locking = true) noexcept : locking_(locking) {
+    if (!locking_) return;
+    count_held_lock(1);
+    g_registry_lock.lock();
+  }
+  ~registry_guard() {
+    if (!locking_) return;
+    g_registry_lock.unlock();
+    count_held_lock(-1);
+  }
+  registry_guard(const registry_guard &) = delete;
+  registry_guard &operator=(const registry_guard &) = delete;
+
+ private:
+  const bool locking_;
 };
 
 void default_handler(const debug_error &error, void *) {
@@ -248,7 +295,7 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
   if (options_.guard != guard_mode::none) install_guard_handler();
-  std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+  const registry_guard lock;
   next_registered_ = g_registry;
   g_registry = this;
 }
@@ -257,7 +304,7 @@ debug_resource::~debug_resource() {
   if (options_.report_leaks_on_destroy) report_leaks();
   flush_quarantine();
   {
-    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    const registry_guard lock;
     for (debug_resource **link = &g_registry; *link != nullptr; link = &(*link)->next_registered_) {
       if (*link == this) {
         *link = next_registered_;
@@ -824,12 +871,20 @@ const debug_resource::quarantined *debug_resource::quarantined_block(const void 
   return nullptr;
 }
 
-int debug_resource::explain_fault(const unsigned char *address) const noexcept {
-  if (options_.guard == guard_mode::none) return kNotMine;
-  // A crash path: no locks (the faulting thread may not be the only one running, but it holds
-  // none of ours).
-  debug_error error{};
+struct debug_resource::fault_report {
+  debug_error error;
   char detail[96];
+  void *frames[kMaxFrames];
+  debug_error_handler handler;
+  void *handler_context;
+};
+
+bool debug_resource::explain_fault(const unsigned char *address, bool locking,
+                                   fault_report *out) const noexcept {
+  if (options_.guard == guard_mode::none) return false;
+  // Other threads may be inserting, erasing, rehashing and growing the ring meanwhile. Everything
+  // the report needs is copied under the lock: once it is dropped, the block may be freed.
+  const table_guard lock(lock_, locking && options_.thread_safe);
   unsigned char *region = nullptr;  // what to make accessible if a custom handler returns
   std::size_t region_bytes = 0;
   live_.for_each([&](const internal::block_entry &e) {
@@ -846,16 +901,22 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
     region = guard_begin;
     region_bytes = guard_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(e.user);
-    std::snprintf(detail, sizeof detail, "access at offset %td hit the guard page", offset);
-    error = debug_error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
-                                                            : debug_error_kind::buffer_underrun,
-                        e.user,
-                        e.size,
-                        e.number,
-                        offset,
-                        detail,
-                        h->depth() > 0 ? h->frames() : nullptr,
-                        h->depth()};
+    std::snprintf(out->detail, sizeof out->detail, "access at offset %td hit the guard page",
+                  offset);
+    // The stack only from a header left intact: a write that reached it may have run on into the
+    // frames, and its depth may be anything.
+    const int depth = h->damaged(owner_, e.number) ? 0 : std::min(h->depth(), kMaxFrames);
+    std::memcpy(out->frames, h->frames(), static_cast<std::size_t>(depth) * sizeof(void *));
+    out->error =
+        debug_error{options_.guard == guard_mode::after ? debug_error_kind::buffer_overrun
+                                                        : debug_error_kind::buffer_underrun,
+                    e.user,
+                    e.size,
+                    e.number,
+                    offset,
+                    out->detail,
+                    depth > 0 ? out->frames : nullptr,
+                    depth};
   });
   for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
     const quarantined &q = queued(i);
@@ -864,20 +925,24 @@ int debug_resource::explain_fault(const unsigned char *address) const noexcept {
     region = base;
     region_bytes = q.base_bytes;
     const std::ptrdiff_t offset = address - static_cast<const unsigned char *>(q.user);
-    std::snprintf(detail, sizeof detail, "read or write at offset %td of a freed block", offset);
-    error = debug_error{
-        debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail, nullptr, 0};
+    std::snprintf(out->detail, sizeof out->detail, "read or write at offset %td of a freed block",
+                  offset);
+    out->error = debug_error{debug_error_kind::write_after_free,
+                             q.user,
+                             q.size,
+                             q.number,
+                             offset,
+                             out->detail,
+                             nullptr,
+                             0};
   }
-  if (region == nullptr) return kNotMine;
-  if (options_.handler == default_handler) {
-    internal::before_debug_report();
-    print_debug_error(error);
-    return kFatal;
-  }
-  // A custom handler that returns lets the program go on: the access is made possible.
-  options_.handler(error, options_.handler_context);
-  mprotect(region, region_bytes, PROT_READ | PROT_WRITE);
-  return kResumed;
+  if (region == nullptr) return false;
+  out->handler = options_.handler;
+  out->handler_context = options_.handler_context;
+  // A custom handler that returns lets the program go on: the access is made possible (while
+  // the block is still where the walk found it).
+  if (options_.handler != default_handler) mprotect(region, region_bytes, PROT_READ | PROT_WRITE);
+  return true;
 }
 
 namespace internal {
@@ -897,13 +962,28 @@ void fork_locks::unlock_debug_resources() noexcept {
 }
 
 struct guard_fault_handler {
-  // True when a custom handler took the fault and the access may be retried.
+  // True when a custom handler took the fault and the access may be retried. With the default
+  // handler the line is printed, and the process then dies of the signal. The registry and the
+  // tables are walked under their locks (resources may be made and destroyed meanwhile), unless
+  // this thread holds one of them already; the handler is called with none held, as it may
+  // allocate through the very table.
   static bool explain(const unsigned char *address) noexcept {
-    for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
-      const int outcome = r->explain_fault(address);
-      if (outcome != debug_resource::kNotMine) return outcome == debug_resource::kResumed;
+    const bool locking = debug_locks_held == 0;
+    debug_resource::fault_report report;
+    bool found = false;
+    {
+      const registry_guard lock(locking);
+      for (const debug_resource *r = g_registry; r != nullptr && !found; r = r->next_registered_)
+        found = r->explain_fault(address, locking, &report);
     }
-    return false;
+    if (!found) return false;
+    if (report.handler == default_handler) {
+      before_debug_report();
+      print_debug_error(report.error);
+      return false;
+    }
+    report.handler(report.error, report.handler_context);
+    return true;
   }
 };
 
@@ -965,7 +1045,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   std::uint64_t number = 0;
   std::uint32_t owner = 0;
   {
-    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    const registry_guard lock;
     for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
       if (r != this && r->owns(p, &size, &number)) {
         owner = r->owner_;
@@ -1051,7 +1131,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   }
   // Freed recently by another resource: a second free of its block, through the wrong table.
   {
-    std::lock_guard<internal::spin_lock> lock(g_registry_lock);
+    const registry_guard lock;
     for (const debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
       if (r != this && r->freed_recently(p, &freed)) {
         owner = r->owner_;

@@ -275,12 +275,15 @@ class debug_resource : public std::pmr::memory_resource {
   bool freed_recently(const void *p, freed_record *freed) const noexcept;
   // The newest quarantine entry for `p` (with lock_ held), or nullptr.
   const quarantined *quarantined_block(const void *p) const noexcept;
-  // From the SIGSEGV handler of guard mode: reports what `address` is (a guard page of a live
-  // block, or a freed block in the quarantine). With the default handler: printed, kFatal (the
-  // process then dies of the signal). With a custom handler that returns: the page is made
-  // accessible and the access retried, kResumed. kNotMine if it is not this resource's.
-  enum { kNotMine, kFatal, kResumed };
-  int explain_fault(const unsigned char *address) const noexcept;
+  // What the SIGSEGV handler of guard mode reports for a fault: the error, with its own copy of
+  // the detail and the block's stack, and the handler to give it to.
+  struct fault_report;
+  // From the SIGSEGV handler (under the registry lock when `locking`): whether `address` is this
+  // resource's, a guard page of a live block or a freed block in the quarantine, and if so the
+  // report in *out. The walk holds lock_ when `locking` (false: the faulting thread holds one of
+  // the layer's locks already, and waiting could be for ever). For a custom handler, which lets
+  // the program go on, the page is made accessible before the lock is dropped.
+  bool explain_fault(const unsigned char *address, bool locking, fault_report *out) const noexcept;
 
   internal::direct_upstream direct_;  // the upstream
   debug_options options_;

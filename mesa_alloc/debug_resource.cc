@@ -224,7 +224,12 @@ struct debug_resource::header {
   bool damaged(std::uint32_t owner, std::uint64_t table_number) const noexcept {
     return magic != (kMagic ^ owner ^ fold()) || number != table_number;
   }
-  void *const *frames() const noexcept { return reinterpret_cast<void *const *>(this) - depth(); }
+  // The recorded stack lies beyond the header, seen from the block: below it, or above it in
+  // guard_mode::before, so that an overrun reaches the checked header before the frames.
+  void *const *frames() const noexcept {
+    return guard() == guard_mode::before ? reinterpret_cast<void *const *>(this + 1)
+                                         : reinterpret_cast<void *const *>(this) - depth();
+  }
   std::size_t block_alignment() const noexcept {
     const std::size_t a = std::max<std::size_t>(alignment(), kMinAlignment);
     return guard() == guard_mode::none ? a : std::max(page_size(), a);
@@ -449,15 +454,19 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     }
     case guard_mode::before:
     default:
+      // [guard page][block][tail][header][frames]: the tail reaches the header.
       user = base + block_alignment;
-      h = reinterpret_cast<header *>(base + base_bytes) - 1;
-      tail = static_cast<std::size_t>(reinterpret_cast<unsigned char *>(h) - frame_bytes -
-                                      (user + size));
+      h = reinterpret_cast<header *>(base + base_bytes - frame_bytes) - 1;
+      tail = static_cast<std::size_t>(reinterpret_cast<unsigned char *>(h) - (user + size));
       if (mprotect(base, block_alignment, PROT_NONE) != 0)
         return refuse_unguarded(base, base_bytes, block_alignment, size);
       break;
   }
-  if (depth > 0) std::memcpy(reinterpret_cast<void **>(h) - depth, frames, frame_bytes);
+  if (depth > 0) {
+    void **to = options_.guard == guard_mode::before ? reinterpret_cast<void **>(h + 1)
+                                                     : reinterpret_cast<void **>(h) - depth;
+    std::memcpy(to, frames, frame_bytes);
+  }
   return publish(base, base_bytes, user, size, alignment, scope, depth, tail, h);
 }
 
@@ -664,12 +673,11 @@ void debug_resource::report_damaged_header(void *p, std::size_t size, std::uint6
   std::snprintf(detail, sizeof detail,
                 "the block header %s the block was overwritten %s; block not released",
                 after_block ? "after" : "before", where);
-  // The stored stack is trusted only if the word that says how deep it is was not damaged, and
-  // only below the block: there the frames lie beyond the header, so the write reached the
-  // header's end first; above it (guard_mode::before) they lie between block and header, so a
-  // write that reached the header ran through them.
+  // The stored stack is trusted only if the word that says how deep it is was not damaged: the
+  // frames lie beyond the header, seen from the block (below it, or above it in
+  // guard_mode::before), so a write that ran on into them ran through that word first.
   report(after_block ? debug_error_kind::buffer_overrun : debug_error_kind::buffer_underrun, p,
-         size, number, offset, detail, !after_block && depth_intact ? h : nullptr);
+         size, number, offset, detail, depth_intact ? h : nullptr);
 }
 
 void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64_t number,

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <memory_resource>
 #include <string>
@@ -819,6 +820,93 @@ TEST(DebugResource, RecordsGuardUnderrun) {
   EXPECT_EQ(r.errors[0].kind, debug_error_kind::buffer_underrun);
   EXPECT_EQ(r.errors[0].offset, -1);
   EXPECT_EQ(r.errors[0].size, 100u);
+}
+
+// Each block in a mapping of its own; what is left is unmapped at the end whatever its
+// protection (a guarded block that a damaged header keeps from being released).
+class mapped_pages : public std::pmr::memory_resource {
+ public:
+  ~mapped_pages() override {
+    for (const auto &[p, bytes] : live_) munmap(p, bytes);
+  }
+
+ private:
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || alignment > static_cast<std::size_t>(sysconf(_SC_PAGESIZE)))
+      throw std::bad_alloc();
+    live_.emplace(p, bytes);
+    return p;
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t) override {
+    munmap(p, bytes);
+    live_.erase(p);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+  std::map<void *, std::size_t> live_;
+};
+
+// guard_mode::before with stacks: [guard page][block][tail][header][frames]. Every byte from the
+// block's end up to its header is the tail, checked at free, and an overrun reaches the checked
+// header before the frames: wherever it stops it is reported, with the stack as recorded. (The
+// frames lay between tail and header, where a write was seen by nothing, and later reports printed
+// it as the stack: debug probe 3, finding 4.)
+TEST(DebugResource, GuardUnderOverrunsUpToTheHeaderAreReportedWithTheirStack) {
+  struct seen {
+    int reports = 0;
+    debug_error_kind kind{};
+    ptrdiff_t offset = 0;
+    std::string detail;
+    std::vector<void *> stack;
+  } s;
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::before;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  o.handler_context = &s;
+  o.handler = [](const mesa::debug_error &e, void *context) {
+    auto *s = static_cast<seen *>(context);
+    ++s->reports;
+    s->kind = e.kind;
+    s->offset = e.offset;
+    s->detail = e.detail;
+    s->stack.assign(e.stack, e.stack + e.stack_depth);
+  };
+  mapped_pages pages;
+  mesa::debug_resource d(&pages, o);
+  constexpr std::size_t kSize = 100;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::vector<void *> recorded;  // the stack of the first report: the same call site throughout
+  std::size_t header = 0;        // the first header byte, once an overrun has reached it
+  for (std::size_t k = kSize; header == 0 || k < header + 64; ++k) {
+    SCOPED_TRACE("p[" + std::to_string(k) + "]");
+    auto *p = static_cast<unsigned char *>(d.allocate(kSize));
+    ASSERT_NE((reinterpret_cast<std::uintptr_t>(p) + k) % page, 0u) << "past the block's pages";
+    s.reports = 0;
+    p[k] ^= 0x5a;
+    d.deallocate(p, kSize);
+    ASSERT_EQ(s.reports, 1);
+    EXPECT_EQ(s.kind, debug_error_kind::buffer_overrun);
+    if (recorded.empty()) recorded = s.stack;
+    ASSERT_FALSE(recorded.empty());
+    if (header == 0 && s.detail.find("the block header after the block was overwritten") == 0)
+      header = k;
+    if (header == 0) {
+      EXPECT_EQ(s.offset, static_cast<ptrdiff_t>(k));
+      EXPECT_EQ(s.detail, "byte " + std::to_string(k) + " (" + std::to_string(k - kSize) +
+                              " past the end) was overwritten");
+      EXPECT_EQ(s.stack, recorded);
+    } else {
+      EXPECT_EQ(s.detail.find("the block header after the block was overwritten"), 0u);
+      // The recorded stack, or none where the word giving its depth was hit.
+      if (k == header || !s.stack.empty()) {
+        EXPECT_EQ(s.stack, recorded);
+      }
+    }
+  }
+  EXPECT_EQ(d.live_blocks(), 0u);
 }
 
 TEST(DebugResource, FillsAndKeepsAlignment) {

@@ -57,6 +57,12 @@ if [[ "$vulkan" == vulkan ]]; then
     fail "--app-callbacks: application totals (compiler made ${allocations:-?} allocations)"
   "$program" --allocator std --app-callbacks >/dev/null 2>&1
   [[ $? -eq 2 ]] || fail "--app-callbacks with std must be refused"
+  # A usage error prints the usage and nothing else: no application report on stdout.
+  "$program" --app-callbacks --allocator bogus >"$dir/cli_bad.txt" 2>"$dir/cli_bad_err.txt"
+  [[ $? -eq 2 ]] || fail "--app-callbacks --allocator bogus: exit status, wanted 2"
+  grep -q "^usage: compiler_backend" "$dir/cli_bad_err.txt" ||
+    fail "--app-callbacks --allocator bogus: no usage"
+  [[ -s "$dir/cli_bad.txt" ]] && fail "--app-callbacks --allocator bogus: printed on stdout"
 fi
 
 # Out of memory is an error naming the shader and the pass, not an abort: budgets the arena's

@@ -53,6 +53,15 @@ int usage(const char *why) {
   return 2;
 }
 
+// Checked before anything is built, so a usage error prints nothing else (no --app-callbacks
+// report).
+bool known_allocator(const std::string &name) {
+  for (const char *known : {"std", "pmr_newdelete", "pmr_monotonic", "arena", "arena_static"}) {
+    if (name == known) return true;
+  }
+  return false;
+}
+
 // Decimal digits only: strtoull alone would skip leading spaces and accept a sign (" -1" is
 // 2^64 - 1).
 bool parse_uint(const char *s, std::uint64_t max, std::uint64_t &out) {
@@ -241,6 +250,9 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (!known_allocator(allocator)) {
+    return usage(("unknown allocator '" + allocator + "'").c_str());
+  }
   if (allocator == "std") {
     if (app_callbacks) return usage("--app-callbacks does not apply to std::allocator");
     std_variant v;
@@ -285,9 +297,6 @@ int main(int argc, char **argv) {
     arena_pmr_variant v(&ir, &scratch);
     return run(v, "arena", run_options, options, dump, &compiler, &ir, &scratch);
   }
-  if (allocator == "arena_static") {
-    arena_static_variant v(&ir, &scratch);
-    return run(v, "arena_static", run_options, options, dump, &compiler, &ir, &scratch);
-  }
-  return usage(("unknown allocator '" + allocator + "'").c_str());
+  arena_static_variant v(&ir, &scratch);
+  return run(v, "arena_static", run_options, options, dump, &compiler, &ir, &scratch);
 }

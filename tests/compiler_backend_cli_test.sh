@@ -96,6 +96,17 @@ done
 grep -q "^; ---- shader seed 1, generated" "$dir/cli_oom.txt" ||
   fail "limit=$late --dump: the generated shader was not printed"
 
+# --app-callbacks allocates from the application's callbacks on the C library: MESA_ALLOC_DEBUG's
+# limit does not apply there, and the usage says so.
+if [[ "$vulkan" == vulkan ]]; then
+  MESA_ALLOC_DEBUG=limit=$early "$program" --shaders 3 --size 2000 --allocator arena \
+    --app-callbacks >"$dir/cli_oom.txt" 2>&1 || fail "limit=$early --app-callbacks: exit $?"
+  grep -q "^application callbacks: " "$dir/cli_oom.txt" ||
+    fail "limit=$early --app-callbacks: no application report"
+  "$program" --help | grep -q "the C library, so MESA_ALLOC_DEBUG does not apply" ||
+    fail "--help does not say that MESA_ALLOC_DEBUG does not apply to --app-callbacks"
+fi
+
 for bad in "--allocator mimalloc" "--shaders" "--size -3" "--registers 0" "--bogus"; do
   # shellcheck disable=SC2086
   "$program" $bad >"$dir/cli_bad.txt" 2>&1

@@ -9,13 +9,15 @@
 // All but std go through tracking_resources "ir" and "scratch" under "compiler"; the arena
 // ones sit on the default mesa_allocator (MESA_ALLOC_DEBUG applies), the pmr ones on
 // new/delete. Every choice prints the same checksum. Running out of memory (say
-// MESA_ALLOC_DEBUG=limit=N with an arena) ends the run with "shader K (seed S): ... out of
-// memory in <pass>" on stderr and exit status 1.
+// MESA_ALLOC_DEBUG=limit=N with an arena, without --app-callbacks) ends the run with
+// "shader K (seed S): ... out of memory in <pass>" on stderr and exit status 1.
 //
 // --app-callbacks (with the Vulkan bridge): what a Vulkan driver does with the
 // VkAllocationCallbacks an application passed to vkCreateDevice — "compiler" sits on a
 // mesa::vk_resource over them, so every byte of every shader reaches the application, which
-// counts its calls and reports them at the end.
+// counts its calls and reports them at the end. The application allocates from the C library
+// (mesa_libc_allocator), not from the default mesa_allocator, so MESA_ALLOC_DEBUG (limit=
+// included) does not apply to that run.
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -45,7 +47,8 @@ constexpr char kUsage[] =
     "         [--dump]   (print the first shader before and after compiling; that extra\n"
     "                     compile shows in the accounting table)\n"
     "         [--app-callbacks]   (all but std: allocate through application\n"
-    "                              VkAllocationCallbacks, via the Vulkan bridge)\n"
+    "                              VkAllocationCallbacks, via the Vulkan bridge; they use\n"
+    "                              the C library, so MESA_ALLOC_DEBUG does not apply)\n"
     "         [--help]\n";
 
 int usage(const char *why) {

@@ -227,6 +227,45 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
   }
 }
 
+// A name of any length is cut in messages, so the reason after it survives.
+TEST(CompilerBackendText, ALongNameKeepsTheReasonInTheMessage) {
+  const std::string name(200, 'f');
+  const std::string cut = std::string(kShownNameBytes, 'f') + "...";
+  struct Case {
+    std::string text;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"shader\nfunction @" + name + "(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n" +
+           "  %1 = const 1\n  jmp bb2\nbb2:\n  %2 = add %1, %0\n  ret %2\n}\n",
+       "line 11: @" + cut + ": bb2: %1 does not dominate its use by add"},
+      {"shader\nfunction @" + name + "(0) {\nbb0:\n  %0 = const 1\n  ret %0\n}\nfunction @" + name +
+           "(0) {\n",
+       "line 7: function @" + cut + " defined twice"},
+      {"shader\nfunction @f(0) {\n" + name + ":\n  %0 = const 1\n  ret %0\n" + name + ":\n",
+       "line 6: label " + cut + " defined twice"},
+  };
+  for (const Case &c : cases) {
+    Shader<A> shader{A()};
+    Diagnostic d = parse(c.text, shader);
+    EXPECT_FALSE(d.ok) << c.text;
+    EXPECT_EQ(std::string(d.message), c.message);
+  }
+  // The register verifier's messages start with the name too.
+  auto s = parse_or_die("shader\nfunction @" + name +
+                        "(1) {\nbb0:\n  %0:r0 = input 0\n  %1:r0 = const 5\n  ret %0\n}\n");
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(*s->functions[0], scratch));
+  Diagnostic d = verify_registers(*s->functions[0], 2, scratch);
+  EXPECT_EQ(std::string(d.message), "@" + cut + ": bb0: %1 and %0 interfere but share r0");
+  // Never half a UTF-8 character: a two-byte character across the cut is dropped whole.
+  const std::string accented = std::string(kShownNameBytes - 1, 'f') + "\xc3\xa9tail";
+  EXPECT_EQ(std::string(shown(accented).text), std::string(kShownNameBytes - 1, 'f') + "...");
+  EXPECT_EQ(std::string(shown("short").text), "short");
+  EXPECT_EQ(std::string(shown(std::string(kShownNameBytes, 'g')).text),
+            std::string(kShownNameBytes, 'g'));
+}
+
 // Mangled text (lines dropped, duplicated or swapped, characters replaced) never crashes the
 // parser: it either parses into valid SSA or reports an error.
 TEST(CompilerBackendText, MangledInputNeverCrashes) {
@@ -567,15 +606,10 @@ TEST(CompilerBackendRegalloc, VerifierCatchesADeadDefinitionClobberingALiveValue
       << d.message;
 }
 
-// Every pair of interfering values (found by brute force: each definition against everything
-// live after it) is caught when forced into one register.
-TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
-  auto shader = generated(3, 900);
-  Scratch scratch;
-  CompileOptions options;
-  options.num_registers = 64;
-  ASSERT_TRUE(compile_shader(*shader, scratch, options, nullptr).error.ok);
-  Function<A> &f = *shader->functions[0];
+// Every pair of interfering values, found by brute force: each definition against everything
+// live after it.
+std::set<std::pair<std::uint32_t, std::uint32_t>> interfering_pairs(Function<A> &f,
+                                                                    Scratch &scratch) {
   auto live = compute_liveness(f, scratch);
   std::set<std::pair<std::uint32_t, std::uint32_t>> clashes;
   for (Block<A> *b : f.blocks) {
@@ -597,6 +631,18 @@ TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
       for (Instr<A> *o : i->operands) now.insert(o->id);
     }
   }
+  return clashes;
+}
+
+// Every interfering pair is caught when forced into one register.
+TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
+  auto shader = generated(3, 900);
+  Scratch scratch;
+  CompileOptions options;
+  options.num_registers = 64;
+  ASSERT_TRUE(compile_shader(*shader, scratch, options, nullptr).error.ok);
+  Function<A> &f = *shader->functions[0];
+  auto clashes = interfering_pairs(f, scratch);
   ASSERT_GT(clashes.size(), 500u);
   Rng rng(99);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> all(clashes.begin(), clashes.end());
@@ -608,6 +654,54 @@ TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedClash) {
     f.values[y]->loc = saved;
   }
   EXPECT_TRUE(verify_registers(f, 64, scratch).ok);
+}
+
+// Spill slots are locations like registers: two interfering values in one slot are a clash.
+TEST(CompilerBackendRegalloc, VerifierCatchesInterferingValuesInOneSpillSlot) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\nbb0:\n  %0:r0 = input 0\n  %1:s0 = const 1\n"
+      "  %2:s1 = const 2\n  %3:r1 = add %1, %2\n  %4:s0 = add %3, %0\n  ret %4\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  EXPECT_TRUE(verify_registers(f, 4, scratch).ok);  // %1 dies at %3: s0 may be reused by %4
+  value(f, 2)->loc = kFirstSpillLoc;                // %1 and %2 are both live at %3, in s0
+  Diagnostic d = verify_registers(f, 4, scratch);
+  EXPECT_FALSE(d.ok);
+  EXPECT_EQ(std::string(d.message), "@f: bb0: %2 and %1 interfere but share s0");
+  value(f, 2)->loc = kFirstSpillLoc - 1;
+  EXPECT_TRUE(verify_registers(f, 4, scratch).ok);
+  value(f, 0)->loc = kFirstSpillLoc - 1;  // %0 is live across %2, which writes s1
+  d = verify_registers(f, 4, scratch);
+  EXPECT_EQ(std::string(d.message), "@f: bb0: %2 and %0 interfere but share s1");
+}
+
+// Compiled code with many spills: every interfering pair of spilled values is caught when
+// forced into one slot, and the code as allocated passes.
+TEST(CompilerBackendRegalloc, VerifierFindsEveryInjectedSpillSlotClash) {
+  auto shader = generated(3, 900);
+  Scratch scratch;
+  CompileOptions options;
+  options.num_registers = 3;
+  CompileResult r = compile_shader(*shader, scratch, options, nullptr);
+  ASSERT_TRUE(r.error.ok) << r.error.message;
+  Function<A> &f = *shader->functions[0];
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spilled;
+  for (auto [x, y] : interfering_pairs(f, scratch)) {
+    if (f.values[x]->loc < 0 && f.values[y]->loc < 0) spilled.push_back({x, y});
+  }
+  ASSERT_GT(spilled.size(), 100u);
+  Rng rng(7);
+  for (int trial = 0; trial < 100; ++trial) {
+    auto [x, y] = spilled[rng.below(static_cast<std::uint32_t>(spilled.size()))];
+    std::int32_t saved = f.values[y]->loc;
+    f.values[y]->loc = f.values[x]->loc;
+    Diagnostic d = verify_registers(f, 3, scratch);
+    EXPECT_FALSE(d.ok) << "%" << x << " and %" << y;
+    EXPECT_NE(std::string(d.message).find("interfere but share s"), std::string::npos) << d.message;
+    f.values[y]->loc = saved;
+  }
+  EXPECT_TRUE(verify_registers(f, 3, scratch).ok);
 }
 
 TEST(CompilerBackendRegalloc, VerifierCatchesPhisSharingARegister) {

@@ -134,7 +134,7 @@ class Parser {
         } else if (w == "function") {
           d = parse_function_header(c);
         } else {
-          return error("expected 'symbol' or 'function', got '%.*s'", int(w.size()), w.data());
+          return error("expected 'symbol' or 'function', got '%s'", shown(w).text);
         }
       }
       if (!d.ok) return d;
@@ -144,7 +144,7 @@ class Parser {
       return error("empty input: expected 'shader'");
     }
     if (function_ != nullptr)
-      return error("missing '}' at the end of @%s", function_->name.c_str());
+      return error("missing '}' at the end of @%s", shown(function_->name).text);
     return {};
   }
 
@@ -172,8 +172,7 @@ class Parser {
     if (name.empty()) return error("expected a symbol name");
     std::string_view kind = c.word();
     if (kind != "buffer" && kind != "uniform") {
-      return error("symbol kind must be 'buffer' or 'uniform', got '%.*s'", int(kind.size()),
-                   kind.data());
+      return error("symbol kind must be 'buffer' or 'uniform', got '%s'", shown(kind).text);
     }
     std::int64_t size;
     if (!c.number(size) || size < 1 || size > (1 << 24)) {
@@ -182,7 +181,7 @@ class Parser {
     if (!c.at_end()) return error("unexpected text after the symbol");
     if (shader_.add_symbol(name, kind == "buffer" ? SymbolKind::kBuffer : SymbolKind::kUniform,
                            static_cast<std::uint32_t>(size)) == nullptr) {
-      return error("symbol @%.*s defined twice", int(name.size()), name.data());
+      return error("symbol @%s defined twice", shown(name).text);
     }
     return {};
   }
@@ -198,7 +197,7 @@ class Parser {
     }
     for (Function<A> *f : shader_.functions) {
       if (std::string_view(f->name.data(), f->name.size()) == name) {
-        return error("function @%.*s defined twice", int(name.size()), name.data());
+        return error("function @%s defined twice", shown(name).text);
       }
     }
     function_ = shader_.add_function(name, static_cast<std::uint32_t>(params));
@@ -216,11 +215,11 @@ class Parser {
     }
     if (c.eat('%')) return parse_instr(c);
     std::string_view w = c.word();
-    if (w.empty()) return error("unexpected '%.*s'", int(c.rest().size()), c.rest().data());
+    if (w.empty()) return error("unexpected '%s'", shown(c.rest()).text);
     if (c.eat(':')) {
-      if (!c.at_end()) return error("unexpected text after label %.*s", int(w.size()), w.data());
+      if (!c.at_end()) return error("unexpected text after label %s", shown(w).text);
       std::string label(w);
-      if (labels_.count(label)) return error("label %s defined twice", label.c_str());
+      if (labels_.count(label)) return error("label %s defined twice", shown(label).text);
       if (block_ != nullptr && !ended_)
         return error("bb%u does not end with a terminator", block_->index);
       block_ = function_->add_block();
@@ -264,7 +263,7 @@ class Parser {
     if (ended_) return error("instruction after the terminator of bb%u", block_->index);
     int opi = 0;
     while (opi < kNumOps && opname != op_info(static_cast<Op>(opi)).name) ++opi;
-    if (opi == kNumOps) return error("unknown opcode '%.*s'", int(opname.size()), opname.data());
+    if (opi == kNumOps) return error("unknown opcode '%s'", shown(opname).text);
     Op op = static_cast<Op>(opi);
     const OpInfo &info = op_info(op);
     if (info.has_def != (def != nullptr)) {
@@ -299,7 +298,7 @@ class Parser {
       if (!c.eat('@')) return error("%s needs '@symbol'", info.name);
       std::string_view name = c.word();
       symbol = shader_.find_symbol(name);
-      if (symbol == nullptr) return error("unknown symbol @%.*s", int(name.size()), name.data());
+      if (symbol == nullptr) return error("unknown symbol @%s", shown(name).text);
       first = false;
     }
     std::int64_t imm = 0;
@@ -309,7 +308,7 @@ class Parser {
       }
       if (op == Op::kInput && (imm < 0 || imm >= function_->num_params)) {
         return error("input %lld out of range: @%s has %u parameters", (long long)imm,
-                     function_->name.c_str(), function_->num_params);
+                     shown(function_->name).text, function_->num_params);
       }
     } else if (op == Op::kPhi) {
       while (!c.at_end()) {
@@ -340,7 +339,7 @@ class Parser {
       }
     }
     if (!c.at_end()) {
-      return error("unexpected '%.*s' after %s", int(c.rest().size()), c.rest().data(), info.name);
+      return error("unexpected '%s' after %s", shown(c.rest()).text, info.name);
     }
     make();
     i->symbol = symbol;
@@ -354,7 +353,7 @@ class Parser {
     Function<A> &f = *function_;
     function_ = nullptr;
     values_in_shader_ += static_cast<std::int64_t>(f.values.size());
-    if (f.blocks.empty()) return error("@%s has no blocks", f.name.c_str());
+    if (f.blocks.empty()) return error("@%s has no blocks", shown(f.name).text);
     if (!ended_) return error("bb%u does not end with a terminator", block_->index);
     // Edges from the terminators, then the canonical predecessor order.
     for (pending_instr &p : pending_) {
@@ -363,7 +362,7 @@ class Parser {
         auto it = labels_.find(label);
         if (it == labels_.end()) {
           line_no_ = p.line;
-          return error("unknown label %s", label.c_str());
+          return error("unknown label %s", shown(label).text);
         }
         p.block->succs.push_back(it->second);
       }
@@ -394,7 +393,7 @@ class Parser {
         if (phi_slots_.size() < f.blocks.size()) phi_slots_.resize(f.blocks.size());
         for (std::size_t k = 0; k < p.labels.size(); ++k) {
           auto it = labels_.find(p.labels[k]);
-          if (it == labels_.end()) return error("unknown label %s", p.labels[k].c_str());
+          if (it == labels_.end()) return error("unknown label %s", shown(p.labels[k]).text);
           phi_slot &slot = phi_slots_[it->second->index];
           slot.operand = slot.generation == phi_generation_ ? kNamedTwice : k;
           slot.generation = phi_generation_;

@@ -146,7 +146,7 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
       Function<A> &f = *fp;
       r.instructions_in += count_instructions(f);
       if (!in_scope(Pass::kDominance, [&] { return compute_dominance(f, scratch); })) {
-        r.error = Diagnostic::error("@%s: unreachable blocks", f.name.c_str());
+        r.error = Diagnostic::error("@%s: unreachable blocks", shown(f.name).text);
         return r;
       }
       r.folded += in_scope(Pass::kConstantFold, [&] { return constant_fold(f, scratch); });
@@ -178,10 +178,10 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
   } catch (const std::bad_alloc &) {
     if (checked_after != nullptr) {
       r.error = Diagnostic::error("@%s: out of memory in the SSA check after %s",
-                                  current->name.c_str(), checked_after);
+                                  shown(current->name).text, checked_after);
     } else {
       r.error =
-          Diagnostic::error("@%s: out of memory in %s", current->name.c_str(), pass_name(pass));
+          Diagnostic::error("@%s: out of memory in %s", shown(current->name).text, pass_name(pass));
     }
   }
   return r;

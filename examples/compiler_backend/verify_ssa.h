@@ -26,7 +26,8 @@ namespace compiler_backend {
 
 template <class A, class Scratch>
 Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
-  const char *fn = f.name.c_str();
+  const ShownName name = shown(f.name);
+  const char *fn = name.text;
   if (f.blocks.empty()) return Diagnostic::error("@%s: function has no blocks", fn);
   if (!f.blocks[0]->preds.empty()) {
     return Diagnostic::error("@%s: entry block bb0 has predecessors", fn);

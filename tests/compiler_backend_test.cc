@@ -564,6 +564,7 @@ TEST(CompilerBackendRegalloc, VerifierAcceptsEveryAllocationAtEveryPressure) {
       Scratch scratch;
       CompileOptions options;
       options.num_registers = regs;
+      options.check_liveness = true;
       CompileResult r = compile_shader(*shader, scratch, options, nullptr);  // verifies
       ASSERT_TRUE(r.error.ok) << regs << " registers, seed " << seed << ": " << r.error.message;
       spilled[regs] += r.spilled;
@@ -738,6 +739,81 @@ TEST(CompilerBackendRegalloc, LivenessOfALoop) {
   EXPECT_EQ(set(live.live_out[2]), (std::set<std::uint32_t>{0, 1, 5}));
   EXPECT_EQ(set(live.live_in[3]), (std::set<std::uint32_t>{3}));
   EXPECT_TRUE(live.live_out[3].empty());
+}
+
+// CompileOptions::num_registers outside 1..64 is refused with one message, before any pass.
+TEST(CompilerBackendRegalloc, RegisterCountOutOfRangeIsRefused) {
+  for (std::uint32_t regs : {0u, 65u, 1000u}) {
+    auto shader = generated(1, 100);
+    const std::string before = print(*shader);
+    Scratch scratch;
+    CompileOptions options;
+    options.num_registers = regs;
+    CompileResult r = compile_shader(*shader, scratch, options, nullptr);
+    EXPECT_FALSE(r.error.ok) << regs;
+    EXPECT_EQ(std::string(r.error.message),
+              "num_registers is " + std::to_string(regs) + ", must be 1..64");
+    EXPECT_EQ(print(*shader), before);  // nothing ran
+  }
+  for (std::uint32_t regs : {1u, 64u}) {
+    auto shader = generated(1, 100);
+    Scratch scratch;
+    CompileOptions options;
+    options.num_registers = regs;
+    CompileResult r = compile_shader(*shader, scratch, options, nullptr);
+    EXPECT_TRUE(r.error.ok) << regs << ": " << r.error.message;
+  }
+}
+
+// The data-flow fixpoint of liveness_check.h agrees with compute_liveness on generated shaders,
+// as generated and as the allocator sees them (check_liveness runs inside compile_shader).
+TEST(CompilerBackendRegalloc, DataflowLivenessAgreesWithComputeLiveness) {
+  auto set = [](const auto &s) { return std::set<std::uint32_t>(s.begin(), s.end()); };
+  std::size_t pairs = 0;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    auto shader = generated(seed, 600);
+    Scratch scratch;
+    for (Function<A> *f : shader->functions) {
+      ASSERT_TRUE(compute_dominance(*f, scratch));
+      auto live = compute_liveness(*f, scratch);
+      auto reference = compute_liveness_by_dataflow(*f, scratch);
+      for (std::size_t b = 0; b < f->blocks.size(); ++b) {
+        EXPECT_EQ(set(live.live_in[b]), set(reference.live_in[b])) << "seed " << seed;
+        EXPECT_EQ(set(live.live_out[b]), set(reference.live_out[b])) << "seed " << seed;
+        pairs += live.live_in[b].size() + live.live_out[b].size();
+      }
+    }
+    CompileOptions options;
+    options.num_registers = 1 + static_cast<std::uint32_t>(seed % 16);
+    options.check_liveness = true;
+    CompileResult r = compile_shader(*shader, scratch, options, nullptr);
+    EXPECT_TRUE(r.error.ok) << "seed " << seed << ": " << r.error.message;
+  }
+  EXPECT_GT(pairs, 10000u);
+}
+
+// A liveness bug is caught by the data-flow check even where the register verifier, which
+// shares compute_liveness with the allocator, cannot see it.
+TEST(CompilerBackendRegalloc, LivenessCheckCatchesAWrongLiveness) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(2) {\n"
+      "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = const 0\n  jmp bb1\n"
+      "bb1:\n  %3 = phi [%2, bb0], [%5, bb2]\n  %4 = lt %3, %1\n  br %4, bb2, bb3\n"
+      "bb2:\n  %5 = add %3, %0\n  jmp bb1\n"
+      "bb3:\n  ret %3\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  ASSERT_TRUE(compute_dominance(f, scratch));
+  auto live = compute_liveness(f, scratch);
+  EXPECT_TRUE(check_liveness(f, live, scratch).ok);
+  // The probe's mutation: a phi operand not live-out of its predecessor.
+  live.live_out[2].erase(5);
+  Diagnostic d = check_liveness(f, live, scratch);
+  EXPECT_EQ(std::string(d.message), "@f: bb2: liveness misses %5 live-out (data-flow fixpoint)");
+  live.live_out[2].insert(5);
+  live.live_in[3].insert(0);  // %0 is dead after the loop
+  d = check_liveness(f, live, scratch);
+  EXPECT_EQ(std::string(d.message), "@f: bb3: liveness has %0 live-in, the data-flow fixpoint not");
 }
 
 // ---- every allocator computes the same thing

@@ -3,9 +3,12 @@
 // What it is for: the one place that says what "compiling a shader" means, shared by the
 // command-line driver, the tests and the benchmark. Per function: dominance → constant
 // folding → copy propagation → GVN → DCE → liveness → linear-scan register allocation →
-// register verification. Each pass runs inside a scratch_scope, so its scratch memory is
-// popped (mark()/rewind() on an arena) when it ends; liveness and register allocation share
-// one scope because the allocator consumes the liveness sets. Out of memory (std::bad_alloc
+// register verification (with CompileOptions::check_liveness, the liveness is also checked
+// against liveness_check.h's data-flow fixpoint before the allocator uses it). Each pass runs
+// inside a scratch_scope, so its scratch memory is popped (mark()/rewind() on an arena) when it
+// ends; liveness and register allocation share one scope because the allocator consumes the
+// liveness sets. A register count outside 1..kMaxRegisters is refused with one message before
+// any pass runs ("num_registers is 0, must be 1..64"). Out of memory (std::bad_alloc
 // from the allocator) stops the compile with "@function: out of memory in <pass>"; the scopes
 // pop the scratch memory, and the shader, though no longer worth compiling, can be destroyed.
 //
@@ -31,6 +34,7 @@
 #include "examples/compiler_backend/gvn.h"
 #include "examples/compiler_backend/ir.h"
 #include "examples/compiler_backend/liveness.h"
+#include "examples/compiler_backend/liveness_check.h"
 #include "examples/compiler_backend/regalloc.h"
 #include "examples/compiler_backend/regalloc_verify.h"
 #include "examples/compiler_backend/scratch.h"
@@ -91,9 +95,10 @@ class pass_timer {
 };
 
 struct CompileOptions {
-  std::uint32_t num_registers = 16;
+  std::uint32_t num_registers = 16;  // 1..kMaxRegisters; compile_shader refuses others
   bool verify_registers = true;
   bool verify_ssa_after_each_pass = false;  // for tests: slow, allocation-heavy
+  bool check_liveness = false;  // for tests: compute_liveness against a data-flow fixpoint
 };
 
 struct CompileResult {
@@ -119,6 +124,11 @@ template <class A, class Scratch>
 CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileOptions &options,
                              PassTimes *times) {
   CompileResult r;
+  if (options.num_registers < 1 || options.num_registers > kMaxRegisters) {
+    r.error = Diagnostic::error("num_registers is %u, must be 1..%u", options.num_registers,
+                                kMaxRegisters);
+    return r;
+  }
   // Where an allocation failure happened, for the message.
   const Function<A> *current = nullptr;
   Pass pass = Pass::kDominance;
@@ -162,6 +172,10 @@ CompileResult compile_shader(Shader<A> &shader, Scratch &scratch, const CompileO
       {
         scratch_scope<Scratch> scope(scratch);  // the allocator consumes the liveness sets
         auto live = timed(Pass::kLiveness, [&] { return compute_liveness(f, scratch); });
+        if (options.check_liveness) {
+          r.error = in_scope(Pass::kVerify, [&] { return check_liveness(f, live, scratch); });
+          if (!r.error.ok) return r;
+        }
         r.spilled += timed(Pass::kRegalloc, [&] {
           return linear_scan(f, live, options.num_registers, scratch).spilled;
         });

@@ -433,52 +433,19 @@ TEST(CallbackValidatorDeathTest, AnUpstreamMayCallBackIntoTheValidatedTable) {
       ::testing::ExitedWithCode(0), "reentries 3 violations 0 live 0");
 }
 
-// An application's realloc that leaves by an exception (or a longjmp) has not touched the
-// block: it stays live, and the driver's later free of it is correct and reaches upstream.
+// An application table whose realloc throws (g_realloc_throws) or waits for stage 2 before it
+// reallocates (setting stage 1 when it starts), counting frees.
 int g_upstream_frees = 0;
-const mesa_allocator kThrowingReallocTable = {
-    nullptr,
-    [](void *, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
-      const mesa_allocator *libc = mesa_libc_allocator();
-      return libc->alloc_fn(libc->user_data, size, alignment, scope);
-    },
-    [](void *, void *, std::size_t, std::size_t, mesa_alloc_scope) -> void * {
-      throw std::runtime_error("application out of memory");
-    },
-    [](void *, void *p) {
-      ++g_upstream_frees;
-      const mesa_allocator *libc = mesa_libc_allocator();
-      libc->free_fn(libc->user_data, p);
-    },
-    nullptr,
-    nullptr};
-
-TEST(CallbackValidator, AReallocUpstreamLeftByAnExceptionKeepsTheBlockLive) {
-  callback_validator v(&kThrowingReallocTable);
-  const mesa_allocator *t = v.table();
-  void *p = call_alloc(t, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
-  EXPECT_THROW(call_realloc(t, p, 96, 16, MESA_ALLOC_SCOPE_OBJECT), std::runtime_error);
-  EXPECT_EQ(v.live_blocks(), 1u);
-  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 48u);
-  EXPECT_EQ(v.checkpoint(1u << MESA_ALLOC_SCOPE_OBJECT), 1u);  // it is live, and says so
-  g_upstream_frees = 0;
-  call_free(t, p);
-  EXPECT_EQ(g_upstream_frees, 1);
-  EXPECT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::live_at_checkpoint});
-  EXPECT_EQ(v.live_blocks(), 0u);
-}
-
-// While one thread's realloc of a block is with upstream, another thread's free of it is a race
-// in the driver: reported as a free of an unknown pointer and not passed on. The realloc then
-// completes as if nothing happened.
+bool g_realloc_throws = false;
 std::atomic<int> g_realloc_stage{0};
-const mesa_allocator kWaitingReallocTable = {
+const mesa_allocator kStagedReallocTable = {
     nullptr,
     [](void *, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
       const mesa_allocator *libc = mesa_libc_allocator();
       return libc->alloc_fn(libc->user_data, size, alignment, scope);
     },
     [](void *, void *p, std::size_t size, std::size_t alignment, mesa_alloc_scope scope) -> void * {
+      if (g_realloc_throws) throw std::runtime_error("application out of memory");
       g_realloc_stage = 1;
       while (g_realloc_stage != 2) std::this_thread::yield();
       const mesa_allocator *libc = mesa_libc_allocator();
@@ -492,8 +459,30 @@ const mesa_allocator kWaitingReallocTable = {
     nullptr,
     nullptr};
 
+// An application's realloc that leaves by an exception (or a longjmp) has not touched the
+// block: it stays live, and the driver's later free of it is correct and reaches upstream.
+TEST(CallbackValidator, AReallocUpstreamLeftByAnExceptionKeepsTheBlockLive) {
+  callback_validator v(&kStagedReallocTable);
+  const mesa_allocator *t = v.table();
+  void *p = call_alloc(t, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
+  g_realloc_throws = true;
+  EXPECT_THROW(call_realloc(t, p, 96, 16, MESA_ALLOC_SCOPE_OBJECT), std::runtime_error);
+  g_realloc_throws = false;
+  EXPECT_EQ(v.live_blocks(), 1u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 48u);
+  EXPECT_EQ(v.checkpoint(1u << MESA_ALLOC_SCOPE_OBJECT), 1u);  // it is live, and says so
+  g_upstream_frees = 0;
+  call_free(t, p);
+  EXPECT_EQ(g_upstream_frees, 1);
+  EXPECT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::live_at_checkpoint});
+  EXPECT_EQ(v.live_blocks(), 0u);
+}
+
+// While one thread's realloc of a block is with upstream, another thread's free of it is a race
+// in the driver: reported as a free of an unknown pointer and not passed on. The realloc then
+// completes as if nothing happened.
 TEST(CallbackValidator, AFreeRacingAReallocOnAnotherThreadIsReported) {
-  callback_validator v(&kWaitingReallocTable);
+  callback_validator v(&kStagedReallocTable);
   const mesa_allocator *t = v.table();
   void *p = call_alloc(t, 32, 8, MESA_ALLOC_SCOPE_OBJECT);
   g_realloc_stage = 0;

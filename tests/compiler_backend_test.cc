@@ -720,13 +720,16 @@ TEST(CompilerBackendRegalloc, VerifierCatchesPhisSharingARegister) {
   EXPECT_NE(std::string(d.message).find("interfere but share r1"), std::string::npos) << d.message;
 }
 
+// A counted loop: %3 = phi(%2, %5) is live around it, %0 and %1 through it.
+constexpr char kLoopShader[] =
+    "shader\nfunction @f(2) {\n"
+    "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = const 0\n  jmp bb1\n"
+    "bb1:\n  %3 = phi [%2, bb0], [%5, bb2]\n  %4 = lt %3, %1\n  br %4, bb2, bb3\n"
+    "bb2:\n  %5 = add %3, %0\n  jmp bb1\n"
+    "bb3:\n  ret %3\n}\n";
+
 TEST(CompilerBackendRegalloc, LivenessOfALoop) {
-  auto s = parse_or_die(
-      "shader\nfunction @f(2) {\n"
-      "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = const 0\n  jmp bb1\n"
-      "bb1:\n  %3 = phi [%2, bb0], [%5, bb2]\n  %4 = lt %3, %1\n  br %4, bb2, bb3\n"
-      "bb2:\n  %5 = add %3, %0\n  jmp bb1\n"
-      "bb3:\n  ret %3\n}\n");
+  auto s = parse_or_die(kLoopShader);
   Function<A> &f = *s->functions[0];
   Scratch scratch;
   ASSERT_TRUE(compute_dominance(f, scratch));
@@ -795,12 +798,7 @@ TEST(CompilerBackendRegalloc, DataflowLivenessAgreesWithComputeLiveness) {
 // A liveness bug is caught by the data-flow check even where the register verifier, which
 // shares compute_liveness with the allocator, cannot see it.
 TEST(CompilerBackendRegalloc, LivenessCheckCatchesAWrongLiveness) {
-  auto s = parse_or_die(
-      "shader\nfunction @f(2) {\n"
-      "bb0:\n  %0 = input 0\n  %1 = input 1\n  %2 = const 0\n  jmp bb1\n"
-      "bb1:\n  %3 = phi [%2, bb0], [%5, bb2]\n  %4 = lt %3, %1\n  br %4, bb2, bb3\n"
-      "bb2:\n  %5 = add %3, %0\n  jmp bb1\n"
-      "bb3:\n  ret %3\n}\n");
+  auto s = parse_or_die(kLoopShader);
   Function<A> &f = *s->functions[0];
   Scratch scratch;
   ASSERT_TRUE(compute_dominance(f, scratch));

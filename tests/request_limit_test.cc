@@ -93,11 +93,15 @@ TEST(RequestLimit, EveryResourceOverNewDeleteRefusesWrappedSizes) {
 // An alignment that is not a power of two breaks the pmr contract; the layers that exist to
 // catch misuse refuse it (std::bad_alloc) instead of passing it on, where glibc fails some and
 // ASan's allocator aborts on them, and alignment 0 succeeded under ASan only.
-// Counts every call, failed ones too (glibc fails some of these alignments itself).
+// Counts every call, failed ones too (glibc fails some of these alignments itself), and those
+// over PTRDIFF_MAX; refuses (std::bad_alloc) every request of 1 GiB or more.
 struct call_counting_resource final : std::pmr::memory_resource {
   int calls = 0;
+  int over_limit = 0;
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
     ++calls;
+    if (bytes > PTRDIFF_MAX) ++over_limit;
+    if (bytes >= (std::size_t{1} << 30)) throw std::bad_alloc();
     return heap()->allocate(bytes, alignment);
   }
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
@@ -147,26 +151,10 @@ TEST(RequestLimit, EveryLayerRefusesAnAlignmentThatIsNotAPowerOfTwo) {
   EXPECT_EQ(table.fail_after, 1000) << "the table was called";
 }
 
-// Refuses (std::bad_alloc) every request of 1 GiB or more, counting those over PTRDIFF_MAX.
-struct huge_refusing_resource final : std::pmr::memory_resource {
-  int over_limit = 0;
-  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (bytes > PTRDIFF_MAX) ++over_limit;
-    if (bytes >= (std::size_t{1} << 30)) throw std::bad_alloc();
-    return heap()->allocate(bytes, alignment);
-  }
-  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
-    heap()->deallocate(p, bytes, alignment);
-  }
-  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
-    return this == &other;
-  }
-};
-
 // Sizes at and just under PTRDIFF_MAX pass the checks against a wrap, and a layer that adds its
 // header to them goes over: none may reach the upstream (the arena's blocks of their own did).
 TEST(RequestLimit, NoResourceAsksItsUpstreamForMoreThanPtrdiffMax) {
-  huge_refusing_resource upstream;
+  call_counting_resource upstream;
   null_sink sink;
   mesa::tracking_resource tracking(&upstream, "tracking");
   mesa::debug_resource debug(&upstream);

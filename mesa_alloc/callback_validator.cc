@@ -241,7 +241,9 @@ callback_validator::live_map::iterator callback_validator::find_live(const valid
 // keeps its own records through the driver's default table, say) does not wait for itself.
 // A block being reallocated stays in the live table for the length of the call, marked with the
 // calling thread (see find_live), so a realloc that upstream leaves by an exception or a longjmp
-// leaves the block live and the driver's later free of it is a correct one.
+// leaves the block live and the driver's later free of it is a correct one: from any thread
+// after an exception (the mark is dropped on the way out), from the same thread after a longjmp
+// (nothing runs on the way out; another thread's free is then reported as a race).
 
 void *callback_validator::alloc(void *user_data, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
@@ -294,8 +296,18 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     return self->keep(call, up->realloc_fn(up->user_data, nullptr, size, alignment, scope),
                       alignment, scope);
   }
-  // Upstream gets the block's own alignment, which the result must keep.
-  void *result = up->realloc_fn(up->user_data, ptr, size, old_alignment, scope);
+  // Upstream gets the block's own alignment, which the result must keep. An exception out of it
+  // leaves the block as it was: the mark goes (a longjmp leaves it, for find_live to drop).
+  void *result;
+  try {
+    result = up->realloc_fn(up->user_data, ptr, size, old_alignment, scope);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    const auto it = self->live_.find(ptr);
+    if (it != self->live_.end() && it->second.reallocating == std::this_thread::get_id())
+      it->second.reallocating = std::thread::id();
+    throw;
+  }
   std::lock_guard<std::mutex> lock(self->mutex_);
   // The entry is still ours unless upstream handed ptr to another call meanwhile (recorded then).
   live_map::node_type entry;

@@ -460,7 +460,8 @@ const mesa_allocator kStagedReallocTable = {
     nullptr};
 
 // An application's realloc that leaves by an exception (or a longjmp) has not touched the
-// block: it stays live, and the driver's later free of it is correct and reaches upstream.
+// block: it stays live, and the driver's later free of it is correct and reaches upstream, from
+// another thread too.
 TEST(CallbackValidator, AReallocUpstreamLeftByAnExceptionKeepsTheBlockLive) {
   callback_validator v(&kStagedReallocTable);
   const mesa_allocator *t = v.table();
@@ -472,7 +473,7 @@ TEST(CallbackValidator, AReallocUpstreamLeftByAnExceptionKeepsTheBlockLive) {
   EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 48u);
   EXPECT_EQ(v.checkpoint(1u << MESA_ALLOC_SCOPE_OBJECT), 1u);  // it is live, and says so
   g_upstream_frees = 0;
-  call_free(t, p);
+  std::thread([&] { call_free(t, p); }).join();
   EXPECT_EQ(g_upstream_frees, 1);
   EXPECT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::live_at_checkpoint});
   EXPECT_EQ(v.live_blocks(), 0u);

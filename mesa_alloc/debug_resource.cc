@@ -1072,16 +1072,22 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   freed_record freed{nullptr, 0, 0};
   // A copy of the freed block's stack and header, for its allocation stack: copied under the
   // lock, as another thread may evict and release the block once it is dropped.
+  // The frames go on the side of the header copy where its frames() finds them, as in a block:
+  // before it, or after it in guard_mode::before.
   struct saved_stack {
-    void *frames[kMaxFrames];
-    header h;  // right after the frames, as in a block: h.frames() finds them
+    void *before[kMaxFrames];
+    header h;
+    void *after[kMaxFrames];
   } saved;
-  static_assert(offsetof(saved_stack, h) == sizeof(saved_stack::frames), "frames, then header");
+  static_assert(offsetof(saved_stack, h) == sizeof(saved_stack::before), "frames, then header");
+  static_assert(offsetof(saved_stack, after) == offsetof(saved_stack, h) + sizeof(header),
+                "header, then frames");
   const header *stack = nullptr;
   bool held = false;  // in the quarantine: the address is certainly still this block's
-  auto save_stack = [&saved, &stack](const header *h) {
-    std::memcpy(saved.frames + kMaxFrames - h->depth(), h->frames(), h->depth() * sizeof(void *));
+  auto save_stack = [&saved, &stack](const header *h) {  // h intact: its depth is the recorded one
     std::memcpy(&saved.h, h, sizeof(header));
+    std::memcpy(const_cast<void **>(saved.h.frames()), h->frames(),
+                static_cast<std::size_t>(h->depth()) * sizeof(void *));
     stack = &saved.h;
   };
   const void *inside = nullptr;  // the live block p points into, if any

@@ -320,6 +320,36 @@ TEST(DebugResource, FreeOfAPointerInsideALiveBlockNamesTheBlock) {
   EXPECT_EQ(r.errors.size(), 3u);
 }
 
+// The same in every guard mode: the stack shown is the block's own, where the leak report finds
+// it (guard_under keeps the frames after the header, not before it).
+TEST(DebugResource, FreeInsideALiveBlockShowsItsOwnStackInEveryGuardMode) {
+  struct stacks {
+    std::vector<std::vector<void *>> seen;
+    static void handle(const mesa::debug_error &e, void *self) {
+      static_cast<stacks *>(self)->seen.emplace_back(e.stack, e.stack + e.stack_depth);
+    }
+  };
+  for (mesa::guard_mode guard :
+       {mesa::guard_mode::none, mesa::guard_mode::after, mesa::guard_mode::before}) {
+    SCOPED_TRACE(static_cast<int>(guard));
+    stacks s;
+    mesa::debug_options o;
+    o.guard = guard;
+    o.record_stacks = true;
+    o.report_leaks_on_destroy = false;
+    o.handler = &stacks::handle;
+    o.handler_context = &s;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+    auto *p = static_cast<unsigned char *>(d.allocate(100));
+    d.deallocate(p + 8, 92);
+    EXPECT_EQ(d.report_leaks(), 1u);
+    ASSERT_EQ(s.seen.size(), 2u);
+    EXPECT_FALSE(s.seen[1].empty());
+    EXPECT_EQ(s.seen[0], s.seen[1]);
+    d.deallocate(p, 100);
+  }
+}
+
 // A double free of a block the quarantine still holds is certain. One only the ring of recent
 // frees remembers went back upstream, and the address may since be another allocator's block
 // (a thread_safe = false debug table's, or libc's): the detail says so.

@@ -955,7 +955,10 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
 
 namespace internal {
 
+// Counted as held for the length of the fork, so that a guard fault taken meanwhile (in an
+// earlier-registered fork handler, say) does not wait for them.
 void fork_locks::lock_debug_resources() noexcept {
+  count_held_lock(1);
   g_registry_lock.lock();
   for (debug_resource *r = g_registry; r != nullptr; r = r->next_registered_) {
     if (r->options_.thread_safe) r->lock_.lock_for_fork();
@@ -967,6 +970,7 @@ void fork_locks::unlock_debug_resources() noexcept {
     if (r->options_.thread_safe) r->lock_.unlock_after_fork();
   }
   g_registry_lock.unlock_after_fork();
+  count_held_lock(-1);
 }
 
 struct guard_fault_handler {

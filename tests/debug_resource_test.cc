@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -261,6 +262,52 @@ TEST(DebugResourceDeathTest, UseAfterFreeInGuardMode) {
       died_of_segv,
       "mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at "
       "offset 10 of a freed block");
+}
+
+// A runtime (a JIT, a garbage collector) recovers faults on its own protected page, with a
+// SIGSEGV handler installed before the layer's and a fork prepare handler registered before the
+// library's, which therefore runs after it, with the layer's locks held. Its fault goes through
+// the guard handler, which must not wait for those locks (fork() never returned).
+unsigned char *g_runtime_page = nullptr;
+volatile int g_runtime_recovered = 0;
+
+void runtime_segv(int, siginfo_t *info, void *) {
+  auto *address = static_cast<unsigned char *>(info->si_addr);
+  if (address < g_runtime_page || address >= g_runtime_page + 4096) _exit(99);
+  mprotect(g_runtime_page, 4096, PROT_READ | PROT_WRITE);
+  g_runtime_recovered = g_runtime_recovered + 1;
+}
+
+void runtime_prepare() {
+  mprotect(g_runtime_page, 4096, PROT_NONE);
+  g_runtime_page[0] = 1;
+}
+
+TEST(DebugResourceDeathTest, AFaultWhileForkHoldsTheLayersLocksIsNotWaitedOn) {
+  // Re-run alone: the library's fork handlers must not be registered before the runtime's.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        alarm(10);
+        g_runtime_page = static_cast<unsigned char *>(
+            mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        struct sigaction action {};
+        action.sa_sigaction = runtime_segv;
+        action.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &action, nullptr);
+        pthread_atfork(runtime_prepare, nullptr, nullptr);
+        mesa::debug_options o;
+        o.guard = mesa::guard_mode::after;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        void *p = d.allocate(64);
+        const pid_t child = fork();
+        if (child == 0) _exit(0);
+        waitpid(child, nullptr, 0);
+        d.deallocate(p, 64);
+        std::fprintf(stderr, "recovered %d\n", g_runtime_recovered);
+        std::_Exit(0);  // LeakSanitizer's exit scan would fault on the quarantine's guard pages
+      },
+      ::testing::ExitedWithCode(0), "recovered 1");
 }
 
 // The same cases with a recording handler.

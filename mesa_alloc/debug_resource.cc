@@ -1107,6 +1107,21 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
       const auto *h = static_cast<const header *>(e.header);
       if (!h->damaged(owner_, e.number)) save_stack(h);
     });
+    // Else a block still in the quarantine (newest first: its address cannot have been handed
+    // out again since), as its header is still there to name where it was allocated (not in
+    // guard mode, where the block is inaccessible, nor if a write after free hit the header).
+    if (inside == nullptr) {
+      if (const quarantined *q = quarantined_block(p)) {
+        freed = freed_record{q->user, q->size, q->number};
+        held = true;
+        if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number))
+          save_stack(q->h);
+      }
+      for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {
+        const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
+        if (r.user == p) freed = r;
+      }
+    }
   }
   if (inside != nullptr) {
     char detail[160];
@@ -1118,21 +1133,6 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
                   inside);
     report(debug_error_kind::invalid_free, p, freed.size, freed.number, 0, detail, stack);
     return;
-  }
-  {
-    const table_guard lock(lock_, options_.thread_safe);
-    // A block still in the quarantine first (newest first: its address cannot have been handed
-    // out again since), as its header is still there to name where it was allocated (not in
-    // guard mode, where the block is inaccessible, nor if a write after free hit the header).
-    if (const quarantined *q = quarantined_block(p)) {
-      freed = freed_record{q->user, q->size, q->number};
-      held = true;
-      if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number)) save_stack(q->h);
-    }
-    for (int i = 0; i < kFreedRecords && freed.user == nullptr; ++i) {
-      const freed_record &r = freed_[(freed_next_ - 1 - i) % kFreedRecords];
-      if (r.user == p) freed = r;
-    }
   }
   if (freed.user != nullptr) {
     // Out of the quarantine, the memory went back upstream: a second free is likeliest, but

@@ -236,6 +236,14 @@ callback_validator::live_map::iterator callback_validator::find_live(const valid
   return it;
 }
 
+// The live entry of `ptr` if this thread's realloc marked it, else live_.end().
+callback_validator::live_map::iterator callback_validator::marked_by_this_thread(const void *ptr) {
+  const auto it = live_.find(ptr);
+  if (it == live_.end() || it->second.reallocating != std::this_thread::get_id())
+    return live_.end();
+  return it;
+}
+
 // The table's functions check and record under the lock and call upstream without it, so an
 // upstream that allocates through this validator's table (an application's allocator that
 // keeps its own records through the driver's default table, say) does not wait for itself.
@@ -303,17 +311,15 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     result = up->realloc_fn(up->user_data, ptr, size, old_alignment, scope);
   } catch (...) {
     std::lock_guard<std::mutex> lock(self->mutex_);
-    const auto it = self->live_.find(ptr);
-    if (it != self->live_.end() && it->second.reallocating == std::this_thread::get_id())
-      it->second.reallocating = std::thread::id();
+    const auto it = self->marked_by_this_thread(ptr);
+    if (it != self->live_.end()) it->second.reallocating = std::thread::id();
     throw;
   }
   std::lock_guard<std::mutex> lock(self->mutex_);
   // The entry is still ours unless upstream handed ptr to another call meanwhile (recorded then).
   live_map::node_type entry;
-  const auto it = self->live_.find(ptr);
-  const bool ours =
-      it != self->live_.end() && it->second.reallocating == std::this_thread::get_id();
+  const auto it = self->marked_by_this_thread(ptr);
+  const bool ours = it != self->live_.end();
   if (size != 0 && result == nullptr) {  // the original is untouched and stays live
     if (ours) it->second.reallocating = std::thread::id();
     return nullptr;

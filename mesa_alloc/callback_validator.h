@@ -231,6 +231,7 @@ class callback_validator {
   void remember_freed(const void *ptr, std::uint64_t sequence) noexcept;
   live_map::iterator find_live(const validator_call &call, const void *ptr,
                                validator_rule freed_rule, validator_rule unknown_rule);
+  live_map::iterator marked_by_this_thread(const void *ptr);
   static void report_unrecorded() noexcept;
   // False when the notification is malformed (then not forwarded).
   bool note_internal(const validator_call &call, std::int64_t delta);

@@ -15,7 +15,6 @@
 #include <new>
 #include <type_traits>
 
-#include "absl/debugging/symbolize.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
@@ -24,6 +23,7 @@
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/internal/spin_lock.h"
+#include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
@@ -275,7 +275,7 @@ void print_debug_error(const debug_error &e) noexcept {
   for (int i = 0; i < e.stack_depth; ++i) {
     char symbol[256];
     // A return address points after the call: look up the byte before it.
-    if (!absl::Symbolize(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
+    if (!internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "(unknown)");
     char where[320];
     internal::frame_location(e.stack[i], where, sizeof where);

@@ -17,10 +17,10 @@
 #include <mutex>
 #include <new>
 
-#include "absl/debugging/symbolize.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
+#include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
@@ -213,7 +213,7 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
     std::size_t used = 0;
     for (int f = 0; f < depth && f < kSiteFrames; ++f) {
       char symbol[256];
-      if (!absl::Symbolize(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
+      if (!internal::frame_symbol(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
         std::strcpy(symbol, "?");
       const std::size_t n = std::strlen(symbol);
       if (used + n + 4 > sizeof text) break;

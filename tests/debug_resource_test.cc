@@ -19,7 +19,7 @@
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fault_resource.h"
-#include "mesa_alloc/internal/stack_trace.h"
+#include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/tracking_resource.h"
 #include "tests/support/no_frame_pointers.h"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "mesa_alloc/internal/stack_trace.h"
+#include "mesa_alloc/internal/frame_names.h"
 #include "tools/vk_audit_caller.h"
 
 namespace vk_audit {

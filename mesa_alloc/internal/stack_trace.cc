@@ -1,16 +1,8 @@
 #include "mesa_alloc/internal/stack_trace.h"
 
-#include <elf.h>
-#include <fcntl.h>
-#include <link.h>
-#include <unistd.h>
 #include <unwind.h>
 
-#include <cerrno>
-#include <cinttypes>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 
 #include "absl/debugging/stacktrace.h"
 
@@ -75,104 +67,6 @@ int capture_stack(void **frames, int max_depth, const void *caller, bool unwind_
   int n = 0;
   for (int i = first; i < depth && n < max_depth; ++i) frames[n++] = walked[i];
   return n;
-}
-
-namespace {
-
-std::uintptr_t parse_hex(const char *&p, const char *end) noexcept {
-  std::uintptr_t v = 0;
-  for (; p < end; ++p) {
-    const char c = *p;
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    v = v * 16 + static_cast<std::uintptr_t>(d);
-  }
-  return v;
-}
-
-void skip_field(const char *&p, const char *end) noexcept {
-  while (p < end && *p != ' ') ++p;
-  while (p < end && *p == ' ') ++p;
-}
-
-struct maps_lookup {
-  std::uintptr_t pc;
-  std::uintptr_t base = 0;  // where the file's first mapping starts: its load base
-  bool base_readable = false;
-  char base_path[512] = {};
-  bool found = false;
-  std::uintptr_t found_base = 0;
-  // found_base is a readable mapping of the file's start, whose ELF header can be read. Not so
-  // for code mapped from the middle of a file with no view of its start (a JIT's memfd).
-  bool found_header_mapped = false;
-  char path[512] = {};
-
-  // One line of /proc/self/maps: "start-end perms offset dev inode   path".
-  void line(const char *p, const char *end) noexcept {
-    const std::uintptr_t start = parse_hex(p, end);
-    if (p < end && *p == '-') ++p;
-    const std::uintptr_t stop = parse_hex(p, end);
-    while (p < end && *p == ' ') ++p;
-    const bool readable = p < end && *p == 'r';
-    skip_field(p, end);  // perms
-    const std::uintptr_t offset = parse_hex(p, end);
-    while (p < end && *p == ' ') ++p;
-    skip_field(p, end);  // dev
-    skip_field(p, end);  // inode
-    const std::size_t length = static_cast<std::size_t>(end - p);
-    if (length == 0 || *p != '/' || length >= sizeof path) return;
-    if (offset == 0) {
-      base = start;
-      base_readable = readable;
-      std::memcpy(base_path, p, length);
-      base_path[length] = '\0';
-    }
-    if (pc < start || pc >= stop) return;
-    found = true;
-    std::memcpy(path, p, length);
-    path[length] = '\0';
-    const bool same_file = std::strcmp(path, base_path) == 0;
-    found_base = same_file ? base : start - offset;
-    found_header_mapped = same_file && base_readable;
-  }
-};
-
-}  // namespace
-
-void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
-  out[0] = '\0';
-  maps_lookup lookup;
-  lookup.pc = reinterpret_cast<std::uintptr_t>(pc);
-  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char buffer[4096];
-  std::size_t have = 0;
-  for (;;) {
-    const ssize_t n = read(fd, buffer + have, sizeof buffer - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    have += static_cast<std::size_t>(n);
-    const char *line = buffer;
-    const char *end = buffer + have;
-    for (const char *nl; (nl = static_cast<const char *>(std::memchr(line, '\n', end - line)));
-         line = nl + 1) {
-      lookup.line(line, nl);
-      if (lookup.found) break;
-    }
-    if (lookup.found) break;
-    have = static_cast<std::size_t>(end - line);
-    if (have == sizeof buffer) have = 0;  // a line longer than the buffer: not a module's
-    std::memmove(buffer, line, have);
-  }
-  close(fd);
-  if (!lookup.found) return;
-  // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
-  const auto *elf = reinterpret_cast<const ElfW(Ehdr) *>(lookup.found_base);
-  const bool fixed = lookup.found_header_mapped &&
-                     std::memcmp(elf->e_ident, ELFMAG, SELFMAG) == 0 && elf->e_type == ET_EXEC;
-  const char *slash = std::strrchr(lookup.path, '/');
-  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", slash + 1,
-                lookup.pc - (fixed ? 0 : lookup.found_base));
 }
 
 }  // namespace mesa::internal

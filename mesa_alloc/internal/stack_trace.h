@@ -9,9 +9,10 @@
 //   - unwind tables (_Unwind_Backtrace over .eh_frame, which x86-64 and i386 code carries by
 //     default): complete without frame pointers, and several times slower (README, "Measured
 //     costs").
-// Neither allocates. The stack starts at the frame that `caller` returns into, whatever the
-// library's own frames between (inlined, tail calls, either walk). During a C API call,
-// `caller` is the C API's caller (api_caller.h), so its frames are left out too.
+// Neither allocates. frame_names.h names the frames. The stack starts at the frame that `caller`
+// returns into, whatever the library's own frames between (inlined, tail calls, either walk).
+// During a C API call, `caller` is the C API's caller (api_caller.h), so its frames are left out
+// too.
 //
 // Example, in an allocating entry point:
 //   void *frames[16];
@@ -20,8 +21,6 @@
 //   // frames[0] is the return address into the code that called the entry point
 #ifndef MESA_ALLOC_INTERNAL_STACK_TRACE_H_
 #define MESA_ALLOC_INTERNAL_STACK_TRACE_H_
-
-#include <cstddef>
 
 namespace mesa::internal {
 
@@ -32,14 +31,6 @@ inline constexpr int kMaxStackFrames = 48;
 // returns there (the walk lost its way in frames without frame pointers), just `caller`.
 [[gnu::noinline]] int capture_stack(void **frames, int max_depth, const void *caller,
                                     bool unwind_tables) noexcept;
-
-// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
-// need for a stripped driver, whose frames have no symbol, and what tells apart two call sites
-// in one function. Empty if no loaded file holds `pc`. Read from /proc/self/maps with open/read,
-// not dladdr: dladdr takes the dynamic loader's lock, which a thread inside dlopen holds while a
-// library's constructors run, and those may wait for a lock our caller holds (a trace's site
-// table, a table's realloc lock), or this may run in the guard pages' signal handler.
-void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
 
 }  // namespace mesa::internal
 

@@ -1,0 +1,50 @@
+// Internal: names a code address, for allocation stacks in leak and error reports and for a
+// trace's call sites. Not part of the public API.
+//
+// What it is for: turning a return address from capture_stack() into what a driver engineer
+// reads — the function ("mesa::arena_resource::grow()") and where in which file
+// (" (libvulkan_foo.so+0x1a2b3)", what addr2line and debuginfod take for a stripped driver).
+//
+// Why not absl::Symbolize: it keeps the object files open and reads them with lseek() then
+// read(). A fork()ed child shares those descriptors' file offsets with its parent, so a child
+// and a parent naming frames at once read each other's offsets: wrong bytes, and Abseil
+// aborts the process without a message (a trace's call sites and a child's leak report do
+// exactly this). A child that closes descriptors it does not know of (before an exec, say)
+// leaves the cached numbers naming other files. Here every lookup opens the file, reads it
+// with pread() and closes it: nothing is shared, with another process or another thread.
+//
+// What it costs: one read of /proc/self/maps per call, and for a symbol one pass over the
+// file's symbol table (.symtab, else .dynsym) — tens of microseconds, paid once per trace call
+// site and per report line. Neither allocates nor takes a lock: both run in the guard pages'
+// signal handler and under the callers' locks. Not dladdr either: it takes the dynamic
+// loader's lock, which a thread inside dlopen holds while a library's constructors run, and
+// those may wait for a lock our caller holds.
+//
+// Example, for a return address `ra` of a captured stack:
+//   char symbol[256], where[320];
+//   // The call is the instruction before the return address: name that one.
+//   if (!internal::frame_symbol(static_cast<const char *>(ra) - 1, symbol, sizeof symbol))
+//     std::strcpy(symbol, "?");
+//   internal::frame_location(ra, where, sizeof where);
+//   // symbol "compile_shader()", where " (libdriver.so+0x4f1e)"
+#ifndef MESA_ALLOC_INTERNAL_FRAME_NAMES_H_
+#define MESA_ALLOC_INTERNAL_FRAME_NAMES_H_
+
+#include <cstddef>
+
+namespace mesa::internal {
+
+// The function whose code holds `pc`, demangled as Abseil demangles (parameters left out:
+// "mesa::debug_resource::do_allocate()"), into `out`; truncated to `capacity`. False, and `out`
+// empty, when no loaded file's symbol table has it (a JIT's code, a stripped file's static
+// function, a data address).
+bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept;
+
+// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
+// need for a stripped driver, whose frames have no symbol, and what tells apart two call sites
+// in one function. Empty if no loaded file holds `pc`.
+void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
+
+}  // namespace mesa::internal
+
+#endif  // MESA_ALLOC_INTERNAL_FRAME_NAMES_H_

@@ -184,9 +184,12 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
 }
 
 // Looks the address up in the file's symbol table, else its dynamic one (a stripped library
-// keeps only the exported functions there); writes the symbol's name into `name`.
-bool find_symbol_name(int fd, std::uintptr_t start, std::uintptr_t file_offset, std::uintptr_t pc,
-                      char *name, std::size_t capacity) noexcept {
+// keeps only the exported functions there); writes the symbol's name into `name`. Out of line,
+// as find_mangled_name: the buffers of each step are not on the stack at once (this may run on
+// a signal handler's small alternate stack).
+[[gnu::noinline]] bool find_symbol_name(int fd, std::uintptr_t start, std::uintptr_t file_offset,
+                                        std::uintptr_t pc, char *name,
+                                        std::size_t capacity) noexcept {
   ElfW(Ehdr) elf;
   if (!read_exact(fd, &elf, sizeof elf, 0) || std::memcmp(elf.e_ident, ELFMAG, SELFMAG) != 0 ||
       elf.e_shentsize != sizeof(ElfW(Shdr)) || elf.e_phentsize != sizeof(ElfW(Phdr)))
@@ -225,20 +228,25 @@ bool find_symbol_name(int fd, std::uintptr_t start, std::uintptr_t file_offset, 
   return false;
 }
 
+// The name of the symbol that holds `pc`, as its file spells it.
+[[gnu::noinline]] bool find_mangled_name(std::uintptr_t pc, char *name,
+                                         std::size_t capacity) noexcept {
+  maps_lookup lookup;
+  lookup.pc = pc;
+  find_mapping(lookup);
+  if (!lookup.found) return false;
+  const open_file file(lookup.path);
+  return file.fd() >= 0 &&
+         find_symbol_name(file.fd(), lookup.found_start, lookup.found_offset, pc, name, capacity);
+}
+
 }  // namespace
 
 bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept {
   if (capacity == 0) return false;
   out[0] = '\0';
-  maps_lookup lookup;
-  lookup.pc = reinterpret_cast<std::uintptr_t>(pc);
-  find_mapping(lookup);
-  if (!lookup.found) return false;
-  const open_file file(lookup.path);
-  if (file.fd() < 0) return false;
   char mangled[512];
-  if (!find_symbol_name(file.fd(), lookup.found_start, lookup.found_offset, lookup.pc, mangled,
-                        sizeof mangled))
+  if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
     return false;
   // A C function, or a name the demangler does not take, as it is in the file.
   char demangled[512];

@@ -2,20 +2,55 @@
 // in one process and across fork().
 #include "mesa_alloc/internal/frame_names.h"
 
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
 namespace frame_names_probe {
 
 [[gnu::noinline]] int add_one(volatile int *x) { return *x + 1; }
+
+// A function whose mangled name is over 700 bytes, as template code over several types has.
+#define FRAME_NAMES_LONG_TYPE(n) \
+  struct shader_compiler_intermediate_representation_node_kind_number_##n {};
+FRAME_NAMES_LONG_TYPE(0)
+FRAME_NAMES_LONG_TYPE(1)
+FRAME_NAMES_LONG_TYPE(2)
+FRAME_NAMES_LONG_TYPE(3)
+FRAME_NAMES_LONG_TYPE(4)
+FRAME_NAMES_LONG_TYPE(5)
+FRAME_NAMES_LONG_TYPE(6)
+FRAME_NAMES_LONG_TYPE(7)
+FRAME_NAMES_LONG_TYPE(8)
+FRAME_NAMES_LONG_TYPE(9)
+#undef FRAME_NAMES_LONG_TYPE
+
+template <typename... Kinds>
+[[gnu::noinline]] int lower_nodes(volatile int *x) {
+  return *x + static_cast<int>(sizeof...(Kinds));
+}
+
+#define FRAME_NAMES_KIND(n) shader_compiler_intermediate_representation_node_kind_number_##n
+const void *long_named_function() {
+  return reinterpret_cast<const void *>(
+      &lower_nodes<FRAME_NAMES_KIND(0), FRAME_NAMES_KIND(1), FRAME_NAMES_KIND(2),
+                   FRAME_NAMES_KIND(3), FRAME_NAMES_KIND(4), FRAME_NAMES_KIND(5),
+                   FRAME_NAMES_KIND(6), FRAME_NAMES_KIND(7), FRAME_NAMES_KIND(8),
+                   FRAME_NAMES_KIND(9)>);
+}
+#undef FRAME_NAMES_KIND
 
 }  // namespace frame_names_probe
 
@@ -86,6 +121,115 @@ TEST(FrameSymbol, ANameLongerThanTheBufferIsCutAndTerminated) {
       inside(reinterpret_cast<const void *>(&frame_names_probe::add_one)), out, sizeof out));
   EXPECT_EQ(std::strlen(out), sizeof out - 1);
   EXPECT_EQ(std::string(out), std::string("frame_names_probe::add_one()").substr(0, 7));
+}
+
+TEST(FrameSymbol, AMangledNameOverFiveHundredBytesIsDemangled) {
+  EXPECT_EQ(symbol_of(inside(frame_names_probe::long_named_function())),
+            "frame_names_probe::lower_nodes<>()");
+}
+
+// errno as the caller left it, when the lookup's open fails (a file deleted since it was
+// mapped): the guard pages' signal handler names frames, and must not change the errno of the
+// code it interrupted.
+TEST(FrameSymbol, ALookupThatFailsLeavesErrnoAlone) {
+  const int fd = memfd_create("jit", 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 4096), 0);
+  void *view = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(view, MAP_FAILED);
+  char out[256];
+  errno = EAGAIN;
+  EXPECT_FALSE(mesa::internal::frame_symbol(static_cast<char *>(view) + 16, out, sizeof out));
+  EXPECT_EQ(errno, EAGAIN);
+  mesa::internal::frame_location(static_cast<char *>(view) + 16, out, sizeof out);
+  EXPECT_EQ(errno, EAGAIN);
+  munmap(view, 4096);
+  close(fd);
+}
+
+// A file whose second loadable segment follows the first in the file but a page above it in
+// memory, as lld lays out a small library (LOAD 0x0 at 0x0, LOAD 0x100 at 0x1100), optionally
+// linked at a non-zero base (-Ttext-segment, --image-base), with one function in its symbol
+// table. Mapped whole from offset 0, the second segment's bytes lie in the file's first page.
+class SyntheticElf {
+ public:
+  explicit SyntheticElf(std::uintptr_t link_base) {
+    std::vector<char> image(4096, 0);
+    auto *elf = reinterpret_cast<ElfW(Ehdr) *>(image.data());
+    std::memcpy(elf->e_ident, ELFMAG, SELFMAG);
+    elf->e_ident[EI_CLASS] = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
+    elf->e_ident[EI_DATA] = ELFDATA2LSB;
+    elf->e_ident[EI_VERSION] = EV_CURRENT;
+    elf->e_type = ET_DYN;
+    elf->e_phoff = sizeof(ElfW(Ehdr));
+    elf->e_phentsize = sizeof(ElfW(Phdr));
+    elf->e_phnum = 2;
+    elf->e_shoff = 0x400;
+    elf->e_shentsize = sizeof(ElfW(Shdr));
+    elf->e_shnum = 3;
+    auto *ph = reinterpret_cast<ElfW(Phdr) *>(image.data() + elf->e_phoff);
+    ph[0] = ElfW(Phdr){};
+    ph[0].p_type = PT_LOAD;
+    ph[0].p_vaddr = link_base;
+    ph[0].p_filesz = ph[0].p_memsz = 0x100;
+    ph[0].p_flags = PF_R;
+    ph[1] = ph[0];
+    ph[1].p_offset = 0x100;
+    ph[1].p_vaddr = link_base + 0x1100;
+    ph[1].p_filesz = ph[1].p_memsz = 0x200;
+    ph[1].p_flags = PF_R | PF_X;
+    auto *sh = reinterpret_cast<ElfW(Shdr) *>(image.data() + elf->e_shoff);
+    sh[1].sh_type = SHT_SYMTAB;
+    sh[1].sh_offset = 0x600;
+    sh[1].sh_size = 2 * sizeof(ElfW(Sym));
+    sh[1].sh_entsize = sizeof(ElfW(Sym));
+    sh[1].sh_link = 2;
+    sh[2].sh_type = SHT_STRTAB;
+    sh[2].sh_offset = 0x700;
+    sh[2].sh_size = 0x40;
+    auto *sym = reinterpret_cast<ElfW(Sym) *>(image.data() + 0x600);
+    sym[1].st_name = 1;
+    sym[1].st_info = ELF32_ST_INFO(STB_GLOBAL, STT_FUNC);
+    sym[1].st_shndx = 1;
+    sym[1].st_value = link_base + 0x1150;
+    sym[1].st_size = 0x80;
+    std::strcpy(image.data() + 0x701, "synthetic_function");
+    std::strcpy(path_, "/tmp/frame_names_test_XXXXXX");
+    const int fd = mkstemp(path_);
+    if (fd < 0) return;
+    const bool written = write(fd, image.data(), image.size()) == 4096;
+    view_ = written ? mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+  }
+  ~SyntheticElf() {
+    if (view_ != MAP_FAILED) munmap(view_, 4096);
+    unlink(path_);
+  }
+  bool ok() const { return view_ != MAP_FAILED; }
+  const char *at(std::size_t offset) const { return static_cast<const char *>(view_) + offset; }
+  std::string file_name() const { return std::strrchr(path_, '/') + 1; }
+
+ private:
+  char path_[64];
+  void *view_ = MAP_FAILED;
+};
+
+TEST(FrameNames, ASegmentPackedIntoTheFilesFirstPageIsNamedAtItsLinkAddress) {
+  const SyntheticElf lld_like(0);
+  ASSERT_TRUE(lld_like.ok());
+  EXPECT_EQ(symbol_of(lld_like.at(0x180)), "synthetic_function");
+  char where[320];
+  mesa::internal::frame_location(lld_like.at(0x180), where, sizeof where);
+  EXPECT_EQ(std::string(where), " (" + lld_like.file_name() + "+0x1180)");
+}
+
+TEST(FrameNames, AFileLinkedAtANonZeroBaseIsNamedAtItsLinkAddress) {
+  const SyntheticElf based(0x20000000);
+  ASSERT_TRUE(based.ok());
+  EXPECT_EQ(symbol_of(based.at(0x180)), "synthetic_function");
+  char where[320];
+  mesa::internal::frame_location(based.at(0x180), where, sizeof where);
+  EXPECT_EQ(std::string(where), " (" + based.file_name() + "+0x20001180)");
 }
 
 TEST(FrameLocation, NamesTheFileAndTheOffsetInIt) {

@@ -32,17 +32,27 @@ void skip_field(const char *&p, const char *end) noexcept {
   while (p < end && *p == ' ') ++p;
 }
 
+std::uint64_t hash_of(const char *p, std::size_t length) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < length; ++i)
+    h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ull;
+  return h;
+}
+
 // The file mapping that holds a pc, from /proc/self/maps.
 struct maps_lookup {
   std::uintptr_t pc;
-  std::uintptr_t base = 0;  // where the file's first mapping starts: its load base
+  // The last mapping of a file's start seen (its ELF header): where, and the file's path hash.
+  std::uintptr_t base = 0;
+  std::uintptr_t base_stop = 0;
   bool base_readable = false;
-  char base_path[512] = {};
+  std::uint64_t base_path_hash = 0;
   bool found = false;
-  std::uintptr_t found_base = 0;
-  // found_base is a readable mapping of the file's start, whose ELF header can be read. Not so
-  // for code mapped from the middle of a file with no view of its start (a JIT's memfd).
+  // The header of pc's file, at found_base, readable up to found_base_stop. Not so for code
+  // mapped from the middle of a file with no view of its start (a JIT's memfd).
   bool found_header_mapped = false;
+  std::uintptr_t found_base = 0;
+  std::uintptr_t found_base_stop = 0;
   std::uintptr_t found_start = 0;   // the mapping that holds pc
   std::uintptr_t found_offset = 0;  // and the file offset it maps
   char path[512] = {};
@@ -61,19 +71,20 @@ struct maps_lookup {
     skip_field(p, end);  // inode
     const std::size_t length = static_cast<std::size_t>(end - p);
     if (length == 0 || *p != '/' || length >= sizeof path) return;
+    const std::uint64_t path_hash = hash_of(p, length);
     if (offset == 0) {
       base = start;
+      base_stop = stop;
       base_readable = readable;
-      std::memcpy(base_path, p, length);
-      base_path[length] = '\0';
+      base_path_hash = path_hash;
     }
     if (pc < start || pc >= stop) return;
     found = true;
     std::memcpy(path, p, length);
     path[length] = '\0';
-    const bool same_file = std::strcmp(path, base_path) == 0;
-    found_base = same_file ? base : start - offset;
-    found_header_mapped = same_file && base_readable;
+    found_header_mapped = path_hash == base_path_hash && base_readable;
+    found_base = found_header_mapped ? base : start - offset;
+    found_base_stop = found_header_mapped ? base_stop : 0;
     found_start = start;
     found_offset = offset;
   }
@@ -83,7 +94,7 @@ struct maps_lookup {
 void find_mapping(maps_lookup &lookup) noexcept {
   const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  char buffer[2048];  // lines are well under 600 bytes: paths of at most 511
+  char buffer[1024];  // a line with a path of at most 511 bytes is under 600
   std::size_t have = 0;
   for (;;) {
     const ssize_t n = read(fd, buffer + have, sizeof buffer - have);
@@ -138,6 +149,38 @@ class open_file {
   const int fd_;
 };
 
+// The bytes [offset, offset + size) of the found file: from its mapped start if that mapping
+// holds them (no system call; a deleted file's too), else from `fd` (-1: no file to read).
+bool read_header_bytes(const maps_lookup &l, int fd, void *out, std::size_t size,
+                       std::uint64_t offset) noexcept {
+  if (l.found_header_mapped && offset + size <= l.found_base_stop - l.found_base) {
+    std::memcpy(out, reinterpret_cast<const char *>(l.found_base) + offset, size);
+    return true;
+  }
+  return fd >= 0 && read_exact(fd, out, size, offset);
+}
+
+// The address pc has in its file as linked: what addr2line takes, what the symbol table holds.
+// The loadable segment whose bytes of the file hold pc's byte gives it (the same distance into
+// the segment), whatever the layout: PIE or not, lld's segments packed in the file, a file
+// linked at a non-zero base.
+bool link_address(const maps_lookup &l, int fd, std::uintptr_t &vaddr) noexcept {
+  ElfW(Ehdr) elf;
+  if (!read_header_bytes(l, fd, &elf, sizeof elf, 0) ||
+      std::memcmp(elf.e_ident, ELFMAG, SELFMAG) != 0 || elf.e_phentsize != sizeof(ElfW(Phdr)))
+    return false;
+  const std::uint64_t position = l.pc - l.found_start + l.found_offset;  // pc's byte in the file
+  for (unsigned i = 0; i < elf.e_phnum; ++i) {
+    ElfW(Phdr) ph;
+    if (!read_header_bytes(l, fd, &ph, sizeof ph, elf.e_phoff + i * sizeof ph)) return false;
+    if (ph.p_type != PT_LOAD || position < ph.p_offset || position - ph.p_offset >= ph.p_filesz)
+      continue;
+    vaddr = static_cast<std::uintptr_t>(position - ph.p_offset + ph.p_vaddr);
+    return true;
+  }
+  return false;
+}
+
 // How well a symbol that holds the address names it, as a reader would choose among aliases:
 // one with a size over one without, a function or object over an untyped label, a public name
 // over a reserved one (libc's getpagesize, not its __getpagesize), and a strong definition
@@ -157,7 +200,7 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
                    std::uintptr_t vaddr, ElfW(Sym) & best) noexcept {
   if (table.sh_entsize != sizeof(ElfW(Sym))) return false;
   const std::uint64_t count = table.sh_size / sizeof(ElfW(Sym));
-  ElfW(Sym) chunk[64];  // 1.5 KiB of stack, on a 64-bit target: small enough for a signal stack
+  ElfW(Sym) chunk[16];  // 384 bytes of stack on a 64-bit target: this may run on a signal stack
   int best_rank = -1;
   for (std::uint64_t i = 0; i < count;) {
     const std::uint64_t want =
@@ -183,31 +226,16 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
   return best_rank >= 0;
 }
 
-// Looks the address up in the file's symbol table, else its dynamic one (a stripped library
-// keeps only the exported functions there); writes the symbol's name into `name`. Out of line,
-// as find_mangled_name: the buffers of each step are not on the stack at once (this may run on
-// a signal handler's small alternate stack).
-[[gnu::noinline]] bool find_symbol_name(int fd, std::uintptr_t start, std::uintptr_t file_offset,
-                                        std::uintptr_t pc, char *name,
+// Looks `vaddr` up in the file's symbol table, else its dynamic one (a stripped library keeps
+// only the exported functions there); writes the symbol's name into `name`. Out of line, as
+// find_mangled_name: the buffers of each step are not on the stack at once (this may run on a
+// signal handler's small alternate stack).
+[[gnu::noinline]] bool find_symbol_name(int fd, std::uintptr_t vaddr, char *name,
                                         std::size_t capacity) noexcept {
   ElfW(Ehdr) elf;
   if (!read_exact(fd, &elf, sizeof elf, 0) || std::memcmp(elf.e_ident, ELFMAG, SELFMAG) != 0 ||
-      elf.e_shentsize != sizeof(ElfW(Shdr)) || elf.e_phentsize != sizeof(ElfW(Phdr)))
+      elf.e_shentsize != sizeof(ElfW(Shdr)))
     return false;
-  // The loadable segment whose bytes of the file hold pc's gives the address the code was
-  // linked at: its virtual address is the same distance into the segment.
-  const std::uint64_t position = pc - start + file_offset;  // pc's byte in the file
-  std::uintptr_t vaddr = 0;
-  bool in_segment = false;
-  for (unsigned i = 0; i < elf.e_phnum && !in_segment; ++i) {
-    ElfW(Phdr) ph;
-    if (!read_exact(fd, &ph, sizeof ph, elf.e_phoff + i * sizeof ph)) return false;
-    if (ph.p_type != PT_LOAD || position < ph.p_offset || position - ph.p_offset >= ph.p_filesz)
-      continue;
-    vaddr = static_cast<std::uintptr_t>(position - ph.p_offset + ph.p_vaddr);
-    in_segment = true;
-  }
-  if (!in_segment) return false;
   static constexpr ElfW(Word) kTables[] = {SHT_SYMTAB, SHT_DYNSYM};
   for (const ElfW(Word) type : kTables) {
     for (unsigned i = 0; i < elf.e_shnum; ++i) {
@@ -228,49 +256,77 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
   return false;
 }
 
+bool ends_with(const char *s, const char *suffix) noexcept {
+  const std::size_t n = std::strlen(s), k = std::strlen(suffix);
+  return n >= k && std::memcmp(s + n - k, suffix, k) == 0;
+}
+
 // The name of the symbol that holds `pc`, as its file spells it.
 [[gnu::noinline]] bool find_mangled_name(std::uintptr_t pc, char *name,
                                          std::size_t capacity) noexcept {
   maps_lookup lookup;
   lookup.pc = pc;
   find_mapping(lookup);
-  if (!lookup.found) return false;
+  // A deleted file (a program or driver upgraded while running, a JIT's memfd) cannot be opened.
+  if (!lookup.found || ends_with(lookup.path, " (deleted)")) return false;
   const open_file file(lookup.path);
-  return file.fd() >= 0 &&
-         find_symbol_name(file.fd(), lookup.found_start, lookup.found_offset, pc, name, capacity);
+  std::uintptr_t vaddr;
+  return file.fd() >= 0 && link_address(lookup, file.fd(), vaddr) &&
+         find_symbol_name(file.fd(), vaddr, name, capacity);
 }
 
-}  // namespace
-
-bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept {
-  if (capacity == 0) return false;
-  out[0] = '\0';
-  char mangled[512];
-  if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
-    return false;
-  // A C function, or a name the demangler does not take, as it is in the file.
-  char demangled[512];
+// Demangles a name `out` cannot hold whole (its first capacity - 1 bytes), else copies it.
+[[gnu::noinline]] void demangle_cut(const char *mangled, char *out, std::size_t capacity) noexcept {
+  char demangled[1024];
   const char *name = absl::debugging_internal::Demangle(mangled, demangled, sizeof demangled)
                          ? demangled
                          : mangled;
   std::strncpy(out, name, capacity - 1);
   out[capacity - 1] = '\0';
+}
+
+// errno as the caller left it, whatever the lookup's system calls did to it (a signal handler
+// that returns must not change it under the code it interrupted).
+class errno_keeper {
+ public:
+  errno_keeper() noexcept : saved_(errno) {}
+  ~errno_keeper() { errno = saved_; }
+  errno_keeper(const errno_keeper &) = delete;
+  errno_keeper &operator=(const errno_keeper &) = delete;
+
+ private:
+  const int saved_;
+};
+
+}  // namespace
+
+bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept {
+  if (capacity == 0) return false;
+  const errno_keeper keep_errno;
+  out[0] = '\0';
+  char mangled[1024];
+  if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
+    return false;
+  // Straight into `out` when it fits; a C function, or a name the demangler does not take, as
+  // it is in the file.
+  const int room = capacity < sizeof mangled ? static_cast<int>(capacity) : sizeof mangled;
+  if (!absl::debugging_internal::Demangle(mangled, out, room)) demangle_cut(mangled, out, capacity);
   return true;
 }
 
 void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
+  const errno_keeper keep_errno;
   out[0] = '\0';
   maps_lookup lookup;
   lookup.pc = reinterpret_cast<std::uintptr_t>(pc);
   find_mapping(lookup);
   if (!lookup.found) return;
-  // A program linked at a fixed address (not PIE): its addresses are already what addr2line takes.
-  const auto *elf = reinterpret_cast<const ElfW(Ehdr) *>(lookup.found_base);
-  const bool fixed = lookup.found_header_mapped &&
-                     std::memcmp(elf->e_ident, ELFMAG, SELFMAG) == 0 && elf->e_type == ET_EXEC;
+  // The link-time address, as addr2line and AddressSanitizer take it; for a file whose ELF
+  // header is not mapped (a JIT's memfd), the offset in the file.
+  std::uintptr_t where;
+  if (!link_address(lookup, -1, where)) where = lookup.pc - lookup.found_base;
   const char *slash = std::strrchr(lookup.path, '/');
-  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", slash + 1,
-                lookup.pc - (fixed ? 0 : lookup.found_base));
+  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", slash + 1, where);
 }
 
 }  // namespace mesa::internal

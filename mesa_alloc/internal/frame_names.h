@@ -14,9 +14,11 @@
 // with pread() and closes it: nothing is shared, with another process or another thread.
 //
 // What it costs: one read of /proc/self/maps per call, and for a symbol one pass over the
-// file's symbol table (.symtab, else .dynsym) — tens of microseconds, paid once per trace call
-// site and per report line. Neither allocates nor takes a lock: both run in the guard pages'
-// signal handler and under the callers' locks. Not dladdr either: it takes the dynamic
+// file's symbol table (.symtab, else .dynsym): about 30 microseconds in libc, 300 to 400 in
+// libLLVM (46,000 exported symbols), paid once per trace call site and per report line.
+// Neither allocates nor takes a lock, and both leave errno as they found it: they run in the
+// guard pages' signal handler and under the callers' locks. At most about 3 KiB of stack to
+// name a frame, 2 KiB to locate it (print_debug_error checks what a signal stack has left). Not dladdr either: it takes the dynamic
 // loader's lock, which a thread inside dlopen holds while a library's constructors run, and
 // those may wait for a lock our caller holds.
 //
@@ -35,14 +37,18 @@
 namespace mesa::internal {
 
 // The function whose code holds `pc`, demangled as Abseil demangles (parameters left out:
-// "mesa::debug_resource::do_allocate()"), into `out`; truncated to `capacity`. False, and `out`
+// "mesa::debug_resource::do_allocate()"; mangled names up to 1,023 bytes), into `out`;
+// truncated to `capacity`. False, and `out`
 // empty, when no loaded file's symbol table has it (a JIT's code, a stripped file's static
 // function, a data address).
 bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept;
 
-// " (file+0xoffset)" for a frame, as AddressSanitizer prints it: what addr2line and debuginfod
-// need for a stripped driver, whose frames have no symbol, and what tells apart two call sites
-// in one function. Empty if no loaded file holds `pc`.
+// " (file+0xaddress)" for a frame, as AddressSanitizer prints it: the address the file was
+// linked at (through its program headers: PIE or not, lld's packed segments, a non-zero base),
+// what addr2line and debuginfod need for a stripped driver, whose frames have no symbol, and
+// what tells apart two call sites in one function. For code mapped from the middle of a file
+// with no view of its ELF header (a JIT's memfd), the offset in the file. Empty if no loaded
+// file holds `pc`.
 void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
 
 }  // namespace mesa::internal

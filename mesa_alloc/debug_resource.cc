@@ -20,10 +20,10 @@
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/fork_locks.h"
+#include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/internal/spin_lock.h"
-#include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {
@@ -258,6 +258,23 @@ const char *debug_error_name(debug_error_kind kind) noexcept {
   return "error";
 }
 
+namespace {
+
+constexpr std::size_t kStackToNameFrames = 4096;
+constexpr std::size_t kStackToLocateFrames = 2560;
+
+// The bytes left below this frame on the alternate signal stack it runs on; SIZE_MAX when it
+// runs on a thread's stack (as large as the program made it).
+[[gnu::noinline]] std::size_t signal_stack_left() noexcept {
+  stack_t current;
+  if (sigaltstack(nullptr, &current) != 0 || (current.ss_flags & SS_ONSTACK) == 0) return SIZE_MAX;
+  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  const auto low = reinterpret_cast<std::uintptr_t>(current.ss_sp);
+  return here > low ? here - low : 0;
+}
+
+}  // namespace
+
 void print_debug_error(const debug_error &e) noexcept {
   char size[32] = "?", number[32] = "?";
   if (e.allocation != 0) {
@@ -272,14 +289,27 @@ void print_debug_error(const debug_error &e) noexcept {
   if (e.stack == nullptr || e.stack_depth == 0) return;
   static constexpr char kAllocatedAt[] = "    allocated at:\n";
   internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
+  // On a guard fault's signal stack (an application's: 8 KiB is common), what is left of it
+  // decides how much of each frame is looked up (frame_names.cc measures about 3 KiB to name a
+  // frame, 2 KiB to locate it); the addresses are printed whatever is left.
+  const std::size_t left = signal_stack_left();
+  const bool named = left >= kStackToNameFrames, located = left >= kStackToLocateFrames;
+  if (!named) {
+    n = std::snprintf(line, sizeof line,
+                      "    (function names%s left out: %zu bytes of signal stack left)\n",
+                      located ? "" : " and locations", left);
+    internal::write_line(line, n, sizeof line);
+  }
   for (int i = 0; i < e.stack_depth; ++i) {
-    char symbol[256];
+    char symbol[256] = "";
     // A return address points after the call: look up the byte before it.
-    if (!internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
+    if (named &&
+        !internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "(unknown)");
-    char where[320];
-    internal::frame_location(e.stack[i], where, sizeof where);
-    n = std::snprintf(line, sizeof line, "    #%d %p %s%s\n", i, e.stack[i], symbol, where);
+    char where[320] = "";
+    if (located) internal::frame_location(e.stack[i], where, sizeof where);
+    n = std::snprintf(line, sizeof line, "    #%d %p%s%s%s\n", i, e.stack[i], named ? " " : "",
+                      symbol, where);
     internal::write_line(line, n, sizeof line);
   }
 }
@@ -1003,11 +1033,11 @@ struct guard_fault_handler {
 
 namespace {
 
-// Not ours (or ours, reported, and fatal): the previous handler's turn. A handler of the
-// program's (a crash reporter, a runtime recovering faults on its own pages) is called and this
-// one stays installed for the next guard fault; for the default action it is put back, and
-// returning re-executes the access, which then kills the process.
-void guard_fault(int sig, siginfo_t *info, void *context) {
+// A guard fault explained, else (not ours, or ours, reported, and fatal) the previous handler's
+// turn. A handler of the program's (a crash reporter, a runtime recovering faults on its own
+// pages) is called and this one stays installed for the next guard fault; for the default action
+// it is put back, and returning re-executes the access, which then kills the process.
+void handle_guard_fault(int sig, siginfo_t *info, void *context) {
   if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
     return;
   const struct sigaction &previous = g_previous_segv;
@@ -1033,6 +1063,14 @@ void guard_fault(int sig, siginfo_t *info, void *context) {
   else
     previous.sa_handler(sig);
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+}
+
+// The handler: the code it interrupts, which goes on when a program's handler lets it, finds
+// errno as it was, whatever the report's system calls (a frame whose file is gone) did to it.
+void guard_fault(int sig, siginfo_t *info, void *context) {
+  const int saved_errno = errno;
+  handle_guard_fault(sig, info, context);
+  errno = saved_errno;
 }
 
 // At unload (a driver carrying this copy is dlclose'd, as the Vulkan loader does) and at exit:

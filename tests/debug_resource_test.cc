@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -1217,6 +1218,67 @@ TEST(DebugResource, LeakReportWithoutMemoryListsSixteenAndCountsAll) {
   bookkeeping.fail_none();
   for (void *p : kept) d.deallocate(p, 100);
   EXPECT_EQ(d.report_leaks(), 0u);
+}
+
+[[gnu::noinline]] int function_named_in_the_report(volatile int *x) { return *x + 3; }
+
+void *g_reported_frames[1];
+
+void print_an_error_with_a_stack() {
+  const mesa::debug_error error{
+      mesa::debug_error_kind::buffer_overrun, nullptr, 64, 1, 64, "", g_reported_frames, 1};
+  mesa::print_debug_error(error);
+}
+
+// print_debug_error's output when it runs on an alternate signal stack of `size` bytes, with an
+// inaccessible page below it, as a guard fault's report does (entered by swapcontext: the
+// kernel says "on the signal stack" by where the stack pointer is).
+std::string report_on_a_signal_stack(std::size_t size) {
+  const std::size_t page = static_cast<std::size_t>(getpagesize());
+  const std::size_t mapped = page + (size + page - 1) / page * page;
+  auto *memory = static_cast<char *>(
+      mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (memory == MAP_FAILED || mprotect(memory, page, PROT_NONE) != 0) return "(no memory)";
+  char *stack = memory + mapped - size;
+  stack_t signal_stack{}, previous{};
+  signal_stack.ss_sp = stack;
+  signal_stack.ss_size = size;
+  std::string out = "(no signal stack)";
+  if (sigaltstack(&signal_stack, &previous) == 0) {
+    ucontext_t caller{}, report{};
+    getcontext(&report);
+    report.uc_stack.ss_sp = stack;
+    report.uc_stack.ss_size = size;
+    report.uc_link = &caller;
+    makecontext(&report, print_an_error_with_a_stack, 0);
+    g_reported_frames[0] =
+        reinterpret_cast<char *>(reinterpret_cast<std::uintptr_t>(&function_named_in_the_report)) +
+        2;
+    testing::internal::CaptureStderr();
+    swapcontext(&caller, &report);
+    out = testing::internal::GetCapturedStderr();
+    sigaltstack(&previous, nullptr);
+  }
+  munmap(memory, mapped);
+  return out;
+}
+
+// A guard fault's report on a small signal stack (8 KiB is common; the kernel's signal frame
+// takes 1 to 3 KiB of it, more with AVX-512) leaves out what it has no room to look up, and says
+// so, instead of running off the stack into the memory below: naming a frame takes about 3 KiB.
+TEST(DebugResource, AReportOnASmallSignalStackLeavesNamesOutAndSaysSo) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's frames do not fit the small stack";
+#else
+  const std::string small = report_on_a_signal_stack(5 * 1024);
+  EXPECT_NE(small.find("left out: "), std::string::npos) << small;
+  EXPECT_NE(small.find("bytes of signal stack left)"), std::string::npos) << small;
+  EXPECT_EQ(small.find("function_named_in_the_report"), std::string::npos) << small;
+  EXPECT_NE(small.find("    #0 0x"), std::string::npos) << small;
+  const std::string large = report_on_a_signal_stack(64 * 1024);
+  EXPECT_NE(large.find("function_named_in_the_report"), std::string::npos) << large;
+  EXPECT_EQ(large.find("left out"), std::string::npos) << large;
+#endif
 }
 
 TEST(DebugResource, DestructorReportsLeaksWithSymbolizedStacks) {

@@ -47,6 +47,7 @@
 #include "containers/arena_allocator.h"
 #include "containers/hash_table_allocator.h"
 #include "containers/inlined_vector.h"
+#include "containers/nothrow_functors.h"
 #include "containers/string_hash.h"
 
 namespace mesa {
@@ -71,17 +72,19 @@ using arena_unordered_map =
 
 template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_flat_hash_set =
-    absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<arena_allocator<Key>>>;
+    absl::flat_hash_set<Key, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<arena_allocator<Key>>>;
 template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_flat_hash_map =
-    absl::flat_hash_map<Key, T, Hash, Eq,
+    absl::flat_hash_map<Key, T, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
 template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_node_hash_set =
-    absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<arena_allocator<Key>>>;
+    absl::node_hash_set<Key, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<arena_allocator<Key>>>;
 template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using arena_node_hash_map =
-    absl::node_hash_map<Key, T, Hash, Eq,
+    absl::node_hash_map<Key, T, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
                         hash_table_allocator<arena_allocator<std::pair<const Key, T>>>>;
 // Abseil's assignments keep the target's allocator, even where they take the source's heap
 // buffer: on arenas that would leave the target holding another arena's memory. Here the arena

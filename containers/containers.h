@@ -68,6 +68,7 @@
 #include "absl/container/node_hash_set.h"
 #include "containers/hash_table_allocator.h"
 #include "containers/inlined_vector.h"
+#include "containers/nothrow_functors.h"
 #include "containers/string_hash.h"
 
 namespace mesa {
@@ -93,15 +94,21 @@ template <class Key, class T, class Hash = std::hash<Key>, class Eq = std::equal
 using unordered_map = std::pmr::unordered_map<Key, T, Hash, Eq>;
 
 template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
-using flat_hash_set = absl::flat_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
+using flat_hash_set =
+    absl::flat_hash_set<Key, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<allocator<Key>>>;
 template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using flat_hash_map =
-    absl::flat_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
+    absl::flat_hash_map<Key, T, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<allocator<std::pair<const Key, T>>>>;
 template <class Key, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
-using node_hash_set = absl::node_hash_set<Key, Hash, Eq, hash_table_allocator<allocator<Key>>>;
+using node_hash_set =
+    absl::node_hash_set<Key, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<allocator<Key>>>;
 template <class Key, class T, class Hash = default_hash<Key>, class Eq = default_eq<Key>>
 using node_hash_map =
-    absl::node_hash_map<Key, T, Hash, Eq, hash_table_allocator<allocator<std::pair<const Key, T>>>>;
+    absl::node_hash_map<Key, T, internal::nothrow_hash<Hash>, internal::nothrow_eq<Eq>,
+                        hash_table_allocator<allocator<std::pair<const Key, T>>>>;
 // mesa::inlined_vector<T, N> is in containers/inlined_vector.h (a thin class over
 // absl::InlinedVector: Abseil's move assignment and swap mishandle unequal resources).
 

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "containers/nothrow_functors.h"
+
 namespace mesa::internal {
 
 // In bytes: a flat table allocates its backing array in units of its slots' alignment, so
@@ -28,6 +30,14 @@ void hash_table_construct_failed() noexcept {
       "mesa_alloc: exception while constructing an element of an Abseil hash table; Abseil's "
       "tables are not exception-safe, aborting\n",
       stderr);
+  std::abort();
+}
+
+void hash_table_functor_failed(const char *which) noexcept {
+  std::fprintf(stderr,
+               "mesa_alloc: exception from the %s of an Abseil hash table; Abseil's tables are "
+               "not exception-safe (a throw while rehashing leaves one half moved), aborting\n",
+               which);
   std::abort();
 }
 

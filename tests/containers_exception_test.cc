@@ -278,6 +278,61 @@ TEST(HashTableDeathTest, OutOfMemoryInsideAnAbseilTableIsAClearAbort) {
                "mesa_alloc: exception while constructing an element of an Abseil hash table");
 }
 
+// A hash that throws on its `*throw_at`th call (0: never), as one reading a key's text from a
+// source that can fail would.
+struct picky_hash {
+  int *calls;
+  const int *throw_at;
+  std::size_t operator()(int key) const {
+    if (++*calls == *throw_at) throw std::runtime_error("hash failed");
+    return std::hash<int>()(key);
+  }
+};
+
+struct picky_eq {
+  bool operator()(int a, int b) const {
+    if (a == 13 || b == 13) throw std::runtime_error("eq failed");
+    return a == b;
+  }
+};
+
+// A throw in the middle of a rehash left Abseil's table half moved (size() 12 with 7 elements
+// found, the old array leaked) and went on without a word.
+void throw_from_the_hash_while_rehashing() {
+  int calls = 0, throw_at = 0;
+  mesa::flat_hash_set<int, picky_hash> s(0, picky_hash{&calls, &throw_at}, {},
+                                         std::pmr::new_delete_resource());
+  for (int i = 0; i < 7; ++i) s.insert(i);
+  throw_at = calls + 4;  // the next insert grows the table: its 4th hash is a rehash's
+  for (int i = 7; i < 100; ++i) s.insert(i);
+}
+
+void throw_from_the_key_equality() {
+  mesa::node_hash_set<int, std::hash<int>, picky_eq> s(std::pmr::new_delete_resource());
+  s.insert(13);
+  s.insert(13);
+}
+
+TEST(HashTableDeathTest, AnExceptionFromTheHashOrTheEqualityIsAClearAbort) {
+  EXPECT_DEATH(throw_from_the_hash_while_rehashing(),
+               "mesa_alloc: exception from the hash function of an Abseil hash table");
+  EXPECT_DEATH(throw_from_the_key_equality(),
+               "mesa_alloc: exception from the key equality of an Abseil hash table");
+}
+
+TEST(HashTable, TheProgramsFunctorsAreKeptWhole) {
+  int calls = 0, throw_at = 0;
+  mesa::flat_hash_set<int, picky_hash> s(0, picky_hash{&calls, &throw_at}, {},
+                                         std::pmr::new_delete_resource());
+  s.insert(1);
+  EXPECT_GT(calls, 0);
+  const picky_hash &hash = s.hash_function();
+  EXPECT_EQ(hash.calls, &calls);
+  static_assert(sizeof(mesa::flat_hash_set<int>) ==
+                    sizeof(absl::flat_hash_set<int>) + sizeof(std::pmr::memory_resource *),
+                "empty functors stay empty");
+}
+
 // A count whose byte size does not fit size_t is reported as asked, not as a wrapped product.
 void allocate_overflowing_count() {
   mesa::hash_table_allocator<std::pmr::polymorphic_allocator<std::uint64_t>> a(

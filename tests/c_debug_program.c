@@ -221,6 +221,16 @@ static int shrink_at_a_full_budget(void) {
   return 0;
 }
 
+/* A 600-byte block grown to 700: under limit=1000 the growing realloc is refused, as it holds
+ * both blocks until the copy is made. Prints the outcome. */
+static int grow_realloc(void) {
+  void *p = mesa_malloc(600);
+  void *q = p != NULL ? mesa_realloc(p, 700) : NULL;
+  printf("realloc 600 -> 700: %s\n", q != NULL ? "ok" : "refused");
+  mesa_free(q != NULL ? q : p);
+  return 0;
+}
+
 /* A malloc, a shrinking realloc, two mallocs: the program's allocations 0 to 3, whatever the
  * debug words (fail=N fails call N). Prints what each returned; a failed realloc must leave the
  * block whole. */
@@ -266,10 +276,11 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
   if (strcmp(mode, "shrink_then_allocate") == 0) return shrink_then_allocate();
+  if (strcmp(mode, "grow_realloc") == 0) return grow_realloc();
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
-          "large|shrink_full|shrink_then_allocate\n",
+          "large|shrink_full|shrink_then_allocate|grow_realloc\n",
           argv[0]);
   return 2;
 }

@@ -229,6 +229,14 @@ check "the first refusal is announced" \
 if [[ $(grep -c 'refused an allocation' "$out") != 1 ]]; then
   echo "FAILED: exactly one refusal line expected"; failures=$((failures + 1)); fi
 
+# 5a'. A growing realloc holds the old block and the new one until the copy: under limit=1000,
+# 600 -> 700 is refused, and the line says it was a realloc and why.
+stdout=$(MESA_ALLOC_DEBUG=limit=1000 "$program" grow_realloc 2>"$out")
+if [[ "$stdout" == "realloc 600 -> 700: refused" ]]; then echo "ok: growing realloc refused"; else
+  echo "FAILED: limit=1000 grow_realloc printed: $stdout"; failures=$((failures + 1)); fi
+check "a refused realloc is named as one" \
+  '^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused a realloc from 600 to 700 bytes \(600 in use, the old block included: a growing realloc holds both blocks until the copy is made\); later refusals are only counted$'
+
 # 5a. A limit past the address space (one environment for 32- and 64-bit processes) is taken as
 # the largest there is, with a line, never wrapped: on i386, limit=4g once became a budget of 0.
 stdout=$(MESA_ALLOC_DEBUG=limit=4g "$program" small 2>"$out")

@@ -116,7 +116,13 @@ struct tracking_table {
   // Scopes out of range are counted as OBJECT.
   static void *alloc(void *user_data, std::size_t size, std::size_t alignment,
                      mesa_alloc_scope scope) {
-    auto *self = static_cast<tracking_table *>(user_data);
+    return allocate(static_cast<tracking_table *>(user_data), size, alignment, scope, 0);
+  }
+
+  // `growing_from`: the size of the block a growing realloc moves from (0 for an allocation),
+  // which stays charged until the copy is made; the refusal line says so.
+  static void *allocate(tracking_table *self, std::size_t size, std::size_t alignment,
+                        mesa_alloc_scope scope, std::size_t growing_from) {
     if (!mesa_alloc_alignment_valid(alignment)) {
       report_invalid_alignment("mesa_tracking alloc", alignment);
       return nullptr;
@@ -132,7 +138,8 @@ struct tracking_table {
       return nullptr;
     }
     if (!t.try_charge_limits(size)) {
-      if (self->announce_refusal.exchange(false, std::memory_order_relaxed)) self->announce(size);
+      if (self->announce_refusal.exchange(false, std::memory_order_relaxed))
+        self->announce(size, growing_from);
       t.count_failure(index, scope);
       return nullptr;
     }
@@ -188,8 +195,9 @@ struct tracking_table {
       *header_of(ptr) = self->make_header(size, h.alignment(), scope);
       return ptr;
     }
+    // A growing realloc holds both blocks until the copy is made, and a budget counts both.
     void *fresh =
-        alloc(user_data, size, h.alignment() > alignment ? h.alignment() : alignment, scope);
+        allocate(self, size, h.alignment() > alignment ? h.alignment() : alignment, scope, h.size);
     if (fresh == nullptr) return nullptr;
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);
     free(user_data, ptr);
@@ -198,11 +206,19 @@ struct tracking_table {
 
   // One line on stderr for the first allocation the limit refuses (MESA_ALLOC_DEBUG=limit=N,
   // where nothing else would say why allocations fail).
-  [[gnu::noinline]] void announce(std::size_t size) const noexcept {
+  [[gnu::noinline]] void announce(std::size_t size, std::size_t growing_from) const noexcept {
+    char what[96];
+    if (growing_from == 0)
+      std::snprintf(what, sizeof what, "an allocation of %zu bytes", size);
+    else
+      std::snprintf(what, sizeof what, "a realloc from %zu to %zu bytes", growing_from, size);
     std::fprintf(stderr,
-                 "mesa_alloc: MESA_ALLOC_DEBUG: limit=%zu refused an allocation of %zu bytes "
-                 "(%zu in use%s); later refusals are only counted\n",
-                 tracker.limit(), size, tracker.charged_.load(std::memory_order_relaxed),
+                 "mesa_alloc: MESA_ALLOC_DEBUG: limit=%zu refused %s (%zu in use%s%s); later "
+                 "refusals are only counted\n",
+                 tracker.limit(), what, tracker.charged_.load(std::memory_order_relaxed),
+                 growing_from != 0 ? ", the old block included: a growing realloc holds both "
+                                     "blocks until the copy is made"
+                                   : "",
                  debug_layer_above ? ", the debug layer's block headers included" : "");
   }
 

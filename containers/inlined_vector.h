@@ -29,7 +29,9 @@
 #include <cstddef>
 #include <initializer_list>
 #include <iterator>
+#include <memory>
 #include <memory_resource>
+#include <new>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -51,11 +53,33 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   using typename base::iterator;
   using typename base::size_type;
 
-  iterator insert(const_iterator pos, const T &value) { return base::insert(pos, value); }
-  iterator insert(const_iterator pos, T &&value) { return base::insert(pos, std::move(value)); }
+  // Abseil copies the element into a "dealias" temporary first (anywhere but the end, and for
+  // every insert of n copies) without the allocator: a pmr element's copy then lands on the
+  // default resource. Here the temporary is built with the vector's allocator, and Abseil's
+  // copy of it is a move, which keeps that allocator.
+  template <class... Args>
+  iterator emplace(const_iterator pos, Args &&...args) {
+    if constexpr (!std::uses_allocator_v<T, A>) {
+      return base::emplace(pos, std::forward<Args>(args)...);
+    } else {
+      if (pos == this->cend()) return base::emplace(pos, std::forward<Args>(args)...);
+      const allocator_built value(this->get_allocator(), std::forward<Args>(args)...);
+      return base::emplace(pos, std::move(value.get()));
+    }
+  }
+  iterator insert(const_iterator pos, const T &value) { return emplace(pos, value); }
+  iterator insert(const_iterator pos, T &&value) { return emplace(pos, std::move(value)); }
   iterator insert(const_iterator pos, size_type n, const T &value) {
     check_growth(n);
-    return base::insert(pos, n, value);
+    if constexpr (!std::uses_allocator_v<T, A>) {
+      return base::insert(pos, n, value);
+    } else {
+      if (n == 0) return this->begin() + (pos - this->cbegin());
+      // Each copy made from one temporary on the vector's allocator (it may alias an element).
+      const allocator_built copy(this->get_allocator(), value);
+      return base::insert(pos, repeat_iterator(&copy.get(), 0),
+                          repeat_iterator(&copy.get(), static_cast<std::ptrdiff_t>(n)));
+    }
   }
   iterator insert(const_iterator pos, std::initializer_list<T> list) {
     return insert(pos, list.begin(), list.end());
@@ -78,6 +102,58 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   }
 
  private:
+  // A T built with an allocator, as a container builds its elements (uses-allocator
+  // construction), destroyed with it.
+  class allocator_built {
+   public:
+    template <class... Args>
+    explicit allocator_built(A allocator, Args &&...args) : allocator_(allocator) {
+      std::allocator_traits<A>::construct(allocator_, &get(), std::forward<Args>(args)...);
+    }
+    ~allocator_built() { std::allocator_traits<A>::destroy(allocator_, &get()); }
+    allocator_built(const allocator_built &) = delete;
+    allocator_built &operator=(const allocator_built &) = delete;
+    T &get() const noexcept { return *std::launder(reinterpret_cast<T *>(storage_)); }
+
+   private:
+    A allocator_;
+    alignas(T) mutable unsigned char storage_[sizeof(T)];
+  };
+
+  // `count` times the same element, for Abseil's range insert (which builds each element with
+  // the allocator).
+  class repeat_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const T *;
+    using reference = const T &;
+    repeat_iterator() = default;
+    repeat_iterator(const T *value, std::ptrdiff_t index) : value_(value), index_(index) {}
+    reference operator*() const { return *value_; }
+    pointer operator->() const { return value_; }
+    repeat_iterator &operator++() {
+      ++index_;
+      return *this;
+    }
+    repeat_iterator operator++(int) {
+      repeat_iterator old = *this;
+      ++index_;
+      return old;
+    }
+    friend bool operator==(const repeat_iterator &a, const repeat_iterator &b) {
+      return a.index_ == b.index_;
+    }
+    friend bool operator!=(const repeat_iterator &a, const repeat_iterator &b) {
+      return a.index_ != b.index_;
+    }
+
+   private:
+    const T *value_ = nullptr;
+    std::ptrdiff_t index_ = 0;
+  };
+
   void check_growth(size_type n) const {
     if (n > this->max_size() - this->size())
       throw std::length_error("mesa::inlined_vector: insert past max_size()");

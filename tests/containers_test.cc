@@ -3,7 +3,9 @@
 // the wrong resource (each resource is a checking_resource that counts foreign frees).
 #include "containers/containers.h"
 
+#include <memory_resource>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -274,3 +276,37 @@ TEST(Containers, HashTableAllocatorIsOnePointerAndComparesByResource) {
 }
 
 }  // namespace
+
+// The default resource refuses everything while it lives: an allocation meant for a
+// container's resource that went to the default one throws std::bad_alloc.
+class default_resource_refuses {
+ public:
+  default_resource_refuses()
+      : previous_(std::pmr::set_default_resource(std::pmr::null_memory_resource())) {}
+  ~default_resource_refuses() { std::pmr::set_default_resource(previous_); }
+
+ private:
+  std::pmr::memory_resource *previous_;
+};
+
+// Abseil copies the inserted element into a temporary without the allocator (anywhere but the
+// end, and for every insert of n copies): a probe counted one operator new per insert, and a
+// null default resource made an insert whose resource had room throw.
+TEST(Containers, InlinedVectorInsertsInTheMiddleAllocateOnlyFromItsResource) {
+  checking_resource r;
+  const mesa::string s("a string too long for the small-string buffer", &r);
+  mesa::inlined_vector<mesa::string, 4> v(&r);
+  v.emplace_back("last");
+  const default_resource_refuses refuses;
+  v.insert(v.begin(), s);
+  v.insert(v.begin(), mesa::string("moved in, long enough to allocate its own buffer", &r));
+  v.emplace(v.begin() + 1, 40, 'x');
+  v.insert(v.begin() + 2, 3, s);
+  v.insert(v.begin(), 2, v[3]);  // copies of an element of the vector itself
+  ASSERT_EQ(v.size(), 9u);
+  EXPECT_EQ(v[0], s);
+  EXPECT_EQ(v[1], s);
+  EXPECT_EQ(std::string_view(v[3]), std::string(40, 'x'));
+  EXPECT_EQ(v[8], "last");
+  for (const mesa::string &e : v) EXPECT_EQ(e.get_allocator().resource(), &r);
+}

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -130,23 +131,45 @@ void trace_file::flush_locked() noexcept {
     used_ = 0;
     return;
   }
+  if (fd_ < 0 || failed_.load(std::memory_order_relaxed)) {
+    used_ = 0;
+    return;
+  }
+  // A write past the file size limit (ulimit -f) would raise SIGXFSZ, whose default action
+  // kills the traced program: the trace writes up to the limit (the reader reports the record
+  // cut there) and ends with a line instead.
+  std::size_t allowed = used_;
+  struct rlimit file_size;
+  if (getrlimit(RLIMIT_FSIZE, &file_size) == 0 && file_size.rlim_cur != RLIM_INFINITY) {
+    const std::uint64_t room = file_size.rlim_cur > written_ ? file_size.rlim_cur - written_ : 0;
+    if (room < allowed) allowed = static_cast<std::size_t>(room);
+  }
   std::size_t done = 0;
-  while (fd_ >= 0 && !failed_.load(std::memory_order_relaxed) && done < used_) {
-    const ssize_t n = write(fd_, buffer_ + done, used_ - done);
+  while (done < allowed) {
+    const ssize_t n = write(fd_, buffer_ + done, allowed - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      failed_.store(true, std::memory_order_relaxed);
-      std::fprintf(stderr,
-                   "mesa_alloc: trace file: write failed after %llu bytes (%s); the trace ends "
-                   "there and later events are dropped\n",
-                   static_cast<unsigned long long>(written_ + done),
-                   n < 0 ? std::strerror(errno) : "nothing written");
+      fail(written_ + done, n < 0 ? std::strerror(errno) : "nothing written");
       break;
     }
     done += static_cast<std::size_t>(n);
   }
   written_ += done;
+  if (done == allowed && allowed < used_) {
+    char reason[96];
+    std::snprintf(reason, sizeof reason, "the file size limit, %llu bytes, is reached",
+                  static_cast<unsigned long long>(file_size.rlim_cur));
+    fail(written_, reason);
+  }
   used_ = 0;
+}
+
+void trace_file::fail(std::uint64_t written, const char *reason) noexcept {
+  failed_.store(true, std::memory_order_relaxed);
+  std::fprintf(stderr,
+               "mesa_alloc: trace file: write failed after %llu bytes (%s); the trace ends "
+               "there and later events are dropped\n",
+               static_cast<unsigned long long>(written), reason);
 }
 
 void trace_file::flush() noexcept {

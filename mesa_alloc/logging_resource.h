@@ -94,6 +94,8 @@ class trace_file final : public trace_sink {
   friend struct internal::fork_locks;
   void append(const void *data, std::size_t length) noexcept;  // with lock_ held
   void flush_locked() noexcept;
+  // Ends the trace after `written` bytes, with one line on stderr giving `reason`.
+  void fail(std::uint64_t written, const char *reason) noexcept;
 
   int fd_;
   int open_error_;

@@ -277,10 +277,11 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
   if (strcmp(mode, "shrink_then_allocate") == 0) return shrink_then_allocate();
   if (strcmp(mode, "grow_realloc") == 0) return grow_realloc();
+  if (strcmp(mode, "many_small") == 0) return try_allocations(5000, 32);
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
-          "large|shrink_full|shrink_then_allocate|grow_realloc\n",
+          "large|shrink_full|shrink_then_allocate|grow_realloc|many_small\n",
           argv[0]);
   return 2;
 }

@@ -237,6 +237,18 @@ if [[ "$stdout" == "realloc 600 -> 700: refused" ]]; then echo "ok: growing real
 check "a refused realloc is named as one" \
   '^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused a realloc from 600 to 700 bytes \(600 in use, the old block included: a growing realloc holds both blocks until the copy is made\); later refusals are only counted$'
 
+# 5a''. A file size limit (ulimit -f) ends the trace with a line: the write past it would raise
+# SIGXFSZ, whose default action killed the traced program.
+fsize_trace="${TEST_TMPDIR:-/tmp}/fsize.trace"
+stdout=$( (ulimit -f 100; MESA_ALLOC_DEBUG="trace=$fsize_trace" "$program" many_small) 2>"$out")
+expect_status "a traced program under ulimit -f runs to its end" 0 $?
+check "the file size limit ends the trace with a line" \
+  '^mesa_alloc: trace file: write failed after 102400 bytes \(the file size limit, 102400 bytes, is reached\); the trace ends there and later events are dropped$'
+if [[ $(stat -c %s "$fsize_trace") != 102400 ]]; then
+  echo "FAILED: the trace under ulimit -f 100 is $(stat -c %s "$fsize_trace") bytes, not 102400 (ulimit -f counts KiB)"
+  failures=$((failures + 1)); fi
+rm -f "$fsize_trace"
+
 # 5a. A limit past the address space (one environment for 32- and 64-bit processes) is taken as
 # the largest there is, with a line, never wrapped: on i386, limit=4g once became a budget of 0.
 stdout=$(MESA_ALLOC_DEBUG=limit=4g "$program" small 2>"$out")

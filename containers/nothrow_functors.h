@@ -11,7 +11,9 @@
 //   mesa_alloc: exception from the hash function of an Abseil hash table; ...
 //   mesa_alloc: exception from the key equality of an Abseil hash table; ...
 // The functor given is kept whole (derived from: empty functors stay empty, is_transparent and
-// so heterogeneous lookup stay), and a table is built from it as before:
+// so heterogeneous lookup stay; a final class or a function pointer is held as a member), and a
+// table is built from it, or from anything it is built from (a lambda for a std::function), as
+// before:
 //   mesa::flat_hash_map<std::string, int, my_hash> m(0, my_hash{seed}, {}, &resource);
 // hash_function() and key_eq() return these wrappers, which convert to the program's functor.
 //
@@ -21,6 +23,7 @@
 
 #include <cstddef>
 #include <type_traits>
+#include <utility>
 
 namespace mesa {
 namespace internal {
@@ -28,17 +31,47 @@ namespace internal {
 // `which` ("hash function", "key equality") threw inside a table: one line on stderr, abort.
 [[noreturn, gnu::noinline]] void hash_table_functor_failed(const char *which) noexcept;
 
+// The program's functor F: derived from (empty ones stay empty, is_transparent stays) when F is
+// a class that allows it, else held as a member (a final class, a function pointer), with
+// is_transparent repeated.
+template <class F, class = void>
+struct transparency {};
+template <class F>
+struct transparency<F, std::void_t<typename F::is_transparent>> {
+  using is_transparent = typename F::is_transparent;
+};
+
+template <class F, bool = std::is_class_v<F> && !std::is_final_v<F>>
+class functor_holder : public F {
+ public:
+  functor_holder() = default;
+  template <class G, class = std::enable_if_t<std::is_constructible_v<F, G &&>>>
+  functor_holder(G &&f) : F(std::forward<G>(f)) {}  // NOLINT: from the program's functor
+  const F &functor() const noexcept { return *this; }
+};
+
+template <class F>
+class functor_holder<F, false> : public transparency<F> {
+ public:
+  functor_holder() = default;
+  template <class G, class = std::enable_if_t<std::is_constructible_v<F, G &&>>>
+  functor_holder(G &&f) : f_(std::forward<G>(f)) {}  // NOLINT: from the program's functor
+  const F &functor() const noexcept { return f_; }
+  operator const F &() const noexcept { return f_; }  // NOLINT: hash_function() reads as F
+
+ private:
+  F f_{};
+};
+
 template <class Hash>
-struct nothrow_hash : Hash {
-  static_assert(std::is_class_v<Hash> && !std::is_final_v<Hash>,
-                "mesa's hash tables take a hash function object of a non-final class");
-  nothrow_hash() = default;
-  nothrow_hash(const Hash &hash) : Hash(hash) {}  // NOLINT: a table is built from the program's
+struct nothrow_hash : functor_holder<Hash> {
+  using functor_holder<Hash>::functor_holder;
 
   template <class... Keys>
-  std::size_t operator()(const Keys &...keys) const noexcept {
+  std::enable_if_t<std::is_invocable_v<const Hash &, const Keys &...>, std::size_t> operator()(
+      const Keys &...keys) const noexcept {
     try {
-      return static_cast<const Hash &>(*this)(keys...);
+      return this->functor()(keys...);
     } catch (...) {
       hash_table_functor_failed("hash function");
     }
@@ -46,16 +79,14 @@ struct nothrow_hash : Hash {
 };
 
 template <class Eq>
-struct nothrow_eq : Eq {
-  static_assert(std::is_class_v<Eq> && !std::is_final_v<Eq>,
-                "mesa's hash tables take a key equality object of a non-final class");
-  nothrow_eq() = default;
-  nothrow_eq(const Eq &eq) : Eq(eq) {}  // NOLINT: a table is built from the program's
+struct nothrow_eq : functor_holder<Eq> {
+  using functor_holder<Eq>::functor_holder;
 
   template <class A, class B>
-  bool operator()(const A &a, const B &b) const noexcept {
+  std::enable_if_t<std::is_invocable_v<const Eq &, const A &, const B &>, bool> operator()(
+      const A &a, const B &b) const noexcept {
     try {
-      return static_cast<const Eq &>(*this)(a, b);
+      return this->functor()(a, b);
     } catch (...) {
       hash_table_functor_failed("key equality");
     }

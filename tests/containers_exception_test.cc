@@ -3,6 +3,7 @@
 // guarantee. Abseil's hash tables are not exception-safe: there a failure is a clear abort.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <memory_resource>
 #include <new>
@@ -331,6 +332,35 @@ TEST(HashTable, TheProgramsFunctorsAreKeptWhole) {
   static_assert(sizeof(mesa::flat_hash_set<int>) ==
                     sizeof(absl::flat_hash_set<int>) + sizeof(std::pmr::memory_resource *),
                 "empty functors stay empty");
+}
+
+struct final_hash final {
+  std::size_t operator()(int key) const { return std::hash<int>()(key) ^ 0x5a; }
+};
+
+std::size_t hash_by_pointer(const int &key) { return static_cast<std::size_t>(key) * 31; }
+
+// Every hash a table took before the wrappers still builds one: a final class, a function
+// pointer, a std::function built from a lambda.
+TEST(HashTable, FinalFunctionPointerAndStdFunctionHashesStillWork) {
+  std::pmr::memory_resource *r = std::pmr::new_delete_resource();
+  mesa::flat_hash_set<int, final_hash> a(r);
+  mesa::flat_hash_set<int, std::size_t (*)(const int &)> b(0, &hash_by_pointer, {}, r);
+  mesa::node_hash_set<int, std::function<std::size_t(int)>> c(
+      0, [](int key) { return static_cast<std::size_t>(key); }, {}, r);
+  for (int i = 0; i < 100; ++i) {
+    a.insert(i);
+    b.insert(i);
+    c.insert(i);
+  }
+  EXPECT_EQ(a.size() + b.size() + c.size(), 300u);
+  EXPECT_TRUE(a.contains(42) && b.contains(42) && c.contains(42));
+  const final_hash &kept = a.hash_function();
+  EXPECT_EQ(kept(1), final_hash()(1));
+  EXPECT_EQ(b.hash_function()(2), 62u);
+  static_assert(!std::is_invocable_v<const mesa::flat_hash_set<int, final_hash>::hasher &,
+                                     const std::string &>,
+                "the wrapper is callable exactly as the program's hash is");
 }
 
 // A count whose byte size does not fit size_t is reported as asked, not as a wrapped product.

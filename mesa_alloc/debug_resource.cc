@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +37,13 @@ namespace internal {
 // initial-exec: read in a signal handler, where __tls_get_addr must not run; external linkage
 // for gold (tracking_resource.cc, tracking_thread_shard).
 [[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread int debug_locks_held = 0;
+
+// The lowest byte of the alternate signal stack this thread's guard fault is being handled on,
+// while it is; else null. From the context the kernel passes the handler, which knows the stack
+// even when it was registered with SS_AUTODISARM (sigaltstack then reports none until the
+// handler returns). The report reads it to see how much of the stack is left.
+[[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread const char *guard_stack_low =
+    nullptr;
 
 }  // namespace internal
 
@@ -263,14 +271,19 @@ namespace {
 constexpr std::size_t kStackToNameFrames = 4096;
 constexpr std::size_t kStackToLocateFrames = 2560;
 
-// The bytes left below this frame on the alternate signal stack it runs on; SIZE_MAX when it
-// runs on a thread's stack (as large as the program made it).
-[[gnu::noinline]] std::size_t signal_stack_left() noexcept {
+// The lowest byte of the alternate signal stack this runs on (the guard handler's, else what
+// sigaltstack says), or null when it runs on a thread's stack (as large as the program made it).
+[[gnu::noinline]] const char *signal_stack_low() noexcept {
+  if (internal::guard_stack_low != nullptr) return internal::guard_stack_low;
   stack_t current;
-  if (sigaltstack(nullptr, &current) != 0 || (current.ss_flags & SS_ONSTACK) == 0) return SIZE_MAX;
-  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-  const auto low = reinterpret_cast<std::uintptr_t>(current.ss_sp);
-  return here > low ? here - low : 0;
+  if (sigaltstack(nullptr, &current) != 0 || (current.ss_flags & SS_ONSTACK) == 0) return nullptr;
+  return static_cast<const char *>(current.ss_sp);
+}
+
+// The bytes between a frame below this function's (as the lookups' will be) and `low`.
+[[gnu::noinline]] std::size_t stack_left_above(const char *low) noexcept {
+  const auto *here = static_cast<const char *>(__builtin_frame_address(0));
+  return here > low ? static_cast<std::size_t>(here - low) : 0;
 }
 
 }  // namespace
@@ -292,7 +305,8 @@ void print_debug_error(const debug_error &e) noexcept {
   // On a guard fault's signal stack (an application's: 8 KiB is common), what is left of it
   // decides how much of each frame is looked up (frame_names.cc measures about 3 KiB to name a
   // frame, 2 KiB to locate it); the addresses are printed whatever is left.
-  const std::size_t left = signal_stack_left();
+  const char *stack_low = signal_stack_low();
+  const std::size_t left = stack_low == nullptr ? SIZE_MAX : stack_left_above(stack_low);
   const bool named = left >= kStackToNameFrames, located = left >= kStackToLocateFrames;
   if (!named) {
     n = std::snprintf(line, sizeof line,
@@ -303,8 +317,8 @@ void print_debug_error(const debug_error &e) noexcept {
   for (int i = 0; i < e.stack_depth; ++i) {
     char symbol[256] = "";
     // A return address points after the call: look up the byte before it.
-    if (named &&
-        !internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol))
+    if (named && !internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol,
+                                         stack_low))
       std::strcpy(symbol, "(unknown)");
     char where[320] = "";
     if (located) internal::frame_location(e.stack[i], where, sizeof where);
@@ -1069,7 +1083,14 @@ void handle_guard_fault(int sig, siginfo_t *info, void *context) {
 // errno as it was, whatever the report's system calls (a frame whose file is gone) did to it.
 void guard_fault(int sig, siginfo_t *info, void *context) {
   const int saved_errno = errno;
+  const char *const outer_stack_low = internal::guard_stack_low;
+  const auto *signal_context = static_cast<const ucontext_t *>(context);
+  const auto *here = static_cast<const char *>(__builtin_frame_address(0));
+  const auto *stack = static_cast<const char *>(signal_context->uc_stack.ss_sp);
+  if (stack != nullptr && here >= stack && here < stack + signal_context->uc_stack.ss_size)
+    internal::guard_stack_low = stack;
   handle_guard_fault(sig, info, context);
+  internal::guard_stack_low = outer_stack_low;
   errno = saved_errno;
 }
 

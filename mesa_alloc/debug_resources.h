@@ -68,11 +68,11 @@ void mesa_tracking_destroy(const mesa_allocator *tracker);
 int mesa_tracking_get_stats(const mesa_allocator *tracker, mesa_tracking_stats *stats);
 /* A budget in bytes; SIZE_MAX removes it. Allocations beyond it return NULL; a growing realloc
  * needs room for the old block and the new one at once (it holds both until the copy is made), a
- * shrinking one is never refused. Setting one takes what is in use as its starting charge: call it
- * while no other thread allocates or frees through this tracker or its children (at set-up, or
- * with them stopped), or the charge is off by what they did meanwhile for as long as the budget
- * stays (a too-high charge refuses early; a too-low one is caught at 0 with a line). The tables'
- * other calls are thread-safe. */
+ * shrinking one at the same alignment is never refused. Setting one takes what is in use as its
+ * starting charge: call it while no other thread allocates or frees through this tracker or its
+ * children (at set-up, or with them stopped), or the charge is off by what they did meanwhile for
+ * as long as the budget stays (a too-high charge refuses early; a too-low one is caught at 0 with
+ * a line). The tables' other calls are thread-safe. */
 void mesa_tracking_set_limit(const mesa_allocator *tracker, size_t bytes);
 /* Aligned text table of the tracker and its children; JSON with mesa_tracking_print_json. A NULL
  * `out` prints to stderr. */

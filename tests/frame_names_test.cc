@@ -153,7 +153,7 @@ TEST(FrameSymbol, ALookupThatFailsLeavesErrnoAlone) {
 // table. Mapped whole from offset 0, the second segment's bytes lie in the file's first page.
 class SyntheticElf {
  public:
-  explicit SyntheticElf(std::uintptr_t link_base) {
+  explicit SyntheticElf(std::uintptr_t link_base, std::uint64_t program_headers_at = 0) {
     std::vector<char> image(4096, 0);
     auto *elf = reinterpret_cast<ElfW(Ehdr) *>(image.data());
     std::memcpy(elf->e_ident, ELFMAG, SELFMAG);
@@ -161,13 +161,13 @@ class SyntheticElf {
     elf->e_ident[EI_DATA] = ELFDATA2LSB;
     elf->e_ident[EI_VERSION] = EV_CURRENT;
     elf->e_type = ET_DYN;
-    elf->e_phoff = sizeof(ElfW(Ehdr));
+    elf->e_phoff = program_headers_at != 0 ? program_headers_at : sizeof(ElfW(Ehdr));
     elf->e_phentsize = sizeof(ElfW(Phdr));
     elf->e_phnum = 2;
     elf->e_shoff = 0x400;
     elf->e_shentsize = sizeof(ElfW(Shdr));
     elf->e_shnum = 3;
-    auto *ph = reinterpret_cast<ElfW(Phdr) *>(image.data() + elf->e_phoff);
+    auto *ph = reinterpret_cast<ElfW(Phdr) *>(image.data() + sizeof(ElfW(Ehdr)));
     ph[0] = ElfW(Phdr){};
     ph[0].p_type = PT_LOAD;
     ph[0].p_vaddr = link_base;
@@ -230,6 +230,17 @@ TEST(FrameNames, AFileLinkedAtANonZeroBaseIsNamedAtItsLinkAddress) {
   char where[320];
   mesa::internal::frame_location(based.at(0x180), where, sizeof where);
   EXPECT_EQ(std::string(where), " (" + based.file_name() + "+0x20001180)");
+}
+
+// A mapped file whose header puts its program headers at an offset that wraps (e_phoff -56):
+// the bounds check overflowed and both lookups read far outside the mapping.
+TEST(FrameNames, AHostileProgramHeaderOffsetIsRefusedNotRead) {
+  const SyntheticElf hostile(0, static_cast<std::uint64_t>(-56));
+  ASSERT_TRUE(hostile.ok());
+  char out[320];
+  EXPECT_FALSE(mesa::internal::frame_symbol(hostile.at(0x180), out, sizeof out));
+  mesa::internal::frame_location(hostile.at(0x180), out, sizeof out);
+  EXPECT_EQ(std::string(out), " (" + hostile.file_name() + "+0x180)");
 }
 
 TEST(FrameLocation, NamesTheFileAndTheOffsetInIt) {

@@ -235,7 +235,7 @@ stdout=$(MESA_ALLOC_DEBUG=limit=1000 "$program" grow_realloc 2>"$out")
 if [[ "$stdout" == "realloc 600 -> 700: refused" ]]; then echo "ok: growing realloc refused"; else
   echo "FAILED: limit=1000 grow_realloc printed: $stdout"; failures=$((failures + 1)); fi
 check "a refused realloc is named as one" \
-  '^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused a realloc from 600 to 700 bytes \(600 in use, the old block included: a growing realloc holds both blocks until the copy is made\); later refusals are only counted$'
+  '^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused a realloc from 600 to 700 bytes \(600 in use, the old block included: a realloc that moves the block holds both until the copy is made\); later refusals are only counted$'
 
 # 5a''. A file size limit (ulimit -f) ends the trace with a line: the write past it would raise
 # SIGXFSZ, whose default action killed the traced program.

@@ -216,8 +216,8 @@ struct tracking_table {
                  "mesa_alloc: MESA_ALLOC_DEBUG: limit=%zu refused %s (%zu in use%s%s); later "
                  "refusals are only counted\n",
                  tracker.limit(), what, tracker.charged_.load(std::memory_order_relaxed),
-                 growing_from != 0 ? ", the old block included: a growing realloc holds both "
-                                     "blocks until the copy is made"
+                 growing_from != 0 ? ", the old block included: a realloc that "
+                                     "moves the block holds both until the copy is made"
                                    : "",
                  debug_layer_above ? ", the debug layer's block headers included" : "");
   }

@@ -153,7 +153,8 @@ class open_file {
 // holds them (no system call; a deleted file's too), else from `fd` (-1: no file to read).
 bool read_header_bytes(const maps_lookup &l, int fd, void *out, std::size_t size,
                        std::uint64_t offset) noexcept {
-  if (l.found_header_mapped && offset + size <= l.found_base_stop - l.found_base) {
+  const std::uint64_t mapped = l.found_base_stop - l.found_base;
+  if (l.found_header_mapped && offset <= mapped && size <= mapped - offset) {  // no overflow
     std::memcpy(out, reinterpret_cast<const char *>(l.found_base) + offset, size);
     return true;
   }
@@ -285,6 +286,17 @@ bool ends_with(const char *s, const char *suffix) noexcept {
   out[capacity - 1] = '\0';
 }
 
+// Abseil's demangler recurses about 240 bytes of stack per nesting level of the name (a
+// template argument list, a nested name): counted here from the mangled name's 'I' and 'N'
+// (a bound from above: identifiers may hold those letters too), with 2 KiB for the rest.
+bool room_to_demangle(const char *mangled, const void *stack_low) noexcept {
+  std::size_t levels = 0;
+  for (const char *c = mangled; *c != '\0'; ++c) levels += *c == 'I' || *c == 'N';
+  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  const auto low = reinterpret_cast<std::uintptr_t>(stack_low);
+  return here > low && here - low >= 2048 + 256 * levels;
+}
+
 // errno as the caller left it, whatever the lookup's system calls did to it (a signal handler
 // that returns must not change it under the code it interrupted).
 class errno_keeper {
@@ -300,13 +312,18 @@ class errno_keeper {
 
 }  // namespace
 
-bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept {
+bool frame_symbol(const void *pc, char *out, std::size_t capacity, const void *stack_low) noexcept {
   if (capacity == 0) return false;
   const errno_keeper keep_errno;
   out[0] = '\0';
   char mangled[1024];
   if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
     return false;
+  if (stack_low != nullptr && !room_to_demangle(mangled, stack_low)) {
+    std::strncpy(out, mangled, capacity - 1);
+    out[capacity - 1] = '\0';
+    return true;
+  }
   // Straight into `out` when it fits; a C function, or a name the demangler does not take, as
   // it is in the file.
   const int room = capacity < sizeof mangled ? static_cast<int>(capacity) : sizeof mangled;

@@ -17,10 +17,11 @@
 // file's symbol table (.symtab, else .dynsym): about 30 microseconds in libc, 300 to 400 in
 // libLLVM (46,000 exported symbols), paid once per trace call site and per report line.
 // Neither allocates nor takes a lock, and both leave errno as they found it: they run in the
-// guard pages' signal handler and under the callers' locks. At most about 3 KiB of stack to
-// name a frame, 2 KiB to locate it (print_debug_error checks what a signal stack has left). Not dladdr either: it takes the dynamic
-// loader's lock, which a thread inside dlopen holds while a library's constructors run, and
-// those may wait for a lock our caller holds.
+// guard pages' signal handler and under the callers' locks. About 3 KiB of stack to find a
+// frame's name, 2 KiB to locate it, and for demangling 2 KiB plus about 240 bytes per nesting
+// level of the name (print_debug_error checks what a signal stack has left). Not dladdr either: it
+// takes the dynamic loader's lock, which a thread inside dlopen holds while a library's
+// constructors run, and those may wait for a lock our caller holds.
 //
 // Example, for a return address `ra` of a captured stack:
 //   char symbol[256], where[320];
@@ -41,7 +42,11 @@ namespace mesa::internal {
 // truncated to `capacity`. False, and `out`
 // empty, when no loaded file's symbol table has it (a JIT's code, a stripped file's static
 // function, a data address).
-bool frame_symbol(const void *pc, char *out, std::size_t capacity) noexcept;
+// On a signal stack whose lowest byte is `stack_low` (null: a thread's stack), a name whose
+// demangling would not fit what is left (Abseil's demangler takes about 240 bytes per nesting
+// level) is given mangled.
+bool frame_symbol(const void *pc, char *out, std::size_t capacity,
+                  const void *stack_low = nullptr) noexcept;
 
 // " (file+0xaddress)" for a frame, as AddressSanitizer prints it: the address the file was
 // linked at (through its program headers: PIE or not, lld's packed segments, a non-zero base),

@@ -235,7 +235,10 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug) {
 
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks) {
-  if (path == nullptr) return nullptr;
+  if (path == nullptr) {
+    mesa::internal::report_null_argument("mesa_logging_create", "path");
+    return nullptr;
+  }
   parent = mesa::internal::parent_or_default(parent, "mesa_logging_create");
   if (parent == nullptr) return nullptr;
   void *storage =

@@ -183,7 +183,7 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug);
  * the call site) to the trace file `path` and forwards it unchanged to `parent` (NULL: the
  * default); internal-allocation notifications are forwarded but not logged (the trace format
  * has no record for them). NULL if the file cannot be created or its header cannot be written (a
- * full disk: said on stderr). Format: logging_resource.h. */
+ * full disk), or for a NULL path: said on stderr. Format: logging_resource.h. */
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks);
 /* Writes the rest of the trace. */

@@ -29,8 +29,9 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'E', 'S', 'A', 'T', 'R', 'C', '1'};
 constexpr std::uint8_t kSiteRecord = 5;
-constexpr int kSiteFrames = 6;   // frames named in a call site's text, from the caller
-constexpr int kStackFrames = 8;  // frames that identify a call site
+// The frames, from the caller, that identify a call site and that its text names: the same,
+// or stacks that differ only past the named frames would be sites with identical text.
+constexpr int kSiteFrames = 6;
 
 std::uint64_t now_ns() noexcept {
   timespec ts;
@@ -216,8 +217,8 @@ logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_si
 }
 
 std::uint32_t logging_resource::call_site(const void *caller) noexcept {
-  void *frames[kStackFrames];
-  const int depth = internal::capture_stack(frames, kStackFrames, caller, false);
+  void *frames[kSiteFrames];
+  const int depth = internal::capture_stack(frames, kSiteFrames, caller, false);
   if (depth <= 0) return 0;
   std::uint64_t hash = 0xcbf29ce484222325ull;
   for (int i = 0; i < depth; ++i)
@@ -234,7 +235,7 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
     ++sites_named_;
     char text[1024];
     std::size_t used = 0;
-    for (int f = 0; f < depth && f < kSiteFrames; ++f) {
+    for (int f = 0; f < depth; ++f) {
       char symbol[256];
       if (!internal::frame_symbol(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
         std::strcpy(symbol, "?");

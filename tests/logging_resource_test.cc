@@ -96,6 +96,51 @@ TEST(LoggingResource, TheCallSiteStartsAtTheCaller) {
   EXPECT_LT(sink.sites[0].find("+0x", open), sink.sites[0].find(") < ", open)) << sink.sites[0];
 }
 
+// A chain of six frames from the allocating one, reached from two outer callers: the stacks
+// differ only past the frames a site names. (volatile stops tail calls, so each frame stays.)
+volatile int g_chain_keep;
+
+[[gnu::noinline]] void *chain_1(std::pmr::memory_resource *r) {
+  void *p = r->allocate(24);
+  g_chain_keep = 1;
+  return p;
+}
+#define CHAIN_LINK(n, next)                                         \
+  [[gnu::noinline]] void *chain_##n(std::pmr::memory_resource *r) { \
+    void *p = chain_##next(r);                                      \
+    g_chain_keep = n;                                               \
+    return p;                                                       \
+  }
+CHAIN_LINK(2, 1)
+CHAIN_LINK(3, 2)
+CHAIN_LINK(4, 3)
+CHAIN_LINK(5, 4)
+CHAIN_LINK(6, 5)
+#undef CHAIN_LINK
+[[gnu::noinline]] void *from_outer_a(std::pmr::memory_resource *r) {
+  void *p = chain_6(r);
+  g_chain_keep = 1;
+  return p;
+}
+[[gnu::noinline]] void *from_outer_b(std::pmr::memory_resource *r) {
+  void *p = chain_6(r);
+  g_chain_keep = 2;
+  return p;
+}
+
+// Stacks that differ only past the frames a site's text names are one site: the probe saw one
+// call site listed as eight identical lines, each with an eighth of its bytes.
+TEST(LoggingResource, StacksThatDifferOnlyPastTheNamedFramesAreOneSite) {
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  void *a = from_outer_a(&logged);
+  void *b = from_outer_b(&logged);
+  logged.deallocate(a, 24);
+  logged.deallocate(b, 24);
+  ASSERT_EQ(sink.sites.size(), 1u) << sink.sites[0] << "\n" << sink.sites[1];
+  EXPECT_EQ(sink.sites[0].find("from_outer"), std::string::npos) << sink.sites[0];
+}
+
 TEST(LoggingResource, ThreadsAreTold) {
   memory_sink sink;
   mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink);

@@ -20,8 +20,8 @@
 
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
-#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/frame_names.h"
+#include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
 namespace mesa {

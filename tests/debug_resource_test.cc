@@ -8,6 +8,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -886,6 +887,21 @@ TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
   EXPECT_EQ(r.errors[1].allocation, 1u);
 }
 
+// The code a guard fault interrupts goes on (a handler of the program's took the report) with
+// errno as it was, whatever the report's system calls did to it (here the handler's own).
+TEST(DebugResource, AGuardFaultLeavesTheInterruptedCodesErrnoAlone) {
+  mesa::debug_options o;
+  o.guard = mesa::guard_mode::after;
+  o.handler = [](const mesa::debug_error &, void *) { errno = EBADF; };
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+  errno = EAGAIN;
+  p[64] = 1;  // faults; the handler sets EBADF and returns, and the write then happens
+  const int after = errno;
+  EXPECT_EQ(after, EAGAIN);
+  d.deallocate(const_cast<unsigned char *>(p), 64);
+}
+
 TEST(DebugResource, RecordsGuardUnderrun) {
   recorder r;
   mesa::debug_options o;
@@ -1233,7 +1249,7 @@ void print_an_error_with_a_stack() {
 // print_debug_error's output when it runs on an alternate signal stack of `size` bytes, with an
 // inaccessible page below it, as a guard fault's report does (entered by swapcontext: the
 // kernel says "on the signal stack" by where the stack pointer is).
-std::string report_on_a_signal_stack(std::size_t size) {
+std::string report_on_a_signal_stack(std::size_t size, void *frame = nullptr) {
   const std::size_t page = static_cast<std::size_t>(getpagesize());
   const std::size_t mapped = page + (size + page - 1) / page * page;
   auto *memory = static_cast<char *>(
@@ -1252,8 +1268,10 @@ std::string report_on_a_signal_stack(std::size_t size) {
     report.uc_link = &caller;
     makecontext(&report, print_an_error_with_a_stack, 0);
     g_reported_frames[0] =
-        reinterpret_cast<char *>(reinterpret_cast<std::uintptr_t>(&function_named_in_the_report)) +
-        2;
+        frame != nullptr ? frame
+                         : reinterpret_cast<char *>(
+                               reinterpret_cast<std::uintptr_t>(&function_named_in_the_report)) +
+                               2;
     testing::internal::CaptureStderr();
     swapcontext(&caller, &report);
     out = testing::internal::GetCapturedStderr();
@@ -1278,6 +1296,37 @@ TEST(DebugResource, AReportOnASmallSignalStackLeavesNamesOutAndSaysSo) {
   const std::string large = report_on_a_signal_stack(64 * 1024);
   EXPECT_NE(large.find("function_named_in_the_report"), std::string::npos) << large;
   EXPECT_EQ(large.find("left out"), std::string::npos) << large;
+#endif
+}
+
+template <class T>
+struct wrapped {};
+template <int N>
+struct nested {
+  using type = wrapped<typename nested<N - 1>::type>;
+};
+template <>
+struct nested<0> {
+  using type = int;
+};
+template <class T>
+[[gnu::noinline]] int deeply_named(volatile int *x) {
+  return *x + 4;
+}
+
+// A name nested 30 deep takes Abseil's demangler about 8 KiB of stack: on a signal stack with
+// less left it is printed mangled, where the report used to run off the stack.
+TEST(DebugResource, ADeepNameOnASmallSignalStackIsPrintedMangled) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's frames do not fit the small stack";
+#else
+  void *const deep =
+      reinterpret_cast<char *>(reinterpret_cast<std::uintptr_t>(&deeply_named<nested<30>::type>)) +
+      2;
+  const std::string small = report_on_a_signal_stack(7 * 1024, deep);
+  EXPECT_NE(small.find(" _ZN12_GLOBAL__N_112deeply_namedINS_7wrapped"), std::string::npos) << small;
+  const std::string large = report_on_a_signal_stack(64 * 1024, deep);
+  EXPECT_NE(large.find("::deeply_named<>()"), std::string::npos) << large;
 #endif
 }
 

@@ -295,8 +295,7 @@ class default_resource_refuses {
 TEST(Containers, InlinedVectorInsertsInTheMiddleAllocateOnlyFromItsResource) {
   checking_resource r;
   const mesa::string s("a string too long for the small-string buffer", &r);
-  mesa::inlined_vector<mesa::string, 4> v(&r);
-  v.emplace_back("last");
+  mesa::inlined_vector<mesa::string, 4> v(1, mesa::string("last", &r), &r);
   const default_resource_refuses refuses;
   v.insert(v.begin(), s);
   v.insert(v.begin(), mesa::string("moved in, long enough to allocate its own buffer", &r));

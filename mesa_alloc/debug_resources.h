@@ -186,9 +186,10 @@ size_t mesa_debug_report_leaks(const mesa_allocator *debug);
  * full disk), or for a NULL path: said on stderr. Format: logging_resource.h. */
 const mesa_allocator *mesa_logging_create(const mesa_allocator *parent, const char *path,
                                           int record_stacks);
-/* Writes the rest of the trace. */
+/* Writes what the trace holds so far. */
 void mesa_logging_flush(const mesa_allocator *logging);
-/* Flushes, closes the file and frees the table (blocks stay with the parent). */
+/* Finishes the trace (its end record: alloc_trace reads it as whole), closes the file and frees
+ * the table (blocks stay with the parent). */
 void mesa_logging_destroy(const mesa_allocator *logging);
 
 #ifdef __cplusplus

@@ -119,7 +119,7 @@ trace_file::trace_file(const char *path) noexcept
 }
 
 trace_file::~trace_file() {
-  flush();
+  finish();
   if (fd_ >= 0) close(fd_);
 }
 
@@ -178,6 +178,19 @@ void trace_file::flush() noexcept {
   flush_locked();
 }
 
+void trace_file::finish() noexcept {
+  std::lock_guard<internal::spin_lock> lock(lock_);
+  if (!finished_) {
+    trace_event end{};
+    end.op = trace_op::end;
+    end.thread = thread_id();
+    end.time_ns = now_ns() - trace_origin_ns();
+    append(&end, sizeof end);
+    finished_ = true;
+  }
+  flush_locked();
+}
+
 void trace_file::flush_unless_busy() noexcept {
   if (!lock_.try_lock()) return;
   flush_locked();
@@ -193,6 +206,7 @@ void trace_file::append(const void *data, std::size_t length) noexcept {
 void trace_file::write_event(const trace_event &event) noexcept {
   std::lock_guard<internal::spin_lock> lock(lock_);
   append(&event, sizeof event);
+  if (finished_) flush_locked();
 }
 
 void trace_file::write_site(std::uint32_t id, const char *text, std::size_t length) noexcept {
@@ -204,6 +218,7 @@ void trace_file::write_site(std::uint32_t id, const char *text, std::size_t leng
   std::lock_guard<internal::spin_lock> lock(lock_);
   append(head, sizeof head);
   append(text, length);
+  if (finished_) flush_locked();
 }
 
 logging_resource::logging_resource(std::pmr::memory_resource *upstream, trace_sink *sink,

@@ -12,12 +12,16 @@
 // (each new one is symbolised once; past that, stacks share the site "call-site table full").
 //
 // Trace format (native byte order): the 8 bytes "MESATRC1", then records. An event is 48 bytes:
-//   u8 op (1 alloc, 2 free, 3 realloc, 4 failed alloc), u8 scope, u16 0, u32 thread,
+//   u8 op (1 alloc, 2 free, 3 realloc, 4 failed alloc, 6 end), u8 scope, u16 0, u32 thread,
 //   u64 nanoseconds since the first logging_resource of the process was made (one time axis
 //   and one site numbering for every resource: several may share a sink), u64 pointer, u64 old
 //   pointer (realloc),
 //   u64 size (0 when a free does not know it), u32 alignment, u32 call site (0: none).
 // A call site is: u8 5, u8 0, u16 text length, u32 id, then the text ("f < caller < ...").
+// An end record (op 6, its other fields 0 but the time and thread) ends a whole trace: written by
+// trace_file::finish() (its destructor, mesa_logging_destroy, MESA_ALLOC_DEBUG at exit). A trace
+// without one was left by a process that never got there (killed, crashed, _exit), and its last
+// buffered events are missing. Events may follow it: frees made during exit after the finish.
 //
 // Example:
 //   mesa::trace_file trace("/tmp/compiler.trace");
@@ -43,7 +47,7 @@ namespace internal {
 struct fork_locks;
 }
 
-enum class trace_op : std::uint8_t { alloc = 1, free = 2, realloc = 3, failed = 4 };
+enum class trace_op : std::uint8_t { alloc = 1, free = 2, realloc = 3, failed = 4, end = 6 };
 
 struct trace_event {
   trace_op op;
@@ -70,7 +74,7 @@ class trace_sink {
 
 // A trace file in the format above. The header is written when the file is opened (a process
 // that dies at once leaves a trace alloc_trace reads), then writes go through a 64 KiB buffer;
-// flush() or destruction writes the rest.
+// flush() writes what it holds, and finish() or destruction ends the trace.
 class trace_file final : public trace_sink {
  public:
   explicit trace_file(const char *path) noexcept;
@@ -84,6 +88,11 @@ class trace_file final : public trace_sink {
   // errno of the failed open (0 when the file was opened).
   int open_error() const noexcept { return open_error_; }
   void flush() noexcept;
+  // Writes what the buffer holds and an end record: alloc_trace then knows the trace is whole.
+  // Later events (frees in exit handlers that run after MESA_ALLOC_DEBUG's exit finished its
+  // trace) are written at once, a write(2) each. Finishing again writes no second end record.
+  // The file stays open until destruction.
+  void finish() noexcept;
   // Flushes unless a write is in progress (then does nothing): for a report that is about to
   // end the process, maybe from a signal handler that interrupted that write.
   void flush_unless_busy() noexcept;
@@ -102,6 +111,7 @@ class trace_file final : public trace_sink {
   pid_t pid_;  // the process that opened the file: a fork() child writes nothing
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written
+  bool finished_ = false;            // the end record is written: events go out unbuffered
   std::uint64_t written_ = 0;        // bytes written to the file
   std::size_t used_ = 0;
   unsigned char buffer_[64 * 1024];

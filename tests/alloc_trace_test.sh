@@ -21,6 +21,7 @@ grep -q '^peak live bytes 310 at ' "$dir/summary.txt" || fail "peak"
 grep -q '^live at the end (leaks): 1 blocks, 40 bytes$' "$dir/summary.txt" || fail "leaks"
 grep -q 'leak_some' "$dir/summary.txt" || fail "call sites are named"
 grep -q '^short-lived (freed within 1000 us): ' "$dir/summary.txt" || fail "short-lived"
+if grep -q 'not finished' "$dir/summary.txt"; then fail "a run that returned: trace not finished"; fi
 
 "$tool" "$dir/run.trace" --json --svg "$dir/plot.svg" >"$dir/summary.json" || fail "json"
 python3 - "$dir/summary.json" <<'PY' || fail "json content"
@@ -29,6 +30,7 @@ r = json.load(open(sys.argv[1]))
 assert r["totals"]["allocations"] == 3, r["totals"]
 assert r["peak_bytes"] == 310, r["peak_bytes"]
 assert r["leaks"]["bytes"] == 40, r["leaks"]
+assert r["finished"] is True and r["leaks"]["trace_not_finished"] is False, r["leaks"]
 assert {h["up_to"] for h in r["size_histogram"]} == {16, 32, 64, 256}, r["size_histogram"]
 PY
 grep -q '<polyline' "$dir/plot.svg" || fail "svg plot"
@@ -58,6 +60,32 @@ ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=cookie,trace="$dir/crash.trace" "$p
   >/dev/null 2>&1 && fail "the underrun did not abort"
 "$tool" "$dir/crash.trace" >"$dir/crash.txt" 2>&1 || fail "the trace of a crashed run: unreadable"
 grep -q '^allocations [1-9]' "$dir/crash.txt" || fail "the trace of a crashed run: no allocation"
+# It has no end record, which the report says: its live blocks are not called leaks.
+grep -q 'crash.trace has no end record (the traced process was killed, crashed' "$dir/crash.txt" ||
+  fail "the trace of a crashed run: no warning"
+grep -q '^trace not finished (no end record: the traced process was killed, crashed, called _exit or still runs)' \
+  "$dir/crash.txt" || fail "the trace of a crashed run: the report does not say so at its top"
+grep -q "^live at the trace's end (not necessarily leaks: the trace was not finished): " \
+  "$dir/crash.txt" || fail "the trace of a crashed run: its live blocks titled as leaks"
+if grep -q '(leaks)' "$dir/crash.txt"; then fail "the trace of a crashed run: leaks"; fi
+
+# So has the trace of a process that calls _exit: its buffered events never reach the file.
+rm -f "$dir/quick.trace"
+MESA_ALLOC_DEBUG=trace="$dir/quick.trace" "$program" exit_at_once || fail "the _exit run"
+"$tool" "$dir/quick.trace" >"$dir/quick.txt" 2>"$dir/err.txt" || fail "the _exit trace: unreadable"
+grep -q 'quick.trace has no end record' "$dir/err.txt" || fail "the _exit trace: no warning"
+
+# A block an exit handler frees after MESA_ALLOC_DEBUG's own handler finished the trace (the
+# program registered its handler first, so it runs last): the free follows the end record, and
+# the block is not a leak.
+rm -f "$dir/atexit.trace"
+MESA_ALLOC_DEBUG=trace="$dir/atexit.trace" "$program" free_at_exit || fail "the free_at_exit run"
+"$tool" "$dir/atexit.trace" >"$dir/atexit.txt" 2>"$dir/err.txt" || fail "the atexit trace"
+grep -q '^allocations 1, reallocs 0, frees 1, failed 0, bytes allocated 24$' "$dir/atexit.txt" ||
+  { fail "the atexit trace: the free after the end record"; cat "$dir/atexit.txt"; }
+grep -q '^live at the end (leaks): 0 blocks, 0 bytes$' "$dir/atexit.txt" ||
+  fail "the atexit trace: a leak"
+[[ -s "$dir/err.txt" ]] && { fail "the atexit trace: a warning"; cat "$dir/err.txt"; }
 
 printf 'not a trace' >"$dir/bad.trace"
 if "$tool" "$dir/bad.trace" 2>"$dir/err.txt"; then fail "bad trace accepted"; fi
@@ -100,7 +128,7 @@ python3 - "$dir/dup.trace" <<'PY'
 import struct, sys
 ev = lambda op, ptr, size, t: struct.pack("=BBHIQQQQII", op, 1, 0, 1, t, ptr, 0, size, 16, 0)
 open(sys.argv[1], "wb").write(b"MESATRC1" + ev(1, 0x1000, 8, 1) + ev(1, 0x1000, 100, 2) +
-                              ev(2, 0x1000, 0, 3))
+                              ev(2, 0x1000, 0, 3) + ev(6, 0, 0, 4))
 PY
 "$tool" "$dir/dup.trace" >"$dir/dup.txt" || fail "out-of-order trace"
 grep -q '^allocations of pointers already live: 1 (the trace is out of order' "$dir/dup.txt" ||

@@ -231,6 +231,26 @@ static int grow_realloc(void) {
   return 0;
 }
 
+/* A block freed by an exit handler registered before the first allocation, which made
+ * MESA_ALLOC_DEBUG register its own: that handler runs first and finishes the trace, then this
+ * one frees the block. */
+static void *kept_until_exit;
+
+static void free_kept_block(void) { mesa_free(kept_until_exit); }
+
+static int free_at_exit(void) {
+  atexit(free_kept_block);
+  kept_until_exit = mesa_malloc(24);
+  return kept_until_exit != NULL ? 0 : 1;
+}
+
+/* Allocates, then ends the process with _exit: no exit handler runs. */
+static int allocate_then_exit_at_once(void) {
+  void *p = mesa_malloc(24);
+  mesa_free(p);
+  _exit(p != NULL ? 0 : 1);
+}
+
 /* A malloc, a shrinking realloc, two mallocs: the program's allocations 0 to 3, whatever the
  * debug words (fail=N fails call N). Prints what each returned; a failed realloc must leave the
  * block whole. */
@@ -278,10 +298,13 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "shrink_then_allocate") == 0) return shrink_then_allocate();
   if (strcmp(mode, "grow_realloc") == 0) return grow_realloc();
   if (strcmp(mode, "many_small") == 0) return try_allocations(5000, 32);
+  if (strcmp(mode, "free_at_exit") == 0) return free_at_exit();
+  if (strcmp(mode, "exit_at_once") == 0) return allocate_then_exit_at_once();
   fprintf(stderr,
           "usage: %s leak|overrun|underrun|write_after_free|realloc_freed|write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
-          "large|shrink_full|shrink_then_allocate|grow_realloc|many_small\n",
+          "large|shrink_full|shrink_then_allocate|grow_realloc|many_small|free_at_exit|"
+          "exit_at_once\n",
           argv[0]);
   return 2;
 }

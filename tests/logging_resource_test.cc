@@ -217,8 +217,8 @@ std::string read_file(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-// The events of a trace file (call-site records skipped).
-std::vector<mesa::trace_event> read_events(const std::string &path) {
+// The events of a trace file (call-site and end records skipped; `ends` counts the end records).
+std::vector<mesa::trace_event> read_events(const std::string &path, int *ends = nullptr) {
   const std::string data = read_file(path);
   EXPECT_GE(data.size(), 8u);
   EXPECT_EQ(data.substr(0, 8), "MESATRC1");
@@ -236,7 +236,10 @@ std::vector<mesa::trace_event> read_events(const std::string &path) {
       break;
     }
     std::memcpy(&e, data.data() + pos, sizeof e);
-    events.push_back(e);
+    if (e.op != mesa::trace_op::end)
+      events.push_back(e);
+    else if (ends != nullptr)
+      ++*ends;
     pos += sizeof e;
   }
   return events;
@@ -258,7 +261,9 @@ TEST(LoggingC, TraceFileHasHeaderAndEvents) {
   p = mesa_realloc2(nullptr, log, p, 48, 8, MESA_ALLOC_SCOPE_DEVICE);
   mesa_free2(nullptr, log, p);
   mesa_logging_destroy(log);
-  const std::vector<mesa::trace_event> events = read_events(path);
+  int ends = 0;
+  const std::vector<mesa::trace_event> events = read_events(path, &ends);
+  EXPECT_EQ(ends, 1) << "mesa_logging_destroy finishes the trace";
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].op, mesa::trace_op::alloc);
   EXPECT_EQ(events[0].scope, MESA_ALLOC_SCOPE_DEVICE);
@@ -500,6 +505,54 @@ TEST(TraceFile, HeaderAtOnceAndFlushUnlessBusy) {
   file.flush_unless_busy();
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(8 + sizeof e));
+}
+
+// finish() writes the buffer and an end record, the last 48 bytes of a whole trace; events after
+// it (frees made during exit) are written at once, as nothing would flush them later; finishing
+// again adds no second end record.
+TEST(TraceFile, FinishWritesAnEndRecordAndLaterEventsAtOnce) {
+  const std::string path = testing::TempDir() + "/finish.trace";
+  {
+    mesa::trace_file file(path.c_str());
+    ASSERT_TRUE(file.ok());
+    mesa::trace_event e{};
+    e.op = mesa::trace_op::alloc;
+    e.ptr = 0x1000;
+    file.write_event(e);
+    file.finish();
+    const std::string data = read_file(path);
+    ASSERT_EQ(data.size(), 8 + 2 * sizeof e);
+    mesa::trace_event end;
+    std::memcpy(&end, data.data() + 8 + sizeof e, sizeof end);
+    EXPECT_EQ(end.op, mesa::trace_op::end);
+    EXPECT_EQ(end.ptr, 0u);
+    EXPECT_EQ(end.size, 0u);
+    EXPECT_NE(end.thread, 0u);
+
+    e.op = mesa::trace_op::free;
+    file.write_event(e);
+    EXPECT_EQ(read_file(path).size(), 8 + 3 * sizeof e) << "an event after finish() waits";
+    file.finish();
+  }
+  int ends = 0;
+  const std::vector<mesa::trace_event> events = read_events(path, &ends);
+  EXPECT_EQ(ends, 1);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].op, mesa::trace_op::free);
+}
+
+// A trace_file destroyed without finish() is finished by its destructor.
+TEST(TraceFile, DestructionFinishesTheTrace) {
+  const std::string path = testing::TempDir() + "/destroyed.trace";
+  {
+    mesa::trace_file file(path.c_str());
+    mesa::trace_event e{};
+    e.op = mesa::trace_op::alloc;
+    file.write_event(e);
+  }
+  const std::string data = read_file(path);
+  ASSERT_EQ(data.size(), 8 + 2 * sizeof(mesa::trace_event));
+  EXPECT_EQ(data[8 + sizeof(mesa::trace_event)], static_cast<char>(mesa::trace_op::end));
 }
 
 // Site ids name one stack in the whole process and every resource stamps one time axis, so

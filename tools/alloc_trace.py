@@ -14,6 +14,13 @@ it stops, on stderr and at the top of the text report (JSON: "truncated_at", and
 "trace_cut_short" in "leaks"); its live blocks are listed as live when the trace was cut, not
 as leaks. An empty file is a process that died before its trace was first written.
 
+A whole trace ends with an end record, written when the trace is finished (at exit, when its
+trace_file is destroyed, by mesa_logging_destroy). A trace without one was left by a process
+that never got there (killed, crashed, _exit) or is still running: its last buffered events
+(up to 64 KiB) may be missing, so it is reported like a trace cut short (JSON: "finished" false,
+"trace_not_finished" in "leaks"). Events after the end record (frees made during exit, after
+the finish) are counted.
+
 The trace is read a chunk at a time, so memory grows with the blocks live at once and the call
 sites, not with the trace's length (the plot keeps the lowest and highest point of each of at
 most 2048 windows of events). Running out of memory, a closed (>&-) or full stdout, and
@@ -32,7 +39,7 @@ import sys
 MAGIC = b"MESATRC1"
 EVENT = struct.Struct("=BBHIQQQQII")  # 48 bytes
 SITE_HEAD = struct.Struct("=BBHI")
-OPS = {1: "alloc", 2: "free", 3: "realloc", 4: "failed"}
+OPS = {1: "alloc", 2: "free", 3: "realloc", 4: "failed", 6: "end"}
 SCOPES = ["command", "object", "cache", "device", "instance"]
 
 
@@ -102,6 +109,7 @@ class Analysis:
         self.histogram = {}
         self.short_count = self.short_bytes = self.lifetimes = 0
         self.threads = set()
+        self.finished = False  # an end record was read
         self.timeline = Timeline()
         self.by_scope = [0] * len(SCOPES)
 
@@ -135,6 +143,9 @@ class Analysis:
             self.short_bytes += size
 
     def event(self, op, scope, thread, t, ptr, old, size, site):
+        if op == 6:
+            self.finished = True
+            return
         self.events += 1
         self.threads.add(thread)
         self.last_t = max(self.last_t, t)
@@ -183,10 +194,12 @@ class Analysis:
                             "bytes": self.short_bytes,
                             "fraction_of_frees": (self.short_count / self.lifetimes
                                                   if self.lifetimes else 0.0)},
-            # A trace cut short ends while the program still runs: its live blocks are the ones
-            # in use at the cut, not necessarily leaks.
+            "finished": self.finished,
+            # A trace cut short, or never finished, ends while the program still runs: its live
+            # blocks are the ones in use at its end, not necessarily leaks.
             "leaks": {"blocks": len(self.live), "bytes": sum(v[0] for v in self.live.values()),
                       "trace_cut_short": truncated_at is not None,
+                      "trace_not_finished": not self.finished,
                       "by_site": [{"site": site_name(k), "blocks": v[0], "bytes": v[1]}
                                   for k, v in sorted(leaks_by_site.items(),
                                                      key=lambda kv: -kv[1][1])]},
@@ -247,6 +260,10 @@ def print_text(r, out):
         out.write(f"trace cut short at byte {r['truncated_at']} (a partial last record): this "
                   "report covers the events before the cut, and the blocks live at the cut are "
                   "not necessarily leaks\n")
+    elif not r["finished"]:
+        out.write("trace not finished (no end record: the traced process was killed, crashed, "
+                  "called _exit or still runs): up to 64 KiB of its last events may be missing, "
+                  "and the blocks live at its end are not necessarily leaks\n")
     out.write(f"events {r['events']}, threads {r['threads']}, "
               f"duration {r['duration_ns'] / 1e6:.3f} ms\n")
     out.write(f"allocations {t['allocations']}, reallocs {t['reallocs']}, frees {t['frees']}, "
@@ -275,8 +292,12 @@ def print_text(r, out):
               f"blocks, {s['bytes']} bytes, {100 * s['fraction_of_frees']:.1f}% of the blocks "
               "freed or reallocated\n")
     leaks = r["leaks"]
-    title = ("live when the trace was cut (not necessarily leaks: the trace was cut short)"
-             if leaks["trace_cut_short"] else "live at the end (leaks)")
+    if leaks["trace_cut_short"]:
+        title = "live when the trace was cut (not necessarily leaks: the trace was cut short)"
+    elif leaks["trace_not_finished"]:
+        title = "live at the trace's end (not necessarily leaks: the trace was not finished)"
+    else:
+        title = "live at the end (leaks)"
     out.write(f"\n{title}: {leaks['blocks']} blocks, {leaks['bytes']} bytes\n")
     for s in leaks["by_site"][:10]:
         out.write(f"  {s['bytes']:>12} B {s['blocks']:>8} x  {s['site']}\n")
@@ -355,6 +376,10 @@ def main(argv):
         print(f"alloc_trace: warning: {args.trace} ends in a partial record at byte "
               f"{truncated_at} (the trace was cut short); the report covers the {r['events']} "
               "events before it, and its live blocks are not necessarily leaks", file=sys.stderr)
+    elif not r["finished"]:
+        print(f"alloc_trace: warning: {args.trace} has no end record (the traced process was "
+              "killed, crashed, called _exit or still runs); its last events may be missing, "
+              "and its live blocks are not necessarily leaks", file=sys.stderr)
     if args.svg:
         try:
             write_svg(r, args.svg)

@@ -87,7 +87,7 @@ void at_exit() {
     std::fprintf(stderr, "mesa_alloc: statistics of the default allocator (MESA_ALLOC_DEBUG)\n");
     g_stats->tracker.print_report(stderr);
   }
-  if (g_trace != nullptr) g_trace->file.flush();
+  if (g_trace != nullptr) g_trace->file.finish();
 }
 
 // fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they

@@ -177,6 +177,7 @@ void *vk_multialloc::zalloc2(const VkAllocationCallbacks *parent,
 }
 
 void *vk_multialloc::allocate(std::pmr::memory_resource *resource) noexcept {
+  if (resource == nullptr) internal::report_null_resource("vk_multialloc::allocate", "resource");
   if (invalid_ || count_ == 0) return place(nullptr);
   try {
     return place(resource->allocate(size_, alignment_));

@@ -204,7 +204,8 @@ class vk_multialloc {
                VkSystemAllocationScope scope) noexcept;
   void *zalloc2(const VkAllocationCallbacks *parent, const VkAllocationCallbacks *alloc,
                 VkSystemAllocationScope scope) noexcept;
-  // Same from a memory resource; free with resource->deallocate(p, size(), alignment()).
+  // Same from a memory resource; free with resource->deallocate(p, size(), alignment()). A null
+  // resource is refused: one line, then abort.
   void *allocate(std::pmr::memory_resource *resource) noexcept;
 
   std::size_t size() const noexcept { return size_; }

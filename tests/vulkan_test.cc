@@ -348,6 +348,15 @@ TEST(VkMultialloc, TotalNearSizeMaxIsRefusedBeforeTheResource) {
   EXPECT_EQ(bytes, nullptr);
 }
 
+// A null resource is refused with a line, as every entry point that takes a resource does.
+TEST(VkMultiallocDeathTest, ANullResourceIsRefused) {
+  int *ints = nullptr;
+  mesa::vk_multialloc ma;
+  ma.add(&ints, 4);
+  EXPECT_DEATH(ma.allocate(nullptr),
+               "^mesa_alloc: vk_multialloc::allocate: no resource \\(null\\)\n");
+}
+
 TEST(VkCallbacks, WrappedSizeOverNewDeleteIsNull) {
   mesa::vk_callbacks callbacks(std::pmr::new_delete_resource());
   const VkAllocationCallbacks *cb = callbacks.get();

@@ -71,10 +71,17 @@ def check_data(data, source):
                                                              ", ".join(TO_NS)))
         for field in ("cpu_time", "real_time"):
             value = b.get(field)
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, (int, float)) or
-                                      not math.isfinite(value) or value < 0):
+            if value is not None and not finite_time(value, b.get("time_unit", "ns")):
                 sys.exit("%s has %s %r, not a finite number >= 0" % (where, field, value))
+
+
+def finite_time(value, unit):
+    """A number >= 0 that stays finite in ns (an integer too long for a float does not)."""
+    try:
+        return (not isinstance(value, bool) and isinstance(value, (int, float)) and
+                math.isfinite(value * TO_NS[unit]) and value >= 0)
+    except OverflowError:
+        return False
 
 
 def usable(b):
@@ -234,7 +241,7 @@ def main():
         try:
             with open(args.json) as f:
                 data = json.load(f)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
             sys.exit("compare.py: cannot read benchmark JSON from %s: %s" % (args.json, e))
         check_data(data, args.json)
     else:

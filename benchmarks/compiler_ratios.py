@@ -21,21 +21,26 @@ import sys
 TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def number(b, field, path):
-    """The finite, non-negative number in b[field], or exit naming the record and the field."""
+def number(b, field, path, scale=1.0):
+    """The finite, non-negative number in b[field], times `scale`, or exit naming the record and
+    the field. An integer too long for a float, or a time that overflows in ms, is not finite."""
     value = b.get(field)
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
-            not math.isfinite(value) or value < 0):
+    try:
+        finite = (not isinstance(value, bool) and isinstance(value, (int, float)) and
+                  math.isfinite(value * scale) and value >= 0)
+    except OverflowError:
+        finite = False
+    if not finite:
         sys.exit("compiler_ratios: %s: %s has %s %r, not a finite number >= 0 "
                  "(not compiler_benchmark output?)" % (path, b.get("run_name"), field, value))
-    return value
+    return value * scale
 
 
 def main(path):
     try:
         with open(path) as f:
             data = json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: arrays nested too deep
         sys.exit("compiler_ratios: cannot read benchmark JSON from %s: %s" % (path, e))
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         sys.exit("compiler_ratios: %s has no \"benchmarks\" list (use --benchmark_format=json)"
@@ -58,7 +63,7 @@ def main(path):
         if unit not in TO_MS:
             sys.exit("compiler_ratios: %s: %s has time_unit %r, not one of %s"
                      % (path, run_name, unit, ", ".join(TO_MS)))
-        cpu_time = number(b, "cpu_time", path) * TO_MS[unit]
+        cpu_time = number(b, "cpu_time", path, TO_MS[unit])
         counters[name] = (number(b, "peak_bytes", path), number(b, "heap_allocs", path))
         if cpu_time <= 0:
             sys.exit("compiler_ratios: %s: %s has no time" % (path, run_name))

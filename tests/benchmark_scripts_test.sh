@@ -81,11 +81,17 @@ cases = {
     "peak_infinite": [run(), run("arena_static", peak_bytes=float("inf"))],
     "time_nan": [run(cpu_time=float("nan"))],
     "unit_unknown": [run(time_unit="xs")],
+    "peak_huge_integer": [run(), run("arena_static", peak_bytes=10**400)],
+    "time_infinite_in_ms": [run(), run("arena_static", cpu_time=1e307, time_unit="s")],
     "aggregates_only": [run(name="BM_compile/std_allocator_median", run_type="aggregate",
                             aggregate_name="median")],
 }
 for name, records in cases.items():
     json.dump({"benchmarks": records}, open("%s/ratios_%s.json" % (sys.argv[1], name), "w"))
+# Arrays nested too deep for the JSON reader's recursion.
+deep = '{"benchmarks": ' + "[" * 100000 + "]" * 100000 + "}"
+open(sys.argv[1] + "/ratios_nested_deep.json", "w").write(deep)
+open(sys.argv[1] + "/compare_nested_deep.json", "w").write(deep)
 # Times in different units are compared in one unit: std at 10 us is 500x arena_static's 5 ms.
 json.dump({"benchmarks": [run(time_unit="us"), run("arena_static", cpu_time=5)]},
           open(sys.argv[1] + "/ratios_units.json", "w"))
@@ -102,6 +108,9 @@ cases = {
     "time_negative": {"benchmarks": [row("BM_glibc_pair/64"), row("BM_mesa_slab_pair/64",
                                                                    cpu_time=-3)]},
     "time_infinite": {"benchmarks": [row("BM_glibc_pair/64", real_time=float("inf"))]},
+    "time_huge_integer": {"benchmarks": [row("BM_glibc_pair/64", cpu_time=10**400)]},
+    "time_infinite_in_ns": {"benchmarks": [row("BM_glibc_pair/64", cpu_time=1e300,
+                                               time_unit="s")]},
     "no_records": {"benchmarks": [5, "x", None]},
 }
 for name, data in cases.items():
@@ -111,7 +120,7 @@ json.dump({"context": [], "benchmarks": [row("BM_glibc_pair/64"), row("BM_mesa_s
           open(sys.argv[1] + "/compare_context_list.json", "w"))
 PY
 for name in run_name_number peak_null peak_text peak_infinite time_nan unit_unknown \
-  aggregates_only; do
+  peak_huge_integer time_infinite_in_ms nested_deep aggregates_only; do
   python3 "$ratios" "$dir/ratios_$name.json" >"$dir/out.txt" 2>&1
   status=$?
   [[ $status -eq 1 ]] || fail "ratios: $name: status $status"
@@ -129,7 +138,8 @@ grep -q '^| arena_static | 5.0 | 0.00× / 0.00× | 100 (1.00×) | 5 |$' "$dir/ou
   fail "ratios: mixed units: arena_static not in ms"
 grep -q '^| std_allocator | 0.0 |' "$dir/out.txt" || fail "ratios: mixed units: std not in ms"
 
-for name in unit_unknown name_number run_name_list time_negative time_infinite no_records; do
+for name in unit_unknown name_number run_name_list time_negative time_infinite time_huge_integer \
+  time_infinite_in_ns nested_deep no_records; do
   python3 "$compare" --json "$dir/compare_$name.json" >"$dir/out.txt" 2>&1
   status=$?
   [[ $status -eq 1 ]] || fail "compare: $name: status $status"

@@ -5,16 +5,17 @@
 // (containers of containers, node-based maps, strings) with memory given back all at once.
 //
 // What it costs: requests up to 4096 bytes with alignment up to 16 are rounded up to one of 28
-// size classes (16..128 by 16, then four per doubling: at most 25% internal waste) and served
-// by an inline free-list pop; deallocate is an inline push, plus one compare: a free block
-// holds the pool's key in its second word, so a double free is found on the free list and
-// refused with one line on stderr. No per-block header. Class blocks are carved in batches out
-// of chunks from upstream (16 KiB doubling to 1 MiB; when upstream refuses one, as a budget
-// does, half that down to one block's worth) that go back only on release() or destruction. Larger
-// or more aligned requests get their own upstream block with a 32-byte header (20 bytes on 32-bit
-// targets; rounded up to the alignment), released with the pool. allocate()/deallocate() called on
-// a pool_resource (not through a memory_resource *) are non-virtual. A block freed with the wrong
-// size, or one the pool never made, is caught only by a debug_resource in front of it.
+// size classes (16..128 by 16: at most 15 bytes of waste; then four per doubling: at most 25%
+// of the request) and served by an inline free-list pop; deallocate is an inline push, plus
+// one compare: a free block holds the pool's key in its second word, so a double free is found
+// on the free list and refused with one line on stderr. No per-block header. Class blocks are
+// carved in batches out of chunks from upstream (16 KiB doubling to 1 MiB; when upstream refuses
+// one, as a budget does, half that down to one block's worth) that go back only on release() or
+// destruction. Larger or more aligned requests get their own upstream block with a 32-byte header
+// (20 bytes on 32-bit targets; rounded up to the alignment), released with the pool.
+// allocate()/deallocate() called on a pool_resource (not through a memory_resource *) are
+// non-virtual. A block freed with the wrong size, or one the pool never made, is caught only by a
+// debug_resource in front of it.
 //
 // Example:
 //   mesa::pool_resource pool(upstream);

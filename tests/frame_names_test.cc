@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -151,9 +154,11 @@ TEST(FrameSymbol, ALookupThatFailsLeavesErrnoAlone) {
 // memory, as lld lays out a small library (LOAD 0x0 at 0x0, LOAD 0x100 at 0x1100), optionally
 // linked at a non-zero base (-Ttext-segment, --image-base), with one function in its symbol
 // table. Mapped whole from offset 0, the second segment's bytes lie in the file's first page.
+// Made in `directory`, mapped at `at` when given (MAP_FIXED).
 class SyntheticElf {
  public:
-  explicit SyntheticElf(std::uintptr_t link_base, std::uint64_t program_headers_at = 0) {
+  explicit SyntheticElf(std::uintptr_t link_base, std::uint64_t program_headers_at = 0,
+                        const std::string &directory = "/tmp", void *at = nullptr) {
     std::vector<char> image(4096, 0);
     auto *elf = reinterpret_cast<ElfW(Ehdr) *>(image.data());
     std::memcpy(elf->e_ident, ELFMAG, SELFMAG);
@@ -194,23 +199,33 @@ class SyntheticElf {
     sym[1].st_value = link_base + 0x1150;
     sym[1].st_size = 0x80;
     std::strcpy(image.data() + 0x701, "synthetic_function");
-    std::strcpy(path_, "/tmp/frame_names_test_XXXXXX");
-    const int fd = mkstemp(path_);
+    std::string path = directory + "/frame_names_test_XXXXXX";
+    const int fd = mkstemp(path.data());
     if (fd < 0) return;
+    path_ = path;
     const bool written = write(fd, image.data(), image.size()) == 4096;
-    view_ = written ? mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    view_ = written
+                ? mmap(at, 4096, PROT_READ, MAP_PRIVATE | (at != nullptr ? MAP_FIXED : 0), fd, 0)
+                : MAP_FAILED;
     close(fd);
   }
   ~SyntheticElf() {
     if (view_ != MAP_FAILED) munmap(view_, 4096);
-    unlink(path_);
+    if (!path_.empty()) unlink(path_.c_str());
   }
   bool ok() const { return view_ != MAP_FAILED; }
   const char *at(std::size_t offset) const { return static_cast<const char *>(view_) + offset; }
-  std::string file_name() const { return std::strrchr(path_, '/') + 1; }
+  std::string file_name() const { return path_.substr(path_.rfind('/') + 1); }
+  // Unmaps the file, leaving the address range to the caller.
+  void *unmap() {
+    void *view = view_;
+    if (view_ != MAP_FAILED) munmap(view_, 4096);
+    view_ = MAP_FAILED;
+    return view;
+  }
 
  private:
-  char path_[64];
+  std::string path_;
   void *view_ = MAP_FAILED;
 };
 
@@ -266,6 +281,89 @@ TEST(FrameSymbol, AForkedChildThatReplacedItsDescriptorsStillNamesFrames) {
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+// Threads naming frames at once get the names one thread gets: a lookup that finds the table
+// of mappings busy reads the maps itself.
+TEST(FrameSymbol, ThreadsNamingFramesAtOnceGetTheSameNames) {
+  constexpr int kAddresses = 600;
+  int named = 0;
+  const std::uint64_t alone = hash_of_libc_names(kAddresses, named);
+  std::uint64_t hashes[3] = {};
+  std::vector<std::thread> threads;
+  for (std::uint64_t &hash : hashes)
+    threads.emplace_back([&hash] {
+      int n;
+      hash = hash_of_libc_names(kAddresses, n);
+    });
+  for (std::thread &t : threads) t.join();
+  for (const std::uint64_t hash : hashes) EXPECT_EQ(hash, alone);
+}
+
+std::string location_of(const void *pc) {
+  char where[320];
+  mesa::internal::frame_location(pc, where, sizeof where);
+  return where;
+}
+
+// A file under a path of 3,000 bytes (a deep build or sandbox tree) is named and located: a
+// path of 512 bytes or more lost both.
+TEST(FrameNames, AFileUnderAVeryLongPathIsNamedAndLocated) {
+  std::string directory = testing::TempDir() + "/frame_names_long_path";
+  std::vector<std::string> made;
+  ASSERT_TRUE(mkdir(directory.c_str(), 0700) == 0 || errno == EEXIST) << directory;
+  made.push_back(directory);
+  while (directory.size() < 3000) {
+    directory += "/a_directory_name_of_fifty_bytes_for_a_deep_tree_xx";
+    ASSERT_TRUE(mkdir(directory.c_str(), 0700) == 0 || errno == EEXIST) << directory;
+    made.push_back(directory);
+  }
+  {
+    const SyntheticElf deep(0, 0, directory);
+    ASSERT_TRUE(deep.ok());
+    EXPECT_EQ(symbol_of(deep.at(0x180)), "synthetic_function");
+    EXPECT_EQ(location_of(deep.at(0x180)), " (" + deep.file_name() + "+0x1180)");
+  }
+  for (auto d = made.rbegin(); d != made.rend(); ++d) rmdir(d->c_str());
+}
+
+// Another file mapped where a named one was (a dlclose, then a dlopen) is named as itself: the
+// kept table of mappings is checked, not trusted.
+TEST(FrameNames, AFileMappedWhereANamedOneWasIsNamedAsItself) {
+  SyntheticElf first(0);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(location_of(first.at(0x180)), " (" + first.file_name() + "+0x1180)");
+  void *where = first.unmap();
+  const SyntheticElf second(0x20000000, 0, "/tmp", where);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second.at(0), where);
+  EXPECT_EQ(location_of(second.at(0x180)), " (" + second.file_name() + "+0x20001180)");
+  EXPECT_EQ(symbol_of(second.at(0x180)), "synthetic_function");
+}
+
+// With no file descriptor left, a frame the table knows is still located, and one it does not
+// know says why it is not: a bare address is useless once the process is gone.
+TEST(FrameLocation, WithNoDescriptorLeftSaysWhyAFrameIsNotLocated) {
+  const char *known = inside(reinterpret_cast<const void *>(&getpagesize));
+  const std::string known_where = location_of(known);
+  ASSERT_EQ(known_where.rfind(" (libc.so.6+0x", 0), 0u) << known_where;
+  const SyntheticElf unseen(0);
+  ASSERT_TRUE(unseen.ok());
+  rlimit limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  rlimit low = limit;
+  low.rlim_cur = 256;  // descriptors run out soon, whatever the environment's limit
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> taken;
+  for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;) taken.push_back(fd);
+  const int error = errno;
+  const std::string known_now = location_of(known);
+  const std::string unseen_now = location_of(unseen.at(0x180));
+  for (const int fd : taken) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_EQ(error, EMFILE);
+  EXPECT_EQ(known_now, known_where);
+  EXPECT_EQ(unseen_now, " (not located: /proc/self/maps: Too many open files)");
 }
 
 // A parent and its child naming frames at once get the same names, and neither dies:

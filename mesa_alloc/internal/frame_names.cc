@@ -1,7 +1,6 @@
 #include "mesa_alloc/internal/frame_names.h"
 
 #include <elf.h>
-#include <fcntl.h>
 #include <link.h>
 #include <unistd.h>
 
@@ -12,109 +11,10 @@
 #include <cstring>
 
 #include "absl/debugging/internal/demangle.h"
+#include "mesa_alloc/internal/file_mappings.h"
 
 namespace mesa::internal {
 namespace {
-
-std::uintptr_t parse_hex(const char *&p, const char *end) noexcept {
-  std::uintptr_t v = 0;
-  for (; p < end; ++p) {
-    const char c = *p;
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    v = v * 16 + static_cast<std::uintptr_t>(d);
-  }
-  return v;
-}
-
-void skip_field(const char *&p, const char *end) noexcept {
-  while (p < end && *p != ' ') ++p;
-  while (p < end && *p == ' ') ++p;
-}
-
-std::uint64_t hash_of(const char *p, std::size_t length) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < length; ++i)
-    h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ull;
-  return h;
-}
-
-// The file mapping that holds a pc, from /proc/self/maps.
-struct maps_lookup {
-  std::uintptr_t pc;
-  // The last mapping of a file's start seen (its ELF header): where, and the file's path hash.
-  std::uintptr_t base = 0;
-  std::uintptr_t base_stop = 0;
-  bool base_readable = false;
-  std::uint64_t base_path_hash = 0;
-  bool found = false;
-  // The header of pc's file, at found_base, readable up to found_base_stop. Not so for code
-  // mapped from the middle of a file with no view of its start (a JIT's memfd).
-  bool found_header_mapped = false;
-  std::uintptr_t found_base = 0;
-  std::uintptr_t found_base_stop = 0;
-  std::uintptr_t found_start = 0;   // the mapping that holds pc
-  std::uintptr_t found_offset = 0;  // and the file offset it maps
-  char path[512] = {};
-
-  // One line of /proc/self/maps: "start-end perms offset dev inode   path".
-  void line(const char *p, const char *end) noexcept {
-    const std::uintptr_t start = parse_hex(p, end);
-    if (p < end && *p == '-') ++p;
-    const std::uintptr_t stop = parse_hex(p, end);
-    while (p < end && *p == ' ') ++p;
-    const bool readable = p < end && *p == 'r';
-    skip_field(p, end);  // perms
-    const std::uintptr_t offset = parse_hex(p, end);
-    while (p < end && *p == ' ') ++p;
-    skip_field(p, end);  // dev
-    skip_field(p, end);  // inode
-    const std::size_t length = static_cast<std::size_t>(end - p);
-    if (length == 0 || *p != '/' || length >= sizeof path) return;
-    const std::uint64_t path_hash = hash_of(p, length);
-    if (offset == 0) {
-      base = start;
-      base_stop = stop;
-      base_readable = readable;
-      base_path_hash = path_hash;
-    }
-    if (pc < start || pc >= stop) return;
-    found = true;
-    std::memcpy(path, p, length);
-    path[length] = '\0';
-    found_header_mapped = path_hash == base_path_hash && base_readable;
-    found_base = found_header_mapped ? base : start - offset;
-    found_base_stop = found_header_mapped ? base_stop : 0;
-    found_start = start;
-    found_offset = offset;
-  }
-};
-
-// Reads /proc/self/maps (open/read: no allocation, no lock) until the mapping of `lookup.pc`.
-void find_mapping(maps_lookup &lookup) noexcept {
-  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char buffer[1024];  // a line with a path of at most 511 bytes is under 600
-  std::size_t have = 0;
-  for (;;) {
-    const ssize_t n = read(fd, buffer + have, sizeof buffer - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    have += static_cast<std::size_t>(n);
-    const char *line = buffer;
-    const char *end = buffer + have;
-    for (const char *nl; (nl = static_cast<const char *>(std::memchr(line, '\n', end - line)));
-         line = nl + 1) {
-      lookup.line(line, nl);
-      if (lookup.found) break;
-    }
-    if (lookup.found) break;
-    have = static_cast<std::size_t>(end - line);
-    if (have == sizeof buffer) have = 0;  // a line longer than the buffer: not a module's
-    std::memmove(buffer, line, have);
-  }
-  close(fd);
-}
 
 // pread until `size` bytes or the end of the file; the bytes read, -1 on an error.
 ssize_t read_at(int fd, void *out, std::size_t size, std::uint64_t offset) noexcept {
@@ -134,28 +34,13 @@ bool read_exact(int fd, void *out, std::size_t size, std::uint64_t offset) noexc
   return read_at(fd, out, size, offset) == static_cast<ssize_t>(size);
 }
 
-// The descriptor of one lookup, closed on every way out.
-class open_file {
- public:
-  explicit open_file(const char *path) noexcept : fd_(open(path, O_RDONLY | O_CLOEXEC)) {}
-  ~open_file() {
-    if (fd_ >= 0) close(fd_);
-  }
-  open_file(const open_file &) = delete;
-  open_file &operator=(const open_file &) = delete;
-  int fd() const noexcept { return fd_; }
-
- private:
-  const int fd_;
-};
-
 // The bytes [offset, offset + size) of the found file: from its mapped start if that mapping
 // holds them (no system call; a deleted file's too), else from `fd` (-1: no file to read).
-bool read_header_bytes(const maps_lookup &l, int fd, void *out, std::size_t size,
+bool read_header_bytes(const file_mapping &m, int fd, void *out, std::size_t size,
                        std::uint64_t offset) noexcept {
-  const std::uint64_t mapped = l.found_base_stop - l.found_base;
-  if (l.found_header_mapped && offset <= mapped && size <= mapped - offset) {  // no overflow
-    std::memcpy(out, reinterpret_cast<const char *>(l.found_base) + offset, size);
+  const std::uint64_t mapped = m.base_stop - m.base;
+  if (m.header_mapped && offset <= mapped && size <= mapped - offset) {  // no overflow
+    std::memcpy(out, reinterpret_cast<const char *>(m.base) + offset, size);
     return true;
   }
   return fd >= 0 && read_exact(fd, out, size, offset);
@@ -165,15 +50,16 @@ bool read_header_bytes(const maps_lookup &l, int fd, void *out, std::size_t size
 // The loadable segment whose bytes of the file hold pc's byte gives it (the same distance into
 // the segment), whatever the layout: PIE or not, lld's segments packed in the file, a file
 // linked at a non-zero base.
-bool link_address(const maps_lookup &l, int fd, std::uintptr_t &vaddr) noexcept {
+bool link_address(const file_mapping &m, std::uintptr_t pc, int fd,
+                  std::uintptr_t &vaddr) noexcept {
   ElfW(Ehdr) elf;
-  if (!read_header_bytes(l, fd, &elf, sizeof elf, 0) ||
+  if (!read_header_bytes(m, fd, &elf, sizeof elf, 0) ||
       std::memcmp(elf.e_ident, ELFMAG, SELFMAG) != 0 || elf.e_phentsize != sizeof(ElfW(Phdr)))
     return false;
-  const std::uint64_t position = l.pc - l.found_start + l.found_offset;  // pc's byte in the file
+  const std::uint64_t position = pc - m.start + m.offset;  // pc's byte in the file
   for (unsigned i = 0; i < elf.e_phnum; ++i) {
     ElfW(Phdr) ph;
-    if (!read_header_bytes(l, fd, &ph, sizeof ph, elf.e_phoff + i * sizeof ph)) return false;
+    if (!read_header_bytes(m, fd, &ph, sizeof ph, elf.e_phoff + i * sizeof ph)) return false;
     if (ph.p_type != PT_LOAD || position < ph.p_offset || position - ph.p_offset >= ph.p_filesz)
       continue;
     vaddr = static_cast<std::uintptr_t>(position - ph.p_offset + ph.p_vaddr);
@@ -257,23 +143,17 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
   return false;
 }
 
-bool ends_with(const char *s, const char *suffix) noexcept {
-  const std::size_t n = std::strlen(s), k = std::strlen(suffix);
-  return n >= k && std::memcmp(s + n - k, suffix, k) == 0;
-}
-
-// The name of the symbol that holds `pc`, as its file spells it.
+// The name of the symbol that holds `pc`, as its file spells it. (A deleted file, a program or
+// driver upgraded while running or a JIT's memfd, is not opened.)
 [[gnu::noinline]] bool find_mangled_name(std::uintptr_t pc, char *name,
                                          std::size_t capacity) noexcept {
-  maps_lookup lookup;
-  lookup.pc = pc;
-  find_mapping(lookup);
-  // A deleted file (a program or driver upgraded while running, a JIT's memfd) cannot be opened.
-  if (!lookup.found || ends_with(lookup.path, " (deleted)")) return false;
-  const open_file file(lookup.path);
+  file_mapping m;
+  const int fd = find_file_mapping(pc, m, true);
+  if (fd < 0) return false;
   std::uintptr_t vaddr;
-  return file.fd() >= 0 && link_address(lookup, file.fd(), vaddr) &&
-         find_symbol_name(file.fd(), vaddr, name, capacity);
+  const bool named = link_address(m, pc, fd, vaddr) && find_symbol_name(fd, vaddr, name, capacity);
+  close(fd);
+  return named;
 }
 
 // Demangles a name `out` cannot hold whole (its first capacity - 1 bytes), else copies it.
@@ -334,16 +214,19 @@ bool frame_symbol(const void *pc, char *out, std::size_t capacity, const void *s
 void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
   const errno_keeper keep_errno;
   out[0] = '\0';
-  maps_lookup lookup;
-  lookup.pc = reinterpret_cast<std::uintptr_t>(pc);
-  find_mapping(lookup);
-  if (!lookup.found) return;
+  const auto address = reinterpret_cast<std::uintptr_t>(pc);
+  file_mapping m;
+  find_file_mapping(address, m, false);
+  if (m.error != 0) {
+    std::snprintf(out, capacity, " (not located: /proc/self/maps: %s)", std::strerror(m.error));
+    return;
+  }
+  if (!m.found) return;
   // The link-time address, as addr2line and AddressSanitizer take it; for a file whose ELF
   // header is not mapped (a JIT's memfd), the offset in the file.
   std::uintptr_t where;
-  if (!link_address(lookup, -1, where)) where = lookup.pc - lookup.found_base;
-  const char *slash = std::strrchr(lookup.path, '/');
-  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", slash + 1, where);
+  if (!link_address(m, address, -1, where)) where = address - m.base;
+  std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", m.name, where);
 }
 
 }  // namespace mesa::internal

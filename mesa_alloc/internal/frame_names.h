@@ -13,9 +13,10 @@
 // leaves the cached numbers naming other files. Here every lookup opens the file, reads it
 // with pread() and closes it: nothing is shared, with another process or another thread.
 //
-// What it costs: one read of /proc/self/maps per call, and for a symbol one pass over the
-// file's symbol table (.symtab, else .dynsym): about 30 microseconds in libc, 300 to 400 in
-// libLLVM (46,000 exported symbols), paid once per trace call site and per report line.
+// What it costs: finding the file (file_mappings.h: a kept table of the process's file
+// mappings, checked with a readlink), and for a symbol one pass over the file's symbol table
+// (.symtab, else .dynsym): about 30 microseconds in libc, 300 to 400 in libLLVM (46,000
+// exported symbols), paid once per trace call site and per report line.
 // Neither allocates nor takes a lock, and both leave errno as they found it: they run in the
 // guard pages' signal handler and under the callers' locks. About 3 KiB of stack to find a
 // frame's name, 2 KiB to locate it, and for demangling 2 KiB plus about 240 bytes per nesting
@@ -53,7 +54,8 @@ bool frame_symbol(const void *pc, char *out, std::size_t capacity,
 // what addr2line and debuginfod need for a stripped driver, whose frames have no symbol, and
 // what tells apart two call sites in one function. For code mapped from the middle of a file
 // with no view of its ELF header (a JIT's memfd), the offset in the file. Empty if no loaded
-// file holds `pc`.
+// file holds `pc`; " (not located: /proc/self/maps: <reason>)" when the maps cannot be read
+// (no file descriptor left) and the kept table does not know `pc`.
 void frame_location(const void *pc, char *out, std::size_t capacity) noexcept;
 
 }  // namespace mesa::internal

@@ -1,0 +1,312 @@
+#include "mesa_alloc/internal/file_mappings.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+namespace mesa::internal {
+namespace {
+
+std::uintptr_t parse_hex(const char *&p, const char *end) noexcept {
+  std::uintptr_t v = 0;
+  for (; p < end; ++p) {
+    const char c = *p;
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    v = v * 16 + static_cast<std::uintptr_t>(d);
+  }
+  return v;
+}
+
+void skip_field(const char *&p, const char *end) noexcept {
+  while (p < end && *p != ' ') ++p;
+  while (p < end && *p == ' ') ++p;
+}
+
+// One line of /proc/self/maps: "start-end perms offset dev inode   path".
+struct maps_line {
+  std::uintptr_t start;
+  std::uintptr_t stop;
+  std::uintptr_t offset;
+  bool readable;
+  const char *path;
+  std::size_t path_length;
+  std::uint64_t path_hash;
+};
+
+// False for a line that maps no file (anonymous memory, the stack, the vdso).
+bool parse_line(const char *p, const char *end, maps_line &l) noexcept {
+  l.start = parse_hex(p, end);
+  if (p < end && *p == '-') ++p;
+  l.stop = parse_hex(p, end);
+  while (p < end && *p == ' ') ++p;
+  l.readable = p < end && *p == 'r';
+  skip_field(p, end);  // perms
+  l.offset = parse_hex(p, end);
+  while (p < end && *p == ' ') ++p;
+  skip_field(p, end);  // dev
+  skip_field(p, end);  // inode
+  if (p == end || *p != '/') return false;
+  l.path = p;
+  l.path_length = static_cast<std::size_t>(end - p);
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < l.path_length; ++i)
+    h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ull;
+  l.path_hash = h;
+  return true;
+}
+
+// Where each file's start (its ELF header) is mapped: the maps list a file's mappings in
+// address order from its start, so the last mapping of an offset 0 seen is its file's.
+class header_tracker {
+ public:
+  void see(const maps_line &l) noexcept {
+    if (l.offset != 0) return;
+    base_ = l.start;
+    base_stop_ = l.stop;
+    readable_ = l.readable;
+    path_hash_ = l.path_hash;
+  }
+  bool header_mapped(const maps_line &l) const noexcept {
+    return l.path_hash == path_hash_ && readable_;
+  }
+  std::uintptr_t base(const maps_line &l) const noexcept {
+    return header_mapped(l) ? base_ : l.start - l.offset;
+  }
+  std::uintptr_t base_stop(const maps_line &l) const noexcept {
+    return header_mapped(l) ? base_stop_ : 0;
+  }
+
+ private:
+  std::uintptr_t base_ = 0;
+  std::uintptr_t base_stop_ = 0;
+  bool readable_ = false;
+  std::uint64_t path_hash_ = 0;
+};
+
+// Calls on_line(begin, end) for each line of /proc/self/maps (end: where its '\n' was, in
+// `buffer`, writable) until it returns true; a line longer than `buffer` is skipped. errno of a
+// failed open, else 0.
+template <class OnLine>
+int read_maps(char *buffer, std::size_t size, OnLine on_line) noexcept {
+  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != 0 ? errno : EIO;
+  std::size_t have = 0;
+  bool in_long_line = false;  // skipping the rest of a line longer than the buffer
+  bool done = false;
+  while (!done) {
+    const ssize_t n = read(fd, buffer + have, size - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    have += static_cast<std::size_t>(n);
+    char *line = buffer;
+    char *const end = buffer + have;
+    for (char *nl; !done && (nl = static_cast<char *>(std::memchr(line, '\n', end - line)));
+         line = nl + 1) {
+      if (!in_long_line) done = on_line(line, nl);
+      in_long_line = false;
+    }
+    have = static_cast<std::size_t>(end - line);
+    if (have == size) {
+      have = 0;
+      in_long_line = true;
+    }
+    std::memmove(buffer, line, have);
+  }
+  close(fd);
+  return 0;
+}
+
+bool deleted(const char *path, std::size_t length) noexcept {
+  static constexpr char kDeleted[] = " (deleted)";
+  const std::size_t k = sizeof kDeleted - 1;
+  return length >= k && std::memcmp(path + length - k, kDeleted, k) == 0;
+}
+
+void describe(const maps_line &l, std::uintptr_t base, std::uintptr_t base_stop, bool header_mapped,
+              file_mapping &out) noexcept {
+  out.found = true;
+  out.header_mapped = header_mapped;
+  out.base = base;
+  out.base_stop = base_stop;
+  out.start = l.start;
+  out.offset = l.offset;
+  const char *name = l.path + l.path_length;
+  while (name > l.path && name[-1] != '/') --name;
+  std::size_t length = static_cast<std::size_t>(l.path + l.path_length - name);
+  if (length >= sizeof out.name) length = sizeof out.name - 1;
+  std::memcpy(out.name, name, length);
+  out.name[length] = '\0';
+}
+
+// `path` is `length` bytes followed by a byte this may overwrite with a NUL.
+int open_unless_deleted(char *path, std::size_t length) noexcept {
+  if (deleted(path, length)) return -1;  // a program or driver replaced while running, a memfd
+  path[length] = '\0';
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+// The lookup of a process whose table is busy, full or unusable: the maps read to the address.
+int read_to_address(std::uintptr_t address, file_mapping &out, bool open_file) noexcept {
+  char buffer[1024];
+  header_tracker headers;
+  int fd = -1;
+  out.error = read_maps(buffer, sizeof buffer, [&](char *begin, char *end) {
+    maps_line l;
+    if (!parse_line(begin, end, l)) return false;
+    headers.see(l);
+    if (address < l.start || address >= l.stop) return false;
+    describe(l, headers.base(l), headers.base_stop(l), headers.header_mapped(l), out);
+    if (open_file) fd = open_unless_deleted(end - l.path_length, l.path_length);
+    return true;
+  });
+  return fd;
+}
+
+// The file mappings of the process, kept between lookups (file_mappings.h says why).
+class mapping_table {
+ public:
+  enum class answer { found, not_found, ask_the_maps };
+
+  bool try_lock() noexcept { return !busy_.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { busy_.store(false, std::memory_order_release); }
+
+  // With the lock held.
+  answer find(std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
+    if (unusable_) return answer::ask_the_maps;
+    bool fresh = false;
+    if (!filled_) {
+      if ((out.error = refill()) != 0) return answer::not_found;
+      fresh = true;
+    }
+    int i = index_of(address);
+    if (!fresh && (i < 0 || !still_mapped(mappings_[i]))) {
+      if (unusable_) return answer::ask_the_maps;
+      if ((out.error = refill()) != 0) return answer::not_found;
+      i = index_of(address);
+    }
+    if (i < 0) return complete_ ? answer::not_found : answer::ask_the_maps;
+    const cached_mapping &m = mappings_[i];
+    maps_line l{};
+    l.start = m.start;
+    l.offset = m.offset;
+    l.path = paths_ + m.path_at;
+    l.path_length = m.path_length;
+    describe(l, m.base, m.base_stop, m.header_mapped, out);
+    if (open_file) fd = open_unless_deleted(paths_ + m.path_at, m.path_length);
+    return answer::found;
+  }
+
+ private:
+  static constexpr int kMappings = 1024;
+  static constexpr std::size_t kPathBytes = 32 * 1024;
+
+  struct cached_mapping {
+    std::uintptr_t start;
+    std::uintptr_t stop;
+    std::uintptr_t offset;
+    std::uintptr_t base;
+    std::uintptr_t base_stop;
+    std::uint32_t path_at;  // in paths_, NUL-terminated
+    std::uint32_t path_length;
+    bool header_mapped;
+  };
+
+  // Reads the maps into the table. errno of a failed open, else 0.
+  int refill() noexcept {
+    count_ = 0;
+    paths_used_ = 0;
+    complete_ = true;
+    header_tracker headers;
+    const int error = read_maps(buffer_, sizeof buffer_, [&](char *begin, char *end) {
+      maps_line l;
+      if (!parse_line(begin, end, l)) return false;
+      headers.see(l);
+      const cached_mapping *previous = count_ > 0 ? &mappings_[count_ - 1] : nullptr;
+      const bool same_path = previous != nullptr && previous->path_length == l.path_length &&
+                             std::memcmp(paths_ + previous->path_at, l.path, l.path_length) == 0;
+      if (count_ == kMappings || (!same_path && paths_used_ + l.path_length + 1 > sizeof paths_)) {
+        complete_ = false;
+        return true;
+      }
+      cached_mapping &m = mappings_[count_++];
+      m.start = l.start;
+      m.stop = l.stop;
+      m.offset = l.offset;
+      m.base = headers.base(l);
+      m.base_stop = headers.base_stop(l);
+      m.header_mapped = headers.header_mapped(l);
+      m.path_length = static_cast<std::uint32_t>(l.path_length);
+      if (same_path) {
+        m.path_at = previous->path_at;
+      } else {
+        m.path_at = static_cast<std::uint32_t>(paths_used_);
+        std::memcpy(paths_ + paths_used_, l.path, l.path_length);
+        paths_[paths_used_ + l.path_length] = '\0';
+        paths_used_ += l.path_length + 1;
+      }
+      return false;
+    });
+    filled_ = error == 0;
+    return error;
+  }
+
+  // The mapping that holds `address` (the maps are in address order), or -1.
+  int index_of(std::uintptr_t address) const noexcept {
+    int low = 0, high = count_;
+    while (low < high) {
+      const int mid = low + (high - low) / 2;
+      if (mappings_[mid].stop <= address)
+        low = mid + 1;
+      else
+        high = mid;
+    }
+    return low < count_ && mappings_[low].start <= address ? low : -1;
+  }
+
+  // Whether `m` still maps its file: a dlclose and a dlopen may have put another one there.
+  // Where map_files cannot be read, the table is not used again.
+  bool still_mapped(const cached_mapping &m) noexcept {
+    char link[64];
+    std::snprintf(link, sizeof link, "/proc/self/map_files/%" PRIxPTR "-%" PRIxPTR, m.start,
+                  m.stop);
+    const ssize_t n = readlink(link, buffer_, sizeof buffer_);
+    if (n < 0 && (errno == EPERM || errno == EACCES)) unusable_ = true;
+    return n == static_cast<ssize_t>(m.path_length) &&
+           std::memcmp(buffer_, paths_ + m.path_at, m.path_length) == 0;
+  }
+
+  std::atomic<bool> busy_{false};
+  bool unusable_ = false;  // map_files cannot be read: every lookup reads the maps itself
+  bool filled_ = false;
+  bool complete_ = false;  // every file mapping fit
+  int count_ = 0;
+  std::size_t paths_used_ = 0;
+  cached_mapping mappings_[kMappings] = {};
+  char paths_[kPathBytes] = {};
+  char buffer_[PATH_MAX + 256] = {};  // a line of the maps, or a readlink's answer
+};
+
+mapping_table g_table;
+
+}  // namespace
+
+int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file) noexcept {
+  out = file_mapping{};
+  if (g_table.try_lock()) {
+    int fd = -1;
+    const mapping_table::answer a = g_table.find(address, out, open_file, fd);
+    g_table.unlock();
+    if (a != mapping_table::answer::ask_the_maps) return fd;
+  }
+  return read_to_address(address, out, open_file);
+}
+
+}  // namespace mesa::internal

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
@@ -26,7 +27,11 @@ callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_sco
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (internal::request_refused(bytes, alignment))
     internal::refuse_request("callback_resource::allocate", alignment);
-  void *p = internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
+  void *p;
+  {
+    const internal::foreign_call call(table_);
+    p = internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
+  }
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }

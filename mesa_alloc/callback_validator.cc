@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 
 namespace mesa {
@@ -263,7 +264,12 @@ void *callback_validator::alloc(void *user_data, std::size_t size, std::size_t a
     if (!self->check_request(call)) return nullptr;
   }
   const mesa_allocator *up = self->upstream_;
-  return self->keep(call, up->alloc_fn(up->user_data, size, alignment, scope), alignment, scope);
+  void *p;
+  {
+    const internal::foreign_call upstream_call(up);
+    p = up->alloc_fn(up->user_data, size, alignment, scope);
+  }
+  return self->keep(call, p, alignment, scope);
 }
 
 // A fresh block from upstream, recorded; given back if the bookkeeping cannot record it.
@@ -300,6 +306,7 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
       it->second.reallocating = std::this_thread::get_id();
     }
   }
+  const internal::foreign_call upstream_call(up);
   if (ptr == nullptr) {
     return self->keep(call, up->realloc_fn(up->user_data, nullptr, size, alignment, scope),
                       alignment, scope);

@@ -409,7 +409,11 @@ void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mes
   const std::size_t offset = internal::align_up(sizeof(header), a);
   const std::size_t tail = options_.cookie ? kCanaryBytes : 0;
   const std::size_t base_bytes = offset + size + tail;
-  auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, a));
+  unsigned char *base;
+  {
+    const internal::foreign_call call(direct_.table());
+    base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, a));
+  }
   if (base == nullptr) return nullptr;
   return publish(base, base_bytes, base + offset, size, alignment, scope, 0, tail);
 }
@@ -475,7 +479,11 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
                    internal::align_up(size + kCanaryBytes + frame_bytes + sizeof(header), page);
       break;
   }
-  auto *base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, block_alignment));
+  unsigned char *base;
+  {
+    const internal::foreign_call call(direct_.table());
+    base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, block_alignment));
+  }
   if (base == nullptr) return nullptr;
   unsigned char *user;
   header *h;

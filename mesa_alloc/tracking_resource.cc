@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/known_scope.h"
 
@@ -375,6 +376,7 @@ void tracking_resource::sample_peak() noexcept {
   if (__builtin_expect(!straight_line(index), 0)) return allocate_slow(bytes, alignment, scope);
   void *p;
   try {
+    const internal::foreign_call call(direct_.table());
     p = direct_.allocate(bytes, alignment);
   } catch (...) {
     count_failure(index, scope);
@@ -404,6 +406,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
   }
   void *p;
   try {
+    const internal::foreign_call call(direct_.table());
     p = direct_.allocate(bytes, alignment);
   } catch (...) {
     uncharge_limits(bytes);

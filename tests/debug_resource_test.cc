@@ -8,6 +8,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -19,9 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/frame_names.h"
+#include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/tracking_resource.h"
 #include "tests/support/no_frame_pointers.h"
 
@@ -1579,6 +1583,94 @@ TEST(DebugResourceC, AnApplicationCallbackKeepsItsOwnStack) {
   EXPECT_EQ(frame_line(out, 0).find("through_app_table"), std::string::npos) << out;
   std::free(p);
   bookkeeping.deallocate(app.kept, 24);
+}
+
+// An application's table that records each block's bookkeeping through a debug resource of its
+// own, every block kept until the test looks.
+struct recording_app_table {
+  mesa::debug_resource *bookkeeping;
+  std::vector<void *> kept;
+  mesa_allocator table{this, &alloc, &realloc, &free, nullptr, nullptr};
+  static void *alloc(void *self, size_t size, size_t alignment, mesa_alloc_scope) {
+    auto *app = static_cast<recording_app_table *>(self);
+    app->kept.push_back(allocate_in_callback(app->bookkeeping));
+    void *p = nullptr;
+    return posix_memalign(&p, std::max(alignment, sizeof(void *)), size) == 0 ? p : nullptr;
+  }
+  static void *realloc(void *, void *p, size_t size, size_t, mesa_alloc_scope) {
+    return std::realloc(p, size);
+  }
+  static void free(void *, void *p) { std::free(p); }
+  void forget_kept() {
+    for (void *k : kept) bookkeeping->deallocate(k, 24);
+    kept.clear();
+  }
+};
+
+// A C API call into `library`, a table of this library over `app`'s: the callback's own
+// allocation starts at the callback, not at the C API call's caller.
+void expect_the_callbacks_own_stack(const char *name, const mesa_allocator *library,
+                                    recording_app_table &app) {
+  SCOPED_TRACE(name);
+  app.forget_kept();  // what making the library table allocated
+  void *p = through_app_table(library);
+  ASSERT_NE(p, nullptr);
+  ASSERT_GE(app.kept.size(), 1u);  // the debug table's bookkeeping may come from the app too
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(app.bookkeeping->report_leaks(), app.kept.size());
+  const std::string out = testing::internal::GetCapturedStderr();
+  // Every block the callback kept starts at the callback, and the C API call it served follows.
+  std::size_t stacks = 0;
+  for (std::size_t at = 0; (at = out.find("    #0 0x", at)) != std::string::npos; ++at) {
+    ++stacks;
+    const std::string first = out.substr(at, out.find('\n', at) - at);
+    EXPECT_NE(first.find("allocate_in_callback"), std::string::npos) << out;
+  }
+  EXPECT_EQ(stacks, app.kept.size()) << out;
+  EXPECT_NE(out.find("through_app_table"), std::string::npos) << out;
+  mesa_free2(nullptr, library, p);
+  app.forget_kept();
+}
+
+// The same under a table of this library over the application's (a driver's tracking table over
+// the VkAllocationCallbacks it was given): the C API caller recorded for the call into the
+// library table is set aside while that table calls the application's (a probe found the
+// callback's stack cut to the driver's call).
+TEST(DebugResourceC, AnApplicationCallbackUnderALibraryTableKeepsItsOwnStack) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource bookkeeping(std::pmr::new_delete_resource(), o);
+  recording_app_table app{&bookkeeping, {}};
+  const std::string trace = testing::TempDir() + "/callback_under_library.trace";
+  struct made {
+    const char *name;
+    const mesa_allocator *table;
+    void (*destroy)(const mesa_allocator *);
+  };
+  mesa_debug_options checked;
+  mesa_debug_options_init(&checked);
+  checked.report_leaks_on_destroy = 0;
+  for (const made &m : {
+           made{"tracking", mesa_tracking_create(&app.table, "driver", nullptr),
+                &mesa_tracking_destroy},
+           made{"debug", mesa_debug_create(&app.table, &checked), &mesa_debug_destroy},
+           made{"logging", mesa_logging_create(&app.table, trace.c_str(), 1),
+                &mesa_logging_destroy},
+           made{"fault", mesa_fault_create(&app.table), &mesa_fault_destroy},
+           made{"validator", mesa_validator_create(&app.table), &mesa_validator_destroy},
+       }) {
+    ASSERT_NE(m.table, nullptr) << m.name;
+    expect_the_callbacks_own_stack(m.name, m.table, app);
+    m.destroy(m.table);
+  }
+  {
+    mesa::callback_resource upstream(&app.table);
+    mesa::tracking_resource tracker(&upstream, "driver");
+    mesa::resource_callbacks table(&tracker);
+    expect_the_callbacks_own_stack("resource_callbacks over tracking_resource", table.table(), app);
+  }
+  app.forget_kept();
 }
 
 // realloc reads the old block's alignment from its header: a damaged header is reported as the

@@ -6,4 +6,13 @@ MESA_ALLOC_PER_COPY std::atomic<bool> callers_wanted_flag{false};
 
 [[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread const void *api_caller = nullptr;
 
+const void *set_aside_api_caller(const mesa_allocator *table) noexcept {
+  const void *caller = api_caller;
+  if (caller == nullptr || (table != nullptr && made_by_this_copy(table))) return nullptr;
+  api_caller = nullptr;
+  return caller;
+}
+
+void restore_api_caller(const void *saved) noexcept { api_caller = saved; }
+
 }  // namespace mesa::internal

@@ -10,7 +10,10 @@
 // (caller_or). The outermost call wins: mesa_strdup's caller, not mesa_strdup, is where its
 // mesa_malloc was called from. Only a call into one of this copy's own tables records it
 // (made_by_this_copy): an application's callback that allocates through a debug resource keeps
-// that allocation's own stack.
+// that allocation's own stack. And where a layer of this copy calls a table it did not make (a
+// tracking table over the application's table, vk_resource over VkAllocationCallbacks), a
+// foreign_call sets the record aside for that call: the callback's own allocations through a
+// debug or logging layer record their own stack, not the C API call that led to them.
 //
 // What it costs: nothing on mesa_malloc's libc path. Through a table, one load of a global
 // flag, until a layer that records stacks has been made in this copy of the library
@@ -22,6 +25,9 @@
 //   return table->alloc_fn(table->user_data, size, alignment, scope);
 // and in a layer's entry point:
 //   capture_stack(frames, n, api_call::caller_or(__builtin_return_address(0)), unwind);
+// and where a layer calls its parent table:
+//   const mesa::internal::foreign_call call(parent);
+//   return parent->alloc_fn(parent->user_data, size, alignment, scope);
 #ifndef MESA_ALLOC_INTERNAL_API_CALLER_H_
 #define MESA_ALLOC_INTERNAL_API_CALLER_H_
 
@@ -81,6 +87,29 @@ class api_call {
 
  private:
   const bool outermost_;
+};
+
+// The record of the thread's C API caller, cleared for a call into `table` when this copy did not
+// make it (null: callbacks this copy knows nothing of, VkAllocationCallbacks); what to restore
+// after the call (null: nothing was set aside). Defined in api_caller.cc.
+const void *set_aside_api_caller(const mesa_allocator *table) noexcept;
+void restore_api_caller(const void *saved) noexcept;
+
+// For the length of a call into a table this copy may not have made (null: a pmr upstream, which
+// is left alone). Only in the library's own source files: header code a program compiles cannot
+// read the per-copy flag.
+class foreign_call {
+ public:
+  explicit foreign_call(const mesa_allocator *table) noexcept
+      : saved_(table != nullptr && callers_wanted() ? set_aside_api_caller(table) : nullptr) {}
+  foreign_call(const foreign_call &) = delete;
+  foreign_call &operator=(const foreign_call &) = delete;
+  ~foreign_call() {
+    if (saved_ != nullptr) restore_api_caller(saved_);
+  }
+
+ private:
+  const void *const saved_;
 };
 
 }  // namespace mesa::internal

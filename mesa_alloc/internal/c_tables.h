@@ -143,7 +143,11 @@ struct tracking_table {
       t.count_failure(index, scope);
       return nullptr;
     }
-    void *base = checked_alloc(self->parent, head + size, head, scope, "mesa_tracking alloc");
+    void *base;
+    {
+      const foreign_call call(self->parent);
+      base = checked_alloc(self->parent, head + size, head, scope, "mesa_tracking alloc");
+    }
     if (base == nullptr) {
       t.uncharge_limits(size);
       t.count_failure(index, scope);
@@ -339,7 +343,11 @@ struct logging_table {
   void *logged_alloc(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
                      const void *caller) {
     std::shared_lock<std::shared_mutex> hold(reuse_lock);
-    void *p = parent->alloc_fn(parent->user_data, size, alignment, scope);
+    void *p;
+    {
+      const foreign_call call(parent);
+      p = parent->alloc_fn(parent->user_data, size, alignment, scope);
+    }
     logging.record(p != nullptr ? trace_op::alloc : trace_op::failed, p, nullptr, size, alignment,
                    scope, caller);
     return p;
@@ -357,7 +365,11 @@ struct logging_table {
       return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
     }
     std::unique_lock<std::shared_mutex> hold(self->reuse_lock);
-    void *p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
+    void *p;
+    {
+      const foreign_call call(self->parent);
+      p = self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
+    }
     self->logging.record(p != nullptr ? trace_op::realloc : trace_op::failed, p, ptr, size,
                          alignment, scope, caller);
     return p;
@@ -402,6 +414,7 @@ struct fault_gate_table {
                      mesa_alloc_scope scope) {
     auto *self = static_cast<fault_gate_table *>(user_data);
     if (self->fails(size, alignment)) return nullptr;
+    const foreign_call call(self->parent);
     return self->parent->alloc_fn(self->parent->user_data, size, alignment, scope);
   }
 
@@ -409,6 +422,7 @@ struct fault_gate_table {
                        mesa_alloc_scope scope) {
     auto *self = static_cast<fault_gate_table *>(user_data);
     if ((ptr == nullptr || size != 0) && self->fails(size, alignment)) return nullptr;
+    const foreign_call call(self->parent);
     return self->parent->realloc_fn(self->parent->user_data, ptr, size, alignment, scope);
   }
 

@@ -32,6 +32,8 @@ class direct_upstream {
   direct_upstream(std::pmr::memory_resource *resource, const char *owner) noexcept;
 
   std::pmr::memory_resource *resource() const noexcept { return resource_; }
+  // The upstream's C table when it is a callback_resource, else null.
+  const mesa_allocator *table() const noexcept { return table_; }
 
   // A request request_refused() flags (an alignment that is not a power of two, a size or
   // alignment no block can have) fails here, upstream untouched, whatever the upstream is.

@@ -239,44 +239,56 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
   for (int i = 0; i < depth; ++i)
     hash = (hash ^ reinterpret_cast<std::uintptr_t>(frames[i])) * 0x100000001b3ull;
   if (hash == 0) hash = 1;
-  std::lock_guard<internal::spin_lock> lock(sites_lock_);
-  std::size_t i = hash & (kSites - 1);
-  for (int probes = 0; probes < kSites; ++probes, i = (i + 1) & (kSites - 1)) {
-    if (site_hashes_[i] == hash) return site_ids_[i];
-    if (site_hashes_[i] != 0) continue;
-    if (sites_named_ >= kSites / 2) return full_site();
-    site_hashes_[i] = hash;
-    site_ids_[i] = next_site_id.fetch_add(1, std::memory_order_relaxed);
-    ++sites_named_;
-    char text[1024];
-    std::size_t used = 0;
-    for (int f = 0; f < depth; ++f) {
-      char symbol[256];
-      if (!internal::frame_symbol(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
-        std::strcpy(symbol, "?");
-      const std::size_t n = std::strlen(symbol);
-      if (used + n + 4 > sizeof text) break;
-      if (f > 0) {
-        std::memcpy(text + used, " < ", 3);
-        used += 3;
-      }
-      std::memcpy(text + used, symbol, n);
-      used += n;
-      // Where in the function, on every frame as the leak stacks print it: two call sites in one
-      // function differ here, even when the first frame is a C API or pmr function of an
-      // unoptimised build, which every site shares.
-      char where[320];
-      internal::frame_location(frames[f], where, sizeof where);
-      const std::size_t w = std::strlen(where);
-      if (used + w + 4 <= sizeof text) {
-        std::memcpy(text + used, where, w);
-        used += w;
-      }
+  std::uint32_t id = 0;
+  {
+    std::lock_guard<internal::spin_lock> lock(sites_lock_);
+    std::size_t i = hash & (kSites - 1);
+    for (int probes = 0;; ++probes, i = (i + 1) & (kSites - 1)) {
+      if (probes == kSites) return 0;
+      if (site_hashes_[i] == hash) return site_ids_[i];
+      if (site_hashes_[i] != 0) continue;
+      if (sites_named_ >= kSites / 2) return full_site();
+      site_hashes_[i] = hash;
+      id = site_ids_[i] = next_site_id.fetch_add(1, std::memory_order_relaxed);
+      ++sites_named_;
+      break;
     }
-    sink_->write_site(site_ids_[i], text, used);
-    return site_ids_[i];
   }
-  return 0;
+  // Named outside the lock: a lookup in a big library's symbol table takes milliseconds, which
+  // every thread allocating through this resource would spend spinning. Another thread with the
+  // same stack meanwhile records the id before the site's record is written; the reader names
+  // sites whenever their record comes.
+  name_site(id, frames, depth);
+  return id;
+}
+
+void logging_resource::name_site(std::uint32_t id, void *const *frames, int depth) noexcept {
+  char text[1024];
+  std::size_t used = 0;
+  for (int f = 0; f < depth; ++f) {
+    char symbol[256];
+    if (!internal::frame_symbol(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
+      std::strcpy(symbol, "?");
+    const std::size_t n = std::strlen(symbol);
+    if (used + n + 4 > sizeof text) break;
+    if (f > 0) {
+      std::memcpy(text + used, " < ", 3);
+      used += 3;
+    }
+    std::memcpy(text + used, symbol, n);
+    used += n;
+    // Where in the function, on every frame as the leak stacks print it: two call sites in one
+    // function differ here, even when the first frame is a C API or pmr function of an
+    // unoptimised build, which every site shares.
+    char where[320];
+    internal::frame_location(frames[f], where, sizeof where);
+    const std::size_t w = std::strlen(where);
+    if (used + w + 4 <= sizeof text) {
+      std::memcpy(text + used, where, w);
+      used += w;
+    }
+  }
+  sink_->write_site(id, text, used);
 }
 
 // The site of the stacks past the table: named once per resource, so a trace says why a

@@ -142,6 +142,8 @@ class logging_resource final : public std::pmr::memory_resource {
   void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override;
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override;
   [[gnu::noinline]] std::uint32_t call_site(const void *caller) noexcept;
+  // Writes the site record of `id`: the names and locations of the stack's frames.
+  void name_site(std::uint32_t id, void *const *frames, int depth) noexcept;
   std::uint32_t full_site() noexcept;  // with sites_lock_ held
 
   std::pmr::memory_resource *upstream_;

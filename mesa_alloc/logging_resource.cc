@@ -91,21 +91,25 @@ int open_for_this_writer(const char *path) noexcept {
 
 }  // namespace
 
-// A file another writer holds is not shared: this trace goes to `path.<pid>`, with a line.
+// A file another writer holds is not shared: this trace goes to `path.<pid>`, or when that is
+// held too (a third copy of the library: the Vulkan loader loads every driver installed),
+// `path.<pid>.2`, `.3`, ... up to kOwnFiles of them, with a line.
 trace_file::trace_file(const char *path) noexcept
     : fd_(open_for_this_writer(path)), pid_(getpid()) {
-  if (fd_ < 0 && errno == EWOULDBLOCK) {
+  constexpr int kOwnFiles = 16;
+  for (int k = 1; fd_ < 0 && errno == EWOULDBLOCK && k <= kOwnFiles; ++k) {
     char own[4096];
-    const int n = std::snprintf(own, sizeof own, "%s.%d", path, static_cast<int>(pid_));
-    if (n > 0 && static_cast<std::size_t>(n) < sizeof own) {
-      fd_ = open_for_this_writer(own);
-      if (fd_ >= 0) {
-        std::fprintf(stderr,
-                     "mesa_alloc: trace file %s is being written by another writer (another copy "
-                     "of mesa_alloc, another process or another trace_file); this one writes "
-                     "%s\n",
-                     path, own);
-      }
+    const int n = k == 1
+                      ? std::snprintf(own, sizeof own, "%s.%d", path, static_cast<int>(pid_))
+                      : std::snprintf(own, sizeof own, "%s.%d.%d", path, static_cast<int>(pid_), k);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof own) break;
+    fd_ = open_for_this_writer(own);
+    if (fd_ >= 0) {
+      writes_elsewhere_ = true;
+      std::fprintf(stderr,
+                   "mesa_alloc: trace file %s is being written by another writer (another copy "
+                   "of mesa_alloc, another process or another trace_file); this one writes %s\n",
+                   path, own);
     }
   }
   open_error_ = fd_ < 0 ? errno : 0;

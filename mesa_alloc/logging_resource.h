@@ -87,6 +87,8 @@ class trace_file final : public trace_sink {
   bool ok() const noexcept { return fd_ >= 0 && !failed_.load(std::memory_order_relaxed); }
   // errno of the failed open (0 when the file was opened).
   int open_error() const noexcept { return open_error_; }
+  // True when another writer held the file and this trace went to a file of its own.
+  bool writes_elsewhere() const noexcept { return writes_elsewhere_; }
   void flush() noexcept;
   // Writes what the buffer holds and an end record: alloc_trace then knows the trace is whole.
   // Later events (frees in exit handlers that run after MESA_ALLOC_DEBUG's exit finished its
@@ -108,6 +110,7 @@ class trace_file final : public trace_sink {
 
   int fd_;
   int open_error_;
+  bool writes_elsewhere_ = false;
   pid_t pid_;  // the process that opened the file: a fork() child writes nothing
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written

@@ -679,6 +679,35 @@ TEST(TraceFile, ASecondWriterOfOneFileWritesItsOwn) {
   std::remove(own.c_str());
 }
 
+// A third writer of one file (a third driver's copy of the library: the Vulkan loader loads every
+// driver installed) writes a file of its own too; it wrote nothing once FILE.<pid> was held.
+TEST(TraceFile, AThirdWriterOfOneFileWritesItsOwnToo) {
+  const std::string path = testing::TempDir() + "/three_writers.trace";
+  const std::string second = path + "." + std::to_string(getpid());
+  const std::string third = second + ".2";
+  mesa::trace_file first_file(path.c_str());
+  ASSERT_TRUE(first_file.ok());
+  EXPECT_FALSE(first_file.writes_elsewhere());
+  testing::internal::CaptureStderr();
+  mesa::trace_file second_file(path.c_str());
+  mesa::trace_file third_file(path.c_str());
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(second_file.ok() && second_file.writes_elsewhere());
+  ASSERT_TRUE(third_file.ok());
+  EXPECT_TRUE(third_file.writes_elsewhere());
+  EXPECT_NE(err.find("; this one writes " + second + "\n"), std::string::npos) << err;
+  EXPECT_NE(err.find("; this one writes " + third + "\n"), std::string::npos) << err;
+  mesa::trace_event e{};
+  e.size = 333;
+  third_file.write_event(e);
+  third_file.finish();
+  const std::vector<mesa::trace_event> events = read_events(third);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].size, 333u);
+  std::remove(second.c_str());
+  std::remove(third.c_str());
+}
+
 // A trace file that cannot be created says so once (it used to lose every event silently).
 TEST(TraceFile, AFileThatCannotBeCreatedSaysSo) {
   testing::internal::CaptureStderr();

@@ -11,6 +11,7 @@
 // usage: two_copies_test DRIVER_A.so DRIVER_B.so [LIBRARY.so ...]
 //   (two builds of two_copies_driver.cc; each LIBRARY is checked for merged symbols too)
 #include <dlfcn.h>
+#include <glob.h>
 #include <gtest/gtest.h>
 #include <link.h>  // ElfW
 
@@ -173,6 +174,33 @@ TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
               "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_a[^\n]*\n"
               "mesa_alloc: statistics of the default allocator[^\n]*\n[^\n]*\n"
               "default +0 +24 +24 ");
+}
+
+// Both drivers under MESA_ALLOC_DEBUG=trace=FILE: A writes FILE, B finds it held and writes a
+// file of its own, says so, and says which library's copy it is.
+std::string trace_path() { return testing::TempDir() + "/two_copies.trace"; }
+
+void trace_both_and_exit() {
+  setenv("MESA_ALLOC_DEBUG", ("trace=" + trace_path()).c_str(), 1);
+  driver a(module_path[0]);
+  driver b(module_path[1]);
+  a.free(a.malloc(24));
+  b.free(b.malloc(40));
+  std::exit(0);
+}
+
+TEST(TwoCopiesDeathTest, TheSecondCopysTraceSaysWhichLibraryWritesIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(trace_both_and_exit(), testing::ExitedWithCode(0),
+              "trace file [^\n]*two_copies.trace is being written by another writer [^\n]*; "
+              "this one writes [^\n]*two_copies.trace.[0-9]+\n"
+              "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in "
+              "[^\n]*two_copies_driver_b[^\n]*\n");
+  glob_t own;
+  if (glob((trace_path() + "*").c_str(), 0, nullptr, &own) == 0) {
+    for (std::size_t i = 0; i < own.gl_pathc; ++i) std::remove(own.gl_pathv[i]);
+    globfree(&own);
+  }
 }
 
 // A double free in driver B under MESA_ALLOC_DEBUG=cookie: B's debug layer aborts, and its report

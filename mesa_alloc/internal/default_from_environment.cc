@@ -267,14 +267,16 @@ const mesa_allocator *default_from_environment() noexcept {
     if (s.stats) g_stats = tracking;
     top = &tracking->table;
   }
+  find_this_copy();
   if (s.trace_path[0] != '\0') {
     logging_table *logging = g_logging.construct(top, s.trace_path, true);
+    // Which driver's copy of the library writes the other file, or none: said after the line.
+    if (logging->file.writes_elsewhere() || !logging->file.ok()) name_this_copy();
     if (logging->file.ok()) {
       g_trace = logging;
       top = &logging->table;
     }  // else the trace file has said why (cannot create it, or its first write failed)
   }
-  find_this_copy();
   set_before_debug_report(&before_report);
   if (s.debug_layer) {
     const bool leaks = s.debug.report_leaks_on_destroy;

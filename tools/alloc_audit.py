@@ -19,7 +19,7 @@ or to the members of std::string and std::wstring (on std::allocator) that alloc
 reserve, append, assign, operator+=, operator=, a copying constructor, the destructor and their
 _M_* helpers, which libstdc++.so runs out of line; std::getline and operator>> into such a
 string; and the string streams. References from data (function-pointer tables) count too, in
-any section that is not code.
+any section that is not code (objdump -h's flag CODE, not the section's name).
 
 It reads object files and archives of them, nothing else: a linked executable or shared library
 has no relocations left to read, and a slim LTO object (-flto without -ffat-lto-objects) has no
@@ -87,12 +87,15 @@ STRING_READ = re.compile(r"^_ZSt(?:7getline|rs)I([cw])St11char_traitsI\1ESaI\1EE
 GLOBAL_DELETE = re.compile(r"^_Zd[la]Pv")
 DELETING_DESTRUCTOR = re.compile(r"D0Ev$")
 
-OBJECT_LINE = re.compile(r"^(\S+):\s+file format ")
+# "NAME:     file format elf64-x86-64": the name may hold blanks ("bad helper.o", a build
+# directory under "My Projects").
+OBJECT_LINE = re.compile(r"^(.+):\s+file format \S+$")
 ARCHIVE_LINE = re.compile(r"^In archive (.+):$")
 FUNCTION_LINE = re.compile(r"^[0-9a-f]+ <(.+)>:$")
 RELOC = re.compile(r"\bR_[A-Z0-9_]+\s+([^\s+@-]+)")
 RELOCATION_SECTION = re.compile(r"^RELOCATION RECORDS FOR \[(.+)\]:$")
-CODE_SECTION = re.compile(r"^\.(text|init|fini)(\..*)?$")
+# A line of `objdump -h -w`: index, name, size, VMA, LMA, file offset, alignment, flags.
+SECTION_LINE = re.compile(r"^\s*\d+\s+(\S+)\s+(?:[0-9a-f]+\s+){4}2\*\*\d+\s+(.*)$")
 # Placement new/delete (`operator new(size_t, void *)`) construct in place; they allocate nothing.
 PLACEMENT = re.compile(r"^_Z(n[wa][jm]Pv|d[la]PvS_)$")
 
@@ -198,6 +201,20 @@ def unauditable(path):
     return None
 
 
+def code_sections(path):
+    """{object: the sections objdump -d disassembles (flag CODE)}: the data pass reads the
+    others, whatever their names (a table in a section called .init.tables is data)."""
+    members = Members(path)
+    code = {}
+    for line in objdump("-h", path).splitlines():
+        if members.update(line):
+            continue
+        m = SECTION_LINE.match(line)
+        if m and "CODE" in m.group(2).split(", "):
+            code.setdefault(members.name, set()).add(m.group(1))
+    return code
+
+
 def references(path):
     """Yields (object, function, symbol) for every relocation naming a forbidden symbol."""
     members = Members(path)
@@ -216,6 +233,7 @@ def references(path):
     # Data relocations (a table holding &free), in every section that is not code: -d above
     # covers code. Which section a table lands in depends on the flags (.data, .data.rel,
     # .data.rel.ro, .rodata, their -fdata-sections subsections, .init_array, ...).
+    code = code_sections(path)
     members = Members(path)
     section = ""
     for line in objdump("-r", path).splitlines():
@@ -227,7 +245,7 @@ def references(path):
             section = m.group(1)
             continue
         fields = line.split()
-        if (not CODE_SECTION.match(section) and len(fields) >= 3 and
+        if (section not in code.get(members.name, ()) and len(fields) >= 3 and
                 re.match(r"^[0-9a-f]+$", fields[0])):
             symbol = re.split(r"[+@-]", fields[2])[0]
             if forbidden(symbol):

@@ -54,6 +54,10 @@ gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.
   printf 'int table_entry = 1;\n' >data.c &&
   gcc -O2 -flto -ffat-lto-objects -c data.c -o fat_data.o &&
   printf 'not an object file\n' >junk.o && : >zero.a && ar rcs members_none.a &&
+  mkdir -p "with blank" && cp x/util.o "with blank/bad helper.o" &&
+  ar rcs libmix.a clean.o "with blank/bad helper.o" &&
+  printf 'void *malloc(unsigned long);\n__attribute__((section(".init.tables"), used))\nvoid *(*const table[])(unsigned long) = {malloc};\n' >table.c &&
+  gcc -O2 -c table.c -o table.o &&
   ln -s no-such-target dangling.a || {
   echo "FAIL: could not build the fixtures"
   exit 1
@@ -81,6 +85,14 @@ expect 2 "cannot audit libslim\.a\(slim\.o\): a slim LTO object.*-ffat-lto-objec
 expect 1 "^fat\.o: util_alloc references malloc" -- fat.o
 expect 0 "1 file\(s\) clean" -- fat_data.o
 expect 2 "cannot audit junk\.o: objdump failed: .*file format not recognized" -- junk.o
+# Names with a blank (an object, a build directory): the finding names the right member, which
+# --allow then allows; the others are not charged with it.
+expect 1 "^libmix\.a\(bad helper\.o\): util_alloc references malloc" -- libmix.a
+expect 1 "^libmix\.a\(bad helper\.o\)" -- --allow=clean libmix.a
+expect 0 "1 file\(s\) clean \(2 object file\(s\)\)" -- --allow="bad helper" libmix.a
+expect 1 "^with blank/bad helper\.o: util_alloc references malloc" -- "with blank/bad helper.o"
+# A table in a data section whose name looks like code's is read as data.
+expect 1 "^table\.o: <data in \.init\.tables> references malloc" -- table.o
 
 if [ "$failures" -ne 0 ]; then
   echo "alloc_audit_cli_test: $failures failure(s)"

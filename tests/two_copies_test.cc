@@ -154,10 +154,9 @@ TEST(TwoCopies, CTablesWorkSideBySide) {
   b.table_destroy(table_b);
 }
 
-// Runs both drivers under MESA_ALLOC_DEBUG=stats and exits: each copy reports at exit (B's
-// handler, registered last, first).
-void allocate_in_both_and_exit() {
-  setenv("MESA_ALLOC_DEBUG", "stats", 1);
+// Runs both drivers under MESA_ALLOC_DEBUG=`debug` and exits.
+void allocate_in_both_and_exit(const std::string &debug) {
+  setenv("MESA_ALLOC_DEBUG", debug.c_str(), 1);
   driver a(module_path[0]);
   driver b(module_path[1]);
   a.free(a.malloc(24));
@@ -165,9 +164,10 @@ void allocate_in_both_and_exit() {
   std::exit(0);
 }
 
+// Under stats each copy reports at exit (B's handler, registered last, first).
 TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: MESA_ALLOC_DEBUG is read
-  EXPECT_EXIT(allocate_in_both_and_exit(), testing::ExitedWithCode(0),
+  EXPECT_EXIT(allocate_in_both_and_exit("stats"), testing::ExitedWithCode(0),
               "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_b[^\n]*\n"
               "mesa_alloc: statistics of the default allocator[^\n]*\n[^\n]*\n"
               "default +0 +40 +40 .*"
@@ -178,26 +178,16 @@ TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
 
 // Both drivers under MESA_ALLOC_DEBUG=trace=FILE: A writes FILE, B finds it held and writes a
 // file of its own, says so, and says which library's copy it is.
-std::string trace_path() { return testing::TempDir() + "/two_copies.trace"; }
-
-void trace_both_and_exit() {
-  setenv("MESA_ALLOC_DEBUG", ("trace=" + trace_path()).c_str(), 1);
-  driver a(module_path[0]);
-  driver b(module_path[1]);
-  a.free(a.malloc(24));
-  b.free(b.malloc(40));
-  std::exit(0);
-}
-
 TEST(TwoCopiesDeathTest, TheSecondCopysTraceSaysWhichLibraryWritesIt) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(trace_both_and_exit(), testing::ExitedWithCode(0),
+  const std::string trace_path = testing::TempDir() + "/two_copies.trace";
+  EXPECT_EXIT(allocate_in_both_and_exit("trace=" + trace_path), testing::ExitedWithCode(0),
               "trace file [^\n]*two_copies.trace is being written by another writer [^\n]*; "
               "this one writes [^\n]*two_copies.trace.[0-9]+\n"
               "mesa_alloc: MESA_ALLOC_DEBUG reports of the mesa_alloc in "
               "[^\n]*two_copies_driver_b[^\n]*\n");
   glob_t own;
-  if (glob((trace_path() + "*").c_str(), 0, nullptr, &own) == 0) {
+  if (glob((trace_path + "*").c_str(), 0, nullptr, &own) == 0) {
     for (std::size_t i = 0; i < own.gl_pathc; ++i) std::remove(own.gl_pathv[i]);
     globfree(&own);
   }

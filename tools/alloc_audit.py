@@ -167,6 +167,14 @@ class Members:
         return False
 
 
+def by_object(option, path):
+    """(object, line) for each line of `objdump option path` within an object file's part of
+    it, and (object, None) where an archive or an object file starts."""
+    members = Members(path)
+    for line in objdump(option, path).splitlines():
+        yield (members.name, None) if members.update(line) else (members.name, line)
+
+
 def unauditable(path):
     """Why `path` cannot be audited (not a regular file, empty, an archive without objects, a
     linked binary, a slim LTO object), or None."""
@@ -192,10 +200,9 @@ def unauditable(path):
         return (f"{path}: an archive with no object files: nothing to audit (did the build rule "
                 "compile any source?)")
     # GCC marks a slim LTO object with the symbol __gnu_lto_slim (a fat one has machine code).
-    members = Members(path)
-    for line in objdump("-t", path).splitlines():
-        if not members.update(line) and line.rstrip().endswith(" __gnu_lto_slim"):
-            return (f"{members.name}: a slim LTO object has no machine code yet, only the "
+    for name, line in by_object("-t", path):
+        if line is not None and line.rstrip().endswith(" __gnu_lto_slim"):
+            return (f"{name}: a slim LTO object has no machine code yet, only the "
                     "compiler's intermediate form; build it with -ffat-lto-objects for the "
                     "audit, or audit a build without LTO")
     return None
@@ -204,23 +211,19 @@ def unauditable(path):
 def code_sections(path):
     """{object: the sections objdump -d disassembles (flag CODE)}: the data pass reads the
     others, whatever their names (a table in a section called .init.tables is data)."""
-    members = Members(path)
     code = {}
-    for line in objdump("-h", path).splitlines():
-        if members.update(line):
-            continue
-        m = SECTION_LINE.match(line)
+    for name, line in by_object("-h", path):
+        m = SECTION_LINE.match(line or "")
         if m and "CODE" in m.group(2).split(", "):
-            code.setdefault(members.name, set()).add(m.group(1))
+            code.setdefault(name, set()).add(m.group(1))
     return code
 
 
 def references(path):
     """Yields (object, function, symbol) for every relocation naming a forbidden symbol."""
-    members = Members(path)
     function = "?"
-    for line in objdump("-dr", path).splitlines():
-        if members.update(line):
+    for name, line in by_object("-dr", path):
+        if line is None:
             function = "?"
             continue
         m = FUNCTION_LINE.match(line)
@@ -229,15 +232,14 @@ def references(path):
             continue
         m = RELOC.search(line)
         if m and forbidden(m.group(1)):
-            yield members.name, function, m.group(1)
+            yield name, function, m.group(1)
     # Data relocations (a table holding &free), in every section that is not code: -d above
     # covers code. Which section a table lands in depends on the flags (.data, .data.rel,
     # .data.rel.ro, .rodata, their -fdata-sections subsections, .init_array, ...).
     code = code_sections(path)
-    members = Members(path)
     section = ""
-    for line in objdump("-r", path).splitlines():
-        if members.update(line):
+    for name, line in by_object("-r", path):
+        if line is None:
             section = ""
             continue
         m = RELOCATION_SECTION.match(line)
@@ -245,11 +247,11 @@ def references(path):
             section = m.group(1)
             continue
         fields = line.split()
-        if (section not in code.get(members.name, ()) and len(fields) >= 3 and
+        if (section not in code.get(name, ()) and len(fields) >= 3 and
                 re.match(r"^[0-9a-f]+$", fields[0])):
             symbol = re.split(r"[+@-]", fields[2])[0]
             if forbidden(symbol):
-                yield members.name, f"<data in {section}>", symbol
+                yield name, f"<data in {section}>", symbol
 
 
 def member_stem(name):

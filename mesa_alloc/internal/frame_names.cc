@@ -156,14 +156,19 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
   return named;
 }
 
+// `text`, cut to what `out` holds (capacity >= 1), terminated.
+void copy_cut(const char *text, char *out, std::size_t capacity) noexcept {
+  std::strncpy(out, text, capacity - 1);
+  out[capacity - 1] = '\0';
+}
+
 // Demangles a name `out` cannot hold whole (its first capacity - 1 bytes), else copies it.
 [[gnu::noinline]] void demangle_cut(const char *mangled, char *out, std::size_t capacity) noexcept {
   char demangled[1024];
   const char *name = absl::debugging_internal::Demangle(mangled, demangled, sizeof demangled)
                          ? demangled
                          : mangled;
-  std::strncpy(out, name, capacity - 1);
-  out[capacity - 1] = '\0';
+  copy_cut(name, out, capacity);
 }
 
 // Abseil's demangler recurses about 240 bytes of stack per nesting level of the name (a
@@ -200,8 +205,7 @@ bool frame_symbol(const void *pc, char *out, std::size_t capacity, const void *s
   if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
     return false;
   if (stack_low != nullptr && !room_to_demangle(mangled, stack_low)) {
-    std::strncpy(out, mangled, capacity - 1);
-    out[capacity - 1] = '\0';
+    copy_cut(mangled, out, capacity);
     return true;
   }
   // Straight into `out` when it fits; a C function, or a name the demangler does not take, as

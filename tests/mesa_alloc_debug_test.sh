@@ -73,6 +73,21 @@ fi
 check "guard crash message" \
   '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
 
+# 2b. the same on the program's own 6 KiB alternate signal stack, registered with SS_AUTODISARM
+# (sigaltstack says "none" inside the handler): the report knows the stack from the handler's
+# context, leaves out the lookups it has no room for, and still prints every frame's address
+# (it used to look names up as on a thread's stack, and died of it after "allocated at:").
+MESA_ALLOC_DEBUG=guard,leaks "$program" overrun_on_a_small_signal_stack 2>"$out" >/dev/null
+status=$?
+if [[ $status -eq 77 ]]; then
+  echo "skipped: guard overrun on a small signal stack (under a sanitizer)"
+else
+  expect_abnormal_exit "guard overrun on a small signal stack" $status
+  check "small signal stack: what is left out, said" \
+    '^    \(function names (and locations )?left out: [0-9]+ bytes of signal stack left\)$'
+  check "small signal stack: the frames' addresses" '^    #0 0x[0-9a-f]+'
+fi
+
 # 3. cookie alone: the same overrun is caught at free by the canary, and aborts.
 MESA_ALLOC_DEBUG=cookie "$program" overrun 2>"$out" >/dev/null
 expect_abnormal_exit "cookie overrun aborts" $?

@@ -1444,6 +1444,14 @@ std::size_t debug_resource::report_leaks() noexcept {
                     count, all_bytes);
     }
     report(debug_error_kind::leak, nullptr, 0, 0, 0, rest, nullptr);
+    if (options_.handler == default_handler) {  // the line a reader of the grouped report greps
+      char line[160];
+      const int n = std::snprintf(line, sizeof line,
+                                  "mesa_alloc: leak summary: %zu bytes in %zu blocks (not grouped "
+                                  "by allocation site: no memory for the report)\n",
+                                  all_bytes, count);
+      internal::write_line(line, n, sizeof line);
+    }
     return count;
   }
   std::sort(leaks, leaks + count, [](const leak &a, const leak &b) {

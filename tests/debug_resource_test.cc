@@ -1240,6 +1240,29 @@ TEST(DebugResource, LeakReportWithoutMemoryListsSixteenAndCountsAll) {
   EXPECT_EQ(d.report_leaks(), 0u);
 }
 
+// On stderr (the default handler) the fallback ends with a "leak summary" line too, as the
+// grouped report does: a script that looks for it finds the leaks.
+TEST(DebugResource, LeakReportWithoutMemoryEndsWithASummaryLine) {
+  mesa::fault_resource bookkeeping(std::pmr::new_delete_resource());
+  mesa::debug_options o;
+  o.report_leaks_on_destroy = false;
+  o.bookkeeping = &bookkeeping;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  void *p = d.allocate(100);
+  void *q = d.allocate(20);
+  bookkeeping.fail_from(0);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(d.report_leaks(), 2u);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("\nmesa_alloc: leak summary: 120 bytes in 2 blocks (not grouped by allocation "
+                     "site: no memory for the report)\n"),
+            std::string::npos)
+      << err;
+  bookkeeping.fail_none();
+  d.deallocate(p, 100);
+  d.deallocate(q, 20);
+}
+
 // (Not under a sanitizer, whose frames do not fit the small stacks these tests use.)
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 [[gnu::noinline]] int function_named_in_the_report(volatile int *x) { return *x + 3; }

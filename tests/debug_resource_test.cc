@@ -1,6 +1,7 @@
 #include "mesa_alloc/debug_resource.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -18,12 +19,14 @@
 #include <memory>
 #include <memory_resource>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fault_resource.h"
+#include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/resource_callbacks.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -1311,6 +1314,48 @@ std::string report_on_a_signal_stack(std::size_t size, void *frame = nullptr) {
 }
 
 #endif
+
+void ignore_signal(int) {}
+
+// A report line whose write(2) a signal interrupts (stderr a full pipe, a handler installed
+// without SA_RESTART) is written whole once the pipe drains: the interrupted write used to end
+// the line there, lost.
+TEST(DebugReport, ALineWhoseWriteASignalInterruptsIsWrittenWhole) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const int flags = fcntl(pipe_fds[1], F_GETFL);
+  fcntl(pipe_fds[1], F_SETFL, flags | O_NONBLOCK);
+  const std::string filler(4096, 'x');
+  std::size_t filled = 0;
+  for (ssize_t n; (n = write(pipe_fds[1], filler.data(), filler.size())) > 0;) filled += n;
+  fcntl(pipe_fds[1], F_SETFL, flags);
+  struct sigaction ignore {
+  }, previous{};
+  ignore.sa_handler = ignore_signal;  // no SA_RESTART: the blocked write returns EINTR
+  sigemptyset(&ignore.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &ignore, &previous), 0);
+  const int saved_stderr = dup(STDERR_FILENO);
+  ASSERT_EQ(dup2(pipe_fds[1], STDERR_FILENO), STDERR_FILENO);
+  close(pipe_fds[1]);
+  const pthread_t writer = pthread_self();
+  std::string drained;
+  std::thread reader([&] {
+    usleep(100 * 1000);
+    pthread_kill(writer, SIGUSR1);  // interrupts the write blocked on the full pipe
+    usleep(200 * 1000);
+    char buffer[4096];
+    for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) > 0;) drained.append(buffer, n);
+  });
+  static constexpr char kLine[] = "mesa_alloc: a line written while a signal came\n";
+  mesa::internal::write_to_stderr(kLine, sizeof kLine - 1);
+  dup2(saved_stderr, STDERR_FILENO);  // the pipe's last writer goes: the reader sees its end
+  close(saved_stderr);
+  reader.join();
+  close(pipe_fds[0]);
+  sigaction(SIGUSR1, &previous, nullptr);
+  EXPECT_EQ(drained.size(), filled + sizeof kLine - 1);
+  EXPECT_EQ(drained.substr(filled), kLine);
+}
 
 // A guard fault's report on a small signal stack (8 KiB is common; the kernel's signal frame
 // takes 1 to 3 KiB of it, more with AVX-512) leaves out what it has no room to look up, and says

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -79,6 +80,7 @@ void before_debug_report() noexcept {
 void write_to_stderr(const char *text, std::size_t length) noexcept {
   while (length > 0) {
     const ssize_t n = write(STDERR_FILENO, text, length);
+    if (n < 0 && errno == EINTR) continue;  // a signal came first: the line is still to write
     if (n <= 0) return;
     text += n;
     length -= static_cast<std::size_t>(n);

@@ -159,7 +159,7 @@ class SyntheticElf {
  public:
   explicit SyntheticElf(std::uintptr_t link_base, std::uint64_t program_headers_at = 0,
                         const std::string &directory = "/tmp", void *at = nullptr) {
-    std::vector<char> image(4096, 0);
+    std::vector<char> image(kBytes, 0);
     auto *elf = reinterpret_cast<ElfW(Ehdr) *>(image.data());
     std::memcpy(elf->e_ident, ELFMAG, SELFMAG);
     elf->e_ident[EI_CLASS] = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
@@ -203,23 +203,32 @@ class SyntheticElf {
     const int fd = mkstemp(path.data());
     if (fd < 0) return;
     path_ = path;
-    const bool written = write(fd, image.data(), image.size()) == 4096;
+    const bool written = write(fd, image.data(), image.size()) == kBytes;
     view_ = written
-                ? mmap(at, 4096, PROT_READ, MAP_PRIVATE | (at != nullptr ? MAP_FIXED : 0), fd, 0)
+                ? mmap(at, kBytes, PROT_READ, MAP_PRIVATE | (at != nullptr ? MAP_FIXED : 0), fd, 0)
                 : MAP_FAILED;
     close(fd);
   }
   ~SyntheticElf() {
-    if (view_ != MAP_FAILED) munmap(view_, 4096);
+    if (view_ != MAP_FAILED) munmap(view_, kBytes);
     if (!path_.empty()) unlink(path_.c_str());
   }
+  // Two pages: the first holds the header, the tables and the code; the second is past every
+  // segment.
+  static constexpr std::size_t kBytes = 8192;
+
   bool ok() const { return view_ != MAP_FAILED; }
   const char *at(std::size_t offset) const { return static_cast<const char *>(view_) + offset; }
   std::string file_name() const { return path_.substr(path_.rfind('/') + 1); }
+  // Removes the file, which stays mapped (the maps then say " (deleted)").
+  void unlink_file() {
+    unlink(path_.c_str());
+    path_.clear();
+  }
   // Unmaps the file, leaving the address range to the caller.
   void *unmap() {
     void *view = view_;
-    if (view_ != MAP_FAILED) munmap(view_, 4096);
+    if (view_ != MAP_FAILED) munmap(view_, kBytes);
     view_ = MAP_FAILED;
     return view;
   }
@@ -306,6 +315,28 @@ std::string location_of(const void *pc) {
   return where;
 }
 
+// A file's header page made inaccessible after its frames were named, its code untouched (a
+// program protecting part of a library): a lookup reads the header from the file, or without one
+// (a deleted file) with a system call that fails, never with a load that faults (the header was
+// read from its cached address, and the process died).
+TEST(FrameLocation, AHeaderMadeInaccessibleLaterIsNotReadFromMemory) {
+  for (const bool deleted : {false, true}) {
+    SCOPED_TRACE(deleted ? "deleted" : "on disk");
+    SyntheticElf file(0);
+    ASSERT_TRUE(file.ok());
+    const std::string name = file.file_name() + (deleted ? " (deleted)" : "");
+    if (deleted) file.unlink_file();
+    // The second page a mapping of its own, executable where the file system allows it.
+    char *second = const_cast<char *>(file.at(4096));
+    ASSERT_TRUE(mprotect(second, 4096, PROT_READ | PROT_EXEC) == 0 ||
+                mprotect(second, 4096, PROT_READ | PROT_WRITE) == 0);
+    EXPECT_EQ(location_of(second + 0x80), " (" + name + "+0x1080)");
+    ASSERT_EQ(mprotect(const_cast<char *>(file.at(0)), 4096, PROT_NONE), 0);
+    EXPECT_EQ(location_of(second + 0x90), " (" + name + "+0x1090)");
+    EXPECT_EQ(symbol_of(second + 0x90), "(none)");
+  }
+}
+
 // A file under a path of 3,000 bytes (a deep build or sandbox tree) is named and located: a
 // path of 512 bytes or more lost both.
 TEST(FrameNames, AFileUnderAVeryLongPathIsNamedAndLocated) {
@@ -341,8 +372,9 @@ TEST(FrameNames, AFileMappedWhereANamedOneWasIsNamedAsItself) {
   EXPECT_EQ(symbol_of(second.at(0x180)), "synthetic_function");
 }
 
-// With no file descriptor left, a frame the table knows is still located, and one it does not
-// know says why it is not: a bare address is useless once the process is gone.
+// With no file descriptor left, a frame the table knows is still located, also after a lookup
+// that failed, and one it does not know says why it is not: a bare address is useless once the
+// process is gone.
 TEST(FrameLocation, WithNoDescriptorLeftSaysWhyAFrameIsNotLocated) {
   const char *known = inside(reinterpret_cast<const void *>(&getpagesize));
   const std::string known_where = location_of(known);
@@ -357,8 +389,9 @@ TEST(FrameLocation, WithNoDescriptorLeftSaysWhyAFrameIsNotLocated) {
   std::vector<int> taken;
   for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;) taken.push_back(fd);
   const int error = errno;
-  const std::string known_now = location_of(known);
+  // The unseen one first: a failed read of the maps must leave the table as it was.
   const std::string unseen_now = location_of(unseen.at(0x180));
+  const std::string known_now = location_of(known);
   for (const int fd : taken) close(fd);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
   ASSERT_EQ(error, EMFILE);

@@ -36,6 +36,7 @@ struct maps_line {
   std::uintptr_t stop;
   std::uintptr_t offset;
   bool readable;
+  bool executable;
   const char *path;
   std::size_t path_length;
   std::uint64_t path_hash;
@@ -48,6 +49,7 @@ bool parse_line(const char *p, const char *end, maps_line &l) noexcept {
   l.stop = parse_hex(p, end);
   while (p < end && *p == ' ') ++p;
   l.readable = p < end && *p == 'r';
+  l.executable = end - p > 2 && p[2] == 'x';
   skip_field(p, end);  // perms
   l.offset = parse_hex(p, end);
   while (p < end && *p == ' ') ++p;
@@ -153,7 +155,17 @@ int open_unless_deleted(char *path, std::size_t length) noexcept {
   return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-// The lookup of a process whose table is busy, full or unusable: the maps read to the address.
+// Whether `l` holds `address`: then `out` describes it, and with `open_file` `fd` is its file.
+// `end` is where the line ends in a writable buffer (the path is NUL-terminated there).
+bool take_if_holds(const maps_line &l, char *end, const header_tracker &headers,
+                   std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
+  if (address < l.start || address >= l.stop) return false;
+  describe(l, headers.base(l), headers.base_stop(l), headers.header_mapped(l), out);
+  if (open_file) fd = open_unless_deleted(end - l.path_length, l.path_length);
+  return true;
+}
+
+// The lookup of a process whose table is busy or unusable: the maps read to the address.
 int read_to_address(std::uintptr_t address, file_mapping &out, bool open_file) noexcept {
   char buffer[1024];
   header_tracker headers;
@@ -162,46 +174,38 @@ int read_to_address(std::uintptr_t address, file_mapping &out, bool open_file) n
     maps_line l;
     if (!parse_line(begin, end, l)) return false;
     headers.see(l);
-    if (address < l.start || address >= l.stop) return false;
-    describe(l, headers.base(l), headers.base_stop(l), headers.header_mapped(l), out);
-    if (open_file) fd = open_unless_deleted(end - l.path_length, l.path_length);
-    return true;
+    return take_if_holds(l, end, headers, address, out, open_file, fd);
   });
   return fd;
 }
 
-// The file mappings of the process, kept between lookups (file_mappings.h says why).
+// The executable file mappings of the process (where frames are), kept between lookups
+// (file_mappings.h says why). An address the table does not hold (a library loaded since, a
+// data mapping) is looked up in the same read of the maps that fills the table again.
 class mapping_table {
  public:
-  enum class answer { found, not_found, ask_the_maps };
-
   bool try_lock() noexcept { return !busy_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { busy_.store(false, std::memory_order_release); }
 
-  // With the lock held.
-  answer find(std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
-    if (unusable_) return answer::ask_the_maps;
-    bool fresh = false;
-    if (!filled_) {
-      if ((out.error = refill()) != 0) return answer::not_found;
-      fresh = true;
+  // With the lock held. False when the table cannot be used (map_files unreadable): the caller
+  // reads the maps itself.
+  bool find(std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
+    if (unusable_) return false;
+    const int i = filled_ ? index_of(address) : -1;
+    if (i >= 0 && still_mapped(mappings_[i])) {
+      const cached_mapping &m = mappings_[i];
+      maps_line l{};
+      l.start = m.start;
+      l.offset = m.offset;
+      l.path = paths_ + m.path_at;
+      l.path_length = m.path_length;
+      describe(l, m.base, m.base_stop, m.header_mapped, out);
+      if (open_file) fd = open_unless_deleted(paths_ + m.path_at, m.path_length);
+      return true;
     }
-    int i = index_of(address);
-    if (!fresh && (i < 0 || !still_mapped(mappings_[i]))) {
-      if (unusable_) return answer::ask_the_maps;
-      if ((out.error = refill()) != 0) return answer::not_found;
-      i = index_of(address);
-    }
-    if (i < 0) return complete_ ? answer::not_found : answer::ask_the_maps;
-    const cached_mapping &m = mappings_[i];
-    maps_line l{};
-    l.start = m.start;
-    l.offset = m.offset;
-    l.path = paths_ + m.path_at;
-    l.path_length = m.path_length;
-    describe(l, m.base, m.base_stop, m.header_mapped, out);
-    if (open_file) fd = open_unless_deleted(paths_ + m.path_at, m.path_length);
-    return answer::found;
+    if (unusable_) return false;
+    out.error = refill_finding(address, out, open_file, fd);
+    return true;
   }
 
  private:
@@ -219,43 +223,52 @@ class mapping_table {
     bool header_mapped;
   };
 
-  // Reads the maps into the table. errno of a failed open, else 0.
-  int refill() noexcept {
-    count_ = 0;
-    paths_used_ = 0;
-    complete_ = true;
+  // Reads the maps into the table (the executable mappings that fit), and `address`'s mapping,
+  // whatever it is, into `out`. errno of a failed open (the table is then left as it was: a
+  // process out of descriptors still names the frames it holds), else 0.
+  int refill_finding(std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
+    bool started = false;
     header_tracker headers;
     const int error = read_maps(buffer_, sizeof buffer_, [&](char *begin, char *end) {
+      if (!started) {
+        started = true;
+        count_ = 0;
+        paths_used_ = 0;
+      }
       maps_line l;
       if (!parse_line(begin, end, l)) return false;
       headers.see(l);
-      const cached_mapping *previous = count_ > 0 ? &mappings_[count_ - 1] : nullptr;
-      const bool same_path = previous != nullptr && previous->path_length == l.path_length &&
-                             std::memcmp(paths_ + previous->path_at, l.path, l.path_length) == 0;
-      if (count_ == kMappings || (!same_path && paths_used_ + l.path_length + 1 > sizeof paths_)) {
-        complete_ = false;
-        return true;
-      }
-      cached_mapping &m = mappings_[count_++];
-      m.start = l.start;
-      m.stop = l.stop;
-      m.offset = l.offset;
-      m.base = headers.base(l);
-      m.base_stop = headers.base_stop(l);
-      m.header_mapped = headers.header_mapped(l);
-      m.path_length = static_cast<std::uint32_t>(l.path_length);
-      if (same_path) {
-        m.path_at = previous->path_at;
-      } else {
-        m.path_at = static_cast<std::uint32_t>(paths_used_);
-        std::memcpy(paths_ + paths_used_, l.path, l.path_length);
-        paths_[paths_used_ + l.path_length] = '\0';
-        paths_used_ += l.path_length + 1;
-      }
+      if (l.executable) keep(l, headers);
+      take_if_holds(l, end, headers, address, out, open_file, fd);
       return false;
     });
-    filled_ = error == 0;
+    if (error == 0) filled_ = true;
     return error;
+  }
+
+  // Adds `l`, unless the table or its paths are full.
+  void keep(const maps_line &l, const header_tracker &headers) noexcept {
+    const cached_mapping *previous = count_ > 0 ? &mappings_[count_ - 1] : nullptr;
+    const bool same_path = previous != nullptr && previous->path_length == l.path_length &&
+                           std::memcmp(paths_ + previous->path_at, l.path, l.path_length) == 0;
+    if (count_ == kMappings || (!same_path && paths_used_ + l.path_length + 1 > sizeof paths_))
+      return;
+    cached_mapping &m = mappings_[count_++];
+    m.start = l.start;
+    m.stop = l.stop;
+    m.offset = l.offset;
+    m.base = headers.base(l);
+    m.base_stop = headers.base_stop(l);
+    m.header_mapped = headers.header_mapped(l);
+    m.path_length = static_cast<std::uint32_t>(l.path_length);
+    if (same_path) {
+      m.path_at = previous->path_at;
+      return;
+    }
+    m.path_at = static_cast<std::uint32_t>(paths_used_);
+    std::memcpy(paths_ + paths_used_, l.path, l.path_length);
+    paths_[paths_used_ + l.path_length] = '\0';
+    paths_used_ += l.path_length + 1;
   }
 
   // The mapping that holds `address` (the maps are in address order), or -1.
@@ -286,7 +299,6 @@ class mapping_table {
   std::atomic<bool> busy_{false};
   bool unusable_ = false;  // map_files cannot be read: every lookup reads the maps itself
   bool filled_ = false;
-  bool complete_ = false;  // every file mapping fit
   int count_ = 0;
   std::size_t paths_used_ = 0;
   cached_mapping mappings_[kMappings] = {};
@@ -302,9 +314,9 @@ int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file)
   out = file_mapping{};
   if (g_table.try_lock()) {
     int fd = -1;
-    const mapping_table::answer a = g_table.find(address, out, open_file, fd);
+    const bool answered = g_table.find(address, out, open_file, fd);
     g_table.unlock();
-    if (a != mapping_table::answer::ask_the_maps) return fd;
+    if (answered) return fd;
   }
   return read_to_address(address, out, open_file);
 }

@@ -6,16 +6,18 @@
 // the dynamic loader's) and so may be read in the guard pages' signal handler.
 //
 // What it costs: the kernel writes /proc/self/maps anew for each read, a line per mapping, and a
-// debug layer with guard pages adds two mappings per live block: 40,000 lines took 15 ms a
-// read. So the file mappings are kept in a table (static storage, up to 1024 mappings and 32 KiB
-// of paths), read once and again only when an address is not in it; a hit is checked with one
-// readlink of /proc/self/map_files/START-END (a dlclose and a dlopen may put another file where
-// the table says), a few microseconds. Neither allocates nor takes a lock: the table has a
-// try-lock, and a lookup that finds it busy (another thread naming frames, or the signal
-// handler interrupting one) reads /proc/self/maps itself, as it does where map_files cannot be
-// read (kernels before 4.3) or the process has more file mappings than the table holds. About
-// 1.5 KiB of stack. Paths up to PATH_MAX; a read of the maps itself takes paths up to about 900
-// bytes.
+// debug layer with guard pages adds two mappings per live block (a GPU driver's mapped buffer
+// objects, more): 40,000 lines took 15 ms a read. So the executable file mappings, where frames
+// are, are kept in a table (static storage, up to 1024 mappings and 32 KiB of paths); a hit is
+// checked with one readlink of /proc/self/map_files/START-END (a dlclose and a dlopen may put
+// another file where the table says), a few microseconds. An address the table does not hold
+// (a library loaded since, a data address, a mapping past the table's room) costs one read of
+// the maps, which fills the table again as it finds the address. Neither allocates nor takes a
+// lock: the table has a try-lock, and a lookup that finds it busy (another thread naming
+// frames, or the signal handler interrupting one) reads /proc/self/maps itself, as it does
+// where map_files cannot be read (kernels before 4.3). A read that cannot open the maps (no
+// descriptor left) leaves the table as it was. About 1.5 KiB of stack. Paths up to PATH_MAX; a
+// read of the maps on the stack takes paths up to about 900 bytes.
 //
 // Example:
 //   mesa::internal::file_mapping m;

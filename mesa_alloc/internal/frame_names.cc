@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <link.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,16 +35,17 @@ bool read_exact(int fd, void *out, std::size_t size, std::uint64_t offset) noexc
   return read_at(fd, out, size, offset) == static_cast<ssize_t>(size);
 }
 
-// The bytes [offset, offset + size) of the found file: from its mapped start if that mapping
-// holds them (no system call; a deleted file's too), else from `fd` (-1: no file to read).
+// The bytes [offset, offset + size) of the found file: from `fd`, or without one (a deleted
+// file, a memfd) from its mapped start, with a system call that fails where a memcpy would
+// fault (the header unmapped or made inaccessible since the maps were read).
 bool read_header_bytes(const file_mapping &m, int fd, void *out, std::size_t size,
                        std::uint64_t offset) noexcept {
+  if (fd >= 0) return read_exact(fd, out, size, offset);
   const std::uint64_t mapped = m.base_stop - m.base;
-  if (m.header_mapped && offset <= mapped && size <= mapped - offset) {  // no overflow
-    std::memcpy(out, reinterpret_cast<const char *>(m.base) + offset, size);
-    return true;
-  }
-  return fd >= 0 && read_exact(fd, out, size, offset);
+  if (!m.header_mapped || offset > mapped || size > mapped - offset) return false;  // no overflow
+  iovec local{out, size};
+  iovec remote{reinterpret_cast<void *>(m.base + offset), size};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
 }
 
 // The address pc has in its file as linked: what addr2line takes, what the symbol table holds.
@@ -220,7 +222,7 @@ void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
   out[0] = '\0';
   const auto address = reinterpret_cast<std::uintptr_t>(pc);
   file_mapping m;
-  find_file_mapping(address, m, false);
+  const int fd = find_file_mapping(address, m, true);
   if (m.error != 0) {
     std::snprintf(out, capacity, " (not located: /proc/self/maps: %s)", std::strerror(m.error));
     return;
@@ -229,7 +231,8 @@ void frame_location(const void *pc, char *out, std::size_t capacity) noexcept {
   // The link-time address, as addr2line and AddressSanitizer take it; for a file whose ELF
   // header is not mapped (a JIT's memfd), the offset in the file.
   std::uintptr_t where;
-  if (!link_address(m, address, -1, where)) where = address - m.base;
+  if (!link_address(m, address, fd, where)) where = address - m.base;
+  if (fd >= 0) close(fd);
   std::snprintf(out, capacity, " (%s+0x%" PRIxPTR ")", m.name, where);
 }
 

@@ -29,6 +29,7 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'E', 'S', 'A', 'T', 'R', 'C', '1'};
 constexpr std::uint8_t kSiteRecord = 5;
+constexpr std::uint8_t kWithdrawnEnd = 7;
 // The frames, from the caller, that identify a call site and that its text names: the same,
 // or stacks that differ only past the named frames would be sites with identical text.
 constexpr int kSiteFrames = 6;
@@ -171,6 +172,7 @@ void trace_file::flush_locked() noexcept {
 
 void trace_file::fail(std::uint64_t written, const char *reason) noexcept {
   failed_.store(true, std::memory_order_relaxed);
+  withdraw_end(written);
   std::fprintf(stderr,
                "mesa_alloc: trace file: write failed after %llu bytes (%s); the trace ends "
                "there and later events are dropped\n",
@@ -189,15 +191,31 @@ void trace_file::finish() noexcept {
     end.op = trace_op::end;
     end.thread = thread_id();
     end.time_ns = now_ns() - trace_origin_ns();
+    if (used_ + sizeof end > sizeof buffer_) flush_locked();
+    end_at_ = written_ + used_;
     append(&end, sizeof end);
     finished_ = true;
   }
   flush_locked();
 }
 
+// The end record on disk says the trace is whole; once it is not (a later write failed, or a
+// report is about to end the process), its op becomes kWithdrawnEnd, which the reader skips. The
+// events after it stay. Truncated there if even that byte cannot be written. `on_disk`: the
+// bytes the file holds.
+void trace_file::withdraw_end(std::uint64_t on_disk) noexcept {
+  if (!finished_ || end_withdrawn_ || end_at_ + sizeof(trace_event) > on_disk) return;
+  if (fd_ < 0 || getpid() != pid_) return;  // a fork() child: the file is its parent's
+  end_withdrawn_ = true;
+  const unsigned char withdrawn = kWithdrawnEnd;
+  if (pwrite(fd_, &withdrawn, 1, static_cast<off_t>(end_at_)) != 1)
+    (void)ftruncate(fd_, static_cast<off_t>(end_at_));
+}
+
 void trace_file::flush_unless_busy() noexcept {
   if (!lock_.try_lock()) return;
   flush_locked();
+  withdraw_end(written_);
   lock_.unlock();
 }
 

@@ -22,6 +22,8 @@
 // trace_file::finish() (its destructor, mesa_logging_destroy, MESA_ALLOC_DEBUG at exit). A trace
 // without one was left by a process that never got there (killed, crashed, _exit), and its last
 // buffered events are missing. Events may follow it: frees made during exit after the finish.
+// An end record that stopped telling the truth (a write after it failed, or a report of the
+// debug layer is about to end the process) is withdrawn: its op becomes 7, which readers skip.
 //
 // Example:
 //   mesa::trace_file trace("/tmp/compiler.trace");
@@ -96,7 +98,8 @@ class trace_file final : public trace_sink {
   // The file stays open until destruction.
   void finish() noexcept;
   // Flushes unless a write is in progress (then does nothing): for a report that is about to
-  // end the process, maybe from a signal handler that interrupted that write.
+  // end the process, maybe from a signal handler that interrupted that write. An end record
+  // already written is withdrawn: the process is not ending as the record says.
   void flush_unless_busy() noexcept;
   void write_event(const trace_event &event) noexcept override;
   void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept override;
@@ -107,6 +110,7 @@ class trace_file final : public trace_sink {
   void flush_locked() noexcept;
   // Ends the trace after `written` bytes, with one line on stderr giving `reason`.
   void fail(std::uint64_t written, const char *reason) noexcept;
+  void withdraw_end(std::uint64_t on_disk) noexcept;  // with lock_ held
 
   int fd_;
   int open_error_;
@@ -115,7 +119,9 @@ class trace_file final : public trace_sink {
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written
   bool finished_ = false;            // the end record is written: events go out unbuffered
-  std::uint64_t written_ = 0;        // bytes written to the file
+  bool end_withdrawn_ = false;
+  std::uint64_t end_at_ = 0;   // the end record's offset in the file
+  std::uint64_t written_ = 0;  // bytes written to the file
   std::size_t used_ = 0;
   unsigned char buffer_[64 * 1024];
 };

@@ -87,6 +87,26 @@ grep -q '^live at the end (leaks): 0 blocks, 0 bytes$' "$dir/atexit.txt" ||
   fail "the atexit trace: a leak"
 [[ -s "$dir/err.txt" ]] && { fail "the atexit trace: a warning"; cat "$dir/err.txt"; }
 
+# quick_exit runs no atexit handler, but the trace is finished all the same (at_quick_exit).
+rm -f "$dir/quick_exit.trace"
+MESA_ALLOC_DEBUG=trace="$dir/quick_exit.trace" "$program" quick_exit || fail "the quick_exit run"
+"$tool" "$dir/quick_exit.trace" >"$dir/quick_exit.txt" 2>"$dir/err.txt" ||
+  fail "the quick_exit trace: unreadable"
+grep -q '^allocations 1, reallocs 0, frees 1, failed 0, bytes allocated 24$' \
+  "$dir/quick_exit.txt" || fail "the quick_exit trace: its events"
+[[ -s "$dir/err.txt" ]] && { fail "the quick_exit trace: a warning"; cat "$dir/err.txt"; }
+
+# An error the debug layer reports after the trace was finished (an exit handler's invalid
+# free, which aborts): the end record is withdrawn, and the trace reads as not finished rather
+# than as a whole one whose unreached frees would be leaks.
+rm -f "$dir/bad_free.trace"
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=cookie,trace="$dir/bad_free.trace" "$program" \
+  bad_free_at_exit >/dev/null 2>&1 && fail "the invalid free at exit did not abort"
+"$tool" "$dir/bad_free.trace" >"$dir/bad_free.txt" 2>"$dir/err.txt" ||
+  fail "the trace of a report at exit: unreadable"
+grep -q 'bad_free.trace has no end record' "$dir/err.txt" ||
+  fail "the trace of a report at exit: its end record stands"
+
 printf 'not a trace' >"$dir/bad.trace"
 if "$tool" "$dir/bad.trace" 2>"$dir/err.txt"; then fail "bad trace accepted"; fi
 grep -q 'not a mesa_alloc trace' "$dir/err.txt" || fail "bad trace message"
@@ -118,6 +138,11 @@ import json, sys
 r = json.load(sys.stdin)
 assert r["truncated_at"] == 56 and r["leaks"]["trace_cut_short"] is True, r' ||
   fail "cut-off trace: truncated_at and leaks.trace_cut_short in the JSON"
+# Two traces joined into one file (cat a b): the second header is named, not taken for a record.
+cat "$dir/run.trace" "$dir/run.trace" >"$dir/joined.trace"
+if "$tool" "$dir/joined.trace" >/dev/null 2>"$dir/err.txt"; then fail "joined traces accepted"; fi
+grep -q 'a second trace header (MESATRC1) at byte [0-9]*: two traces joined into one file' \
+  "$dir/err.txt" || { fail "joined traces: message"; cat "$dir/err.txt"; }
 # An empty file: the process died before writing its trace.
 : >"$dir/empty.trace"
 if "$tool" "$dir/empty.trace" 2>"$dir/err.txt"; then fail "empty trace accepted"; fi

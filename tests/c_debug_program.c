@@ -44,8 +44,8 @@ static int overrun_on_a_small_signal_stack(void) {
 #endif
   const size_t size = 6 * 1024;
   const size_t page = (size_t)getpagesize();
-  char *memory = mmap(NULL, page + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+  char *memory =
+      mmap(NULL, page + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED || mprotect(memory, page, PROT_NONE) != 0) return 77;
   stack_t stack = {0};
   stack.ss_sp = memory + page + 2 * page - size;
@@ -268,6 +268,27 @@ static int free_at_exit(void) {
   return kept_until_exit != NULL ? 0 : 1;
 }
 
+/* An exit handler registered before the first allocation frees its block through a pointer 8
+ * bytes inside it (the debug layer reports the invalid free after the trace was finished), then
+ * frees it. */
+static void free_kept_block_wrongly(void) {
+  mesa_free((char *)kept_until_exit + 8);
+  mesa_free(kept_until_exit);
+}
+
+static int bad_free_at_exit(void) {
+  atexit(free_kept_block_wrongly);
+  kept_until_exit = mesa_malloc(24);
+  return kept_until_exit != NULL ? 0 : 1;
+}
+
+/* Allocates and frees, then ends the process with quick_exit: no atexit handler runs. */
+static int allocate_then_quick_exit(void) {
+  void *p = mesa_malloc(24);
+  mesa_free(p);
+  quick_exit(p != NULL ? 0 : 1);
+}
+
 /* Allocates, then ends the process with _exit: no exit handler runs. */
 static int allocate_then_exit_at_once(void) {
   void *p = mesa_malloc(24);
@@ -326,11 +347,15 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "many_small") == 0) return try_allocations(5000, 32);
   if (strcmp(mode, "free_at_exit") == 0) return free_at_exit();
   if (strcmp(mode, "exit_at_once") == 0) return allocate_then_exit_at_once();
+  if (strcmp(mode, "bad_free_at_exit") == 0) return bad_free_at_exit();
+  if (strcmp(mode, "quick_exit") == 0) return allocate_then_quick_exit();
   fprintf(stderr,
-          "usage: %s leak|overrun|overrun_on_a_small_signal_stack|underrun|write_after_free|realloc_freed|write_past_freed_end|"
+          "usage: %s "
+          "leak|overrun|overrun_on_a_small_signal_stack|underrun|write_after_free|realloc_freed|"
+          "write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
           "large|shrink_full|shrink_then_allocate|grow_realloc|many_small|free_at_exit|"
-          "exit_at_once\n",
+          "exit_at_once|bad_free_at_exit|quick_exit\n",
           argv[0]);
   return 2;
 }

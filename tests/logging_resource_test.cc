@@ -1,6 +1,7 @@
 #include "mesa_alloc/logging_resource.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -539,6 +540,37 @@ TEST(TraceFile, FinishWritesAnEndRecordAndLaterEventsAtOnce) {
   EXPECT_EQ(ends, 1);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].op, mesa::trace_op::free);
+}
+
+// A write that fails after the end record (a file size limit, a full disk) loses the exit-time
+// events after it: the end record is withdrawn (op 7, which readers skip), so the trace no longer
+// claims to be whole, and the events written after it stay.
+TEST(TraceFile, AWriteThatFailsAfterTheEndRecordWithdrawsIt) {
+  const std::string path = testing::TempDir() + "/withdrawn_end.trace";
+  constexpr std::size_t kEvent = sizeof(mesa::trace_event);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the limit is the child's alone
+    mesa::trace_file file(path.c_str());
+    mesa::trace_event e{};
+    e.op = mesa::trace_op::alloc;
+    file.write_event(e);
+    file.finish();
+    const rlimit limit{8 + 3 * kEvent, RLIM_INFINITY};  // room for one more event
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(2);
+    e.op = mesa::trace_op::free;
+    file.write_event(e);  // written
+    file.write_event(e);  // past the limit: fails
+    _exit(file.ok() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const std::string data = read_file(path);
+  ASSERT_EQ(data.size(), 8 + 3 * kEvent);
+  EXPECT_EQ(data[8], static_cast<char>(mesa::trace_op::alloc));
+  EXPECT_EQ(data[8 + kEvent], 7) << "the end record, withdrawn";
+  EXPECT_EQ(data[8 + 2 * kEvent], static_cast<char>(mesa::trace_op::free));
 }
 
 // A trace_file destroyed without finish() is finished by its destructor.

@@ -19,7 +19,8 @@ trace_file is destroyed, by mesa_logging_destroy). A trace without one was left 
 that never got there (killed, crashed, _exit) or is still running: its last buffered events
 (up to 64 KiB) may be missing, so it is reported like a trace cut short (JSON: "finished" false,
 "trace_not_finished" in "leaks"). Events after the end record (frees made during exit, after
-the finish) are counted.
+the finish) are counted. An end record the writer withdrew (a write after it failed, or a
+report of the debug layer ended the process after it) does not count.
 
 The trace is read a chunk at a time, so memory grows with the blocks live at once and the call
 sites, not with the trace's length (the plot keeps the lowest and highest point of each of at
@@ -39,7 +40,7 @@ import sys
 MAGIC = b"MESATRC1"
 EVENT = struct.Struct("=BBHIQQQQII")  # 48 bytes
 SITE_HEAD = struct.Struct("=BBHI")
-OPS = {1: "alloc", 2: "free", 3: "realloc", 4: "failed", 6: "end"}
+OPS = {1: "alloc", 2: "free", 3: "realloc", 4: "failed", 6: "end", 7: "withdrawn end"}
 SCOPES = ["command", "object", "cache", "device", "instance"]
 
 
@@ -146,6 +147,8 @@ class Analysis:
         if op == 6:
             self.finished = True
             return
+        if op == 7:  # an end record the writer took back: a write after it failed, or a crash
+            return
         self.events += 1
         self.threads.add(thread)
         self.last_t = max(self.last_t, t)
@@ -250,6 +253,9 @@ def read_trace(path, analysis):
                 text = buf[pos + SITE_HEAD.size:pos + SITE_HEAD.size + length]
                 analysis.sites[site_id] = text.decode("utf-8", "replace")
                 pos += SITE_HEAD.size + length
+            elif have(len(MAGIC)) and buf[pos:pos + len(MAGIC)] == MAGIC:
+                raise TraceError(f"{path}: a second trace header (MESATRC1) at byte {base + pos}: "
+                                 "two traces joined into one file? read each on its own")
             else:
                 raise TraceError(f"{path}: unknown record type {kind} at byte {base + pos}")
 

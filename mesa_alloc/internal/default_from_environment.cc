@@ -90,6 +90,12 @@ void at_exit() {
   if (g_trace != nullptr) g_trace->file.finish();
 }
 
+// quick_exit() skips the reports (it is meant to end a process at once) but the trace is
+// finished: its buffered events and the end record would be lost.
+void finish_trace() {
+  if (g_trace != nullptr) g_trace->file.finish();
+}
+
 // fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they
 // sit above the trace.
 void before_fork() {
@@ -295,6 +301,7 @@ const mesa_allocator *default_from_environment() noexcept {
   }
   if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)
     std::atexit(at_exit);
+  if (g_trace != nullptr) std::at_quick_exit(finish_trace);  // quick_exit runs no atexit handler
   if (g_trace != nullptr) register_fork_handlers();  // (a debug layer registers them itself)
   return top;
 }

@@ -22,16 +22,27 @@ callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_sco
     internal::report_bad_scope("callback_resource", scope);
 }
 
+namespace {
+
+// The table's block with the C API caller set aside for the call (internal/api_caller.h): out of
+// line, as it is needed only inside a C API call once a layer records stacks.
+[[gnu::noinline]] void *checked_alloc_aside(const mesa_allocator *table, std::size_t bytes,
+                                            std::size_t alignment,
+                                            mesa_alloc_scope scope) noexcept {
+  const internal::foreign_call call(table);
+  return internal::checked_alloc(table, bytes, alignment, scope, "callback_resource");
+}
+
+}  // namespace
+
 // A request no table may be given (an alignment that is not a power of two, a size no block can
 // have) fails here, the table untouched; a misaligned block goes back to the table.
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (internal::request_refused(bytes, alignment))
     internal::refuse_request("callback_resource::allocate", alignment);
-  void *p;
-  {
-    const internal::foreign_call call(table_);
-    p = internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
-  }
+  void *p = __builtin_expect(internal::caller_recorded(), 0)
+                ? checked_alloc_aside(table_, bytes, alignment, scope_)
+                : internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }

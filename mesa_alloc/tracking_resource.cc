@@ -29,6 +29,21 @@ __attribute__((tls_model("initial-exec"))) thread_local int tracking_thread_shar
 
 namespace {
 
+// An upstream block with the C API caller set aside for the call (internal/api_caller.h): out of
+// line, as only a C API call into a table over another's, once a layer records stacks, needs it.
+[[gnu::noinline]] void *allocate_upstream_aside(internal::direct_upstream &upstream,
+                                                std::size_t bytes, std::size_t alignment) {
+  const internal::foreign_call call(upstream.table());
+  return upstream.allocate(bytes, alignment);
+}
+
+inline void *allocate_upstream(internal::direct_upstream &upstream, std::size_t bytes,
+                               std::size_t alignment) {
+  if (__builtin_expect(upstream.table() == nullptr || !internal::caller_recorded(), 1))
+    return upstream.allocate(bytes, alignment);
+  return allocate_upstream_aside(upstream, bytes, alignment);
+}
+
 constexpr int kSharedShard = kTrackingShards;
 constexpr std::uint64_t kAllExclusive = (std::uint64_t{1} << kTrackingShards) - 1;
 
@@ -376,8 +391,7 @@ void tracking_resource::sample_peak() noexcept {
   if (__builtin_expect(!straight_line(index), 0)) return allocate_slow(bytes, alignment, scope);
   void *p;
   try {
-    const internal::foreign_call call(direct_.table());
-    p = direct_.allocate(bytes, alignment);
+    p = internal::allocate_upstream(direct_, bytes, alignment);
   } catch (...) {
     count_failure(index, scope);
     throw;
@@ -406,8 +420,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
   }
   void *p;
   try {
-    const internal::foreign_call call(direct_.table());
-    p = direct_.allocate(bytes, alignment);
+    p = internal::allocate_upstream(direct_, bytes, alignment);
   } catch (...) {
     uncharge_limits(bytes);
     count_failure(index, scope);

@@ -191,9 +191,8 @@ void trace_file::finish() noexcept {
     end.op = trace_op::end;
     end.thread = thread_id();
     end.time_ns = now_ns() - trace_origin_ns();
-    if (used_ + sizeof end > sizeof buffer_) flush_locked();
-    end_at_ = written_ + used_;
     append(&end, sizeof end);
+    end_at_ = written_ + used_ - sizeof end;  // the last record in the buffer
     finished_ = true;
   }
   flush_locked();

@@ -79,6 +79,12 @@ void before_report() {
   if (g_trace != nullptr) g_trace->file.flush_unless_busy();
 }
 
+// At exit and at quick_exit(), which skips the reports (it is meant to end a process at once):
+// the trace's buffered events and its end record would be lost.
+void finish_trace() {
+  if (g_trace != nullptr) g_trace->file.finish();
+}
+
 void at_exit() {
   if (g_stats != nullptr || (g_leaks != nullptr && g_leaks->live_blocks() > 0)) name_this_copy();
   if (g_quarantine != nullptr) g_quarantine->flush_quarantine();
@@ -87,13 +93,7 @@ void at_exit() {
     std::fprintf(stderr, "mesa_alloc: statistics of the default allocator (MESA_ALLOC_DEBUG)\n");
     g_stats->tracker.print_report(stderr);
   }
-  if (g_trace != nullptr) g_trace->file.finish();
-}
-
-// quick_exit() skips the reports (it is meant to end a process at once) but the trace is
-// finished: its buffered events and the end record would be lost.
-void finish_trace() {
-  if (g_trace != nullptr) g_trace->file.finish();
+  finish_trace();
 }
 
 // fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they

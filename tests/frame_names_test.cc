@@ -154,11 +154,13 @@ TEST(FrameSymbol, ALookupThatFailsLeavesErrnoAlone) {
 // memory, as lld lays out a small library (LOAD 0x0 at 0x0, LOAD 0x100 at 0x1100), optionally
 // linked at a non-zero base (-Ttext-segment, --image-base), with one function in its symbol
 // table. Mapped whole from offset 0, the second segment's bytes lie in the file's first page.
-// Made in `directory`, mapped at `at` when given (MAP_FIXED).
+// Made in `directory`, mapped at `at` when given (MAP_FIXED). Its symbol table's header may
+// claim more entries than the two the file holds.
 class SyntheticElf {
  public:
   explicit SyntheticElf(std::uintptr_t link_base, std::uint64_t program_headers_at = 0,
-                        const std::string &directory = "/tmp", void *at = nullptr) {
+                        const std::string &directory = "/tmp", void *at = nullptr,
+                        std::uint64_t claimed_symbols = 2) {
     std::vector<char> image(kBytes, 0);
     auto *elf = reinterpret_cast<ElfW(Ehdr) *>(image.data());
     std::memcpy(elf->e_ident, ELFMAG, SELFMAG);
@@ -186,7 +188,7 @@ class SyntheticElf {
     auto *sh = reinterpret_cast<ElfW(Shdr) *>(image.data() + elf->e_shoff);
     sh[1].sh_type = SHT_SYMTAB;
     sh[1].sh_offset = 0x600;
-    sh[1].sh_size = 2 * sizeof(ElfW(Sym));
+    sh[1].sh_size = claimed_symbols * sizeof(ElfW(Sym));
     sh[1].sh_entsize = sizeof(ElfW(Sym));
     sh[1].sh_link = 2;
     sh[2].sh_type = SHT_STRTAB;
@@ -265,6 +267,14 @@ TEST(FrameNames, AHostileProgramHeaderOffsetIsRefusedNotRead) {
   EXPECT_FALSE(mesa::internal::frame_symbol(hostile.at(0x180), out, sizeof out));
   mesa::internal::frame_location(hostile.at(0x180), out, sizeof out);
   EXPECT_EQ(std::string(out), " (" + hostile.file_name() + "+0x180)");
+}
+
+// A large symbol table is mapped rather than read (one mmap, not a read per 16 entries), but
+// only the part inside the file: a mapped page past the file's end faults (SIGBUS) when read.
+TEST(FrameNames, ASymbolTableLongerThanItsFileIsReadAsFarAsTheFileGoes) {
+  const SyntheticElf truncated(0, 0, "/tmp", nullptr, 100000);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_EQ(symbol_of(truncated.at(0x180)), "synthetic_function");
 }
 
 TEST(FrameLocation, NamesTheFileAndTheOffsetInIt) {

@@ -47,7 +47,8 @@ bool made_by_this_copy(const mesa_allocator *table) noexcept {
   return debug_resource::from_table(table) != nullptr || logging_table::from(table) != nullptr ||
          tracking_table::from(table) != nullptr ||
          resource_callbacks::from_table(table) != nullptr ||
-         callback_validator::from_table(table) != nullptr;
+         callback_validator::from_table(table) != nullptr ||
+         fault_gate_table::from(table) != nullptr || is_slab_table(table);
 }
 
 }  // namespace mesa::internal

@@ -10,6 +10,7 @@
 
 #include "mesa_alloc/arena_resource.h"
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -144,6 +145,11 @@ void destroy_in(const mesa_allocator *parent, T *object) noexcept {
 }
 
 }  // namespace
+
+bool mesa::internal::is_slab_table(const mesa_allocator *table) noexcept {
+  return from_table<c_slab_resource>(table) != nullptr ||
+         from_table<c_slab_child>(table) != nullptr;
+}
 
 extern "C" {
 

@@ -25,6 +25,7 @@
 #include "mesa_alloc/callback_resource.h"
 #include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resources.h"
+#include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/fault_resource.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/frame_names.h"
@@ -1542,6 +1543,7 @@ THROUGH_C_API(through_zalloc2, mesa_zalloc2(nullptr, debug, 24, 8, MESA_ALLOC_SC
 THROUGH_C_API(through_realloc2,
               mesa_realloc2(nullptr, debug, nullptr, 24, 8, MESA_ALLOC_SCOPE_OBJECT))
 THROUGH_C_API(through_app_table, mesa_alloc2(nullptr, debug, 16, 8, MESA_ALLOC_SCOPE_OBJECT))
+THROUGH_C_API(through_slab, mesa_alloc2(nullptr, debug, 20, 4, MESA_ALLOC_SCOPE_CACHE))
 #undef THROUGH_C_API
 
 // The line of frame #`n` in a leak report ("" if none).
@@ -1606,6 +1608,33 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
     mesa_set_default_allocator(previous);
     mesa_debug_destroy(debug);
   }
+}
+
+// A slab table is one of the library's: a C API call into it records its caller, so the slab's
+// page, allocated from a debug table below, has a stack that starts there (it started inside
+// the slab's allocation function, as for any table the library did not make).
+TEST(DebugResourceC, AStackThroughASlabTableStartsAtTheCaller) {
+  mesa_debug_options o;
+  mesa_debug_options_init(&o);
+  o.record_stacks = MESA_DEBUG_STACKS_FRAME_POINTERS;
+  o.report_leaks_on_destroy = 0;
+  const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+  ASSERT_NE(debug, nullptr);
+  const mesa_allocator *slab = mesa_slab_create(debug, 24);
+  ASSERT_NE(slab, nullptr);
+  void *p = through_slab(slab);
+  ASSERT_NE(p, nullptr);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa_debug_report_leaks(debug), 2u);  // the slab's table and its page
+  const std::string out = testing::internal::GetCapturedStderr();
+  const std::size_t page = out.find("size 4096 ");
+  ASSERT_NE(page, std::string::npos) << out;
+  EXPECT_NE(frame_line(out.substr(page), 0).find("through_slab"), std::string::npos) << out;
+  for (const char *own : {"mesa_alloc2", "c_fixed_table", "allocate_object", "c_alloc"})
+    EXPECT_EQ(out.find(own), std::string::npos) << own << " in\n" << out;
+  mesa_free2(nullptr, slab, p);
+  mesa_slab_destroy(slab);
+  mesa_debug_destroy(debug);
 }
 
 // An application's table whose callback allocates through a debug resource (its own bookkeeping,

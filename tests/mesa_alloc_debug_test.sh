@@ -62,6 +62,17 @@ if grep -Eq 'ignored|_Unwind_|capture_stack|debug_resource' "$out"; then
   failures=$((failures + 1))
 fi
 
+# 1c. leaks,fail=N (the hunt for a failure path's leak; N beyond the program's calls): the fault
+# gate on top is one of the library's tables, so the stack still starts at the C API's caller
+# (it started in the gate: fault_gate_table::alloc() < alloc_through() < ...).
+MESA_ALLOC_DEBUG=leaks,fail=1000000 "$program" leak 2>"$out" >/dev/null
+expect_status "leaks,fail=N run exits normally" 0 $?
+check "fail=N: the stack starts at the leaking function" '^    #[01] 0x[0-9a-f]+ leak_some'
+if grep -Eq 'fault_gate_table|alloc_through|malloc_through_table' "$out"; then
+  echo "FAILED: fail=N: the library's frames in the stack"; cat "$out"
+  failures=$((failures + 1))
+fi
+
 # 2. guard: the overrun faults at the write; the handler names the block first.
 MESA_ALLOC_DEBUG=guard "$program" overrun 2>"$out" >/dev/null
 status=$?

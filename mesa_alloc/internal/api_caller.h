@@ -46,11 +46,16 @@ inline bool callers_wanted() noexcept {
   return callers_wanted_flag.load(std::memory_order_relaxed);
 }
 
-// Whether `table` is one of this copy's (a debug, logging, tracking or validator table, or one
-// over a resource): only a call into one of those records its caller. An application's own
-// table that allocates through a debug resource in its callback keeps that allocation's real
-// stack. Defined in debug_resources.cc.
+// Whether `table` is one of this copy's (a debug, logging, tracking, validator, fault-gate
+// (MESA_ALLOC_DEBUG's fail=N) or slab table, or one over a resource): only a call into one of
+// those records its caller. An application's own table that allocates through a debug resource
+// in its callback keeps that allocation's real stack. Defined in debug_resources.cc; a table
+// kind added to the library joins its list.
 bool made_by_this_copy(const mesa_allocator *table) noexcept;
+
+// Whether `table` is a slab table (mesa_slab_create, mesa_slab_child_create). Defined in
+// fast_resources.cc.
+bool is_slab_table(const mesa_allocator *table) noexcept;
 
 // Whether a C API call into `table` records its caller: once a layer that records stacks exists,
 // for this copy's own tables.

@@ -405,6 +405,12 @@ struct fault_gate_table {
         upstream(parent_table),
         faults(&upstream) {}
 
+  // The gate behind `t`; null for null or a table of another kind.
+  static fault_gate_table *from(const mesa_allocator *t) noexcept {
+    if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
+    return static_cast<fault_gate_table *>(t->user_data);
+  }
+
   bool fails(std::size_t size, std::size_t alignment) noexcept {
     return mesa_alloc_alignment_valid(alignment) && size <= kMaxRequestBytes &&
            faults.should_fail();

@@ -282,6 +282,7 @@ void *callback_validator::keep(const validator_call &call, void *result, std::si
     kept = note_result(call, result, alignment, scope);
   }
   if (kept) return result;
+  const internal::caller_set_aside aside;  // inside the C API call that allocated it
   upstream_->free_fn(upstream_->user_data, result);
   return nullptr;
 }

@@ -900,6 +900,7 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
     e.stack = h->frames();
     e.stack_depth = h->depth();
   }
+  const internal::caller_set_aside aside;  // errors are found inside C API calls
   options_.handler(e, options_.handler_context);
 }
 
@@ -1276,6 +1277,7 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   }
   if (p == nullptr) return allocate_from(size, alignment, scope, caller);
   if (size == 0) {
+    const internal::caller_set_aside aside;  // the upstream's free may be an application's
     free_block(p);
     return nullptr;
   }
@@ -1307,6 +1309,7 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
   if (fresh != nullptr) {
     std::memcpy(fresh, p, std::min(old_size, size));
+    const internal::caller_set_aside aside;
     free_block(p);
     return fresh;
   }

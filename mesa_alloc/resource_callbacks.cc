@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/request_limit.h"
@@ -95,6 +96,7 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
   }
   if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
   if (size == 0) {
+    const internal::caller_set_aside aside;
     free(user_data, ptr);
     return nullptr;
   }
@@ -106,6 +108,7 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
   void *fresh = alloc(user_data, size, keep_alignment, scope);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, old.size < size ? old.size : size);
+  const internal::caller_set_aside aside;
   free(user_data, ptr);
   return fresh;
 }

@@ -1776,6 +1776,169 @@ TEST(DebugResourceC, AnApplicationCallbackUnderALibraryTableKeepsItsOwnStack) {
   app.forget_kept();
 }
 
+// An application's table that records a block of bookkeeping at each free (a deferred-free
+// log), every block kept until the test looks.
+struct recording_free_app_table {
+  mesa::debug_resource *bookkeeping;
+  std::vector<void *> kept;
+  mesa_allocator table{this, &alloc, &realloc, &free, nullptr, nullptr};
+  static void *alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
+    void *p = nullptr;
+    return posix_memalign(&p, std::max(alignment, sizeof(void *)), size) == 0 ? p : nullptr;
+  }
+  static void *realloc(void *self, void *p, size_t size, size_t, mesa_alloc_scope) {
+    if (size != 0) return std::realloc(p, size);
+    free(self, p);
+    return nullptr;
+  }
+  static void free(void *self, void *p) {
+    if (p == nullptr) return;
+    auto *app = static_cast<recording_free_app_table *>(self);
+    app->kept.push_back(allocate_in_callback(app->bookkeeping));
+    std::free(p);
+  }
+  void forget_kept() {
+    for (void *k : kept) bookkeeping->deallocate(k, 24);
+    kept.clear();
+  }
+};
+
+[[gnu::noinline]] void *free_by_realloc(const mesa_allocator *table, void *p) {
+  void *r = mesa_realloc2(nullptr, table, p, 0, 8, MESA_ALLOC_SCOPE_OBJECT);
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+[[gnu::noinline]] void *grow_by_realloc(const mesa_allocator *table, void *p) {
+  void *r = mesa_realloc2(nullptr, table, p, 1 << 16, 8, MESA_ALLOC_SCOPE_OBJECT);
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+// Every block `bookkeeping` holds has a stack that starts in the callback, then reaches the C API
+// call `call` it ran in; none starts at that call.
+void expect_stacks_start_in_the_callback(mesa::debug_resource &bookkeeping, std::size_t kept,
+                                         const char *call) {
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(bookkeeping.report_leaks(), kept);
+  const std::string out = testing::internal::GetCapturedStderr();
+  std::size_t stacks = 0;
+  for (std::size_t at = 0; (at = out.find("    #0 0x", at)) != std::string::npos; ++at) {
+    ++stacks;
+    const std::string stack = out.substr(at, out.find("mesa_alloc: ", at) - at);
+    const std::size_t callback = stack.find("allocate_in_callback");
+    ASSERT_NE(callback, std::string::npos) << out;
+    EXPECT_LT(callback, stack.find(call)) << out;
+    EXPECT_EQ(stack.substr(0, stack.find('\n')).find(call), std::string::npos) << out;
+  }
+  EXPECT_EQ(stacks, kept) << out;
+}
+
+// A free callback runs inside a C API call too: a realloc to size 0, or a growing realloc that
+// moves the block and frees the old one. What it allocates keeps its own stack (a probe found
+// the C API caller's, with the callback's frames dropped: the record was set aside only around
+// the application's alloc and realloc).
+TEST(DebugResourceC, AnApplicationsFreeCallbackKeepsItsOwnStack) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource bookkeeping(std::pmr::new_delete_resource(), o);
+  recording_free_app_table app{&bookkeeping, {}};
+  const std::string trace = testing::TempDir() + "/free_callback_under_library.trace";
+  mesa_debug_options checked;
+  mesa_debug_options_init(&checked);
+  checked.report_leaks_on_destroy = 0;
+  struct made {
+    const char *name;
+    const mesa_allocator *table;
+    void (*destroy)(const mesa_allocator *);
+    bool moves;  // a growing realloc frees the old block through the application's table
+  };
+  for (const made &m : {
+           made{"tracking", mesa_tracking_create(&app.table, "driver", nullptr),
+                &mesa_tracking_destroy, true},
+           made{"debug", mesa_debug_create(&app.table, &checked), &mesa_debug_destroy, true},
+           made{"logging", mesa_logging_create(&app.table, trace.c_str(), 1), &mesa_logging_destroy,
+                false},
+           made{"fault", mesa_fault_create(&app.table), &mesa_fault_destroy, false},
+           made{"validator", mesa_validator_create(&app.table), &mesa_validator_destroy, false},
+       }) {
+    SCOPED_TRACE(m.name);
+    ASSERT_NE(m.table, nullptr);
+    void *p = mesa_alloc2(nullptr, m.table, 24, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    app.forget_kept();
+    EXPECT_EQ(free_by_realloc(m.table, p), nullptr);
+    ASSERT_GE(app.kept.size(), 1u);
+    expect_stacks_start_in_the_callback(bookkeeping, app.kept.size(), "free_by_realloc");
+    app.forget_kept();
+    if (m.moves) {
+      p = mesa_alloc2(nullptr, m.table, 24, 8, MESA_ALLOC_SCOPE_OBJECT);
+      app.forget_kept();
+      p = grow_by_realloc(m.table, p);
+      ASSERT_NE(p, nullptr);
+      ASSERT_GE(app.kept.size(), 1u);
+      expect_stacks_start_in_the_callback(bookkeeping, app.kept.size(), "grow_by_realloc");
+      mesa_free2(nullptr, m.table, p);
+      app.forget_kept();
+    }
+    m.destroy(m.table);
+    app.forget_kept();
+  }
+  {
+    mesa::callback_resource upstream(&app.table);
+    mesa::tracking_resource tracker(&upstream, "driver");
+    mesa::resource_callbacks table(&tracker);
+    void *p = mesa_alloc2(nullptr, table.table(), 24, 8, MESA_ALLOC_SCOPE_OBJECT);
+    app.forget_kept();
+    p = grow_by_realloc(table.table(), p);
+    ASSERT_NE(p, nullptr);
+    ASSERT_GE(app.kept.size(), 1u);
+    expect_stacks_start_in_the_callback(bookkeeping, app.kept.size(), "grow_by_realloc");
+    mesa_free2(nullptr, table.table(), p);
+  }
+  app.forget_kept();
+}
+
+// A debug table's error handler runs inside the C API call that found the error: what it
+// allocates (a copy of the message it keeps) has its own stack, not the bad call's.
+struct keeping_handler {
+  mesa::debug_resource *bookkeeping;
+  std::vector<void *> kept;
+  static void handle(const mesa_debug_error *, void *self) {
+    auto *h = static_cast<keeping_handler *>(self);
+    h->kept.push_back(allocate_in_callback(h->bookkeeping));
+  }
+};
+
+[[gnu::noinline]] void *realloc_a_foreign_pointer(const mesa_allocator *table, void *p) {
+  void *r = mesa_realloc2(nullptr, table, p, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+TEST(DebugResourceC, AnErrorHandlerKeepsItsOwnStack) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource bookkeeping(std::pmr::new_delete_resource(), o);
+  keeping_handler handler{&bookkeeping, {}};
+  mesa_debug_options checked;
+  mesa_debug_options_init(&checked);
+  checked.record_stacks = MESA_DEBUG_STACKS_FRAME_POINTERS;
+  checked.report_leaks_on_destroy = 0;
+  checked.handler = &keeping_handler::handle;
+  checked.handler_context = &handler;
+  const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &checked);
+  ASSERT_NE(debug, nullptr);
+  alignas(16) static char not_a_block[64];
+  EXPECT_EQ(realloc_a_foreign_pointer(debug, not_a_block + 16), nullptr);
+  ASSERT_EQ(handler.kept.size(), 1u);
+  expect_stacks_start_in_the_callback(bookkeeping, 1, "realloc_a_foreign_pointer");
+  for (void *k : handler.kept) bookkeeping.deallocate(k, 24);
+  mesa_debug_destroy(debug);
+}
+
 // realloc reads the old block's alignment from its header: a damaged header is reported as the
 // underrun it is (as free() reports it), never trusted, and never mistaken for a foreign pointer.
 TEST(DebugResourceCDeathTest, ReallocOfABlockWithADamagedHeaderReportsTheUnderrun) {

@@ -125,6 +125,24 @@ class foreign_call {
   const void *const saved_;
 };
 
+// For the length of a step that may run application code a foreign_call does not cover: a
+// realloc's free of its old block (or a realloc to size 0), which may reach an application's
+// free callback through any layer below, and a debug_resource's error handler; what they
+// allocate keeps its own stack. A flag load outside a C API call that records its caller.
+class caller_set_aside {
+ public:
+  caller_set_aside() noexcept
+      : saved_(caller_recorded() ? set_aside_api_caller(nullptr) : nullptr) {}
+  caller_set_aside(const caller_set_aside &) = delete;
+  caller_set_aside &operator=(const caller_set_aside &) = delete;
+  ~caller_set_aside() {
+    if (saved_ != nullptr) restore_api_caller(saved_);
+  }
+
+ private:
+  const void *const saved_;
+};
+
 }  // namespace mesa::internal
 
 #endif  // MESA_ALLOC_INTERNAL_API_CALLER_H_

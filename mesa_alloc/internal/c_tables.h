@@ -181,6 +181,7 @@ struct tracking_table {
     }
     if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
     if (size == 0) {
+      const caller_set_aside aside;
       free(user_data, ptr);
       return nullptr;
     }
@@ -204,6 +205,7 @@ struct tracking_table {
         allocate(self, size, h.alignment() > alignment ? h.alignment() : alignment, scope, h.size);
     if (fresh == nullptr) return nullptr;
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);
+    const caller_set_aside aside;
     free(user_data, ptr);
     return fresh;
   }
@@ -362,6 +364,7 @@ struct logging_table {
     if (ptr == nullptr) return self->logged_alloc(size, alignment, scope, caller);
     if (size == 0) {  // a free: logged first, as free() does
       self->logging.record(trace_op::free, ptr, nullptr, 0, 0, scope);
+      const foreign_call call(self->parent);
       return self->parent->realloc_fn(self->parent->user_data, ptr, 0, alignment, scope);
     }
     std::unique_lock<std::shared_mutex> hold(self->reuse_lock);

@@ -12,6 +12,7 @@
 #include "mesa_alloc/callback_validator.h"
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
+#include "mesa_alloc/internal/default_from_environment.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "tests/support/counting_allocator.h"
 
@@ -439,6 +440,27 @@ void set_the_same_default_again() {
 TEST(CApiDeathTest, SettingTheSameDefaultAgainSaysNothing) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(set_the_same_default_again(), testing::ExitedWithCode(0), "before\nafter\n");
+}
+
+// A set-user-ID (or set-group-ID, or file-capability) process ignores MESA_ALLOC_DEBUG and says
+// so: trace=FILE let whoever ran it truncate and write any file with its privileges (a probe
+// overwrote a root-only file through a setuid program that calls mesa_malloc once).
+TEST(CApi, MesaAllocDebugIsIgnoredInSecureExecution) {
+  const char *saved = std::getenv("MESA_ALLOC_DEBUG");
+  const std::string previous = saved != nullptr ? saved : "";
+  setenv("MESA_ALLOC_DEBUG", "trace=/etc/not_for_a_user", 1);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(mesa::internal::debug_words_from_environment(true), nullptr);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "mesa_alloc: MESA_ALLOC_DEBUG ignored: this process runs set-user-ID, set-group-ID or "
+            "with file capabilities (secure execution), where trace=FILE would write a file the "
+            "user who ran it may not\n");
+  EXPECT_STREQ(mesa::internal::debug_words_from_environment(false), "trace=/etc/not_for_a_user");
+  if (saved != nullptr) {
+    setenv("MESA_ALLOC_DEBUG", previous.c_str(), 1);
+  } else {
+    unsetenv("MESA_ALLOC_DEBUG");
+  }
 }
 
 // A block freed or reallocated through a tracking table that did not make it is reported and

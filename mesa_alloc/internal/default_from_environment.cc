@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 
 #include <atomic>
 #include <cstdio>
@@ -245,8 +246,19 @@ void parse_word(const char *word, std::size_t length, settings *s) {
 
 }  // namespace
 
-const mesa_allocator *default_from_environment() noexcept {
+const char *debug_words_from_environment(bool secure) noexcept {
   const char *words = std::getenv("MESA_ALLOC_DEBUG");
+  if (words == nullptr || !secure) return words;
+  std::fputs(
+      "mesa_alloc: MESA_ALLOC_DEBUG ignored: this process runs set-user-ID, set-group-ID or with "
+      "file capabilities (secure execution), where trace=FILE would write a file the user who "
+      "ran it may not\n",
+      stderr);
+  return nullptr;
+}
+
+const mesa_allocator *default_from_environment() noexcept {
+  const char *words = debug_words_from_environment(getauxval(AT_SECURE) != 0);
   if (words == nullptr || words[0] == '\0') return mesa_libc_allocator();
   settings s;
   // Only the words given switch checks on: start from everything off.

@@ -76,9 +76,12 @@ namespace {
 // writers of one file (two copies of the library in a process, a traced program and one it
 // runs, two trace_files) would each write from offset 0 over the other. -1 with errno set,
 // EWOULDBLOCK when another writer holds the file. A file that cannot be locked at all (the
-// file system has no locks) is used unlocked.
+// file system has no locks) is used unlocked. Not close-on-exec: the lock must outlive an
+// exec, or the next image (the program run again, or the program a launcher's child runs after
+// the launcher exited) finds the file free and empties it. A program run from the traced one
+// inherits the descriptor (it writes nothing there) and keeps the file locked while it runs.
 int open_for_this_writer(const char *path) noexcept {
-  const int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = open(path, O_WRONLY | O_CREAT, 0644);
   if (fd < 0) return -1;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
     close(fd);

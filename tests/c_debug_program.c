@@ -289,6 +289,23 @@ static int allocate_then_quick_exit(void) {
   quick_exit(p != NULL ? 0 : 1);
 }
 
+/* Keeps three blocks, then runs this program again in the same process ("exec_second"): the trace
+ * file this image opened must not be emptied by the next image's. */
+static int exec_self(void) {
+  for (int i = 0; i < 3; ++i) (void)mesa_malloc(1000 + (size_t)i);
+  printf("first image, pid %d\n", (int)getpid());
+  fflush(stdout);
+  execl("/proc/self/exe", "c_debug_program", "exec_second", (char *)NULL);
+  perror("execl");
+  return 1;
+}
+
+static int exec_second(void) {
+  mesa_free(mesa_malloc(7));
+  puts("second image");
+  return 0;
+}
+
 /* Allocates, then ends the process with _exit: no exit handler runs. */
 static int allocate_then_exit_at_once(void) {
   void *p = mesa_malloc(24);
@@ -349,13 +366,15 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "exit_at_once") == 0) return allocate_then_exit_at_once();
   if (strcmp(mode, "bad_free_at_exit") == 0) return bad_free_at_exit();
   if (strcmp(mode, "quick_exit") == 0) return allocate_then_quick_exit();
+  if (strcmp(mode, "exec_self") == 0) return exec_self();
+  if (strcmp(mode, "exec_second") == 0) return exec_second();
   fprintf(stderr,
           "usage: %s "
           "leak|overrun|overrun_on_a_small_signal_stack|underrun|write_after_free|realloc_freed|"
           "write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
           "large|shrink_full|shrink_then_allocate|grow_realloc|many_small|free_at_exit|"
-          "exit_at_once|bad_free_at_exit|quick_exit\n",
+          "exit_at_once|bad_free_at_exit|quick_exit|exec_self\n",
           argv[0]);
   return 2;
 }

@@ -242,6 +242,22 @@ expect_status "repeating a word with the same meaning" 0 $?
 if grep -q 'overrides' "$out"; then
   echo "FAILED: a repeated word with the same meaning warned"; failures=$((failures + 1)); fi
 
+# 4c. A program that runs itself again (exec) keeps its trace: the descriptor, and with it the
+# file's lock, lives on into the next image, which writes FILE.<pid>. With a close-on-exec
+# descriptor the lock went with the exec, and the next image emptied the file and wrote its own
+# trace there (a launcher that forked, exited, and whose child ran the real program lost its
+# finished trace the same way).
+exec_trace="${TEST_TMPDIR:-/tmp}/exec.trace"
+rm -f "$exec_trace" "$exec_trace".*
+stdout=$(MESA_ALLOC_DEBUG="trace=$exec_trace" "$program" exec_self 2>"$out")
+pid=$(sed -n 's/^first image, pid \([0-9]*\)$/\1/p' <<<"$stdout")
+if [[ -n "$pid" && "$stdout" == *"second image"* && -s "$exec_trace.$pid" ]]; then
+  echo "ok: the exec'ed image writes FILE.<pid>"; else
+  echo "FAILED: exec: printed '$stdout', files: $(ls "$exec_trace"*)"; failures=$((failures + 1)); fi
+check "the exec'ed image says where it writes" \
+  "^mesa_alloc: trace file .*exec.trace is being written by another writer .*; this one writes .*exec.trace.$pid$"
+rm -f "$exec_trace" "$exec_trace".*
+
 # 5. fail=N and limit=BYTES.
 stdout=$(MESA_ALLOC_DEBUG=fail=1 "$program" small 2>"$out")
 if [[ "$stdout" == "allocation 1 of 100 bytes failed" ]]; then echo "ok: fail=1"; else

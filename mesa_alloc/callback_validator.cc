@@ -117,7 +117,16 @@ void callback_validator::set_listener(listener fn, void *context) noexcept {
   listener_context_ = context;
 }
 
-// mesa_validator_set_listener's listener: the line to the C function.
+void callback_validator::set_line_listener(void (*fn)(void *context, const char *line),
+                                           void *context) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  line_listener_ = fn;
+  line_listener_context_ = context;
+  listener_ = fn != nullptr ? &callback_validator::forward_line : nullptr;
+  listener_context_ = this;
+}
+
+// set_line_listener's listener: the line to the function given.
 void callback_validator::forward_line(void *self, const validator_violation &violation) {
   auto *v = static_cast<callback_validator *>(self);
   char line[512];
@@ -519,12 +528,7 @@ int mesa_validator_format(const mesa_allocator *validator, size_t index, char *b
 void mesa_validator_set_listener(const mesa_allocator *validator,
                                  void (*fn)(void *context, const char *line), void *context) {
   callback_validator *v = callback_validator::from_table(validator);
-  if (v == nullptr) return;
-  std::lock_guard<std::mutex> lock(v->mutex_);
-  v->line_listener_ = fn;
-  v->line_listener_context_ = context;
-  v->listener_ = fn != nullptr ? &callback_validator::forward_line : nullptr;
-  v->listener_context_ = v;
+  if (v != nullptr) v->set_line_listener(fn, context);
 }
 
 }  // extern "C"

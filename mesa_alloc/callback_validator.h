@@ -91,6 +91,13 @@ void mesa_validator_set_listener(const mesa_allocator *validator,
 
 #ifdef __cplusplus
 }  // extern "C"
+#endif
+
+/* The C++ class, for C++17 and later only; in C++ linkage even where a C++ file includes this
+ * header inside extern "C" { } (as older code wraps C headers), so that C API users compile in
+ * C++14 and inside such a block. */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+extern "C++" {
 
 #include <cstddef>
 #include <cstdint>
@@ -194,6 +201,9 @@ class callback_validator {
   // its table, and it must not throw). A null `fn` stops the calls.
   using listener = void (*)(void *context, const validator_violation &violation);
   void set_listener(listener fn, void *context) noexcept;
+  // The same with each violation's line, as mesa_validator_format writes it (the C API's
+  // mesa_validator_set_listener).
+  void set_line_listener(void (*fn)(void *context, const char *line), void *context) noexcept;
 
   // The state so far (each read takes the lock; violations are kept in call order).
   std::size_t violation_count() const;
@@ -239,8 +249,6 @@ class callback_validator {
   static constexpr int kInternalTypes = 1;  // VK_INTERNAL_ALLOCATION_TYPE_EXECUTABLE
 
   static void forward_line(void *self, const validator_violation &violation);
-  friend void ::mesa_validator_set_listener(const mesa_allocator *, void (*)(void *, const char *),
-                                            void *);
 
   const mesa_allocator *upstream_;
   callback_resource libc_;
@@ -252,7 +260,7 @@ class callback_validator {
   std::uint64_t sequence_ = 0;
   listener listener_ = nullptr;
   void *listener_context_ = nullptr;
-  void (*line_listener_)(void *, const char *) = nullptr;  // mesa_validator_set_listener's
+  void (*line_listener_)(void *, const char *) = nullptr;  // set_line_listener's
   void *line_listener_context_ = nullptr;
   live_map live_;
   std::pmr::unordered_map<const void *, std::uint64_t> freed_;  // -> sequence of the free
@@ -263,6 +271,7 @@ class callback_validator {
 
 }  // namespace mesa
 
-#endif  // __cplusplus
+}  // extern "C++"
+#endif  // C++17
 
 #endif  // MESA_ALLOC_CALLBACK_VALIDATOR_H_

@@ -11,6 +11,8 @@
 #     compiles those already). On other hosts this part is skipped, with a line saying so.
 #   - each containers/ header after mesa_alloc/u_memory.h, as Mesa's C++ includes them (its
 #     macros must not break the Abseil headers the containers pull in);
+#   - the C headers from C++14 inside extern "C" { }, as older C++ includes C headers (their C++
+#     parts, such as the validator's class, are for C++17 and have C++ linkage);
 # Every header directly in mesa_alloc/ and containers/ is checked as C++ (internal/ ones through
 # the headers that include them); the C list is explicit, so a C header that starts to need C++
 # fails here rather than dropping out. Each check prints OK or FAIL; the test also fails unless
@@ -27,13 +29,14 @@ c_flags=(-std=c11 -fsyntax-only -Werror -Wall -Wextra -Wpedantic -Wshadow -Wunde
 source_flags=(-std=c++17 -fsyntax-only -Werror -Wall -Wextra)
 
 # One file, one kind (c or c++: a header included alone; after_u_memory: a C++ header included
-# after mesa_alloc/u_memory.h; source: a .cc compiled), one compiler, one extra flag ("-" for
-# none).
+# after mesa_alloc/u_memory.h; c_in_cxx14: a C header inside extern "C" from C++14; source: a .cc
+# compiled), one compiler, one extra flag ("-" for none).
 check_one() {
   local kind="$1" cc="$2" extra="$3" file="$4" log flags input language=c++
   case "$kind" in
     c) flags=("${c_flags[@]}") language=c ;;
     c++ | after_u_memory) flags=("${cxx_flags[@]}") ;;
+    c_in_cxx14) flags=("${cxx_flags[@]/-std=c++17/-std=c++14}") ;;
     source) flags=("${source_flags[@]}") ;;
   esac
   if [ "$kind" != c ]; then
@@ -46,6 +49,7 @@ check_one() {
   input="#include <$file>"
   [ "$kind" = source ] && input="$(cat "$root/$file")"
   [ "$kind" = after_u_memory ] && input=$'#include <mesa_alloc/u_memory.h>\n'"$input"
+  [ "$kind" = c_in_cxx14 ] && input=$'extern "C" {\n'"$input"$'\n}'
   log="$(mktemp "$work/log.XXXXXX")"
   local what="$file as $kind with $cc$([ "$extra" = - ] || echo " $extra")"
   if echo "$input" | "$cc" -x "$language" "${flags[@]}" -I "$root" - >"$log" 2>&1; then
@@ -81,7 +85,9 @@ sources=("${sources[@]#"$root"/}")
 checks=()
 for cc in "${compilers[@]}"; do
   for h in "${headers[@]}"; do checks+=("c++ $cc - $h" "c++ $cc -fno-rtti $h"); done
-  for h in "${c_headers[@]}"; do checks+=("c $cc - mesa_alloc/$h"); done
+  for h in "${c_headers[@]}"; do
+    checks+=("c $cc - mesa_alloc/$h" "c_in_cxx14 $cc - mesa_alloc/$h")
+  done
 done
 for h in "$root"/containers/*.h; do checks+=("after_u_memory gcc - ${h#"$root"/}"); done
 if [ "$(uname -m)" = x86_64 ]; then

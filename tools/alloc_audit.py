@@ -27,7 +27,10 @@ machine code yet, so either is refused (exit 2) rather than passed as clean; so 
 nothing to audit (an empty file, an archive with no object files) or one that is not a regular
 file. --allow names
 objects by their file name without extension (`--allow=u_debug` allows u_debug.o in any
-archive); findings name the archive and the member: `libfoo.a(u_debug.o)`.
+archive), or by their source's path (`--allow=src/util/u_debug.c`); findings name the archive
+and the member: `libfoo.a(u_debug.o)`. Meson names an object after its source's path with `/`
+made `_` (src/util/u_debug.c is `src_util_u_debug.c.o`): `u_debug` and `src/util/u_debug.c`
+allow it too, as does its own stem `src_util_u_debug`, which a finding's hint prints.
 
 One exemption, by rule rather than by list: a deleting destructor (`D0`) calling a global
 operator delete. Every polymorphic class emits one, and it only runs for an object created by a
@@ -261,6 +264,25 @@ def member_stem(name):
     return os.path.basename(name).split(".")[0]
 
 
+def allow_stem(entry):
+    """What an --allow entry names, as member_stem spells it: src/util/u_debug.c as Meson names
+    its object (src_util_u_debug), u_debug.c as u_debug."""
+    return entry.replace("/", "_").split(".")[0]
+
+
+# A Meson object's name: its source's path with / made _, then the source's extension and .o.
+MESON_OBJECT = re.compile(r"\.(c|cc|cpp|cxx|c\+\+|m|mm|s|S)\.o$")
+
+
+def allowed(obj, allow):
+    """Whether an --allow entry names the object: its stem, or for a Meson object (a path made
+    one name) the stem's last path components. A name with _ in it may also read as a path there:
+    `debug` allows src_util_u_debug.c.o, though not u_debug.o."""
+    stem = member_stem(obj)
+    meson = MESON_OBJECT.search(obj.rstrip(")")) is not None
+    return any(stem == a or (meson and stem.endswith("_" + a)) for a in allow)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(
         prog="alloc_audit", description="\n\n".join(__doc__.split("\n\n")[2:]),
@@ -271,7 +293,7 @@ def main(argv):
                         help="symbols the violations must name (a negative test)")
     parser.add_argument("files", nargs="+", metavar="ARCHIVE_OR_OBJECT")
     args = parser.parse_args(argv)
-    allow = [a for a in args.allow.split(",") if a]
+    allow = [allow_stem(a) for a in args.allow.split(",") if a]
     expect = [e for e in args.expect.split(",") if e]
     if shutil.which("objdump") is None:
         sys.exit("alloc_audit: objdump (binutils) not found")
@@ -286,7 +308,7 @@ def main(argv):
     for path in args.files:
         objects += sum(1 for line in objdump("-f", path).splitlines() if OBJECT_LINE.match(line))
         for obj, function, symbol in references(path):
-            if member_stem(obj) in allow or exempt(function, symbol):
+            if allowed(obj, allow) or exempt(function, symbol):
                 continue
             found.add((obj, function, symbol))
 
@@ -310,8 +332,9 @@ def main(argv):
         print("alloc_audit: FAILED - these object files allocate behind mesa_alloc's back:",
               file=sys.stderr)
         print("\n".join(lines), file=sys.stderr)
-        print("(route them through mesa_alloc, or add the object to allow = [...] with a reason)",
-              file=sys.stderr)
+        stems = ",".join(sorted({member_stem(obj) for obj, _, _ in found}))
+        print("(route them through mesa_alloc, or add the object to allow = [...] with a reason: "
+              f"--allow={stems})", file=sys.stderr)
         return 1
     print(f"alloc_audit: {len(args.files)} file(s) clean ({objects} object file(s))")
     return 0

@@ -57,7 +57,8 @@ gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.
   mkdir -p "with blank" && cp x/util.o "with blank/bad helper.o" &&
   ar rcs libmix.a clean.o "with blank/bad helper.o" &&
   printf 'void *malloc(unsigned long);\n__attribute__((section(".init.tables"), used))\nvoid *(*const table[])(unsigned long) = {malloc};\n' >table.c &&
-  gcc -O2 -c table.c -o table.o &&
+  gcc -O2 -c table.c -o table.o && mkdir -p libmeson.a.p &&
+  cp x/util.o libmeson.a.p/src_util_u_debug.c.o && ar rcs libmeson.a libmeson.a.p/src_util_u_debug.c.o &&
   ln -s no-such-target dangling.a || {
   echo "FAIL: could not build the fixtures"
   exit 1
@@ -91,6 +92,16 @@ expect 1 "^libmix\.a\(bad helper\.o\): util_alloc references malloc" -- libmix.a
 expect 1 "^libmix\.a\(bad helper\.o\)" -- --allow=clean libmix.a
 expect 0 "1 file\(s\) clean \(2 object file\(s\)\)" -- --allow="bad helper" libmix.a
 expect 1 "^with blank/bad helper\.o: util_alloc references malloc" -- "with blank/bad helper.o"
+# A Meson parent's object is named after its source's path (src/util/u_debug.c is
+# src_util_u_debug.c.o): its file name or its path allows it, and the hint names its stem. Only
+# there is a stem's last part taken as a name: util.o is not allowed by "til".
+expect 1 "allow = \[\.\.\.\] with a reason: --allow=src_util_u_debug\)" -- libmeson.a
+expect 0 "1 file\(s\) clean" -- --allow=u_debug libmeson.a
+expect 0 "1 file\(s\) clean" -- --allow=u_debug.c libmeson.a
+expect 0 "1 file\(s\) clean" -- --allow=src/util/u_debug.c libmeson.a
+expect 0 "1 file\(s\) clean" -- --allow=src_util_u_debug libmeson.a
+expect 1 "^libmeson\.a\(src_util_u_debug\.c\.o\)" -- --allow=other/u_debug.c libmeson.a
+expect 1 "^libx\.a\(util\.o\)" -- --allow=til libx.a
 # A table in a data section whose name looks like code's is read as data.
 expect 1 "^table\.o: <data in \.init\.tables> references malloc" -- table.o
 

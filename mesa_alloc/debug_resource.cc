@@ -20,6 +20,7 @@
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/file_mappings.h"
 #include "mesa_alloc/internal/fork_locks.h"
 #include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/known_scope.h"
@@ -339,7 +340,10 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
   static_assert(sizeof(header) == 64, "the documented header size");
   if (upstream == nullptr) internal::report_null_resource("debug_resource", "upstream resource");
   if (options_.handler == nullptr) options_.handler = default_handler;
-  if (options_.record_stacks) internal::want_callers();
+  if (options_.record_stacks) {
+    internal::want_callers();
+    libraries_unloaded_at_start_ = internal::libraries_unloaded();
+  }
   internal::register_fork_handlers();
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
@@ -1502,6 +1506,17 @@ std::size_t debug_resource::report_leaks() noexcept {
                                 "allocation sites%s\n",
                                 bytes, count, sites, unknown_sites);
     internal::write_line(line, n, sizeof line);
+    const unsigned long long unloaded =
+        sites > 0 ? internal::libraries_unloaded() - libraries_unloaded_at_start_ : 0;
+    if (unloaded > 0) {
+      const int m = std::snprintf(
+          line, sizeof line,
+          "mesa_alloc: %llu shared librar%s unloaded (dlclose) since this debug "
+          "layer was made: a frame in %s is named after what was loaded "
+          "at its address since, if anything\n",
+          unloaded, unloaded == 1 ? "y was" : "ies were", unloaded == 1 ? "it" : "one");
+      internal::write_line(line, m, sizeof line);
+    }
   }
   return count;
 }

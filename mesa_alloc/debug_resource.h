@@ -301,6 +301,9 @@ class debug_resource : public std::pmr::memory_resource {
   std::size_t quarantine_count_ = 0;
   std::size_t quarantine_bytes_ = 0;
   std::size_t quarantine_limit_;
+  // Shared libraries unloaded before this resource was made (a leak report says when more were
+  // since: a stack's frames in them may be named after code loaded there later).
+  unsigned long long libraries_unloaded_at_start_ = 0;
   debug_resource *next_registered_ = nullptr;  // the registry of live debug resources
 };
 

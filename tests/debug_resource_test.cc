@@ -1637,6 +1637,33 @@ TEST(DebugResourceC, AStackThroughASlabTableStartsAtTheCaller) {
   mesa_debug_destroy(debug);
 }
 
+// A library unloaded after a stack was recorded: its frames are named after whatever is loaded
+// at their addresses by the report (a probe saw plugin A's leak blamed on plugin B, loaded where
+// A was). The report cannot tell which frames are stale, so it says that some may be.
+TEST(DebugResource, ALeakReportSaysWhenLibrariesWereUnloadedSinceItsStacksBegan) {
+  mesa::debug_options o;
+  o.record_stacks = true;
+  o.report_leaks_on_destroy = false;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  void *p = d.allocate(24);
+  testing::internal::CaptureStderr();
+  d.report_leaks();
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(out.find("unloaded"), std::string::npos) << out;
+  void *library = dlopen("libanl.so.1", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(library, nullptr) << dlerror();
+  ASSERT_EQ(dlclose(library), 0);
+  testing::internal::CaptureStderr();
+  d.report_leaks();
+  out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("mesa_alloc: 1 shared library was unloaded (dlclose) since this debug layer "
+                     "was made: a frame in it is named after what was loaded at its address "
+                     "since, if anything\n"),
+            std::string::npos)
+      << out;
+  d.deallocate(p, 24);
+}
+
 // An application's table whose callback allocates through a debug resource (its own bookkeeping,
 // say): that allocation keeps its own stack, starting in the callback, rather than the stack of
 // the C API call the callback serves (a review found it attributed to mesa_alloc2's caller).

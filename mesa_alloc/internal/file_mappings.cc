@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -319,6 +320,18 @@ int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file)
     if (answered) return fd;
   }
   return read_to_address(address, out, open_file);
+}
+
+unsigned long long libraries_unloaded() noexcept {
+  unsigned long long unloaded = 0;
+  dl_iterate_phdr(
+      [](dl_phdr_info *info, std::size_t size, void *out) {
+        if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+          *static_cast<unsigned long long *>(out) = info->dlpi_subs;
+        return 1;  // every entry carries the same counts: the first is enough
+      },
+      &unloaded);
+  return unloaded;
 }
 
 }  // namespace mesa::internal

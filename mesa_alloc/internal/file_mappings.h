@@ -50,6 +50,12 @@ struct file_mapping {
 // close; else, or when it cannot, -1. May change errno (frame_names.cc keeps it).
 int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file) noexcept;
 
+// How many shared libraries the process has unloaded so far (dl_iterate_phdr's dlpi_subs). A
+// frame recorded in one of them is named, later, after whatever is loaded at its address since:
+// a report compares this count with the one taken when its stacks began. Takes the dynamic
+// loader's lock briefly: not in a signal handler.
+unsigned long long libraries_unloaded() noexcept;
+
 }  // namespace mesa::internal
 
 #endif  // MESA_ALLOC_INTERNAL_FILE_MAPPINGS_H_

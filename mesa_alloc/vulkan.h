@@ -69,6 +69,9 @@ static_assert(static_cast<int>(VK_SYSTEM_ALLOCATION_SCOPE_COMMAND) == MESA_ALLOC
 
 // The same table seen from the other side (NULL stays NULL). The callback signatures differ
 // only in enum vs. int parameters of the same size, which every supported ABI passes alike.
+// (clang's -fsanitize=function, in -fsanitize=undefined for C++, reports such calls: the
+// library's Meson build compiles its sources with -fno-sanitize=function under b_sanitize's
+// undefined; see docs/MIGRATING.md section 2.)
 inline const mesa_allocator *to_mesa(const VkAllocationCallbacks *callbacks) noexcept {
   return reinterpret_cast<const mesa_allocator *>(callbacks);
 }

@@ -303,6 +303,7 @@ void print_debug_error(const debug_error &e) noexcept {
   if (e.stack == nullptr || e.stack_depth == 0) return;
   static constexpr char kAllocatedAt[] = "    allocated at:\n";
   internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
+  const internal::lookup_session session;  // a frame in no mapped file: one read of the maps
   // On a guard fault's signal stack (an application's: 8 KiB is common), what is left of it
   // decides how much of each frame is looked up (frame_names.cc measures about 3 KiB to name a
   // frame, 2 KiB to locate it); the addresses are printed whatever is left.
@@ -1461,6 +1462,7 @@ std::size_t debug_resource::report_leaks() noexcept {
     }
     return count;
   }
+  const internal::lookup_session session;  // for all the report's stacks
   std::sort(leaks, leaks + count, [](const leak &a, const leak &b) {
     const int c = compare_stacks(a.frames, a.depth, b.frames, b.depth);
     return c != 0 ? c < 0 : a.number < b.number;

@@ -20,6 +20,7 @@
 
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/file_mappings.h"
 #include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/stack_trace.h"
@@ -287,6 +288,7 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
 }
 
 void logging_resource::name_site(std::uint32_t id, void *const *frames, int depth) noexcept {
+  const internal::lookup_session session;
   char text[1024];
   std::size_t used = 0;
   for (int f = 0; f < depth; ++f) {

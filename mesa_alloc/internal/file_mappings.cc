@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -97,8 +98,11 @@ class header_tracker {
 // Calls on_line(begin, end) for each line of /proc/self/maps (end: where its '\n' was, in
 // `buffer`, writable) until it returns true; a line longer than `buffer` is skipped. errno of a
 // failed open, else 0.
+std::atomic<std::uint64_t> g_maps_reads{0};
+
 template <class OnLine>
 int read_maps(char *buffer, std::size_t size, OnLine on_line) noexcept {
+  g_maps_reads.fetch_add(1, std::memory_order_relaxed);
   const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno != 0 ? errno : EIO;
   std::size_t have = 0;
@@ -180,6 +184,11 @@ int read_to_address(std::uintptr_t address, file_mapping &out, bool open_file) n
   return fd;
 }
 
+// This thread's lookup session (file_mappings.h): how deep, and which one (0: none).
+[[gnu::tls_model("initial-exec")]] thread_local unsigned session_depth = 0;
+[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t session_number = 0;
+std::atomic<std::uint64_t> g_sessions{0};
+
 // The executable file mappings of the process (where frames are), kept between lookups
 // (file_mappings.h says why). An address the table does not hold (a library loaded since, a
 // data mapping) is looked up in the same read of the maps that fills the table again.
@@ -205,7 +214,10 @@ class mapping_table {
       return true;
     }
     if (unusable_) return false;
-    out.error = refill_finding(address, out, open_file, fd);
+    if (in_known_gap(address)) return true;  // found in no file mapping earlier in this session
+    std::uintptr_t gap_low = 0, gap_high = UINTPTR_MAX;
+    out.error = refill_finding(address, out, open_file, fd, gap_low, gap_high);
+    if (out.error == 0 && !out.found) remember_gap(gap_low, gap_high);
     return true;
   }
 
@@ -227,7 +239,9 @@ class mapping_table {
   // Reads the maps into the table (the executable mappings that fit), and `address`'s mapping,
   // whatever it is, into `out`. errno of a failed open (the table is then left as it was: a
   // process out of descriptors still names the frames it holds), else 0.
-  int refill_finding(std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
+  // [gap_low, gap_high): the addresses around `address` that no file mapping holds.
+  int refill_finding(std::uintptr_t address, file_mapping &out, bool open_file, int &fd,
+                     std::uintptr_t &gap_low, std::uintptr_t &gap_high) noexcept {
     bool started = false;
     header_tracker headers;
     const int error = read_maps(buffer_, sizeof buffer_, [&](char *begin, char *end) {
@@ -238,6 +252,8 @@ class mapping_table {
       }
       maps_line l;
       if (!parse_line(begin, end, l)) return false;
+      if (l.stop <= address && l.stop > gap_low) gap_low = l.stop;
+      if (l.start > address && l.start < gap_high) gap_high = l.start;
       headers.see(l);
       if (l.executable) keep(l, headers);
       take_if_holds(l, end, headers, address, out, open_file, fd);
@@ -245,6 +261,21 @@ class mapping_table {
     });
     if (error == 0) filled_ = true;
     return error;
+  }
+
+  // Whether this thread's lookup session found `address` in no file mapping already.
+  bool in_known_gap(std::uintptr_t address) const noexcept {
+    if (session_depth == 0) return false;
+    for (const gap &g : gaps_) {
+      if (g.session == session_number && address >= g.low && address < g.high) return true;
+    }
+    return false;
+  }
+
+  void remember_gap(std::uintptr_t low, std::uintptr_t high) noexcept {
+    if (session_depth == 0) return;
+    gaps_[next_gap_] = gap{low, high, session_number};
+    next_gap_ = (next_gap_ + 1) % kGaps;
   }
 
   // Adds `l`, unless the table or its paths are full.
@@ -297,7 +328,18 @@ class mapping_table {
            std::memcmp(buffer_, paths_ + m.path_at, m.path_length) == 0;
   }
 
+  // Address ranges a lookup session found in no file mapping (an unloaded library's frames, a
+  // JIT's code, a stray frame-pointer walk's): a few, overwritten in turn.
+  struct gap {
+    std::uintptr_t low;
+    std::uintptr_t high;
+    std::uint64_t session;  // 0: none
+  };
+  static constexpr int kGaps = 8;
+
   std::atomic<bool> busy_{false};
+  gap gaps_[kGaps] = {};
+  int next_gap_ = 0;
   bool unusable_ = false;  // map_files cannot be read: every lookup reads the maps itself
   bool filled_ = false;
   int count_ = 0;
@@ -321,6 +363,16 @@ int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file)
   }
   return read_to_address(address, out, open_file);
 }
+
+lookup_session::lookup_session() noexcept {
+  if (session_depth++ == 0) session_number = g_sessions.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+lookup_session::~lookup_session() {
+  if (--session_depth == 0) session_number = 0;
+}
+
+std::uint64_t maps_reads() noexcept { return g_maps_reads.load(std::memory_order_relaxed); }
 
 unsigned long long libraries_unloaded() noexcept {
   unsigned long long unloaded = 0;

@@ -50,6 +50,23 @@ struct file_mapping {
 // close; else, or when it cannot, -1. May change errno (frame_names.cc keeps it).
 int find_file_mapping(std::uintptr_t address, file_mapping &out, bool open_file) noexcept;
 
+// For the length of one report on this thread (a leak report, an error's stack): an address
+// that a read of the maps found in no file mapping (a frame of a library unloaded since, a JIT's
+// code, a stray frame of a frame-pointer walk) is remembered with the gap around it, and the
+// report's later lookups in that gap read the maps no more (each such frame cost a read, twice:
+// for its name and for its location). Outside a session every such lookup reads the maps
+// again, as a library may be loaded there since. Sessions nest; a few gaps are kept.
+class lookup_session {
+ public:
+  lookup_session() noexcept;
+  ~lookup_session();
+  lookup_session(const lookup_session &) = delete;
+  lookup_session &operator=(const lookup_session &) = delete;
+};
+
+// How many times the process has read /proc/self/maps to find mappings (for tests).
+std::uint64_t maps_reads() noexcept;
+
 // How many shared libraries the process has unloaded so far (dl_iterate_phdr's dlpi_subs). A
 // frame recorded in one of them is named, later, after whatever is loaded at its address since:
 // a report compares this count with the one taken when its stacks began. Takes the dynamic

@@ -1731,6 +1731,28 @@ struct recording_app_table {
   }
 };
 
+// Every block `bookkeeping` holds has a stack that starts in the callback, then reaches the C API
+// call `call` it ran in; none starts at that call.
+// Unoptimized, memory_resource::allocate is a frame before the callback. Returns the report.
+std::string expect_stacks_start_in_the_callback(mesa::debug_resource &bookkeeping, std::size_t kept,
+                                                const char *call) {
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(bookkeeping.report_leaks(), kept);
+  const std::string out = testing::internal::GetCapturedStderr();
+  std::size_t stacks = 0;
+  for (std::size_t at = 0; (at = out.find("    #0 0x", at)) != std::string::npos; ++at) {
+    ++stacks;
+    const std::string stack = out.substr(at, out.find("mesa_alloc: ", at) - at);
+    const std::size_t callback = stack.find("allocate_in_callback");
+    EXPECT_NE(callback, std::string::npos) << out;
+    if (callback == std::string::npos) continue;
+    EXPECT_LT(callback, stack.find(call)) << out;
+    EXPECT_EQ(stack.substr(0, stack.find('\n')).find(call), std::string::npos) << out;
+  }
+  EXPECT_EQ(stacks, kept) << out;
+  return out;
+}
+
 // A C API call into `library`, a table of this library over `app`'s: the callback's own
 // allocation starts at the callback, not at the C API call's caller.
 void expect_the_callbacks_own_stack(const char *name, const mesa_allocator *library,
@@ -1740,23 +1762,8 @@ void expect_the_callbacks_own_stack(const char *name, const mesa_allocator *libr
   void *p = through_app_table(library);
   ASSERT_NE(p, nullptr);
   ASSERT_GE(app.kept.size(), 1u);  // the debug table's bookkeeping may come from the app too
-  testing::internal::CaptureStderr();
-  EXPECT_EQ(app.bookkeeping->report_leaks(), app.kept.size());
-  const std::string out = testing::internal::GetCapturedStderr();
-  // Every block the callback kept has a stack that starts in the callback (unoptimized,
-  // memory_resource::allocate is a frame before it), then the C API call it served; not at that
-  // call.
-  std::size_t stacks = 0;
-  for (std::size_t at = 0; (at = out.find("    #0 0x", at)) != std::string::npos; ++at) {
-    ++stacks;
-    const std::string stack = out.substr(at, out.find("mesa_alloc: ", at) - at);
-    const std::size_t callback = stack.find("allocate_in_callback");
-    ASSERT_NE(callback, std::string::npos) << out;
-    EXPECT_LT(callback, stack.find("through_app_table")) << out;
-    EXPECT_EQ(stack.substr(0, stack.find('\n')).find("through_app_table"), std::string::npos)
-        << out;
-  }
-  EXPECT_EQ(stacks, app.kept.size()) << out;
+  const std::string out =
+      expect_stacks_start_in_the_callback(*app.bookkeeping, app.kept.size(), "through_app_table");
   EXPECT_NE(out.find("through_app_table"), std::string::npos) << out;
   mesa_free2(nullptr, library, p);
   app.forget_kept();
@@ -1840,25 +1847,6 @@ struct recording_free_app_table {
   void *r = mesa_realloc2(nullptr, table, p, 1 << 16, 8, MESA_ALLOC_SCOPE_OBJECT);
   __asm__ volatile("" ::: "memory");
   return r;
-}
-
-// Every block `bookkeeping` holds has a stack that starts in the callback, then reaches the C API
-// call `call` it ran in; none starts at that call.
-void expect_stacks_start_in_the_callback(mesa::debug_resource &bookkeeping, std::size_t kept,
-                                         const char *call) {
-  testing::internal::CaptureStderr();
-  EXPECT_EQ(bookkeeping.report_leaks(), kept);
-  const std::string out = testing::internal::GetCapturedStderr();
-  std::size_t stacks = 0;
-  for (std::size_t at = 0; (at = out.find("    #0 0x", at)) != std::string::npos; ++at) {
-    ++stacks;
-    const std::string stack = out.substr(at, out.find("mesa_alloc: ", at) - at);
-    const std::size_t callback = stack.find("allocate_in_callback");
-    ASSERT_NE(callback, std::string::npos) << out;
-    EXPECT_LT(callback, stack.find(call)) << out;
-    EXPECT_EQ(stack.substr(0, stack.find('\n')).find(call), std::string::npos) << out;
-  }
-  EXPECT_EQ(stacks, kept) << out;
 }
 
 // A free callback runs inside a C API call too: a realloc to size 0, or a growing realloc that

@@ -121,6 +121,12 @@ class foreign_call {
     if (saved_ != nullptr) restore_api_caller(saved_);
   }
 
+ protected:
+  struct set_aside_record {
+    const void *caller;  // what to restore (null: nothing was set aside)
+  };
+  explicit foreign_call(set_aside_record record) noexcept : saved_(record.caller) {}
+
  private:
   const void *const saved_;
 };
@@ -129,18 +135,11 @@ class foreign_call {
 // realloc's free of its old block (or a realloc to size 0), which may reach an application's
 // free callback through any layer below, and a debug_resource's error handler; what they
 // allocate keeps its own stack. A flag load outside a C API call that records its caller.
-class caller_set_aside {
+class caller_set_aside : public foreign_call {
  public:
   caller_set_aside() noexcept
-      : saved_(caller_recorded() ? set_aside_api_caller(nullptr) : nullptr) {}
-  caller_set_aside(const caller_set_aside &) = delete;
-  caller_set_aside &operator=(const caller_set_aside &) = delete;
-  ~caller_set_aside() {
-    if (saved_ != nullptr) restore_api_caller(saved_);
-  }
-
- private:
-  const void *const saved_;
+      : foreign_call(
+            set_aside_record{caller_recorded() ? set_aside_api_caller(nullptr) : nullptr}) {}
 };
 
 }  // namespace mesa::internal

@@ -63,7 +63,7 @@ grep -q '^allocations [1-9]' "$dir/crash.txt" || fail "the trace of a crashed ru
 # It has no end record, which the report says: its live blocks are not called leaks.
 grep -q 'crash.trace has no end record (the traced process was killed, crashed' "$dir/crash.txt" ||
   fail "the trace of a crashed run: no warning"
-grep -q '^trace not finished (no end record: the traced process was killed, crashed, called _exit or still runs)' \
+grep -q '^trace not finished (no end record: the traced process was killed, crashed, called _exit or exec, or still runs)' \
   "$dir/crash.txt" || fail "the trace of a crashed run: the report does not say so at its top"
 grep -q "^live at the trace's end (not necessarily leaks: the trace was not finished): " \
   "$dir/crash.txt" || fail "the trace of a crashed run: its live blocks titled as leaks"

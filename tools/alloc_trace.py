@@ -268,8 +268,8 @@ def print_text(r, out):
                   "not necessarily leaks\n")
     elif not r["finished"]:
         out.write("trace not finished (no end record: the traced process was killed, crashed, "
-                  "called _exit or still runs): up to 64 KiB of its last events may be missing, "
-                  "and the blocks live at its end are not necessarily leaks\n")
+                  "called _exit or exec, or still runs): up to 64 KiB of its last events may be "
+                  "missing, and the blocks live at its end are not necessarily leaks\n")
     out.write(f"events {r['events']}, threads {r['threads']}, "
               f"duration {r['duration_ns'] / 1e6:.3f} ms\n")
     out.write(f"allocations {t['allocations']}, reallocs {t['reallocs']}, frees {t['frees']}, "
@@ -384,8 +384,8 @@ def main(argv):
               "events before it, and its live blocks are not necessarily leaks", file=sys.stderr)
     elif not r["finished"]:
         print(f"alloc_trace: warning: {args.trace} has no end record (the traced process was "
-              "killed, crashed, called _exit or still runs); its last events may be missing, "
-              "and its live blocks are not necessarily leaks", file=sys.stderr)
+              "killed, crashed, called _exit or exec, or still runs); its last events may be "
+              "missing, and its live blocks are not necessarily leaks", file=sys.stderr)
     if args.svg:
         try:
             write_svg(r, args.svg)

@@ -14,6 +14,7 @@
 #include "mesa_alloc/internal/c_handle.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/forwarded_notifications.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 #include "mesa_alloc/pool_resource.h"
 #include "mesa_alloc/slab_parent.h"
@@ -48,6 +49,16 @@ struct c_fixed_table {
 
   static Derived *self(void *user_data) {
     return static_cast<Derived *>(static_cast<c_fixed_table *>(user_data));
+  }
+  static const mesa_allocator *parent_of(void *user_data) noexcept {
+    return static_cast<c_fixed_table *>(user_data)->parent;
+  }
+  // The parent's internal-allocation notifications, forwarded (`where`: the create function).
+  void forward_notifications(const char *where) noexcept {
+    const mesa::internal::notifications n =
+        mesa::internal::forwarded_notifications<&parent_of>(parent, where);
+    table.internal_alloc_fn = n.internal_alloc;
+    table.internal_free_fn = n.internal_free;
   }
   static void *alloc(void *user_data, std::size_t size, std::size_t align, mesa_alloc_scope) {
     if (!mesa_alloc_alignment_valid(align)) {
@@ -171,7 +182,9 @@ const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t obje
   if (parent == nullptr) return nullptr;
   c_slab_resource *slab =
       create_in<c_slab_resource>("mesa_slab_create", parent, parent, object_size);
-  return slab == nullptr ? nullptr : &slab->table;
+  if (slab == nullptr) return nullptr;
+  slab->forward_notifications("mesa_slab_create");
+  return &slab->table;
 }
 
 void mesa_slab_destroy(const mesa_allocator *slab) {
@@ -199,7 +212,9 @@ const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
   if (parent == nullptr) return nullptr;
   c_slab_child *child = create_in<c_slab_child>("mesa_slab_child_create", parent->parent,
                                                 parent->parent, &parent->slab);
-  return child == nullptr ? nullptr : &child->table;
+  if (child == nullptr) return nullptr;
+  child->forward_notifications("mesa_slab_child_create");
+  return &child->table;
 }
 
 void mesa_slab_child_destroy(const mesa_allocator *child) {

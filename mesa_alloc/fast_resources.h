@@ -6,9 +6,9 @@
  * table over it; pass that table anywhere a `const mesa_allocator *` goes (mesa_alloc2, ...).
  * The matching destroy function returns everything the resource holds to the parent, whether
  * or not its blocks were freed. Create functions return NULL when the parent fails. Destroy
- * and release functions given NULL or a table of another kind do nothing. The arena and pool
- * tables pass the parent's internal-allocation notifications on, as debug_resources.h's layers
- * do; the slab tables have none.
+ * and release functions given NULL or a table of another kind do nothing. The arena, pool and
+ * slab tables pass the parent's internal-allocation notifications on, as debug_resources.h's
+ * layers do (a slab child's go to the table its slab parent was made over).
  *
  * What it costs: the arena and pool tables keep a 16-byte header before each block (C frees are
  * unsized; see resource_callbacks.h). The slab table has no header: it serves blocks of at most

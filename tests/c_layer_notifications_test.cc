@@ -73,6 +73,8 @@ const layer kLayers[] = {
     {"arena", mesa_arena_create, mesa_arena_destroy},
     {"pool", mesa_pool_create, mesa_pool_destroy},
     {"synchronized_pool", mesa_synchronized_pool_create, mesa_synchronized_pool_destroy},
+    {"slab", [](const mesa_allocator *parent) { return mesa_slab_create(parent, 64); },
+     mesa_slab_destroy},
 };
 
 TEST(CLayerNotifications, EachLayerForwardsTheParentsNotificationsUnchanged) {
@@ -150,6 +152,26 @@ TEST(CLayerNotifications, TheLoggingLayerForwardsWithoutLogging) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(8 + sizeof(mesa::trace_event)))
       << "only the header and the end record: no event for a notification";
+}
+
+// A slab child's table forwards to the table its slab parent was made over.
+TEST(CLayerNotifications, ASlabChildForwardsToItsParentsTable) {
+  application_table app;
+  mesa_slab_parent *parent = mesa_slab_parent_create(&app.table, 48);
+  ASSERT_NE(parent, nullptr);
+  const mesa_allocator *child = mesa_slab_child_create(parent);
+  ASSERT_NE(child, nullptr);
+  ASSERT_NE(child->internal_alloc_fn, nullptr);
+  ASSERT_NE(child->internal_free_fn, nullptr);
+  child->internal_alloc_fn(child->user_data, 256, 0, MESA_ALLOC_SCOPE_OBJECT);
+  child->internal_free_fn(child->user_data, 256, 0, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_EQ(app.received.size(), 2u);
+  EXPECT_TRUE(app.received[0].alloc);
+  EXPECT_EQ(app.received[0].user_data, &app);
+  EXPECT_EQ(app.received[0].size, 256u);
+  EXPECT_FALSE(app.received[1].alloc);
+  mesa_slab_child_destroy(child);
+  mesa_slab_parent_destroy(parent);
 }
 
 TEST(CLayerNotifications, AParentWithoutThemGivesALayerWithoutThem) {

@@ -49,6 +49,15 @@ struct application_table {
   }
 };
 
+// Sends a driver's notification pair through `t`, which must have both functions: an internal
+// allocation of `size`, then its free.
+void notify_pair(const mesa_allocator *t, std::size_t size, mesa_alloc_scope scope) {
+  ASSERT_NE(t->internal_alloc_fn, nullptr);
+  ASSERT_NE(t->internal_free_fn, nullptr);
+  t->internal_alloc_fn(t->user_data, size, 0, scope);
+  t->internal_free_fn(t->user_data, size, 0, scope);
+}
+
 std::string trace_path(const char *name) { return testing::TempDir() + "/" + name + ".trace"; }
 
 // One layer of debug_resources.h, made and destroyed through its C functions.
@@ -83,10 +92,7 @@ TEST(CLayerNotifications, EachLayerForwardsTheParentsNotificationsUnchanged) {
     application_table app;
     const mesa_allocator *t = l.create(&app.table);
     ASSERT_NE(t, nullptr);
-    ASSERT_NE(t->internal_alloc_fn, nullptr);
-    ASSERT_NE(t->internal_free_fn, nullptr);
-    t->internal_alloc_fn(t->user_data, 4096, 0, MESA_ALLOC_SCOPE_DEVICE);
-    t->internal_free_fn(t->user_data, 4096, 0, MESA_ALLOC_SCOPE_DEVICE);
+    ASSERT_NO_FATAL_FAILURE(notify_pair(t, 4096, MESA_ALLOC_SCOPE_DEVICE));
     t->internal_alloc_fn(t->user_data, 24, 0, MESA_ALLOC_SCOPE_INSTANCE);
     ASSERT_EQ(app.received.size(), 3u);
     EXPECT_TRUE(app.received[0].alloc);
@@ -121,10 +127,7 @@ TEST(CLayerNotifications, StackedLayersForwardEachNotificationOnce) {
     parent = stack[i];
   }
   const mesa_allocator *top = stack[0];
-  ASSERT_NE(top->internal_alloc_fn, nullptr);
-  ASSERT_NE(top->internal_free_fn, nullptr);
-  top->internal_alloc_fn(top->user_data, 512, 0, MESA_ALLOC_SCOPE_CACHE);
-  top->internal_free_fn(top->user_data, 512, 0, MESA_ALLOC_SCOPE_CACHE);
+  ASSERT_NO_FATAL_FAILURE(notify_pair(top, 512, MESA_ALLOC_SCOPE_CACHE));
   ASSERT_EQ(app.received.size(), 2u);
   EXPECT_TRUE(app.received[0].alloc);
   EXPECT_FALSE(app.received[1].alloc);
@@ -142,10 +145,7 @@ TEST(CLayerNotifications, TheLoggingLayerForwardsWithoutLogging) {
   const std::string path = trace_path("unlogged");
   const mesa_allocator *log = mesa_logging_create(&app.table, path.c_str(), 0);
   ASSERT_NE(log, nullptr);
-  ASSERT_NE(log->internal_alloc_fn, nullptr);
-  ASSERT_NE(log->internal_free_fn, nullptr);
-  log->internal_alloc_fn(log->user_data, 100, 0, MESA_ALLOC_SCOPE_DEVICE);
-  log->internal_free_fn(log->user_data, 100, 0, MESA_ALLOC_SCOPE_DEVICE);
+  ASSERT_NO_FATAL_FAILURE(notify_pair(log, 100, MESA_ALLOC_SCOPE_DEVICE));
   mesa_logging_destroy(log);
   EXPECT_EQ(app.received.size(), 2u);
   struct stat st;
@@ -161,10 +161,7 @@ TEST(CLayerNotifications, ASlabChildForwardsToItsParentsTable) {
   ASSERT_NE(parent, nullptr);
   const mesa_allocator *child = mesa_slab_child_create(parent);
   ASSERT_NE(child, nullptr);
-  ASSERT_NE(child->internal_alloc_fn, nullptr);
-  ASSERT_NE(child->internal_free_fn, nullptr);
-  child->internal_alloc_fn(child->user_data, 256, 0, MESA_ALLOC_SCOPE_OBJECT);
-  child->internal_free_fn(child->user_data, 256, 0, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NO_FATAL_FAILURE(notify_pair(child, 256, MESA_ALLOC_SCOPE_OBJECT));
   ASSERT_EQ(app.received.size(), 2u);
   EXPECT_TRUE(app.received[0].alloc);
   EXPECT_EQ(app.received[0].user_data, &app);

@@ -53,16 +53,20 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   using typename base::iterator;
   using typename base::size_type;
 
-  // Abseil copies the element into a "dealias" temporary first (anywhere but the end, and for
-  // every insert of n copies) without the allocator: a pmr element's copy then lands on the
-  // default resource. Here the temporary is built with the vector's allocator, and Abseil's
-  // copy of it is a move, which keeps that allocator.
+  // Abseil's emplace copies the element into a "dealias" temporary first (at every position,
+  // the end included, and for every insert of n copies) without the allocator: a pmr element's
+  // copy then lands on the default resource. Here the end goes to emplace_back, which builds
+  // the element in place with the allocator, and elsewhere the temporary is built with the
+  // vector's allocator, and Abseil's copy of it is a move, which keeps that allocator.
   template <class... Args>
   iterator emplace(const_iterator pos, Args &&...args) {
     if constexpr (!std::uses_allocator_v<T, A>) {
       return base::emplace(pos, std::forward<Args>(args)...);
     } else {
-      if (pos == this->cend()) return base::emplace(pos, std::forward<Args>(args)...);
+      if (pos == this->cend()) {
+        this->emplace_back(std::forward<Args>(args)...);
+        return this->end() - 1;
+      }
       const allocator_built value(this->get_allocator(), std::forward<Args>(args)...);
       return base::emplace(pos, std::move(value.get()));
     }

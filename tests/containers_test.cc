@@ -289,10 +289,10 @@ class default_resource_refuses {
   std::pmr::memory_resource *previous_;
 };
 
-// Abseil copies the inserted element into a temporary without the allocator (anywhere but the
-// end, and for every insert of n copies): a probe counted one operator new per insert, and a
-// null default resource made an insert whose resource had room throw.
-TEST(Containers, InlinedVectorInsertsInTheMiddleAllocateOnlyFromItsResource) {
+// Abseil copies the inserted element into a temporary without the allocator (at every position,
+// the end included, and for every insert of n copies): a probe counted one operator new per
+// insert, and a null default resource made an insert whose resource had room throw.
+TEST(Containers, InlinedVectorInsertsAnywhereAllocateOnlyFromItsResource) {
   checking_resource r;
   const mesa::string s("a string too long for the small-string buffer", &r);
   mesa::inlined_vector<mesa::string, 4> v(1, mesa::string("last", &r), &r);
@@ -302,10 +302,16 @@ TEST(Containers, InlinedVectorInsertsInTheMiddleAllocateOnlyFromItsResource) {
   v.emplace(v.begin() + 1, 40, 'x');
   v.insert(v.begin() + 2, 3, s);
   v.insert(v.begin(), 2, v[3]);  // copies of an element of the vector itself
-  ASSERT_EQ(v.size(), 9u);
+  v.insert(v.end(), s);
+  v.emplace(v.end(), 30, 'y');
+  v.insert(v.end(), v[3]);  // at the end, a copy of an element of the vector itself
+  ASSERT_EQ(v.size(), 12u);
   EXPECT_EQ(v[0], s);
   EXPECT_EQ(v[1], s);
   EXPECT_EQ(std::string_view(v[3]), std::string(40, 'x'));
   EXPECT_EQ(v[8], "last");
+  EXPECT_EQ(v[9], s);
+  EXPECT_EQ(std::string_view(v[10]), std::string(30, 'y'));
+  EXPECT_EQ(v[11], v[3]);
   for (const mesa::string &e : v) EXPECT_EQ(e.get_allocator().resource(), &r);
 }

@@ -13,8 +13,11 @@
  * What it costs: the same as mesa_malloc/mesa_free (one indirect call over the table).
  *
  * Differences from Mesa: align_free and FREE are the same function (mesa_free), so a block from
- * align_malloc freed with FREE is fine here; REALLOC ignores its old-size argument (the table
- * knows the size). CALLOC returns NULL when count × size overflows.
+ * align_malloc freed with FREE is fine here; REALLOC and align_realloc ignore their old-size
+ * argument (the table knows the size). CALLOC returns NULL when count × size overflows.
+ * align_realloc keeps Mesa's own rules, which differ from mesa_aligned_realloc's: the old block
+ * is freed whether or not the new one could be had (Mesa code drops its pointer on NULL), and
+ * a new size of 0 gives a new zero-size block, not NULL.
  *
  * Example:
  *   struct pipe_screen *screen = CALLOC_STRUCT(pipe_screen);
@@ -61,7 +64,20 @@ static inline size_t mesa_size_add_saturating(size_t a, size_t b) {
 #define align_malloc(_size, _alignment) mesa_aligned_alloc(_alignment, _size)
 #define align_free(_ptr) mesa_free(_ptr)
 #define align_realloc(_ptr, _old_size, _new_size, _alignment) \
-  ((void)(_old_size), mesa_aligned_realloc(_ptr, _new_size, _alignment))
+  ((void)(_old_size), mesa_u_memory_align_realloc(_ptr, _new_size, _alignment))
+
+/* Mesa's align_realloc (os_realloc_aligned): a new block with the contents, and the old one
+ * freed in every case, a failure included; size 0 is a new zero-size block. */
+static inline void *mesa_u_memory_align_realloc(void *ptr, size_t new_size, size_t alignment) {
+  void *moved;
+  if (new_size == 0) {
+    mesa_free(ptr);
+    return mesa_aligned_alloc(alignment, 0);
+  }
+  moved = mesa_aligned_realloc(ptr, new_size, alignment);
+  if (moved == NULL) mesa_free(ptr);
+  return moved;
+}
 
 static inline void *align_calloc(size_t size, size_t alignment) {
   void *ptr = mesa_aligned_alloc(alignment, size);

@@ -19,10 +19,13 @@ static void *count_alloc(void *user_data, size_t size, size_t alignment, mesa_al
   return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
 }
 
+static int refuse_reallocs;
+
 static void *count_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
                            mesa_alloc_scope scope) {
   struct counter *c = user_data;
   c->reallocs++;
+  if (refuse_reallocs) return NULL;
   return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
 }
 
@@ -115,6 +118,20 @@ int main(void) {
   FREE_CL(c);
   FREE_CL(cl);
   CHECK(counts.frees == 12);
+
+  /* align_realloc keeps Mesa's rules (os_realloc_aligned): the old block is freed whether or
+   * not the new one could be had, so Mesa code that drops its pointer on NULL does not leak,
+   * and a new size of 0 gives a new zero-size block. */
+  float *doomed = align_malloc(64, 64);
+  const int frees_before = counts.frees;
+  refuse_reallocs = 1;
+  CHECK(align_realloc(doomed, 64, 4096, 64) == NULL);
+  refuse_reallocs = 0;
+  CHECK(counts.frees == frees_before + 1);
+  float *emptied = align_malloc(64, 64);
+  emptied = align_realloc(emptied, 64, 0, 64);
+  CHECK(emptied != NULL && ((uintptr_t)emptied & 63) == 0 && counts.frees == frees_before + 2);
+  align_free(emptied);
 
   /* A variable length that overflows the total asks for SIZE_MAX (which fails) instead of
    * wrapping to a short block. (A table that refuses: ASan aborts on malloc(SIZE_MAX).) */

@@ -130,6 +130,10 @@ void mesa_fault_fail_nth(const mesa_allocator *fault, uint64_t n) {
   if (mesa::fault_resource *f = fault_of(fault)) f->fail_nth(n);
 }
 
+void mesa_fault_fail_from(const mesa_allocator *fault, uint64_t n) {
+  if (mesa::fault_resource *f = fault_of(fault)) f->fail_from(n);
+}
+
 void mesa_fault_fail_every(const mesa_allocator *fault, uint64_t n) {
   if (mesa::fault_resource *f = fault_of(fault)) f->fail_every(n);
 }
@@ -138,9 +142,18 @@ void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uin
   if (mesa::fault_resource *f = fault_of(fault)) f->fail_random(probability, seed);
 }
 
+void mesa_fault_fail_none(const mesa_allocator *fault) {
+  if (mesa::fault_resource *f = fault_of(fault)) f->fail_none();
+}
+
 uint64_t mesa_fault_attempts(const mesa_allocator *fault) {
   mesa::fault_resource *f = fault_of(fault);
   return f != nullptr ? f->attempts() : 0;
+}
+
+uint64_t mesa_fault_failures(const mesa_allocator *fault) {
+  mesa::fault_resource *f = fault_of(fault);
+  return f != nullptr ? f->failures() : 0;
 }
 
 static_assert(

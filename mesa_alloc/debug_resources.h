@@ -81,13 +81,19 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out);
 
 /* ---- fault injection --------------------------------------------------------------------- */
 
-/* The functions below do nothing (mesa_fault_attempts: 0) for NULL or a table of another kind. */
+/* As fault_resource's members (fault_resource.h). The functions below do nothing
+ * (mesa_fault_attempts and mesa_fault_failures: 0) for NULL or a table of another kind. */
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent);
 void mesa_fault_destroy(const mesa_allocator *fault);
-void mesa_fault_fail_nth(const mesa_allocator *fault, uint64_t n);   /* 0-based, from now */
+void mesa_fault_fail_nth(const mesa_allocator *fault, uint64_t n); /* 0-based, from now, once */
+/* Attempt n from now and every later one fail: memory runs out for good, so code that retries
+ * smaller (the arena, slab and pool tables) cannot get round the failure. */
+void mesa_fault_fail_from(const mesa_allocator *fault, uint64_t n);
 void mesa_fault_fail_every(const mesa_allocator *fault, uint64_t n); /* 0 stops */
 void mesa_fault_fail_random(const mesa_allocator *fault, double probability, uint64_t seed);
-uint64_t mesa_fault_attempts(const mesa_allocator *fault);
+void mesa_fault_fail_none(const mesa_allocator *fault);    /* no more failures */
+uint64_t mesa_fault_attempts(const mesa_allocator *fault); /* since the table was made */
+uint64_t mesa_fault_failures(const mesa_allocator *fault); /* injected, since it was made */
 
 /* leak_at when the leaking run was the one with no failure (the body leaks on success). */
 #define MESA_FAULT_LOOP_NO_FAILURE UINT64_MAX

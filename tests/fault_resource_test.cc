@@ -369,6 +369,30 @@ TEST(FaultC, TableInjectsFailures) {
   EXPECT_EQ(mesa_fault_attempts(nullptr), 0u);
 }
 
+// From C, as from C++: fail_from runs memory out for good, so an arena table over the fault
+// table, which retries a refused chunk smaller, cannot get round it; fail_none ends it, and
+// failures counts what was injected.
+TEST(FaultC, FailFromRunsMemoryOutUntilFailNone) {
+  const mesa_allocator *f = mesa_fault_create(nullptr);
+  ASSERT_NE(f, nullptr);
+  const mesa_allocator *arena = mesa_arena_create(f);
+  ASSERT_NE(arena, nullptr);
+  const uint64_t attempts_before = mesa_fault_attempts(f);  // the arena table itself
+  mesa_fault_fail_from(f, 0);
+  EXPECT_EQ(mesa_alloc2(nullptr, arena, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const uint64_t failed = mesa_fault_failures(f);
+  EXPECT_GE(failed, 2u);  // the chunk, and every smaller retry
+  EXPECT_EQ(failed, mesa_fault_attempts(f) - attempts_before);
+  mesa_fault_fail_none(f);
+  EXPECT_NE(mesa_alloc2(nullptr, arena, 64, 8, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(mesa_fault_failures(f), failed);
+  mesa_arena_destroy(arena);
+  mesa_fault_destroy(f);
+  mesa_fault_fail_from(nullptr, 0);
+  mesa_fault_fail_none(nullptr);
+  EXPECT_EQ(mesa_fault_failures(nullptr), 0u);
+}
+
 // Handed a table of another kind, the fault functions and the fast resources' destroy and
 // release functions do nothing, like the tracking and debug ones: no write into the other
 // table's object, no free of it.
@@ -400,7 +424,10 @@ TEST(FaultC, FunctionsIgnoreTablesOfAnotherKind) {
     mesa_fault_fail_nth(other.table, 0);
     mesa_fault_fail_every(other.table, 1);
     mesa_fault_fail_random(other.table, 1.0, 7);
+    mesa_fault_fail_from(other.table, 0);
+    mesa_fault_fail_none(other.table);
     EXPECT_EQ(mesa_fault_attempts(other.table), 0u);
+    EXPECT_EQ(mesa_fault_failures(other.table), 0u);
   }
   for (const kind &k : kinds) {  // every table still alive and working
     if (k.table == fault) continue;

@@ -65,6 +65,7 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   }
   void deallocate(void *p, std::size_t bytes,
                   std::size_t alignment = alignof(std::max_align_t)) noexcept {
+    if (__builtin_expect(p == nullptr, 0)) return;
     if (internal::pool_is_small(bytes, alignment)) {
       const std::size_t c = internal::pool_class_of(bytes);
       auto *node = static_cast<internal::free_node *>(p);

@@ -52,10 +52,13 @@ TEST(NullResource, TheDirectFreesTakeNull) {
   mesa::slab_child child(&parent);
   mesa::slab_resource slab(std::pmr::new_delete_resource(), 32);
   mesa::pool_resource pool(std::pmr::new_delete_resource());
+  mesa::synchronized_pool_resource shared_pool(std::pmr::new_delete_resource());
   child.deallocate_object(nullptr);
   slab.deallocate_object(nullptr);
   pool.deallocate(nullptr, 48);
   pool.deallocate(nullptr, 1 << 20);
+  shared_pool.deallocate(nullptr, 48);
+  shared_pool.deallocate(nullptr, 1 << 20);
   parent.deallocate_object(nullptr);
   void *p = child.allocate_object();  // all still work
   child.deallocate_object(p);
@@ -63,6 +66,8 @@ TEST(NullResource, TheDirectFreesTakeNull) {
   slab.deallocate_object(p);
   p = pool.allocate(48);
   pool.deallocate(p, 48);
+  p = shared_pool.allocate(48);
+  shared_pool.deallocate(p, 48);
 }
 
 // An arena over a fixed buffer that must not grow says so with null_memory_resource().

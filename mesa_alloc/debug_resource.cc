@@ -25,6 +25,7 @@
 #include "mesa_alloc/internal/frame_names.h"
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/per_copy.h"
+#include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
 
@@ -1360,6 +1361,7 @@ void debug_resource::do_deallocate(void *p, std::size_t bytes, std::size_t align
 }
 
 bool debug_resource::do_is_equal(const std::pmr::memory_resource &other) const noexcept {
+  if (internal::answer_resource_query(other, internal::resource_kind::debug, this)) return false;
   return this == &other;
 }
 

@@ -11,7 +11,8 @@
 // resource that hands freed memory on (the heap), the second free reads freed memory (ASan
 // reports a use after free) and is refused only while nothing has rewritten the tag; a large
 // block the upstream unmapped at its first free faults at the second, as glibc's free does.
-// debug_resource in front sees every double free. A block the resource returns misaligned is
+// debug_resource in front sees every double free (over a debug_resource, hand its own table()
+// instead, as vk_callbacks does). A block the resource returns misaligned is
 // refused with one line (NULL).
 // realloc allocates a new block, copies min(old, new) bytes and frees the old one.
 //

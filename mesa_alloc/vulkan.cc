@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/internal/align_up.h"
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -63,10 +64,33 @@ bool vk_resource::do_is_equal(const std::pmr::memory_resource &other) const noex
   return that != nullptr && that->callbacks_ == callbacks_;
 }
 
+namespace {
+
+// A debug_resource's own table(), or nullptr when `resource` is not a debug_resource. Over a
+// debug_resource the callbacks are that table: it takes unsized frees and reallocs with no
+// header of ours, and every free reaches the layer's checks. Through resource_callbacks, whose
+// header sits inside the debug layer's block, a second free would read that header from memory
+// the layer has given back (or from another block's, once the address is reused) and never
+// reach the layer's double-free check.
+const mesa_allocator *debug_table_of(const std::pmr::memory_resource *resource) noexcept {
+  if (resource == nullptr) return nullptr;
+  const auto *debug = static_cast<const debug_resource *>(
+      internal::find_resource(*resource, internal::resource_kind::debug));
+  return debug != nullptr ? debug->table() : nullptr;
+}
+
+}  // namespace
+
 vk_callbacks::vk_callbacks(std::pmr::memory_resource *resource,
                            vk_internal_observer *observer) noexcept
-    : over_resource_(resource),
-      source_(resource != nullptr ? over_resource_.table() : mesa_default_allocator()) {
+    : vk_callbacks(resource, debug_table_of(resource), observer) {}
+
+vk_callbacks::vk_callbacks(std::pmr::memory_resource *resource, const mesa_allocator *debug_table,
+                           vk_internal_observer *observer) noexcept
+    : over_resource_(debug_table == nullptr ? resource : nullptr),
+      source_(debug_table != nullptr ? debug_table
+              : resource != nullptr  ? over_resource_.table()
+                                     : mesa_default_allocator()) {
   init(observer);
 }
 

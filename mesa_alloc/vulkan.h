@@ -14,14 +14,18 @@
 //   - vk_callbacks: VkAllocationCallbacks over any std::pmr::memory_resource or mesa_allocator,
 //     optionally forwarding internal-allocation notifications to an observer. Over a table with
 //     no observer it is the table itself (no cost); over a resource it costs the
-//     resource_callbacks header (16 bytes per block, see resource_callbacks.h); an observer adds
-//     one direct call per operation.
+//     resource_callbacks header (16 bytes per block, see resource_callbacks.h), and the scope
+//     is dropped (over a debug_resource it is the resource's own table: no header); an observer
+//     adds one direct call per operation.
 //   - vk_multialloc: several arrays in one allocation, aligned to the largest alignment.
 //
 // Example:
-//   mesa::tracking_resource tracking(std::pmr::get_default_resource(), "app");
-//   mesa::vk_callbacks callbacks(&tracking);
-//   vkCreateInstance(&info, callbacks.get(), &instance);    // every host allocation is tracked
+//   const mesa_allocator *tracking = mesa_tracking_create(nullptr, "app", nullptr);
+//   mesa::vk_callbacks callbacks(tracking);
+//   vkCreateInstance(&info, callbacks.get(), &instance);  // every host allocation, by scope
+//   ...
+//   mesa_tracking_print_report(tracking, stderr);
+//   mesa_tracking_destroy(tracking);
 //
 //   // In a driver: one block for an object and its trailing arrays.
 //   mesa::vk_multialloc ma;
@@ -147,7 +151,12 @@ class vk_internal_observer {
 };
 
 // VkAllocationCallbacks over a std::pmr::memory_resource or a mesa_allocator, to hand to
-// vkCreateInstance / vkCreateDevice / any vkCreate*. Notifications go to `observer` (if any) and
+// vkCreateInstance / vkCreateDevice / any vkCreate*. Over a resource the callbacks are a
+// resource_callbacks table: each block carries its 16-byte header, which the resource counts
+// as its own bytes, and the Vulkan scope is not passed on (a resource has none; hand a
+// mesa_tracking_create table to count by scope). A debug_resource is the exception: the
+// callbacks are its own table(), with no header, so every free reaches its checks. Notifications
+// go to `observer` (if any) and
 // then to the table's own internal_alloc_fn/internal_free_fn (if any). Must outlive every block
 // allocated through it. Not copyable (the callbacks point at it). A NULL resource or table means
 // the default table; a table without alloc_fn, realloc_fn or free_fn, or with only one of
@@ -160,6 +169,9 @@ class vk_callbacks {
                         vk_internal_observer *observer = nullptr) noexcept;
   explicit vk_callbacks(const mesa_allocator *table,
                         vk_internal_observer *observer = nullptr) noexcept;
+  // The default table (nullptr alone would name neither overload).
+  explicit vk_callbacks(std::nullptr_t, vk_internal_observer *observer = nullptr) noexcept
+      : vk_callbacks(static_cast<const mesa_allocator *>(nullptr), observer) {}
   vk_callbacks(const vk_callbacks &) = delete;
   vk_callbacks &operator=(const vk_callbacks &) = delete;
 
@@ -167,6 +179,8 @@ class vk_callbacks {
   const mesa_allocator *table() const noexcept { return to_mesa(&callbacks_); }
 
  private:
+  vk_callbacks(std::pmr::memory_resource *resource, const mesa_allocator *debug_table,
+               vk_internal_observer *observer) noexcept;
   void init(vk_internal_observer *observer) noexcept;
   static void *forward_alloc(void *self, std::size_t size, std::size_t alignment,
                              VkSystemAllocationScope scope);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mesa_alloc/callback_resource.h"
+#include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/debug_resources.h"
 
 namespace {
@@ -355,6 +356,42 @@ TEST(VkMultiallocDeathTest, ANullResourceIsRefused) {
   ma.add(&ints, 4);
   EXPECT_DEATH(ma.allocate(nullptr),
                "^mesa_alloc: vk_multialloc::allocate: no resource \\(null\\)\n");
+}
+
+// Over a debug_resource the callbacks are its own table: no resource_callbacks header inside
+// the layer's block, whose second free would be read from memory the layer gave back instead
+// of reaching the layer's double-free check (a probe saw a reused address free another live
+// block, and ASan a use after free in resource_callbacks::free).
+TEST(VkCallbacks, OverADebugResourceAreItsOwnTableAndADoubleFreeIsCaught) {
+  struct errors {
+    std::vector<mesa::debug_error_kind> kinds;
+    static void record(const mesa::debug_error &e, void *self) {
+      static_cast<errors *>(self)->kinds.push_back(e.kind);
+    }
+  } seen;
+  mesa::debug_options options;
+  options.handler = &errors::record;
+  options.handler_context = &seen;
+  mesa::debug_resource debug(std::pmr::new_delete_resource(), options);
+  mesa::vk_callbacks callbacks(&debug);
+  const VkAllocationCallbacks *cb = callbacks.get();
+  EXPECT_EQ(mesa::to_mesa(cb)->alloc_fn, debug.table()->alloc_fn);
+  EXPECT_EQ(cb->pUserData, debug.table()->user_data);
+  void *p = cb->pfnAllocation(cb->pUserData, 100, 16, VK_SYSTEM_ALLOCATION_SCOPE_OBJECT);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(debug.live_blocks(), 1u);
+  cb->pfnFree(cb->pUserData, p);
+  cb->pfnFree(cb->pUserData, p);
+  ASSERT_EQ(seen.kinds.size(), 1u);
+  EXPECT_EQ(seen.kinds[0], mesa::debug_error_kind::double_free);
+  EXPECT_EQ(debug.live_blocks(), 0u);
+}
+
+// nullptr alone names the default table (it was an ambiguous call between the two overloads).
+TEST(VkCallbacks, NullptrMeansTheDefaultTable) {
+  mesa::vk_callbacks callbacks(nullptr);
+  EXPECT_EQ(callbacks.table()->alloc_fn, mesa_default_allocator()->alloc_fn);
+  EXPECT_EQ(callbacks.table()->user_data, mesa_default_allocator()->user_data);
 }
 
 TEST(VkCallbacks, WrappedSizeOverNewDeleteIsNull) {

@@ -41,8 +41,10 @@ namespace internal {
 
 struct debug_table;
 
-// The classes a resource_cast can find; each is final, so the kind is its exact type.
-enum class resource_kind { callback, slab_child, vulkan, debug_table };
+// The classes a resource_cast can find; each is final, so the kind is its exact type. And
+// `debug`: a debug_resource, or a class derived from it that keeps its do_is_equal, found by
+// find_resource (not final, so no resource_cast).
+enum class resource_kind { callback, slab_child, vulkan, debug_table, debug };
 
 template <class T>
 struct kind_of;  // defined for those classes only

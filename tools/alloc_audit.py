@@ -28,9 +28,12 @@ nothing to audit (an empty file, an archive with no object files) or one that is
 file. --allow names
 objects by their file name without extension (`--allow=u_debug` allows u_debug.o in any
 archive), or by their source's path (`--allow=src/util/u_debug.c`); findings name the archive
-and the member: `libfoo.a(u_debug.o)`. Meson names an object after its source's path with `/`
-made `_` (src/util/u_debug.c is `src_util_u_debug.c.o`): `u_debug` and `src/util/u_debug.c`
-allow it too, as does its own stem `src_util_u_debug`, which a finding's hint prints.
+and the member: `libfoo.a(u_debug.o)`. Meson names an object after its source's path from the
+target's directory, with `/` made `_` (src/util/u_debug.c is `u_debug.c.o` in a library
+declared in src/util, `src_util_u_debug.c.o` in one declared at the top, `.._u_debug.c.o` in one
+declared in src/util/tests, `meson-generated_..._u_debug.c.o` when the build generated it):
+`u_debug` and `src/util/u_debug.c` allow each of these, as does the stem a finding's hint prints
+(`src_util_u_debug`, or `u_debug` for the parent-directory and generated forms).
 
 One exemption, by rule rather than by list: a deleting destructor (`D0`) calling a global
 operator delete. Every polymorphic class emits one, and it only runs for an object created by a
@@ -38,7 +41,7 @@ global new-expression — which is itself a reference to operator new, reported 
 
 Exit 0 when nothing is found (or, with --expect, when violations name every expected symbol);
 exit 1 otherwise, with one line per violation: "<object>: <function> references <symbol>";
-exit 2 for a bad option or an input it cannot audit.
+exit 2 for a bad option, an input it cannot audit, or no objdump to read it with.
 """
 import argparse
 import os
@@ -257,30 +260,59 @@ def references(path):
                 yield name, f"<data in {section}>", symbol
 
 
-def member_stem(name):
-    """u_debug for libfoo.a(u_debug.o) or dir/u_debug.o."""
-    if name.endswith(")") and "(" in name:
-        name = name[name.rindex("(") + 1:-1]
-    return os.path.basename(name).split(".")[0]
-
-
-def allow_stem(entry):
-    """What an --allow entry names, as member_stem spells it: src/util/u_debug.c as Meson names
-    its object (src_util_u_debug), u_debug.c as u_debug."""
-    return entry.replace("/", "_").split(".")[0]
-
-
-# A Meson object's name: its source's path with / made _, then the source's extension and .o.
+# A Meson object's name: its source's path (from the target's directory) with / made _, then
+# the source's extension and .o; a source from a parent directory starts with .._, one the build
+# generated with meson-generated_.
 MESON_OBJECT = re.compile(r"\.(c|cc|cpp|cxx|c\+\+|m|mm|s|S)\.o$")
 
 
+def member_stem(name):
+    """What --allow matches an object by: u_debug for libfoo.a(u_debug.o), dir/u_debug.pic.o or
+    Meson's u_debug.c.o; for a Meson object its source's path as Meson spells it, without the
+    parent-directory and generated prefixes: src_util_u_debug for src_util_u_debug.c.o,
+    top_helper for .._top_helper.c.o, u_format_table for
+    meson-generated_.._.._u_format_table.c.o."""
+    if name.endswith(")") and "(" in name:
+        name = name[name.rindex("(") + 1:-1]
+    base = os.path.basename(name)
+    meson = MESON_OBJECT.search(base)
+    if meson is None:
+        return base.split(".")[0]
+    stem = base[:meson.start()]
+    if stem.startswith("meson-generated_"):
+        stem = stem[len("meson-generated_"):]
+    while stem.startswith(".._"):
+        stem = stem[len(".._"):]
+    return stem or base
+
+
+def allow_entry(entry):
+    """An --allow entry as (name, path_spellings): a bare name (u_debug, u_debug.c) is the name
+    without extension; a source path (src/util/u_debug.c) is the stems of the objects it may be
+    compiled to, one per trailing part of the path, as Meson spells them (u_debug for a target
+    in src/util, util_u_debug for one in src, src_util_u_debug for one at the top)."""
+    parts = [p for p in entry.split("/") if p not in ("", ".", "..")]
+    if not parts:
+        return entry, ()
+    parts[-1] = parts[-1].split(".")[0]
+    if "/" not in entry:
+        return parts[-1], ()
+    return None, tuple("_".join(parts[i:]) for i in range(len(parts)))
+
+
 def allowed(obj, allow):
-    """Whether an --allow entry names the object: its stem, or for a Meson object (a path made
-    one name) the stem's last path components. A name with _ in it may also read as a path there:
-    `debug` allows src_util_u_debug.c.o, though not u_debug.o."""
+    """Whether an --allow entry names the object. A bare name is its stem, or for a Meson object
+    the stem's last path components (`u_debug` allows src_util_u_debug.c.o; a name with _ in it
+    may also read as a path there: `debug` allows it too, though not u_debug.o). A source path
+    allows the objects it may be compiled to, and nothing else."""
     stem = member_stem(obj)
     meson = MESON_OBJECT.search(obj.rstrip(")")) is not None
-    return any(stem == a or (meson and stem.endswith("_" + a)) for a in allow)
+    for name, spellings in allow:
+        if name is not None and (stem == name or (meson and stem.endswith("_" + name))):
+            return True
+        if stem in spellings:
+            return True
+    return False
 
 
 def main(argv):
@@ -293,10 +325,11 @@ def main(argv):
                         help="symbols the violations must name (a negative test)")
     parser.add_argument("files", nargs="+", metavar="ARCHIVE_OR_OBJECT")
     args = parser.parse_args(argv)
-    allow = [allow_stem(a) for a in args.allow.split(",") if a]
+    allow = [allow_entry(a) for a in args.allow.split(",") if a]
     expect = [e for e in args.expect.split(",") if e]
     if shutil.which("objdump") is None:
-        sys.exit("alloc_audit: objdump (binutils) not found")
+        print("alloc_audit: objdump (binutils) not found", file=sys.stderr)
+        return 2
     for path in args.files:
         why = unauditable(path)
         if why:

@@ -59,6 +59,15 @@ gcc -c -fPIC util.c -o x/util.o && cp x/util.o y/util.o && ar rcs libx.a x/util.
   printf 'void *malloc(unsigned long);\n__attribute__((section(".init.tables"), used))\nvoid *(*const table[])(unsigned long) = {malloc};\n' >table.c &&
   gcc -O2 -c table.c -o table.o && mkdir -p libmeson.a.p &&
   cp x/util.o libmeson.a.p/src_util_u_debug.c.o && ar rcs libmeson.a libmeson.a.p/src_util_u_debug.c.o &&
+  mkdir -p libsub.a.p && cp x/util.o libsub.a.p/u_debug.c.o &&
+  cp x/util.o libsub.a.p/.._top_helper.c.o &&
+  cp x/util.o libsub.a.p/meson-generated_.._.._u_format_table.c.o &&
+  cp x/util.o libsub.a.p/meson-generated_.._.._vk_dispatch_table.c.o &&
+  ar rcsT libsub.a libsub.a.p/u_debug.c.o libsub.a.p/.._top_helper.c.o \
+    libsub.a.p/meson-generated_.._.._u_format_table.c.o \
+    libsub.a.p/meson-generated_.._.._vk_dispatch_table.c.o &&
+  mkdir -p no-objdump &&
+  ln -s "$(python3 -c "import sys; print(sys.executable)")" no-objdump/python3 &&
   ln -s no-such-target dangling.a || {
   echo "FAIL: could not build the fixtures"
   exit 1
@@ -102,6 +111,24 @@ expect 0 "1 file\(s\) clean" -- --allow=src/util/u_debug.c libmeson.a
 expect 0 "1 file\(s\) clean" -- --allow=src_util_u_debug libmeson.a
 expect 1 "^libmeson\.a\(src_util_u_debug\.c\.o\)" -- --allow=other/u_debug.c libmeson.a
 expect 1 "^libx\.a\(util\.o\)" -- --allow=til libx.a
+# Meson's other forms, in a thin archive as Meson makes them: a source in the library's own
+# directory (src/util/u_debug.c for a library declared in src/util), one from a parent
+# directory, generated ones. Each can be allowed, by name or by path, and the hint names each by
+# its own name, never by a prefix the others share.
+expect 1 "with a reason: --allow=top_helper,u_debug,u_format_table,vk_dispatch_table\)" -- \
+  libsub.a
+expect 0 "1 file\(s\) clean \(4 object file\(s\)\)" -- \
+  --allow=src/util/u_debug.c,../top_helper.c,u_format_table,vk_dispatch_table libsub.a
+expect 1 "with a reason: --allow=vk_dispatch_table\)" -- \
+  --allow=u_debug.c,top_helper,src/util/format/u_format_table.c libsub.a
+expect 1 "with a reason: --allow=top_helper,u_debug,u_format_table,vk_dispatch_table\)" -- \
+  --allow=meson-generated_,.._ libsub.a
+# No objdump to read the objects with: a bad setup (2), not a finding (1).
+log="$(PATH="$out/no-objdump" "$audit" libx.a 2>&1)"
+rc=$?
+echo "== alloc_audit libx.a without objdump -> $rc: $log"
+[ "$rc" -eq 2 ] || fail "alloc_audit without objdump: exit $rc, expected 2"
+grep -q "objdump (binutils) not found" <<<"$log" || fail "alloc_audit without objdump: $log"
 # A table in a data section whose name looks like code's is read as data.
 expect 1 "^table\.o: <data in \.init\.tables> references malloc" -- table.o
 

@@ -7,6 +7,7 @@
 // fault injection) over libc — against one ICD (default: Mesa's lavapipe), and reports. With
 // --oom-sweep it re-runs the workload once per allocation point, failing that allocation, each
 // in a child process, and classifies every point. See README, "Vulkan host-memory callbacks".
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,9 +63,10 @@ std::string icd_manifest_problem(const std::string &path) {
       text.find("\"ICD\"") == std::string::npos ||
       text.find("\"library_path\"") == std::string::npos)
     return "not an ICD manifest (a JSON object with \"ICD\": {\"library_path\": ...})";
-  // A library named by path (not a bare name for the loader to search) must be there: the
-  // loader only says VK_ERROR_INCOMPATIBLE_DRIVER. Checked only where the manifest is read
-  // without doubt (one library_path, a value without escapes); the loader judges the rest.
+  // The library must be there: the loader only says VK_ERROR_INCOMPATIBLE_DRIVER. A path is
+  // read; a bare name, which the loader hands to dlopen to search, is loaded here the same way
+  // (and unloaded). Checked only where the manifest is read without doubt (one library_path, a
+  // value without escapes); the loader judges the rest.
   const std::size_t key = text.find("\"library_path\"");
   const std::size_t open = text.find('"', text.find(':', key) + 1);
   const std::size_t close = open == std::string::npos ? open : text.find('"', open + 1);
@@ -76,6 +78,14 @@ std::string icd_manifest_problem(const std::string &path) {
         library = (slash == std::string::npos ? "." : path.substr(0, slash)) + "/" + library;
       }
       if (!readable(library)) return "its library_path " + library + " cannot be read";
+    } else if (library.find('\\') == std::string::npos && !library.empty()) {
+      void *handle = dlopen(library.c_str(), RTLD_LAZY | RTLD_LOCAL);
+      if (handle == nullptr) {
+        const char *why = dlerror();
+        return "its library_path " + library + " cannot be loaded" +
+               (why != nullptr ? std::string(": ") + why : std::string());
+      }
+      dlclose(handle);
     }
   }
   return "";
@@ -259,6 +269,8 @@ int main(int argc, char **argv) {
     options.jobs = static_cast<int>(jobs != 0 ? jobs : cpus != 0 ? cpus : 1);
     options.timeout_seconds = timeout;
     options.progress = !quiet;
+    options.clean_leaked_blocks = clean.live_blocks_after_destroy;
+    options.clean_violations = clean.violations.size();
     const auto start = std::chrono::steady_clock::now();
     points = vk_audit::run_sweep(options);
     context.sweep_seconds =

@@ -286,7 +286,9 @@ std::string text_report(const report_context &context, const run_result &r,
       if (p.violations > 0) {
         then += format("; %llu violation%s", u(p.violations), p.violations == 1 ? "" : "s");
         for (const std::string &v : p.violation_texts) then += "\n           " + v;
-        if (p.violations > p.violation_texts.size()) then += "\n           ... (see --json)";
+        if (p.violations > p.violation_texts.size())
+          then += format("\n           ... and %llu more (a point keeps its first %zu)",
+                         u(p.violations - p.violation_texts.size()), p.violation_texts.size());
       }
       out += format("  %5llu  %-15s %-47s %s\n", u(p.index), p.outcome.c_str(),
                     p.injected ? format("%s: %s, %zu, %s", p.phase.c_str(), p.call.c_str(), p.size,

@@ -153,7 +153,7 @@ std::string telling_line(const std::string &text) {
   return text.substr(from, end + 1 - from);
 }
 
-sweep_point classify(const child &c, int status) {
+sweep_point classify(const child &c, int status, const sweep_options &o) {
   sweep_point p;
   p.index = c.index;
   p.seconds = std::chrono::duration<double>(clock_type::now() - c.start).count();
@@ -192,11 +192,11 @@ sweep_point classify(const child &c, int status) {
     p.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   } else if (!p.injected) {  // the run never made attempt `index`: nothing was tested
     p.outcome = "not_injected";
-  } else if (p.leaked_blocks > 0) {
+  } else if (p.leaked_blocks > o.clean_leaked_blocks) {
     p.outcome = "leaked";
   } else if (p.failed_call.empty() && p.output == "wrong") {  // no error, wrong data
     p.outcome = "wrong_result";
-  } else if (p.violations > 0) {
+  } else if (p.violations > o.clean_violations) {
     p.outcome = "violated";
   } else if (!p.failed_call.empty()) {  // the application was told (maybe only at teardown)
     p.outcome = "error_returned";
@@ -296,7 +296,7 @@ std::vector<sweep_point> run_sweep(const sweep_options &o) {
         int status = 0;
         while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
         }
-        points.push_back(classify(c, status));
+        points.push_back(classify(c, status, o));
         crashed += points.back().outcome == "crashed";
         leaked += points.back().outcome == "leaked";
         running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));

@@ -8,9 +8,10 @@
 // pointer it never allocated), something was still live after vkDestroyInstance (leaked), or the
 // child died (crashed: signal, exit status or timeout) — a driver crash never takes the tool
 // down; a child that never made attempt i (a driver that allocates differently from run to run)
-// injected nothing and is not_injected, not counted as tested. One outcome per point, the first
-// that applies of crashed, not_injected, leaked, wrong_result, violated, error_returned,
-// survived. The
+// injected nothing and is not_injected, not counted as tested. Leaked and violated count only
+// what the clean run does not have (more blocks live, more violations): the rest is the
+// clean run's, reported there. One outcome per point, the first that applies of crashed,
+// not_injected, leaked, wrong_result, violated, error_returned, survived. The
 // child tells the parent where the failure was injected the moment it happens, so a crash is
 // reported with the call it happened in. Children run `jobs` at a time.
 //
@@ -41,6 +42,10 @@ struct sweep_options {
   int jobs = 2;
   double timeout_seconds = 60;
   bool progress = true;  // progress lines on stderr
+  // What the clean run already has: a point is leaked or violated only past these, so a driver
+  // that breaks a rule or leaks on every run still shows how it handled each failure.
+  std::int64_t clean_leaked_blocks = 0;
+  std::uint64_t clean_violations = 0;
 };
 
 struct sweep_point {

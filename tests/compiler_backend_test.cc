@@ -177,9 +177,9 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
        "line 10: phi %2 has 1 operands but bb2 has 2 predecessors"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  "
        "%1 = const 1\n  jmp bb2\nbb2:\n  ret %1\n}\n",
-       "%1 does not dominate its use by ret"},
+       "lines 2-11: @f: bb2: %1 does not dominate its use by ret"},
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = const 1\n  ret %0\nbb1:\n  ret %0\n}\n",
-       "bb1 is unreachable"},
+       "lines 2-8: @f: bb1 is unreachable"},
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = load @nope, %0\n  ret %0\n}\n",
        "line 4: unknown symbol @nope"},
       {"shader\nfunction @f(2) {\nbb0:\n  %0 = input 5\n  ret %0\n}\n",
@@ -238,7 +238,7 @@ TEST(CompilerBackendText, ALongNameKeepsTheReasonInTheMessage) {
   const Case cases[] = {
       {"shader\nfunction @" + name + "(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n" +
            "  %1 = const 1\n  jmp bb2\nbb2:\n  %2 = add %1, %0\n  ret %2\n}\n",
-       "line 11: @" + cut + ": bb2: %1 does not dominate its use by add"},
+       "lines 2-12: @" + cut + ": bb2: %1 does not dominate its use by add"},
       {"shader\nfunction @" + name + "(0) {\nbb0:\n  %0 = const 1\n  ret %0\n}\nfunction @" + name +
            "(0) {\n",
        "line 7: function @" + cut + " defined twice"},

@@ -4,7 +4,8 @@
 // input gives one clear message with the line number ("line 7: unknown opcode 'addd'"),
 // never a crash; running out of memory gives one too ("line 7: out of memory"; while a
 // function's operands are linked at its closing '}', the line is the instruction's). The
-// parsed functions are then checked with verify_ssa().
+// parsed functions are then checked with verify_ssa(), whose message names the block and
+// values, after the function's lines ("lines 2-12: @f: bb2: %1 does not dominate its use").
 //
 // What it costs: the IR goes to the shader's allocator; the parser's own bookkeeping (label
 // and value tables) uses the default heap, since it is a tool, not part of the compile path.
@@ -201,6 +202,7 @@ class Parser {
       }
     }
     function_ = shader_.add_function(name, static_cast<std::uint32_t>(params));
+    function_line_ = line_no_;
     block_ = nullptr;
     labels_.clear();
     values_.clear();
@@ -419,7 +421,8 @@ class Parser {
     }
     heap_scratch<std::allocator<std::byte>> scratch;
     Diagnostic d = verify_ssa(f, scratch);
-    if (!d.ok) return error("%s", d.message);
+    // verify_ssa names the block and the values, not a line: the message names the function's.
+    if (!d.ok) return Diagnostic::error("lines %d-%d: %s", function_line_, lines_read_, d.message);
     return {};
   }
 
@@ -428,7 +431,8 @@ class Parser {
   Block<A> *block_ = nullptr;
   bool ended_ = false;
   int lines_read_ = 0;
-  int line_no_ = 0;  // the line errors name: the current one, or a pending instruction's
+  int line_no_ = 0;        // the line errors name: the current one, or a pending instruction's
+  int function_line_ = 0;  // the line of the current function's header
   std::unordered_map<std::string, Block<A> *> labels_;
   std::unordered_map<std::uint32_t, Instr<A> *> values_;
   std::vector<pending_instr> pending_;

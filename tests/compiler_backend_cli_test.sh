@@ -96,6 +96,13 @@ done
 grep -q "^; ---- shader seed 1, generated" "$dir/cli_oom.txt" ||
   fail "limit=$late --dump: the generated shader was not printed"
 
+# --shaders 0 has no first shader to dump: nothing is generated, compiled or accounted.
+"$program" --shaders 0 --dump --allocator arena >"$dir/cli_zero.txt" 2>&1 ||
+  fail "--shaders 0 --dump: exit $?"
+grep -q "^; ---- " "$dir/cli_zero.txt" && fail "--shaders 0 --dump: printed a shader"
+grep -q "^compiled 0 shaders" "$dir/cli_zero.txt" || fail "--shaders 0 --dump: summary line"
+grep -qE "^  compiler +0 " "$dir/cli_zero.txt" || fail "--shaders 0 --dump: memory accounted"
+
 # --app-callbacks allocates from the application's callbacks on the C library: MESA_ALLOC_DEBUG's
 # limit does not apply there, and the usage says so.
 if [[ "$vulkan" == vulkan ]]; then

@@ -45,7 +45,7 @@ constexpr char kUsage[] =
     "usage: compiler_backend [--shaders N] [--size S] [--seed K] [--registers R]\n"
     "         [--allocator std|pmr_newdelete|pmr_monotonic|arena|arena_static]\n"
     "         [--dump]   (print the first shader before and after compiling; that extra\n"
-    "                     compile shows in the accounting table)\n"
+    "                     compile shows in the accounting table; none with --shaders 0)\n"
     "         [--app-callbacks]   (all but std: allocate through application\n"
     "                              VkAllocationCallbacks, via the Vulkan bridge; they use\n"
     "                              the C library, so MESA_ALLOC_DEBUG does not apply)\n"
@@ -156,7 +156,7 @@ template <class Variant>
 int run(Variant &v, const char *name, const RunOptions &run, const CompileOptions &options,
         bool dump, const mesa::tracking_resource *compiler, const mesa::tracking_resource *ir,
         const mesa::tracking_resource *scratch) {
-  if (dump) {
+  if (dump && run.shaders > 0) {  // --shaders 0 has no first shader
     Diagnostic d;
     try {
       d = dump_first(v, run, options);

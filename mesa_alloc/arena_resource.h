@@ -7,8 +7,9 @@
 // What it costs: allocate() called on an arena_resource (not through a memory_resource *) is
 // inline and non-virtual: an align, a compare and an add. Through std::pmr it is one virtual
 // call more. No per-block header. Blocks from upstream grow geometrically (initial_block_size,
-// doubling, capped at max_block_size); a request larger than large_threshold gets its own
-// upstream block. The tail of a block too small for the next request is wasted (see stats()).
+// doubling, capped at max_block_size); a request that does not fit the current block and needs
+// more than large_threshold gets its own upstream block (one that fits is bump-allocated like
+// any other). The tail of a block too small for the next request is wasted (see stats()).
 // deallocate() of one block is a no-op: memory comes back only on rewind(), release() or
 // destruction.
 //
@@ -45,7 +46,8 @@ struct arena_options {
   // 0: the default, 4096.
   std::size_t initial_block_size = 4096;
   std::size_t max_block_size = 1 << 20;
-  // Requests (size + alignment) above this get their own upstream block. 0: max_block_size / 4.
+  // A request that does not fit the current block and needs more than this (size + alignment
+  // - 1) gets its own upstream block instead of a new shared one. 0: max_block_size / 4.
   std::size_t large_threshold = 0;
   // Optional memory used before anything is asked from upstream (e.g. a stack buffer). It is
   // never freed by the arena and must outlive it.

@@ -58,6 +58,19 @@ constexpr unsigned char kCanaryFill = 0xFD;
 constexpr std::size_t kCanaryBytes = 16;
 constexpr std::uint64_t kCanaryWord = 0x0101010101010101ull * kCanaryFill;
 constexpr std::size_t kMinAlignment = 16;
+// The largest alignment a block can have here: the header keeps it in 32 bits.
+constexpr std::size_t kMaxAlignment = std::size_t{1} << 30;
+
+// A request aligned past kMaxAlignment, refused with one line (libc might serve it).
+[[gnu::noinline, gnu::cold]] void report_alignment_over_limit(std::uint32_t owner,
+                                                              std::size_t alignment) noexcept {
+  char line[200];
+  const int n = std::snprintf(line, sizeof line,
+                              "mesa_alloc: debug allocator %u: alignment %zu is over the debug "
+                              "layer's limit of 1 GiB; the allocation fails\n",
+                              owner, alignment);
+  internal::write_line(line, n, sizeof line);
+}
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
@@ -400,7 +413,11 @@ void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mes
     internal::report_invalid_alignment("mesa_debug alloc", alignment);
     return nullptr;
   }
-  if (alignment > (std::size_t{1} << 30) || size > (SIZE_MAX >> 2)) return nullptr;
+  if (alignment > kMaxAlignment) {
+    report_alignment_over_limit(owner_, alignment);
+    return nullptr;
+  }
+  if (size > (SIZE_MAX >> 2)) return nullptr;
   if (options_.guard != guard_mode::none || options_.record_stacks) {
     void *frames[kMaxFrames];
     const int depth =
@@ -572,7 +589,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
 }
 
 [[gnu::always_inline]] inline debug_resource::header *debug_resource::take(
-    void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept {
+    void *p, bool sized, std::size_t bytes, std::size_t alignment, bool in_realloc) noexcept {
   internal::block_entry e;
   bool found;
   {
@@ -584,7 +601,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     }
   }
   if (!found) {
-    report_unknown_free(p, false);
+    report_unknown_free(p, in_realloc);
     return nullptr;
   }
   header *h = static_cast<header *>(e.header);
@@ -1284,7 +1301,7 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   if (p == nullptr) return allocate_from(size, alignment, scope, caller);
   if (size == 0) {
     const internal::caller_set_aside aside;  // the upstream's free may be an application's
-    free_block(p);
+    if (header *h = take(p, false, 0, 0, true)) release(h);
     return nullptr;
   }
   std::size_t old_size = 0;

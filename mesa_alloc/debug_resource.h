@@ -2,7 +2,8 @@
 // allocator, size mismatches, overruns and underruns, writes after free, and leaks.
 //
 // What it is for: the memory debugger of the stack. Every block gets a header (a cookie: magic,
-// requested size, alignment, owner id, a never-reused allocation number) and a trailing canary;
+// requested size, alignment, owner id, a never-reused allocation number) and a trailing canary
+// (the header keeps the alignment in 32 bits: a request aligned past 1 GiB fails, with a line);
 // fresh blocks are filled with 0xCD, freed ones with 0xDD. Each deallocation is checked against
 // a live-block table and the cookie, and any problem is reported as one line:
 //   mesa_alloc: <kind> at <address> size <n> allocation #<k>[: <detail>]
@@ -213,7 +214,9 @@ class debug_resource : public std::pmr::memory_resource {
   //
   // Removes p from the live table and checks it; returns its header, or nullptr if p must not
   // be released (an error was reported).
-  inline header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment) noexcept;
+  // `in_realloc`: p came through a realloc (to size 0), which its error then names.
+  inline header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment,
+                      bool in_realloc = false) noexcept;
   inline void release(header *h) noexcept;
   // allocate_block's slow path: guard pages or recorded stacks (`depth` frames, maybe 0).
   [[gnu::noinline]] void *allocate_guarded_or_traced(std::size_t size, std::size_t alignment,

@@ -377,6 +377,48 @@ TEST(DebugResource, FreeOfAPointerInsideALiveBlockNamesTheBlock) {
   EXPECT_EQ(r.errors.size(), 3u);
 }
 
+// The header keeps the alignment in 32 bits, so the layer serves up to 1 GiB; past that the
+// request fails with a line saying so (libc may serve it: without the line the program's
+// out-of-memory under the debug layer has no reason).
+TEST(DebugResource, AnAlignmentPastTheLimitIsRefusedWithALine) {
+  recorder r;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());
+  const mesa_allocator *t = d.table();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(t->alloc_fn(t->user_data, 64, std::size_t{1} << 31, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(said, "mesa_alloc: debug allocator " + std::to_string(d.owner_id()) +
+                      ": alignment 2147483648 is over the debug layer's limit of 1 GiB; the "
+                      "allocation fails\n");
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(d.live_blocks(), 0u);
+}
+
+// A realloc to size 0 (Vulkan's way to free) of a freed block or of a pointer inside a live
+// one is worded as a realloc, as any other realloc is: a probe saw the free wording send the
+// reader looking for a free that is a pfnReallocation(p, 0).
+TEST(DebugResource, AReallocToZeroIsNamedAsARealloc) {
+  recorder r;
+  mesa::debug_options o;
+  o.quarantine_bytes = 1 << 16;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+  const mesa_allocator *t = d.table();
+  auto *p = static_cast<unsigned char *>(d.allocate(40));
+  EXPECT_EQ(t->realloc_fn(t->user_data, p + 8, 0, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(t->realloc_fn(t->user_data, p, 0, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(t->realloc_fn(t->user_data, p, 0, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  ASSERT_EQ(r.errors.size(), 2u);
+  char at[32];
+  std::snprintf(at, sizeof at, "%p", static_cast<void *>(p));
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::invalid_free);
+  EXPECT_EQ(r.errors[0].detail, std::string("realloc of a pointer 8 bytes inside the live block "
+                                            "at ") +
+                                    at + ", which is left alone");
+  EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+  EXPECT_EQ(r.errors[1].detail, "realloc of a block that was already freed");
+  EXPECT_EQ(d.live_blocks(), 0u);
+}
+
 // The same in every guard mode: the stack shown is the block's own, where the leak report finds
 // it (guard_under keeps the frames after the header, not before it).
 TEST(DebugResource, FreeInsideALiveBlockShowsItsOwnStackInEveryGuardMode) {

@@ -409,6 +409,15 @@ TEST_F(VkAllocAudit, BadArgumentsGiveAClearError) {
   EXPECT_NE(r.out.find("its library_path /nonexistent/libvulkan_none.so cannot be read"),
             std::string::npos)
       << r.out;
+  // A bare name, which the loader hands to dlopen to search, is loaded the same way first.
+  std::ofstream(dir + "/unloadable_library.json")
+      << "{\"file_format_version\": \"1.0.0\", \"ICD\": {\"library_path\": "
+         "\"libvulkan_none_such.so\", \"api_version\": \"1.3.0\"}}\n";
+  r = run("--icd " + dir + "/unloadable_library.json --svg ''", true);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("its library_path libvulkan_none_such.so cannot be loaded: "),
+            std::string::npos)
+      << r.out;
   // Sweep options without the sweep, a sweep past the last point, a blank before a number.
   r = run("--jobs 2 --svg ''", true);
   EXPECT_EQ(r.exit_code, 2);

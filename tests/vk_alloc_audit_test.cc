@@ -157,6 +157,20 @@ run_output run(const std::string &args, bool with_stderr = false) {
   return r;
 }
 
+// A manifest in TEST_TMPDIR for tests/misbehaving_icd.c (built next to this test).
+std::string misbehaving_icd_manifest() {
+  const char *dir = std::getenv("TEST_SRCDIR");
+  const char *workspace = std::getenv("TEST_WORKSPACE");
+  const std::string built = std::string(dir ? dir : ".") + "/" +
+                            (workspace ? workspace : "mesa_alloc") + "/tests/libmisbehaving_icd.so";
+  char library[4096];
+  if (realpath(built.c_str(), library) == nullptr) return "";
+  const std::string manifest = std::string(std::getenv("TEST_TMPDIR")) + "/misbehaving_icd.json";
+  std::ofstream(manifest) << "{\"file_format_version\": \"1.0.0\", \"ICD\": {\"library_path\": \""
+                          << library << "\", \"api_version\": \"1.1.0\"}}\n";
+  return manifest;
+}
+
 // The ICD to audit: lavapipe when installed, else any ICD; "" when there is none.
 std::string find_icd() {
   std::string any;
@@ -208,6 +222,38 @@ class VkAllocAudit : public ::testing::Test {
   }
   std::string icd_;
 };
+
+// A driver that breaks a rule or leaks on every run, the clean one included, does not make
+// every sweep point violated or leaked: a point counts only what the clean run does not have,
+// so the sweep still says how the driver handled each failure (a probe's driver turned 162
+// error_returned and 3 survived into 154 error_returned and 11 violated).
+TEST(VkAllocAuditOfAMisbehavingDriver, TheSweepCountsOnlyWhatTheCleanRunDoesNotHave) {
+  const std::string manifest = misbehaving_icd_manifest();
+  ASSERT_FALSE(manifest.empty()) << "tests/libmisbehaving_icd.so was not built";
+  for (const char *how : {"violate", "leak"}) {
+    SCOPED_TRACE(how);
+    setenv("MISBEHAVING_ICD", how, 1);
+    const run_output r =
+        run("--icd " + manifest + " --workload instance --json --quiet --svg '' --oom-sweep");
+    unsetenv("MISBEHAVING_ICD");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    json j;
+    ASSERT_TRUE(json_parser(r.out).parse(&j)) << r.out;
+    EXPECT_TRUE(j["completed"].b);
+    if (std::string(how) == "violate") {
+      EXPECT_EQ(j["violations"].items.size(), 2u);  // two frees of stack addresses
+    } else {
+      EXPECT_EQ(j["live_blocks_after_destroy"].n, 1);
+      EXPECT_EQ(j["live_bytes_after_destroy"].n, 100);
+    }
+    const json &summary = j["sweep_summary"];
+    EXPECT_EQ(summary["violated"].n, 0);
+    EXPECT_EQ(summary["leaked"].n, 0);
+    EXPECT_EQ(summary["crashed"].n, 0);
+    EXPECT_GT(summary["error_returned"].n, 100);
+    EXPECT_EQ(summary["error_returned"].n + summary["survived"].n, summary["points"].n);
+  }
+}
 
 TEST_F(VkAllocAudit, CleanRunIsBalancedWithNothingLiveAfterDestroyInstance) {
   const json j = audit("--workload full");

@@ -71,6 +71,7 @@ constexpr std::size_t kMaxAlignment = std::size_t{1} << 30;
                               owner, alignment);
   internal::write_line(line, n, sizeof line);
 }
+
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;

@@ -154,9 +154,10 @@ class registry_guard {
 };
 
 void default_handler(const debug_error &error, void *) {
-  internal::before_debug_report();
+  const bool ending = error.kind != debug_error_kind::leak;
+  internal::before_debug_report(ending);
   print_debug_error(error);
-  if (error.kind != debug_error_kind::leak) std::abort();
+  if (ending) std::abort();
 }
 
 // A size or pointer held in a whole 64-bit word, so that the block header has one layout,
@@ -1067,7 +1068,7 @@ struct guard_fault_handler {
     }
     if (!found) return false;
     if (report.handler == default_handler) {
-      before_debug_report();
+      before_debug_report(true);
       print_debug_error(report.error);
       return false;
     }

@@ -102,8 +102,9 @@ int open_for_this_writer(const char *path) noexcept {
 trace_file::trace_file(const char *path) noexcept
     : fd_(open_for_this_writer(path)), pid_(getpid()) {
   constexpr int kOwnFiles = 16;
+  const bool held = fd_ < 0 && errno == EWOULDBLOCK;
+  char own[4096] = "";
   for (int k = 1; fd_ < 0 && errno == EWOULDBLOCK && k <= kOwnFiles; ++k) {
-    char own[4096];
     const int n = k == 1
                       ? std::snprintf(own, sizeof own, "%s.%d", path, static_cast<int>(pid_))
                       : std::snprintf(own, sizeof own, "%s.%d.%d", path, static_cast<int>(pid_), k);
@@ -118,10 +119,17 @@ trace_file::trace_file(const char *path) noexcept
     }
   }
   open_error_ = fd_ < 0 ? errno : 0;
-  if (fd_ < 0) {
+  if (fd_ < 0 && held && open_error_ != EWOULDBLOCK) {  // the file is there, its twin is not
+    std::fprintf(stderr,
+                 "mesa_alloc: trace file %s is being written by another writer, and %s cannot be "
+                 "created: %s\n",
+                 path, own, std::strerror(open_error_));
+  } else if (fd_ < 0) {
     std::fprintf(stderr, "mesa_alloc: cannot create trace file %s: %s\n", path,
                  open_error_ == EWOULDBLOCK ? "held by other writers" : std::strerror(open_error_));
   }
+  struct stat st;
+  regular_file_ = fd_ >= 0 && fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
   std::memcpy(buffer_, kMagic, sizeof kMagic);
   used_ = sizeof kMagic;
   if (fd_ >= 0) flush_locked();  // a trace from the start, whatever ends the process
@@ -147,10 +155,11 @@ void trace_file::flush_locked() noexcept {
   }
   // A write past the file size limit (ulimit -f) would raise SIGXFSZ, whose default action
   // kills the traced program: the trace writes up to the limit (the reader reports the record
-  // cut there) and ends with a line instead.
+  // cut there) and ends with a line instead. The limit is a regular file's only, not a pipe's.
   std::size_t allowed = used_;
   struct rlimit file_size;
-  if (getrlimit(RLIMIT_FSIZE, &file_size) == 0 && file_size.rlim_cur != RLIM_INFINITY) {
+  if (regular_file_ && getrlimit(RLIMIT_FSIZE, &file_size) == 0 &&
+      file_size.rlim_cur != RLIM_INFINITY) {
     const std::uint64_t room = file_size.rlim_cur > written_ ? file_size.rlim_cur - written_ : 0;
     if (room < allowed) allowed = static_cast<std::size_t>(room);
   }
@@ -177,6 +186,12 @@ void trace_file::flush_locked() noexcept {
 void trace_file::fail(std::uint64_t written, const char *reason) noexcept {
   failed_.store(true, std::memory_order_relaxed);
   withdraw_end(written);
+  if (written < sizeof kMagic) {  // the header, written as the file is opened
+    std::fprintf(stderr,
+                 "mesa_alloc: trace file: cannot write its header (%s); nothing is traced\n",
+                 reason);
+    return;
+  }
   std::fprintf(stderr,
                "mesa_alloc: trace file: write failed after %llu bytes (%s); the trace ends "
                "there and later events are dropped\n",
@@ -215,10 +230,10 @@ void trace_file::withdraw_end(std::uint64_t on_disk) noexcept {
     (void)ftruncate(fd_, static_cast<off_t>(end_at_));
 }
 
-void trace_file::flush_unless_busy() noexcept {
+void trace_file::flush_unless_busy(bool ending) noexcept {
   if (!lock_.try_lock()) return;
   flush_locked();
-  withdraw_end(written_);
+  if (ending) withdraw_end(written_);
   lock_.unlock();
 }
 

@@ -97,10 +97,11 @@ class trace_file final : public trace_sink {
   // trace) are written at once, a write(2) each. Finishing again writes no second end record.
   // The file stays open until destruction.
   void finish() noexcept;
-  // Flushes unless a write is in progress (then does nothing): for a report that is about to
-  // end the process, maybe from a signal handler that interrupted that write. An end record
-  // already written is withdrawn: the process is not ending as the record says.
-  void flush_unless_busy() noexcept;
+  // Flushes unless a write is in progress (then does nothing): for a report, maybe from a signal
+  // handler that interrupted that write. `ending`: the report is about to end the process, so an
+  // end record already written is withdrawn (the process is not ending as the record says); a
+  // report that lets the process go on (a leak report) leaves it.
+  void flush_unless_busy(bool ending) noexcept;
   void write_event(const trace_event &event) noexcept override;
   void write_site(std::uint32_t id, const char *text, std::size_t length) noexcept override;
 
@@ -115,7 +116,8 @@ class trace_file final : public trace_sink {
   int fd_;
   int open_error_;
   bool writes_elsewhere_ = false;
-  pid_t pid_;  // the process that opened the file: a fork() child writes nothing
+  bool regular_file_ = false;  // the file size limit applies (not to a pipe or a device)
+  pid_t pid_;                  // the process that opened the file: a fork() child writes nothing
   internal::spin_lock lock_;
   std::atomic<bool> failed_{false};  // a write failed: nothing more is written
   bool finished_ = false;            // the end record is written: events go out unbuffered

@@ -475,7 +475,8 @@ TEST(LoggingC, BadAlignmentIsRefusedNotForwarded) {
 
 // A write that fails (here /dev/full: ENOSPC) ends the trace with one line on stderr; it used
 // to drop the buffer silently, and alloc_trace then read a trace with events missing. The
-// header is written when the file is opened, so the failure shows at once.
+// header is written when the file is opened, so the failure shows at once, and the line says
+// nothing is traced (it used to speak of later events dropped, as if tracing went on).
 TEST(TraceFile, AFailedWriteIsReportedOnce) {
   testing::internal::CaptureStderr();
   {
@@ -488,8 +489,8 @@ TEST(TraceFile, AFailedWriteIsReportedOnce) {
   }
   const std::string err = testing::internal::GetCapturedStderr();
   const std::string line =
-      "mesa_alloc: trace file: write failed after 0 bytes (No space left on device); the trace "
-      "ends there and later events are dropped\n";
+      "mesa_alloc: trace file: cannot write its header (No space left on device); nothing is "
+      "traced\n";
   EXPECT_EQ(err, line);
 }
 
@@ -504,9 +505,29 @@ TEST(TraceFile, HeaderAtOnceAndFlushUnlessBusy) {
   EXPECT_EQ(st.st_size, 8) << "MESATRC1";
   mesa::trace_event e{};
   file.write_event(e);
-  file.flush_unless_busy();
+  file.flush_unless_busy(true);
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(8 + sizeof e));
+}
+
+// A report after the trace is finished: a leak report lets the process go on, so the end record
+// stays (a probe saw a global debug_resource's leak report, made after MESA_ALLOC_DEBUG finished
+// the trace at exit, turn a clean run's trace into "not finished"); a report that ends the
+// process withdraws it.
+TEST(TraceFile, OnlyAReportThatEndsTheProcessWithdrawsTheEndRecord) {
+  const std::string path = testing::TempDir() + "/report_after_finish.trace";
+  mesa::trace_file file(path.c_str());
+  ASSERT_TRUE(file.ok());
+  mesa::trace_event e{};
+  e.op = mesa::trace_op::alloc;
+  file.write_event(e);
+  file.finish();
+  constexpr std::size_t kEnd = 8 + sizeof(mesa::trace_event);
+  const unsigned char end_op = static_cast<unsigned char>(mesa::trace_op::end);
+  file.flush_unless_busy(false);
+  EXPECT_EQ(static_cast<unsigned char>(read_file(path)[kEnd]), end_op);
+  file.flush_unless_busy(true);
+  EXPECT_EQ(read_file(path)[kEnd], 7) << "the end record, withdrawn";
 }
 
 // finish() writes the buffer and an end record, the last 48 bytes of a whole trace; events after
@@ -713,6 +734,23 @@ TEST(TraceFile, ASecondWriterOfOneFileWritesItsOwn) {
   ASSERT_EQ(second_events.size(), 2u);
   EXPECT_EQ(second_events[0].size, 222u);
   std::remove(own.c_str());
+}
+
+// A second writer whose own file cannot be made either: the line names the held file and the
+// reason its twin failed (it used to say the held file itself "cannot be created", with the
+// twin's reason). A name that leaves no room for ".<pid>" makes the twin fail, even as root.
+TEST(TraceFile, ASecondWriterWithoutItsOwnFileSaysWhy) {
+  const std::string path = testing::TempDir() + "/" + std::string(248, 'x') + ".trace";
+  mesa::trace_file first(path.c_str());
+  ASSERT_TRUE(first.ok());
+  const std::string own = path + "." + std::to_string(getpid());
+  testing::internal::CaptureStderr();
+  mesa::trace_file second(path.c_str());
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(second.ok());
+  EXPECT_EQ(err, "mesa_alloc: trace file " + path + " is being written by another writer, and " +
+                     own + " cannot be created: File name too long\n");
+  std::remove(path.c_str());
 }
 
 // A third writer of one file (a third driver's copy of the library: the Vulkan loader loads every

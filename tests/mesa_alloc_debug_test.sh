@@ -289,7 +289,17 @@ check "the file size limit ends the trace with a line" \
 if [[ $(stat -c %s "$fsize_trace") != 102400 ]]; then
   echo "FAILED: the trace under ulimit -f 100 is $(stat -c %s "$fsize_trace") bytes, not 102400 (ulimit -f counts KiB)"
   failures=$((failures + 1)); fi
-rm -f "$fsize_trace"
+# The limit is a regular file's only: a trace written into a pipe under the same ulimit is
+# whole (it used to stop at the limit, saying the file size limit was reached).
+pipe_trace="${TEST_TMPDIR:-/tmp}/fsize_pipe.trace"
+( (ulimit -f 100; MESA_ALLOC_DEBUG="trace=/dev/fd/3" "$program" many_small 3>&1 >/dev/null) |
+  cat >"$pipe_trace") 2>"$out"
+if grep -q "file size limit" "$out"; then
+  echo "FAILED: a trace into a pipe stopped at the file size limit"; failures=$((failures + 1)); fi
+if [[ $(stat -c %s "$pipe_trace") -le $(stat -c %s "$fsize_trace") ]]; then
+  echo "FAILED: the trace through a pipe under ulimit -f 100 is $(stat -c %s "$pipe_trace") bytes"
+  failures=$((failures + 1)); fi
+rm -f "$fsize_trace" "$pipe_trace"
 
 # 5a. A limit past the address space (one environment for 32- and 64-bit processes) is taken as
 # the largest there is, with a line, never wrapped: on i386, limit=4g once became a budget of 0.

@@ -74,10 +74,11 @@ void name_this_copy() {
 
 // Before any report of the debug layer, which may end the process (a double free, an overrun,
 // a guard-page fault in the signal handler): name this copy, and write out what the trace holds,
-// so that the events leading to the error are in the file.
-void before_report() {
+// so that the events leading to the error are in the file. A leak report (`ending` false) lets
+// the process go on: a trace already finished stays so.
+void before_report(bool ending) {
   name_this_copy();
-  if (g_trace != nullptr) g_trace->file.flush_unless_busy();
+  if (g_trace != nullptr) g_trace->file.flush_unless_busy(ending);
 }
 
 // At exit and at quick_exit(), which skips the reports (it is meant to end a process at once):

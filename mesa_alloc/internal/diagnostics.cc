@@ -66,15 +66,15 @@ void report_incomplete_table(const char *where, const char *missing) noexcept {
 }
 
 namespace {
-std::atomic<void (*)()> g_before_debug_report{nullptr};
+std::atomic<void (*)(bool)> g_before_debug_report{nullptr};
 }  // namespace
 
-void set_before_debug_report(void (*hook)()) noexcept {
+void set_before_debug_report(void (*hook)(bool ending)) noexcept {
   g_before_debug_report.store(hook, std::memory_order_release);
 }
 
-void before_debug_report() noexcept {
-  if (void (*hook)() = g_before_debug_report.load(std::memory_order_acquire)) hook();
+void before_debug_report(bool ending) noexcept {
+  if (void (*hook)(bool) = g_before_debug_report.load(std::memory_order_acquire)) hook(ending);
 }
 
 void write_to_stderr(const char *text, std::size_t length) noexcept {

@@ -56,10 +56,11 @@ void report_misaligned_result(const char *who, const char *source, const void *p
 // Prints "mesa_alloc: <who>: no <what> (null)" on stderr and aborts: an object made over a
 // null resource would crash without a word at its first call through it.
 [[noreturn, gnu::cold]] void report_null_resource(const char *who, const char *what) noexcept;
-// Called by the debug layer's default handler before it prints a report: MESA_ALLOC_DEBUG sets
-// the line that names the shared library this copy of mesa_alloc is part of. Null: nothing.
-void set_before_debug_report(void (*hook)()) noexcept;
-void before_debug_report() noexcept;
+// Called by the debug layer's default handler before it prints a report, `ending` when the
+// report ends the process (all but a leak report): MESA_ALLOC_DEBUG sets the line that names the
+// shared library this copy of mesa_alloc is part of and writes out its trace. Null: nothing.
+void set_before_debug_report(void (*hook)(bool ending)) noexcept;
+void before_debug_report(bool ending) noexcept;
 // For the functions that take a parent table: NULL means the default table; an incomplete table
 // is reported and gives NULL (the caller then fails).
 const mesa_allocator *parent_or_default(const mesa_allocator *parent, const char *where) noexcept;

@@ -12,7 +12,8 @@ A trace cut short (a full disk, a file-size limit, a process killed mid-write) e
 record: the report covers the complete records before it, with a warning naming the byte where
 it stops, on stderr and at the top of the text report (JSON: "truncated_at", and
 "trace_cut_short" in "leaks"); its live blocks are listed as live when the trace was cut, not
-as leaks. An empty file is a process that died before its trace was first written.
+as leaks. An empty file is a process that died before its trace was first written, or could not
+write its header (a full disk: it said so). Times count from the trace's first event.
 
 A whole trace ends with an end record, written when the trace is finished (at exit, when its
 trace_file is destroyed, by mesa_logging_destroy). A trace without one was left by a process
@@ -87,11 +88,11 @@ class Timeline:
         points = a + b
         return (min(points, key=lambda p: p[2]), max(points, key=lambda p: p[2]))
 
-    def points(self):
-        """[(t_ns, live bytes)] in event order, from (0, 0) to the last event."""
+    def points(self, start=0):
+        """[(t_ns - start, live bytes)] in event order, from (0, 0) to the last event."""
         windows = self.windows + ([self.current] if self.current else [])
         chosen = sorted({p for w in windows for p in w} | {self.last})
-        return [(0, 0)] + [(t, live) for index, t, live in chosen if index > 0]
+        return [(0, 0)] + [(t - start, live) for index, t, live in chosen if index > 0]
 
 
 class Analysis:
@@ -104,6 +105,7 @@ class Analysis:
         self.sites = {}
         self.live = {}  # ptr -> (size, t, site)
         self.live_bytes = self.peak = self.peak_t = self.last_t = 0
+        self.first_t = None  # events are timed from the process's first logging_resource
         self.totals = {"allocations": 0, "frees": 0, "reallocs": 0, "failed": 0,
                        "bytes_allocated": 0, "unknown_frees": 0, "live_reallocated": 0}
         self.by_site = {}
@@ -152,6 +154,7 @@ class Analysis:
         self.events += 1
         self.threads.add(thread)
         self.last_t = max(self.last_t, t)
+        self.first_t = t if self.first_t is None else min(self.first_t, t)
         if op == 1:
             self.totals["allocations"] += 1
             self.add(ptr, size, t, site, scope)
@@ -172,24 +175,33 @@ class Analysis:
         def site_name(site):
             return sites.get(site, "(no call site recorded)" if site == 0 else f"site {site}")
 
-        top_bytes = sorted(self.by_site.items(), key=lambda kv: -kv[1][1])[:top]
-        top_count = sorted(self.by_site.items(), key=lambda kv: -kv[1][0])[:top]
+        # By the site's text: resources that share a sink each number their own sites, so one
+        # call site may come under several ids.
+        by_name = {}
+        for site, (count, size) in self.by_site.items():
+            s = by_name.setdefault(site_name(site), [0, 0])
+            s[0] += count
+            s[1] += size
+        top_bytes = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]
+        top_count = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:top]
         leaks_by_site = {}
         for size, _, site in self.live.values():
-            s = leaks_by_site.setdefault(site, [0, 0])
+            s = leaks_by_site.setdefault(site_name(site), [0, 0])
             s[0] += 1
             s[1] += size
+        start = self.first_t or 0
         return {
             "events": self.events,
             "threads": len(self.threads),
-            "duration_ns": self.last_t,
+            "start_ns": start,
+            "duration_ns": self.last_t - start,
             "totals": self.totals,
             "peak_bytes": self.peak,
-            "peak_time_ns": self.peak_t,
+            "peak_time_ns": self.peak_t - start if self.peak else 0,
             "bytes_by_scope": dict(zip(SCOPES, self.by_scope)),
-            "top_sites_by_bytes": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
+            "top_sites_by_bytes": [{"site": k, "allocations": v[0], "bytes": v[1]}
                                    for k, v in top_bytes],
-            "top_sites_by_count": [{"site": site_name(k), "allocations": v[0], "bytes": v[1]}
+            "top_sites_by_count": [{"site": k, "allocations": v[0], "bytes": v[1]}
                                    for k, v in top_count],
             "size_histogram": [{"up_to": k, "allocations": v}
                                for k, v in sorted(self.histogram.items())],
@@ -203,11 +215,11 @@ class Analysis:
             "leaks": {"blocks": len(self.live), "bytes": sum(v[0] for v in self.live.values()),
                       "trace_cut_short": truncated_at is not None,
                       "trace_not_finished": not self.finished,
-                      "by_site": [{"site": site_name(k), "blocks": v[0], "bytes": v[1]}
+                      "by_site": [{"site": k, "blocks": v[0], "bytes": v[1]}
                                   for k, v in sorted(leaks_by_site.items(),
                                                      key=lambda kv: -kv[1][1])]},
             "truncated_at": truncated_at,
-            "timeline": self.timeline.points(),
+            "timeline": self.timeline.points(start),
         }
 
 
@@ -219,7 +231,8 @@ def read_trace(path, analysis):
         head = f.read(len(MAGIC))
         if not head:
             raise TraceError(f"{path}: empty file (the traced process wrote nothing: it died "
-                             "before its trace was first written)")
+                             "before its trace was first written, or its header could not be "
+                             "written, which it said on stderr, as on a full disk)")
         if head != MAGIC:
             raise TraceError(f"{path}: not a mesa_alloc trace (missing MESATRC1 header)")
         buf, pos, base = b"", 0, len(MAGIC)  # base: the file offset of buf[0]
@@ -260,7 +273,7 @@ def read_trace(path, analysis):
                 raise TraceError(f"{path}: unknown record type {kind} at byte {base + pos}")
 
 
-def print_text(r, out):
+def print_text(r, out, top=10):
     t = r["totals"]
     if r["truncated_at"] is not None:
         out.write(f"trace cut short at byte {r['truncated_at']} (a partial last record): this "
@@ -271,7 +284,7 @@ def print_text(r, out):
                   "called _exit or exec, or still runs): up to 64 KiB of its last events may be "
                   "missing, and the blocks live at its end are not necessarily leaks\n")
     out.write(f"events {r['events']}, threads {r['threads']}, "
-              f"duration {r['duration_ns'] / 1e6:.3f} ms\n")
+              f"duration {r['duration_ns'] / 1e6:.3f} ms (times count from the first event)\n")
     out.write(f"allocations {t['allocations']}, reallocs {t['reallocs']}, frees {t['frees']}, "
               f"failed {t['failed']}, bytes allocated {t['bytes_allocated']}\n")
     if t["unknown_frees"]:
@@ -305,18 +318,26 @@ def print_text(r, out):
     else:
         title = "live at the end (leaks)"
     out.write(f"\n{title}: {leaks['blocks']} blocks, {leaks['bytes']} bytes\n")
-    for s in leaks["by_site"][:10]:
+    for s in leaks["by_site"][:top]:
         out.write(f"  {s['bytes']:>12} B {s['blocks']:>8} x  {s['site']}\n")
+    rest = leaks["by_site"][top:]
+    if rest:
+        out.write(f"  ... and {len(rest)} more sites ({sum(s['bytes'] for s in rest)} bytes; "
+                  "--top N shows more, --json all)\n")
 
 
 def write_svg(r, path, width=800, height=300):
     points = r["timeline"]
-    end = max(points[-1][0], 1)
+    end = max(max(t for t, _ in points), 1)
     peak = max(r["peak_bytes"], 1)
     margin = 50
+    # Live bytes change at events and hold between them: a step at each point, never a ramp.
+    steps = points[:1]
+    for t, b in points[1:]:
+        steps += [(t, steps[-1][1]), (t, b)]
     coords = " ".join(
         f"{margin + (width - 2 * margin) * t / end:.1f},"
-        f"{height - margin - (height - 2 * margin) * b / peak:.1f}" for t, b in points)
+        f"{height - margin - (height - 2 * margin) * b / peak:.1f}" for t, b in steps)
     with open(path, "w", encoding="utf-8") as f:
         f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">\n'
                 f'<rect width="100%" height="100%" fill="white"/>\n'
@@ -399,7 +420,7 @@ def main(argv):
             json.dump(r, sys.stdout, indent=1)
             sys.stdout.write("\n")
         else:
-            print_text(r, sys.stdout)
+            print_text(r, sys.stdout, args.top)
         sys.stdout.flush()
     except MemoryError:
         print("alloc_trace: out of memory writing the report", file=sys.stderr)

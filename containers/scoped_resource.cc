@@ -9,7 +9,9 @@
 namespace mesa {
 namespace {
 
-thread_local const scoped_resource *innermost = nullptr;
+// initial-exec, as the core library's hot thread-locals: current_resource() in a driver that
+// loads the library with dlopen costs a load, not a __tls_get_addr call.
+[[gnu::tls_model("initial-exec")]] thread_local const scoped_resource *innermost = nullptr;
 
 [[gnu::noinline, noreturn]] void out_of_order(const scoped_resource *guard) noexcept {
   std::fprintf(stderr,

@@ -42,7 +42,8 @@ void *app_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
 
 void app_free(void *user_data, void *ptr) {
   auto *app = static_cast<app_allocator *>(user_data);
-  if (ptr != nullptr) std::printf("  app free    #%d: %p\n", ++app->frees, ptr);
+  // Numbered apart from the allocations (the n-th free), so not in their "#N" column.
+  if (ptr != nullptr) std::printf("  app free      : %p (free %d)\n", ptr, ++app->frees);
   mesa_libc_allocator()->free_fn(nullptr, ptr);
 }
 

@@ -72,13 +72,14 @@ std::string icd_manifest_problem(const std::string &path) {
   const std::size_t close = open == std::string::npos ? open : text.find('"', open + 1);
   if (close != std::string::npos && text.find("\"library_path\"", key + 1) == std::string::npos) {
     std::string library = text.substr(open + 1, close - open - 1);
-    if (library.find('\\') == std::string::npos && library.find('/') != std::string::npos) {
+    if (library.empty() || library.find('\\') != std::string::npos) return "";
+    if (library.find('/') != std::string::npos) {
       if (library[0] != '/') {  // relative to the manifest, as the loader takes it
         const std::size_t slash = path.rfind('/');
         library = (slash == std::string::npos ? "." : path.substr(0, slash)) + "/" + library;
       }
       if (!readable(library)) return "its library_path " + library + " cannot be read";
-    } else if (library.find('\\') == std::string::npos && !library.empty()) {
+    } else {
       void *handle = dlopen(library.c_str(), RTLD_LAZY | RTLD_LOCAL);
       if (handle == nullptr) {
         const char *why = dlerror();

@@ -74,12 +74,18 @@ export DEBIAN_FRONTEND=noninteractive
 if $i386 && ! dpkg --print-foreign-architectures | grep -qx i386; then
   "${sudo[@]}" dpkg --add-architecture i386
 fi
+# An index that fails to update (a mirror mid-sync, often the i386 or security one) need not
+# hold what is missing: warn, and let the install say whether the indexes it has are enough.
+update_failed=false
 if ! "${sudo[@]}" apt-get update -qq; then
-  echo "setup.sh: apt-get update failed (is Debian's package archive reachable?)" >&2
-  exit 1
+  update_failed=true
+  echo "setup.sh: warning: apt-get update failed for some index; installing from what it has" >&2
 fi
 if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
   echo "setup.sh: could not install: ${missing[*]}" >&2
+  if $update_failed; then
+    echo "setup.sh: apt-get update had failed: is Debian's package archive reachable?" >&2
+  fi
   exit 1
 fi
 echo "setup.sh: done"

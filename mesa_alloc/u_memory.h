@@ -5,19 +5,25 @@
  * changing one include. Every macro allocates through the default allocator
  * (mesa_default_allocator()), so MESA_ALLOC_DEBUG layers and a replaced default see it all.
  * Inside Mesa, where most files reach util/u_memory.h through other headers, make that header
- * include this one instead of defining the names (docs/MIGRATING.md, section 1): the two cannot
- * both define them, and including this one after Mesa's is an #error that says so. All of Mesa's
- * names are here, the cache-line ones (MESA_CACHE_LINE_SIZE and the older CACHE_LINE_SIZE,
- * EXCLUSIVE_CACHELINE, MALLOC_STRUCT_CL, CALLOC_STRUCT_CL, FREE_CL) and, in C, Offset.
+ * and util/os_memory.h include this one instead of defining the names (docs/MIGRATING.md,
+ * section 1): the two cannot both define them, and including this one after Mesa's is an #error
+ * that says so. All of Mesa's names are here, the cache-line ones (MESA_CACHE_LINE_SIZE and the
+ * older CACHE_LINE_SIZE, EXCLUSIVE_CACHELINE, MALLOC_STRUCT_CL, CALLOC_STRUCT_CL, FREE_CL) and,
+ * in C, Offset; in Mesa's tree (MESA_ALLOC_U_MEMORY_IS_MESAS) also util/os_memory.h's os_malloc,
+ * os_calloc, os_realloc, os_free, os_malloc_aligned, os_realloc_aligned and os_free_aligned,
+ * which Mesa code calls directly too.
  *
  * What it costs: the same as mesa_malloc/mesa_free (one indirect call over the table).
  *
  * Differences from Mesa: align_free and FREE are the same function (mesa_free), so a block from
- * align_malloc freed with FREE is fine here; REALLOC and align_realloc ignore their old-size
- * argument (the table knows the size). CALLOC returns NULL when count × size overflows.
- * align_realloc keeps Mesa's own rules, which differ from mesa_aligned_realloc's: the old block
- * is freed whether or not the new one could be had (Mesa code drops its pointer on NULL), and
- * a new size of 0 gives a new zero-size block, not NULL.
+ * align_malloc freed with FREE is fine here; REALLOC ignores its old-size argument (the table
+ * knows the size). CALLOC returns NULL when count × size overflows. mem_dup(NULL, n) is NULL for
+ * n > 0 (Mesa's reads address 0). The rest keeps Mesa's rules: the align_* functions round the
+ * alignment up to a multiple of sizeof(void *) (so 4 is 8, 12 is 16, and 24, not a power of two
+ * after it, fails); align_realloc allocates, copies min(old size, new size) bytes and frees the
+ * old block, which it frees whether or not the new one could be had (Mesa code drops its pointer
+ * on NULL), and a new size of 0 gives a new zero-size block; it never calls the table's realloc,
+ * so a new alignment is no realloc with a changed one (which Vulkan forbids).
  *
  * Example:
  *   struct pipe_screen *screen = CALLOC_STRUCT(pipe_screen);
@@ -61,26 +67,33 @@ static inline size_t mesa_size_add_saturating(size_t a, size_t b) {
 #define CALLOC_VARIANT_LENGTH_STRUCT(T, more_size) \
   ((struct T *)CALLOC(1, mesa_size_add_saturating(sizeof(struct T), (more_size))))
 
-#define align_malloc(_size, _alignment) mesa_aligned_alloc(_alignment, _size)
+/* Mesa's alignment for the align_* functions: rounded up to a multiple of sizeof(void *), as
+ * its os_malloc_aligned does before posix_memalign. One that is not a power of two after it
+ * (24) still fails, as it does there. */
+static inline size_t mesa_u_memory_alignment(size_t alignment) {
+  if (alignment > SIZE_MAX - (sizeof(void *) - 1)) return alignment;
+  return (alignment + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+}
+
+#define align_malloc(_size, _alignment) \
+  mesa_aligned_alloc(mesa_u_memory_alignment(_alignment), _size)
 #define align_free(_ptr) mesa_free(_ptr)
 #define align_realloc(_ptr, _old_size, _new_size, _alignment) \
-  ((void)(_old_size), mesa_u_memory_align_realloc(_ptr, _new_size, _alignment))
+  mesa_u_memory_align_realloc(_ptr, _old_size, _new_size, _alignment)
 
-/* Mesa's align_realloc (os_realloc_aligned): a new block with the contents, and the old one
- * freed in every case, a failure included; size 0 is a new zero-size block. */
-static inline void *mesa_u_memory_align_realloc(void *ptr, size_t new_size, size_t alignment) {
-  void *moved;
-  if (new_size == 0) {
-    mesa_free(ptr);
-    return mesa_aligned_alloc(alignment, 0);
-  }
-  moved = mesa_aligned_realloc(ptr, new_size, alignment);
-  if (moved == NULL) mesa_free(ptr);
+/* Mesa's align_realloc (os_realloc_aligned): a new block with min(old_size, new_size) bytes of
+ * the old one, which is freed in every case, a failure included; size 0 is a new zero-size
+ * block. */
+static inline void *mesa_u_memory_align_realloc(void *ptr, size_t old_size, size_t new_size,
+                                                size_t alignment) {
+  void *moved = mesa_aligned_alloc(mesa_u_memory_alignment(alignment), new_size);
+  if (moved != NULL && ptr != NULL) memcpy(moved, ptr, old_size < new_size ? old_size : new_size);
+  mesa_free(ptr);
   return moved;
 }
 
 static inline void *align_calloc(size_t size, size_t alignment) {
-  void *ptr = mesa_aligned_alloc(alignment, size);
+  void *ptr = mesa_aligned_alloc(mesa_u_memory_alignment(alignment), size);
   if (ptr != NULL) memset(ptr, 0, size);
   return ptr;
 }
@@ -94,10 +107,11 @@ static inline void *align_calloc(size_t size, size_t alignment) {
 
 /* Cache-line-aligned allocation, for data that threads must not share a line of. Newer Mesa
  * calls the size MESA_CACHE_LINE_SIZE; the old name is defined too, unless a header included
- * before this one has defined it already. */
+ * before this one has defined it already. Both are the literal 64, as in Mesa (the old name in
+ * util/macros.h), so that Mesa's own definition after this one is no redefinition. */
 #define MESA_CACHE_LINE_SIZE 64
 #ifndef CACHE_LINE_SIZE
-#define CACHE_LINE_SIZE MESA_CACHE_LINE_SIZE
+#define CACHE_LINE_SIZE 64
 #endif
 #define EXCLUSIVE_CACHELINE(decl)                                   \
   union {                                                           \
@@ -111,14 +125,36 @@ static inline void *align_calloc(size_t size, size_t alignment) {
 #define CALLOC_STRUCT_CL(T) (struct T *)align_calloc(sizeof(struct T), MESA_CACHE_LINE_SIZE)
 #define FREE_CL(_ptr) align_free(_ptr)
 
-/* A copy of `size` bytes at `src`, freed with FREE. NULL in, NULL out (as mesa_strdup). */
+/* A copy of `size` bytes at `src`, freed with FREE. mem_dup(NULL, 0) is a zero-size block, as
+ * in Mesa (an empty array's copy); NULL with a size is NULL. */
 static inline void *mem_dup(const void *src, size_t size) {
   void *dup;
-  if (src == NULL) return NULL;
+  if (src == NULL && size != 0) return NULL;
   dup = MALLOC(size);
   if (dup != NULL && size != 0) memcpy(dup, src, size);
   return dup;
 }
+
+/* util/os_memory.h's names, which Mesa code calls directly too (util/sparse_array.c, crocus,
+ * nv30): in Mesa's tree only, where the wrapped util/os_memory.h includes this header; Mesa's
+ * own definitions, if its unwrapped header came first, are replaced. */
+#ifdef MESA_ALLOC_U_MEMORY_IS_MESAS
+#undef os_malloc
+#undef os_calloc
+#undef os_realloc
+#undef os_free
+#undef os_malloc_aligned
+#undef os_realloc_aligned
+#undef os_free_aligned
+#define os_malloc(_size) MALLOC(_size)
+#define os_calloc(_count, _size) CALLOC(_count, _size)
+#define os_realloc(_ptr, _old_size, _size) REALLOC(_ptr, _old_size, _size)
+#define os_free(_ptr) FREE(_ptr)
+#define os_malloc_aligned(_size, _alignment) align_malloc(_size, _alignment)
+#define os_realloc_aligned(_ptr, _old_size, _new_size, _alignment) \
+  align_realloc(_ptr, _old_size, _new_size, _alignment)
+#define os_free_aligned(_ptr) align_free(_ptr)
+#endif
 
 #ifdef __cplusplus
 }

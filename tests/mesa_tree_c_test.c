@@ -1,0 +1,75 @@
+/* A Mesa-style C file in a tree whose util/u_memory.h and util/os_memory.h were changed as
+ * docs/MIGRATING.md (section 1) says (tests/mesa_tree): every allocation it makes, through
+ * Mesa's macros and through the os_* functions Mesa code also calls directly (sparse_array.c,
+ * crocus, nv30), reaches the default table; with poison.h on, and built with -Werror, so that
+ * util/macros.h's CACHE_LINE_SIZE after mesa_alloc's is no redefinition. Exits non-zero on the
+ * first failure. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mesa_alloc/poison.h"
+#include "tests/support/c_check.h"
+#include "util/u_memory.h"
+/* After u_memory.h, as most Mesa files reach it (util/u_debug.h includes it). */
+#include "util/macros.h"
+
+struct counter {
+  int allocs, reallocs, frees;
+};
+
+static void *count_alloc(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope) {
+  struct counter *c = user_data;
+  c->allocs++;
+  return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
+}
+
+static void *count_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
+                           mesa_alloc_scope scope) {
+  struct counter *c = user_data;
+  c->reallocs++;
+  return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
+}
+
+static void count_free(void *user_data, void *ptr) {
+  struct counter *c = user_data;
+  if (ptr) c->frees++;
+  mesa_libc_allocator()->free_fn(NULL, ptr);
+}
+
+struct sparse_node {
+  EXCLUSIVE_CACHELINE(unsigned refcount);
+  unsigned data[16];
+};
+
+int main(void) {
+  struct counter counts = {0, 0, 0};
+  const mesa_allocator table = {&counts, count_alloc, count_realloc, count_free, NULL, NULL};
+  const mesa_allocator *previous = mesa_set_default_allocator(&table);
+
+  CHECK(CACHE_LINE_SIZE == 64 && MESA_CACHE_LINE_SIZE == CACHE_LINE_SIZE);
+  struct sparse_node *node = os_malloc_aligned(sizeof(struct sparse_node), CACHE_LINE_SIZE);
+  CHECK(node != NULL && ((uintptr_t)node & (CACHE_LINE_SIZE - 1)) == 0);
+  unsigned *zeroed = os_calloc(16, sizeof(unsigned));
+  CHECK(zeroed != NULL && zeroed[15] == 0);
+  char *name = os_malloc(8);
+  CHECK(name != NULL);
+  memcpy(name, "crocus", 7);
+  name = os_realloc(name, 8, 4096);
+  CHECK(name != NULL && strcmp(name, "crocus") == 0);
+  node = os_realloc_aligned(node, sizeof(struct sparse_node), 2 * sizeof(struct sparse_node), 128);
+  CHECK(node != NULL && ((uintptr_t)node & 127) == 0);
+  struct sparse_node *other = CALLOC_STRUCT_CL(sparse_node);
+  CHECK(other != NULL && other->refcount == 0);
+  CHECK(counts.allocs == 5 && counts.reallocs == 1);
+
+  os_free_aligned(node);
+  os_free(zeroed);
+  os_free(name);
+  FREE_CL(other);
+  CHECK(counts.frees == 5); /* the four, and the block os_realloc_aligned moved from */
+
+  CHECK(mesa_set_default_allocator(previous) == &table);
+  if (check_failures == 0) printf("mesa_tree_c_test: all checks passed\n");
+  return check_failures == 0 ? 0 : 1;
+}

@@ -2,6 +2,7 @@
 // allocation functions (it is on the allow list of the link-level audit).
 #define MESA_ALLOC_ALLOW_LIBC 1
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,11 +19,18 @@ namespace {
 // posix_memalign(.., 0) return a unique block, which is the documented zero-size behaviour.
 constexpr size_t kMallocAlignment = MESA_ALLOC_DEFAULT_ALIGNMENT;
 
+// NULL with errno set, as malloc fails: posix_memalign returns its error instead of setting
+// errno, and the size checks below fail before libc is asked.
+void *fail_with(int error) {
+  errno = error;
+  return nullptr;
+}
+
 void *libc_aligned(size_t size, size_t alignment) {
-  if (alignment > mesa::internal::kMaxRequestBytes) return nullptr;  // no block can have it
+  if (alignment > mesa::internal::kMaxRequestBytes) return fail_with(ENOMEM);  // no block has it
   void *p = nullptr;
   if (alignment < sizeof(void *)) alignment = sizeof(void *);
-  if (posix_memalign(&p, alignment, size) != 0) return nullptr;
+  if (const int error = posix_memalign(&p, alignment, size)) return fail_with(error);
   return p;
 }
 
@@ -31,9 +39,9 @@ void *libc_aligned(size_t size, size_t alignment) {
 void *libc_alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
   if (!mesa_alloc_alignment_valid(alignment)) {
     mesa::internal::report_invalid_alignment("mesa_libc_allocator alloc", alignment);
-    return nullptr;
+    return fail_with(EINVAL);
   }
-  if (size > mesa::internal::kMaxRequestBytes) return nullptr;
+  if (size > mesa::internal::kMaxRequestBytes) return fail_with(ENOMEM);
   if (alignment <= kMallocAlignment) return malloc(size);
   return libc_aligned(size, alignment);
 }
@@ -41,14 +49,14 @@ void *libc_alloc(void *, size_t size, size_t alignment, mesa_alloc_scope) {
 void *libc_realloc(void *, void *ptr, size_t size, size_t alignment, mesa_alloc_scope scope) {
   if (!mesa_alloc_alignment_valid(alignment)) {
     mesa::internal::report_invalid_alignment("mesa_libc_allocator realloc", alignment);
-    return nullptr;
+    return fail_with(EINVAL);
   }
   if (ptr == nullptr) return libc_alloc(nullptr, size, alignment, scope);
   if (size == 0) {
     free(ptr);
     return nullptr;
   }
-  if (size > mesa::internal::kMaxRequestBytes) return nullptr;
+  if (size > mesa::internal::kMaxRequestBytes) return fail_with(ENOMEM);
   if (alignment <= kMallocAlignment) return realloc(ptr, size);
   // realloc() may move the block to a place with only malloc's alignment, and a second copy
   // after it could fail after the original is gone; so allocate aligned first, then copy.

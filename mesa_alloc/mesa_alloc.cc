@@ -17,6 +17,7 @@
 #include "mesa_alloc/mesa_alloc.h"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -100,10 +101,21 @@ void *malloc_through_table(size_t size) noexcept {
                        __builtin_return_address(0));
 }
 
+// NULL with errno set to `error`, as libc fails: the C API's own refusals (a size or a count ×
+// size past what any block can have, an invalid alignment) say why the way malloc does.
+inline void *fail_with(int error) noexcept {
+  errno = error;
+  return nullptr;
+}
+
+inline bool default_is_libc() noexcept {
+  return g_malloc.load(std::memory_order_acquire) == &std::malloc;
+}
+
 // mesa_malloc for the functions built on it, with their own caller.
 inline void *malloc_from(size_t size, const void *caller) noexcept {
-  if (g_malloc.load(std::memory_order_acquire) == &std::malloc) {
-    return size <= mesa::internal::kMaxRequestBytes ? std::malloc(size) : nullptr;
+  if (default_is_libc()) {
+    return size <= mesa::internal::kMaxRequestBytes ? std::malloc(size) : fail_with(ENOMEM);
   }
   return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
                        caller);
@@ -124,6 +136,7 @@ inline const mesa_allocator *choose(const mesa_allocator *parent,
 inline bool check_alignment(const char *where, size_t alignment) noexcept {
   if (mesa_alloc_alignment_valid(alignment)) return true;
   mesa::internal::report_invalid_alignment(where, alignment);
+  errno = EINVAL;
   return false;
 }
 
@@ -132,6 +145,7 @@ inline bool check_request(const char *where, size_t alignment, mesa_alloc_scope 
   if (!check_alignment(where, alignment)) return false;
   if (static_cast<unsigned>(scope) < MESA_ALLOC_SCOPE_COUNT) return true;
   mesa::internal::report_invalid_scope(where, static_cast<int>(scope));
+  errno = EINVAL;
   return false;
 }
 
@@ -144,20 +158,24 @@ char *strndup_from(const char *str, size_t max_length, const void *caller) noexc
   return copy;
 }
 
-// mesa_alloc2 for `where` (mesa_alloc2 or mesa_zalloc2, as its messages say).
-inline void *alloc2_from(const char *where, const mesa_allocator *parent,
-                         const mesa_allocator *alloc, size_t size, size_t alignment,
-                         mesa_alloc_scope scope, const void *caller) noexcept {
+// mesa_alloc2, or mesa_zalloc2 when `zeroed` (as its messages say). On libc, a zeroed block is
+// libc's calloc, as in mesa_calloc.
+inline void *alloc2_from(bool zeroed, const mesa_allocator *parent, const mesa_allocator *alloc,
+                         size_t size, size_t alignment, mesa_alloc_scope scope,
+                         const void *caller) noexcept {
+  const char *where = zeroed ? "mesa_zalloc2" : "mesa_alloc2";
   if (!check_request(where, alignment, scope)) return nullptr;
   const mesa_allocator *a = choose(parent, alloc);
   if (a == &mesa::internal::libc_table && alignment <= MESA_ALLOC_DEFAULT_ALIGNMENT &&
       size <= mesa::internal::kMaxRequestBytes)
-    return std::malloc(size);
+    return zeroed ? std::calloc(1, size) : std::malloc(size);
   if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
     mesa::internal::report_incomplete_table(where, "alloc_fn");
     return nullptr;
   }
-  return alloc_through(a, size, alignment, scope, caller);
+  void *p = alloc_through(a, size, alignment, scope, caller);
+  if (zeroed && p != nullptr) std::memset(p, 0, size);
+  return p;
 }
 
 }  // namespace
@@ -201,8 +219,12 @@ void *mesa_calloc(size_t count, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) {
     mesa::internal::report_size_overflow("mesa_calloc", count, size);
-    return nullptr;
+    return fail_with(ENOMEM);
   }
+  // libc's calloc, not malloc and memset: a large block comes zeroed from fresh pages, which
+  // it need not touch (256 MiB resident at once otherwise, and a fault per page).
+  if (default_is_libc())
+    return bytes <= mesa::internal::kMaxRequestBytes ? std::calloc(count, size) : fail_with(ENOMEM);
   void *p = malloc_from(bytes, __builtin_return_address(0));
   if (p != nullptr) std::memset(p, 0, bytes);
   return p;
@@ -242,16 +264,12 @@ char *mesa_strndup(const char *str, size_t max_length) {
 
 void *mesa_alloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                   size_t alignment, mesa_alloc_scope scope) {
-  return alloc2_from("mesa_alloc2", parent, alloc, size, alignment, scope,
-                     __builtin_return_address(0));
+  return alloc2_from(false, parent, alloc, size, alignment, scope, __builtin_return_address(0));
 }
 
 void *mesa_zalloc2(const mesa_allocator *parent, const mesa_allocator *alloc, size_t size,
                    size_t alignment, mesa_alloc_scope scope) {
-  void *p = alloc2_from("mesa_zalloc2", parent, alloc, size, alignment, scope,
-                        __builtin_return_address(0));
-  if (p != nullptr) std::memset(p, 0, size);
-  return p;
+  return alloc2_from(true, parent, alloc, size, alignment, scope, __builtin_return_address(0));
 }
 
 void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, void *ptr,

@@ -9,14 +9,18 @@
  * What it costs: `mesa_malloc`/`mesa_free` are one call and one indirect jump over plain
  * malloc/free — straight to libc while the libc table is the default, to the table otherwise
  * (measured by //benchmarks:dispatch_benchmark). `mesa_realloc`, `mesa_alloc2` and `mesa_free2`
- * call libc directly when the table they use is the libc table; `mesa_calloc` and the strdup
- * functions go through `mesa_malloc`; the others call through the table.
+ * call libc directly when the table they use is the libc table, and so do `mesa_calloc` and
+ * `mesa_zalloc2` (libc's calloc: a large block's fresh pages are not touched to zero them); the
+ * strdup functions go through `mesa_malloc`; the others call through the table.
  *
  * Rules every table follows (the Vulkan rules for VkAllocationCallbacks):
  *   - `alignment` is a power of two; any other value makes the call fail (NULL).
- *   - failure returns NULL; `realloc_fn(NULL, ...)` allocates; `realloc_fn(p, 0, ...)` frees p
- *     and returns NULL; realloc keeps the contents up to min(old, new) size and the alignment;
- *     when realloc fails the original block is untouched; `free_fn(NULL)` does nothing.
+ *   - failure returns NULL (the functions below, when they refuse a request themselves, and the
+ *     libc table set errno as libc does: ENOMEM, or EINVAL for a bad alignment or scope; after
+ *     another table's failure errno is what that table left).
+ *   - `realloc_fn(NULL, ...)` allocates; `realloc_fn(p, 0, ...)` frees p and returns NULL;
+ *     realloc keeps the contents up to min(old, new) size and the alignment; when realloc fails
+ *     the original block is untouched; `free_fn(NULL)` does nothing.
  *   - a request of size 0 is a request of one byte: it returns a unique block that must be
  *     freed (every allocator in this project, and the C functions below, behave this way).
  *   - callbacks may be called from several threads at once, unless the table says otherwise

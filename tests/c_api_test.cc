@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -385,6 +386,71 @@ TEST(CApi, SizesOverPtrdiffMaxFailWithoutReachingMalloc) {
     EXPECT_EQ(stats.failed_allocations, 1u);
     mesa_tracking_destroy(tracker);
   }
+}
+
+// The C API's own refusals and the libc table fail as libc does, with errno set: ENOMEM for a
+// size no block can have or a count × size that overflows, EINVAL for an invalid alignment or
+// scope (a drop-in probe: the first MALLOC of a process, which goes through the libc table,
+// left errno at 0, and later ones, straight to malloc, set it).
+TEST(CApi, FailuresSetErrnoAsLibcDoes) {
+  const mesa_allocator *libc = mesa_libc_allocator();
+  const mesa_allocator *previous = mesa_set_default_allocator(libc);
+  const auto errno_after = [](auto call) {
+    errno = 0;
+    EXPECT_EQ(call(), nullptr);
+    return errno;
+  };
+  EXPECT_EQ(
+      errno_after([&] { return libc->alloc_fn(nullptr, SIZE_MAX, 16, MESA_ALLOC_SCOPE_OBJECT); }),
+      ENOMEM);
+  EXPECT_EQ(
+      errno_after([&] { return libc->alloc_fn(nullptr, SIZE_MAX, 64, MESA_ALLOC_SCOPE_OBJECT); }),
+      ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_malloc(SIZE_MAX); }), ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_calloc(SIZE_MAX, 2); }), ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_calloc(1, SIZE_MAX); }), ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_realloc(nullptr, SIZE_MAX); }), ENOMEM);
+  volatile std::size_t three = 3;  // clang refuses a constant bad alignment
+  EXPECT_EQ(errno_after([&] { return mesa_aligned_alloc(three, 8); }), EINVAL);
+  EXPECT_EQ(errno_after([&] { return libc->alloc_fn(nullptr, 8, three, MESA_ALLOC_SCOPE_OBJECT); }),
+            EINVAL);
+  volatile int seven = 7;
+  EXPECT_EQ(errno_after([&] {
+              return mesa_alloc2(nullptr, nullptr, 8, 8, static_cast<mesa_alloc_scope>(seven));
+            }),
+            EINVAL);
+  mesa_set_default_allocator(previous);
+}
+
+// mesa_calloc and mesa_zalloc2 on the libc table are libc's calloc: a large zeroed block comes
+// from fresh pages that nothing touches, so it costs no resident memory until used (malloc and
+// memset made 256 MiB resident at once, a drop-in probe found).
+TEST(CApi, LargeCallocOnLibcLeavesItsPagesUntouched) {
+  const auto resident_bytes = [] {
+    long pages = 0, resident = 0;
+    std::FILE *statm = std::fopen("/proc/self/statm", "r");
+    if (statm == nullptr) return -1L;
+    const int read = std::fscanf(statm, "%ld %ld", &pages, &resident);
+    std::fclose(statm);
+    return read == 2 ? resident * 4096 : -1L;
+  };
+  if (resident_bytes() < 0) GTEST_SKIP() << "no /proc/self/statm";
+  const mesa_allocator *previous = mesa_set_default_allocator(mesa_libc_allocator());
+  constexpr std::size_t kBytes = std::size_t{256} << 20;
+  const long before = resident_bytes();
+  auto *zeroed = static_cast<unsigned char *>(mesa_calloc(1, kBytes));
+  auto *zeroed2 = static_cast<unsigned char *>(
+      mesa_zalloc2(nullptr, nullptr, kBytes, 8, MESA_ALLOC_SCOPE_OBJECT));
+  const long after = resident_bytes();
+  ASSERT_NE(zeroed, nullptr);
+  ASSERT_NE(zeroed2, nullptr);
+  EXPECT_LT(after - before, 32L << 20)
+      << "a zeroed 2 x 256 MiB made " << (after - before) << " bytes resident";
+  EXPECT_EQ(zeroed[0] | zeroed[kBytes / 2] | zeroed[kBytes - 1], 0);
+  EXPECT_EQ(zeroed2[0] | zeroed2[kBytes / 2] | zeroed2[kBytes - 1], 0);
+  mesa_free(zeroed);
+  mesa_free(zeroed2);
+  mesa_set_default_allocator(previous);
 }
 
 // The C functions that write through a pointer argument say so when it is NULL, instead of

@@ -24,12 +24,14 @@ callback_resource::callback_resource(const mesa_allocator *table, mesa_alloc_sco
 
 namespace {
 
-// The table's block with the C API caller set aside for the call (internal/api_caller.h): out of
-// line, as it is needed only inside a C API call once a layer records stacks.
-[[gnu::noinline]] void *checked_alloc_aside(const mesa_allocator *table, std::size_t bytes,
-                                            std::size_t alignment,
-                                            mesa_alloc_scope scope) noexcept {
-  const internal::foreign_call call(table);
+// The table's block, once a layer records stacks: from one of this copy's tables with the
+// resource's caller recorded, so that a stack starts in the container's code; inside a C API
+// call, with that call's record set aside for a table this copy did not make
+// (internal/api_caller.h). Out of line, as only a process with such a layer needs it.
+[[gnu::noinline]] void *checked_alloc_from(const mesa_allocator *table, std::size_t bytes,
+                                           std::size_t alignment, mesa_alloc_scope scope,
+                                           const void *caller) noexcept {
+  const internal::resource_call call(table, caller);
   return internal::checked_alloc(table, bytes, alignment, scope, "callback_resource");
 }
 
@@ -40,8 +42,8 @@ namespace {
 void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   if (internal::request_refused(bytes, alignment))
     internal::refuse_request("callback_resource::allocate", alignment);
-  void *p = __builtin_expect(internal::caller_recorded(), 0)
-                ? checked_alloc_aside(table_, bytes, alignment, scope_)
+  void *p = __builtin_expect(internal::callers_wanted(), 0)
+                ? checked_alloc_from(table_, bytes, alignment, scope_, __builtin_return_address(0))
                 : internal::checked_alloc(table_, bytes, alignment, scope_, "callback_resource");
   if (p == nullptr) throw std::bad_alloc();
   return p;

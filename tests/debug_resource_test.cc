@@ -1652,6 +1652,71 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
   }
 }
 
+// A pmr allocation through a callback_resource, from a function of its own.
+[[gnu::noinline]] void *through_callback_resource(std::pmr::memory_resource *resource) {
+  void *p = resource->allocate(24, 8);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+// A container's allocation through callback_resource over one of the library's tables (the way
+// mesa::default_resource() reaches the MESA_ALLOC_DEBUG stack) records its caller, as a C API
+// call does: the stack starts in the container's code, with no frame of the resource or of a
+// layer between it and the debug layer (a stacks probe: it started at
+// callback_resource::do_allocate, and under fail=N at the fault gate's function too).
+// Unoptimized, memory_resource::allocate is a frame of its own: then #0 is it, #1 the caller.
+TEST(DebugResourceC, StacksOfAllocationsThroughCallbackResourceStartAtTheCaller) {
+  for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
+    SCOPED_TRACE(walk == MESA_DEBUG_STACKS_UNWIND_TABLES ? "unwind tables" : "frame pointers");
+    mesa_debug_options o;
+    mesa_debug_options_init(&o);
+    o.record_stacks = walk;
+    o.report_leaks_on_destroy = 0;
+    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    ASSERT_NE(debug, nullptr);
+    // A layer of the library over the debug table, as the fault gate is under MESA_ALLOC_DEBUG
+    // (its own state is a block of the debug table too: the report's other leak).
+    const mesa_allocator *tracking = mesa_tracking_create(debug, "over debug", nullptr);
+    ASSERT_NE(tracking, nullptr);
+    for (const mesa_allocator *table : {debug, tracking}) {
+      SCOPED_TRACE(table == debug ? "the debug table" : "a tracking table over it");
+      mesa::callback_resource resource(table);
+      void *p = through_callback_resource(&resource);
+      ASSERT_NE(p, nullptr);
+      testing::internal::CaptureStderr();
+      EXPECT_EQ(mesa_debug_report_leaks(debug), 2u);
+      const std::string report = testing::internal::GetCapturedStderr();
+      resource.deallocate(p, 24, 8);
+      // The block's entry: the leak that is not the tracking table's state.
+      std::string out;
+      for (std::size_t at = report.find("mesa_alloc: leak at"); at != std::string::npos;) {
+        const std::size_t next = report.find("mesa_alloc: leak", at + 1);
+        const std::string entry = report.substr(at, next - at);
+        if (entry.find("mesa_tracking_create") == std::string::npos) out = entry;
+        at = report.find("mesa_alloc: leak at", at + 1);
+      }
+      ASSERT_NE(out, "") << report;
+      const std::string first = frame_line(out, 0);
+      const std::string caller =
+          first.find("memory_resource::allocate") != std::string::npos ? frame_line(out, 1) : first;
+      EXPECT_NE(caller.find("through_callback_resource"), std::string::npos) << report;
+      for (const char *own : {"mesa::callback_resource", "mesa::internal::", "mesa::tracking",
+                              "allocate_from", "capture_stack"}) {
+        EXPECT_EQ(out.find(own), std::string::npos) << own << " in\n" << report;
+      }
+    }
+    // Outside the resource, the record is gone: a direct call into the table starts at itself.
+    mesa_tracking_destroy(tracking);
+    void *direct = through_alloc2(debug);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(mesa_debug_report_leaks(debug), 1u);
+    const std::string out = testing::internal::GetCapturedStderr();
+    EXPECT_NE(frame_line(out, 0).find("through_alloc2"), std::string::npos) << out;
+    mesa_free2(nullptr, debug, direct);
+    mesa_debug_destroy(debug);
+  }
+}
+
 // A slab table is one of the library's: a C API call into it records its caller, so the slab's
 // page, allocated from a debug table below, has a stack that starts there (it started inside
 // the slab's allocation function, as for any table the library did not make).

@@ -15,4 +15,13 @@ const void *set_aside_api_caller(const mesa_allocator *table) noexcept {
 
 void restore_api_caller(const void *saved) noexcept { api_caller = saved; }
 
+resource_call::resource_call(const mesa_allocator *table, const void *caller) noexcept {
+  if (api_caller != nullptr) {
+    saved_ = set_aside_api_caller(table);
+  } else if (made_by_this_copy(table)) {
+    api_caller = caller;
+    recorded_ = true;
+  }
+}
+
 }  // namespace mesa::internal

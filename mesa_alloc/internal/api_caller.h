@@ -131,6 +131,30 @@ class foreign_call {
   const void *const saved_;
 };
 
+// For the length of a call from a pmr resource of this copy (callback_resource) into `table`:
+// outside a C API call, a table of this copy's records `caller`, the return address into the
+// code that called the resource, as a C API call does, so that a container's allocation through
+// the MESA_ALLOC_DEBUG stack starts its stack in the container's code rather than in the
+// resource; inside one, a table this copy did not make has the record set aside, as under a
+// foreign_call. Made only once a layer records stacks (callers_wanted()); defined in
+// api_caller.cc.
+class resource_call {
+ public:
+  resource_call(const mesa_allocator *table, const void *caller) noexcept;
+  resource_call(const resource_call &) = delete;
+  resource_call &operator=(const resource_call &) = delete;
+  ~resource_call() {
+    if (recorded_)
+      api_caller = nullptr;
+    else if (saved_ != nullptr)
+      restore_api_caller(saved_);
+  }
+
+ private:
+  const void *saved_ = nullptr;  // the record set aside, to restore
+  bool recorded_ = false;        // this call made the record, to clear
+};
+
 // For the length of a step that may run application code a foreign_call does not cover: a
 // realloc's free of its old block (or a realloc to size 0), which may reach an application's
 // free callback through any layer below, and a debug_resource's error handler; what they

@@ -217,6 +217,30 @@ static int fork_while_threads_allocate(void) {
   return hung == 0 && failed == 0 ? 0 : 1;
 }
 
+/* A program's own fork handlers, registered in main before its first allocation, that allocate
+ * through the default in all three (glibc's malloc allows it): the layers' handlers, registered
+ * when the library was loaded, run around them, so the prepare handler finds the layers' locks
+ * free and the parent and child handlers find them released. Each process gets 10 s. */
+static void allocate_in_handler(void) { mesa_free(mesa_malloc(16)); }
+
+static int fork_handlers_allocate(void) {
+  alarm(10);
+  pthread_atfork(allocate_in_handler, allocate_in_handler, allocate_in_handler);
+  mesa_free(mesa_malloc(1)); /* the layers are built at the first allocation */
+  const pid_t child = fork();
+  if (child == 0) {
+    alarm(10);
+    allocate_in_handler();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  allocate_in_handler();
+  const int child_ok = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  printf("fork with allocating handlers: child %s\n", child_ok ? "exited" : "failed or hung");
+  return child_ok ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -356,6 +380,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "reporter_then_overrun") == 0) return reporter_then_overrun();
   if (strcmp(mode, "fork_child_exits") == 0) return fork_child_exits();
   if (strcmp(mode, "fork_while_threads_allocate") == 0) return fork_while_threads_allocate();
+  if (strcmp(mode, "fork_handlers_allocate") == 0) return fork_handlers_allocate();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
@@ -372,7 +397,8 @@ int main(int argc, char **argv) {
           "usage: %s "
           "leak|overrun|overrun_on_a_small_signal_stack|underrun|write_after_free|realloc_freed|"
           "write_past_freed_end|"
-          "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|small|"
+          "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|"
+          "fork_while_threads_allocate|fork_handlers_allocate|small|"
           "large|shrink_full|shrink_then_allocate|grow_realloc|many_small|free_at_exit|"
           "exit_at_once|bad_free_at_exit|quick_exit|exec_self\n",
           argv[0]);

@@ -204,6 +204,19 @@ for words in cookie,leaks quarantine "cookie,trace=${TEST_TMPDIR:-/tmp}/fork_thr
 done
 rm -f "${TEST_TMPDIR:-/tmp}/fork_threads.trace"
 
+# 3k. A program's fork handlers that allocate, registered before its first allocation: the
+# layers' handlers are registered when the library is loaded, so they run around the program's
+# (registered at the first debug layer or trace, they ran inside them: the prepare handler
+# waited for a lock its own thread held, for ever, and under trace= the process ended in
+# std::terminate, "Resource deadlock avoided").
+for words in cookie guard,leaks "leaks,trace=${TEST_TMPDIR:-/tmp}/fork_handlers.trace"; do
+  stdout=$(ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG="$words" "$program" \
+    fork_handlers_allocate 2>"$out")
+  status=$?
+  expect_status "fork handlers that allocate ($words): $stdout $(head -c 300 "$out")" 0 $status
+done
+rm -f "${TEST_TMPDIR:-/tmp}/fork_handlers.trace"
+
 # 3e. A realloc of a freed block says so.
 MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
 check "realloc of a freed block" \

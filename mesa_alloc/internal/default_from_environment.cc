@@ -325,6 +325,18 @@ void register_fork_handlers() noexcept {
   (void)registered;
 }
 
+namespace {
+
+// Registered when this copy is loaded, before the program or a driver can register handlers of
+// its own: glibc runs prepare handlers in the reverse order of registration and the others in
+// order, so a handler registered later that allocates through the layers runs before their
+// locks are taken and after they are released. Registered at the first debug layer instead, the
+// layers' handlers ran inside a program's: its prepare handler waited for a lock its own thread
+// held (tests/mesa_alloc_debug_test.sh, 3k).
+[[gnu::constructor]] void register_fork_handlers_at_load() { register_fork_handlers(); }
+
+}  // namespace
+
 void fork_locks::lock_trace(logging_table &trace) noexcept {
   trace.reuse_lock.lock();
   trace.logging.sites_lock_.lock();

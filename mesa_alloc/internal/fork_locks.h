@@ -2,8 +2,10 @@
 //
 // What it is for: a lock another thread holds at the moment of fork() is copied into the child
 // held, by a thread that does not exist there, and the child's next allocation through that
-// layer waits for ever. The first debug resource, or MESA_ALLOC_DEBUG's trace layer, registers
-// one set of pthread_atfork handlers that take these locks before fork() and release them
+// layer waits for ever. One set of pthread_atfork handlers, registered when the library is
+// loaded (so that handlers a program registers later, which may allocate, run around them; the
+// first debug resource and MESA_ALLOC_DEBUG's trace layer register them too, which links them
+// into a static program that uses only those), takes these locks before fork() and releases them
 // after, in both processes: every debug resource's table lock (after the registry's), then
 // MESA_ALLOC_DEBUG's trace's (its reuse lock, its call-site table, its file buffer), the order in
 // which the layers nest (a debug table may grow through a trace under its lock, never the
@@ -18,7 +20,8 @@ namespace mesa::internal {
 
 struct logging_table;
 
-// Registers the handlers, once per copy of the library (later calls do nothing).
+// Registers the handlers, once per copy of the library (later calls do nothing): at load, and
+// from the layers that need them.
 void register_fork_handlers() noexcept;
 
 struct fork_locks {

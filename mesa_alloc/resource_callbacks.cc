@@ -28,10 +28,23 @@ block_header *header_of(void *user) {
                                           sizeof(block_header));
 }
 
-// True if `h`, the header before `ptr`, carries `tag` (a live block of the table); otherwise
-// reports `what` and returns false.
-bool live_block(const block_header &h, std::uint32_t tag, void *ptr, const char *what) {
-  if (h.tag == tag) return true;
+// Gives a claimed block back to the resource. (Its header and the block's alignment are the same
+// number: the alignment asked for, at least kHeaderAlignment.)
+void release_block(std::pmr::memory_resource *resource, void *ptr, const block_header &h) {
+  const std::size_t header = resource_callbacks::header_bytes(h.alignment());
+  resource->deallocate(static_cast<unsigned char *>(ptr) - header, header + h.size, header);
+}
+
+// Claims the block before `ptr` for a free or a realloc if it carries `tag` (a live block of
+// the table): the tag turns to 0 in one compare-and-swap, so of two threads freeing it at once
+// exactly one gets it; `out` is then its header. Otherwise reports `what` and returns false.
+bool claim_block(void *ptr, std::uint32_t tag, const char *what, block_header *out) {
+  std::uint32_t seen = tag;
+  if (__atomic_compare_exchange_n(&header_of(ptr)->tag, &seen, 0u, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE)) {
+    *out = block_header{header_of(ptr)->size, tag, header_of(ptr)->alignment_log2};
+    return true;
+  }
   internal::report_refused_free(what, ptr, "through a resource_callbacks table",
                                 "not a live block of this table (freed already, or allocated "
                                 "through another table)");
@@ -100,30 +113,27 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
     free(user_data, ptr);
     return nullptr;
   }
-  const block_header old = *header_of(ptr);
-  if (!live_block(old, static_cast<resource_callbacks *>(user_data)->tag_, ptr, "invalid realloc"))
-    return nullptr;
+  auto *self = static_cast<resource_callbacks *>(user_data);
+  block_header old;
+  if (!claim_block(ptr, self->tag_, "invalid realloc", &old)) return nullptr;
   // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
   const std::size_t keep_alignment = old.alignment() > alignment ? old.alignment() : alignment;
   void *fresh = alloc(user_data, size, keep_alignment, scope);
-  if (fresh == nullptr) return nullptr;
+  if (fresh == nullptr) {
+    __atomic_store_n(&header_of(ptr)->tag, old.tag, __ATOMIC_RELEASE);  // left as it was
+    return nullptr;
+  }
   std::memcpy(fresh, ptr, old.size < size ? old.size : size);
   const internal::caller_set_aside aside;
-  free(user_data, ptr);
+  release_block(self->resource_, ptr, old);
   return fresh;
 }
 
 void resource_callbacks::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   auto *self = static_cast<resource_callbacks *>(user_data);
-  const block_header h = *header_of(ptr);
-  if (!live_block(h, self->tag_, ptr, "invalid free")) return;
-  header_of(ptr)->tag = 0;
-  const std::size_t header = header_bytes(h.alignment());
-  const std::size_t block_alignment =
-      h.alignment() > kHeaderAlignment ? h.alignment() : kHeaderAlignment;
-  self->resource_->deallocate(static_cast<unsigned char *>(ptr) - header, header + h.size,
-                              block_alignment);
+  block_header h;
+  if (claim_block(ptr, self->tag_, "invalid free", &h)) release_block(self->resource_, ptr, h);
 }
 
 }  // namespace mesa

@@ -81,12 +81,22 @@ struct tracking_table {
     return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),
                   static_cast<std::uint8_t>(scope), 0};
   }
-  // The block's header if this table made it and has not freed it; otherwise reports `what`
-  // and returns false.
-  bool owns(void *ptr, const char *what, header *out) const noexcept {
-    *out = *header_of(ptr);
-    if (out->owner == owner_tag) return true;
-    if (out->owner == freed_tag()) {
+  // Claims the block for a free or a realloc if this table made it and has not freed it: its
+  // tag turns to freed_tag() in one compare-and-swap, so of two threads freeing the block at
+  // once exactly one gets it (a read, a check and a write let both through to the parent: a
+  // threads probe saw glibc abort on the second free). `out` is then the block's header.
+  // Otherwise reports `what` and returns false.
+  bool claim(void *ptr, const char *what, header *out) const noexcept {
+    std::uint32_t seen = owner_tag;
+    if (__atomic_compare_exchange_n(&header_of(ptr)->owner, &seen, freed_tag(), false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      out->size = header_of(ptr)->size;
+      out->owner = owner_tag;
+      out->alignment_log2 = header_of(ptr)->alignment_log2;
+      out->scope = header_of(ptr)->scope;
+      return true;
+    }
+    if (seen == freed_tag()) {
       std::fprintf(stderr,
                    "mesa_alloc: double free at %p: %s through tracking table '%s', which freed it "
                    "already; the block is left alone\n",
@@ -101,6 +111,15 @@ struct tracking_table {
     return false;
   }
   std::uint32_t freed_tag() const noexcept { return owner_tag & ~1u; }
+  // Gives a claimed block back to its owner with `h` as its header (a realloc that keeps it, or
+  // could not move it); the tag last, so that a racing free sees the block claimed until then.
+  static void unclaim(void *ptr, const header &h) noexcept {
+    header *in_place = header_of(ptr);
+    in_place->size = h.size;
+    in_place->alignment_log2 = h.alignment_log2;
+    in_place->scope = h.scope;
+    __atomic_store_n(&in_place->owner, h.owner, __ATOMIC_RELEASE);
+  }
 
   static tracking_table *from(const mesa_allocator *t) noexcept {
     if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
@@ -164,13 +183,16 @@ struct tracking_table {
     if (ptr == nullptr) return;
     auto *self = static_cast<tracking_table *>(user_data);
     header h;
-    if (!self->owns(ptr, "freed", &h)) return;
-    header_of(ptr)->owner = self->freed_tag();
-    self->parent->free_fn(self->parent->user_data,
-                          static_cast<unsigned char *>(ptr) - header_bytes(h.alignment()));
-    self->tracker.uncharge_limits(h.size);
-    self->tracker.count_deallocation_up(tracking_shard_index(), h.size,
-                                        static_cast<mesa_alloc_scope>(h.scope));
+    if (self->claim(ptr, "freed", &h)) self->release(ptr, h);
+  }
+
+  // Gives a claimed block to the parent and uncounts it.
+  void release(void *ptr, const header &h) noexcept {
+    parent->free_fn(parent->user_data,
+                    static_cast<unsigned char *>(ptr) - header_bytes(h.alignment()));
+    tracker.uncharge_limits(h.size);
+    tracker.count_deallocation_up(tracking_shard_index(), h.size,
+                                  static_cast<mesa_alloc_scope>(h.scope));
   }
 
   static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t alignment,
@@ -187,7 +209,7 @@ struct tracking_table {
     }
     auto *self = static_cast<tracking_table *>(user_data);
     header h;
-    if (!self->owns(ptr, "reallocated", &h)) return nullptr;
+    if (!self->claim(ptr, "reallocated", &h)) return nullptr;
     if (size <= h.size && alignment <= h.alignment()) {
       // Shrinking keeps the block: no second block, so a full budget does not refuse it.
       // Counted as a free of the old size and an allocation of the new one, as a move is.
@@ -197,16 +219,19 @@ struct tracking_table {
       t.uncharge_limits(h.size - size);
       t.count_deallocation_up(index, h.size, static_cast<mesa_alloc_scope>(h.scope));
       t.count_allocation_up(index, size, scope);
-      *header_of(ptr) = self->make_header(size, h.alignment(), scope);
+      unclaim(ptr, self->make_header(size, h.alignment(), scope));
       return ptr;
     }
     // A growing realloc holds both blocks until the copy is made, and a budget counts both.
     void *fresh =
         allocate(self, size, h.alignment() > alignment ? h.alignment() : alignment, scope, h.size);
-    if (fresh == nullptr) return nullptr;
+    if (fresh == nullptr) {
+      unclaim(ptr, h);  // a failed realloc leaves the block as it was
+      return nullptr;
+    }
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);
     const caller_set_aside aside;
-    free(user_data, ptr);
+    self->release(ptr, h);
     return fresh;
   }
 

@@ -72,12 +72,20 @@ int validator_violation::format(char *buffer, std::size_t buffer_size) const noe
                     validator_rule_name(rule), call.context[0] ? call.context : "(no call)",
                     validator_op_name(call.op), call.ptr, call.size, call.alignment, call.scope,
                     call.type, call.sequence);
-  if (what == nullptr || n < 0) return n;
-  const std::size_t used =
-      static_cast<std::size_t>(n) < buffer_size ? static_cast<std::size_t>(n) : buffer_size;
-  const int m = std::snprintf(buffer == nullptr ? nullptr : buffer + used, buffer_size - used,
-                              "%s%zu", what, expected);
-  return m < 0 ? m : n + m;
+  if (n < 0) return n;
+  int total = n;
+  // Appends to what is written so far, as snprintf would (counting what does not fit).
+  const auto append = [&](const char *format, auto... values) {
+    const std::size_t used = static_cast<std::size_t>(total) < buffer_size
+                                 ? static_cast<std::size_t>(total)
+                                 : buffer_size;
+    const int m = std::snprintf(buffer == nullptr ? nullptr : buffer + used, buffer_size - used,
+                                format, values...);
+    total = m < 0 ? m : total + m;
+  };
+  if (result != nullptr) append(" returned %p", result);
+  if (what != nullptr && total >= 0) append("%s%zu", what, expected);
+  return total;
 }
 
 callback_validator::callback_validator(const mesa_allocator *upstream,
@@ -93,6 +101,7 @@ callback_validator::callback_validator(const mesa_allocator *upstream,
              &callback_validator::internal_free},
       live_(bookkeeping_),
       freed_(bookkeeping_),
+      taken_(bookkeeping_),
       violations_(bookkeeping_) {
   // As every wrapper of a table: refused at construction, not a call to address 0 later.
   if (const char *missing = internal::missing_table_function(upstream_)) {
@@ -136,8 +145,8 @@ void callback_validator::forward_line(void *self, const validator_violation &vio
 
 // The listener first: it hears of the violation even when the bookkeeping cannot store it.
 void callback_validator::record(validator_rule rule, const validator_call &call,
-                                std::size_t expected) {
-  const validator_violation v{rule, call, expected};
+                                std::size_t expected, const void *result) {
+  const validator_violation v{rule, call, expected, result};
   if (listener_ != nullptr) listener_(listener_context_, v);
   // Called from the table's C functions: an exception must not leave through them.
   try {
@@ -172,7 +181,7 @@ bool callback_validator::check_request(const validator_call &call) {
 bool callback_validator::note_result(const validator_call &call, void *result,
                                      std::size_t alignment, int scope, live_map::node_type reuse) {
   if ((reinterpret_cast<std::uintptr_t>(result) & (alignment - 1)) != 0)
-    record(validator_rule::misaligned_result, call, alignment);
+    record(validator_rule::misaligned_result, call, alignment, result);
   freed_.erase(result);
   const block b{call.size, alignment, scope, call.sequence, std::thread::id()};
   live_map::iterator it;
@@ -192,7 +201,17 @@ bool callback_validator::note_result(const validator_call &call, void *result,
     return false;
   }
   if (!fresh) {
-    record(validator_rule::result_already_live, call, it->second.sequence);
+    const std::thread::id reallocating = it->second.reallocating;
+    if (reallocating != std::thread::id() && reallocating != std::this_thread::get_id()) {
+      // Another thread's realloc of it is with upstream, which may have let it go already.
+      try {
+        taken_.insert_or_assign(result, taken_block{call, it->second.sequence});
+      } catch (...) {
+        record(validator_rule::result_already_live, call, it->second.sequence, result);
+      }
+    } else {
+      record(validator_rule::result_already_live, call, it->second.sequence, result);
+    }
     live_bytes_[it->second.scope] -= it->second.size;
     it->second = b;
   }
@@ -333,7 +352,14 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     throw;
   }
   std::lock_guard<std::mutex> lock(self->mutex_);
-  // The entry is still ours unless upstream handed ptr to another call meanwhile (recorded then).
+  // The entry is still ours unless upstream handed ptr to another call meanwhile: correct if it
+  // moved the block (it freed ptr first), a block handed out twice if it kept it or failed.
+  if (const auto taken = self->taken_.find(ptr); taken != self->taken_.end()) {
+    const taken_block t = taken->second;
+    self->taken_.erase(taken);
+    if (result == ptr || (size != 0 && result == nullptr))
+      self->record(validator_rule::result_already_live, t.by, t.live_since, ptr);
+  }
   live_map::node_type entry;
   const auto it = self->marked_by_this_thread(ptr);
   const bool ours = it != self->live_.end();
@@ -348,7 +374,7 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
   if (size == 0) {  // frees ptr; must return NULL
     self->remember_freed(ptr, call.sequence);
     if (result != nullptr) {
-      self->record(validator_rule::realloc_zero_returned_block, call, 0);
+      self->record(validator_rule::realloc_zero_returned_block, call, 0, result);
       self->note_result(call, result, old_alignment, scope, std::move(entry));
     }
     return result;

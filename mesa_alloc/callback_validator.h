@@ -164,10 +164,14 @@ struct validator_violation {
   // live_at_checkpoint, that of the call that allocated it; for internal_total_negative, how
   // far below zero the total went. 0 for the other rules.
   std::size_t expected;
+  // For the rules the table breaks with what it returns (misaligned_result,
+  // result_already_live, realloc_zero_returned_block), the block it returned; else null.
+  const void *result = nullptr;
 
   // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=..., type=...)
-  // #<seq>", then for the rules above " expected alignment <n>", " freed by #<seq>",
-  // " live since #<seq>", " allocated by #<seq>" or " total now -<n>".
+  // #<seq>", then " returned <result>" when there is one, then for the rules above
+  // " expected alignment <n>", " freed by #<seq>", " live since #<seq>", " allocated by #<seq>"
+  // or " total now -<n>".
   // Returns the length snprintf would write.
   int format(char *buffer, std::size_t buffer_size) const noexcept;
 };
@@ -232,7 +236,8 @@ class callback_validator {
 
   validator_call make_call(validator_op op, int scope, int type, const void *ptr, std::size_t size,
                            std::size_t alignment) noexcept;
-  void record(validator_rule rule, const validator_call &call, std::size_t expected);
+  void record(validator_rule rule, const validator_call &call, std::size_t expected,
+              const void *result = nullptr);
   bool check_request(const validator_call &call);
   using live_map = std::pmr::unordered_map<const void *, block>;
   bool note_result(const validator_call &call, void *result, std::size_t alignment, int scope,
@@ -264,6 +269,14 @@ class callback_validator {
   void *line_listener_context_ = nullptr;
   live_map live_;
   std::pmr::unordered_map<const void *, std::uint64_t> freed_;  // -> sequence of the free
+  // Blocks another call received while a realloc of them was with upstream (which may free a
+  // block before it returns, and another thread may get it then): the realloc decides, when it
+  // returns, whether that was a block handed out twice (it did not move the block).
+  struct taken_block {
+    validator_call by;         // the call that received it
+    std::uint64_t live_since;  // the call that returned it to the reallocating owner
+  };
+  std::pmr::unordered_map<const void *, taken_block> taken_;
   std::pmr::vector<validator_violation> violations_;
   std::size_t live_bytes_[MESA_ALLOC_SCOPE_COUNT] = {};
   std::int64_t internal_[kInternalTypes][MESA_ALLOC_SCOPE_COUNT] = {};

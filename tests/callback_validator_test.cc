@@ -542,6 +542,17 @@ TEST(CallbackValidator, BrokenTableResultsAreReported) {
   ASSERT_EQ(rules_of(v),
             (std::vector<validator_rule>{validator_rule::misaligned_result,
                                          validator_rule::realloc_zero_returned_block}));
+  // Each line names the block the table returned, not only the request (an API probe: the
+  // lines said ptr=(nil) for the allocation and the freed pointer for the realloc).
+  char line[256];
+  char returned[64];
+  v.violation(0).format(line, sizeof line);
+  std::snprintf(returned, sizeof returned, " returned %p expected alignment 16",
+                static_cast<void *>(g_arena + 1));
+  EXPECT_NE(std::string(line).find(returned), std::string::npos) << line;
+  v.violation(1).format(line, sizeof line);
+  std::snprintf(returned, sizeof returned, " returned %p", static_cast<void *>(g_arena + 64));
+  EXPECT_NE(std::string(line).find(returned), std::string::npos) << line;
 }
 
 // A table that hands one block to two owners (a broken free list, say) is caught at the second
@@ -564,7 +575,8 @@ TEST(CallbackValidator, BlockHandedOutTwiceIsReported) {
   EXPECT_NE(std::string(line).find("result_already_live in vkCreateBuffer: alloc("),
             std::string::npos)
       << line;
-  EXPECT_NE(std::string(line).find(" #1 live since #0"), std::string::npos) << line;
+  EXPECT_NE(std::string(line).find(" #1 returned "), std::string::npos) << line;
+  EXPECT_NE(std::string(line).find(" live since #0"), std::string::npos) << line;
   // Counted once, for its latest owner; freeing it leaves nothing live.
   EXPECT_EQ(v.live_blocks(), 1u);
   EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 0u);
@@ -573,6 +585,90 @@ TEST(CallbackValidator, BlockHandedOutTwiceIsReported) {
   EXPECT_EQ(v.live_blocks(), 0u);
   EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_DEVICE), 0u);
   EXPECT_EQ(v.violation_count(), 1u);
+}
+
+// A pooled table (a LIFO free list) whose realloc moves the block and frees the old one before
+// it returns: meanwhile, another thread's allocation may get the old address, which is correct.
+// `hand_out_live` makes it a broken pool instead, whose realloc keeps the block in place while
+// the other thread gets it too. The other thread's call is made from inside the realloc, so the
+// timing is certain.
+struct racing_pool {
+  std::vector<void *> free_list;
+  bool hand_out_live = false;
+  const mesa_allocator *validator = nullptr;
+  void *other_threads_block = nullptr;
+
+  static void *alloc(void *self, std::size_t, std::size_t, mesa_alloc_scope) {
+    auto *pool = static_cast<racing_pool *>(self);
+    if (pool->free_list.empty()) return std::aligned_alloc(64, 4096);
+    void *p = pool->free_list.back();
+    pool->free_list.pop_back();
+    return p;
+  }
+  static void free(void *self, void *p) {
+    if (p != nullptr) static_cast<racing_pool *>(self)->free_list.push_back(p);
+  }
+  static void *realloc(void *self, void *p, std::size_t size, std::size_t alignment,
+                       mesa_alloc_scope scope) {
+    auto *pool = static_cast<racing_pool *>(self);
+    void *moved = p;
+    if (pool->hand_out_live) {
+      pool->free_list.push_back(p);  // the bug: still the caller's block
+    } else {
+      moved = alloc(self, size, alignment, scope);
+      std::memcpy(moved, p, 16);
+      free(self, p);
+    }
+    std::thread other([pool] {
+      pool->other_threads_block = call_alloc(pool->validator, 32, 16, MESA_ALLOC_SCOPE_OBJECT);
+    });
+    other.join();
+    return moved;
+  }
+  mesa_allocator table{this, alloc, realloc, free, nullptr, nullptr};
+  ~racing_pool() {
+    for (void *p : free_list) std::free(p);
+  }
+};
+
+TEST(CallbackValidator, AnOldBlockAnotherThreadGetsDuringAMovingReallocIsNoViolation) {
+  racing_pool pool;
+  callback_validator v(&pool.table);
+  pool.validator = v.table();
+  void *p = call_alloc(v.table(), 16, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *moved = call_realloc(v.table(), p, 2048, 16);
+  EXPECT_NE(moved, p);
+  EXPECT_EQ(pool.other_threads_block, p) << "the other thread got the old block";
+  EXPECT_EQ(v.violation_count(), 0u) << "a threads probe: result_already_live was reported";
+  EXPECT_EQ(v.live_blocks(), 2u);
+  call_free(v.table(), moved);
+  call_free(v.table(), pool.other_threads_block);
+  EXPECT_EQ(v.violation_count(), 0u);
+  EXPECT_EQ(v.live_blocks(), 0u);
+}
+
+TEST(CallbackValidator, ABlockHandedOutWhileItsReallocKeptItIsReported) {
+  racing_pool pool;
+  pool.hand_out_live = true;
+  callback_validator v(&pool.table);
+  pool.validator = v.table();
+  void *p = call_alloc(v.table(), 16, 16, MESA_ALLOC_SCOPE_OBJECT);  // #0
+  EXPECT_EQ(call_realloc(v.table(), p, 8, 16), p);                   // #1, and the other's #2
+  EXPECT_EQ(pool.other_threads_block, p);
+  // The other thread's call got a block still live, and the realloc returned it too: both
+  // hand-outs are said, the first as soon as the realloc showed it did not move the block.
+  ASSERT_EQ(rules_of(v), (std::vector<validator_rule>{validator_rule::result_already_live,
+                                                      validator_rule::result_already_live}));
+  char line[256];
+  v.violation(0).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find("alloc(ptr=(nil), size=32, alignment=16, scope=1, type=-1) #2"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(std::string(line).find(" live since #0"), std::string::npos) << line;
+  v.violation(1).format(line, sizeof line);
+  EXPECT_NE(std::string(line).find(" #1 returned "), std::string::npos) << line;
+  EXPECT_NE(std::string(line).find(" live since #2"), std::string::npos) << line;
+  call_free(v.table(), p);
 }
 
 // Notifications reach the upstream table's own observers.

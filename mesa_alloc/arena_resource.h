@@ -17,6 +17,7 @@
 //   mesa::arena_resource arena(upstream);            // or (upstream, options)
 //   std::pmr::vector<int> v(&arena);                   // through the pmr interface
 //   auto *n = static_cast<node *>(arena.allocate(sizeof(node), alignof(node)));  // inline
+//   *n = node{};
 //   mesa::arena_mark m = arena.mark();
 //   ... scratch allocations ...
 //   arena.rewind(m);                                   // back to the state at mark()

@@ -38,6 +38,7 @@
 //   {
 //     std::pmr::vector<int> v(3, &debug);
 //     const mesa_allocator *c_table = debug.table();  // the same checks for C code
+//     mesa_free2(nullptr, c_table, mesa_alloc2(nullptr, c_table, 8, 8, MESA_ALLOC_SCOPE_OBJECT));
 //   }
 //   debug.report_leaks();  // nothing left: silent (also done by the destructor)
 #ifndef MESA_ALLOC_DEBUG_RESOURCE_H_

@@ -21,6 +21,7 @@
 //   mesa::resource_callbacks callbacks(&arena);
 //   char *s = static_cast<char *>(mesa_alloc2(nullptr, callbacks.table(), 32, 8,
 //                                             MESA_ALLOC_SCOPE_COMMAND));
+//   mesa_free2(nullptr, callbacks.table(), s);  // or left to the arena's release
 //
 // The object must outlive every block allocated through its table. The table is thread-safe
 // when the resource is. Exceptions from the resource become NULL.

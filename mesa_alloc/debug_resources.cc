@@ -58,8 +58,13 @@ extern "C" {
 const mesa_allocator *mesa_tracking_create(const mesa_allocator *parent, const char *name,
                                            const mesa_allocator *parent_tracker) {
   tracking_table *up = nullptr;
-  if (parent_tracker != nullptr && (up = tracking_table::from(parent_tracker)) == nullptr)
+  if (parent_tracker != nullptr && (up = tracking_table::from(parent_tracker)) == nullptr) {
+    std::fprintf(stderr,
+                 "mesa_alloc: mesa_tracking_create: parent_tracker %p is not a tracking table "
+                 "(mesa_tracking_create makes one); no table made\n",
+                 static_cast<const void *>(parent_tracker));
     return nullptr;
+  }
   parent = mesa::internal::parent_or_default(parent, "mesa_tracking_create");
   if (parent == nullptr) return nullptr;
   void *storage =

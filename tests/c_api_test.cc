@@ -294,6 +294,22 @@ TEST(CApi, TrackingAndDebugTablesSayWhyABadAlignmentFails) {
 #endif
 }
 
+// A parent_tracker that is not a tracking table is refused with a line, as every other refused
+// create is (an API probe found it the one silent NULL).
+TEST(CApi, AParentTrackerThatIsNoTrackingTableIsRefusedWithALine) {
+  const mesa_allocator *debug = mesa_debug_create(nullptr, nullptr);
+  ASSERT_NE(debug, nullptr);
+  for (const mesa_allocator *not_a_tracker : {mesa_libc_allocator(), debug}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(mesa_tracking_create(nullptr, "child", not_a_tracker), nullptr);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("mesa_alloc: mesa_tracking_create: parent_tracker 0x"), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("is not a tracking table"), std::string::npos) << err;
+  }
+  mesa_debug_destroy(debug);
+}
+
 // A table missing a function is refused where it is handed over, naming the function, instead
 // of crashing at its first call (pc 0).
 TEST(CApi, IncompleteTablesAreRefusedWhereTheyAreHandedOver) {

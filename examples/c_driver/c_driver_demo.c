@@ -10,9 +10,24 @@
 
 #include "examples/c_driver/c_driver.h"
 
+static int usage(const char *program) {
+  fprintf(stderr, "usage: %s [frames (0 to 1000000, default 10)] [--leak]\n", program);
+  return 2;
+}
+
 int main(int argc, char **argv) {
-  const int frames = argc > 1 ? atoi(argv[1]) : 10;
-  const int leak = argc > 2 && strcmp(argv[2], "--leak") == 0;
+  int frames = 10;
+  int leak = 0;
+  for (int i = 1; i < argc; ++i) {
+    char *end;
+    if (strcmp(argv[i], "--leak") == 0) {
+      leak = 1;
+      continue;
+    }
+    const long n = strtol(argv[i], &end, 10);
+    if (i != 1 || end == argv[i] || *end != '\0' || n < 0 || n > 1000000) return usage(argv[0]);
+    frames = (int)n;
+  }
   uint64_t checksum = 0;
   if (drv_run_workload(frames, &checksum) != 0) {
     fprintf(stderr, "c_driver_demo: out of memory\n");

@@ -51,6 +51,15 @@ else
 fi
 
 echo "== 3. the c_driver under MESA_ALLOC_DEBUG=cookie,leaks"
+for bad in bogus --help -1 "5 extra"; do  # a word it does not take is refused, not run as 0 frames
+  # shellcheck disable=SC2086  # "5 extra" is two arguments on purpose
+  "$demo" $bad >"$out/usage.log" 2>&1
+  status=$?
+  if [ "$status" -ne 2 ] || ! grep -q '^usage: ' "$out/usage.log"; then
+    cat "$out/usage.log"
+    fail "c_driver_demo $bad: exit $status, wanted 2 with its usage line"
+  fi
+done
 if ! MESA_ALLOC_DEBUG=cookie,leaks "$demo" 5 >"$out/demo.log" 2>&1; then
   cat "$out/demo.log"
   fail "c_driver_demo failed under MESA_ALLOC_DEBUG=cookie,leaks"

@@ -53,6 +53,14 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   using typename base::iterator;
   using typename base::size_type;
 
+  // Abseil's counts elements up to SIZE_MAX / 2 whatever their size; no allocation of more than
+  // PTRDIFF_MAX bytes can succeed (the allocator throws std::bad_array_new_length), so a
+  // resize past this is std::vector's std::length_error, not that.
+  size_type max_size() const noexcept {
+    const size_type bytes_limit = static_cast<size_type>(PTRDIFF_MAX) / sizeof(T);
+    return base::max_size() < bytes_limit ? base::max_size() : bytes_limit;
+  }
+
   // Abseil's emplace copies the element into a "dealias" temporary first (at every position,
   // the end included, and for every insert of n copies) without the allocator: a pmr element's
   // copy then lands on the default resource. Here the end goes to emplace_back, which builds

@@ -157,6 +157,12 @@ void expect_counts_past_max_size_throw(Vector &v) {
   EXPECT_THROW(v.insert(v.end(), many + 2, many), std::length_error) << "a reversed range";
   EXPECT_THROW(v.resize(SIZE_MAX), std::length_error);
   EXPECT_THROW(v.resize(SIZE_MAX, 9), std::length_error);
+  // No block of more than PTRDIFF_MAX bytes exists: max_size() stops there, as std::vector's, so
+  // a size Abseil's own limit (SIZE_MAX / 2 elements) lets through is length_error too, not the
+  // allocator's bad_array_new_length (an API probe).
+  EXPECT_LE(v.max_size(), std::size_t{PTRDIFF_MAX} / sizeof(int));
+  EXPECT_THROW(v.resize(SIZE_MAX / 2), std::length_error);
+  EXPECT_THROW(v.resize(v.max_size() + 1), std::length_error);
   ASSERT_EQ(v.size(), 3u);
   EXPECT_EQ(v[0] + v[1] + v[2], 6);
   v.insert(v.end(), many, many + 2);  // the checked overloads still insert

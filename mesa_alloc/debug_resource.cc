@@ -197,7 +197,7 @@ struct debug_resource::header {
   // The small fields, packed by shifts into whole words (word loads and stores only: a word
   // load over narrower stores still in flight would stall).
   std::uint64_t alignment_owner;      // alignment | owner << 32
-  std::uint64_t layout;               // depth | scope << 16 | guard << 24 | tail << 32
+  std::uint64_t layout;               // depth | cut << 15 | scope << 16 | guard << 24 | tail << 32
   header_word<unsigned char *> user;  // the block handed out
   // Last: adjacent to the user block (except guard_mode::before). kMagic ^ owner ^ fold(): its
   // four bytes nearest the block are the plain magic; the other four also cover the words
@@ -210,16 +210,19 @@ struct debug_resource::header {
   static std::uint64_t pack(std::size_t alignment, std::uint32_t owner) noexcept {
     return static_cast<std::uint32_t>(alignment) | std::uint64_t{owner} << 32;
   }
-  static std::uint64_t pack(int depth, mesa_alloc_scope scope, guard_mode guard,
+  // With the depth, whether the stack went on past it (the allocation was deeper than kMaxFrames).
+  static constexpr int kStackCut = 0x8000;
+  static std::uint64_t pack(int depth_and_cut, mesa_alloc_scope scope, guard_mode guard,
                             std::size_t tail) noexcept {
-    return static_cast<std::uint16_t>(depth) |
+    return static_cast<std::uint16_t>(depth_and_cut) |
            std::uint64_t{static_cast<std::uint8_t>(scope)} << 16 |
            std::uint64_t{static_cast<std::uint8_t>(guard)} << 24 |
            std::uint64_t{static_cast<std::uint32_t>(tail)} << 32;
   }
   std::uint32_t alignment() const noexcept { return static_cast<std::uint32_t>(alignment_owner); }
   std::uint32_t owner() const noexcept { return static_cast<std::uint32_t>(alignment_owner >> 32); }
-  int depth() const noexcept { return static_cast<int>(layout & 0xffff); }
+  int depth() const noexcept { return static_cast<int>(layout & (kStackCut - 1)); }
+  bool stack_cut() const noexcept { return (layout & kStackCut) != 0; }
   int scope() const noexcept { return static_cast<int>((layout >> 16) & 0xff); }
   guard_mode guard() const noexcept { return static_cast<guard_mode>((layout >> 24) & 0xff); }
   std::uint32_t tail() const noexcept { return static_cast<std::uint32_t>(layout >> 32); }
@@ -344,6 +347,12 @@ void print_debug_error(const debug_error &e) noexcept {
                       symbol, where);
     internal::write_line(line, n, sizeof line);
   }
+  if (e.stack_cut) {
+    n = std::snprintf(line, sizeof line,
+                      "    ... (deeper frames not recorded: a stack keeps its %d innermost)\n",
+                      e.stack_depth);
+    internal::write_line(line, n, sizeof line);
+  }
 }
 
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
@@ -421,10 +430,11 @@ void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mes
   }
   if (size > (SIZE_MAX >> 2)) return nullptr;
   if (options_.guard != guard_mode::none || options_.record_stacks) {
-    void *frames[kMaxFrames];
+    // One frame more than is kept: if it is there, the stack is cut, and the reports say so.
+    void *frames[kMaxFrames + 1];
     const int depth =
         options_.record_stacks
-            ? internal::capture_stack(frames, kMaxFrames, caller,
+            ? internal::capture_stack(frames, kMaxFrames + 1, caller,
                                       options_.unwinder == stack_unwinder::unwind_tables)
             : 0;
     return allocate_guarded_or_traced(size, alignment, scope, frames, depth);
@@ -483,6 +493,8 @@ void *debug_resource::refuse_unguarded(unsigned char *base, std::size_t base_byt
 void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
                                                  mesa_alloc_scope scope, void *const *frames,
                                                  int depth) noexcept {
+  const bool cut = depth > kMaxFrames;  // kMaxFrames are kept
+  if (cut) depth = kMaxFrames;
   const std::size_t frame_bytes = static_cast<std::size_t>(depth) * sizeof(void *);
   const std::size_t a = std::max(alignment, kMinAlignment);
   const std::size_t page = options_.guard == guard_mode::none ? 0 : page_size();
@@ -544,21 +556,20 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
                                                      : reinterpret_cast<void **>(h) - depth;
     std::memcpy(to, frames, frame_bytes);
   }
-  return publish(base, base_bytes, user, size, alignment, scope, depth, tail, h);
+  return publish(base, base_bytes, user, size, alignment, scope,
+                 cut ? depth | header::kStackCut : depth, tail, h);
 }
 
-[[gnu::always_inline]] inline void *debug_resource::publish(unsigned char *base,
-                                                            std::size_t base_bytes,
-                                                            unsigned char *user, std::size_t size,
-                                                            std::size_t alignment,
-                                                            mesa_alloc_scope scope, int depth,
-                                                            std::size_t tail, header *h) noexcept {
+[[gnu::always_inline]] inline void *debug_resource::publish(
+    unsigned char *base, std::size_t base_bytes, unsigned char *user, std::size_t size,
+    std::size_t alignment, mesa_alloc_scope scope, int depth_and_cut, std::size_t tail,
+    header *h) noexcept {
   if (h == nullptr) h = reinterpret_cast<header *>(user) - 1;
   // Field by field from registers: a copy of a local header would be stored to the stack and
   // read back in 16-byte pieces, each stalling on the two 8-byte stores it spans.
   const std::uint64_t alignment_owner = header::pack(alignment, owner_);
   const std::uint64_t layout =
-      header::pack(depth, internal::known_scope(scope), options_.guard, tail);
+      header::pack(depth_and_cut, internal::known_scope(scope), options_.guard, tail);
   h->number = 0;
   h->size = size;
   h->base = base;
@@ -924,6 +935,7 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
   if (h != nullptr && h->depth() > 0) {
     e.stack = h->frames();
     e.stack_depth = h->depth();
+    e.stack_cut = h->stack_cut();
   }
   const internal::caller_set_aside aside;  // errors are found inside C API calls
   options_.handler(e, options_.handler_context);
@@ -1002,7 +1014,8 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
                     offset,
                     out->detail,
                     depth > 0 ? out->frames : nullptr,
-                    depth};
+                    depth,
+                    depth > 0 && h->stack_cut()};
   });
   for (std::size_t i = 0; i < quarantine_count_ && region == nullptr; ++i) {
     const quarantined &q = queued(i);
@@ -1410,6 +1423,7 @@ std::size_t debug_resource::report_leaks() noexcept {
     std::uint64_t number;
     bool damaged;  // its header was overwritten: its depth and frames are not to be trusted
     int depth;
+    bool cut;  // the allocation was deeper: the frames are its innermost kMaxFrames
     void *frames[kMaxFrames];
   };
   auto copy = [this](const internal::block_entry &e, leak &l) {
@@ -1419,6 +1433,7 @@ std::size_t debug_resource::report_leaks() noexcept {
     l.number = e.number;
     l.damaged = h->damaged(owner_, e.number);
     l.depth = l.damaged ? 0 : std::min<int>(h->depth(), kMaxFrames);
+    l.cut = l.depth > 0 && h->stack_cut();
     if (l.depth > 0)
       std::memcpy(l.frames, h->frames(), static_cast<std::size_t>(l.depth) * sizeof(void *));
   };
@@ -1486,9 +1501,10 @@ std::size_t debug_resource::report_leaks() noexcept {
   const internal::lookup_session session;  // for all the report's stacks
   std::sort(leaks, leaks + count, [](const leak &a, const leak &b) {
     const int c = compare_stacks(a.frames, a.depth, b.frames, b.depth);
-    return c != 0 ? c < 0 : a.number < b.number;
+    if (c != 0) return c < 0;
+    return a.cut != b.cut ? a.cut < b.cut : a.number < b.number;
   });
-  std::size_t bytes = 0, sites = 0, unknown = 0, damaged = 0;
+  std::size_t bytes = 0, sites = 0, cut_sites = 0, unknown = 0, damaged = 0;
   const leak *group = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
     const leak &l = leaks[i];
@@ -1501,12 +1517,19 @@ std::size_t debug_resource::report_leaks() noexcept {
     } else if (l.depth == 0) {  // no stack: nothing says where, so no grouping either
       ++unknown;
       e.detail = "no allocation stack recorded";
-    } else if (group == nullptr ||
+    } else if (group == nullptr || group->cut != l.cut ||
                compare_stacks(group->frames, group->depth, l.frames, l.depth) != 0) {
       group = &l;
       ++sites;
+      if (l.cut) ++cut_sites;
       e.stack = l.frames;
       e.stack_depth = l.depth;
+      e.stack_cut = l.cut;
+    } else if (l.cut) {  // deeper frames may differ: the same innermost ones, no more
+      std::snprintf(detail, sizeof detail,
+                    "allocated with the same innermost %d frames as allocation #%" PRIu64, l.depth,
+                    group->number);
+      e.detail = detail;
     } else {
       std::snprintf(detail, sizeof detail, "allocated at the same place as allocation #%" PRIu64,
                     group->number);
@@ -1516,8 +1539,11 @@ std::size_t debug_resource::report_leaks() noexcept {
   }
   bookkeeping_deallocate(leaks, count * sizeof(leak), alignof(leak));
   if (options_.handler == default_handler) {
-    char line[200];
-    char unknown_sites[128] = "";
+    char line[320];
+    char cut[96] = "", unknown_sites[128] = "";
+    if (cut_sites > 0)
+      std::snprintf(cut, sizeof cut, " (%zu of them told apart by their innermost %d frames only)",
+                    cut_sites, kMaxFrames);
     if (unknown > 0 || damaged > 0)
       std::snprintf(unknown_sites, sizeof unknown_sites, " (and %zu blocks with no stack %s)",
                     unknown + damaged,
@@ -1526,8 +1552,8 @@ std::size_t debug_resource::report_leaks() noexcept {
                                    : "recorded or to trust");
     const int n = std::snprintf(line, sizeof line,
                                 "mesa_alloc: leak summary: %zu bytes in %zu blocks from %zu "
-                                "allocation sites%s\n",
-                                bytes, count, sites, unknown_sites);
+                                "allocation sites%s%s\n",
+                                bytes, count, sites, cut, unknown_sites);
     internal::write_line(line, n, sizeof line);
     const unsigned long long unloaded =
         sites > 0 ? internal::libraries_unloaded() - libraries_unloaded_at_start_ : 0;

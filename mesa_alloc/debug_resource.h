@@ -79,6 +79,8 @@ struct debug_error {
   const char *detail;        // a short explanation, never NULL
   void *const *stack;        // allocation stack when recorded, else NULL
   int stack_depth;
+  // The allocation went deeper than the stack: only its innermost frames (16) are recorded.
+  bool stack_cut = false;
 };
 
 // Called for every error. May return (the operation is then skipped or completed safely).

@@ -1652,6 +1652,61 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
   }
 }
 
+// An allocation `levels` calls deep, through one chain of functions of its own.
+[[gnu::noinline]] void *deep_allocation(const mesa_allocator *table, int levels) {
+  void *p = levels == 0 ? mesa_alloc2(nullptr, table, 24, 8, MESA_ALLOC_SCOPE_OBJECT)
+                        : deep_allocation(table, levels - 1);
+  __asm__ volatile("" ::: "memory");  // not a tail call: each level keeps its frame
+  return p;
+}
+[[gnu::noinline]] void *deep_from_one_site(const mesa_allocator *table) {
+  void *p = deep_allocation(table, 20);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+[[gnu::noinline]] void *deep_from_another_site(const mesa_allocator *table) {
+  void *p = deep_allocation(table, 20);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+// A stack deeper than the 16 frames kept says so, and two leaks whose stacks share only those
+// innermost frames are not called "the same place" (a stacks probe: the cut was silent, and two
+// sites reported as one).
+TEST(DebugResourceC, AStackCutAtItsDepthSaysSo) {
+  for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
+    SCOPED_TRACE(walk == MESA_DEBUG_STACKS_UNWIND_TABLES ? "unwind tables" : "frame pointers");
+    mesa_debug_options o;
+    mesa_debug_options_init(&o);
+    o.record_stacks = walk;
+    o.report_leaks_on_destroy = 0;
+    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    ASSERT_NE(debug, nullptr);
+    void *a = deep_from_one_site(debug);
+    void *b = deep_from_another_site(debug);
+    void *shallow = through_alloc2(debug);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(mesa_debug_report_leaks(debug), 3u);
+    const std::string out = testing::internal::GetCapturedStderr();
+    EXPECT_NE(frame_line(out, 15).find("deep_allocation"), std::string::npos) << out;
+    EXPECT_EQ(frame_line(out, 16), "") << out;
+    const std::string cut = "    ... (deeper frames not recorded: a stack keeps its 16 innermost)";
+    const std::size_t first_cut = out.find(cut);
+    EXPECT_NE(first_cut, std::string::npos) << out;
+    EXPECT_EQ(out.find(cut, first_cut + 1), std::string::npos) << "only the deep site's:\n" << out;
+    EXPECT_NE(out.find("allocated with the same innermost 16 frames as allocation #"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(out.find("allocated at the same place"), std::string::npos) << out;
+    EXPECT_NE(out.find("from 2 allocation sites (1 of them told apart by their innermost 16 "
+                       "frames only)"),
+              std::string::npos)
+        << out;
+    for (void *p : {a, b, shallow}) mesa_free2(nullptr, debug, p);
+    mesa_debug_destroy(debug);
+  }
+}
+
 // A pmr allocation through a callback_resource, from a function of its own.
 [[gnu::noinline]] void *through_callback_resource(std::pmr::memory_resource *resource) {
   void *p = resource->allocate(24, 8);

@@ -289,6 +289,8 @@ const char *debug_error_name(debug_error_kind kind) noexcept {
 namespace {
 
 constexpr std::size_t kStackToNameFrames = 4096;
+// Frames of a guard fault's "accessed at": the faulting function and its nearest callers.
+constexpr int kAccessFrames = 4;
 constexpr std::size_t kStackToLocateFrames = 2560;
 
 // The lowest byte of the alternate signal stack this runs on (the guard handler's, else what
@@ -308,20 +310,14 @@ constexpr std::size_t kStackToLocateFrames = 2560;
 
 }  // namespace
 
-void print_debug_error(const debug_error &e) noexcept {
-  char size[32] = "?", number[32] = "?";
-  if (e.allocation != 0) {
-    std::snprintf(size, sizeof size, "%zu", e.size);
-    std::snprintf(number, sizeof number, "#%" PRIu64, e.allocation);
-  }
+namespace {
+
+// `title` ("allocated at", "accessed at"), then the frames, one a line, named as far as the
+// stack this runs on allows.
+void print_frames(const char *title, void *const *stack, int depth, bool cut) noexcept {
   char line[640];
-  int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
-                        debug_error_name(e.kind), e.address, size, number,
-                        e.detail[0] != '\0' ? ": " : "", e.detail);
+  int n = std::snprintf(line, sizeof line, "    %s:\n", title);
   internal::write_line(line, n, sizeof line);
-  if (e.stack == nullptr || e.stack_depth == 0) return;
-  static constexpr char kAllocatedAt[] = "    allocated at:\n";
-  internal::write_to_stderr(kAllocatedAt, sizeof kAllocatedAt - 1);
   const internal::lookup_session session;  // a frame in no mapped file: one read of the maps
   // On a guard fault's signal stack (an application's: 8 KiB is common), what is left of it
   // decides how much of each frame is looked up (frame_names.cc measures about 3 KiB to name a
@@ -335,25 +331,47 @@ void print_debug_error(const debug_error &e) noexcept {
                       located ? "" : " and locations", left);
     internal::write_line(line, n, sizeof line);
   }
-  for (int i = 0; i < e.stack_depth; ++i) {
+  for (int i = 0; i < depth; ++i) {
     char symbol[256] = "";
     // A return address points after the call: look up the byte before it.
-    if (named && !internal::frame_symbol(static_cast<char *>(e.stack[i]) - 1, symbol, sizeof symbol,
+    if (named && !internal::frame_symbol(static_cast<char *>(stack[i]) - 1, symbol, sizeof symbol,
                                          stack_low))
       std::strcpy(symbol, "(unknown)");
     char where[320] = "";
-    if (located) internal::frame_location(e.stack[i], where, sizeof where);
-    n = std::snprintf(line, sizeof line, "    #%d %p%s%s%s\n", i, e.stack[i], named ? " " : "",
+    if (located) internal::frame_location(stack[i], where, sizeof where);
+    n = std::snprintf(line, sizeof line, "    #%d %p%s%s%s\n", i, stack[i], named ? " " : "",
                       symbol, where);
     internal::write_line(line, n, sizeof line);
   }
-  if (e.stack_cut) {
+  if (cut) {
     n = std::snprintf(line, sizeof line,
                       "    ... (deeper frames not recorded: a stack keeps its %d innermost)\n",
-                      e.stack_depth);
+                      depth);
     internal::write_line(line, n, sizeof line);
   }
 }
+
+// print_debug_error, with the code that made a guard page's bad access (`access`, innermost
+// first; none elsewhere) before the block's allocation stack.
+void print_error(const debug_error &e, void *const *access, int access_depth) noexcept {
+  char size[32] = "?", number[32] = "?";
+  if (e.allocation != 0) {
+    std::snprintf(size, sizeof size, "%zu", e.size);
+    std::snprintf(number, sizeof number, "#%" PRIu64, e.allocation);
+  }
+  char line[640];
+  const int n = std::snprintf(line, sizeof line, "mesa_alloc: %s at %p size %s allocation %s%s%s\n",
+                              debug_error_name(e.kind), e.address, size, number,
+                              e.detail[0] != '\0' ? ": " : "", e.detail);
+  internal::write_line(line, n, sizeof line);
+  if (access_depth > 0) print_frames("accessed at", access, access_depth, false);
+  if (e.stack != nullptr && e.stack_depth > 0)
+    print_frames("allocated at", e.stack, e.stack_depth, e.stack_cut);
+}
+
+}  // namespace
+
+void print_debug_error(const debug_error &e) noexcept { print_error(e, nullptr, 0); }
 
 debug_resource::debug_resource(std::pmr::memory_resource *upstream,
                                const debug_options &options) noexcept
@@ -1070,7 +1088,8 @@ struct guard_fault_handler {
   // tables are walked under their locks (resources may be made and destroyed meanwhile), unless
   // this thread holds one of them already; the handler is called with none held, as it may
   // allocate through the very table.
-  static bool explain(const unsigned char *address) noexcept {
+  // `pc`: the faulting instruction (null where the context's layout is not known here).
+  static bool explain(const unsigned char *address, const void *pc) noexcept {
     const bool locking = debug_locks_held == 0;
     debug_resource::fault_report report;
     bool found = false;
@@ -1082,7 +1101,20 @@ struct guard_fault_handler {
     if (!found) return false;
     if (report.handler == default_handler) {
       before_debug_report(true);
-      print_debug_error(report.error);
+      // The access: the faulting function and a few of its callers, walked through the signal
+      // frame by the unwind tables (a leaf such as memcpy keeps no frame pointer of its own).
+      void *access[kAccessFrames];
+      int access_depth = 0;
+      // On a small signal stack, only the faulting instruction: the walk needs room too.
+      const char *stack_low = signal_stack_low();
+      if (pc != nullptr && stack_low != nullptr &&
+          stack_left_above(stack_low) < kStackToNameFrames) {
+        access[0] = const_cast<void *>(pc);
+        access_depth = 1;
+      } else if (pc != nullptr) {
+        access_depth = capture_stack(access, kAccessFrames, pc, true);
+      }
+      print_error(report.error, access, access_depth);
       return false;
     }
     report.handler(report.error, report.handler_context);
@@ -1099,7 +1131,15 @@ namespace {
 // pages) is called and this one stays installed for the next guard fault; for the default action
 // it is put back, and returning re-executes the access, which then kills the process.
 void handle_guard_fault(int sig, siginfo_t *info, void *context) {
-  if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr)))
+  const void *pc = nullptr;
+#if defined(__x86_64__)
+  pc = reinterpret_cast<const void *>(
+      static_cast<const ucontext_t *>(context)->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__i386__)
+  pc = reinterpret_cast<const void *>(
+      static_cast<const ucontext_t *>(context)->uc_mcontext.gregs[REG_EIP]);
+#endif
+  if (internal::guard_fault_handler::explain(static_cast<const unsigned char *>(info->si_addr), pc))
     return;
   const struct sigaction &previous = g_previous_segv;
   const bool has_function = (previous.sa_flags & SA_SIGINFO) != 0

@@ -83,6 +83,14 @@ else
 fi
 check "guard crash message" \
   '^mesa_alloc: buffer overrun at 0x[0-9a-f]+ size 64 allocation #1: access at offset 64 hit the guard page$'
+# ... then the code that made the access, from the fault's context (a stacks probe: the report
+# named the block and its allocation, but not the overrunning code): here main, into which the
+# overrun is inlined, or overrun itself.
+check "guard: the access site" '^    accessed at:$'
+if ! grep -A1 '^    accessed at:$' "$out" | grep -Eq '^    #0 0x[0-9a-f]+ (main|overrun) '; then
+  echo "FAILED: guard: the access site's frame #0 is not the overrunning function"
+  sed 's/^/  /' "$out"; failures=$((failures + 1))
+fi
 
 # 2b. the same on the program's own 6 KiB alternate signal stack, registered with SS_AUTODISARM
 # (sigaltstack says "none" inside the handler): the report knows the stack from the handler's

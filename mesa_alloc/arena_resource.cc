@@ -70,8 +70,12 @@ std::uintptr_t arena_resource::initial_end() const noexcept {
   return options_.initial_buffer == nullptr ? 0 : initial_begin() + options_.initial_buffer_size;
 }
 
+void arena_resource::refuse_alignment(std::size_t alignment) {
+  internal::refuse_request("arena_resource::allocate", alignment);
+}
+
 void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) refuse_alignment(alignment);
   if (bytes > SIZE_MAX / 2 || alignment > SIZE_MAX / 4) throw std::bad_alloc();
   const std::size_t need = bytes + alignment - 1;
   if (need > options_.large_threshold) return allocate_large(bytes, alignment);

@@ -131,9 +131,11 @@ class arena_resource final : public std::pmr::memory_resource {
 
   // Through std::pmr a bad alignment is checked (std::bad_alloc); the direct call assumes it.
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) refuse_alignment(alignment);
     return allocate(bytes, alignment);
   }
+  // std::bad_alloc, after a line naming the arena in debug builds.
+  [[noreturn, gnu::cold]] static void refuse_alignment(std::size_t alignment);
   void do_deallocate(void *, std::size_t, std::size_t) override {}
   bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
     return this == &other;

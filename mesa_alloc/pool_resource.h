@@ -52,7 +52,7 @@ class pool_resource final : public std::pmr::memory_resource {
       if (free_[c] != nullptr) return internal::pop_free(free_[c]);
       return allocate_small_slow(c);
     }
-    return large_.allocate(upstream_, bytes, alignment);
+    return large_.allocate(upstream_, bytes, alignment, "pool_resource::allocate");
   }
   void deallocate(void *p, std::size_t bytes,
                   std::size_t alignment = alignof(std::max_align_t)) noexcept {

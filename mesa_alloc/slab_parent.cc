@@ -77,7 +77,8 @@ void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
 }
 
 void *slab_parent::upstream_allocate(std::size_t bytes, std::size_t alignment) {
-  if (internal::request_refused(bytes, alignment)) throw std::bad_alloc();
+  if (internal::request_refused(bytes, alignment))
+    internal::refuse_request("slab_child::allocate", alignment);
   std::lock_guard<std::mutex> lock(mutex_);
   return upstream_->allocate(bytes, alignment);
 }

@@ -28,7 +28,8 @@ slab_resource::slab_resource(std::pmr::memory_resource *upstream, std::size_t ob
 // Sizes and alignments the slab does not serve; never a bad alignment or a size near SIZE_MAX
 // (request_limit.h).
 void *slab_resource::allocate_upstream(std::size_t bytes, std::size_t alignment) {
-  if (internal::request_refused(bytes, alignment)) throw std::bad_alloc();
+  if (internal::request_refused(bytes, alignment))
+    internal::refuse_request("slab_resource::allocate", alignment);
   return upstream_->allocate(bytes, alignment);
 }
 

@@ -109,7 +109,7 @@ void synchronized_pool_resource::flush(thread_cache *cache, std::size_t size_cla
 
 void *synchronized_pool_resource::allocate_large(std::size_t bytes, std::size_t alignment) {
   std::lock_guard<std::mutex> lock(upstream_mutex_);
-  return large_.allocate(upstream_, bytes, alignment);
+  return large_.allocate(upstream_, bytes, alignment, "synchronized_pool_resource::allocate");
 }
 
 void synchronized_pool_resource::deallocate_large(void *p) noexcept {

@@ -56,8 +56,8 @@ void pool_chunks::release(std::pmr::memory_resource *upstream) noexcept {
 }
 
 void *pool_large_blocks::allocate(std::pmr::memory_resource *upstream, std::size_t bytes,
-                                  std::size_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) throw std::bad_alloc();
+                                  std::size_t alignment, const char *where) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) refuse_request(where, alignment);
   const std::size_t block_alignment = alignment > alignof(header) ? alignment : alignof(header);
   const std::size_t offset = offset_for(block_alignment);
   if (offset > kMaxRequestBytes || bytes > kMaxRequestBytes - offset) throw std::bad_alloc();

@@ -100,7 +100,9 @@ class pool_large_blocks {
   pool_large_blocks(const pool_large_blocks &) = delete;
   pool_large_blocks &operator=(const pool_large_blocks &) = delete;
 
-  void *allocate(std::pmr::memory_resource *upstream, std::size_t bytes, std::size_t alignment);
+  // `where`: the pool's allocate, as a refused request's line names it.
+  void *allocate(std::pmr::memory_resource *upstream, std::size_t bytes, std::size_t alignment,
+                 const char *where);
   void deallocate(std::pmr::memory_resource *upstream, void *p, const char *pool) noexcept;
   // Returns every block upstream, whatever its header's tag says.
   void release(std::pmr::memory_resource *upstream) noexcept;

@@ -422,7 +422,6 @@ TEST(CApi, FailuresSetErrnoAsLibcDoes) {
   EXPECT_EQ(
       errno_after([&] { return libc->alloc_fn(nullptr, SIZE_MAX, 64, MESA_ALLOC_SCOPE_OBJECT); }),
       ENOMEM);
-  EXPECT_EQ(errno_after([] { return mesa_malloc(SIZE_MAX); }), ENOMEM);
   EXPECT_EQ(errno_after([] { return mesa_calloc(SIZE_MAX, 2); }), ENOMEM);
   EXPECT_EQ(errno_after([] { return mesa_calloc(1, SIZE_MAX); }), ENOMEM);
   EXPECT_EQ(errno_after([] { return mesa_realloc(nullptr, SIZE_MAX); }), ENOMEM);

@@ -8,32 +8,7 @@
 #include "mesa_alloc/poison.h"
 #include "mesa_alloc/u_memory.h"
 #include "tests/support/c_check.h"
-
-struct counter {
-  int allocs, reallocs, frees;
-};
-
-static int refuse_allocs;
-
-static void *count_alloc(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope) {
-  struct counter *c = user_data;
-  c->allocs++;
-  if (refuse_allocs) return NULL;
-  return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
-}
-
-static void *count_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
-                           mesa_alloc_scope scope) {
-  struct counter *c = user_data;
-  c->reallocs++;
-  return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
-}
-
-static void count_free(void *user_data, void *ptr) {
-  struct counter *c = user_data;
-  if (ptr) c->frees++;
-  mesa_libc_allocator()->free_fn(NULL, ptr);
-}
+#include "tests/support/c_counting_table.h"
 
 static size_t refused_size;
 
@@ -54,8 +29,8 @@ struct shader {
 };
 
 int main(void) {
-  struct counter counts = {0, 0, 0};
-  const mesa_allocator table = {&counts, count_alloc, count_realloc, count_free, NULL, NULL};
+  struct c_counts counts = {0, 0, 0, 0};
+  const mesa_allocator table = c_counting_table(&counts);
   const mesa_allocator *previous = mesa_set_default_allocator(&table);
 
   struct screen *s = CALLOC_STRUCT(screen);
@@ -127,9 +102,9 @@ int main(void) {
    * and a new size of 0 gives a new zero-size block. */
   float *doomed = align_malloc(64, 64);
   const int frees_before = counts.frees;
-  refuse_allocs = 1;
+  counts.refuse_allocs = 1;
   CHECK(align_realloc(doomed, 64, 4096, 64) == NULL);
-  refuse_allocs = 0;
+  counts.refuse_allocs = 0;
   CHECK(counts.frees == frees_before + 1);
   float *emptied = align_malloc(64, 64);
   emptied = align_realloc(emptied, 64, 0, 64);
@@ -158,7 +133,8 @@ int main(void) {
 
   /* A variable length that overflows the total asks for SIZE_MAX (which fails) instead of
    * wrapping to a short block. (A table that refuses: ASan aborts on malloc(SIZE_MAX).) */
-  const mesa_allocator refusing = {NULL, refuse_alloc, count_realloc, count_free, NULL, NULL};
+  const mesa_allocator *libc = mesa_libc_allocator();
+  const mesa_allocator refusing = {NULL, refuse_alloc, libc->realloc_fn, libc->free_fn, NULL, NULL};
   mesa_set_default_allocator(&refusing);
   CHECK(CALLOC_VARIANT_LENGTH_STRUCT(shader, SIZE_MAX - 2) == NULL);
   CHECK(refused_size == SIZE_MAX);

@@ -1596,6 +1596,19 @@ std::string frame_line(const std::string &report, int n) {
   return report.substr(at, report.find('\n', at) - at);
 }
 
+// A debug table over libc recording stacks with `walk` (MESA_DEBUG_STACKS_*), whose leaks the
+// test reports itself.
+const mesa_allocator *debug_recording_stacks(int walk) {
+  mesa_debug_options o;
+  mesa_debug_options_init(&o);
+  o.record_stacks = walk;
+  o.report_leaks_on_destroy = 0;
+  return mesa_debug_create(mesa_libc_allocator(), &o);
+}
+const char *walk_name(int walk) {
+  return walk == MESA_DEBUG_STACKS_UNWIND_TABLES ? "unwind tables" : "frame pointers";
+}
+
 // A block allocated through the C API has a stack that starts at the C API's caller, with either
 // walk: no frame of the C API (malloc_through_table, mesa_strndup under mesa_strdup, ...) or of
 // the debug table comes before it. mesa_malloc reaches the table with a tail call when
@@ -1618,17 +1631,11 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
       {"through_realloc2", &through_realloc2},
   };
   for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
-    mesa_debug_options o;
-    mesa_debug_options_init(&o);
-    o.record_stacks = walk;
-    o.report_leaks_on_destroy = 0;
-    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    const mesa_allocator *debug = debug_recording_stacks(walk);
     ASSERT_NE(debug, nullptr);
     const mesa_allocator *previous = mesa_set_default_allocator(debug);
     for (const entry &e : entries) {
-      SCOPED_TRACE(std::string(e.name) + (walk == MESA_DEBUG_STACKS_UNWIND_TABLES
-                                              ? " (unwind tables)"
-                                              : " (frame pointers)"));
+      SCOPED_TRACE(std::string(e.name) + " (" + walk_name(walk) + ")");
       void *p = e.allocate(debug);
       ASSERT_NE(p, nullptr);
       testing::internal::CaptureStderr();
@@ -1675,12 +1682,8 @@ TEST(DebugResourceC, StacksOfCApiAllocationsStartAtTheCaller) {
 // sites reported as one).
 TEST(DebugResourceC, AStackCutAtItsDepthSaysSo) {
   for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
-    SCOPED_TRACE(walk == MESA_DEBUG_STACKS_UNWIND_TABLES ? "unwind tables" : "frame pointers");
-    mesa_debug_options o;
-    mesa_debug_options_init(&o);
-    o.record_stacks = walk;
-    o.report_leaks_on_destroy = 0;
-    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    SCOPED_TRACE(walk_name(walk));
+    const mesa_allocator *debug = debug_recording_stacks(walk);
     ASSERT_NE(debug, nullptr);
     void *a = deep_from_one_site(debug);
     void *b = deep_from_another_site(debug);
@@ -1722,12 +1725,8 @@ TEST(DebugResourceC, AStackCutAtItsDepthSaysSo) {
 // Unoptimized, memory_resource::allocate is a frame of its own: then #0 is it, #1 the caller.
 TEST(DebugResourceC, StacksOfAllocationsThroughCallbackResourceStartAtTheCaller) {
   for (const int walk : {MESA_DEBUG_STACKS_FRAME_POINTERS, MESA_DEBUG_STACKS_UNWIND_TABLES}) {
-    SCOPED_TRACE(walk == MESA_DEBUG_STACKS_UNWIND_TABLES ? "unwind tables" : "frame pointers");
-    mesa_debug_options o;
-    mesa_debug_options_init(&o);
-    o.record_stacks = walk;
-    o.report_leaks_on_destroy = 0;
-    const mesa_allocator *debug = mesa_debug_create(mesa_libc_allocator(), &o);
+    SCOPED_TRACE(walk_name(walk));
+    const mesa_allocator *debug = debug_recording_stacks(walk);
     ASSERT_NE(debug, nullptr);
     // A layer of the library over the debug table, as the fault gate is under MESA_ALLOC_DEBUG
     // (its own state is a block of the debug table too: the report's other leak).

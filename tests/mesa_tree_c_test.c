@@ -10,32 +10,10 @@
 
 #include "mesa_alloc/poison.h"
 #include "tests/support/c_check.h"
+#include "tests/support/c_counting_table.h"
 #include "util/u_memory.h"
 /* After u_memory.h, as most Mesa files reach it (util/u_debug.h includes it). */
 #include "util/macros.h"
-
-struct counter {
-  int allocs, reallocs, frees;
-};
-
-static void *count_alloc(void *user_data, size_t size, size_t alignment, mesa_alloc_scope scope) {
-  struct counter *c = user_data;
-  c->allocs++;
-  return mesa_libc_allocator()->alloc_fn(NULL, size, alignment, scope);
-}
-
-static void *count_realloc(void *user_data, void *ptr, size_t size, size_t alignment,
-                           mesa_alloc_scope scope) {
-  struct counter *c = user_data;
-  c->reallocs++;
-  return mesa_libc_allocator()->realloc_fn(NULL, ptr, size, alignment, scope);
-}
-
-static void count_free(void *user_data, void *ptr) {
-  struct counter *c = user_data;
-  if (ptr) c->frees++;
-  mesa_libc_allocator()->free_fn(NULL, ptr);
-}
 
 struct sparse_node {
   EXCLUSIVE_CACHELINE(unsigned refcount);
@@ -43,8 +21,8 @@ struct sparse_node {
 };
 
 int main(void) {
-  struct counter counts = {0, 0, 0};
-  const mesa_allocator table = {&counts, count_alloc, count_realloc, count_free, NULL, NULL};
+  struct c_counts counts = {0, 0, 0, 0};
+  const mesa_allocator table = c_counting_table(&counts);
   const mesa_allocator *previous = mesa_set_default_allocator(&table);
 
   CHECK(CACHE_LINE_SIZE == 64 && MESA_CACHE_LINE_SIZE == CACHE_LINE_SIZE);

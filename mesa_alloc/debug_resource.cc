@@ -153,10 +153,30 @@ class registry_guard {
   const bool locking_;
 };
 
-void default_handler(const debug_error &error, void *) {
+// After a report whose stack was recorded before libraries were unloaded: its frames in them are
+// named after what is loaded there now. `at_start`: the count when the layer was made. Takes the
+// dynamic loader's lock: not in a signal handler.
+void say_libraries_unloaded_since(unsigned long long at_start) noexcept {
+  const unsigned long long unloaded = internal::libraries_unloaded() - at_start;
+  if (unloaded == 0) return;
+  char line[200];
+  const int n =
+      std::snprintf(line, sizeof line,
+                    "mesa_alloc: %llu shared librar%s unloaded (dlclose) since this "
+                    "debug layer was made: a frame in %s is named after what was loaded "
+                    "at its address since, if anything\n",
+                    unloaded, unloaded == 1 ? "y was" : "ies were", unloaded == 1 ? "it" : "one");
+  internal::write_line(line, n, sizeof line);
+}
+
+// `context`: for an error report, the unload count when the layer was made (report() passes
+// it); null for the leak report's blocks, whose summary says it once.
+void default_handler(const debug_error &error, void *context) {
   const bool ending = error.kind != debug_error_kind::leak;
   internal::before_debug_report(ending);
   print_debug_error(error);
+  if (context != nullptr && error.stack != nullptr)
+    say_libraries_unloaded_since(*static_cast<const unsigned long long *>(context));
   if (ending) std::abort();
 }
 
@@ -956,6 +976,10 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
     e.stack_cut = h->stack_cut();
   }
   const internal::caller_set_aside aside;  // errors are found inside C API calls
+  if (options_.handler == default_handler) {
+    default_handler(e, &libraries_unloaded_at_start_);
+    return;
+  }
   options_.handler(e, options_.handler_context);
 }
 
@@ -1595,17 +1619,7 @@ std::size_t debug_resource::report_leaks() noexcept {
                                 "allocation sites%s%s\n",
                                 bytes, count, sites, cut, unknown_sites);
     internal::write_line(line, n, sizeof line);
-    const unsigned long long unloaded =
-        sites > 0 ? internal::libraries_unloaded() - libraries_unloaded_at_start_ : 0;
-    if (unloaded > 0) {
-      const int m = std::snprintf(
-          line, sizeof line,
-          "mesa_alloc: %llu shared librar%s unloaded (dlclose) since this debug "
-          "layer was made: a frame in %s is named after what was loaded "
-          "at its address since, if anything\n",
-          unloaded, unloaded == 1 ? "y was" : "ies were", unloaded == 1 ? "it" : "one");
-      internal::write_line(line, m, sizeof line);
-    }
+    if (sites > 0) say_libraries_unloaded_since(libraries_unloaded_at_start_);
   }
   return count;
 }

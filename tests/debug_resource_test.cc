@@ -1825,6 +1825,26 @@ TEST(DebugResource, ALeakReportSaysWhenLibrariesWereUnloadedSinceItsStacksBegan)
   d.deallocate(p, 24);
 }
 
+// The same for an error's report: a block allocated before a library was unloaded, overrun
+// after (a stacks probe: the error named its frames after the library loaded there since, with
+// no line, where the leak report had one).
+TEST(DebugResourceDeathTest, AnErrorReportSaysWhenLibrariesWereUnloadedSinceItsStacksBegan) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_options o;
+        o.record_stacks = true;
+        o.report_leaks_on_destroy = false;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<unsigned char *>(d.allocate(24));
+        void *library = dlopen("libanl.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (library == nullptr || dlclose(library) != 0) std::abort();
+        p[24] = 0;
+        d.deallocate(p, 24);
+      },
+      "buffer overrun at 0x[0-9a-f]+ size 24(.|\n)*allocated at:(.|\n)*mesa_alloc: 1 shared "
+      "library was unloaded \\(dlclose\\) since this debug layer was made");
+}
+
 // An application's table whose callback allocates through a debug resource (its own bookkeeping,
 // say): that allocation keeps its own stack, starting in the callback, rather than the stack of
 // the C API call the callback serves (a review found it attributed to mesa_alloc2's caller).

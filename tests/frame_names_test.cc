@@ -442,11 +442,15 @@ TEST(FrameLocation, WithNoDescriptorLeftSaysWhyAFrameIsNotLocated) {
   // The unseen one first: a failed read of the maps must leave the table as it was.
   const std::string unseen_now = location_of(unseen.at(0x180));
   const std::string known_now = location_of(known);
+  const std::string known_name_now = symbol_of(known);
   for (const int fd : taken) close(fd);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
   ASSERT_EQ(error, EMFILE);
   EXPECT_EQ(known_now, known_where);
   EXPECT_EQ(unseen_now, " (not located: /proc/self/maps: Too many open files)");
+  // Its name cannot be read either, and it says why rather than look like a stripped file's
+  // (a stacks probe saw "(unknown)").
+  EXPECT_EQ(known_name_now, "(name not read: Too many open files)");
 }
 
 // A parent and its child naming frames at once get the same names, and neither dies:

@@ -154,10 +154,13 @@ void describe(const maps_line &l, std::uintptr_t base, std::uintptr_t base_stop,
 }
 
 // `path` is `length` bytes followed by a byte this may overwrite with a NUL.
-int open_unless_deleted(char *path, std::size_t length) noexcept {
+// A failed open's errno goes to `out.open_error`.
+int open_unless_deleted(char *path, std::size_t length, file_mapping &out) noexcept {
   if (deleted(path, length)) return -1;  // a program or driver replaced while running, a memfd
   path[length] = '\0';
-  return open(path, O_RDONLY | O_CLOEXEC);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) out.open_error = errno != 0 ? errno : EIO;
+  return fd;
 }
 
 // Whether `l` holds `address`: then `out` describes it, and with `open_file` `fd` is its file.
@@ -166,7 +169,7 @@ bool take_if_holds(const maps_line &l, char *end, const header_tracker &headers,
                    std::uintptr_t address, file_mapping &out, bool open_file, int &fd) noexcept {
   if (address < l.start || address >= l.stop) return false;
   describe(l, headers.base(l), headers.base_stop(l), headers.header_mapped(l), out);
-  if (open_file) fd = open_unless_deleted(end - l.path_length, l.path_length);
+  if (open_file) fd = open_unless_deleted(end - l.path_length, l.path_length, out);
   return true;
 }
 
@@ -210,7 +213,7 @@ class mapping_table {
       l.path = paths_ + m.path_at;
       l.path_length = m.path_length;
       describe(l, m.base, m.base_stop, m.header_mapped, out);
-      if (open_file) fd = open_unless_deleted(paths_ + m.path_at, m.path_length);
+      if (open_file) fd = open_unless_deleted(paths_ + m.path_at, m.path_length, out);
       return true;
     }
     if (unusable_) return false;

@@ -42,7 +42,8 @@ struct file_mapping {
   std::uintptr_t start = 0;   // the mapping that holds the address
   std::uintptr_t offset = 0;  // and the file offset it maps
   char name[256] = {};        // the file's name, its path's last part (" (deleted)" kept)
-  int error = 0;  // errno of an open of /proc/self/maps that failed (EMFILE, ...), else 0
+  int error = 0;       // errno of an open of /proc/self/maps that failed (EMFILE, ...), else 0
+  int open_error = 0;  // with open_file: errno of the file's own open that failed, else 0
 };
 
 // Fills `out` for the file mapping that holds `address`. With `open_file`, opens the file

@@ -219,12 +219,16 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
 }
 
 // The name of the symbol that holds `pc`, as its file spells it. (A deleted file, a program or
-// driver upgraded while running or a JIT's memfd, is not opened.)
-[[gnu::noinline]] bool find_mangled_name(std::uintptr_t pc, char *name,
-                                         std::size_t capacity) noexcept {
+// driver upgraded while running or a JIT's memfd, is not opened.) `open_error`: why the file
+// holding it could not be opened (EMFILE, ...), else left alone.
+[[gnu::noinline]] bool find_mangled_name(std::uintptr_t pc, char *name, std::size_t capacity,
+                                         int *open_error) noexcept {
   file_mapping m;
   const int fd = find_file_mapping(pc, m, true);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    if (m.found) *open_error = m.open_error;
+    return false;
+  }
   std::uintptr_t vaddr;
   const bool named = link_address(m, pc, fd, vaddr) && find_symbol_name(fd, vaddr, name, capacity);
   close(fd);
@@ -277,8 +281,14 @@ bool frame_symbol(const void *pc, char *out, std::size_t capacity, const void *s
   const errno_keeper keep_errno;
   out[0] = '\0';
   char mangled[1024];
-  if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled))
-    return false;
+  int open_error = 0;
+  if (!find_mangled_name(reinterpret_cast<std::uintptr_t>(pc), mangled, sizeof mangled,
+                         &open_error)) {
+    // A file that holds the name but could not be read is not a stripped one: say why.
+    if (open_error == 0) return false;
+    std::snprintf(out, capacity, "(name not read: %s)", std::strerror(open_error));
+    return true;
+  }
   if (stack_low != nullptr && !room_to_demangle(mangled, stack_low)) {
     copy_cut(mangled, out, capacity);
     return true;

@@ -44,7 +44,8 @@ namespace mesa::internal {
 // "mesa::debug_resource::do_allocate()"; mangled names up to 1,023 bytes), into `out`;
 // truncated to `capacity`. False, and `out`
 // empty, when no loaded file's symbol table has it (a JIT's code, a stripped file's static
-// function, a data address).
+// function, a data address). When the file that holds it cannot be opened (no descriptor left,
+// say), "(name not read: <reason>)": such a frame is not a stripped one.
 // On a signal stack whose lowest byte is `stack_low` (null: a thread's stack), a name whose
 // demangling would not fit what is left (Abseil's demangler takes about 240 bytes per nesting
 // level) is given mangled.

@@ -38,10 +38,12 @@ void release_block(std::pmr::memory_resource *resource, void *ptr, const block_h
 // Claims the block before `ptr` for a free or a realloc if it carries `tag` (a live block of
 // the table): the tag turns to 0 in one compare-and-swap, so of two threads freeing it at once
 // exactly one gets it; `out` is then its header. Otherwise reports `what` and returns false.
+// The tag is read first: a failed compare-and-swap still needs the page writable, and a pointer
+// into read-only memory must be reported, not fault.
 bool claim_block(void *ptr, std::uint32_t tag, const char *what, block_header *out) {
-  std::uint32_t seen = tag;
-  if (__atomic_compare_exchange_n(&header_of(ptr)->tag, &seen, 0u, false, __ATOMIC_ACQ_REL,
-                                  __ATOMIC_ACQUIRE)) {
+  std::uint32_t seen = __atomic_load_n(&header_of(ptr)->tag, __ATOMIC_ACQUIRE);
+  if (seen == tag && __atomic_compare_exchange_n(&header_of(ptr)->tag, &seen, 0u, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     *out = block_header{header_of(ptr)->size, tag, header_of(ptr)->alignment_log2};
     return true;
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory_resource>
 #include <string>
 
 #include "mesa_alloc/callback_validator.h"
@@ -15,6 +16,7 @@
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/internal/default_from_environment.h"
 #include "mesa_alloc/mesa_alloc.h"
+#include "mesa_alloc/resource_callbacks.h"
 #include "tests/support/counting_allocator.h"
 
 namespace {
@@ -435,6 +437,26 @@ TEST(CApi, FailuresSetErrnoAsLibcDoes) {
             }),
             EINVAL);
   mesa_set_default_allocator(previous);
+}
+
+// A free through a table that checks block headers, of a pointer into read-only memory (a name
+// that is sometimes a string literal, freed by mistake), is reported and left alone: the header
+// is read before it is claimed (a review: the claim's compare-and-swap faulted on the page).
+TEST(CApi, AFreeOfReadOnlyMemoryIsReportedNotAFault) {
+  static const char kLiteral[96] = "a name that is sometimes a literal";
+  void *inside = const_cast<char *>(kLiteral) + 32;
+  const mesa_allocator *tracking = mesa_tracking_create(nullptr, "t", nullptr);
+  ASSERT_NE(tracking, nullptr);
+  mesa::resource_callbacks callbacks(std::pmr::new_delete_resource());
+  ::testing::internal::CaptureStderr();
+  tracking->free_fn(tracking->user_data, inside);
+  EXPECT_EQ(tracking->realloc_fn(tracking->user_data, inside, 64, 16, MESA_ALLOC_SCOPE_OBJECT),
+            nullptr);
+  callbacks.table()->free_fn(callbacks.table()->user_data, inside);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("mesa_alloc: allocator mismatch at"), std::string::npos) << err;
+  EXPECT_NE(err.find("invalid free"), std::string::npos) << err;
+  mesa_tracking_destroy(tracking);
 }
 
 // mesa_calloc and mesa_zalloc2 on the libc table are libc's calloc: a large zeroed block comes

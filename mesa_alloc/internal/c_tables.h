@@ -85,10 +85,13 @@ struct tracking_table {
   // tag turns to freed_tag() in one compare-and-swap, so of two threads freeing the block at
   // once exactly one gets it (a read, a check and a write let both through to the parent: a
   // threads probe saw glibc abort on the second free). `out` is then the block's header.
-  // Otherwise reports `what` and returns false.
+  // Otherwise reports `what` and returns false. The tag is read before the swap is tried: a
+  // compare-and-swap needs the page writable even when it fails, and a pointer into read-only
+  // memory (a string literal freed by mistake) must be reported, not fault.
   bool claim(void *ptr, const char *what, header *out) const noexcept {
-    std::uint32_t seen = owner_tag;
-    if (__atomic_compare_exchange_n(&header_of(ptr)->owner, &seen, freed_tag(), false,
+    std::uint32_t seen = __atomic_load_n(&header_of(ptr)->owner, __ATOMIC_ACQUIRE);
+    if (seen == owner_tag &&
+        __atomic_compare_exchange_n(&header_of(ptr)->owner, &seen, freed_tag(), false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
       out->size = header_of(ptr)->size;
       out->owner = owner_tag;

@@ -76,36 +76,48 @@ inline const mesa_allocator *current() noexcept {
   return initialize_default();
 }
 
+// NULL with errno set to `error`, as libc fails: every failure of the C API's allocating
+// functions says why the way malloc does, whichever table refused (a size or a count × size no
+// block can have, a budget, an injected fault, the application's callbacks: ENOMEM; an invalid
+// alignment or scope: EINVAL).
+inline void *fail_with(int error) noexcept {
+  errno = error;
+  return nullptr;
+}
+
 // The table calls of the allocating functions, out of line so that the functions' libc paths
 // keep no frame and no thread-local access. `caller`: the public function's return address,
 // recorded for the call only once a layer wants it (internal/api_caller.h).
 [[gnu::noinline]] void *alloc_through(const mesa_allocator *a, size_t size, size_t alignment,
                                       mesa_alloc_scope scope, const void *caller) noexcept {
-  if (!mesa::internal::records_caller(a)) return a->alloc_fn(a->user_data, size, alignment, scope);
-  const api_call call(caller);
-  return a->alloc_fn(a->user_data, size, alignment, scope);
+  void *p;
+  if (!mesa::internal::records_caller(a)) {
+    p = a->alloc_fn(a->user_data, size, alignment, scope);
+  } else {
+    const api_call call(caller);
+    p = a->alloc_fn(a->user_data, size, alignment, scope);
+  }
+  return p != nullptr ? p : fail_with(ENOMEM);
 }
 
+// A realloc to size 0 frees, and its NULL is no failure.
 [[gnu::noinline]] void *realloc_through(const mesa_allocator *a, void *ptr, size_t size,
                                         size_t alignment, mesa_alloc_scope scope,
                                         const void *caller) noexcept {
-  if (!mesa::internal::records_caller(a))
-    return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
-  const api_call call(caller);
-  return a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+  void *p;
+  if (!mesa::internal::records_caller(a)) {
+    p = a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+  } else {
+    const api_call call(caller);
+    p = a->realloc_fn(a->user_data, ptr, size, alignment, scope);
+  }
+  return p != nullptr || size == 0 ? p : fail_with(ENOMEM);
 }
 
 // mesa_malloc jumps here (a tail call when optimizing): the return address is into its caller.
 void *malloc_through_table(size_t size) noexcept {
   return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
                        __builtin_return_address(0));
-}
-
-// NULL with errno set to `error`, as libc fails: the C API's own refusals (a size or a count ×
-// size past what any block can have, an invalid alignment) say why the way malloc does.
-inline void *fail_with(int error) noexcept {
-  errno = error;
-  return nullptr;
 }
 
 inline bool default_is_libc() noexcept {
@@ -171,7 +183,7 @@ inline void *alloc2_from(bool zeroed, const mesa_allocator *parent, const mesa_a
     return zeroed ? std::calloc(1, size) : std::malloc(size);
   if (__builtin_expect(a->alloc_fn == nullptr, 0)) {
     mesa::internal::report_incomplete_table(where, "alloc_fn");
-    return nullptr;
+    return fail_with(EINVAL);
   }
   void *p = alloc_through(a, size, alignment, scope, caller);
   if (zeroed && p != nullptr) std::memset(p, 0, size);
@@ -278,7 +290,7 @@ void *mesa_realloc2(const mesa_allocator *parent, const mesa_allocator *alloc, v
   const mesa_allocator *a = choose(parent, alloc);
   if (__builtin_expect(a->realloc_fn == nullptr, 0)) {
     mesa::internal::report_incomplete_table("mesa_realloc2", "realloc_fn");
-    return nullptr;
+    return fail_with(EINVAL);
   }
   return realloc_through(a, ptr, size, alignment, scope, __builtin_return_address(0));
 }

@@ -15,9 +15,9 @@
  *
  * Rules every table follows (the Vulkan rules for VkAllocationCallbacks):
  *   - `alignment` is a power of two; any other value makes the call fail (NULL).
- *   - failure returns NULL (the functions below, when they refuse a request themselves, and the
- *     libc table set errno as libc does: ENOMEM, or EINVAL for a bad alignment or scope; after
- *     another table's failure errno is what that table left).
+ *   - failure returns NULL (every failure of the functions below sets errno as malloc does,
+ *     whichever table refused: ENOMEM, or EINVAL for a bad alignment or scope or a table without
+ *     the function; the libc table's own functions set it too).
  *   - `realloc_fn(NULL, ...)` allocates; `realloc_fn(p, 0, ...)` frees p and returns NULL;
  *     realloc keeps the contents up to min(old, new) size and the alignment; when realloc fails
  *     the original block is untouched; `free_fn(NULL)` does nothing.

@@ -439,6 +439,51 @@ TEST(CApi, FailuresSetErrnoAsLibcDoes) {
   mesa_set_default_allocator(previous);
 }
 
+// Every failure of the C API's allocating functions sets errno, whichever table refused: the
+// library's own layers (a budget, an injected fault, the debug layer's size limit) as libc would
+// (ENOMEM), and a table passed per call without the function the call needs (EINVAL). (A
+// review: under MESA_ALLOC_DEBUG errno stayed 0.)
+TEST(CApi, FailuresThroughTheLibrarysTablesSetErrno) {
+  const auto errno_after = [](auto call) {
+    errno = 0;
+    EXPECT_EQ(call(), nullptr);
+    return errno;
+  };
+  const mesa_allocator *limited = mesa_tracking_create(nullptr, "limited", nullptr);
+  const mesa_allocator *fault = mesa_fault_create(nullptr);
+  const mesa_allocator *debug = mesa_debug_create(nullptr, nullptr);
+  ASSERT_TRUE(limited != nullptr && fault != nullptr && debug != nullptr);
+  mesa_tracking_set_limit(limited, 1024);
+  ::testing::internal::CaptureStderr();  // the limit's refusal line
+  const mesa_allocator *previous = mesa_set_default_allocator(limited);
+  EXPECT_EQ(errno_after([] { return mesa_malloc(4096); }), ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_calloc(64, 64); }), ENOMEM);
+  void *small = mesa_malloc(16);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(errno_after([&] { return mesa_realloc(small, 4096); }), ENOMEM);
+  mesa_free(small);
+  mesa_set_default_allocator(fault);
+  mesa_fault_fail_nth(fault, 0);
+  EXPECT_EQ(errno_after([] { return mesa_strdup("injected"); }), ENOMEM);
+  mesa_set_default_allocator(debug);
+  EXPECT_EQ(errno_after([] { return mesa_malloc(SIZE_MAX / 2); }), ENOMEM);
+  mesa_set_default_allocator(previous);
+  errno = 0;
+  void *freed = mesa_realloc(mesa_malloc(8), 0);  // a free: its NULL is no failure
+  EXPECT_EQ(freed, nullptr);
+  EXPECT_EQ(errno, 0);
+  const mesa_allocator no_alloc = {
+      nullptr, nullptr, mesa_libc_allocator()->realloc_fn, mesa_libc_allocator()->free_fn,
+      nullptr, nullptr};
+  EXPECT_EQ(
+      errno_after([&] { return mesa_alloc2(nullptr, &no_alloc, 8, 8, MESA_ALLOC_SCOPE_OBJECT); }),
+      EINVAL);
+  ::testing::internal::GetCapturedStderr();
+  mesa_debug_destroy(debug);
+  mesa_fault_destroy(fault);
+  mesa_tracking_destroy(limited);
+}
+
 // A free through a table that checks block headers, of a pointer into read-only memory (a name
 // that is sometimes a string literal, freed by mistake), is reported and left alone: the header
 // is read before it is claimed (a review: the claim's compare-and-swap faulted on the page).

@@ -333,8 +333,10 @@ constexpr std::size_t kStackToLocateFrames = 2560;
 namespace {
 
 // `title` ("allocated at", "accessed at"), then the frames, one a line, named as far as the
-// stack this runs on allows.
-void print_frames(const char *title, void *const *stack, int depth, bool cut) noexcept {
+// stack this runs on allows. Each is a return address, whose call is the instruction before it,
+// except the first when `first_is_pc` (a fault's own instruction, maybe its function's first).
+void print_frames(const char *title, void *const *stack, int depth, bool cut,
+                  bool first_is_pc) noexcept {
   char line[640];
   int n = std::snprintf(line, sizeof line, "    %s:\n", title);
   internal::write_line(line, n, sizeof line);
@@ -354,8 +356,8 @@ void print_frames(const char *title, void *const *stack, int depth, bool cut) no
   for (int i = 0; i < depth; ++i) {
     char symbol[256] = "";
     // A return address points after the call: look up the byte before it.
-    if (named && !internal::frame_symbol(static_cast<char *>(stack[i]) - 1, symbol, sizeof symbol,
-                                         stack_low))
+    const char *code = static_cast<char *>(stack[i]) - (i == 0 && first_is_pc ? 0 : 1);
+    if (named && !internal::frame_symbol(code, symbol, sizeof symbol, stack_low))
       std::strcpy(symbol, "(unknown)");
     char where[320] = "";
     if (located) internal::frame_location(stack[i], where, sizeof where);
@@ -384,9 +386,9 @@ void print_error(const debug_error &e, void *const *access, int access_depth) no
                               debug_error_name(e.kind), e.address, size, number,
                               e.detail[0] != '\0' ? ": " : "", e.detail);
   internal::write_line(line, n, sizeof line);
-  if (access_depth > 0) print_frames("accessed at", access, access_depth, false);
+  if (access_depth > 0) print_frames("accessed at", access, access_depth, false, true);
   if (e.stack != nullptr && e.stack_depth > 0)
-    print_frames("allocated at", e.stack, e.stack_depth, e.stack_cut);
+    print_frames("allocated at", e.stack, e.stack_depth, e.stack_cut, false);
 }
 
 }  // namespace

@@ -35,6 +35,37 @@ static int overrun(void) {
   return 0;
 }
 
+/* The overrun as the first instruction of a leaf function, as -O2 without frame pointers makes
+ * it (`p[64] = 1; return`): the guard report's "accessed at" frame #0 is the faulting
+ * instruction itself, looked up as it is, not as a return address (the byte before it, in the
+ * function before). Written in assembly so that every build makes it the same. 77 where there
+ * is none (not x86-64). */
+#if defined(__x86_64__)
+void first_instruction_overrun(unsigned char *p);
+__asm__(
+    ".text\n"
+    ".globl first_instruction_overrun\n"
+    ".hidden first_instruction_overrun\n"
+    ".type first_instruction_overrun, @function\n"
+    "first_instruction_overrun:\n"
+    ".cfi_startproc\n"
+    "  movb $1, 64(%rdi)\n"
+    "  ret\n"
+    ".cfi_endproc\n"
+    ".size first_instruction_overrun, . - first_instruction_overrun\n");
+#endif
+
+static int overrun_at_a_functions_first_instruction(void) {
+#if defined(__x86_64__)
+  unsigned char *p = mesa_malloc(64);
+  first_instruction_overrun(p);
+  mesa_free(p);
+  return 0;
+#else
+  return 77;
+#endif
+}
+
 /* The overrun with the program's own alternate signal stack of 6 KiB, registered with
  * SS_AUTODISARM (sigaltstack then says "none" inside the handler): the guard report must see it
  * is on a small stack and leave out what it has no room to look up. 77 if not run here. */
@@ -369,6 +400,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(mode, "overrun") == 0) return overrun();
+  if (strcmp(mode, "overrun_at_a_functions_first_instruction") == 0)
+    return overrun_at_a_functions_first_instruction();
   if (strcmp(mode, "overrun_on_a_small_signal_stack") == 0)
     return overrun_on_a_small_signal_stack();
   if (strcmp(mode, "underrun") == 0) return underrun();
@@ -395,7 +428,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "exec_second") == 0) return exec_second();
   fprintf(stderr,
           "usage: %s "
-          "leak|overrun|overrun_on_a_small_signal_stack|underrun|write_after_free|realloc_freed|"
+          "leak|overrun|overrun_at_a_functions_first_instruction|overrun_on_a_small_signal_stack|"
+          "underrun|write_after_free|realloc_freed|"
           "write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|"
           "fork_while_threads_allocate|fork_handlers_allocate|small|"

@@ -92,6 +92,22 @@ if ! grep -A1 '^    accessed at:$' "$out" | grep -Eq '^    #0 0x[0-9a-f]+ (main|
   sed 's/^/  /' "$out"; failures=$((failures + 1))
 fi
 
+# 2a. ... also when the bad access is its function's first instruction: frame #0 is that
+# instruction, looked up as it is (looked up as a return address, it named the function before).
+MESA_ALLOC_DEBUG=guard "$program" overrun_at_a_functions_first_instruction 2>"$out" >/dev/null
+status=$?
+if [[ $status -eq 77 ]]; then
+  echo "skipped: guard overrun at a function's first instruction (not x86-64)"
+else
+  expect_abnormal_exit "guard overrun at a function's first instruction" $status
+  if ! grep -A1 '^    accessed at:$' "$out" | grep -Eq '^    #0 0x[0-9a-f]+ first_instruction_overrun '; then
+    echo "FAILED: guard: frame #0 of a first-instruction overrun is not its function"
+    sed 's/^/  /' "$out"; failures=$((failures + 1))
+  else
+    echo "ok: guard: frame #0 of a first-instruction overrun names its function"
+  fi
+fi
+
 # 2b. the same on the program's own 6 KiB alternate signal stack, registered with SS_AUTODISARM
 # (sigaltstack says "none" inside the handler): the report knows the stack from the handler's
 # context, leaves out the lookups it has no room for, and still prints every frame's address

@@ -19,8 +19,8 @@
  * align_malloc freed with FREE is fine here; REALLOC ignores its old-size argument (the table
  * knows the size). CALLOC returns NULL when count × size overflows. mem_dup(NULL, n) is NULL for
  * n > 0 (Mesa's reads address 0). The rest keeps Mesa's rules: the align_* functions round the
- * alignment up to a multiple of sizeof(void *) (so 4 is 8, 12 is 16, and 24, not a power of two
- * after it, fails); align_realloc allocates, copies min(old size, new size) bytes and frees the
+ * alignment up to a multiple of sizeof(void *) (on 64-bit 4 is 8 and 12 is 16; 24, not a power of
+ * two after it, fails, and so does 12 on 32-bit); align_realloc allocates, copies min(old size, new size) bytes and frees the
  * old block, which it frees whether or not the new one could be had (Mesa code drops its pointer
  * on NULL), and a new size of 0 gives a new zero-size block; it never calls the table's realloc,
  * so a new alignment is no realloc with a changed one (which Vulkan forbids).
@@ -135,10 +135,18 @@ static inline void *mem_dup(const void *src, size_t size) {
   return dup;
 }
 
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MESA_ALLOC_U_MEMORY_H */
+
 /* util/os_memory.h's names, which Mesa code calls directly too (util/sparse_array.c, crocus,
  * nv30): in Mesa's tree only, where the wrapped util/os_memory.h includes this header; Mesa's
- * own definitions, if its unwrapped header came first, are replaced. */
-#ifdef MESA_ALLOC_U_MEMORY_IS_MESAS
+ * own definitions, if its unwrapped header came first, are replaced. Outside the include guard,
+ * so that they come with the wrapped header whatever included this one before it. */
+#if defined(MESA_ALLOC_U_MEMORY_IS_MESAS) && !defined(MESA_ALLOC_U_MEMORY_OS_NAMES)
+#define MESA_ALLOC_U_MEMORY_OS_NAMES
 #undef os_malloc
 #undef os_calloc
 #undef os_realloc
@@ -155,9 +163,3 @@ static inline void *mem_dup(const void *src, size_t size) {
   align_realloc(_ptr, _old_size, _new_size, _alignment)
 #define os_free_aligned(_ptr) align_free(_ptr)
 #endif
-
-#ifdef __cplusplus
-}
-#endif
-
-#endif /* MESA_ALLOC_U_MEMORY_H */

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "mesa_alloc/poison.h"
+/* First, as new code in Mesa's tree may include it: the os_* names still come with the wrapped
+ * util/os_memory.h below (they were defined only at a first inclusion that came through it). */
+#include "mesa_alloc/u_memory.h"
 #include "tests/support/c_check.h"
 #include "tests/support/c_counting_table.h"
 #include "util/u_memory.h"

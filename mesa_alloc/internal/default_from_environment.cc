@@ -99,21 +99,25 @@ void at_exit() {
 }
 
 // fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they
-// sit above the trace.
+// sit above the trace. The trace whose locks were taken is the one released: a first
+// allocation on another thread may make the trace meanwhile (the handlers are there from load).
+logging_table *g_trace_locked_for_fork = nullptr;
+
 void before_fork() {
   fork_locks::lock_debug_resources();
-  if (g_trace != nullptr) fork_locks::lock_trace(*g_trace);
+  g_trace_locked_for_fork = g_trace;
+  if (g_trace_locked_for_fork != nullptr) fork_locks::lock_trace(*g_trace_locked_for_fork);
 }
 
-void after_fork_in_parent() {
-  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace, false);
+void after_fork(bool in_child) {
+  if (g_trace_locked_for_fork != nullptr)
+    fork_locks::unlock_trace(*g_trace_locked_for_fork, in_child);
+  g_trace_locked_for_fork = nullptr;
   fork_locks::unlock_debug_resources();
 }
 
-void after_fork_in_child() {
-  if (g_trace != nullptr) fork_locks::unlock_trace(*g_trace, true);
-  fork_locks::unlock_debug_resources();
-}
+void after_fork_in_parent() { after_fork(false); }
+void after_fork_in_child() { after_fork(true); }
 
 // Blanks around words, keys and values in MESA_ALLOC_DEBUG are not part of them.
 bool blank(char c) { return c == ' ' || c == '\t'; }

@@ -642,16 +642,28 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
 }
 
 [[gnu::always_inline]] inline debug_resource::header *debug_resource::take(
-    void *p, bool sized, std::size_t bytes, std::size_t alignment, bool in_realloc) noexcept {
-  internal::block_entry e;
-  bool found;
+    void *p, bool sized, std::size_t bytes, std::size_t alignment, bool in_realloc,
+    std::uint64_t only_number) noexcept {
+  internal::block_entry e{};
+  bool found, reused = false;
   {
     const table_guard lock(lock_, options_.thread_safe);
-    found = live_.erase(p, &e);
+    if (only_number != 0) {
+      const internal::block_entry *live = live_.find(p);
+      reused = live != nullptr && live->number != only_number;
+    }
+    found = !reused && live_.erase(p, &e);
     if (found) {
       freed_[freed_next_ % kFreedRecords] = freed_record{p, e.size, e.number};
       ++freed_next_;
     }
+  }
+  if (reused) {  // freed by another thread, and the address given to a new block since
+    report(debug_error_kind::double_free, p, 0, only_number, 0,
+           "realloc of a block another thread freed meanwhile (the address is now another "
+           "allocation's, left alone)",
+           nullptr);
+    return nullptr;
   }
   if (!found) {
     report_unknown_free(p, in_realloc);
@@ -1408,13 +1420,21 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
     free_block(p);
     return nullptr;
   }
-  // The block moves, so that a stale pointer to the old one is caught.
+  // The block moves, so that a stale pointer to the old one is caught. It is claimed (taken
+  // out of the live table) before it is read: a free or realloc of it racing this one on
+  // another thread is then reported, once, and cannot release it during the copy; one that came
+  // first makes this claim fail, and the new block goes back.
   const std::uint64_t injected_before = fault_resource::injected_on_this_thread();
   void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
   if (fresh != nullptr) {
-    std::memcpy(fresh, p, std::min(old_size, size));
     const internal::caller_set_aside aside;
-    free_block(p);
+    header *old = take(p, false, 0, 0, true, number);
+    if (old == nullptr) {
+      free_block(fresh);
+      return nullptr;
+    }
+    std::memcpy(fresh, p, std::min(old_size, size));
+    release(old);
     return fresh;
   }
   // No new block (a budget below is full): a shrink stays where it is, as libc's would. A

@@ -473,20 +473,30 @@ tracking_stats tracking_resource::stats() const noexcept {
       out.scopes[i].failed_allocations += s.scope_failures[i].load(std::memory_order_relaxed);
     }
   }
-  // The OBJECT scope is what the other scopes leave.
-  scope_bytes[MESA_ALLOC_SCOPE_OBJECT] = out.total_bytes;
-  scope_freed[MESA_ALLOC_SCOPE_OBJECT] = freed;
-  out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations = out.total_allocations;
-  scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] = out.total_deallocations;
-  out.scopes[MESA_ALLOC_SCOPE_OBJECT].failed_allocations = out.failed_allocations;
+  // The OBJECT scope is what the other scopes leave. Read while other threads count, a shard's
+  // scope counter may be ahead of the total read before it (a writer bumps the total first): the
+  // difference stops at 0 rather than wrapping round to nearly 2^64 (a threads probe).
+  std::uint64_t others_bytes = 0, others_freed = 0, others_allocations = 0;
+  std::uint64_t others_deallocations = 0, others_failed = 0;
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     if (i == MESA_ALLOC_SCOPE_OBJECT) continue;
-    scope_bytes[MESA_ALLOC_SCOPE_OBJECT] -= scope_bytes[i];
-    scope_freed[MESA_ALLOC_SCOPE_OBJECT] -= scope_freed[i];
-    out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations -= out.scopes[i].total_allocations;
-    scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] -= scope_deallocations[i];
-    out.scopes[MESA_ALLOC_SCOPE_OBJECT].failed_allocations -= out.scopes[i].failed_allocations;
+    others_bytes += scope_bytes[i];
+    others_freed += scope_freed[i];
+    others_allocations += out.scopes[i].total_allocations;
+    others_deallocations += scope_deallocations[i];
+    others_failed += out.scopes[i].failed_allocations;
   }
+  const auto left = [](std::uint64_t all, std::uint64_t others) {
+    return all > others ? all - others : 0;
+  };
+  scope_bytes[MESA_ALLOC_SCOPE_OBJECT] = left(out.total_bytes, others_bytes);
+  scope_freed[MESA_ALLOC_SCOPE_OBJECT] = left(freed, others_freed);
+  out.scopes[MESA_ALLOC_SCOPE_OBJECT].total_allocations =
+      left(out.total_allocations, others_allocations);
+  scope_deallocations[MESA_ALLOC_SCOPE_OBJECT] =
+      left(out.total_deallocations, others_deallocations);
+  out.scopes[MESA_ALLOC_SCOPE_OBJECT].failed_allocations =
+      left(out.failed_allocations, others_failed);
   for (int i = 0; i < MESA_ALLOC_SCOPE_COUNT; ++i) {
     out.scopes[i].bytes_in_use =
         non_negative(static_cast<std::int64_t>(scope_bytes[i] - scope_freed[i]));

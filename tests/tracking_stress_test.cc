@@ -319,4 +319,37 @@ TEST(TrackingStress, TwoThreadsFreeingOneResourceBlockAtOnceFreeItOnce) {
   mesa_synchronized_pool_destroy(keeper);
 }
 
+// Statistics read while two threads count in one scope: the OBJECT scope, which is what the
+// others leave, never wraps round below 0 (a threads probe read 18446744073709551615
+// allocations in a scope nobody used, in a quarter of its reads). It may read a few operations
+// off while they are in flight, as every count read meanwhile.
+TEST(TrackingStress, AScopeReadWhileOthersCountNeverWraps) {
+  const mesa_allocator *tracking = mesa_tracking_create(nullptr, "scoped", nullptr);
+  ASSERT_NE(tracking, nullptr);
+  std::atomic<bool> stop{false};
+  const auto churn = [&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      void *p = mesa_alloc2(nullptr, tracking, 64, 16, MESA_ALLOC_SCOPE_DEVICE);
+      mesa_free2(nullptr, tracking, p);
+    }
+  };
+  std::thread a(churn), b(churn);
+  std::uint64_t most = 0;
+  for (int read = 0; read < 200000; ++read) {
+    mesa_tracking_stats stats;
+    ASSERT_EQ(mesa_tracking_get_stats(tracking, &stats), 1);
+    const int object = MESA_ALLOC_SCOPE_OBJECT;
+    most = std::max({most, stats.scope_allocations[object], stats.scope_deallocations[object],
+                     stats.scope_total_bytes[object]});
+  }
+  stop.store(true);
+  a.join();
+  b.join();
+  EXPECT_LT(most, 1000u) << "the OBJECT scope wrapped round";
+  mesa_tracking_stats at_rest;
+  ASSERT_EQ(mesa_tracking_get_stats(tracking, &at_rest), 1);
+  EXPECT_EQ(at_rest.scope_allocations[MESA_ALLOC_SCOPE_OBJECT], 0u);
+  mesa_tracking_destroy(tracking);
+}
+
 }  // namespace

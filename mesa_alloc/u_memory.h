@@ -20,10 +20,10 @@
  * knows the size). CALLOC returns NULL when count × size overflows. mem_dup(NULL, n) is NULL for
  * n > 0 (Mesa's reads address 0). The rest keeps Mesa's rules: the align_* functions round the
  * alignment up to a multiple of sizeof(void *) (on 64-bit 4 is 8 and 12 is 16; 24, not a power of
- * two after it, fails, and so does 12 on 32-bit); align_realloc allocates, copies min(old size, new size) bytes and frees the
- * old block, which it frees whether or not the new one could be had (Mesa code drops its pointer
- * on NULL), and a new size of 0 gives a new zero-size block; it never calls the table's realloc,
- * so a new alignment is no realloc with a changed one (which Vulkan forbids).
+ * two after it, fails, and so does 12 on 32-bit); align_realloc allocates, copies min(old size, new
+ * size) bytes and frees the old block, which it frees whether or not the new one could be had (Mesa
+ * code drops its pointer on NULL), and a new size of 0 gives a new zero-size block; it never calls
+ * the table's realloc, so a new alignment is no realloc with a changed one (which Vulkan forbids).
  *
  * Example:
  *   struct pipe_screen *screen = CALLOC_STRUCT(pipe_screen);

@@ -12,13 +12,14 @@
 // vector's resource (mesa::swap_contents semantics). And Abseil adds size() + n unchecked in
 // insert(pos, n, value) and range insert, so a count that wraps (`insert(end(), want - size(),
 // x)` with size() > want) writes past the inline buffer; resize() past max_size() is a debug
-// assertion. Here both throw std::length_error, as std::vector does (the checks are in
-// internal::length_checked_inlined_vector, which mesa::arena_inlined_vector uses too).
+// assertion, and reserve(), assign(n, x) and the sized constructors past it throw whatever the
+// allocator does. Here all of them throw std::length_error, as std::vector does (the checks
+// are in internal::length_checked_inlined_vector, which mesa::arena_inlined_vector uses too).
 // Everything else is absl::InlinedVector.
 //
 // What it costs: N * sizeof(T) inline plus a size word and the allocator pointer; nothing
 // over absl::InlinedVector at run time except the allocator comparison in move assignment and
-// a compare in insert-of-many and resize.
+// a compare in insert-of-many, resize, reserve and the sized assign and constructors.
 //
 // Example:
 //   mesa::inlined_vector<int, 4> operands(&arena);
@@ -53,12 +54,16 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   using typename base::iterator;
   using typename base::size_type;
 
+  explicit length_checked_inlined_vector(size_type n, const A &allocator = A())
+      : base(checked_size(n), allocator) {}
+  length_checked_inlined_vector(size_type n, const T &value, const A &allocator = A())
+      : base(checked_size(n), value, allocator) {}
+
   // Abseil's counts elements up to SIZE_MAX / 2 whatever their size; no allocation of more than
-  // PTRDIFF_MAX bytes can succeed (the allocator throws std::bad_array_new_length), so a
-  // resize past this is std::vector's std::length_error, not that.
-  size_type max_size() const noexcept {
-    const size_type bytes_limit = static_cast<size_type>(PTRDIFF_MAX) / sizeof(T);
-    return base::max_size() < bytes_limit ? base::max_size() : bytes_limit;
+  // PTRDIFF_MAX bytes can succeed (the allocator throws std::bad_array_new_length), so a size
+  // past this is std::vector's std::length_error, not that.
+  static constexpr size_type max_size() noexcept {
+    return static_cast<size_type>(PTRDIFF_MAX) / sizeof(T);
   }
 
   // Abseil's emplace copies the element into a "dealias" temporary first (at every position,
@@ -104,14 +109,11 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
     return base::insert(pos, first, last);
   }
 
-  void resize(size_type n) {
-    check_size(n);
-    base::resize(n);
-  }
-  void resize(size_type n, const T &value) {
-    check_size(n);
-    base::resize(n, value);
-  }
+  void resize(size_type n) { base::resize(checked_size(n)); }
+  void resize(size_type n, const T &value) { base::resize(checked_size(n), value); }
+  void reserve(size_type n) { base::reserve(checked_size(n)); }
+  using base::assign;
+  void assign(size_type n, const T &value) { base::assign(checked_size(n), value); }
 
  private:
   // A T built with an allocator, as a container builds its elements (uses-allocator
@@ -170,9 +172,9 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
     if (n > this->max_size() - this->size())
       throw std::length_error("mesa::inlined_vector: insert past max_size()");
   }
-  void check_size(size_type n) const {
-    if (n > this->max_size())
-      throw std::length_error("mesa::inlined_vector: resize past max_size()");
+  static size_type checked_size(size_type n) {
+    if (n > max_size()) throw std::length_error("mesa::inlined_vector: size past max_size()");
+    return n;
   }
 };
 

@@ -17,7 +17,7 @@ static int usage(const char *program) {
 
 int main(int argc, char **argv) {
   int frames = 10;
-  int leak = 0;
+  int leak = 0, frames_given = 0;
   for (int i = 1; i < argc; ++i) {
     char *end;
     if (strcmp(argv[i], "--leak") == 0) {
@@ -25,8 +25,10 @@ int main(int argc, char **argv) {
       continue;
     }
     const long n = strtol(argv[i], &end, 10);
-    if (i != 1 || end == argv[i] || *end != '\0' || n < 0 || n > 1000000) return usage(argv[0]);
+    if (frames_given || end == argv[i] || *end != '\0' || n < 0 || n > 1000000)
+      return usage(argv[0]);
     frames = (int)n;
+    frames_given = 1;
   }
   uint64_t checksum = 0;
   if (drv_run_workload(frames, &checksum) != 0) {

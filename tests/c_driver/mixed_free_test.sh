@@ -51,8 +51,9 @@ else
 fi
 
 echo "== 3. the c_driver under MESA_ALLOC_DEBUG=cookie,leaks"
-for bad in bogus --help -1 "5 extra"; do  # a word it does not take is refused, not run as 0 frames
-  # shellcheck disable=SC2086  # "5 extra" is two arguments on purpose
+# A word it does not take is refused, not run as 0 frames; so is a second frame count.
+for bad in bogus --help -1 "5 extra" "5 6"; do
+  # shellcheck disable=SC2086  # "5 extra" and "5 6" are two arguments on purpose
   "$demo" $bad >"$out/usage.log" 2>&1
   status=$?
   if [ "$status" -ne 2 ] || ! grep -q '^usage: ' "$out/usage.log"; then
@@ -71,8 +72,8 @@ else
 fi
 
 # ... and the leaks layer does see a driver leak (LeakSanitizer, under ASan, is told to let
-# mesa_alloc report it).
-MESA_ALLOC_DEBUG=cookie,leaks ASAN_OPTIONS=detect_leaks=0 "$demo" 1 --leak >"$out/leak.log" 2>&1
+# mesa_alloc report it). The flag before the frame count, as after it, is taken.
+MESA_ALLOC_DEBUG=cookie,leaks ASAN_OPTIONS=detect_leaks=0 "$demo" --leak 1 >"$out/leak.log" 2>&1
 # Five blocks: the screen, its name and its state-cache slots, the buffer and its storage.
 if ! grep -q '^mesa_alloc: leak at 0x[0-9a-f]* size 1000 ' "$out/leak.log" ||
    ! grep -q '^mesa_alloc: leak summary: .* in 5 blocks' "$out/leak.log"; then

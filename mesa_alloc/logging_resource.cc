@@ -305,13 +305,20 @@ std::uint32_t logging_resource::call_site(const void *caller) noexcept {
 void logging_resource::name_site(std::uint32_t id, void *const *frames, int depth) noexcept {
   const internal::lookup_session session;
   char text[1024];
+  // Frames that do not fit are left out, and the text ends with this, which always fits.
+  static constexpr char kMore[] = " < ...";
+  constexpr std::size_t kRoom = sizeof text - (sizeof kMore - 1);
   std::size_t used = 0;
   for (int f = 0; f < depth; ++f) {
     char symbol[256];
     if (!internal::frame_symbol(static_cast<char *>(frames[f]) - 1, symbol, sizeof symbol))
       std::strcpy(symbol, "?");
     const std::size_t n = std::strlen(symbol);
-    if (used + n + 4 > sizeof text) break;
+    if (used + 3 + n > kRoom) {
+      std::memcpy(text + used, kMore, sizeof kMore - 1);
+      used += sizeof kMore - 1;
+      break;
+    }
     if (f > 0) {
       std::memcpy(text + used, " < ", 3);
       used += 3;
@@ -324,7 +331,7 @@ void logging_resource::name_site(std::uint32_t id, void *const *frames, int dept
     char where[320];
     internal::frame_location(frames[f], where, sizeof where);
     const std::size_t w = std::strlen(where);
-    if (used + w + 4 <= sizeof text) {
+    if (used + w <= kRoom) {
       std::memcpy(text + used, where, w);
       used += w;
     }

@@ -143,6 +143,48 @@ TEST(LoggingResource, StacksThatDifferOnlyPastTheNamedFramesAreOneSite) {
   EXPECT_EQ(sink.sites[0].find("from_outer"), std::string::npos) << sink.sites[0];
 }
 
+// Six frames whose names hold over 1024 bytes together: the site names those that fit, and
+// says that more were left out.
+namespace site_frames_in_a_namespace_whose_name_is_long_on_purpose {
+namespace and_nested_in_another_so_that_each_frame_name_is_long {
+namespace six_such_names_do_not_fit_in_the_kilobyte_of_one_call_site {
+[[gnu::noinline]] void *long_frame_1(std::pmr::memory_resource *r) {
+  void *p = r->allocate(24);
+  g_chain_keep = 101;  // not chain_1: identical code would be folded into one function
+  return p;
+}
+#define LONG_LINK(n, next)                                               \
+  [[gnu::noinline]] void *long_frame_##n(std::pmr::memory_resource *r) { \
+    void *p = long_frame_##next(r);                                      \
+    g_chain_keep = 100 + n;                                              \
+    return p;                                                            \
+  }
+LONG_LINK(2, 1)
+LONG_LINK(3, 2)
+LONG_LINK(4, 3)
+LONG_LINK(5, 4)
+LONG_LINK(6, 5)
+#undef LONG_LINK
+}  // namespace six_such_names_do_not_fit_in_the_kilobyte_of_one_call_site
+}  // namespace and_nested_in_another_so_that_each_frame_name_is_long
+}  // namespace site_frames_in_a_namespace_whose_name_is_long_on_purpose
+
+TEST(LoggingResource, ASiteTooLongForItsTextSaysFramesWereLeftOut) {
+  namespace frames = site_frames_in_a_namespace_whose_name_is_long_on_purpose::
+      and_nested_in_another_so_that_each_frame_name_is_long::
+          six_such_names_do_not_fit_in_the_kilobyte_of_one_call_site;
+  memory_sink sink;
+  mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink, true);
+  logged.deallocate(frames::long_frame_6(&logged), 24);
+  ASSERT_EQ(sink.sites.size(), 1u);
+  const std::string &site = sink.sites[0];
+  EXPECT_LE(site.size(), 1024u);
+  ASSERT_GE(site.size(), 6u) << site;
+  EXPECT_EQ(site.substr(site.size() - 6), " < ...") << site;
+  EXPECT_NE(site.find("long_frame_1("), std::string::npos) << site;
+  EXPECT_EQ(site.find("long_frame_6("), std::string::npos) << site;
+}
+
 TEST(LoggingResource, ThreadsAreTold) {
   memory_sink sink;
   mesa::logging_resource logged(std::pmr::new_delete_resource(), &sink);

@@ -235,10 +235,18 @@ bool find_in_table(int fd, const ElfW(Shdr) & table, const ElfW(Shdr) & strings,
   return named;
 }
 
-// `text`, cut to what `out` holds (capacity >= 1), terminated.
+// `text`, cut to what `out` holds (capacity >= 1), terminated; a cut name ends in "..." (where
+// `out` holds more than that), so that it does not read as a whole, different name.
 void copy_cut(const char *text, char *out, std::size_t capacity) noexcept {
-  std::strncpy(out, text, capacity - 1);
+  const std::size_t length = strnlen(text, capacity);
+  if (length < capacity) {
+    std::memcpy(out, text, length + 1);
+    return;
+  }
+  static constexpr char kCut[] = "...";
+  std::memcpy(out, text, capacity - 1);
   out[capacity - 1] = '\0';
+  if (capacity > sizeof kCut) std::memcpy(out + capacity - sizeof kCut, kCut, sizeof kCut);
 }
 
 // Demangles a name `out` cannot hold whole (its first capacity - 1 bytes), else copies it.

@@ -5,10 +5,11 @@
 // entry point of the component says once which one that is:
 //
 //   void compile_shader(const shader_info &info, std::pmr::memory_resource *arena) {
-//     mesa::scoped_resource scope(arena);      // this thread, until `scope` ends
-//     run_passes(info);                        // deep inside:
-//   }                                          //   mesa::vector<int>
-//   live(mesa::current_resource());
+//     mesa::scoped_resource scope(arena);  // this thread, until `scope` ends
+//     run_passes(info);
+//   }
+//   // ... and deep inside run_passes:
+//   mesa::vector<int> live(mesa::current_resource());
 //
 // What it costs: a thread_local pointer read per current_resource() call (out of line); a
 // guard is two pointers on the stack.

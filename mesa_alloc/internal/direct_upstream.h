@@ -9,7 +9,7 @@
 // size or alignment over kMaxRequestBytes never reaches a pmr resource (request_limit.h).
 //
 // Example:
-//   internal::direct_upstream up(upstream);
+//   internal::direct_upstream up(upstream, "my_layer::allocate");  // named in its error lines
 //   void *p = up.allocate(64, 16);
 //   up.deallocate(p, 64, 16);
 #ifndef MESA_ALLOC_INTERNAL_DIRECT_UPSTREAM_H_

@@ -52,7 +52,9 @@ class slab_parent {
  public:
   // Objects of at most `object_size` bytes and `alignment` (0: natural, as slab_resource);
   // pages of `page_size` bytes rounded up to a power of two (0: room for 64 objects, at least
-  // 4 KiB). Throws std::invalid_argument for an alignment that is not a power of two.
+  // 4 KiB). Throws std::invalid_argument for an alignment that is not a power of two or is over
+  // 1 MiB, an object over 1 GiB or one that does not fit a page, or a page over 1 TiB (2 GiB on
+  // i386).
   slab_parent(std::pmr::memory_resource *upstream, std::size_t object_size,
               std::size_t alignment = 0, std::size_t page_size = 0);
   slab_parent(const slab_parent &) = delete;

@@ -34,7 +34,8 @@ class slab_resource final : public std::pmr::memory_resource {
   // Objects of at most `object_size` bytes and `alignment` (a power of two; 0: the natural
   // alignment of object_size rounded up to 8, at most 16 — 8 for 24 bytes, 16 for 64), from
   // upstream pages of `page_size` bytes (0: room for 64 objects, at least 4 KiB). Throws
-  // std::invalid_argument for an alignment that is not a power of two.
+  // std::invalid_argument for an alignment that is not a power of two or is over 1 MiB, an
+  // object over 1 GiB or one that does not fit a page, or a page over 1 TiB (2 GiB on i386).
   slab_resource(std::pmr::memory_resource *upstream, std::size_t object_size,
                 std::size_t alignment = 0, std::size_t page_size = 0);
   slab_resource(const slab_resource &) = delete;

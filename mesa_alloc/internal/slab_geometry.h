@@ -24,9 +24,9 @@ struct slab_geometry {
   // The largest object: 1 GiB.
   static constexpr std::size_t kMaxObjectSize = std::size_t{1} << 30;
 
-  // Throws std::invalid_argument for an alignment that is not a power of two, a size that
-  // does not fit a page, or a page over kMaxPageSize. power_of_two_pages: round the page size up to
-  // a power of two (pages aligned to their size).
+  // Throws std::invalid_argument for an alignment that is not a power of two or is over 1 MiB,
+  // an object over kMaxObjectSize or one that does not fit a page, or a page over kMaxPageSize.
+  // power_of_two_pages: round the page size up to a power of two (pages aligned to their size).
   static slab_geometry make(std::size_t object_size, std::size_t alignment, std::size_t page_size,
                             std::size_t header_size, bool power_of_two_pages) {
     if (alignment == 0) {

@@ -49,7 +49,6 @@
 #ifndef MESA_CONTAINERS_CONTAINERS_H_
 #define MESA_CONTAINERS_CONTAINERS_H_
 
-#include <cstddef>
 #include <deque>
 #include <functional>
 #include <list>

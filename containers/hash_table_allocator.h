@@ -24,7 +24,6 @@
 #include <cstddef>
 #include <memory>
 #include <memory_resource>
-#include <new>
 #include <type_traits>
 #include <utility>
 

@@ -38,7 +38,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
-#include <new>
 
 namespace mesa {
 

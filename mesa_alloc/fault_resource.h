@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <memory_resource>
 #include <new>
-#include <type_traits>
 
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/tracking_resource.h"

@@ -7,8 +7,8 @@
 // and MESA_ALLOC_DEBUG=trace=FILE).
 //
 // What it costs: per event a 48-byte record copied into a 64 KiB buffer under a short spin lock,
-// a clock_gettime and a cached thread id; a write(2) per 64 KiB. With stacks, an unwind per
-// allocation and a lookup in a 4096-slot call-site table that names up to 2048 distinct stacks
+// a clock_gettime and a cached thread id; a write(2) per 64 KiB. With stacks, a frame-pointer walk
+// per allocation and a lookup in a 4096-slot call-site table that names up to 2048 distinct stacks
 // (each new one is symbolised once; past that, stacks share the site "call-site table full").
 //
 // Trace format (native byte order): the 8 bytes "MESATRC1", then records. An event is 48 bytes:

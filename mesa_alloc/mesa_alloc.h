@@ -24,7 +24,8 @@
  *   - a request of size 0 is a request of one byte: it returns a unique block that must be
  *     freed (every allocator in this project, and the C functions below, behave this way).
  *   - callbacks may be called from several threads at once, unless the table says otherwise
- *     (this project's arena, slab and pool tables are for one thread at a time).
+ *     (this project's arena, slab, slab child and pool tables, and a debug table made with
+ *     thread_safe false, are for one thread at a time: fast_resources.h, debug_resources.h).
  *   - a table's functions return to their caller, the application's callbacks under a layer
  *     too: a C++ exception out of one ends the process under the layers that cannot pass it
  *     on (tracking, debug, the *2 functions), and a longjmp out of one leaves a layer as it was

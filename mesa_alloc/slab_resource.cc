@@ -1,6 +1,5 @@
 #include "mesa_alloc/slab_resource.h"
 
-#include <new>
 
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"

@@ -41,7 +41,6 @@
 #include <vulkan/vulkan_core.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <memory_resource>
 
 #include "mesa_alloc/mesa_alloc.h"

@@ -1,7 +1,6 @@
 #include "mesa_alloc/internal/block_table.h"
 
 #include <cstring>
-#include <new>
 
 namespace mesa::internal {
 

@@ -4,7 +4,8 @@
 // What it is for: internal_alloc_fn / internal_free_fn (Vulkan's pfnInternalAllocation /
 // pfnInternalFree) tell an application about memory a driver allocated without its callbacks.
 // The tables made over a parent table (mesa_tracking_create, mesa_debug_create,
-// mesa_logging_create, mesa_fault_create) pass them on unchanged to the parent's, so wrapping an
+// mesa_logging_create, mesa_fault_create, and the arena, pool and slab tables of
+// fast_resources.h through c_handle.h) pass them on unchanged to the parent's, so wrapping an
 // application's table in them does not silence its notifications. Decided when the layer is
 // made: over a parent with both, the layer has both; over one with neither, neither (NULL, so a
 // driver skips them at no cost); over one with only one of them, neither, with one line on

@@ -12,14 +12,14 @@
 // vector's resource (mesa::swap_contents semantics). And Abseil adds size() + n unchecked in
 // insert(pos, n, value) and range insert, so a count that wraps (`insert(end(), want - size(),
 // x)` with size() > want) writes past the inline buffer; resize() past max_size() is a debug
-// assertion, and reserve(), assign(n, x) and the sized constructors past it throw whatever the
-// allocator does. Here all of them throw std::length_error, as std::vector does (the checks
-// are in internal::length_checked_inlined_vector, which mesa::arena_inlined_vector uses too).
+// assertion, and reserve() and the sized constructors past it throw whatever the allocator
+// does. Here all of them throw std::length_error, as std::vector does (the checks are in
+// internal::length_checked_inlined_vector, which mesa::arena_inlined_vector uses too).
 // Everything else is absl::InlinedVector.
 //
 // What it costs: N * sizeof(T) inline plus a size word and the allocator pointer; nothing
 // over absl::InlinedVector at run time except the allocator comparison in move assignment and
-// a compare in insert-of-many, resize, reserve and the sized assign and constructors.
+// a compare in insert-of-many, resize, reserve and the sized constructors.
 //
 // Example:
 //   mesa::inlined_vector<int, 4> operands(&arena);
@@ -62,9 +62,7 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   // Abseil's counts elements up to SIZE_MAX / 2 whatever their size; no allocation of more than
   // PTRDIFF_MAX bytes can succeed (the allocator throws std::bad_array_new_length), so a size
   // past this is std::vector's std::length_error, not that.
-  static constexpr size_type max_size() noexcept {
-    return static_cast<size_type>(PTRDIFF_MAX) / sizeof(T);
-  }
+  size_type max_size() const noexcept { return kMaxSize; }
 
   // Abseil's emplace copies the element into a "dealias" temporary first (at every position,
   // the end included, and for every insert of n copies) without the allocator: a pmr element's
@@ -112,8 +110,6 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
   void resize(size_type n) { base::resize(checked_size(n)); }
   void resize(size_type n, const T &value) { base::resize(checked_size(n), value); }
   void reserve(size_type n) { base::reserve(checked_size(n)); }
-  using base::assign;
-  void assign(size_type n, const T &value) { base::assign(checked_size(n), value); }
 
  private:
   // A T built with an allocator, as a container builds its elements (uses-allocator
@@ -172,8 +168,10 @@ class length_checked_inlined_vector : public absl::InlinedVector<T, N, A> {
     if (n > this->max_size() - this->size())
       throw std::length_error("mesa::inlined_vector: insert past max_size()");
   }
+  static constexpr size_type kMaxSize = static_cast<size_type>(PTRDIFF_MAX) / sizeof(T);
+
   static size_type checked_size(size_type n) {
-    if (n > max_size()) throw std::length_error("mesa::inlined_vector: size past max_size()");
+    if (n > kMaxSize) throw std::length_error("mesa::inlined_vector: size past max_size()");
     return n;
   }
 };

@@ -163,9 +163,8 @@ void expect_counts_past_max_size_throw(Vector &v) {
   EXPECT_LE(v.max_size(), std::size_t{PTRDIFF_MAX} / sizeof(int));
   EXPECT_THROW(v.resize(SIZE_MAX / 2), std::length_error);
   EXPECT_THROW(v.resize(v.max_size() + 1), std::length_error);
-  // And so for the other counts a caller gives: reserve, assign and the sized constructors.
+  // And so for the other counts a caller gives: reserve and the sized constructors.
   EXPECT_THROW(v.reserve(v.max_size() + 1), std::length_error);
-  EXPECT_THROW(v.assign(v.max_size() + 1, 9), std::length_error);
   EXPECT_THROW(Vector(SIZE_MAX / 2, v.get_allocator()), std::length_error);
   EXPECT_THROW(Vector(v.max_size() + 1, 9, v.get_allocator()), std::length_error);
   ASSERT_EQ(v.size(), 3u);

@@ -8,7 +8,7 @@
 
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/internal/align_up.h"
-#include "mesa_alloc/internal/api_caller.h"
+#include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
@@ -41,15 +41,9 @@ void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     internal::refuse_request("vk_resource::allocate", alignment);
   // The application's callback may allocate through a debug or logging layer of its own: that
   // allocation's stack is its own, not the C API call that led here (internal/api_caller.h).
-  const void *set_aside = internal::set_aside_api_caller(nullptr);
-  void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
-  if (set_aside != nullptr) internal::restore_api_caller(set_aside);
+  void *p = internal::checked_alloc_outside(to_mesa(callbacks_), bytes, alignment, to_mesa(scope_),
+                                            "vk_resource");
   if (p == nullptr) throw std::bad_alloc();
-  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
-    internal::report_misaligned_result("vk_resource", "callbacks", p, alignment);
-    callbacks_->pfnFree(callbacks_->pUserData, p);
-    throw std::bad_alloc();
-  }
   return p;
 }
 

@@ -23,19 +23,27 @@
 
 namespace mesa::internal {
 
-// Reports `p` as misaligned for `alignment`, naming `who`, gives it back to `table`, and
-// returns nullptr.
+// Reports `p` as misaligned for `alignment`, naming `who` and what returned it (`source`: "the
+// table", "the callbacks"), gives it back to `table`, and returns nullptr.
 [[gnu::cold, gnu::noinline]] void *refuse_misaligned(const mesa_allocator *table, void *p,
-                                                     std::size_t alignment,
-                                                     const char *who) noexcept;
+                                                     std::size_t alignment, const char *who,
+                                                     const char *source) noexcept;
 
 inline void *checked_alloc(const mesa_allocator *table, std::size_t size, std::size_t alignment,
-                           mesa_alloc_scope scope, const char *who) noexcept {
+                           mesa_alloc_scope scope, const char *who,
+                           const char *source = "table") noexcept {
   void *p = table->alloc_fn(table->user_data, size, alignment, scope);
   if (__builtin_expect((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0, 0))
-    return refuse_misaligned(table, p, alignment, who);
+    return refuse_misaligned(table, p, alignment, who, source);
   return p;
 }
+
+// checked_alloc for code outside this library's core (the Vulkan bridge's vk_resource, whose
+// callbacks have mesa_allocator's layout): `table`'s block with the thread's C API caller record
+// set aside for a table this copy did not make, as a foreign_call does, which only the core's
+// own code can tell cheaply (api_caller.h); misaligned blocks are refused naming "the callbacks".
+void *checked_alloc_outside(const mesa_allocator *table, std::size_t size, std::size_t alignment,
+                            mesa_alloc_scope scope, const char *who) noexcept;
 
 }  // namespace mesa::internal
 

@@ -2,12 +2,14 @@
  * through mesa_alloc.h, so the environment decides which layers it runs on. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -272,6 +274,66 @@ static int fork_handlers_allocate(void) {
   return child_ok ? 0 : 1;
 }
 
+/* A fork racing another thread's first allocation, which makes the layers (under trace=, the
+ * trace) after the library's prepare handler found none: the child's first allocation must not
+ * wait for a lock of that trace the other thread held at the fork. For the library's handler
+ * to run before this program's, this one is registered before the library is initialised
+ * (.preinit_array: glibc runs prepare handlers in the reverse order of registration); it lets
+ * the thread make the trace and allocate through it for 2 ms before the fork goes on. */
+static int race_armed, race_go, race_started, race_stop;
+
+/* Not under AddressSanitizer, whose own .preinit_array entry may come after this one (the mode
+ * is skipped there). */
+#if !defined(__SANITIZE_ADDRESS__)
+static void let_the_thread_make_the_layers(void) {
+  if (!__atomic_load_n(&race_armed, __ATOMIC_ACQUIRE)) return;
+  __atomic_store_n(&race_go, 1, __ATOMIC_RELEASE);
+  while (!__atomic_load_n(&race_started, __ATOMIC_ACQUIRE)) sched_yield();
+  const struct timespec two_ms = {0, 2 * 1000 * 1000};
+  nanosleep(&two_ms, NULL);
+}
+
+static void register_before_the_library(void) {
+  pthread_atfork(let_the_thread_make_the_layers, NULL, NULL);
+}
+__attribute__((section(".preinit_array"),
+               used)) static void (*const register_early)(void) = register_before_the_library;
+#endif
+
+static void *allocate_until_stopped(void *unused) {
+  (void)unused;
+  while (!__atomic_load_n(&race_go, __ATOMIC_ACQUIRE)) sched_yield();
+  while (!__atomic_load_n(&race_stop, __ATOMIC_ACQUIRE)) {
+    void *p = mesa_malloc(32);
+    __atomic_store_n(&race_started, 1, __ATOMIC_RELEASE);
+    mesa_free(p);
+  }
+  return NULL;
+}
+
+static int fork_while_the_layers_are_made(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return 77; /* as fork_while_threads_allocate */
+#endif
+  pthread_t thread;
+  pthread_create(&thread, NULL, allocate_until_stopped, NULL);
+  __atomic_store_n(&race_armed, 1, __ATOMIC_RELEASE);
+  const pid_t child = fork();
+  if (child == 0) {
+    alarm(3);
+    mesa_free(mesa_malloc(16));
+    _exit(0);
+  }
+  __atomic_store_n(&race_stop, 1, __ATOMIC_RELEASE);
+  pthread_join(thread, NULL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  const int hung = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
+  const int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  printf("fork while the layers are made: child %s\n", ok ? "exited" : hung ? "hung" : "failed");
+  return ok ? 0 : 1;
+}
+
 static int try_allocations(int count, size_t size) {
   for (int i = 0; i < count; ++i) {
     void *p = mesa_malloc(size);
@@ -414,6 +476,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fork_child_exits") == 0) return fork_child_exits();
   if (strcmp(mode, "fork_while_threads_allocate") == 0) return fork_while_threads_allocate();
   if (strcmp(mode, "fork_handlers_allocate") == 0) return fork_handlers_allocate();
+  if (strcmp(mode, "fork_while_the_layers_are_made") == 0) return fork_while_the_layers_are_made();
   if (strcmp(mode, "small") == 0) return try_allocations(3, 100);
   if (strcmp(mode, "large") == 0) return try_allocations(2, 5000);
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
@@ -432,7 +495,8 @@ int main(int argc, char **argv) {
           "underrun|write_after_free|realloc_freed|"
           "write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|"
-          "fork_while_threads_allocate|fork_handlers_allocate|small|"
+          "fork_while_threads_allocate|fork_handlers_allocate|fork_while_the_layers_are_made|"
+          "small|"
           "large|shrink_full|shrink_then_allocate|grow_realloc|many_small|free_at_exit|"
           "exit_at_once|bad_free_at_exit|quick_exit|exec_self\n",
           argv[0]);

@@ -99,8 +99,10 @@ void at_exit() {
 }
 
 // fork(): the layers' locks are held across it (fork_locks.h), debug layers first, as they
-// sit above the trace. The trace whose locks were taken is the one released: a first
-// allocation on another thread may make the trace meanwhile (the handlers are there from load).
+// sit above the trace. In the parent the trace whose locks were taken is the one released: a
+// first allocation on another thread may make the trace meanwhile (the handlers are there from
+// load). In the child, whatever trace there is now has its locks reset, taken or not: it has
+// one thread, and a trace made after the prepare handler may have been mid-call on another.
 logging_table *g_trace_locked_for_fork = nullptr;
 
 void before_fork() {
@@ -110,8 +112,8 @@ void before_fork() {
 }
 
 void after_fork(bool in_child) {
-  if (g_trace_locked_for_fork != nullptr)
-    fork_locks::unlock_trace(*g_trace_locked_for_fork, in_child);
+  logging_table *trace = in_child ? g_trace : g_trace_locked_for_fork;
+  if (trace != nullptr) fork_locks::unlock_trace(*trace, in_child);
   g_trace_locked_for_fork = nullptr;
   fork_locks::unlock_debug_resources();
 }

@@ -659,7 +659,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
     }
   }
   if (reused) {  // freed by another thread, and the address given to a new block since
-    report(debug_error_kind::double_free, p, 0, only_number, 0,
+    report(debug_error_kind::double_free, p, bytes, only_number, 0,
            "realloc of a block another thread freed meanwhile (the address is now another "
            "allocation's, left alone)",
            nullptr);
@@ -1428,7 +1428,7 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
   if (fresh != nullptr) {
     const internal::caller_set_aside aside;
-    header *old = take(p, false, 0, 0, true, number);
+    header *old = take(p, false, old_size, 0, true, number);
     if (old == nullptr) {
       free_block(fresh);
       return nullptr;

@@ -218,8 +218,9 @@ class debug_resource : public std::pmr::memory_resource {
   // Removes p from the live table and checks it; returns its header, or nullptr if p must not
   // be released (an error was reported).
   // `in_realloc`: p came through a realloc (to size 0), which its error then names.
-  // `only_number`: a realloc's claim of the block it found, which another thread may have freed
-  // meanwhile (and the address been given out again): taken only if it is still that allocation.
+  // `only_number`: a realloc's claim of the block it found (`bytes` its size), which another
+  // thread may have freed meanwhile (and the address been given out again): taken only if it is
+  // still that allocation.
   inline header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment,
                       bool in_realloc = false, std::uint64_t only_number = 0) noexcept;
   inline void release(header *h) noexcept;

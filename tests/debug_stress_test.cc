@@ -10,8 +10,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory_resource>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mesa_alloc/debug_resource.h"
@@ -189,6 +192,74 @@ TEST(DebugStress, AReallocRacingAFreeOfTheSameBlockReportsOnceAndFreesOnce) {
   EXPECT_EQ(seen.count.load(), kRounds) << "one error a round";
   for (void *p : moved) table->free_fn(table->user_data, p);
   EXPECT_EQ(seen.count.load(), kRounds) << "a realloc's result was already freed";
+  EXPECT_EQ(d.live_blocks(), 0u);
+}
+
+// An upstream that gives the last small block freed to the next request of its size (as a
+// tcache does), and runs `on_large` (once) when a large block is asked for.
+class reusing_upstream : public std::pmr::memory_resource {
+ public:
+  std::function<void()> on_large;
+  ~reusing_upstream() override {
+    if (kept_ != nullptr) std::pmr::new_delete_resource()->deallocate(kept_, kept_bytes_, 16);
+  }
+
+ private:
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (bytes > 100000 && on_large) std::exchange(on_large, nullptr)();
+    if (kept_ != nullptr && bytes == kept_bytes_) return std::exchange(kept_, nullptr);
+    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    if (kept_ == nullptr && bytes < 100000) {
+      kept_ = p;
+      kept_bytes_ = bytes;
+      return;
+    }
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
+    return this == &other;
+  }
+  void *kept_ = nullptr;
+  std::size_t kept_bytes_ = 0;
+};
+
+// A moving realloc of block #1 while, before it claims #1 (here: inside the upstream allocation
+// of the new block), #1 is freed and its address given to a new block, as another thread could:
+// one report, naming #1 with its size, and the new block left alone. Deterministic.
+TEST(DebugStress, AReallocWhoseBlockIsFreedAndItsAddressReusedMeanwhileLeavesTheNewBlockAlone) {
+  std::vector<mesa::debug_error> errors;
+  reusing_upstream upstream;
+  mesa::debug_options o;
+  o.report_leaks_on_destroy = false;
+  o.quarantine_bytes = 0;
+  o.bookkeeping = std::pmr::new_delete_resource();  // the upstream sees the blocks alone
+  o.handler = [](const mesa::debug_error &e, void *context) {
+    static_cast<std::vector<mesa::debug_error> *>(context)->push_back(e);
+  };
+  o.handler_context = &errors;
+  mesa::debug_resource d(&upstream, o);
+  const mesa_allocator *table = d.table();
+  void *block = table->alloc_fn(table->user_data, 64, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *reused = nullptr;
+  upstream.on_large = [&] {
+    table->free_fn(table->user_data, block);
+    reused = table->alloc_fn(table->user_data, 64, 16, MESA_ALLOC_SCOPE_OBJECT);
+    std::memset(reused, 0x5a, 64);
+  };
+  void *moved = table->realloc_fn(table->user_data, block, 200000, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_EQ(reused, block) << "the upstream did not give the address out again";
+  EXPECT_EQ(moved, nullptr);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].kind, mesa::debug_error_kind::double_free);
+  EXPECT_EQ(errors[0].address, block);
+  EXPECT_EQ(errors[0].size, 64u);
+  EXPECT_NE(std::string(errors[0].detail).find("another thread freed meanwhile"), std::string::npos)
+      << errors[0].detail;
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(static_cast<unsigned char *>(reused)[i], 0x5a) << i;
+  table->free_fn(table->user_data, reused);
+  EXPECT_EQ(errors.size(), 1u);
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 

@@ -1,10 +1,15 @@
 /* debug_resources.h compiled as C11 (with poison.h on): a debug table whose errors go to a C
- * handler that records them (kind, block, number, offset), leak reports through it, the
- * tracking tables' text and JSON reports read back, and a debug table's shrink over a full
- * tracker's budget. Exits non-zero on failure. */
+ * handler that records them (kind, block, number, offset), leak reports through it, guard pages
+ * asked for from C, the tracking tables' text and JSON reports read back, a debug table's shrink
+ * over a full tracker's budget, and a logging table's flush. Exits non-zero on failure. */
+#define _POSIX_C_SOURCE 200809L /* sigsetjmp */
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/mesa_alloc.h"
@@ -105,6 +110,61 @@ static void recording_handler(void) {
   /* Only the block with the damaged header was held back (not freed through it). */
   CHECK(parent_live() == 1);
   for (int i = 0; i < 64; i++) parent_free(NULL, parent_blocks[i]);
+}
+
+/* MESA_DEBUG_GUARD_AFTER from C: an overrun by one byte faults on the guard page, and the
+ * handler is told (here it jumps back out of the fault; returning would retry the access). */
+static sigjmp_buf g_after_fault;
+static recorder g_guard_errors;
+
+static void record_and_leave_the_fault(const mesa_debug_error *error, void *context) {
+  record(error, context);
+  siglongjmp(g_after_fault, 1);
+}
+
+static void guard_pages_from_c(void) {
+  mesa_debug_options options;
+  mesa_debug_options_init(&options);
+  options.guard = MESA_DEBUG_GUARD_AFTER;
+  options.handler = record_and_leave_the_fault;
+  options.handler_context = &g_guard_errors;
+  options.report_leaks_on_destroy = 0;
+  const mesa_allocator *debug = mesa_debug_create(NULL, &options);
+  CHECK(debug != NULL);
+  volatile unsigned char *p = mesa_alloc2(NULL, debug, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+  CHECK(p != NULL);
+  p[63] = 1; /* the last byte is the block's */
+  if (sigsetjmp(g_after_fault, 1) == 0) p[64] = 1;
+  CHECK(g_guard_errors.count == 1);
+  CHECK(g_guard_errors.errors[0].kind == MESA_DEBUG_BUFFER_OVERRUN);
+  CHECK(g_guard_errors.errors[0].size == 64 && g_guard_errors.errors[0].offset == 64);
+  mesa_free2(NULL, debug, (void *)p);
+  CHECK(g_guard_errors.count == 1);
+  mesa_debug_destroy(debug);
+}
+
+static long long file_size(const char *path) {
+  struct stat s;
+  return stat(path, &s) == 0 ? (long long)s.st_size : -1;
+}
+
+/* mesa_logging_flush writes what the trace holds: the file grows from its 8-byte header by one
+ * 48-byte record an event, and mesa_logging_destroy adds the end record. */
+static void logging_flush(void) {
+  const char *dir = getenv("TEST_TMPDIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/debug_resources_c_test.%ld.trace", dir != NULL ? dir : "/tmp",
+           (long)getpid());
+  const mesa_allocator *log = mesa_logging_create(NULL, path, 0);
+  CHECK(log != NULL);
+  void *p = mesa_alloc2(NULL, log, 24, 8, MESA_ALLOC_SCOPE_OBJECT);
+  mesa_free2(NULL, log, p);
+  CHECK(file_size(path) == 8);
+  mesa_logging_flush(log);
+  CHECK(file_size(path) == 8 + 2 * 48);
+  mesa_logging_destroy(log);
+  CHECK(file_size(path) > 8 + 2 * 48);
+  remove(path);
 }
 
 /* The whole of `f` as a string (at most size - 1 bytes). */
@@ -226,5 +286,7 @@ int main(void) {
   recording_handler();
   tracking_reports();
   shrink_at_a_full_budget();
+  guard_pages_from_c();
+  logging_flush();
   return check_failures == 0 ? 0 : 1;
 }

@@ -7,51 +7,47 @@
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/request_limit.h"
+#include "mesa_alloc/internal/tagged_header.h"
 
 namespace mesa {
 namespace {
 
-// Stored in the last 16 bytes before the user pointer. `tag` is the table's while the block
-// is live and 0 once freed: a block freed twice, freed through another table, or never
-// allocated through one is reported and left alone instead of being handed to the resource
-// with a made-up size.
-struct block_header {
-  std::size_t size;
-  std::uint32_t tag;
-  std::uint32_t alignment_log2;
-  std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
-};
-static_assert(sizeof(block_header) <= 16, "header must fit the minimum header space");
-
-block_header *header_of(void *user) {
-  return reinterpret_cast<block_header *>(static_cast<unsigned char *>(user) -
-                                          sizeof(block_header));
-}
+using internal::tagged_header;
 
 // Gives a claimed block back to the resource. (Its header and the block's alignment are the same
 // number: the alignment asked for, at least kHeaderAlignment.)
-void release_block(std::pmr::memory_resource *resource, void *ptr, const block_header &h) {
+void release_block(std::pmr::memory_resource *resource, void *ptr, const tagged_header &h) {
   const std::size_t header = resource_callbacks::header_bytes(h.alignment());
   resource->deallocate(static_cast<unsigned char *>(ptr) - header, header + h.size, header);
 }
 
-// Claims the block before `ptr` for a free or a realloc if it carries `tag` (a live block of
-// the table): the tag turns to 0 in one compare-and-swap, so of two threads freeing it at once
-// exactly one gets it; `out` is then its header. Otherwise reports `what` and returns false.
-// The tag is read first: a failed compare-and-swap still needs the page writable, and a pointer
-// into read-only memory must be reported, not fault.
-bool claim_block(void *ptr, std::uint32_t tag, const char *what, block_header *out) {
-  std::uint32_t seen = __atomic_load_n(&header_of(ptr)->tag, __ATOMIC_ACQUIRE);
-  if (seen == tag && __atomic_compare_exchange_n(&header_of(ptr)->tag, &seen, 0u, false,
-                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    *out = block_header{header_of(ptr)->size, tag, header_of(ptr)->alignment_log2};
-    return true;
+// Claims the block before `ptr` for a free or a realloc (`in_realloc`) if it is a live block
+// of the table whose tag is `tag` (internal/tagged_header.h: of two threads freeing it at once
+// exactly one gets it); `out` is then its header. Otherwise reports it and returns false: a
+// block freed twice, freed through another table, or never allocated through one is left alone
+// instead of being handed to the resource with a made-up size.
+bool claim_block(void *ptr, std::uint32_t tag, bool in_realloc, tagged_header *out) {
+  switch (internal::claim_tagged(ptr, tag, out)) {
+    case internal::tag_claim::claimed:
+      return true;
+    case internal::tag_claim::freed_already:
+      internal::report_refused_free(in_realloc ? "realloc of a freed block" : "double free", ptr,
+                                    "through a resource_callbacks table",
+                                    "this table freed it already");
+      return false;
+    case internal::tag_claim::not_this_tables:
+      break;
   }
-  internal::report_refused_free(what, ptr, "through a resource_callbacks table",
-                                "not a live block of this table (freed already, or allocated "
-                                "through another table)");
+  internal::report_refused_free(in_realloc ? "invalid realloc" : "invalid free", ptr,
+                                "through a resource_callbacks table",
+                                "not a live block of this table (allocated through another "
+                                "table, freed and its memory reused, or not a block's start)");
   return false;
 }
+
+static_assert(resource_callbacks::header_bytes(1) == internal::tagged_header_bytes(1) &&
+                  resource_callbacks::header_bytes(256) == internal::tagged_header_bytes(256),
+              "the documented header is the tagged header");
 
 }  // namespace
 
@@ -98,8 +94,8 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
     return nullptr;
   }
   void *user = static_cast<unsigned char *>(base) + header;
-  *header_of(user) =
-      block_header{size, self->tag_, static_cast<std::uint32_t>(__builtin_ctzll(alignment))};
+  *internal::tagged_header_of(user) =
+      tagged_header{size, self->tag_, static_cast<std::uint8_t>(__builtin_ctzll(alignment)), 0, 0};
   return user;
 }
 
@@ -116,13 +112,13 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
     return nullptr;
   }
   auto *self = static_cast<resource_callbacks *>(user_data);
-  block_header old;
-  if (!claim_block(ptr, self->tag_, "invalid realloc", &old)) return nullptr;
+  tagged_header old;
+  if (!claim_block(ptr, self->tag_, true, &old)) return nullptr;
   // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
   const std::size_t keep_alignment = old.alignment() > alignment ? old.alignment() : alignment;
   void *fresh = alloc(user_data, size, keep_alignment, scope);
   if (fresh == nullptr) {
-    __atomic_store_n(&header_of(ptr)->tag, old.tag, __ATOMIC_RELEASE);  // left as it was
+    internal::unclaim_tagged(ptr, old);  // left as it was
     return nullptr;
   }
   std::memcpy(fresh, ptr, old.size < size ? old.size : size);
@@ -134,8 +130,8 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
 void resource_callbacks::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   auto *self = static_cast<resource_callbacks *>(user_data);
-  block_header h;
-  if (claim_block(ptr, self->tag_, "invalid free", &h)) release_block(self->resource_, ptr, h);
+  tagged_header h;
+  if (claim_block(ptr, self->tag_, false, &h)) release_block(self->resource_, ptr, h);
 }
 
 }  // namespace mesa

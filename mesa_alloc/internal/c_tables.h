@@ -34,6 +34,7 @@
 #include "mesa_alloc/internal/known_scope.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
+#include "mesa_alloc/internal/tagged_header.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -48,16 +49,7 @@ namespace mesa::internal {
 // wrong one, and handed to the wrong parent; while the header is mapped (README: "Header checks
 // need the header mapped").
 struct tracking_table {
-  struct header {
-    std::size_t size;
-    std::uint32_t owner;          // owner_tag of the table that made the block
-    std::uint8_t alignment_log2;  // the block's alignment (the header's size depends on it)
-    std::uint8_t scope;
-    std::uint16_t unused;
-    std::size_t alignment() const noexcept { return std::size_t{1} << alignment_log2; }
-  };
-  static constexpr std::size_t kMinHeader = 16;
-  static_assert(sizeof(header) <= kMinHeader, "header must fit");
+  using header = tagged_header;
 
   tracking_table(const mesa_allocator *parent_table, std::string_view name,
                  tracking_resource *parent_tracker) noexcept
@@ -81,25 +73,15 @@ struct tracking_table {
     return header{size, owner_tag, static_cast<std::uint8_t>(__builtin_ctzll(alignment)),
                   static_cast<std::uint8_t>(scope), 0};
   }
-  // Claims the block for a free or a realloc if this table made it and has not freed it: its
-  // tag turns to freed_tag() in one compare-and-swap, so of two threads freeing the block at
-  // once exactly one gets it (a read, a check and a write let both through to the parent: a
-  // threads probe saw glibc abort on the second free). `out` is then the block's header.
-  // Otherwise reports `what` and returns false. The tag is read before the swap is tried: a
-  // compare-and-swap needs the page writable even when it fails, and a pointer into read-only
-  // memory (a string literal freed by mistake) must be reported, not fault.
+  // Claims the block for a free or a realloc if this table made it and has not freed it
+  // (tagged_header.h: of two threads freeing the block at once exactly one gets it; a read, a
+  // check and a write let both through to the parent, and a threads probe saw glibc abort on
+  // the second free). `out` is then the block's header. Otherwise reports `what` and returns
+  // false.
   bool claim(void *ptr, const char *what, header *out) const noexcept {
-    std::uint32_t seen = __atomic_load_n(&header_of(ptr)->owner, __ATOMIC_ACQUIRE);
-    if (seen == owner_tag &&
-        __atomic_compare_exchange_n(&header_of(ptr)->owner, &seen, freed_tag(), false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-      out->size = header_of(ptr)->size;
-      out->owner = owner_tag;
-      out->alignment_log2 = header_of(ptr)->alignment_log2;
-      out->scope = header_of(ptr)->scope;
-      return true;
-    }
-    if (seen == freed_tag()) {
+    const tag_claim claim = claim_tagged(ptr, owner_tag, out);
+    if (claim == tag_claim::claimed) return true;
+    if (claim == tag_claim::freed_already) {
       std::fprintf(stderr,
                    "mesa_alloc: double free at %p: %s through tracking table '%s', which freed it "
                    "already; the block is left alone\n",
@@ -113,26 +95,10 @@ struct tracking_table {
     }
     return false;
   }
-  std::uint32_t freed_tag() const noexcept { return owner_tag & ~1u; }
-  // Gives a claimed block back to its owner with `h` as its header (a realloc that keeps it, or
-  // could not move it); the tag last, so that a racing free sees the block claimed until then.
-  static void unclaim(void *ptr, const header &h) noexcept {
-    header *in_place = header_of(ptr);
-    in_place->size = h.size;
-    in_place->alignment_log2 = h.alignment_log2;
-    in_place->scope = h.scope;
-    __atomic_store_n(&in_place->owner, h.owner, __ATOMIC_RELEASE);
-  }
 
   static tracking_table *from(const mesa_allocator *t) noexcept {
     if (t == nullptr || t->alloc_fn != &alloc) return nullptr;
     return static_cast<tracking_table *>(t->user_data);
-  }
-  static std::size_t header_bytes(std::size_t alignment) noexcept {
-    return alignment > kMinHeader ? alignment : kMinHeader;
-  }
-  static header *header_of(void *user) noexcept {
-    return reinterpret_cast<header *>(static_cast<unsigned char *>(user) - sizeof(header));
   }
 
   // Scopes out of range are counted as OBJECT.
@@ -150,7 +116,7 @@ struct tracking_table {
       return nullptr;
     }
     scope = known_scope(scope);
-    const std::size_t head = header_bytes(alignment);
+    const std::size_t head = tagged_header_bytes(alignment);
     tracking_resource &t = self->tracker;
     const int index = tracking_shard_index();
     // An alignment over 4 GiB (a header that large) fails like an oversized request; no size
@@ -178,7 +144,7 @@ struct tracking_table {
     t.note_charged_peaks();
     t.count_allocation_up(index, size, scope);
     void *user = static_cast<unsigned char *>(base) + head;
-    *header_of(user) = self->make_header(size, alignment, scope);
+    *tagged_header_of(user) = self->make_header(size, alignment, scope);
     return user;
   }
 
@@ -192,7 +158,7 @@ struct tracking_table {
   // Gives a claimed block to the parent and uncounts it.
   void release(void *ptr, const header &h) noexcept {
     parent->free_fn(parent->user_data,
-                    static_cast<unsigned char *>(ptr) - header_bytes(h.alignment()));
+                    static_cast<unsigned char *>(ptr) - tagged_header_bytes(h.alignment()));
     tracker.uncharge_limits(h.size);
     tracker.count_deallocation_up(tracking_shard_index(), h.size,
                                   static_cast<mesa_alloc_scope>(h.scope));
@@ -222,14 +188,14 @@ struct tracking_table {
       t.uncharge_limits(h.size - size);
       t.count_deallocation_up(index, h.size, static_cast<mesa_alloc_scope>(h.scope));
       t.count_allocation_up(index, size, scope);
-      unclaim(ptr, self->make_header(size, h.alignment(), scope));
+      unclaim_tagged(ptr, self->make_header(size, h.alignment(), scope));
       return ptr;
     }
     // A growing realloc holds both blocks until the copy is made, and a budget counts both.
     void *fresh =
         allocate(self, size, h.alignment() > alignment ? h.alignment() : alignment, scope, h.size);
     if (fresh == nullptr) {
-      unclaim(ptr, h);  // a failed realloc leaves the block as it was
+      unclaim_tagged(ptr, h);  // a failed realloc leaves the block as it was
       return nullptr;
     }
     std::memcpy(fresh, ptr, h.size < size ? h.size : size);

@@ -8,6 +8,7 @@
 
 #include "mesa_alloc/debug_resource.h"
 #include "mesa_alloc/internal/align_up.h"
+#include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
@@ -41,9 +42,16 @@ void *vk_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     internal::refuse_request("vk_resource::allocate", alignment);
   // The application's callback may allocate through a debug or logging layer of its own: that
   // allocation's stack is its own, not the C API call that led here (internal/api_caller.h).
-  void *p = internal::checked_alloc_outside(to_mesa(callbacks_), bytes, alignment, to_mesa(scope_),
-                                            "vk_resource");
+  // Called through its own type (a mesa_allocator's alloc_fn takes another enum).
+  const void *set_aside = internal::set_aside_api_caller_if_recorded(to_mesa(callbacks_));
+  void *p = callbacks_->pfnAllocation(callbacks_->pUserData, bytes, alignment, scope_);
+  if (set_aside != nullptr) internal::restore_api_caller(set_aside);
   if (p == nullptr) throw std::bad_alloc();
+  // refuse_misaligned frees through the table's free_fn, whose type is pfnFree's.
+  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
+    internal::refuse_misaligned(to_mesa(callbacks_), p, alignment, "vk_resource", "callbacks");
+    throw std::bad_alloc();
+  }
   return p;
 }
 

@@ -15,6 +15,10 @@ const void *set_aside_api_caller(const mesa_allocator *table) noexcept {
 
 void restore_api_caller(const void *saved) noexcept { api_caller = saved; }
 
+const void *set_aside_api_caller_if_recorded(const mesa_allocator *table) noexcept {
+  return caller_recorded() ? set_aside_api_caller(table) : nullptr;
+}
+
 resource_call::resource_call(const mesa_allocator *table, const void *caller) noexcept {
   if (api_caller != nullptr) {
     saved_ = set_aside_api_caller(table);

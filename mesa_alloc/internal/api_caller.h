@@ -99,6 +99,10 @@ class api_call {
 // after the call (null: nothing was set aside). Defined in api_caller.cc.
 const void *set_aside_api_caller(const mesa_allocator *table) noexcept;
 void restore_api_caller(const void *saved) noexcept;
+// set_aside_api_caller only once a layer records stacks and inside a C API call (null
+// otherwise): for code outside the core (the Vulkan bridge), which cannot read the per-copy
+// flag that tells. One call into the core; the work only when there is a record.
+const void *set_aside_api_caller_if_recorded(const mesa_allocator *table) noexcept;
 
 // Whether the thread is inside a C API call whose caller is recorded: only then has a
 // foreign_call anything to set aside.

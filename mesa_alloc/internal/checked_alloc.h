@@ -38,13 +38,6 @@ inline void *checked_alloc(const mesa_allocator *table, std::size_t size, std::s
   return p;
 }
 
-// checked_alloc for code outside this library's core (the Vulkan bridge's vk_resource, whose
-// callbacks have mesa_allocator's layout): `table`'s block with the thread's C API caller record
-// set aside for a table this copy did not make, as a foreign_call does, which only the core's
-// own code can tell cheaply (api_caller.h); misaligned blocks are refused naming "the callbacks".
-void *checked_alloc_outside(const mesa_allocator *table, std::size_t size, std::size_t alignment,
-                            mesa_alloc_scope scope, const char *who) noexcept;
-
 }  // namespace mesa::internal
 
 #endif  // MESA_ALLOC_INTERNAL_CHECKED_ALLOC_H_

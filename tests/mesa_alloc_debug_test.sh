@@ -243,10 +243,10 @@ rm -f "${TEST_TMPDIR:-/tmp}/fork_handlers.trace"
 
 # 3l. A fork racing another thread's first allocation, which makes the trace after the library's
 # prepare handler found none: the child resets that trace's locks too (it waited for ever on a
-# lock the other thread held at the fork in 5 to 7 of 10 runs). Ten processes, one fork each.
+# lock the other thread held at the fork in 2 to 7 of 10 runs). Twenty processes, one fork each.
 race_trace="${TEST_TMPDIR:-/tmp}/fork_race.trace"
 race_failures=0
-for run in $(seq 10); do
+for run in $(seq 20); do
   stdout=$(MESA_ALLOC_DEBUG="trace=$race_trace" "$program" fork_while_the_layers_are_made 2>"$out")
   status=$?
   rm -f "$race_trace"*
@@ -259,9 +259,9 @@ done
 if [[ $status == 77 ]]; then
   echo "skipped: fork while the trace is made (AddressSanitizer's allocator is not fork-safe)"
 elif (( race_failures == 0 )); then
-  echo "ok: fork while the trace is made: 10 children went on"
+  echo "ok: fork while the trace is made: 20 children went on"
 else
-  echo "FAILED: fork while the trace is made: $race_failures of 10 children hung or failed"
+  echo "FAILED: fork while the trace is made: $race_failures of 20 children hung or failed"
   failures=$((failures + 1))
 fi
 

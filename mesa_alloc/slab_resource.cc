@@ -1,6 +1,5 @@
 #include "mesa_alloc/slab_resource.h"
 
-
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/slab_geometry.h"

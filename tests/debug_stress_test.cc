@@ -162,6 +162,10 @@ TEST(DebugStress, AReallocRacingAFreeOfTheSameBlockReportsOnceAndFreesOnce) {
   constexpr int kRounds = 300;
   constexpr std::size_t kBytes = 256 * 1024;
   std::atomic<int> ready{0};
+  // Calls done on the rounds' blocks: the next block is made only after both calls on the last,
+  // so that its address (a fresh mapping may be the one just unmapped) cannot be the block a
+  // racing call looks up (that ABA case is a known limit, README "Threads, exit and fork").
+  std::atomic<int> done{0};
   std::atomic<void *> block{nullptr};
   std::atomic<int> round{-1};
   std::vector<void *> moved(kRounds, nullptr);
@@ -176,13 +180,17 @@ TEST(DebugStress, AReallocRacingAFreeOfTheSameBlockReportsOnceAndFreesOnce) {
     for (int r = 0; r < kRounds; ++r) {
       void *p = wait_for_round(r);
       moved[r] = table->realloc_fn(table->user_data, p, 2 * kBytes, 16, MESA_ALLOC_SCOPE_OBJECT);
+      done.fetch_add(1, std::memory_order_acq_rel);
     }
   });
   std::thread freer([&] {
-    for (int r = 0; r < kRounds; ++r) table->free_fn(table->user_data, wait_for_round(r));
+    for (int r = 0; r < kRounds; ++r) {
+      table->free_fn(table->user_data, wait_for_round(r));
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
   });
   for (int r = 0; r < kRounds; ++r) {
-    while (ready.load(std::memory_order_acquire) < 2 * r) std::this_thread::yield();
+    while (done.load(std::memory_order_acquire) < 2 * r) std::this_thread::yield();
     block.store(table->alloc_fn(table->user_data, kBytes, 16, MESA_ALLOC_SCOPE_OBJECT),
                 std::memory_order_release);
     round.store(r, std::memory_order_release);

@@ -30,11 +30,10 @@ namespace mesa::internal {
                                                      const char *source) noexcept;
 
 inline void *checked_alloc(const mesa_allocator *table, std::size_t size, std::size_t alignment,
-                           mesa_alloc_scope scope, const char *who,
-                           const char *source = "table") noexcept {
+                           mesa_alloc_scope scope, const char *who) noexcept {
   void *p = table->alloc_fn(table->user_data, size, alignment, scope);
   if (__builtin_expect((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0, 0))
-    return refuse_misaligned(table, p, alignment, who, source);
+    return refuse_misaligned(table, p, alignment, who, "table");
   return p;
 }
 

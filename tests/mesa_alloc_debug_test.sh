@@ -332,6 +332,12 @@ check "the first refusal is announced" \
 if [[ $(grep -c 'refused an allocation' "$out") != 1 ]]; then
   echo "FAILED: exactly one refusal line expected"; failures=$((failures + 1)); fi
 
+# A debug word stacks the debug layer over the limit: the sizes in the line are its blocks, and
+# the line says so (5000 bytes asked for are refused as 5000 and the layer's header).
+stdout=$(MESA_ALLOC_DEBUG=limit=4k,cookie "$program" large 2>"$out")
+check "a refusal under a debug layer says its sizes are the layer's blocks" \
+  "^mesa_alloc: MESA_ALLOC_DEBUG: limit=4096 refused an allocation of 5[0-9]{3} bytes \(0 in use; both sizes are the debug layer's blocks, its headers and padding included\); later refusals are only counted$"
+
 # 5a'. A growing realloc holds the old block and the new one until the copy: under limit=1000,
 # 600 -> 700 is refused, and the line says it was a realloc and why.
 stdout=$(MESA_ALLOC_DEBUG=limit=1000 "$program" grow_realloc 2>"$out")

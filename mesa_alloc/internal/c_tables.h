@@ -205,7 +205,8 @@ struct tracking_table {
   }
 
   // One line on stderr for the first allocation the limit refuses (MESA_ALLOC_DEBUG=limit=N,
-  // where nothing else would say why allocations fail).
+  // where nothing else would say why allocations fail). Under a debug layer both sizes it gives
+  // are the layer's blocks, larger than what the program asked for, and the line says so.
   [[gnu::noinline]] void announce(std::size_t size, std::size_t growing_from) const noexcept {
     char what[96];
     if (growing_from == 0)
@@ -219,7 +220,9 @@ struct tracking_table {
                  growing_from != 0 ? ", the old block included: a realloc that "
                                      "moves the block holds both until the copy is made"
                                    : "",
-                 debug_layer_above ? ", the debug layer's block headers included" : "");
+                 debug_layer_above ? "; both sizes are the debug layer's blocks, its headers and "
+                                     "padding included"
+                                   : "");
   }
 
   mesa_allocator table;

@@ -72,6 +72,14 @@ constexpr std::size_t kMaxAlignment = std::size_t{1} << 30;
   internal::write_line(line, n, sizeof line);
 }
 
+// True, after the invalid-alignment line naming the entry point `call`, for an alignment that
+// is not a power of two. Each entry point checks before allocate_from/reallocate_from.
+bool alignment_refused(std::size_t alignment, const char *call) noexcept {
+  if (mesa_alloc_alignment_valid(alignment)) return false;
+  internal::report_invalid_alignment(call, alignment);
+  return true;
+}
+
 constexpr int kMaxFrames = 16;
 constexpr std::size_t kDefaultGuardQuarantine = std::size_t{16} << 20;
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
@@ -454,16 +462,13 @@ void debug_resource::bookkeeping_deallocate(void *p, std::size_t bytes,
 
 void *debug_resource::allocate_block(std::size_t size, std::size_t alignment,
                                      mesa_alloc_scope scope) noexcept {
+  if (alignment_refused(alignment, "debug_resource::allocate_block")) return nullptr;
   return allocate_from(size, alignment, scope,
                        internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
                                     const void *caller) noexcept {
-  if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("mesa_debug alloc", alignment);
-    return nullptr;
-  }
   if (alignment > kMaxAlignment) {
     report_alignment_over_limit(owner_, alignment);
     return nullptr;
@@ -1355,12 +1360,14 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,
                               mesa_alloc_scope scope) {
+  if (alignment_refused(alignment, "mesa_debug alloc")) return nullptr;
   return static_cast<debug_resource *>(self)->allocate_from(
       size, alignment, scope, internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope scope) {
+  if (alignment_refused(alignment, "mesa_debug realloc")) return nullptr;
   return static_cast<debug_resource *>(self)->reallocate_from(
       p, size, alignment, scope, internal::api_call::caller_or(__builtin_return_address(0)));
 }
@@ -1381,16 +1388,13 @@ void debug_resource::free_block(void *p) noexcept {
 
 void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t alignment,
                                        mesa_alloc_scope scope) noexcept {
+  if (alignment_refused(alignment, "debug_resource::reallocate_block")) return nullptr;
   return reallocate_from(p, size, alignment, scope,
                          internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t alignment,
                                       mesa_alloc_scope scope, const void *caller) noexcept {
-  if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("mesa_debug realloc", alignment);
-    return nullptr;
-  }
   if (p == nullptr) return allocate_from(size, alignment, scope, caller);
   if (size == 0) {
     const internal::caller_set_aside aside;  // the upstream's free may be an application's
@@ -1468,6 +1472,7 @@ void *debug_resource::shrink_in_place(void *p, std::size_t size, header *h, std:
 }
 
 void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  if (alignment_refused(alignment, "debug_resource::allocate")) throw std::bad_alloc();
   void *p = allocate_from(bytes, alignment, MESA_ALLOC_SCOPE_OBJECT,
                           internal::api_call::caller_or(__builtin_return_address(0)));
   if (p == nullptr) throw std::bad_alloc();

@@ -176,8 +176,9 @@ class debug_resource : public std::pmr::memory_resource {
   }
 
  private:
-  // What every allocating entry point calls. `caller` is the entry point's return address
-  // (__builtin_return_address(0)), or during a C API call the C API's caller
+  // What every allocating entry point calls, once it has checked that the alignment is a power
+  // of two (so that the line refusing one names the entry point). `caller` is the entry point's
+  // return address (__builtin_return_address(0)), or during a C API call the C API's caller
   // (internal/api_caller.h): a recorded stack starts at the frame it returns into, so the
   // resource's own frames are left out however they were inlined or tail-called.
   void *allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,

@@ -394,6 +394,41 @@ TEST(DebugResource, AnAlignmentPastTheLimitIsRefusedWithALine) {
   EXPECT_EQ(d.live_blocks(), 0u);
 }
 
+// An alignment that is not a power of two is refused with the line naming the call made, as
+// every other layer names its own: the C table's functions, or the C++ ones (a probe found the
+// C++ calls named as the C table's "mesa_debug alloc", which no C++ program calls).
+TEST(DebugResource, AnInvalidAlignmentIsRefusedNamingTheCallMade) {
+  recorder r;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), r.options());
+  const mesa_allocator *t = d.table();
+  volatile std::size_t bad = 24;  // clang refuses a constant bad alignment
+  void *block = d.allocate_block(32, 16, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(block, nullptr);
+  testing::internal::CaptureStderr();
+  EXPECT_THROW((void)d.allocate(64, bad), std::bad_alloc);
+  EXPECT_EQ(d.allocate_block(64, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(d.reallocate_block(block, 64, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(t->alloc_fn(t->user_data, 64, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  EXPECT_EQ(t->realloc_fn(t->user_data, block, 64, bad, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  const std::string said = testing::internal::GetCapturedStderr();
+#ifndef NDEBUG
+  EXPECT_EQ(
+      said,
+      "mesa_alloc: invalid alignment 24 in debug_resource::allocate (must be a power of two)\n"
+      "mesa_alloc: invalid alignment 24 in debug_resource::allocate_block (must be a power "
+      "of two)\n"
+      "mesa_alloc: invalid alignment 24 in debug_resource::reallocate_block (must be a "
+      "power of two)\n"
+      "mesa_alloc: invalid alignment 24 in mesa_debug alloc (must be a power of two)\n"
+      "mesa_alloc: invalid alignment 24 in mesa_debug realloc (must be a power of two)\n");
+#else
+  EXPECT_EQ(said, "") << "the line is for debug builds";
+#endif
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(d.live_blocks(), 1u) << "the block a refused realloc was given stays live";
+  d.free_block(block);
+}
+
 // A realloc to size 0 (Vulkan's way to free) of a freed block or of a pointer inside a live
 // one is worded as a realloc, as any other realloc is: a probe saw the free wording send the
 // reader looking for a free that is a pfnReallocation(p, 0).

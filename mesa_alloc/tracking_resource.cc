@@ -403,6 +403,7 @@ void tracking_resource::sample_peak() noexcept {
 [[gnu::flatten]] void tracking_resource::deallocate_in_scope(void *p, std::size_t bytes,
                                                              std::size_t alignment,
                                                              mesa_alloc_scope scope) noexcept {
+  if (__builtin_expect(p == nullptr, 0)) return;  // no block: nothing to count or give back
   scope = internal::known_scope(scope);
   const int index = internal::tracking_thread_shard;
   if (__builtin_expect(!straight_line(index), 0))

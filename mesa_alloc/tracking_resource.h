@@ -125,8 +125,9 @@ class tracking_resource final : public std::pmr::memory_resource {
   std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
 
   // Allocation with an explicit scope; throws std::bad_alloc over a limit or when the upstream
-  // fails (counted in failed_allocations). deallocate_in_scope must get the same scope. A scope
-  // outside the MESA_ALLOC_SCOPE_* values is counted as MESA_ALLOC_SCOPE_OBJECT.
+  // fails (counted in failed_allocations). deallocate_in_scope must get the same scope; a null
+  // `p` does nothing there. A scope outside the MESA_ALLOC_SCOPE_* values is counted as
+  // MESA_ALLOC_SCOPE_OBJECT.
   void *allocate_in_scope(std::size_t bytes, std::size_t alignment, mesa_alloc_scope scope);
   void deallocate_in_scope(void *p, std::size_t bytes, std::size_t alignment,
                            mesa_alloc_scope scope) noexcept;

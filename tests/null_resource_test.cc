@@ -16,6 +16,7 @@
 #include "mesa_alloc/slab_resource.h"
 #include "mesa_alloc/synchronized_pool_resource.h"
 #include "mesa_alloc/tracking_resource.h"
+#include "tests/test_resources.h"
 
 namespace {
 
@@ -68,6 +69,29 @@ TEST(NullResource, TheDirectFreesTakeNull) {
   pool.deallocate(p, 48);
   p = shared_pool.allocate(48);
   shared_pool.deallocate(p, 48);
+}
+
+// The tracker's deallocate_in_scope takes a null free as the direct frees above do: nothing is
+// counted or given back (a probe found it counted as a free, so a live block read as none, and
+// with a limit the block's real free was then blamed as a second one). std::pmr's own
+// deallocate() takes no null: libstdc++ declares its pointer nonnull, and UBSan stops a call
+// with one, so the pmr layers are not asked to.
+TEST(NullResource, TheTrackerTakesANullFreeInScope) {
+  mesa_test::counting_resource upstream;  // fails the test if given a block it never gave
+  mesa::tracking_resource tracker(&upstream, "layer");
+  tracker.set_limit(1000);
+  void *live = tracker.allocate_in_scope(100, 16, MESA_ALLOC_SCOPE_COMMAND);
+  tracker.deallocate_in_scope(nullptr, 48, 16, MESA_ALLOC_SCOPE_COMMAND);
+  const mesa::tracking_stats stats = tracker.stats();
+  EXPECT_EQ(stats.bytes_in_use, 100u);
+  EXPECT_EQ(stats.blocks_in_use, 1u);
+  EXPECT_EQ(stats.total_deallocations, 0u);
+  EXPECT_EQ(stats.scopes[MESA_ALLOC_SCOPE_COMMAND].bytes_in_use, 100u);
+  ::testing::internal::CaptureStderr();
+  tracker.deallocate_in_scope(live, 100, 16, MESA_ALLOC_SCOPE_COMMAND);
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "the real free blamed";
+  EXPECT_EQ(tracker.stats().bytes_in_use, 0u);
+  EXPECT_EQ(upstream.blocks_in_use(), 0u);
 }
 
 // An arena over a fixed buffer that must not grow says so with null_memory_resource().

@@ -15,6 +15,7 @@
 #include "mesa_alloc/internal/checked_alloc.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/forwarded_notifications.h"
+#include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/slab_geometry.h"
 #include "mesa_alloc/pool_resource.h"
 #include "mesa_alloc/slab_parent.h"
@@ -85,6 +86,11 @@ struct c_fixed_table {
       return nullptr;
     }
     Derived *d = self(user_data);
+    if (d->slab.is_freed(ptr)) {  // kept in place, it would be on the free list and handed out
+      mesa::internal::report_freed_block("realloc of a freed block", ptr, d->object_size,
+                                         Derived::kWhere);
+      return nullptr;
+    }
     return size <= d->object_size && align <= d->alignment ? ptr : nullptr;
   }
   static void free(void *user_data, void *ptr) {
@@ -103,6 +109,7 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
     object_size = slab.object_size();
     alignment = slab.alignment();
   }
+  static constexpr const char *kWhere = "in mesa::slab_resource";
   mesa::callback_resource upstream;
   mesa::slab_resource slab;
 };
@@ -110,6 +117,7 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
 struct c_slab_child : c_fixed_table<c_slab_child> {
   c_slab_child(const mesa_allocator *parent_table, mesa::slab_parent *p)
       : c_fixed_table(parent_table, p->object_size(), p->alignment()), slab(p) {}
+  static constexpr const char *kWhere = "in mesa::slab_child";
   mesa::slab_child slab;
 };
 

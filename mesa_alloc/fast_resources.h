@@ -50,7 +50,8 @@ void mesa_arena_destroy(const mesa_allocator *arena);
 
 /* Fixed-size slab: blocks of at most object_size bytes (alignment: the natural alignment of
  * object_size, at most 16); larger or more aligned requests return NULL, and realloc within
- * object_size returns the same block. NULL also for object_size 0, and with a line on stderr
+ * object_size returns the same block (NULL and a line on stderr for a block freed already, as
+ * its second free is refused). NULL also for object_size 0, and with a line on stderr
  * saying why for an object_size no slab takes (over 1 GiB; on 32-bit targets, one whose 64
  * slots do not fit the largest page). */
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);

@@ -55,13 +55,27 @@ void slab_parent::free_checked(void *p, const char *where) noexcept {
     return;
   }
   auto *node = static_cast<free_node *>(p);
-  if (node->key == key_) {
-    const slab_child *owner = pg->owner.load(std::memory_order_relaxed);
-    if (internal::refuse_double_free(owner != nullptr ? owner->migrated_ : pg->orphan_free, node,
-                                     object_size_, where))
+  switch (freed_locked(pg, node)) {
+    case freed::no:
+      push_foreign(pg, node);
+      return;
+    case freed::listed:
+      internal::report_freed_block("double free", node, object_size_, where);
+      return;
+    case freed::marked:
+      internal::report_freed_block("double free", node, object_size_, where,
+                                   " (it holds the slab's free mark, on the list of the child that "
+                                   "owns its page, which only that child's thread reads)");
       return;
   }
-  push_foreign(pg, node);
+}
+
+slab_parent::freed slab_parent::freed_locked(const page *pg, const free_node *node) const noexcept {
+  if (node->key != key_) return freed::no;
+  const slab_child *owner = pg->owner.load(std::memory_order_relaxed);
+  if (internal::on_free_list(owner != nullptr ? owner->migrated_ : pg->orphan_free, node))
+    return freed::listed;
+  return owner != nullptr ? freed::marked : freed::no;
 }
 
 void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
@@ -153,6 +167,19 @@ void *slab_child::allocate_slow() {
   }
   reinterpret_cast<free_node *>(first)->key = 0;
   return first;
+}
+
+bool slab_child::is_freed(const void *p) const noexcept {
+  const auto *node = static_cast<const free_node *>(p);
+  const slab_parent::page *pg = parent_->page_of(p);
+  if (pg->owner.load(std::memory_order_relaxed) == this) {
+    if (node->key != key_) return false;
+    if (internal::on_free_list(free_, node)) return true;
+    std::lock_guard<std::mutex> lock(parent_->mutex_);
+    return internal::on_free_list(migrated_, node);
+  }
+  std::lock_guard<std::mutex> lock(parent_->mutex_);
+  return pg->tag == key_ && parent_->freed_locked(pg, node) != slab_parent::freed::no;
 }
 
 void slab_child::deallocate_foreign(void *p) noexcept {

@@ -81,16 +81,22 @@ class slab_parent {
     free_node *orphan_free;           // under mutex_: an orphaned page's free blocks
   };
 
-  page *page_of(void *p) const noexcept {
+  page *page_of(const void *p) const noexcept {
     return reinterpret_cast<page *>(reinterpret_cast<std::uintptr_t>(p) & ~(page_size_ - 1));
   }
+  // Under mutex_: whether `node`, a block of this parent's page `pg`, is free. One holding the
+  // free key is looked for on its owner's migrated list or its orphaned page's list (`listed`);
+  // on a page a child owns and on neither, it is on that child's own free list, which only the
+  // child's thread reads: a live block holds no key, so the key says it is free (`marked`).
+  enum class freed { no, listed, marked };
+  freed freed_locked(const page *pg, const free_node *node) const noexcept;
   // Under mutex_: a block of `pg` freed by a thread that does not own it: onto the owner's
   // migrated list, or for an orphaned page onto its own free list (the page joins orphans_ with
   // its first free block).
   void push_foreign(page *pg, free_node *node) noexcept;
   // Under mutex_: frees `p` as push_foreign does, unless its page is not one of this parent's
-  // or it is on its owner's migrated list or its orphaned page's free list already (a double
-  // free): then one line on stderr, naming `where`, and the block is left alone.
+  // or it is free already (freed_locked: a double free): then one line on stderr, naming
+  // `where`, and the block is left alone.
   void free_checked(void *p, const char *where) noexcept;
   void *upstream_allocate(std::size_t bytes, std::size_t alignment);
   void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
@@ -124,9 +130,10 @@ class slab_child final : public std::pmr::memory_resource {
     return allocate_slow();
   }
   // Frees a block of any child of the same parent. A double free is refused with one line on
-  // stderr when the first free's block is on this child's lists or, for a foreign free, on
-  // its owner's migrated list (not while another thread's child holds it on its own list). A
-  // null `p` does nothing, as on the parent and through the C tables.
+  // stderr: a block of this child's is looked for on its lists; another child's, on its
+  // owner's migrated list or its orphaned page's, and one on its owner's own list (which only
+  // the owner's thread reads) is known by the free key it holds. A null `p` does nothing, as on
+  // the parent and through the C tables.
   void deallocate_object(void *p) noexcept {
     if (__builtin_expect(p == nullptr, 0)) return;
     slab_parent::page *pg = parent_->page_of(p);
@@ -153,6 +160,11 @@ class slab_child final : public std::pmr::memory_resource {
   }
 
   slab_parent *parent() const noexcept { return parent_; }
+
+  // True if `p`, a block of this child's parent, is free (freed and not allocated since), as
+  // deallocate_object() decides before it refuses a double free: for a caller that keeps a
+  // block instead of freeing it (the C table's realloc in place refuses a freed block).
+  bool is_freed(const void *p) const noexcept;
 
  private:
   friend class slab_parent;

@@ -55,6 +55,13 @@ class slab_resource final : public std::pmr::memory_resource {
     if (node->key == key_) return deallocate_keyed(node);
     internal::push_free(free_, node, key_);
   }
+  // True if `p`, a block of this slab, is on its free list (freed and not allocated since): the
+  // check deallocate_object() makes before it refuses a double free, for a caller that keeps a
+  // block instead of freeing it (the C table's realloc in place refuses a freed block).
+  bool is_freed(const void *p) const noexcept {
+    const auto *node = static_cast<const free_node *>(p);
+    return node->key == key_ && internal::on_free_list(free_, node);
+  }
 
   // The non-virtual general path (hides memory_resource::allocate/deallocate; same contract: an
   // alignment that is not a power of two throws std::bad_alloc).

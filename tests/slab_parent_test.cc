@@ -179,6 +179,39 @@ TEST(SlabParent, DoubleFreesAreRefused) {
   owner.deallocate_object(keep);
 }
 
+// A block on its owner's own free list, which only the owner's thread reads, freed again
+// through another child or the parent: the free key it holds says it is free, and the second
+// free is refused (a probe found it pushed onto the migrated list too, so handed out twice).
+// The other child here is on the owner's thread, which takes the same path as another
+// thread's.
+TEST(SlabParent, ADoubleFreeOfABlockOnItsOwnersOwnListIsRefused) {
+  counting_resource upstream;
+  mesa::slab_parent parent(&upstream, 48);
+  mesa::slab_child owner(&parent), other(&parent);
+  void *keep = owner.allocate_object();
+  void *a = owner.allocate_object();
+  owner.deallocate_object(a);  // onto the owner's own list
+  const std::string why =
+      "the 48-byte block is already free (it holds the slab's free mark, on the list of the child "
+      "that owns its page, which only that child's thread reads)";
+  EXPECT_EQ(mesa_test::stderr_of([&] { parent.deallocate_object(a); }),
+            mesa_test::refused_line("double free", a, "in mesa::slab_parent", why))
+      << "through the parent";
+  EXPECT_EQ(mesa_test::stderr_of([&] { other.deallocate_object(a); }),
+            mesa_test::refused_line("double free", a, "in mesa::slab_child", why))
+      << "through another child";
+  EXPECT_TRUE(owner.is_freed(a));
+  EXPECT_TRUE(other.is_freed(a)) << "another child sees it free by its mark";
+  std::set<void *> handed_out;
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_TRUE(handed_out.insert(owner.allocate_object()).second) << "a block handed out twice";
+  }
+  EXPECT_FALSE(owner.is_freed(a));
+  EXPECT_FALSE(other.is_freed(a));
+  for (void *p : handed_out) owner.deallocate_object(p);
+  owner.deallocate_object(keep);
+}
+
 // A child destroyed with a block still live elsewhere: the block's page is orphaned; freed
 // through the parent it goes to the orphans' free list, and a second free is refused there.
 TEST(SlabParent, ADoubleFreeOfAnOrphanedBlockIsRefused) {

@@ -204,6 +204,47 @@ TEST(SlabC, FixedSizeTable) {
   EXPECT_EQ(parent.live, 0) << "destroy returns pages with live blocks too";
 }
 
+// A realloc in place of a freed block is refused as its second free is: kept, the block would
+// be the caller's while on the free list, and handed out again (a probe saw the next write
+// break the list). Both fixed-size tables: the slab's and a slab child's.
+TEST(SlabC, AReallocOfAFreedBlockIsRefusedAndTheBlockHandedOutOnce) {
+  mesa_test::counting_table parent;
+  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 64);
+  const struct {
+    const mesa_allocator *table;
+    const char *where;
+  } cases[] = {{mesa_slab_create(&parent.table, 64), "in mesa::slab_resource"},
+               {mesa_slab_child_create(shared), "in mesa::slab_child"}};
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.where);
+    ASSERT_NE(c.table, nullptr);
+    void *keep = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+    void *p = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+    EXPECT_EQ(mesa_realloc2(nullptr, c.table, p, 48, 8, MESA_ALLOC_SCOPE_OBJECT), p) << "live";
+    mesa_free2(nullptr, c.table, p);
+    EXPECT_EQ(mesa_test::stderr_of([&] {
+                EXPECT_EQ(mesa_realloc2(nullptr, c.table, p, 48, 8, MESA_ALLOC_SCOPE_OBJECT),
+                          nullptr);
+              }),
+              mesa_test::refused_line("realloc of a freed block", p, c.where,
+                                      "the 64-byte block is already free"));
+    void *a = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+    void *b = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+    EXPECT_EQ(a, p);
+    EXPECT_NE(b, p) << "handed out twice";
+    EXPECT_EQ(mesa_test::stderr_of([&] {
+                EXPECT_EQ(mesa_realloc2(nullptr, c.table, a, 64, 8, MESA_ALLOC_SCOPE_OBJECT), a);
+              }),
+              "")
+        << "allocated again, the block is live";
+    for (void *q : {keep, a, b}) mesa_free2(nullptr, c.table, q);
+  }
+  mesa_slab_destroy(cases[0].table);
+  mesa_slab_child_destroy(cases[1].table);
+  mesa_slab_parent_destroy(shared);
+  EXPECT_EQ(parent.live, 0);
+}
+
 TEST(SlabC, AnObjectOverTheSlabLimitIsRefusedWithALine) {
   mesa_test::counting_table parent;
   for (std::size_t size : {(std::size_t{1} << 30) + 1, SIZE_MAX}) {

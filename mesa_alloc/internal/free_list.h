@@ -54,8 +54,17 @@ inline std::uint32_t header_tag(const void *owner) noexcept {
   return static_cast<std::uint32_t>(mixed_address(owner) >> 32) | 1u;
 }
 
-// True, after one line on stderr ("double free at <node> <where>: the <size>-byte block is
-// already free; the block is left alone"), if `node` is on `list`.
+// True if `node` is on `list`.
+[[gnu::cold, gnu::noinline]] bool on_free_list(const free_node *list,
+                                               const free_node *node) noexcept;
+
+// One line on stderr: "<what> at <node> <where>: the <size>-byte block is already free<how>;
+// the block is left alone" (`what`: "double free", or "realloc of a freed block").
+[[gnu::cold, gnu::noinline]] void report_freed_block(const char *what, const void *node,
+                                                     std::size_t size, const char *where,
+                                                     const char *how = "") noexcept;
+
+// True, after report_freed_block's "double free" line, if `node` is on `list`.
 [[gnu::cold, gnu::noinline]] bool refuse_double_free(const free_node *list, const free_node *node,
                                                      std::size_t size, const char *where) noexcept;
 

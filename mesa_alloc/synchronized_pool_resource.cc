@@ -36,6 +36,13 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::this_threa
   return cache;
 }
 
+bool synchronized_pool_resource::another_cache_than(const thread_cache *mine) const noexcept {
+  std::lock_guard<std::mutex> lock(upstream_mutex_);
+  for (const thread_cache *c = caches_; c != nullptr; c = c->next)
+    if (c != mine) return true;
+  return false;
+}
+
 synchronized_pool_resource::thread_cache *synchronized_pool_resource::deallocate_slow(
     internal::free_node *node, std::size_t size_class, thread_cache *cache) noexcept {
   // Not in the table (evicted from it, or a table of another library that has not seen this
@@ -53,8 +60,16 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::deallocate
     if (cache != nullptr &&
         internal::refuse_double_free(cache->free[size_class], node, size, kName))
       return to_enter;
-    std::lock_guard<std::mutex> lock(central.mutex);
-    if (internal::refuse_double_free(central.free, node, size, kName)) return to_enter;
+    {
+      std::lock_guard<std::mutex> lock(central.mutex);
+      if (internal::refuse_double_free(central.free, node, size, kName)) return to_enter;
+    }
+    if (another_cache_than(cache)) {
+      internal::report_freed_block("double free", node, size, kName,
+                                   " (it holds the pool's free mark, in another thread's cache, "
+                                   "which only that thread reads)");
+      return to_enter;
+    }
   }
   if (cache == nullptr) {
     std::lock_guard<std::mutex> lock(central.mutex);

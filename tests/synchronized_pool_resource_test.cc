@@ -37,6 +37,29 @@ TEST(SynchronizedPool, FirstFreeOnAThreadSurvivesAFailingUpstream) {
   EXPECT_EQ(again, p);
 }
 
+// A block freed into another thread's cache, which only that thread reads, and freed again:
+// the free key it holds says it is free, and the second free is refused (it was pushed onto
+// this thread's cache too, so two caches held it and it was handed out twice).
+TEST(SynchronizedPool, ADoubleFreeOfABlockInAnotherThreadsCacheIsRefused) {
+  counting_resource upstream;
+  mesa::synchronized_pool_resource pool(&upstream);
+  void *keep = pool.allocate(48);  // this thread has a cache
+  void *p = pool.allocate(48);
+  std::thread([&] { pool.deallocate(p, 48); }).join();  // into that thread's cache, kept
+  EXPECT_EQ(mesa_test::stderr_of([&] { pool.deallocate(p, 48); }),
+            mesa_test::refused_line("double free", p, "in mesa::synchronized_pool_resource",
+                                    "the 48-byte block is already free (it holds the pool's "
+                                    "free mark, in another thread's cache, which only that "
+                                    "thread reads)"));
+  std::vector<void *> blocks;
+  for (int i = 0; i < 100; ++i) {
+    blocks.push_back(pool.allocate(48));
+    EXPECT_NE(blocks.back(), p) << "handed out while another thread's cache holds it";
+  }
+  for (void *b : blocks) pool.deallocate(b, 48);
+  pool.deallocate(keep, 48);
+}
+
 TEST(SynchronizedPool, SingleThreadBasics) {
   counting_resource upstream;
   mesa::synchronized_pool_resource pool(&upstream);

@@ -5,7 +5,10 @@
 // every block is at least two words. Allocation clears the key. A free of a block that already
 // holds the key is looked for on the free lists it could be on (refuse_double_free); found, it
 // is a double free, reported and left alone, where a bare push would make the list a cycle and
-// hand the block out twice. Data that happens to equal the key costs that search, nothing more.
+// hand the block out twice. Data that happens to equal the key costs that search, nothing more,
+// where the freeing thread can search every list the block could be on; where one is another
+// thread's (a slab child's own list, a synchronized pool's thread cache), the key alone refuses
+// the free.
 // The compare is on the inline free path; the search goes out of line.
 #ifndef MESA_ALLOC_INTERNAL_FREE_LIST_H_
 #define MESA_ALLOC_INTERNAL_FREE_LIST_H_

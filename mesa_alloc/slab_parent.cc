@@ -75,7 +75,7 @@ slab_parent::freed slab_parent::freed_locked(const page *pg, const free_node *no
   const slab_child *owner = pg->owner.load(std::memory_order_relaxed);
   if (internal::on_free_list(owner != nullptr ? owner->migrated_ : pg->orphan_free, node))
     return freed::listed;
-  return owner != nullptr ? freed::marked : freed::no;
+  return owner != nullptr && internal::kKeyAloneDecides ? freed::marked : freed::no;
 }
 
 void slab_parent::push_foreign(page *pg, free_node *node) noexcept {
@@ -169,11 +169,10 @@ void *slab_child::allocate_slow() {
   return first;
 }
 
-bool slab_child::is_freed(const void *p) const noexcept {
+bool slab_child::is_freed_keyed(const void *p) const noexcept {
   const auto *node = static_cast<const free_node *>(p);
   const slab_parent::page *pg = parent_->page_of(p);
   if (pg->owner.load(std::memory_order_relaxed) == this) {
-    if (node->key != key_) return false;
     if (internal::on_free_list(free_, node)) return true;
     std::lock_guard<std::mutex> lock(parent_->mutex_);
     return internal::on_free_list(migrated_, node);

@@ -87,7 +87,8 @@ class slab_parent {
   // Under mutex_: whether `node`, a block of this parent's page `pg`, is free. One holding the
   // free key is looked for on its owner's migrated list or its orphaned page's list (`listed`);
   // on a page a child owns and on neither, it is on that child's own free list, which only the
-  // child's thread reads: a live block holds no key, so the key says it is free (`marked`).
+  // child's thread reads: a live block holds no key, so on 64-bit targets the key says it is
+  // free (`marked`; internal::kKeyAloneDecides).
   enum class freed { no, listed, marked };
   freed freed_locked(const page *pg, const free_node *node) const noexcept;
   // Under mutex_: a block of `pg` freed by a thread that does not own it: onto the owner's
@@ -163,12 +164,18 @@ class slab_child final : public std::pmr::memory_resource {
 
   // True if `p`, a block of this child's parent, is free (freed and not allocated since), as
   // deallocate_object() decides before it refuses a double free: for a caller that keeps a
-  // block instead of freeing it (the C table's realloc in place refuses a freed block).
-  bool is_freed(const void *p) const noexcept;
+  // block instead of freeing it (the C table's realloc in place refuses a freed block). A live
+  // block holds no free key: one compare, no lock.
+  bool is_freed(const void *p) const noexcept {
+    return static_cast<const free_node *>(p)->key == key_ && is_freed_keyed(p);
+  }
 
  private:
   friend class slab_parent;
   using free_node = slab_parent::free_node;
+
+  // is_freed() of a block holding the free key: the lists it could be on are searched.
+  [[gnu::cold, gnu::noinline]] bool is_freed_keyed(const void *p) const noexcept;
 
   // A power of two up to the parent's alignment (0 wraps past it); anything else goes upstream.
   bool fits(std::size_t bytes, std::size_t alignment) const noexcept {

@@ -1,6 +1,7 @@
 #include "mesa_alloc/synchronized_pool_resource.h"
 
 #include <atomic>
+#include <cstdio>
 #include <new>
 
 #include "mesa_alloc/internal/diagnostics.h"
@@ -64,10 +65,15 @@ synchronized_pool_resource::thread_cache *synchronized_pool_resource::deallocate
       std::lock_guard<std::mutex> lock(central.mutex);
       if (internal::refuse_double_free(central.free, node, size, kName)) return to_enter;
     }
-    if (another_cache_than(cache)) {
-      internal::report_freed_block("double free", node, size, kName,
-                                   " (it holds the pool's free mark, in another thread's cache, "
-                                   "which only that thread reads)");
+    if (internal::kKeyAloneDecides && another_cache_than(cache)) {
+      char why[256];
+      std::snprintf(why, sizeof why,
+                    "a block freed as %zu bytes holds the pool's free mark and is not in this "
+                    "thread's cache or on the central list for that size: it is free in another "
+                    "thread's cache, which only that thread reads, or was freed before with "
+                    "another size",
+                    size);
+      internal::report_refused_free("double free", node, kName, why);
       return to_enter;
     }
   }

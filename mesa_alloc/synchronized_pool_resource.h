@@ -148,11 +148,12 @@ class synchronized_pool_resource final : public std::pmr::memory_resource {
   bool another_cache_than(const thread_cache *mine) const noexcept;
   // deallocate() of a block that holds the free key, or on a thread whose cache is not in the
   // table (`cache` null: it is then found, or made). A keyed block is refused as a double free
-  // if it is on this thread's cache or the central list of its class, or else if another
-  // thread has a cache: only that thread reads it, and a live block holds no key, so the key
-  // says the block is free there. Otherwise the block goes to this thread's cache, or to the
-  // central list if upstream refuses a new cache (a free does not fail). Returns the cache to
-  // enter in the table, or nullptr if there is none to enter.
+  // if it is on this thread's cache or the central list of its class, or else, on 64-bit
+  // targets, if another thread has a cache: only that thread reads it, and a live block holds
+  // no key, so the key says the block is free there (or was freed with another size).
+  // Otherwise the block goes to this thread's cache, or to the central list if upstream refuses
+  // a new cache (a free does not fail). Returns the cache to enter in the table, or nullptr if
+  // there is none to enter.
   [[gnu::noinline]] thread_cache *deallocate_slow(internal::free_node *node, std::size_t size_class,
                                                   thread_cache *cache) noexcept;
   [[gnu::noinline]] void *refill(thread_cache *cache, std::size_t size_class);

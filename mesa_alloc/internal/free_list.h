@@ -8,7 +8,7 @@
 // hand the block out twice. Data that happens to equal the key costs that search, nothing more,
 // where the freeing thread can search every list the block could be on; where one is another
 // thread's (a slab child's own list, a synchronized pool's thread cache), the key alone refuses
-// the free.
+// the free on 64-bit targets (kKeyAloneDecides).
 // The compare is on the inline free path; the search goes out of line.
 #ifndef MESA_ALLOC_INTERNAL_FREE_LIST_H_
 #define MESA_ALLOC_INTERNAL_FREE_LIST_H_
@@ -34,6 +34,13 @@ inline std::uint64_t mixed_address(const void *owner) noexcept {
 inline std::uintptr_t free_list_key(const void *owner) noexcept {
   return static_cast<std::uintptr_t>(mixed_address(owner)) | 1;
 }
+
+// Whether a block that holds the key, on no list the freeing thread can read, is taken as free
+// (and its free refused). Only where the key is 64 bits: a 32-bit one is a number that live data
+// (a hash, a float, a colour) holds once in 2^32 words, and a real free would then be refused
+// and the block leaked. On 32-bit targets such a free goes on, and a double free there is not
+// seen.
+inline constexpr bool kKeyAloneDecides = sizeof(std::uintptr_t) >= 8;
 
 // Pushes `node` onto `list`, marked free with its owner's `key`.
 inline void push_free(free_node *&list, free_node *node, std::uintptr_t key) noexcept {

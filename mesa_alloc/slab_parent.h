@@ -132,9 +132,9 @@ class slab_child final : public std::pmr::memory_resource {
   }
   // Frees a block of any child of the same parent. A double free is refused with one line on
   // stderr: a block of this child's is looked for on its lists; another child's, on its
-  // owner's migrated list or its orphaned page's, and one on its owner's own list (which only
-  // the owner's thread reads) is known by the free key it holds. A null `p` does nothing, as on
-  // the parent and through the C tables.
+  // owner's migrated list or its orphaned page's, and on 64-bit targets one on its owner's own
+  // list (which only the owner's thread reads) is known by the free key it holds. A null `p`
+  // does nothing, as on the parent and through the C tables.
   void deallocate_object(void *p) noexcept {
     if (__builtin_expect(p == nullptr, 0)) return;
     slab_parent::page *pg = parent_->page_of(p);

@@ -172,11 +172,7 @@ void *slab_child::allocate_slow() {
 bool slab_child::is_freed_keyed(const void *p) const noexcept {
   const auto *node = static_cast<const free_node *>(p);
   const slab_parent::page *pg = parent_->page_of(p);
-  if (pg->owner.load(std::memory_order_relaxed) == this) {
-    if (internal::on_free_list(free_, node)) return true;
-    std::lock_guard<std::mutex> lock(parent_->mutex_);
-    return internal::on_free_list(migrated_, node);
-  }
+  if (pg->owner.load(std::memory_order_relaxed) == this) return on_own_lists(node);
   std::lock_guard<std::mutex> lock(parent_->mutex_);
   return pg->tag == key_ && parent_->freed_locked(pg, node) != slab_parent::freed::no;
 }
@@ -187,13 +183,16 @@ void slab_child::deallocate_foreign(void *p) noexcept {
 }
 
 void slab_child::deallocate_keyed(free_node *node) noexcept {
-  constexpr const char *kWhere = "in mesa::slab_child";
-  if (internal::refuse_double_free(free_, node, parent_->object_size_, kWhere)) return;
-  {
-    std::lock_guard<std::mutex> lock(parent_->mutex_);
-    if (internal::refuse_double_free(migrated_, node, parent_->object_size_, kWhere)) return;
-  }
+  if (on_own_lists(node))
+    return internal::report_freed_block("double free", node, parent_->object_size_,
+                                        "in mesa::slab_child");
   internal::push_free(free_, node, key_);
+}
+
+bool slab_child::on_own_lists(const free_node *node) const noexcept {
+  if (internal::on_free_list(free_, node)) return true;
+  std::lock_guard<std::mutex> lock(parent_->mutex_);
+  return internal::on_free_list(migrated_, node);
 }
 
 }  // namespace mesa

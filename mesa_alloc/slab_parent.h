@@ -187,6 +187,8 @@ class slab_child final : public std::pmr::memory_resource {
   // deallocate_object() of an own block holding the free key: refused if it is on free_ or
   // migrated_, pushed otherwise.
   [[gnu::cold, gnu::noinline]] void deallocate_keyed(free_node *node) noexcept;
+  // True if `node`, a block of one of this child's pages, is on free_ or migrated_.
+  bool on_own_lists(const free_node *node) const noexcept;
 
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
     return allocate(bytes, alignment);

@@ -86,6 +86,12 @@ struct c_fixed_table {
       return nullptr;
     }
     Derived *d = self(user_data);
+    if (!d->holds(ptr)) {  // kept, the block would be freed here later: into the wrong slab
+      mesa::internal::report_refused_free("invalid realloc", ptr, Derived::kWhere,
+                                          "not a block of this slab (its page is not one of the "
+                                          "parent's)");
+      return nullptr;
+    }
     if (d->slab.is_freed(ptr)) {  // kept in place, it would be on the free list and handed out
       mesa::internal::report_freed_block("realloc of a freed block", ptr, d->object_size,
                                          Derived::kWhere);
@@ -110,6 +116,9 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
     alignment = slab.alignment();
   }
   static constexpr const char *kWhere = "in mesa::slab_resource";
+  // Its pages are not aligned to their size, so a block of another slab cannot be told from
+  // one of its own (debug_resource in front can): every pointer is taken as its own.
+  static bool holds(const void *) noexcept { return true; }
   mesa::callback_resource upstream;
   mesa::slab_resource slab;
 };
@@ -118,6 +127,7 @@ struct c_slab_child : c_fixed_table<c_slab_child> {
   c_slab_child(const mesa_allocator *parent_table, mesa::slab_parent *p)
       : c_fixed_table(parent_table, p->object_size(), p->alignment()), slab(p) {}
   static constexpr const char *kWhere = "in mesa::slab_child";
+  bool holds(const void *p) const noexcept { return slab.parent()->owns(p); }
   mesa::slab_child slab;
 };
 

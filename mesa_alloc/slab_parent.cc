@@ -48,12 +48,12 @@ void slab_parent::deallocate_object(void *p) noexcept {
 }
 
 void slab_parent::free_checked(void *p, const char *where) noexcept {
-  page *pg = page_of(p);
-  if (pg->tag != key_) {
+  if (!owns(p)) {
     internal::report_refused_free("invalid free", p, where,
                                   "not a block of this slab (its page is not one of the parent's)");
     return;
   }
+  page *pg = page_of(p);
   auto *node = static_cast<free_node *>(p);
   switch (freed_locked(pg, node)) {
     case freed::no:
@@ -174,7 +174,7 @@ bool slab_child::is_freed_keyed(const void *p) const noexcept {
   const slab_parent::page *pg = parent_->page_of(p);
   if (pg->owner.load(std::memory_order_relaxed) == this) return on_own_lists(node);
   std::lock_guard<std::mutex> lock(parent_->mutex_);
-  return pg->tag == key_ && parent_->freed_locked(pg, node) != slab_parent::freed::no;
+  return parent_->owns(p) && parent_->freed_locked(pg, node) != slab_parent::freed::no;
 }
 
 void slab_child::deallocate_foreign(void *p) noexcept {

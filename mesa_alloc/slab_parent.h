@@ -63,6 +63,10 @@ class slab_parent {
 
   // Frees a block of any child, from any thread (also one without a child).
   void deallocate_object(void *p) noexcept;
+  // True if `p`'s page is one of this parent's: the check every free makes before it refuses a
+  // block of another slab (with the caveat above: the address where the page would start must
+  // be mapped). No lock: a page's tag is written before any of its blocks is handed out.
+  bool owns(const void *p) const noexcept { return page_of(p)->tag == key_; }
 
   std::size_t object_size() const noexcept { return object_size_; }
   std::size_t alignment() const noexcept { return alignment_; }

@@ -245,6 +245,37 @@ TEST(SlabC, AReallocOfAFreedBlockIsRefusedAndTheBlockHandedOutOnce) {
   EXPECT_EQ(parent.live, 0);
 }
 
+// A slab child's realloc in place of a block of another slab is refused as its free is: returned
+// as the caller's own, the block would later be freed into the wrong slab.
+TEST(SlabC, AChildReallocOfABlockOfAnotherSlabIsRefused) {
+  mesa_test::counting_table parent;
+  mesa_slab_parent *ours = mesa_slab_parent_create(&parent.table, 64);
+  mesa_slab_parent *theirs = mesa_slab_parent_create(&parent.table, 64);
+  const mesa_allocator *child = mesa_slab_child_create(ours);
+  const mesa_allocator *stranger = mesa_slab_child_create(theirs);
+  void *mine = mesa_alloc2(nullptr, child, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+  void *other = mesa_alloc2(nullptr, stranger, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+  ASSERT_NE(mine, nullptr);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(mesa_test::stderr_of([&] {
+              EXPECT_EQ(mesa_realloc2(nullptr, child, other, 48, 8, MESA_ALLOC_SCOPE_OBJECT),
+                        nullptr);
+            }),
+            mesa_test::refused_line("invalid realloc", other, "in mesa::slab_child",
+                                    "not a block of this slab (its page is not one of the "
+                                    "parent's)"));
+  EXPECT_EQ(mesa_realloc2(nullptr, child, mine, 48, 8, MESA_ALLOC_SCOPE_OBJECT), mine);
+  EXPECT_EQ(mesa_realloc2(nullptr, stranger, other, 48, 8, MESA_ALLOC_SCOPE_OBJECT), other)
+      << "left alone, the block is still its own slab's";
+  mesa_free2(nullptr, child, mine);
+  mesa_free2(nullptr, stranger, other);
+  mesa_slab_child_destroy(child);
+  mesa_slab_child_destroy(stranger);
+  mesa_slab_parent_destroy(ours);
+  mesa_slab_parent_destroy(theirs);
+  EXPECT_EQ(parent.live, 0);
+}
+
 TEST(SlabC, AnObjectOverTheSlabLimitIsRefusedWithALine) {
   mesa_test::counting_table parent;
   for (std::size_t size : {(std::size_t{1} << 30) + 1, SIZE_MAX}) {

@@ -39,6 +39,24 @@ std::uint64_t next_lifetime() noexcept {
   std::abort();
 }
 
+// A shared block over any block's limit: the options asked for it (a first block that large, or
+// a large_threshold that leaves a huge request to a shared block). bad_alloc, after a line in
+// debug builds naming them.
+[[noreturn, gnu::cold]] void refuse_block_size(std::size_t size, const arena_options &options) {
+#ifndef NDEBUG
+  std::fprintf(stderr,
+               "mesa_alloc: arena_resource::allocate: the next block would be %zu bytes, over the "
+               "largest block (%zu bytes): see its arena_options (initial_block_size %zu, "
+               "max_block_size %zu, large_threshold %zu)\n",
+               size, internal::kMaxRequestBytes, options.initial_block_size, options.max_block_size,
+               options.large_threshold);
+#else
+  (void)size;
+  (void)options;
+#endif
+  throw std::bad_alloc();
+}
+
 }  // namespace
 
 arena_resource::arena_resource(std::pmr::memory_resource *upstream,
@@ -94,7 +112,7 @@ void *arena_resource::allocate_slow(std::size_t bytes, std::size_t alignment) {
     if (size < need + kHeader) size = internal::align_up(need + kHeader, kBlockAlignment);
     // The options may ask for more than any block can have (and libstdc++'s aligned new
     // would wrap such a size round to a tiny block).
-    if (size > internal::kMaxRequestBytes) throw std::bad_alloc();
+    if (size > internal::kMaxRequestBytes) refuse_block_size(size, options_);
     // Under a budget the next block may not fit where one holding this request does: a smaller
     // block then, and the next one does not grow.
     const std::size_t wanted = size;

@@ -84,7 +84,8 @@ class arena_resource final : public std::pmr::memory_resource {
   ~arena_resource() override { release(); }
 
   // The non-virtual fast path (hides memory_resource::allocate; same contract). Throws
-  // std::bad_alloc when upstream fails, and for an alignment of 0 (a block is never misplaced);
+  // std::bad_alloc when upstream fails, for an alignment of 0 (a block is never misplaced), and
+  // when the options ask for a block over PTRDIFF_MAX bytes (a line in debug builds says so);
   // other alignments must be powers of two (checked through the pmr interface, and whenever a
   // request takes the slow path). The arena stays usable.
   [[nodiscard]] void *allocate(std::size_t bytes,

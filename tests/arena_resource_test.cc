@@ -492,7 +492,8 @@ TEST(ArenaResource, UpstreamFailureThrowsAndArenaStaysUsable) {
 
 // Block sizes come from the options too: one over PTRDIFF_MAX is refused like an oversized
 // request, never passed upstream (libstdc++'s aligned new wraps SIZE_MAX - 8 round to a tiny
-// block, which the arena would then overrun).
+// block, which the arena would then overrun). In debug builds a line says the options asked for
+// it.
 TEST(ArenaResource, BlockSizeOptionsOverTheRequestLimitAreRefused) {
   struct refusing_resource final : std::pmr::memory_resource {
     std::size_t largest = 0;
@@ -509,8 +510,24 @@ TEST(ArenaResource, BlockSizeOptionsOverTheRequestLimitAreRefused) {
     o.initial_block_size = initial;
     o.max_block_size = SIZE_MAX;
     mesa::arena_resource arena(&upstream, o);
-    EXPECT_THROW((void)arena.allocate(64, 8), std::bad_alloc) << initial;
-    EXPECT_THROW((void)arena.allocate(64, 4096), std::bad_alloc) << initial;
+    const std::string err = mesa_test::stderr_of([&] {
+      EXPECT_THROW((void)arena.allocate(64, 8), std::bad_alloc) << initial;
+      EXPECT_THROW((void)arena.allocate(64, 4096), std::bad_alloc) << initial;
+    });
+    std::string expected;
+#ifndef NDEBUG
+    if (initial > std::size_t{PTRDIFF_MAX}) {  // PTRDIFF_MAX itself is asked for, and refused
+      const std::string block = std::to_string(initial);
+      for (int line = 0; line < 2; ++line) {
+        expected += "mesa_alloc: arena_resource::allocate: the next block would be " + block +
+                    " bytes, over the largest block (" + std::to_string(PTRDIFF_MAX) +
+                    " bytes): see its arena_options (initial_block_size " + block +
+                    ", max_block_size " + std::to_string(SIZE_MAX) + ", large_threshold " +
+                    std::to_string(SIZE_MAX / 4) + ")\n";
+      }
+    }
+#endif
+    EXPECT_EQ(err, expected) << initial;
     EXPECT_LE(upstream.largest, std::size_t{PTRDIFF_MAX}) << initial;
     EXPECT_EQ(arena.stats().bytes_allocated, 0u);
   }

@@ -63,29 +63,25 @@ struct c_fixed_table {
   }
   static void *alloc(void *user_data, std::size_t size, std::size_t align, mesa_alloc_scope) {
     if (!mesa_alloc_alignment_valid(align)) {
-      mesa::internal::report_invalid_alignment("mesa_slab alloc", align);
+      mesa::internal::report_invalid_alignment(Derived::kAlloc, align);
+      return nullptr;
+    }
+    return allocate(self(user_data), size, align);
+  }
+  // A bad alignment is refused first, as every table does: the block is kept, also by a
+  // realloc to 0 bytes (a free), so a caller that frees it after the NULL frees it once.
+  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t align,
+                       mesa_alloc_scope) {
+    if (!mesa_alloc_alignment_valid(align)) {
+      mesa::internal::report_invalid_alignment(Derived::kRealloc, align);
       return nullptr;
     }
     Derived *d = self(user_data);
-    if (size > d->object_size || align > d->alignment) return nullptr;
-    try {
-      return d->slab.allocate_object();
-    } catch (...) {
-      return nullptr;
-    }
-  }
-  static void *realloc(void *user_data, void *ptr, std::size_t size, std::size_t align,
-                       mesa_alloc_scope scope) {
-    if (ptr == nullptr) return alloc(user_data, size, align, scope);
+    if (ptr == nullptr) return allocate(d, size, align);
     if (size == 0) {
       free(user_data, ptr);
       return nullptr;
     }
-    if (!mesa_alloc_alignment_valid(align)) {
-      mesa::internal::report_invalid_alignment("mesa_slab realloc", align);
-      return nullptr;
-    }
-    Derived *d = self(user_data);
     if (!d->holds(ptr)) {  // kept, the block would be freed here later: into the wrong slab
       mesa::internal::report_refused_free("invalid realloc", ptr, Derived::kWhere,
                                           "not a block of this slab (its page is not one of the "
@@ -102,6 +98,16 @@ struct c_fixed_table {
   static void free(void *user_data, void *ptr) {
     if (ptr != nullptr) self(user_data)->slab.deallocate_object(ptr);
   }
+  // alloc and realloc of NULL, past the alignment check: one slot, or NULL for a request the
+  // slot does not hold or when upstream fails.
+  static void *allocate(Derived *d, std::size_t size, std::size_t align) noexcept {
+    if (size > d->object_size || align > d->alignment) return nullptr;
+    try {
+      return d->slab.allocate_object();
+    } catch (...) {
+      return nullptr;
+    }
+  }
 
   mesa_allocator table;
   const mesa_allocator *parent;
@@ -116,6 +122,8 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
     alignment = slab.alignment();
   }
   static constexpr const char *kWhere = "in mesa::slab_resource";
+  static constexpr const char *kAlloc = "mesa_slab alloc";
+  static constexpr const char *kRealloc = "mesa_slab realloc";
   // Its pages are not aligned to their size, so a block of another slab cannot be told from
   // one of its own (debug_resource in front can): every pointer is taken as its own.
   static bool holds(const void *) noexcept { return true; }
@@ -127,6 +135,8 @@ struct c_slab_child : c_fixed_table<c_slab_child> {
   c_slab_child(const mesa_allocator *parent_table, mesa::slab_parent *p)
       : c_fixed_table(parent_table, p->object_size(), p->alignment()), slab(p) {}
   static constexpr const char *kWhere = "in mesa::slab_child";
+  static constexpr const char *kAlloc = "mesa_slab_child alloc";
+  static constexpr const char *kRealloc = "mesa_slab_child realloc";
   bool holds(const void *p) const noexcept { return slab.parent()->owns(p); }
   mesa::slab_child slab;
 };

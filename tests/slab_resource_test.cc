@@ -245,6 +245,46 @@ TEST(SlabC, AReallocOfAFreedBlockIsRefusedAndTheBlockHandedOutOnce) {
   EXPECT_EQ(parent.live, 0);
 }
 
+// A realloc with an alignment that is not a power of two is refused before anything else, as
+// on every table: to 0 bytes too, the block is kept (a caller freeing it after the NULL would
+// otherwise free it twice). Called through the table itself: mesa_realloc2 checks first.
+TEST(SlabC, ABadAlignmentInARealloc0KeepsTheBlock) {
+  mesa_test::counting_table parent;
+  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 64);
+  const struct {
+    const mesa_allocator *table;
+    const char *name;
+  } cases[] = {{mesa_slab_create(&parent.table, 64), "mesa_slab"},
+               {mesa_slab_child_create(shared), "mesa_slab_child"}};
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_NE(c.table, nullptr);
+    void *p = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    for (std::size_t size : {std::size_t{0}, std::size_t{32}}) {
+      for (void *block : {p, static_cast<void *>(nullptr)}) {
+        const std::string err = mesa_test::stderr_of([&] {
+          EXPECT_EQ(c.table->realloc_fn(c.table->user_data, block, size, mesa_test::unseen(24),
+                                        MESA_ALLOC_SCOPE_OBJECT),
+                    nullptr);
+        });
+#ifndef NDEBUG
+        EXPECT_EQ(err, "mesa_alloc: invalid alignment 24 in " + std::string(c.name) +
+                           " realloc (must be a power of two)\n");
+#else
+        EXPECT_EQ(err, "");
+#endif
+      }
+    }
+    EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, c.table, p); }), "")
+        << "the block was still live";
+  }
+  mesa_slab_destroy(cases[0].table);
+  mesa_slab_child_destroy(cases[1].table);
+  mesa_slab_parent_destroy(shared);
+  EXPECT_EQ(parent.live, 0);
+}
+
 // A slab child's realloc in place of a block of another slab is refused as its free is: returned
 // as the caller's own, the block would later be freed into the wrong slab.
 TEST(SlabC, AChildReallocOfABlockOfAnotherSlabIsRefused) {

@@ -197,7 +197,8 @@ const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
 }
 
 void mesa_arena_release(const mesa_allocator *arena) {
-  if (mesa::arena_resource *a = c_handle_resource<mesa::arena_resource>(arena)) a->release();
+  if (auto *handle = mesa::internal::c_handle<mesa::arena_resource>::from_table(arena))
+    handle->release();
 }
 
 void mesa_arena_destroy(const mesa_allocator *arena) {

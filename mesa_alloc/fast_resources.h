@@ -43,7 +43,8 @@
 extern "C" {
 #endif
 
-/* Bump arena; freeing a block is a no-op, mesa_arena_release frees everything at once. */
+/* Bump arena; freeing a block is a no-op, mesa_arena_release frees everything at once (a free
+ * or realloc of a block from before it is then refused with one line, as a double free). */
 const mesa_allocator *mesa_arena_create(const mesa_allocator *parent);
 void mesa_arena_release(const mesa_allocator *arena);
 void mesa_arena_destroy(const mesa_allocator *arena);

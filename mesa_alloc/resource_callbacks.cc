@@ -41,7 +41,8 @@ bool claim_block(void *ptr, std::uint32_t tag, bool in_realloc, tagged_header *o
   internal::report_refused_free(in_realloc ? "invalid realloc" : "invalid free", ptr,
                                 "through a resource_callbacks table",
                                 "not a live block of this table (allocated through another "
-                                "table, freed and its memory reused, or not a block's start)");
+                                "table, freed and its memory reused, freed by a release of the "
+                                "whole table, or not a block's start)");
   return false;
 }
 

@@ -67,6 +67,10 @@ class resource_callbacks {
     table_.internal_alloc_fn = internal_alloc;
     table_.internal_free_fn = internal_free;
   }
+  // For those whose resource frees every block at once (mesa_arena_release): a new tag, so that a
+  // block from before reads as not this table's (a free or realloc of it is refused) instead of
+  // live. Not thread-safe: call it where the table is used by one thread at a time.
+  void renew_tag() noexcept { tag_ += 2; }  // odd, as header_tag makes it
 
  private:
   static constexpr std::size_t kHeaderAlignment = 16;

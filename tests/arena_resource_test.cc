@@ -599,6 +599,44 @@ TEST(ArenaC, CreateAllocateDestroyReturnsEverythingToTheParent) {
   EXPECT_EQ(parent.live, 0);
 }
 
+// mesa_arena_release frees every block at once: one from before it is freed already, and a
+// free or realloc of it is refused (a realloc would copy from released memory, with a heap
+// parent into a new block over the old one). The parent here is another arena, so the
+// released memory stays mapped and its headers intact.
+TEST(ArenaC, ABlockFromBeforeAReleaseIsRefused) {
+  const mesa_allocator *outer = mesa_arena_create(nullptr);
+  const mesa_allocator *arena = mesa_arena_create(outer);
+  ASSERT_NE(arena, nullptr);
+  void *a = mesa_alloc2(nullptr, arena, 32, 8, MESA_ALLOC_SCOPE_COMMAND);
+  void *b = mesa_alloc2(nullptr, arena, 32, 8, MESA_ALLOC_SCOPE_COMMAND);
+  std::strcpy(static_cast<char *>(b), "old contents of b");
+  mesa_arena_release(arena);
+  auto refused = [](const char *what, const void *q) {
+    return mesa_test::refused_line(what, q, "through a resource_callbacks table",
+                                   "not a live block of this table (allocated through another "
+                                   "table, freed and its memory reused, freed by a release of "
+                                   "the whole table, or not a block's start)");
+  };
+  EXPECT_EQ(mesa_test::stderr_of([&] {
+              EXPECT_EQ(mesa_realloc2(nullptr, arena, b, 256, 8, MESA_ALLOC_SCOPE_COMMAND),
+                        nullptr);
+            }),
+            refused("invalid realloc", b));
+  EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, arena, a); }),
+            refused("invalid free", a));
+  void *fresh = mesa_alloc2(nullptr, arena, 32, 8, MESA_ALLOC_SCOPE_COMMAND);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(mesa_test::stderr_of([&] {
+              void *grown = mesa_realloc2(nullptr, arena, fresh, 64, 8, MESA_ALLOC_SCOPE_COMMAND);
+              EXPECT_NE(grown, nullptr);
+              mesa_free2(nullptr, arena, grown);
+            }),
+            "")
+      << "a block made after the release is live";
+  mesa_arena_destroy(arena);
+  mesa_arena_destroy(outer);
+}
+
 TEST(ArenaC, ParentFailureGivesNullAndArenaStaysUsable) {
   mesa_test::counting_table parent;
   parent.fail_after = 0;

@@ -346,8 +346,8 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
     auto refused = [](const char *what, const void *q) {
       return mesa_test::refused_line(what, q, "through a resource_callbacks table",
                                      "not a live block of this table (allocated through "
-                                     "another table, freed and its memory reused, or not a "
-                                     "block's start)");
+                                     "another table, freed and its memory reused, freed by a "
+                                     "release of the whole table, or not a block's start)");
     };
     const std::string second_free = stderr_of([&] { mesa_free2(nullptr, table, p); });
     const std::string double_free = mesa_test::refused_line(

@@ -40,6 +40,12 @@ class c_handle final : public resource_callbacks {
         resource_(&upstream_, std::forward<Args>(args)...) {}
 
   Resource &resource() noexcept { return resource_; }
+  // The resource's release(), and a new tag for the table: the blocks it freed are refused
+  // afterwards, not taken for live ones.
+  void release() noexcept {
+    resource_.release();
+    renew_tag();
+  }
   const mesa_allocator *parent() const noexcept { return parent_; }
 
   // Gives the table the parent's internal-allocation notifications, forwarded

@@ -82,10 +82,8 @@ struct c_fixed_table {
       free(user_data, ptr);
       return nullptr;
     }
-    if (!d->holds(ptr)) {  // kept, the block would be freed here later: into the wrong slab
-      mesa::internal::report_refused_free("invalid realloc", ptr, Derived::kWhere,
-                                          "not a block of this slab (its page is not one of the "
-                                          "parent's)");
+    if (const char *why = d->not_ours(ptr)) {  // kept, it would be freed into the wrong slab
+      mesa::internal::report_refused_free("invalid realloc", ptr, Derived::kWhere, why);
       return nullptr;
     }
     if (d->slab.is_freed(ptr)) {  // kept in place, it would be on the free list and handed out
@@ -96,7 +94,13 @@ struct c_fixed_table {
     return size <= d->object_size && align <= d->alignment ? ptr : nullptr;
   }
   static void free(void *user_data, void *ptr) {
-    if (ptr != nullptr) self(user_data)->slab.deallocate_object(ptr);
+    if (ptr == nullptr) return;
+    Derived *d = self(user_data);
+    if (const char *why = d->not_ours(ptr)) {  // pushed, it would be handed out over live data
+      mesa::internal::report_refused_free("invalid free", ptr, Derived::kWhere, why);
+      return;
+    }
+    d->slab.deallocate_object(ptr);
   }
   // alloc and realloc of NULL, past the alignment check: one slot, or NULL for a request the
   // slot does not hold or when upstream fails.
@@ -126,7 +130,7 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
   static constexpr const char *kRealloc = "mesa_slab realloc";
   // Its pages are not aligned to their size, so a block of another slab cannot be told from
   // one of its own (debug_resource in front can): every pointer is taken as its own.
-  static bool holds(const void *) noexcept { return true; }
+  static const char *not_ours(const void *) noexcept { return nullptr; }
   mesa::callback_resource upstream;
   mesa::slab_resource slab;
 };
@@ -137,7 +141,8 @@ struct c_slab_child : c_fixed_table<c_slab_child> {
   static constexpr const char *kWhere = "in mesa::slab_child";
   static constexpr const char *kAlloc = "mesa_slab_child alloc";
   static constexpr const char *kRealloc = "mesa_slab_child realloc";
-  bool holds(const void *p) const noexcept { return slab.parent()->owns(p); }
+  // Checked on every free too: the child's own blocks' inline push checks nothing.
+  const char *not_ours(const void *p) const noexcept { return slab.parent()->not_a_block(p); }
   mesa::slab_child slab;
 };
 

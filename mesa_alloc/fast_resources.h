@@ -66,7 +66,7 @@ void mesa_slab_destroy(const mesa_allocator *slab);
  * of its own, through mesa_slab_parent_free (any thread, under the parent's lock). A child may be
  * destroyed while its blocks are live elsewhere; destroy every child before the parent. Blocks
  * follow mesa_slab's fixed-size rules; a child's free and realloc refuse a block of another
- * parent's with a line on stderr (realloc: NULL). */
+ * parent's, an interior pointer and a page's header with a line on stderr (realloc: NULL). */
 typedef struct mesa_slab_parent mesa_slab_parent;
 /* NULL as mesa_slab_create. */
 mesa_slab_parent *mesa_slab_parent_create(const mesa_allocator *parent, size_t object_size);

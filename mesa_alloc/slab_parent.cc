@@ -20,6 +20,8 @@ slab_parent::slab_parent(std::pmr::memory_resource *upstream, std::size_t object
   alignment_ = g.alignment;
   page_size_ = g.page_size;
   first_offset_ = g.first_offset;
+  slots_ = (page_size_ - first_offset_) / object_size_;
+  slot_multiple_ = internal::multiple_test(object_size_);
 }
 
 slab_parent::~slab_parent() {
@@ -48,9 +50,8 @@ void slab_parent::deallocate_object(void *p) noexcept {
 }
 
 void slab_parent::free_checked(void *p, const char *where) noexcept {
-  if (!owns(p)) {
-    internal::report_refused_free("invalid free", p, where,
-                                  "not a block of this slab (its page is not one of the parent's)");
+  if (const char *why = not_a_block(p)) {
+    internal::report_refused_free("invalid free", p, where, why);
     return;
   }
   page *pg = page_of(p);
@@ -159,8 +160,7 @@ void *slab_child::allocate_slow() {
   }
   // Carve the new page into the free list; nobody else can see its blocks yet.
   char *first = reinterpret_cast<char *>(fresh) + parent.first_offset_;
-  const std::size_t slots = (parent.page_size_ - parent.first_offset_) / parent.object_size_;
-  for (std::size_t k = slots - 1; k > 0; --k) {
+  for (std::size_t k = parent.slots_ - 1; k > 0; --k) {
     auto *node = reinterpret_cast<free_node *>(first + k * parent.object_size_);
     node->next = free_;
     free_ = node;
@@ -174,7 +174,8 @@ bool slab_child::is_freed_keyed(const void *p) const noexcept {
   const slab_parent::page *pg = parent_->page_of(p);
   if (pg->owner.load(std::memory_order_relaxed) == this) return on_own_lists(node);
   std::lock_guard<std::mutex> lock(parent_->mutex_);
-  return parent_->owns(p) && parent_->freed_locked(pg, node) != slab_parent::freed::no;
+  return parent_->not_a_block(p) == nullptr &&
+         parent_->freed_locked(pg, node) != slab_parent::freed::no;
 }
 
 void slab_child::deallocate_foreign(void *p) noexcept {

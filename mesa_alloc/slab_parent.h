@@ -31,7 +31,10 @@
 // destroyed with live children" and aborts). A block of another slab_parent with the same page
 // size is refused with one line; the check reads the page header where this parent's page
 // would be, so a block of a slab with smaller pages, or a pointer from elsewhere, is only
-// checked if that address is mapped (debug_resource in front checks any pointer).
+// checked if that address is mapped (debug_resource in front checks any pointer). So is a
+// pointer that does not start a slot (an interior pointer, a page's header) freed through the
+// parent or a child that does not own its page; the owner's inline deallocate_object() does not
+// look (a slab child's C table checks every free).
 #ifndef MESA_ALLOC_SLAB_PARENT_H_
 #define MESA_ALLOC_SLAB_PARENT_H_
 
@@ -43,6 +46,7 @@
 
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/resource_cast.h"
+#include "mesa_alloc/internal/slab_geometry.h"
 
 namespace mesa {
 
@@ -63,10 +67,25 @@ class slab_parent {
 
   // Frees a block of any child, from any thread (also one without a child).
   void deallocate_object(void *p) noexcept;
-  // True if `p`'s page is one of this parent's: the check every free makes before it refuses a
-  // block of another slab (with the caveat above: the address where the page would start must
-  // be mapped). No lock: a page's tag is written before any of its blocks is handed out.
-  bool owns(const void *p) const noexcept { return page_of(p)->tag == key_; }
+  // Why `p` is not a block of this parent ("not a block of this slab (its page is not one of the
+  // parent's)", or "(not the start of one of its slots: ...)" for an interior pointer), or NULL
+  // if it is: the check a free through the parent or a foreign child makes, and a slab child's C
+  // table on every free and realloc, before taking a block (with the caveat above: the address
+  // where the page would start must be mapped). No lock: a page's tag is written before any of
+  // its blocks is handed out. A load, a compare and a multiply: no division.
+  const char *not_a_block(const void *p) const noexcept {
+    if (page_of(p)->tag != key_) {
+      return "not a block of this slab (its page is not one of the parent's)";
+    }
+    // Below the first slot the subtraction wraps past the span.
+    const std::uintptr_t offset =
+        (reinterpret_cast<std::uintptr_t>(p) & (page_size_ - 1)) - first_offset_;
+    if (offset >= slots_ * object_size_ || !slot_multiple_(offset)) {
+      return "not a block of this slab (not the start of one of its slots: an interior pointer, "
+             "or a page's header)";
+    }
+    return nullptr;
+  }
 
   std::size_t object_size() const noexcept { return object_size_; }
   std::size_t alignment() const noexcept { return alignment_; }
@@ -115,6 +134,8 @@ class slab_parent {
   std::size_t alignment_;
   std::size_t page_size_;
   std::size_t first_offset_;
+  std::size_t slots_;                         // per page
+  internal::multiple_test slot_multiple_{1};  // of object_size_
   std::pmr::memory_resource *upstream_;
   const std::uintptr_t key_ = internal::free_list_key(this);  // free key and page tag
 };

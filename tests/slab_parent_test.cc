@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/internal/free_list.h"
+#include "mesa_alloc/internal/slab_geometry.h"
 #include "tests/test_resources.h"
 
 namespace {
@@ -275,6 +276,95 @@ TEST(SlabParent, ABlockOfAnotherSlabIsRefused) {
                 theirs);
   EXPECT_EQ(err, expected);
   stranger.deallocate_object(theirs);
+}
+
+// The slot check divides by a multiply (internal::multiple_test): exact for every divisor a slot
+// size can be, odd and even, around multiples far up the range too.
+TEST(SlabParent, TheSlotCheckKnowsEveryMultiple) {
+  std::vector<std::size_t> divisors;
+  for (std::size_t d = 1; d <= 300; ++d) divisors.push_back(d);
+  for (std::size_t d : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{1} << 30,
+                        (std::size_t{1} << 30) - 8, std::size_t{1000000007}}) {
+    divisors.push_back(d);
+  }
+  for (std::size_t d : divisors) {
+    const mesa::internal::multiple_test is_multiple(d);
+    for (std::uintptr_t x = 0; x < 5000; ++x) {
+      ASSERT_EQ(is_multiple(x), x % d == 0) << x << " by " << d;
+    }
+    for (std::uintptr_t k : {std::uintptr_t{1000}, UINTPTR_MAX / d - 1, UINTPTR_MAX / d}) {
+      for (std::uintptr_t x = k * d - 3; x != k * d + 4; ++x) {
+        ASSERT_EQ(is_multiple(x), x % d == 0) << x << " by " << d;
+      }
+    }
+  }
+}
+
+// An interior pointer, or a page's header, is not a slot: every way of freeing it refuses it
+// (the owner's C table, another child's, the parent) and so does a realloc, where a push would
+// hand the slot out again over live blocks (and one over the page header broke the parent's
+// page list). Slot sizes odd and even; the blocks stay intact and are handed out once.
+TEST(SlabParentC, AnInteriorPointerOrAPageHeaderIsRefused) {
+  for (std::size_t size : {std::size_t{24}, std::size_t{64}, std::size_t{72}, std::size_t{200}}) {
+    SCOPED_TRACE(size);
+    mesa_slab_parent *parent = mesa_slab_parent_create(nullptr, size);
+    const mesa_allocator *owner = mesa_slab_child_create(parent);
+    const mesa_allocator *other = mesa_slab_child_create(parent);
+    auto *x =
+        static_cast<unsigned char *>(mesa_alloc2(nullptr, owner, size, 8, MESA_ALLOC_SCOPE_OBJECT));
+    auto *y =
+        static_cast<unsigned char *>(mesa_alloc2(nullptr, owner, size, 8, MESA_ALLOC_SCOPE_OBJECT));
+    ASSERT_NE(x, nullptr);
+    ASSERT_NE(y, nullptr);
+    std::memset(x, 'x', size);
+    std::memset(y, 'y', size);
+    // The C parent's pages are those of a C++ parent of the same object size.
+    const std::uintptr_t page_size =
+        mesa::slab_parent(std::pmr::null_memory_resource(), size).page_size();
+    const auto page_start =
+        reinterpret_cast<unsigned char *>(reinterpret_cast<std::uintptr_t>(x) & ~(page_size - 1));
+    ASSERT_LT(x - page_start, 64) << "x is the page's first slot";
+    for (unsigned char *bad : {x + 8, x + size - 8, page_start}) {
+      const std::string line = mesa_test::refused_line(
+          "invalid free", bad, "in mesa::slab_child",
+          "not a block of this slab (not the start of one of its slots: an interior pointer, or "
+          "a page's header)");
+      EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, owner, bad); }), line);
+      EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, other, bad); }), line);
+      EXPECT_EQ(mesa_test::stderr_of([&] { mesa_slab_parent_free(parent, bad); }),
+                mesa_test::refused_line("invalid free", bad, "in mesa::slab_parent",
+                                        "not a block of this slab (not the start of one of its "
+                                        "slots: an interior pointer, or a page's header)"));
+      for (const mesa_allocator *table : {owner, other}) {
+        EXPECT_EQ(mesa_test::stderr_of([&] {
+                    EXPECT_EQ(mesa_realloc2(nullptr, table, bad, 8, 8, MESA_ALLOC_SCOPE_OBJECT),
+                              nullptr);
+                  }),
+                  mesa_test::refused_line("invalid realloc", bad, "in mesa::slab_child",
+                                          "not a block of this slab (not the start of one of its "
+                                          "slots: an interior pointer, or a page's header)"));
+      }
+    }
+    std::set<void *> handed_out;
+    for (int i = 0; i < 300; ++i) {
+      auto *q = static_cast<unsigned char *>(
+          mesa_alloc2(nullptr, owner, size, 8, MESA_ALLOC_SCOPE_OBJECT));
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(q + size <= x || q >= x + size) << "over x";
+      EXPECT_TRUE(q + size <= y || q >= y + size) << "over y";
+      EXPECT_TRUE(handed_out.insert(q).second) << "handed out twice";
+      std::memset(q, 'n', size);
+    }
+    EXPECT_EQ(x[0], 'x');
+    EXPECT_EQ(x[size - 1], 'x');
+    EXPECT_EQ(y[0], 'y');
+    for (void *q : handed_out) mesa_free2(nullptr, owner, q);
+    mesa_free2(nullptr, other, x);
+    mesa_free2(nullptr, owner, y);
+    mesa_slab_child_destroy(owner);
+    mesa_slab_child_destroy(other);
+    mesa_slab_parent_destroy(parent);
+  }
 }
 
 TEST(SlabParentDeathTest, ParentDestroyedBeforeChildIsAClearError) {

@@ -71,6 +71,30 @@ struct slab_geometry {
   }
 };
 
+// Whether a number is a multiple of a fixed divisor, with a multiply in place of a division
+// (for a slot check on a free path): the divisor's odd part has an inverse modulo 2^N, and x is a
+// multiple of the odd part exactly when x * inverse <= max / odd part (Hacker's Delight, 10-17).
+class multiple_test {
+ public:
+  explicit multiple_test(std::size_t divisor) noexcept
+      : shift_(static_cast<unsigned>(__builtin_ctzll(divisor))),
+        low_mask_((std::uintptr_t{1} << shift_) - 1),
+        limit_(UINTPTR_MAX / (divisor >> shift_)) {
+    const std::uintptr_t odd = divisor >> shift_;
+    inverse_ = odd;  // right in the low 3 bits; each step doubles the right bits
+    for (int step = 0; step < 5; ++step) inverse_ *= 2 - odd * inverse_;
+  }
+  bool operator()(std::uintptr_t x) const noexcept {
+    return (x & low_mask_) == 0 && (x >> shift_) * inverse_ <= limit_;
+  }
+
+ private:
+  unsigned shift_;
+  std::uintptr_t low_mask_;
+  std::uintptr_t limit_;
+  std::uintptr_t inverse_;
+};
+
 }  // namespace mesa::internal
 
 #endif  // MESA_ALLOC_INTERNAL_SLAB_GEOMETRY_H_

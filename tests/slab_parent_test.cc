@@ -324,25 +324,22 @@ TEST(SlabParentC, AnInteriorPointerOrAPageHeaderIsRefused) {
     const auto page_start =
         reinterpret_cast<unsigned char *>(reinterpret_cast<std::uintptr_t>(x) & ~(page_size - 1));
     ASSERT_LT(x - page_start, 64) << "x is the page's first slot";
+    const std::string why =
+        "not a block of this slab (not the start of one of its slots: an interior pointer, or a "
+        "page's header)";
     for (unsigned char *bad : {x + 8, x + size - 8, page_start}) {
-      const std::string line = mesa_test::refused_line(
-          "invalid free", bad, "in mesa::slab_child",
-          "not a block of this slab (not the start of one of its slots: an interior pointer, or "
-          "a page's header)");
+      const std::string line =
+          mesa_test::refused_line("invalid free", bad, "in mesa::slab_child", why);
       EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, owner, bad); }), line);
       EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, other, bad); }), line);
       EXPECT_EQ(mesa_test::stderr_of([&] { mesa_slab_parent_free(parent, bad); }),
-                mesa_test::refused_line("invalid free", bad, "in mesa::slab_parent",
-                                        "not a block of this slab (not the start of one of its "
-                                        "slots: an interior pointer, or a page's header)"));
+                mesa_test::refused_line("invalid free", bad, "in mesa::slab_parent", why));
       for (const mesa_allocator *table : {owner, other}) {
         EXPECT_EQ(mesa_test::stderr_of([&] {
                     EXPECT_EQ(mesa_realloc2(nullptr, table, bad, 8, 8, MESA_ALLOC_SCOPE_OBJECT),
                               nullptr);
                   }),
-                  mesa_test::refused_line("invalid realloc", bad, "in mesa::slab_child",
-                                          "not a block of this slab (not the start of one of its "
-                                          "slots: an interior pointer, or a page's header)"));
+                  mesa_test::refused_line("invalid realloc", bad, "in mesa::slab_child", why));
       }
     }
     std::set<void *> handed_out;

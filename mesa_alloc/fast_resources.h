@@ -44,7 +44,9 @@ extern "C" {
 #endif
 
 /* Bump arena; freeing a block is a no-op, mesa_arena_release frees everything at once (a free
- * or realloc of a block from before it is then refused with one line, as a double free). */
+ * or realloc of a block from before it is then refused with one line, unless its address was
+ * handed out again since: over the heap the first blocks after a release usually are, and a
+ * stale pointer equal to one is taken for the new block; the debug layer in front sees it). */
 const mesa_allocator *mesa_arena_create(const mesa_allocator *parent);
 void mesa_arena_release(const mesa_allocator *arena);
 void mesa_arena_destroy(const mesa_allocator *arena);

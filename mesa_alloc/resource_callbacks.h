@@ -21,7 +21,9 @@
 //   mesa::resource_callbacks callbacks(&arena);
 //   char *s = static_cast<char *>(mesa_alloc2(nullptr, callbacks.table(), 32, 8,
 //                                             MESA_ALLOC_SCOPE_COMMAND));
-//   mesa_free2(nullptr, callbacks.table(), s);  // or left to the arena's release
+//   mesa_free2(nullptr, callbacks.table(), s);  // or left to the arena's release,
+//   arena.release();                             // after which the table
+//   callbacks.blocks_released();                 // refuses s (see blocks_released)
 //
 // The object must outlive every block allocated through its table. The table is thread-safe
 // when the resource is. Exceptions from the resource become NULL.
@@ -56,6 +58,15 @@ class resource_callbacks {
   // What a derived class said it is (see the protected constructor); NULL if nothing.
   const void *kind() const noexcept { return kind_; }
 
+  // Call after the resource freed every block at once (arena_resource::release(), a pool's
+  // release()): the table takes a new tag, so a free or realloc of a block from before is
+  // refused ("not a live block of this table") instead of taken as live, while its address has
+  // not been handed out again (over the heap the first blocks after a release usually get the
+  // old addresses: a stale pointer equal to one is taken for the new block; debug_resource in
+  // front sees it). Not thread-safe: call it while no other thread uses the table, as the
+  // release itself requires. mesa_arena_release does it.
+  void blocks_released() noexcept { tag_ += 2; }  // still odd, as header_tag makes it
+
  protected:
   // For classes that hand out the table and must recognise it again (the C create/destroy
   // functions): `kind` is an address unique to the derived class.
@@ -67,10 +78,6 @@ class resource_callbacks {
     table_.internal_alloc_fn = internal_alloc;
     table_.internal_free_fn = internal_free;
   }
-  // For those whose resource frees every block at once (mesa_arena_release): a new tag, so that a
-  // block from before reads as not this table's (a free or realloc of it is refused) instead of
-  // live. Not thread-safe: call it where the table is used by one thread at a time.
-  void renew_tag() noexcept { tag_ += 2; }  // odd, as header_tag makes it
 
  private:
   static constexpr std::size_t kHeaderAlignment = 16;

@@ -343,12 +343,7 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
     void *p = mesa_alloc2(nullptr, table, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
     void *elsewhere = mesa_alloc2(nullptr, other, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
     mesa_free2(nullptr, table, p);
-    auto refused = [](const char *what, const void *q) {
-      return mesa_test::refused_line(what, q, "through a resource_callbacks table",
-                                     "not a live block of this table (allocated through "
-                                     "another table, freed and its memory reused, freed by a "
-                                     "release of the whole table, or not a block's start)");
-    };
+    const auto refused = mesa_test::not_a_live_block_line;
     const std::string second_free = stderr_of([&] { mesa_free2(nullptr, table, p); });
     const std::string double_free = mesa_test::refused_line(
         "double free", p, "through a resource_callbacks table", "this table freed it already");

@@ -191,6 +191,14 @@ inline std::string refused_line(const std::string &what, const void *p, const st
   return "mesa_alloc: " + what + " at " + address + " " + where + ": " + why +
          "; the block is left alone\n";
 }
+// The line a resource_callbacks table prints when it refuses a block without its tag (`what`:
+// "invalid free" or "invalid realloc").
+inline std::string not_a_live_block_line(const std::string &what, const void *p) {
+  return refused_line(what, p, "through a resource_callbacks table",
+                      "not a live block of this table (allocated through another table, freed "
+                      "and its memory reused, freed by a release of the whole table, or not a "
+                      "block's start)");
+}
 // The same for a double free (internal/free_list.h) of a block of `size` bytes, `where` being
 // e.g. "in mesa::slab_child".
 inline std::string double_free_line(const void *p, std::size_t size, const std::string &where) {

@@ -44,7 +44,7 @@ class c_handle final : public resource_callbacks {
   // afterwards, not taken for live ones.
   void release() noexcept {
     resource_.release();
-    renew_tag();
+    blocks_released();
   }
   const mesa_allocator *parent() const noexcept { return parent_; }
 

@@ -20,7 +20,7 @@ slab_parent::slab_parent(std::pmr::memory_resource *upstream, std::size_t object
   alignment_ = g.alignment;
   page_size_ = g.page_size;
   first_offset_ = g.first_offset;
-  slots_ = (page_size_ - first_offset_) / object_size_;
+  slots_bytes_ = (page_size_ - first_offset_) / object_size_ * object_size_;
   slot_multiple_ = internal::multiple_test(object_size_);
 }
 
@@ -160,8 +160,9 @@ void *slab_child::allocate_slow() {
   }
   // Carve the new page into the free list; nobody else can see its blocks yet.
   char *first = reinterpret_cast<char *>(fresh) + parent.first_offset_;
-  for (std::size_t k = parent.slots_ - 1; k > 0; --k) {
-    auto *node = reinterpret_cast<free_node *>(first + k * parent.object_size_);
+  for (std::size_t offset = parent.slots_bytes_ - parent.object_size_; offset > 0;
+       offset -= parent.object_size_) {
+    auto *node = reinterpret_cast<free_node *>(first + offset);
     node->next = free_;
     free_ = node;
   }

@@ -80,7 +80,7 @@ class slab_parent {
     // Below the first slot the subtraction wraps past the span.
     const std::uintptr_t offset =
         (reinterpret_cast<std::uintptr_t>(p) & (page_size_ - 1)) - first_offset_;
-    if (offset >= slots_ * object_size_ || !slot_multiple_(offset)) {
+    if (offset >= slots_bytes_ || !slot_multiple_(offset)) {
       return "not a block of this slab (not the start of one of its slots: an interior pointer, "
              "or a page's header)";
     }
@@ -134,7 +134,7 @@ class slab_parent {
   std::size_t alignment_;
   std::size_t page_size_;
   std::size_t first_offset_;
-  std::size_t slots_;                         // per page
+  std::size_t slots_bytes_;  // from the first slot to the end of the last one of a page
   internal::multiple_test slot_multiple_{1};  // of object_size_
   std::pmr::memory_resource *upstream_;
   const std::uintptr_t key_ = internal::free_list_key(this);  // free key and page tag

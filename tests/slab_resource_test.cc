@@ -204,18 +204,33 @@ TEST(SlabC, FixedSizeTable) {
   EXPECT_EQ(parent.live, 0) << "destroy returns pages with live blocks too";
 }
 
+// The two fixed-size tables, of 64-byte blocks over one counting parent: the slab's and a slab
+// child's, each with the names its lines use. Destroyed, they have returned every block.
+struct fixed_size_tables {
+  struct table_case {
+    const mesa_allocator *table;
+    const char *where;  // in a refused free's line
+    const char *name;   // in an invalid alignment's line
+  };
+  mesa_test::counting_table parent;
+  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 64);
+  table_case both[2] = {
+      {mesa_slab_create(&parent.table, 64), "in mesa::slab_resource", "mesa_slab"},
+      {mesa_slab_child_create(shared), "in mesa::slab_child", "mesa_slab_child"}};
+  ~fixed_size_tables() {
+    mesa_slab_destroy(both[0].table);
+    mesa_slab_child_destroy(both[1].table);
+    mesa_slab_parent_destroy(shared);
+    EXPECT_EQ(parent.live, 0);
+  }
+};
+
 // A realloc in place of a freed block is refused as its second free is: kept, the block would
 // be the caller's while on the free list, and handed out again (a probe saw the next write
 // break the list). Both fixed-size tables: the slab's and a slab child's.
 TEST(SlabC, AReallocOfAFreedBlockIsRefusedAndTheBlockHandedOutOnce) {
-  mesa_test::counting_table parent;
-  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 64);
-  const struct {
-    const mesa_allocator *table;
-    const char *where;
-  } cases[] = {{mesa_slab_create(&parent.table, 64), "in mesa::slab_resource"},
-               {mesa_slab_child_create(shared), "in mesa::slab_child"}};
-  for (const auto &c : cases) {
+  fixed_size_tables tables;
+  for (const auto &c : tables.both) {
     SCOPED_TRACE(c.where);
     ASSERT_NE(c.table, nullptr);
     void *keep = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
@@ -239,24 +254,14 @@ TEST(SlabC, AReallocOfAFreedBlockIsRefusedAndTheBlockHandedOutOnce) {
         << "allocated again, the block is live";
     for (void *q : {keep, a, b}) mesa_free2(nullptr, c.table, q);
   }
-  mesa_slab_destroy(cases[0].table);
-  mesa_slab_child_destroy(cases[1].table);
-  mesa_slab_parent_destroy(shared);
-  EXPECT_EQ(parent.live, 0);
 }
 
 // A realloc with an alignment that is not a power of two is refused before anything else, as
 // on every table: to 0 bytes too, the block is kept (a caller freeing it after the NULL would
 // otherwise free it twice). Called through the table itself: mesa_realloc2 checks first.
 TEST(SlabC, ABadAlignmentInARealloc0KeepsTheBlock) {
-  mesa_test::counting_table parent;
-  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 64);
-  const struct {
-    const mesa_allocator *table;
-    const char *name;
-  } cases[] = {{mesa_slab_create(&parent.table, 64), "mesa_slab"},
-               {mesa_slab_child_create(shared), "mesa_slab_child"}};
-  for (const auto &c : cases) {
+  fixed_size_tables tables;
+  for (const auto &c : tables.both) {
     SCOPED_TRACE(c.name);
     ASSERT_NE(c.table, nullptr);
     void *p = mesa_alloc2(nullptr, c.table, 64, 8, MESA_ALLOC_SCOPE_OBJECT);
@@ -279,10 +284,6 @@ TEST(SlabC, ABadAlignmentInARealloc0KeepsTheBlock) {
     EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, c.table, p); }), "")
         << "the block was still live";
   }
-  mesa_slab_destroy(cases[0].table);
-  mesa_slab_child_destroy(cases[1].table);
-  mesa_slab_parent_destroy(shared);
-  EXPECT_EQ(parent.live, 0);
 }
 
 // A slab child's realloc in place of a block of another slab is refused as its free is: returned

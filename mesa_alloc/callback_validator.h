@@ -169,9 +169,9 @@ struct validator_violation {
   const void *result = nullptr;
 
   // One line: "<rule> in <context>: <op>(ptr=..., size=..., alignment=..., scope=..., type=...)
-  // #<seq>", then " returned <result>" when there is one, then for the rules above
-  // " expected alignment <n>", " freed by #<seq>", " live since #<seq>", " allocated by #<seq>"
-  // or " total now -<n>".
+  // #<seq>" (<context> is "(no call)" when no set_call() label was set), then " returned
+  // <result>" when there is one, then for the rules above " expected alignment <n>", " freed by
+  // #<seq>", " live since #<seq>", " allocated by #<seq>" or " total now -<n>".
   // Returns the length snprintf would write.
   int format(char *buffer, std::size_t buffer_size) const noexcept;
 };

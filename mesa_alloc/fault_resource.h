@@ -4,8 +4,9 @@
 // without leaking or crashing — the Vulkan CTS `alloc_callback_fail` idea and BDE's
 // exception-test loop. Fail the n-th attempt, every one from the n-th, every n-th, or at random
 // with a seed (the same attempt numbers fail on every run). fail_each_allocation() runs a piece
-// of code with the 0th, 1st, 2nd, ... allocation failing until it completes, checking after each
-// run that nothing leaked.
+// of code again and again, every allocation from the 0th on failing in the first run, from the
+// 1st on in the second, and so on, until a run completes; after each run it checks that nothing
+// leaked.
 //
 // What it costs: one atomic increment of the attempt counter per allocation and a seqlock read
 // of the setting (plus a hash of the attempt number in random mode); deallocation forwards

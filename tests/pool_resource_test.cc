@@ -363,6 +363,17 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
               refused("invalid realloc", keep + 2))
         << "interior pointer";
     EXPECT_EQ(moved, nullptr);
+    // Off a block's alignment its "header" is not even read (the tag's load would be misaligned:
+    // UBSan's finding in a fuzz probe, before the refusal line).
+    void *odd = reinterpret_cast<unsigned char *>(keep) + 3;
+    EXPECT_EQ(stderr_of([&] { mesa_free2(nullptr, table, odd); }), refused("invalid free", odd))
+        << "a misaligned interior pointer";
+    EXPECT_EQ(stderr_of([&] {
+                moved = mesa_realloc2(nullptr, table, odd, 8, 1, MESA_ALLOC_SCOPE_OBJECT);
+              }),
+              refused("invalid realloc", odd))
+        << "a misaligned interior pointer";
+    EXPECT_EQ(moved, nullptr);
     mesa_free2(nullptr, other, elsewhere);
     mesa_free2(nullptr, table, keep);
     destroy(other);

@@ -59,10 +59,15 @@ enum class tag_claim {
   not_this_tables,  // another table's block, or no block at all
 };
 
-// Claims the block before `ptr` for `tag`'s owner. The tag is read before the swap is tried: a
-// compare-and-swap needs the page writable even when it fails, and a pointer into read-only
-// memory (a string literal freed by mistake) must be reported, not fault.
+// Claims the block before `ptr` for `tag`'s owner. Every block starts on a multiple of
+// kMinTaggedHeaderBytes (its header is allocated at that alignment or more), so a pointer that
+// does not is no block and its "header" is not read: a pointer into a block (p + 3) would make
+// the tag's load misaligned. The tag is read before the swap is tried: a compare-and-swap needs
+// the page writable even when it fails, and a pointer into read-only memory (a string literal
+// freed by mistake) must be reported, not fault.
 inline tag_claim claim_tagged(void *ptr, std::uint32_t tag, tagged_header *out) noexcept {
+  if (reinterpret_cast<std::uintptr_t>(ptr) % kMinTaggedHeaderBytes != 0)
+    return tag_claim::not_this_tables;
   tagged_header *h = tagged_header_of(ptr);
   std::uint32_t seen = __atomic_load_n(&h->tag, __ATOMIC_ACQUIRE);
   if (seen == tag && __atomic_compare_exchange_n(&h->tag, &seen, freed_tag(tag), false,

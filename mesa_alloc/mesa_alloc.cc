@@ -111,7 +111,8 @@ inline void *fail_with(int error) noexcept {
     const api_call call(caller);
     p = a->realloc_fn(a->user_data, ptr, size, alignment, scope);
   }
-  return p != nullptr || size == 0 ? p : fail_with(ENOMEM);
+  // Only a realloc to 0 of a block returns NULL on success (it frees); of NULL it allocates.
+  return p != nullptr || (size == 0 && ptr != nullptr) ? p : fail_with(ENOMEM);
 }
 
 // mesa_malloc jumps here (a tail call when optimizing): the return address is into its caller.

@@ -465,6 +465,16 @@ TEST(CApi, FailuresThroughTheLibrarysTablesSetErrno) {
   mesa_set_default_allocator(fault);
   mesa_fault_fail_nth(fault, 0);
   EXPECT_EQ(errno_after([] { return mesa_strdup("injected"); }), ENOMEM);
+  // A realloc of NULL to 0 allocates (one byte): a refusal is a failure, not a free's NULL (a
+  // fuzz probe: errno stayed 0).
+  mesa_fault_fail_from(fault, 0);
+  EXPECT_EQ(errno_after([] { return mesa_realloc(nullptr, 0); }), ENOMEM);
+  EXPECT_EQ(errno_after([] { return mesa_aligned_realloc(nullptr, 0, 64); }), ENOMEM);
+  EXPECT_EQ(errno_after([&] {
+              return mesa_realloc2(nullptr, fault, nullptr, 0, 16, MESA_ALLOC_SCOPE_OBJECT);
+            }),
+            ENOMEM);
+  mesa_fault_fail_none(fault);
   mesa_set_default_allocator(debug);
   EXPECT_EQ(errno_after([] { return mesa_malloc(SIZE_MAX / 2); }), ENOMEM);
   mesa_set_default_allocator(previous);

@@ -399,6 +399,66 @@ TEST(CompilerBackendText, AMergeOfManyPredecessors) {
       << d.message;
 }
 
+// An instruction unlinked from its block but left in the value table (a pass that forgot to
+// destroy it) is caught, operand or not: its users would print a value the text never defines.
+// So is one listed in a block twice.
+TEST(CompilerBackendText, AValueInNoBlockOrInTwoIsCaught) {
+  const std::string text =
+      "shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  %1 = const 5\n  %2 = neg %1\n"
+      "  ret %2\n}\n";
+  auto s = parse_or_die(text);
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  auto &instrs = f.blocks[0]->instrs;
+  Instr<A> *one = instrs[1];
+  instrs.erase(instrs.begin() + 1);
+  Diagnostic d = verify_ssa(f, scratch);
+  EXPECT_NE(std::string(d.message).find("@f: %1 is in the value table but in no block"),
+            std::string::npos)
+      << d.message;
+  instrs.insert(instrs.begin() + 1, one);
+  EXPECT_TRUE(verify_ssa(f, scratch).ok);
+  instrs.insert(instrs.begin() + 2, one);
+  d = verify_ssa(f, scratch);
+  EXPECT_NE(std::string(d.message).find("@f: bb0: %1 is in the instruction lists twice"),
+            std::string::npos)
+      << d.message;
+  instrs.erase(instrs.begin() + 2);  // the function deletes each listed instruction once
+}
+
+// A use list must name each user as often as its operand slots name the value: one that repeats
+// a user and lost another's use has the right length but is caught (it passed, and the next
+// replace_all_uses left the lost user reading the old value).
+TEST(CompilerBackendText, AUseListThatDoesNotMirrorTheOperandsIsCaught) {
+  auto s = parse_or_die(
+      "shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  %1 = add %0, %0\n  %2 = neg %0\n"
+      "  %3 = add %1, %2\n  ret %3\n}\n");
+  Function<A> &f = *s->functions[0];
+  Scratch scratch;
+  auto &uses = value(f, 0)->uses;
+  ASSERT_EQ(uses.size(), 3u);
+  const auto original = uses;
+  // The line names the first user, by address, whose counts differ.
+  const std::string add_twice =
+      "@f: %0's use list does not mirror its operand slots: a user (add) is listed 3 times but "
+      "names %0 in 2";
+  const std::string neg_once =
+      "@f: %0's use list does not mirror its operand slots: a user (neg) is listed 0 times but "
+      "names %0 in 1";
+  for (Instr<A> *&u : uses) u = value(f, 1);  // [%1, %1, %1]: %2's use is gone
+  Diagnostic d = verify_ssa(f, scratch);
+  EXPECT_TRUE(d.message == add_twice || d.message == neg_once) << d.message;
+  for (Instr<A> *&u : uses) u = value(f, 3);  // [%3, %3, %3]: all gone, %3 uses %0 in no slot
+  d = verify_ssa(f, scratch);
+  EXPECT_NE(std::string(d.message).find("@f: %0's use list does not mirror its operand slots"),
+            std::string::npos)
+      << d.message;
+  uses = original;
+  std::reverse(uses.begin(), uses.end());  // the order is free
+  d = verify_ssa(f, scratch);
+  EXPECT_TRUE(d.ok) << d.message;
+}
+
 TEST(CompilerBackendPasses, DominanceOfADiamondInALoop) {
   auto s = parse_or_die(
       "shader\nfunction @f(1) {\n"
@@ -594,6 +654,21 @@ TEST(CompilerBackendRegalloc, VerifierCatchesInterferingValuesInOneRegister) {
   value(f, 1)->loc = kNoLoc;
   d = verify_registers(f, 2, scratch);
   EXPECT_NE(std::string(d.message).find("%1 has no register"), std::string::npos) << d.message;
+}
+
+// The verifier checks every block whether or not dominance was computed (it walked the
+// reverse post-order, empty on a function fresh from the generator, and passed anything).
+TEST(CompilerBackendRegalloc, VerifierNeedsNoDominanceInformation) {
+  auto s = generated(3, 200);
+  Function<A> &f = *s->functions[0];
+  ASSERT_TRUE(f.rpo.empty());
+  for (Instr<A> *v : f.values) {
+    if (v != nullptr) v->loc = 0;
+  }
+  Scratch scratch;
+  Diagnostic d = verify_registers(f, 16, scratch);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(std::string(d.message).find("interfere but share r0"), std::string::npos) << d.message;
 }
 
 TEST(CompilerBackendRegalloc, VerifierCatchesADeadDefinitionClobberingALiveValue) {

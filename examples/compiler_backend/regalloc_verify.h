@@ -56,7 +56,7 @@ Diagnostic verify_registers(Function<A> &f, std::uint32_t num_registers, Scratch
   };
   auto live = compute_liveness(f, scratch);
   constexpr std::uint32_t kFree = kNoValue;
-  for (Block<A> *b : f.rpo) {
+  for (Block<A> *b : f.blocks) {  // not f.rpo: the check needs no dominance information
     scratch_scope<Scratch> per_block(scratch);
     using S = decltype(scratch.alloc());
     // The values live at the current point, and which of them holds each location.

@@ -3,12 +3,15 @@
 // What it is for: checking, after parsing and after every pass in tests, that the IR is well
 // formed: one terminator per block and at its end, phis first, successor counts that match
 // the terminator, predecessor lists that mirror successor lists, operand counts, symbols,
-// every block reachable, every operand defined in the function and dominating its use (a phi
-// operand must dominate the matching predecessor), and use lists exactly mirroring operands.
+// every block reachable, every value of the value table defined in exactly one block, every
+// operand defined in the function and dominating its use (a phi operand must dominate the
+// matching predecessor), and use lists exactly mirroring operands (each user listed as often as
+// its operand slots name the value).
 //
-// What it costs: O(instructions + operands + uses), plus compute_dominance(), edges included
-// (a block with thousands of predecessors is checked in linear time); scratch memory
-// only. Overwrites the dominance information of the function (recomputed, same result).
+// What it costs: O(instructions + operands + uses log uses), plus compute_dominance(), edges
+// included (a block with thousands of predecessors, a phi taking one value from all of them, is
+// checked in that time); scratch memory only. Overwrites the dominance information of the function
+// (recomputed, same result).
 //
 // Example:
 //   Diagnostic d = verify_ssa(*f, scratch);
@@ -16,7 +19,9 @@
 #ifndef EXAMPLES_COMPILER_BACKEND_VERIFY_SSA_H_
 #define EXAMPLES_COMPILER_BACKEND_VERIFY_SSA_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 
 #include "examples/compiler_backend/diagnostic.h"
 #include "examples/compiler_backend/dominance.h"
@@ -34,8 +39,10 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
   }
   auto a = scratch.alloc();
   using S = decltype(a);
-  // Position of each value's definition in its block; count of operand slots per value.
-  vec<std::uint32_t, S> position(f.values.size(), 0, a);
+  // Position of each value's definition in its block (kNotPlaced until the walk meets it);
+  // count of operand slots per value.
+  constexpr std::uint32_t kNotPlaced = UINT32_MAX;
+  vec<std::uint32_t, S> position(f.values.size(), kNotPlaced, a);
   vec<std::uint32_t, S> slots(f.values.size(), 0, a);
 
   for (Block<A> *b : f.blocks) {
@@ -71,6 +78,10 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
       if (i->has_def()) {
         if (i->id >= f.values.size() || f.values[i->id] != i) {
           return Diagnostic::error("@%s: bb%u: %%%u is not in the value table", fn, bi, i->id);
+        }
+        if (position[i->id] != kNotPlaced) {
+          return Diagnostic::error("@%s: bb%u: %%%u is in the instruction lists twice", fn, bi,
+                                   i->id);
         }
         position[i->id] = static_cast<std::uint32_t>(k);
       }
@@ -141,17 +152,45 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
     }
   }
 
+  // Every value of the table is defined in a block (a pass that unlinks an instruction without
+  // destroying it leaves one that operands can still name), and its use list holds each user
+  // exactly as often as the user's operand slots name it. The users that name each value, in
+  // block order, go into one array (a segment per value, `slots` long); each segment and a copy
+  // of the value's use list are sorted and compared: O(uses log uses), not a scan of the user's
+  // operands per use (a phi may take one value from thousands of predecessors).
+  vec<std::uint32_t, S> segment(f.values.size() + 1, 0, a);
   for (Instr<A> *v : f.values) {
     if (v == nullptr) continue;
+    if (position[v->id] == kNotPlaced) {
+      return Diagnostic::error("@%s: %%%u is in the value table but in no block", fn, v->id);
+    }
     if (v->uses.size() != slots[v->id]) {
       return Diagnostic::error("@%s: %%%u has %zu uses listed but %u operand slots refer to it", fn,
                                v->id, v->uses.size(), slots[v->id]);
     }
-    for (Instr<A> *user : v->uses) {
-      bool found = false;
-      for (Instr<A> *o : user->operands) found = found || o == v;
-      if (!found) return Diagnostic::error("@%s: %%%u lists a stale use", fn, v->id);
+  }
+  for (std::size_t id = 0; id < f.values.size(); ++id) segment[id + 1] = segment[id] + slots[id];
+  vec<const Instr<A> *, S> users_of(segment.back(), nullptr, a);
+  for (Block<A> *b : f.blocks) {
+    for (Instr<A> *i : b->instrs) {
+      for (Instr<A> *v : i->operands) users_of[segment[v->id] + --slots[v->id]] = i;
     }
+  }
+  vec<const Instr<A> *, S> listed(a);
+  for (Instr<A> *v : f.values) {
+    if (v == nullptr || v->uses.empty()) continue;
+    const auto expected = users_of.begin() + segment[v->id];
+    std::sort(expected, users_of.begin() + segment[v->id + 1], std::less<const Instr<A> *>());
+    listed.assign(v->uses.begin(), v->uses.end());
+    std::sort(listed.begin(), listed.end(), std::less<const Instr<A> *>());
+    const auto [l, e] = std::mismatch(listed.begin(), listed.end(), expected);
+    if (l == listed.end()) continue;
+    const Instr<A> *user = std::min(*l, *e, std::less<const Instr<A> *>());
+    return Diagnostic::error(
+        "@%s: %%%u's use list does not mirror its operand slots: a user (%s) is listed %zu "
+        "times but names %%%u in %zu",
+        fn, v->id, op_info(user->op).name, std::count(listed.begin(), listed.end(), user), v->id,
+        std::count(expected, users_of.begin() + segment[v->id + 1], user));
   }
 
   if (!compute_dominance(f, scratch)) {

@@ -7,7 +7,10 @@
 // only dominating expressions are visible. The replaced instructions are left for DCE.
 //
 // What it costs: O(instructions) hash-map operations; scratch: the map, the scope stack and
-// the dominator tree in CSR form. Needs compute_dominance() to be current.
+// the dominator tree in CSR form. Needs compute_dominance() to be current. Each merge rewrites
+// the merged value's uses (replace_all_uses), which finds a use's slot by scanning its user's
+// operands: K equal values that one phi takes from K predecessors cost O(K²) (0.9 s at
+// K = 65,536); a use list does not record slots.
 //
 // Example:
 //   compute_dominance(*f, scratch);

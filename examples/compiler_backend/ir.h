@@ -192,13 +192,17 @@ void drop_operands(Instr<A> *user) {
 // Every use of `from` now refers to `to` (from != to); `from` is left without uses.
 template <class A>
 void replace_all_uses(Instr<A> *from, Instr<A> *to) {
+  // Each entry rewrites its user's first slot still naming `from`. A user listed several times
+  // in a row (a phi taking `from` from many predecessors) is scanned once, each entry going on
+  // from the slot after the last one's (a user listed apart is scanned again from its start).
+  const Instr<A> *previous = nullptr;
+  std::size_t next = 0;
   for (Instr<A> *user : from->uses) {
-    for (Instr<A> *&operand : user->operands) {
-      if (operand == from) {
-        operand = to;
-        break;
-      }
-    }
+    if (user != previous) next = 0;
+    previous = user;
+    auto &operands = user->operands;
+    while (next < operands.size() && operands[next] != from) ++next;
+    if (next < operands.size()) operands[next++] = to;
     to->uses.push_back(user);
   }
   from->uses.clear();

@@ -213,10 +213,26 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
        "phi %2 names bb0 twice"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  jmp bb2\n"
        "bb2:\n  %2 = phi [%0, bb1], [%0, bb2]\n  ret %2\n}\n",
-       "phi %2 has no operand for predecessor 0"},
+       "phi %2 has no operand for predecessor bb0"},
       // A phi reads a value from each incoming edge: with no edge it has nothing to read.
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = phi\n  %1 = add %0, %0\n  ret %1\n}\n",
        "bb0: phi %0 in a block with no predecessors"},
+      // Stray text between functions is shown (it was "got ''").
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  ret %0\n}\n}\n",
+       "line 7: expected 'symbol' or 'function', got '}'"},
+      // Blocks are named by the input's labels; the SSA check's bbN (the N-th label) is
+      // followed by the label it stands for where that differs.
+      {"shader\nfunction @f(1) {\nentry:\n  %0 = input 0\n  br %0, then, else\nthen:\n"
+       "  %1 = const 1\n  jmp merge\n  %2 = const 2\nelse:\n  jmp merge\nmerge:\n  ret %0\n}\n",
+       "line 9: instruction after the terminator of then"},
+      {"shader\nfunction @f(1) {\nentry:\n  %0 = input 0\n  br %0, then, else\nthen:\n"
+       "  %1 = const 1\n  jmp merge\nelse:\n  jmp merge\nmerge:\n  %2 = phi [%1, then], [%1, "
+       "else]\n"
+       "  ret %2\n}\n",
+       "lines 2-14: @f: bb3: %1 does not dominate its use by phi (bb3 is 'merge')"},
+      {"shader\nfunction @f(1) {\nbb1:\n  %0 = input 0\n  jmp bb0\nbb0:\n  %1 = const 1\n"
+       "  %2 = phi [%0, bb1]\n  ret %2\n}\n",
+       "lines 2-10: @f: bb1: phi %2 after a non-phi instruction (bb1 is 'bb0')"},
   };
   for (const BadInput &c : cases) {
     Shader<A> shader{A()};

@@ -6,6 +6,8 @@
 // function's operands are linked at its closing '}', the line is the instruction's). The
 // parsed functions are then checked with verify_ssa(), whose message names the block and
 // values, after the function's lines ("lines 2-12: @f: bb2: %1 does not dominate its use").
+// verify_ssa calls blocks bbN by their order in the function; where the input labelled a block
+// named there otherwise, the message ends with its label: "... (bb2 is 'else')".
 //
 // What it costs: the IR goes to the shader's allocator; the parser's own bookkeeping (label
 // and value tables) uses the default heap, since it is a tool, not part of the compile path.
@@ -26,6 +28,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "examples/compiler_backend/diagnostic.h"
@@ -110,6 +114,8 @@ class Parser {
 
  private:
   Diagnostic parse_lines(std::string_view text) {
+    for (Function<A> *f : shader_.functions) function_names_.insert(view(f->name));
+    for (Symbol<A> *symbol : shader_.symbols) symbols_.emplace(view(symbol->name), symbol);
     bool seen_header = false;
     while (!text.empty()) {
       std::size_t nl = text.find('\n');
@@ -135,7 +141,8 @@ class Parser {
         } else if (w == "function") {
           d = parse_function_header(c);
         } else {
-          return error("expected 'symbol' or 'function', got '%s'", shown(w).text);
+          return error("expected 'symbol' or 'function', got '%s'",
+                       shown(w.empty() ? c.rest() : w).text);
         }
       }
       if (!d.ok) return d;
@@ -180,10 +187,11 @@ class Parser {
       return error("expected a symbol size between 1 and 16777216");
     }
     if (!c.at_end()) return error("unexpected text after the symbol");
-    if (shader_.add_symbol(name, kind == "buffer" ? SymbolKind::kBuffer : SymbolKind::kUniform,
-                           static_cast<std::uint32_t>(size)) == nullptr) {
-      return error("symbol @%s defined twice", shown(name).text);
-    }
+    Symbol<A> *symbol =
+        shader_.add_symbol(name, kind == "buffer" ? SymbolKind::kBuffer : SymbolKind::kUniform,
+                           static_cast<std::uint32_t>(size));
+    if (symbol == nullptr) return error("symbol @%s defined twice", shown(name).text);
+    symbols_.emplace(view(symbol->name), symbol);
     return {};
   }
 
@@ -196,15 +204,13 @@ class Parser {
         !c.eat('{') || !c.at_end()) {
       return error("expected 'function @name(PARAMS) {'");
     }
-    for (Function<A> *f : shader_.functions) {
-      if (std::string_view(f->name.data(), f->name.size()) == name) {
-        return error("function @%s defined twice", shown(name).text);
-      }
-    }
+    if (function_names_.count(name)) return error("function @%s defined twice", shown(name).text);
     function_ = shader_.add_function(name, static_cast<std::uint32_t>(params));
+    function_names_.insert(view(function_->name));
     function_line_ = line_no_;
     block_ = nullptr;
     labels_.clear();
+    label_of_.clear();
     values_.clear();
     pending_.clear();
     return {};
@@ -223,9 +229,9 @@ class Parser {
       std::string label(w);
       if (labels_.count(label)) return error("label %s defined twice", shown(label).text);
       if (block_ != nullptr && !ended_)
-        return error("bb%u does not end with a terminator", block_->index);
+        return error("%s does not end with a terminator", shown_label(block_).text);
       block_ = function_->add_block();
-      labels_.emplace(label, block_);
+      label_of_.push_back(&labels_.emplace(std::move(label), block_).first->first);
       ended_ = false;
       return {};
     }
@@ -262,7 +268,7 @@ class Parser {
   Diagnostic parse_instr_named(internal::line_cursor &c, std::string_view opname,
                                const std::int64_t *def) {
     if (block_ == nullptr) return error("instruction before the first label");
-    if (ended_) return error("instruction after the terminator of bb%u", block_->index);
+    if (ended_) return error("instruction after the terminator of %s", shown_label(block_).text);
     int opi = 0;
     while (opi < kNumOps && opname != op_info(static_cast<Op>(opi)).name) ++opi;
     if (opi == kNumOps) return error("unknown opcode '%s'", shown(opname).text);
@@ -299,8 +305,9 @@ class Parser {
     if (info.has_symbol) {
       if (!c.eat('@')) return error("%s needs '@symbol'", info.name);
       std::string_view name = c.word();
-      symbol = shader_.find_symbol(name);
-      if (symbol == nullptr) return error("unknown symbol @%s", shown(name).text);
+      auto known = symbols_.find(name);
+      if (known == symbols_.end()) return error("unknown symbol @%s", shown(name).text);
+      symbol = known->second;
       first = false;
     }
     std::int64_t imm = 0;
@@ -356,7 +363,7 @@ class Parser {
     function_ = nullptr;
     values_in_shader_ += static_cast<std::int64_t>(f.values.size());
     if (f.blocks.empty()) return error("@%s has no blocks", shown(f.name).text);
-    if (!ended_) return error("bb%u does not end with a terminator", block_->index);
+    if (!ended_) return error("%s does not end with a terminator", shown_label(block_).text);
     // Edges from the terminators, then the canonical predecessor order.
     for (pending_instr &p : pending_) {
       if (p.instr->op != Op::kBr && p.instr->op != Op::kJmp) continue;
@@ -385,8 +392,8 @@ class Parser {
       if (p.instr->op == Op::kPhi) {
         const auto &preds = p.block->preds;
         if (p.labels.size() != preds.size()) {
-          return error("phi %%%u has %zu operands but bb%u has %zu predecessors", p.instr->id,
-                       p.labels.size(), p.block->index, preds.size());
+          return error("phi %%%u has %zu operands but %s has %zu predecessors", p.instr->id,
+                       p.labels.size(), shown_label(p.block).text, preds.size());
         }
         // Each label resolved once, to the operand index its block takes (linear in the
         // operands: a phi of a block with thousands of predecessors must not be quadratic).
@@ -403,9 +410,12 @@ class Parser {
         for (Block<A> *pred : preds) {
           const phi_slot &slot = phi_slots_[pred->index];
           const std::size_t k = slot.generation == phi_generation_ ? slot.operand : kNoOperand;
-          if (k == kNamedTwice) return error("phi %%%u names bb%u twice", p.instr->id, pred->index);
+          if (k == kNamedTwice) {
+            return error("phi %%%u names %s twice", p.instr->id, shown_label(pred).text);
+          }
           if (k == kNoOperand) {
-            return error("phi %%%u has no operand for predecessor %u", p.instr->id, pred->index);
+            return error("phi %%%u has no operand for predecessor %s", p.instr->id,
+                         shown_label(pred).text);
           }
           Instr<A> *v = lookup(p.operand_ids[k]);
           if (v == nullptr) return error("%%%lld is not defined", (long long)p.operand_ids[k]);
@@ -422,8 +432,41 @@ class Parser {
     heap_scratch<std::allocator<std::byte>> scratch;
     Diagnostic d = verify_ssa(f, scratch);
     // verify_ssa names the block and the values, not a line: the message names the function's.
-    if (!d.ok) return Diagnostic::error("lines %d-%d: %s", function_line_, lines_read_, d.message);
+    if (!d.ok) {
+      return Diagnostic::error("lines %d-%d: %s%s", function_line_, lines_read_, d.message,
+                               labels_in(d.message).c_str());
+    }
     return {};
+  }
+
+  static std::string_view view(const str<A> &name) { return {name.data(), name.size()}; }
+
+  // The label the input gave block `b`.
+  ShownName shown_label(const Block<A> *b) const { return shown(*label_of_[b->index]); }
+
+  // verify_ssa names blocks by index (bb2: the third label of the function). Where the input
+  // labelled a block named in `message` otherwise, this says how: " (bb2 is 'else')".
+  std::string labels_in(const char *message) const {
+    std::string legend;
+    const std::string_view m(message);
+    for (std::size_t at = m.find("bb"); at != std::string_view::npos; at = m.find("bb", at + 2)) {
+      std::size_t end = at + 2;
+      while (end < m.size() && std::isdigit(static_cast<unsigned char>(m[end]))) ++end;
+      const bool word_start =
+          at == 0 || !(std::isalnum(static_cast<unsigned char>(m[at - 1])) || m[at - 1] == '_' ||
+                       m[at - 1] == '.' || m[at - 1] == '@');
+      std::uint32_t index = 0;
+      if (end == at + 2 || !word_start ||
+          std::from_chars(m.data() + at + 2, m.data() + end, index).ec != std::errc()) {
+        continue;
+      }
+      const std::string_view name = m.substr(at, end - at);
+      if (index >= label_of_.size() || *label_of_[index] == name) continue;
+      const std::string entry = std::string(name) + " is '" + shown(*label_of_[index]).text + "'";
+      if (legend.find(entry) != std::string::npos) continue;
+      legend += (legend.empty() ? " (" : ", ") + entry;
+    }
+    return legend.empty() ? legend : legend + ")";
   }
 
   Shader<A> &shader_;
@@ -434,6 +477,10 @@ class Parser {
   int line_no_ = 0;        // the line errors name: the current one, or a pending instruction's
   int function_line_ = 0;  // the line of the current function's header
   std::unordered_map<std::string, Block<A> *> labels_;
+  std::vector<const std::string *> label_of_;  // per block index, its key in labels_
+  // The shader's function and symbol names (views of its own copies, which never move).
+  std::unordered_set<std::string_view> function_names_;
+  std::unordered_map<std::string_view, Symbol<A> *> symbols_;
   std::unordered_map<std::uint32_t, Instr<A> *> values_;
   std::vector<pending_instr> pending_;
   // Per block of the function, the operand the current phi takes from it (or kNamedTwice);

@@ -659,7 +659,8 @@ TEST(CompilerBackendRegalloc, VerifierCatchesInterferingValuesInOneRegister) {
   Scratch scratch;
   ASSERT_TRUE(compute_dominance(f, scratch));
   EXPECT_TRUE(verify_registers(f, 2, scratch).ok);  // %0 dies at %2: r0 may be reused
-  value(f, 1)->loc = 0;                             // %0 and %1 are both live at %1
+  EXPECT_TRUE(verify_registers(f, 1u << 31, scratch).ok) << "a count past INT32_MAX";
+  value(f, 1)->loc = 0;  // %0 and %1 are both live at %1
   Diagnostic d = verify_registers(f, 2, scratch);
   EXPECT_FALSE(d.ok);
   EXPECT_NE(std::string(d.message).find("%1 and %0 interfere but share r0"), std::string::npos)

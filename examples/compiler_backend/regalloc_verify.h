@@ -36,23 +36,27 @@ namespace compiler_backend {
 
 template <class A, class Scratch>
 Diagnostic verify_registers(Function<A> &f, std::uint32_t num_registers, Scratch &scratch) {
-  // Registers are locations 0..num_registers-1, spill slot s is num_registers + s.
+  // Registers are locations 0..registers_used-1, spill slot s is registers_used + s (the table
+  // is as large as the locations used, not as `num_registers`, which may be any number).
+  std::uint32_t registers_used = 0;
   std::uint32_t num_slots = 0;
   for (Instr<A> *v : f.values) {
     if (v == nullptr) continue;
     if (v->loc == kNoLoc) {
       return Diagnostic::error("@%s: %%%u has no register", shown(f.name).text, v->id);
     }
-    if (v->loc >= static_cast<std::int32_t>(num_registers)) {
+    if (v->loc >= 0 && static_cast<std::uint32_t>(v->loc) >= num_registers) {
       return Diagnostic::error("@%s: %%%u is in r%d, beyond %u registers", shown(f.name).text,
                                v->id, v->loc, num_registers);
     }
     if (v->loc < 0) {
       num_slots = std::max<std::uint32_t>(num_slots, kFirstSpillLoc - v->loc + 1);
+    } else {
+      registers_used = std::max<std::uint32_t>(registers_used, v->loc + 1);
     }
   }
   auto location = [&](const Instr<A> *v) -> std::uint32_t {
-    return v->loc >= 0 ? v->loc : num_registers + (kFirstSpillLoc - v->loc);
+    return v->loc >= 0 ? v->loc : registers_used + (kFirstSpillLoc - v->loc);
   };
   auto live = compute_liveness(f, scratch);
   constexpr std::uint32_t kFree = kNoValue;
@@ -64,7 +68,7 @@ Diagnostic verify_registers(Function<A> &f, std::uint32_t num_registers, Scratch
     hash_set<std::uint32_t, S> now(out.begin(), out.end(), out.size() + 8,
                                    std::hash<std::uint32_t>(), std::equal_to<std::uint32_t>(),
                                    scratch.alloc());
-    vec<std::uint32_t, S> owner(num_registers + num_slots, kFree, scratch.alloc());
+    vec<std::uint32_t, S> owner(registers_used + num_slots, kFree, scratch.alloc());
     // `v` becomes live (walking backwards) or is defined: nobody else may hold its location.
     auto claim = [&](const Instr<A> *v) -> Diagnostic {
       std::uint32_t &o = owner[location(v)];

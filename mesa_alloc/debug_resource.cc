@@ -1355,7 +1355,10 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
     return;
   }
   report(debug_error_kind::invalid_free, p, 0, 0, 0,
-         "not a live block of this allocator (never allocated, or freed long ago)", nullptr);
+         in_realloc ? "realloc of a pointer that is not a live block of this allocator (never "
+                      "allocated, or freed long ago)"
+                    : "not a live block of this allocator (never allocated, or freed long ago)",
+         nullptr);
 }
 
 void *debug_resource::c_alloc(void *self, std::size_t size, std::size_t alignment,

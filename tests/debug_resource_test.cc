@@ -353,7 +353,8 @@ TEST(DebugResource, FreeOfAPointerInsideALiveBlockNamesTheBlock) {
   const mesa_allocator *t = d.table();
   EXPECT_EQ(t->realloc_fn(t->user_data, p + 39, 80, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
   d.deallocate(p + 40, 8);  // one past the end: inside nothing
-  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(t->realloc_fn(t->user_data, p + 40, 80, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+  ASSERT_EQ(r.errors.size(), 4u);
   char at[32];
   std::snprintf(at, sizeof at, "%p", static_cast<void *>(p));
   for (int i = 0; i < 2; ++i) {
@@ -371,10 +372,15 @@ TEST(DebugResource, FreeOfAPointerInsideALiveBlockNamesTheBlock) {
   EXPECT_EQ(r.errors[2].allocation, 0u);
   EXPECT_EQ(r.errors[2].detail,
             "not a live block of this allocator (never allocated, or freed long ago)");
+  EXPECT_EQ(r.errors[3].kind, debug_error_kind::invalid_free);
+  EXPECT_EQ(r.errors[3].detail,
+            "realloc of a pointer that is not a live block of this allocator (never allocated, or "
+            "freed long ago)")
+      << "a realloc, not a free, is what the program did";
   EXPECT_EQ(d.live_blocks(), 2u);
   d.deallocate(p, 40);
   d.deallocate(other, 16);
-  EXPECT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors.size(), 4u);
 }
 
 // The header keeps the alignment in 32 bits, so the layer serves up to 1 GiB; past that the

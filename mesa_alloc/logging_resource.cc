@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -81,9 +82,30 @@ namespace {
 // exec, or the next image (the program run again, or the program a launcher's child runs after
 // the launcher exited) finds the file free and empties it. A program run from the traced one
 // inherits the descriptor (it writes nothing there) and keeps the file locked while it runs.
+// A FIFO with no reader yet is waited for, with a line, not in silence (opening it for writing
+// blocks until a reader opens it). The descriptor is 3 or above: in a program started with
+// stdin, stdout or stderr closed the file would take that number, and the program's output and
+// the library's reports would be written into the trace.
 int open_for_this_writer(const char *path) noexcept {
-  const int fd = open(path, O_WRONLY | O_CREAT, 0644);
+  int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK, 0644);
+  if (fd < 0 && errno == ENXIO) {
+    std::fprintf(stderr, "mesa_alloc: trace file %s is a FIFO with no reader; waiting for one\n",
+                 path);
+    fd = open(path, O_WRONLY | O_CREAT, 0644);
+  } else if (fd >= 0) {
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  }
   if (fd < 0) return -1;
+  if (fd <= STDERR_FILENO) {
+    const int high = fcntl(fd, F_DUPFD, STDERR_FILENO + 1);  // not close-on-exec, as above
+    const int error = errno;
+    close(fd);
+    if (high < 0) {
+      errno = error;
+      return -1;
+    }
+    fd = high;
+  }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
     close(fd);
     errno = EWOULDBLOCK;
@@ -93,6 +115,41 @@ int open_for_this_writer(const char *path) noexcept {
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) (void)ftruncate(fd, 0);
   return fd;
 }
+
+// A write into a pipe or FIFO whose reader has gone (a `| head` that has read enough, a reader
+// that crashed) raises SIGPIPE, whose default action kills the traced program: while `active`,
+// the signal is blocked in this thread around the writes, which then fail with EPIPE, and the
+// one such a write raised is taken off before the mask is restored. A SIGPIPE that was pending
+// already is left for the program.
+class sigpipe_blocked {
+ public:
+  explicit sigpipe_blocked(bool active) noexcept {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    active_ = active && pthread_sigmask(SIG_BLOCK, &pipe_, &saved_) == 0;
+    if (!active_) return;
+    sigset_t pending;
+    pending_before_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~sigpipe_blocked() {
+    if (active_) pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+  }
+  sigpipe_blocked(const sigpipe_blocked &) = delete;
+  sigpipe_blocked &operator=(const sigpipe_blocked &) = delete;
+
+  void take_raised_signal() const noexcept {
+    if (!active_ || pending_before_) return;
+    const timespec now = {0, 0};
+    while (sigtimedwait(&pipe_, nullptr, &now) < 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  sigset_t pipe_;
+  sigset_t saved_;
+  bool active_ = false;
+  bool pending_before_ = false;
+};
 
 }  // namespace
 
@@ -164,14 +221,19 @@ void trace_file::flush_locked() noexcept {
     if (room < allowed) allowed = static_cast<std::size_t>(room);
   }
   std::size_t done = 0;
-  while (done < allowed) {
-    const ssize_t n = write(fd_, buffer_ + done, allowed - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      fail(written_ + done, n < 0 ? std::strerror(errno) : "nothing written");
-      break;
+  {
+    const sigpipe_blocked pipe_writes(!regular_file_);
+    while (done < allowed) {
+      const ssize_t n = write(fd_, buffer_ + done, allowed - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int error = n < 0 ? errno : 0;
+        if (error == EPIPE) pipe_writes.take_raised_signal();
+        fail(written_ + done, error != 0 ? std::strerror(error) : "nothing written");
+        break;
+      }
+      done += static_cast<std::size_t>(n);
     }
-    done += static_cast<std::size_t>(n);
   }
   written_ += done;
   if (done == allowed && allowed < used_) {

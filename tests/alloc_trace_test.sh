@@ -53,6 +53,36 @@ ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=trace="$dir/fork.trace" "$program" 
 grep -q '^allocations 1, reallocs 0, frees 1, failed 0, bytes allocated 10$' "$dir/fork.txt" ||
   { fail "fork: the parent's events once"; cat "$dir/fork.txt"; }
 
+# The same under leaks,stats: the child's exit prints no report (it printed the parent's block
+# as its leak, and a second statistics table).
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=leaks,stats "$program" fork_child_exits \
+  >/dev/null 2>"$dir/err.txt" || fail "the forking run under leaks,stats"
+[[ $(grep -c '^mesa_alloc: statistics of the default allocator' "$dir/err.txt") == 1 ]] ||
+  { fail "fork: one statistics table"; cat "$dir/err.txt"; }
+if grep -q '^mesa_alloc: leak' "$dir/err.txt"; then
+  fail "fork: the child reported the parent's block as a leak"; cat "$dir/err.txt"
+fi
+
+# A program started with stderr closed: the trace must not become descriptor 2, or the reports
+# (and anything else the program writes there) land inside it.
+rm -f "$dir/closed.trace"
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=leaks,stats,trace="$dir/closed.trace" "$program" \
+  leak >/dev/null 2>&- || fail "the run with stderr closed"
+"$tool" "$dir/closed.trace" >"$dir/closed.txt" 2>&1 ||
+  { fail "stderr closed: the trace is unreadable"; cat "$dir/closed.txt"; }
+if grep -aq 'mesa_alloc: leak\|mesa_alloc: statistics' "$dir/closed.trace"; then
+  fail "stderr closed: reports in the trace"
+fi
+
+# A trace into a pipe whose reader has gone (here after 100 bytes): the program runs on and the
+# trace ends with a line; SIGPIPE killed it (status 141).
+ASAN_OPTIONS=detect_leaks=0 MESA_ALLOC_DEBUG=trace=/dev/fd/3 "$program" many_small 3>&1 \
+  >/dev/null 2>"$dir/err.txt" | head -c 100 >/dev/null
+status=${PIPESTATUS[0]}
+[[ $status == 0 ]] || { fail "pipe reader gone: the program ended with status $status"; }
+grep -q '^mesa_alloc: trace file: write failed after [0-9]* bytes (Broken pipe); the trace ends' \
+  "$dir/err.txt" || { fail "pipe reader gone: no line"; cat "$dir/err.txt"; }
+
 # A program that dies of the error being debugged (an underrun: the debug layer aborts) leaves
 # its trace: the header is written when the file is opened and the buffer before the report.
 rm -f "$dir/crash.trace"
@@ -147,6 +177,12 @@ grep -q 'a second trace header (MESATRC1) at byte [0-9]*: two traces joined into
 : >"$dir/empty.trace"
 if "$tool" "$dir/empty.trace" 2>"$dir/err.txt"; then fail "empty trace accepted"; fi
 grep -q 'empty file (the traced process wrote nothing' "$dir/err.txt" || fail "empty trace message"
+# A file cut inside its header (a full disk at the first write) is a trace cut short, not
+# something else.
+printf 'MESAT' >"$dir/short.trace"
+if "$tool" "$dir/short.trace" 2>"$dir/err.txt"; then fail "header cut short accepted"; fi
+grep -q 'a trace cut short in its 8-byte header (5 bytes' "$dir/err.txt" ||
+  { fail "header cut short: message"; cat "$dir/err.txt"; }
 # A trace out of order (alloc p, alloc p again, free p): counted and said, with the peak and the
 # live bytes kept consistent (108 bytes were never live together).
 python3 - "$dir/dup.trace" <<'PY'

@@ -384,6 +384,28 @@ if [[ $(od -An -tu1 -j4 -N1 "$program") -eq 2 ]]; then  # a 64-bit ELF program
     "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=18446744073709551615' is the largest size_t, which a tracker takes as no limit; the limit is 18446744073709551614 bytes$"
 fi
 
+# A limit past 64 bits is well formed: taken as the largest too, not ignored as a bad number.
+MESA_ALLOC_DEBUG=limit=99999999999999999999 "$program" small >/dev/null 2>"$out"
+check "a limit past 64 bits is said" \
+  "^mesa_alloc: MESA_ALLOC_DEBUG: 'limit=99999999999999999999' is more than a size_t holds here; the limit is [0-9]+ bytes$"
+
+# 5a'. trace= naming a FIFO with no reader yet: the first allocation waits for one, saying so
+# (it hung in silence), and the program runs on once a reader comes.
+fifo="${TEST_TMPDIR:-/tmp}/trace.fifo"
+rm -f "$fifo" && mkfifo "$fifo"
+MESA_ALLOC_DEBUG="trace=$fifo" "$program" small >/dev/null 2>"$out" &
+traced=$!
+for _ in $(seq 100); do
+  grep -q 'waiting for one' "$out" && break
+  sleep 0.1
+done
+timeout 60 cat "$fifo" >/dev/null
+wait $traced
+expect_status "a FIFO trace whose reader comes later: the program runs on" 0 $?
+check "a FIFO with no reader is waited for with a line" \
+  "^mesa_alloc: trace file .*/trace.fifo is a FIFO with no reader; waiting for one$"
+rm -f "$fifo"
+
 # 5b. The debug layer's own bookkeeping is not the program's: a small limit and fail=N see only
 # the program's blocks (with their headers), so cookie,limit=1000 lets its three 100-byte
 # blocks through, and cookie,fail=N fails the program's allocation N.

@@ -233,6 +233,10 @@ def read_trace(path, analysis):
             raise TraceError(f"{path}: empty file (the traced process wrote nothing: it died "
                              "before its trace was first written, or its header could not be "
                              "written, which it said on stderr, as on a full disk)")
+        if len(head) < len(MAGIC) and MAGIC.startswith(head):
+            raise TraceError(f"{path}: a trace cut short in its {len(MAGIC)}-byte header "
+                             f"({len(head)} bytes: the traced process could not write the rest, "
+                             "which it said on stderr, as on a full disk)")
         if head != MAGIC:
             raise TraceError(f"{path}: not a mesa_alloc trace (missing MESATRC1 header)")
         buf, pos, base = b"", 0, len(MAGIC)  # base: the file offset of buf[0]

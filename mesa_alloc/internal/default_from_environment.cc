@@ -12,6 +12,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <sys/auxv.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -87,7 +88,13 @@ void finish_trace() {
   if (g_trace != nullptr) g_trace->file.finish();
 }
 
+// The process that made the layers. A fork() child inherits them, and its copy of the atexit
+// handler: one that ends with exit() would report the parent's live blocks as its leaks and
+// print a second statistics table, so a child reports nothing (as it writes no trace).
+pid_t g_reporting_pid = 0;
+
 void at_exit() {
+  if (getpid() != g_reporting_pid) return;
   if (g_stats != nullptr || (g_leaks != nullptr && g_leaks->live_blocks() > 0)) name_this_copy();
   if (g_quarantine != nullptr) g_quarantine->flush_quarantine();
   if (g_leaks != nullptr) g_leaks->report_leaks();
@@ -131,29 +138,33 @@ struct settings {
   bool fail = false;
   unsigned long long fail_at = 0;
   std::size_t limit = tracking_resource::kNoLimit;
-  char trace_path[512] = {};
+  char trace_path[512] = {};  // a name of up to 511 bytes (the warning says so)
 };
 
-bool parse_number(const char *text, std::size_t length, unsigned long long *out,
-                  bool allow_suffix) {
+// Decimal digits, with a k, m or g suffix where `allow_suffix`. A well-formed number past 64
+// bits is read as the largest there is, with `*saturated` set.
+bool parse_number(const char *text, std::size_t length, unsigned long long *out, bool allow_suffix,
+                  bool *saturated) {
   if (length == 0) return false;
   unsigned long long value = 0;
+  bool over = false;
   std::size_t i = 0;
   for (; i < length && text[i] >= '0' && text[i] <= '9'; ++i) {
-    if (__builtin_mul_overflow(value, 10ull, &value) ||
-        __builtin_add_overflow(value, static_cast<unsigned long long>(text[i] - '0'), &value))
-      return false;
+    over = over || __builtin_mul_overflow(value, 10ull, &value) ||
+           __builtin_add_overflow(value, static_cast<unsigned long long>(text[i] - '0'), &value);
   }
   if (i == 0) return false;
   if (i < length && allow_suffix && i + 1 == length) {
     const char s = text[i] | 0x20;
     const int shift = s == 'k' ? 10 : s == 'm' ? 20 : s == 'g' ? 30 : -1;
-    if (shift < 0 || value > (~0ull >> shift)) return false;
+    if (shift < 0) return false;
+    over = over || value > (~0ull >> shift);
     value <<= shift;
     ++i;
   }
   if (i != length) return false;
-  *out = value;
+  *out = over ? ~0ull : value;
+  *saturated = over;
   return true;
 }
 
@@ -218,29 +229,34 @@ void parse_word(const char *word, std::size_t length, settings *s) {
   std::size_t value_length = length - static_cast<std::size_t>(value - word);
   while (value_length > 0 && blank(*value)) ++value, --value_length;
   unsigned long long n;
+  bool saturated;
   if (is(word, key, "trace")) {
-    if (value_length == 0 || value_length >= sizeof s->trace_path)
-      return warn(word, length, "bad file name in");
+    if (value_length == 0) return warn(word, length, "bad file name in");
+    if (value_length >= sizeof s->trace_path)
+      return warn(word, length, "a file name over 511 bytes in");
     if (s->trace_path[0] != '\0' && (std::strlen(s->trace_path) != value_length ||
                                      std::memcmp(s->trace_path, value, value_length) != 0))
       warn_override(word, length);
     std::memcpy(s->trace_path, value, value_length);
     s->trace_path[value_length] = '\0';
   } else if (is(word, key, "fail")) {
-    if (!parse_number(value, value_length, &n, false)) return warn(word, length, "bad number in");
+    if (!parse_number(value, value_length, &n, false, &saturated) || saturated)
+      return warn(word, length, "bad number in");
     if (s->fail && s->fail_at != n) warn_override(word, length);
     s->fail = true;
     s->fail_at = n;
   } else if (is(word, key, "limit")) {
-    if (!parse_number(value, value_length, &n, true)) return warn(word, length, "bad number in");
+    if (!parse_number(value, value_length, &n, true, &saturated))
+      return warn(word, length, "bad number in");
     // One environment for 32- and 64-bit processes (a game launcher runs both): a budget a
     // size_t cannot hold is taken as the largest one there is.
     constexpr unsigned long long kLargest = tracking_resource::kNoLimit - 1;
     if (n > kLargest) {
       std::fprintf(stderr, "mesa_alloc: MESA_ALLOC_DEBUG: '%.*s' is %s; the limit is %llu bytes\n",
                    static_cast<int>(length), word,
-                   n == kLargest + 1 ? "the largest size_t, which a tracker takes as no limit"
-                                     : "more than a size_t holds here",
+                   n == kLargest + 1 && !saturated
+                       ? "the largest size_t, which a tracker takes as no limit"
+                       : "more than a size_t holds here",
                    kLargest);
       n = kLargest;
     }
@@ -318,8 +334,10 @@ const mesa_allocator *default_from_environment() noexcept {
     fault->faults.fail_nth(s.fail_at);
     top = &fault->table;
   }
-  if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr)
+  if (g_stats != nullptr || g_leaks != nullptr || g_trace != nullptr || g_quarantine != nullptr) {
+    g_reporting_pid = getpid();
     std::atexit(at_exit);
+  }
   if (g_trace != nullptr) std::at_quick_exit(finish_trace);  // quick_exit runs no atexit handler
   if (g_trace != nullptr) register_fork_handlers();  // (a debug layer registers them itself)
   return top;

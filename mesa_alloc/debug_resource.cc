@@ -61,9 +61,11 @@ constexpr std::size_t kMinAlignment = 16;
 // The largest alignment a block can have here: the header keeps it in 32 bits.
 constexpr std::size_t kMaxAlignment = std::size_t{1} << 30;
 
-// A request aligned past kMaxAlignment, refused with one line (libc might serve it).
+// A request aligned past kMaxAlignment, refused with one line (libc might serve it), after the
+// line naming the library whose copy of mesa_alloc refused, as the layer's reports do.
 [[gnu::noinline, gnu::cold]] void report_alignment_over_limit(std::uint32_t owner,
                                                               std::size_t alignment) noexcept {
+  internal::before_debug_report(false);
   char line[200];
   const int n = std::snprintf(line, sizeof line,
                               "mesa_alloc: debug allocator %u: alignment %zu is over the debug "

@@ -176,6 +176,15 @@ TEST(TwoCopiesDeathTest, EachCopyNamesItsLibraryInItsExitReports) {
               "default +0 +24 +24 ");
 }
 
+// Under limit=32 driver B's 40-byte block is refused: its one refusal line follows the line
+// naming B's library, so that two drivers' budgets are told apart (it came unnamed).
+TEST(TwoCopiesDeathTest, ALimitsRefusalNamesTheLibraryOfItsCopy) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(allocate_in_both_and_exit("limit=32"), testing::ExitedWithCode(0),
+              "MESA_ALLOC_DEBUG reports of the mesa_alloc in [^\n]*two_copies_driver_b[^\n]*\n"
+              "mesa_alloc: MESA_ALLOC_DEBUG: limit=32 refused an allocation of 40 bytes");
+}
+
 // Both drivers under MESA_ALLOC_DEBUG=trace=FILE: A writes FILE, B finds it held and writes a
 // file of its own, says so, and says which library's copy it is.
 TEST(TwoCopiesDeathTest, TheSecondCopysTraceSaysWhichLibraryWritesIt) {

@@ -205,9 +205,12 @@ struct tracking_table {
   }
 
   // One line on stderr for the first allocation the limit refuses (MESA_ALLOC_DEBUG=limit=N,
-  // where nothing else would say why allocations fail). Under a debug layer both sizes it gives
-  // are the layer's blocks, larger than what the program asked for, and the line says so.
+  // where nothing else would say why allocations fail), after the line naming the library whose
+  // copy of mesa_alloc refused (before_debug_report: two drivers may each carry one). Under a
+  // debug layer both sizes it gives are the layer's blocks, larger than what the program asked
+  // for, and the line says so.
   [[gnu::noinline]] void announce(std::size_t size, std::size_t growing_from) const noexcept {
+    before_debug_report(false);
     char what[96];
     if (growing_from == 0)
       std::snprintf(what, sizeof what, "an allocation of %zu bytes", size);

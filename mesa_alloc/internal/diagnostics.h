@@ -57,8 +57,10 @@ void report_misaligned_result(const char *who, const char *source, const void *p
 // null resource would crash without a word at its first call through it.
 [[noreturn, gnu::cold]] void report_null_resource(const char *who, const char *what) noexcept;
 // Called by the debug layer's default handler before it prints a report, `ending` when the
-// report ends the process (all but a leak report): MESA_ALLOC_DEBUG sets the line that names the
-// shared library this copy of mesa_alloc is part of and writes out its trace. Null: nothing.
+// report ends the process (all but a leak report), and before MESA_ALLOC_DEBUG's one-off lines
+// (a limit's first refusal, an alignment over the debug layer's limit): MESA_ALLOC_DEBUG sets the
+// line that names the shared library this copy of mesa_alloc is part of and writes out its trace.
+// Null: nothing.
 void set_before_debug_report(void (*hook)(bool ending)) noexcept;
 void before_debug_report(bool ending) noexcept;
 // For the functions that take a parent table: NULL means the default table; an incomplete table

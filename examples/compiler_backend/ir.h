@@ -335,13 +335,6 @@ struct Shader {
     return s.release();
   }
 
-  Symbol<A> *find_symbol(std::string_view name) const {
-    for (Symbol<A> *s : symbols) {
-      if (std::string_view(s->name.data(), s->name.size()) == name) return s;
-    }
-    return nullptr;
-  }
-
   A alloc;
   vec<Function<A> *, A> functions;
   vec<Symbol<A> *, A> symbols;

@@ -180,7 +180,8 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
   for (Instr<A> *v : f.values) {
     if (v == nullptr || v->uses.empty()) continue;
     const auto expected = users_of.begin() + segment[v->id];
-    std::sort(expected, users_of.begin() + segment[v->id + 1], std::less<const Instr<A> *>());
+    const auto expected_end = users_of.begin() + segment[v->id + 1];
+    std::sort(expected, expected_end, std::less<const Instr<A> *>());
     listed.assign(v->uses.begin(), v->uses.end());
     std::sort(listed.begin(), listed.end(), std::less<const Instr<A> *>());
     const auto [l, e] = std::mismatch(listed.begin(), listed.end(), expected);
@@ -190,7 +191,7 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
         "@%s: %%%u's use list does not mirror its operand slots: a user (%s) is listed %zu "
         "times but names %%%u in %zu",
         fn, v->id, op_info(user->op).name, std::count(listed.begin(), listed.end(), user), v->id,
-        std::count(expected, users_of.begin() + segment[v->id + 1], user));
+        std::count(expected, expected_end, user));
   }
 
   if (!compute_dominance(f, scratch)) {

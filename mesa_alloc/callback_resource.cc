@@ -35,6 +35,14 @@ namespace {
   return internal::checked_alloc(table, bytes, alignment, scope, "callback_resource");
 }
 
+// The free of a table's block, once a layer records stacks: with the resource's caller recorded,
+// as checked_alloc_from, so that a debug layer's report of a bad free starts in the container.
+[[gnu::noinline]] void free_from(const mesa_allocator *table, void *p,
+                                 const void *caller) noexcept {
+  const internal::resource_call call(table, caller);
+  table->free_fn(table->user_data, p);
+}
+
 }  // namespace
 
 // A request no table may be given (an alignment that is not a power of two, a size no block can
@@ -50,6 +58,8 @@ void *callback_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void callback_resource::do_deallocate(void *p, std::size_t, std::size_t) {
+  if (__builtin_expect(internal::callers_wanted(), 0))
+    return free_from(table_, p, __builtin_return_address(0));
   table_->free_fn(table_->user_data, p);
 }
 

@@ -47,6 +47,17 @@ namespace internal {
 [[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread const char *guard_stack_low =
     nullptr;
 
+// The free, realloc or quarantine flush of a debug layer this thread is in, the outermost one
+// when a layer calls another (a debug layer's upstream may be one too): an error found in it is
+// reported with the stack of that call, from where the program made it. Written by the entry
+// points (debug_call_scope); initial-exec and external, as above.
+struct debug_call_record {
+  const void *caller;  // the return address into the code that made the call; null: in none
+  const void *block;   // the block freed or reallocated; null: a flush of the quarantine
+  bool realloc;
+};
+[[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread debug_call_record debug_call = {};
+
 }  // namespace internal
 
 namespace {
@@ -189,6 +200,24 @@ void default_handler(const debug_error &error, void *context) {
     say_libraries_unloaded_since(*static_cast<const unsigned long long *>(context));
   if (ending) std::abort();
 }
+
+// For the length of a free, realloc or flush: what an error found in it is reported with (see
+// debug_call). Three thread-local stores in, one out.
+class debug_call_scope {
+ public:
+  debug_call_scope(const void *caller, const void *block, bool realloc) noexcept
+      : outermost_(internal::debug_call.caller == nullptr) {
+    if (outermost_) internal::debug_call = {caller, block, realloc};
+  }
+  debug_call_scope(const debug_call_scope &) = delete;
+  debug_call_scope &operator=(const debug_call_scope &) = delete;
+  ~debug_call_scope() {
+    if (outermost_) internal::debug_call.caller = nullptr;
+  }
+
+ private:
+  const bool outermost_;
+};
 
 // A size or pointer held in a whole 64-bit word, so that the block header has one layout,
 // eight words, on 32- and 64-bit targets: its damage is located word by word.
@@ -397,6 +426,9 @@ void print_error(const debug_error &e, void *const *access, int access_depth) no
                               e.detail[0] != '\0' ? ": " : "", e.detail);
   internal::write_line(line, n, sizeof line);
   if (access_depth > 0) print_frames("accessed at", access, access_depth, false, true);
+  if (e.call_stack != nullptr && e.call_stack_depth > 0)
+    print_frames(e.call_title != nullptr ? e.call_title : "found at", e.call_stack,
+                 e.call_stack_depth, e.call_stack_cut, false);
   if (e.stack != nullptr && e.stack_depth > 0)
     print_frames("allocated at", e.stack, e.stack_depth, e.stack_cut, false);
 }
@@ -416,10 +448,8 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
   static_assert(sizeof(header) == 64, "the documented header size");
   if (upstream == nullptr) internal::report_null_resource("debug_resource", "upstream resource");
   if (options_.handler == nullptr) options_.handler = default_handler;
-  if (options_.record_stacks) {
-    internal::want_callers();
-    libraries_unloaded_at_start_ = internal::libraries_unloaded();
-  }
+  internal::want_callers();  // an error's report shows the bad call's stack from its caller
+  if (options_.record_stacks) libraries_unloaded_at_start_ = internal::libraries_unloaded();
   internal::register_fork_handlers();
   if (options_.guard != guard_mode::none && quarantine_limit_ == 0)
     quarantine_limit_ = kDefaultGuardQuarantine;
@@ -973,6 +1003,8 @@ void debug_resource::evict(const quarantined &q) noexcept {
 }
 
 void debug_resource::flush_quarantine() noexcept {
+  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), nullptr,
+                              false);
   for (;;) {
     quarantined victim;
     {
@@ -996,12 +1028,33 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
     e.stack_depth = h->depth();
     e.stack_cut = h->stack_cut();
   }
-  const internal::caller_set_aside aside;  // errors are found inside C API calls
-  if (options_.handler == default_handler) {
-    default_handler(e, &libraries_unloaded_at_start_);
-    return;
+  // Where: the stack of the free, realloc or flush this error was found in.
+  const internal::debug_call_record call = internal::debug_call;
+  void *call_frames[kMaxFrames + 1];
+  char title[96];
+  if (call.caller != nullptr) {
+    const int depth = internal::capture_stack(call_frames, kMaxFrames + 1, call.caller, true);
+    e.call_stack = call_frames;
+    e.call_stack_depth = std::min(depth, kMaxFrames);
+    e.call_stack_cut = depth > kMaxFrames;
+    const char *verb = call.realloc ? "realloc" : "free";
+    if (call.block == nullptr)
+      std::snprintf(title, sizeof title, "found while emptying the quarantine at");
+    else if (call.block == address)
+      std::snprintf(title, sizeof title, "%s at", call.realloc ? "reallocated" : "freed");
+    else
+      std::snprintf(title, sizeof title, "found in the %s of %p at", verb, call.block);
+    e.call_title = title;
   }
-  options_.handler(e, options_.handler_context);
+  internal::debug_call.caller = nullptr;  // frees the handler makes are calls of their own
+  {
+    const internal::caller_set_aside aside;  // errors are found inside C API calls
+    if (options_.handler == default_handler)
+      default_handler(e, &libraries_unloaded_at_start_);
+    else
+      options_.handler(e, options_.handler_context);
+  }
+  internal::debug_call = call;
 }
 
 bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
@@ -1378,6 +1431,7 @@ void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size
 }
 
 void debug_resource::c_free(void *self, void *p) {
+  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), p, false);
   static_cast<debug_resource *>(self)->free_block(p);
 }
 
@@ -1388,6 +1442,7 @@ debug_resource *debug_resource::from_table(const mesa_allocator *table) noexcept
 
 void debug_resource::free_block(void *p) noexcept {
   if (p == nullptr) return;
+  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), p, false);
   if (header *h = take(p, false, 0, 0)) release(h);
 }
 
@@ -1401,6 +1456,7 @@ void *debug_resource::reallocate_block(void *p, std::size_t size, std::size_t al
 void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t alignment,
                                       mesa_alloc_scope scope, const void *caller) noexcept {
   if (p == nullptr) return allocate_from(size, alignment, scope, caller);
+  const debug_call_scope call(caller, p, true);
   if (size == 0) {
     const internal::caller_set_aside aside;  // the upstream's free may be an application's
     if (header *h = take(p, false, 0, 0, true)) release(h);
@@ -1485,6 +1541,7 @@ void *debug_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void debug_resource::do_deallocate(void *p, std::size_t bytes, std::size_t alignment) {
+  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), p, false);
   if (header *h = take(p, true, bytes, alignment)) release(h);
 }
 

@@ -7,8 +7,10 @@
 // fresh blocks are filled with 0xCD, freed ones with 0xDD. Each deallocation is checked against
 // a live-block table and the cookie, and any problem is reported as one line:
 //   mesa_alloc: <kind> at <address> size <n> allocation #<k>[: <detail>]
-// followed by the allocation stack when recorded. <kind> is one of: double free, invalid free,
-// allocator mismatch, size mismatch, buffer overrun, buffer underrun, write after free, leak.
+// followed by the stack of the call that found it (the bad free or realloc: "freed at", walked
+// when the error is found) and the allocation stack when recorded. <kind> is one of: double
+// free, invalid free, allocator mismatch, size mismatch, buffer overrun, buffer underrun, write
+// after free, leak.
 // The default handler prints that on stderr and aborts (leaks only print); tests install a
 // handler that records. Guard-page mode puts each block against an inaccessible page after it
 // (overruns fault at the faulting write; past a size that is not a multiple of 16, or of a
@@ -81,6 +83,15 @@ struct debug_error {
   int stack_depth;
   // The allocation went deeper than the stack: only its innermost frames (16) are recorded.
   bool stack_cut = false;
+  // Where the error was found: the stack of the free or realloc that found it (the bad free
+  // itself, or the free that pushed a damaged block out of the quarantine), innermost first,
+  // walked through the unwind tables when the error is found, whatever record_stacks says; NULL
+  // for an error found elsewhere (a guard page's fault, a leak). `call_title` heads it in the
+  // report: "freed at", "reallocated at", "found in the free of 0x... at", ...
+  void *const *call_stack = nullptr;
+  int call_stack_depth = 0;
+  bool call_stack_cut = false;  // the call was deeper than its 16 innermost frames
+  const char *call_title = nullptr;
 };
 
 // Called for every error. May return (the operation is then skipped or completed safely).

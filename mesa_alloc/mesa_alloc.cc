@@ -9,9 +9,9 @@
 // takes the table path. That is why this file, with libc_allocator.cc, is on the link-level
 // audit's allow list.
 //
-// Every allocating function that goes through a table makes an api_call there (alloc_through,
-// realloc_through), so that the debug and logging layers' stacks start in its caller's code
-// (internal/api_caller.h).
+// Every allocating or freeing function that goes through a table makes an api_call there
+// (alloc_through, realloc_through, free_through), so that the debug and logging layers' stacks
+// (an allocation's, a bad free's) start in its caller's code (internal/api_caller.h).
 #define MESA_ALLOC_ALLOW_LIBC 1
 
 #include "mesa_alloc/mesa_alloc.h"
@@ -134,9 +134,17 @@ inline void *malloc_from(size_t size, const void *caller) noexcept {
                        caller);
 }
 
-void free_through_table(void *ptr) noexcept {
-  const mesa_allocator *a = current();
+// The table call of the freeing functions: a debug layer's report of a bad free starts its stack
+// at `caller`, as an allocation's does.
+inline void free_through(const mesa_allocator *a, void *ptr, const void *caller) noexcept {
+  if (!mesa::internal::records_caller(a)) return a->free_fn(a->user_data, ptr);
+  const api_call call(caller);
   a->free_fn(a->user_data, ptr);
+}
+
+// mesa_free jumps here (a tail call when optimizing): the return address is into its caller.
+void free_through_table(void *ptr) noexcept {
+  free_through(current(), ptr, __builtin_return_address(0));
 }
 
 inline const mesa_allocator *choose(const mesa_allocator *parent,
@@ -303,7 +311,7 @@ void mesa_free2(const mesa_allocator *parent, const mesa_allocator *alloc, void 
     if (ptr != nullptr) mesa::internal::report_incomplete_table("mesa_free2", "free_fn");
     return;
   }
-  a->free_fn(a->user_data, ptr);
+  free_through(a, ptr, __builtin_return_address(0));
 }
 
 }  // extern "C"

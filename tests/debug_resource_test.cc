@@ -47,12 +47,23 @@ struct recorder {
     ptrdiff_t offset;
     std::string detail;
     bool has_stack;
+    std::string call_title;                // how the report heads the call that found it
+    std::vector<std::string> call_frames;  // that call's stack, each frame's function named
   };
   std::vector<entry> errors;
 
   static void handle(const mesa::debug_error &e, void *self) {
-    static_cast<recorder *>(self)->errors.push_back(
-        {e.kind, e.address, e.size, e.allocation, e.offset, e.detail, e.stack != nullptr});
+    entry kept{e.kind, e.address, e.size, e.allocation, e.offset, e.detail, e.stack != nullptr,
+               "",     {}};
+    if (e.call_title != nullptr) kept.call_title = e.call_title;
+    for (int i = 0; i < e.call_stack_depth; ++i) {
+      char symbol[256];
+      if (!mesa::internal::frame_symbol(static_cast<const char *>(e.call_stack[i]) - 1, symbol,
+                                        sizeof symbol))
+        std::strcpy(symbol, "?");
+      kept.call_frames.push_back(symbol);
+    }
+    static_cast<recorder *>(self)->errors.push_back(std::move(kept));
   }
   mesa::debug_options options(mesa::debug_options o = {}) {
     o.handler = &recorder::handle;
@@ -114,6 +125,117 @@ TEST(DebugResourceDeathTest, DoubleFree) {
         d.deallocate(p, 64);
       },
       "mesa_alloc: double free at 0x[0-9a-f]+ size 64 allocation #1");
+}
+
+// Calls that a bad free or realloc is made in, each its own frame (not inlined, not a tail call).
+[[gnu::noinline]] void free_it_here(std::pmr::memory_resource *r, void *p, std::size_t bytes) {
+  r->deallocate(p, bytes);
+  asm volatile("");
+}
+[[gnu::noinline]] void free_it_here_c(const mesa_allocator *table, void *p) {
+  mesa_free2(nullptr, table, p);
+  asm volatile("");
+}
+[[gnu::noinline]] void *realloc_it_here(const mesa_allocator *table, void *p, std::size_t size) {
+  void *q = mesa_realloc2(nullptr, table, p, size, 8, MESA_ALLOC_SCOPE_OBJECT);
+  asm volatile("");
+  return q;
+}
+[[gnu::noinline]] void flush_it_here(mesa::debug_resource *d) {
+  d->flush_quarantine();
+  asm volatile("");
+}
+
+bool has_frame(const std::vector<std::string> &frames, const char *function) {
+  return std::any_of(frames.begin(), frames.end(), [function](const std::string &f) {
+    return f.find(function) != std::string::npos;
+  });
+}
+
+// The report says where the bad call was made, from the stack of the free or realloc that found
+// the error (walked through the unwind tables then), with no allocation stacks recorded.
+TEST(DebugResourceDeathTest, ADoubleFreeShowsWhereTheSecondFreeWasMade) {
+  EXPECT_DEATH(
+      {
+        mesa::debug_resource d(std::pmr::new_delete_resource());
+        void *p = d.allocate(64);
+        free_it_here(&d, p, 64);
+        free_it_here(&d, p, 64);
+      },
+      "mesa_alloc: double free at 0x[0-9a-f]+ size 64 allocation #1[^\n]*\n"
+      "    freed at:\n(    #[0-9]+ [^\n]*\n)*    #[0-9]+ 0x[0-9a-f]+ [^\n]*free_it_here");
+}
+
+TEST(DebugResource, AnErrorNamesTheCallThatFoundItAndWhereItWasMade) {
+  recorder r;
+  mesa::debug_options o = r.options();
+  o.quarantine_bytes = 4096;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  // A double free: the second free's stack, headed "freed at".
+  void *p = d.allocate(64);
+  free_it_here(&d, p, 64);
+  free_it_here(&d, p, 64);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+  EXPECT_EQ(r.errors[0].call_title, "freed at");
+  EXPECT_TRUE(has_frame(r.errors[0].call_frames, "free_it_here")) << r.errors[0].call_frames[0];
+  EXPECT_TRUE(has_frame(r.errors[0].call_frames, "AnErrorNamesTheCallThatFoundIt"));
+  EXPECT_FALSE(r.errors[0].has_stack);  // no allocation stack: none was recorded
+  // Through the C table: the stack starts in the caller of mesa_free2 / mesa_realloc2, with no
+  // frame of the library's.
+  free_it_here_c(d.table(), p);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[1].call_title, "freed at");
+  ASSERT_FALSE(r.errors[1].call_frames.empty());
+  EXPECT_NE(r.errors[1].call_frames[0].find("free_it_here_c"), std::string::npos)
+      << r.errors[1].call_frames[0];
+  EXPECT_EQ(realloc_it_here(d.table(), p, 128), nullptr);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[2].call_title, "reallocated at");
+  ASSERT_FALSE(r.errors[2].call_frames.empty());
+  EXPECT_NE(r.errors[2].call_frames[0].find("realloc_it_here"), std::string::npos)
+      << r.errors[2].call_frames[0];
+  // Through a pmr resource over the table (a container's free): from the resource's caller.
+  mesa::callback_resource over_table(d.table());
+  free_it_here(&over_table, p, 64);
+  ASSERT_EQ(r.errors.size(), 4u);
+  EXPECT_EQ(r.errors[3].call_title, "freed at");
+  EXPECT_TRUE(has_frame(r.errors[3].call_frames, "free_it_here"));
+  EXPECT_FALSE(has_frame(r.errors[3].call_frames, "callback_resource"))
+      << r.errors[3].call_frames[0];
+  r.errors.pop_back();
+  // A write into a freed block, found when a later free pushes it out of the quarantine: that
+  // free is named, with the block it freed.
+  auto *freed = static_cast<unsigned char *>(d.allocate(64));
+  free_it_here(&d, freed, 64);
+  freed[3] = 1;
+  void *large = d.allocate(8192);
+  free_it_here(&d, large, 8192);
+  ASSERT_EQ(r.errors.size(), 4u);
+  EXPECT_EQ(r.errors[3].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[3].address, freed);
+  char title[96];
+  std::snprintf(title, sizeof title, "found in the free of %p at", large);
+  EXPECT_EQ(r.errors[3].call_title, title);
+  EXPECT_TRUE(has_frame(r.errors[3].call_frames, "free_it_here"));
+  // ... or when the quarantine is emptied.
+  freed = static_cast<unsigned char *>(d.allocate(64));
+  free_it_here(&d, freed, 64);
+  freed[5] = 1;
+  flush_it_here(&d);
+  ASSERT_EQ(r.errors.size(), 5u);
+  EXPECT_EQ(r.errors[4].call_title, "found while emptying the quarantine at");
+  ASSERT_FALSE(r.errors[4].call_frames.empty());
+  EXPECT_NE(r.errors[4].call_frames[0].find("flush_it_here"), std::string::npos)
+      << r.errors[4].call_frames[0];
+  // An error outside such a call (a leak) has none.
+  void *kept = d.allocate(8);
+  EXPECT_EQ(d.report_leaks(), 1u);
+  ASSERT_EQ(r.errors.size(), 6u);
+  EXPECT_EQ(r.errors[5].kind, debug_error_kind::leak);
+  EXPECT_TRUE(r.errors[5].call_title.empty());
+  EXPECT_TRUE(r.errors[5].call_frames.empty());
+  d.deallocate(kept, 8);
 }
 
 TEST(DebugResourceDeathTest, FreeOfAPointerNeverAllocated) {

@@ -269,6 +269,12 @@ fi
 MESA_ALLOC_DEBUG=cookie "$program" realloc_freed 2>"$out" >/dev/null
 check "realloc of a freed block" \
   '^mesa_alloc: double free at 0x[0-9a-f]+ size 16 allocation #1: realloc of a block that was already freed \(its memory went back upstream: the address may now be another allocator.s block\)$'
+# ... and where: the realloc's stack, from the program's call of mesa_realloc (no frame of the
+# library's first), though no allocation stack is recorded. realloc_freed may be inlined in main.
+check "where the bad realloc was made" '^    reallocated at:$'
+if ! grep -A1 '^    reallocated at:$' "$out" | grep -qE '^    #0 0x[0-9a-f]+ (realloc_freed|main) '; then
+  echo "FAILED: the bad realloc's stack starts in realloc_freed"; cat "$out"
+  failures=$((failures + 1)); fi
 
 # 4. Unknown or malformed words: one warning each, then ignored.
 MESA_ALLOC_DEBUG=bogus,cookie,fail=x "$program" small 2>"$out" >/dev/null

@@ -1,19 +1,20 @@
 // Internal: where the calling thread entered the C API, so that allocation stacks start in the
 // caller's code. Not part of the public API.
 //
-// What it is for: the C API's allocating functions (mesa_malloc's table path, mesa_calloc,
-// mesa_strdup, mesa_alloc2, ...) reach the debug and logging layers through a table, and those
-// layers start a recorded stack at the frame their entry point returns into: inside the C API
-// (malloc_through_table, mesa_malloc), two frames a leak report and a trace call site would
-// waste on the library. An api_call, made by the C API function, records its caller's return
-// address for the thread for the length of the call; the layers' entry points start there
-// (caller_or). The outermost call wins: mesa_strdup's caller, not mesa_strdup, is where its
-// mesa_malloc was called from. Only a call into one of this copy's own tables records it
-// (made_by_this_copy): an application's callback that allocates through a debug resource keeps
-// that allocation's own stack. And where a layer of this copy calls a table it did not make (a
-// tracking table over the application's table, vk_resource over VkAllocationCallbacks), a
-// foreign_call sets the record aside for that call: the callback's own allocations through a
-// debug or logging layer record their own stack, not the C API call that led to them.
+// What it is for: the C API's allocating and freeing functions (mesa_malloc's and mesa_free's
+// table paths, mesa_calloc, mesa_strdup, mesa_alloc2, mesa_free2, ...) reach the debug and
+// logging layers through a table, and those layers start a recorded stack at the frame their
+// entry point returns into: inside the C API (malloc_through_table, mesa_malloc), two frames a
+// leak report, a bad free's report and a trace call site would waste on the library. An api_call,
+// made by the C API function, records its caller's return address for the thread for the length of
+// the call; the layers' entry points start there (caller_or). The outermost call wins:
+// mesa_strdup's caller, not mesa_strdup, is where its mesa_malloc was called from. Only a call into
+// one of this copy's own tables records it (made_by_this_copy): an application's callback that
+// allocates through a debug resource keeps that allocation's own stack. And where a layer of this
+// copy calls a table it did not make (a tracking table over the application's table, vk_resource
+// over VkAllocationCallbacks), a foreign_call sets the record aside for that call: the callback's
+// own allocations through a debug or logging layer record their own stack, not the C API call that
+// led to them.
 //
 // What it costs: nothing on mesa_malloc's libc path. Through a table, one load of a global
 // flag, until a layer that records stacks has been made in this copy of the library
@@ -63,7 +64,9 @@ inline bool records_caller(const mesa_allocator *table) noexcept {
   return callers_wanted() && made_by_this_copy(table);
 }
 
-// Called by the constructor of a layer that records stacks, before it can be used.
+// Called by the constructor of a layer that records stacks, before it can be used: every debug
+// layer (its error reports show the stack of the bad free from its caller) and a logging layer
+// that records call sites. Those are the layers "that record stacks" here.
 inline void want_callers() noexcept {
   if (!callers_wanted()) callers_wanted_flag.store(true, std::memory_order_relaxed);
 }

@@ -213,7 +213,14 @@ TEST(CompilerBackendText, BadInputGivesOneClearError) {
        "phi %2 names bb0 twice"},
       {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  jmp bb2\n"
        "bb2:\n  %2 = phi [%0, bb1], [%0, bb2]\n  ret %2\n}\n",
+       "line 9: phi %2 names bb2, which is not a predecessor of bb2"},
+      {"shader\nfunction @f(1) {\nbb0:\n  %0 = input 0\n  br %0, bb1, bb2\nbb1:\n  jmp bb2\n"
+       "bb2:\n  %2 = phi [%0, bb1], [%0, bb1]\n  ret %2\n}\n",
        "phi %2 has no operand for predecessor bb0"},
+      // A uniform is read-only: a store to one is refused (loads of it are fine).
+      {"shader\nsymbol @u uniform 4\nfunction @f(1) {\nbb0:\n  %0 = input 0\n"
+       "  %1 = load @u, %0\n  store @u, %0, %1\n  ret %1\n}\n",
+       "@f: bb0: store to uniform @u (uniforms are read-only)"},
       // A phi reads a value from each incoming edge: with no edge it has nothing to read.
       {"shader\nfunction @f(0) {\nbb0:\n  %0 = phi\n  %1 = add %0, %0\n  ret %1\n}\n",
        "bb0: phi %0 in a block with no predecessors"},

@@ -1,11 +1,11 @@
 // driver.h — compiles a run of generated shaders on one memory variant (see variants.h).
 //
 // What it is for: the loop shared by the command-line tool, the tests and the benchmark:
-// for shader k, generate it from seed + k into a fresh IR allocator, run the pipeline, fold
-// its checksum into the run's, then drop the shader (destructors, or the arena release when
-// the variant reclaims memory wholesale) and end the shader on the variant. Out of memory
-// (std::bad_alloc from the allocator) ends the run with "shader K (seed S): ... out of memory
-// in <pass>"; that shader's memory is dropped as usual and the variant stays usable.
+// for shader k, generate it from seed + k (modulo 2^64: seeds wrap) into a fresh IR allocator, run
+// the pipeline, fold its checksum into the run's, then drop the shader (destructors, or the arena
+// release when the variant reclaims memory wholesale) and end the shader on the variant. Out of
+// memory (std::bad_alloc from the allocator) ends the run with "shader K (seed S): ... out of
+// memory in <pass>"; that shader's memory is dropped as usual and the variant stays usable.
 //
 // What it costs: the passes' costs; no allocation of its own.
 //

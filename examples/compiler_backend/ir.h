@@ -101,6 +101,7 @@ inline constexpr std::uint32_t kNoValue = 0xffffffffu;
 inline constexpr std::int32_t kNoLoc = -1;
 inline constexpr std::int32_t kFirstSpillLoc = -2;
 
+// A buffer is read and written; a uniform is only read (verify_ssa refuses a store to one).
 enum class SymbolKind : std::uint8_t { kBuffer, kUniform };
 
 template <class A>

@@ -413,10 +413,7 @@ class Parser {
           if (k == kNamedTwice) {
             return error("phi %%%u names %s twice", p.instr->id, shown_label(pred).text);
           }
-          if (k == kNoOperand) {
-            return error("phi %%%u has no operand for predecessor %s", p.instr->id,
-                         shown_label(pred).text);
-          }
+          if (k == kNoOperand) return phi_without_operand(p, pred);
           Instr<A> *v = lookup(p.operand_ids[k]);
           if (v == nullptr) return error("%%%lld is not defined", (long long)p.operand_ids[k]);
           add_operand(p.instr, v);
@@ -443,6 +440,21 @@ class Parser {
 
   // The label the input gave block `b`.
   ShownName shown_label(const Block<A> *b) const { return shown(*label_of_[b->index]); }
+
+  // A phi with as many operands as its block has predecessors but none for `pred`: one of its
+  // labels names a block that is no predecessor (named first, as the likelier slip), or two
+  // name one. Only on this error path are the predecessors marked.
+  Diagnostic phi_without_operand(const pending_instr &p, const Block<A> *pred) {
+    std::vector<bool> is_pred(label_of_.size());
+    for (const Block<A> *b : p.block->preds) is_pred[b->index] = true;
+    for (const std::string &label : p.labels) {
+      if (!is_pred[labels_.find(label)->second->index]) {
+        return error("phi %%%u names %s, which is not a predecessor of %s", p.instr->id,
+                     shown(label).text, shown_label(p.block).text);
+      }
+    }
+    return error("phi %%%u has no operand for predecessor %s", p.instr->id, shown_label(pred).text);
+  }
 
   // verify_ssa names blocks by index (bb2: the third label of the function). Where the input
   // labelled a block named in `message` otherwise, this says how: " (bb2 is 'else')".

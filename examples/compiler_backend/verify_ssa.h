@@ -2,10 +2,10 @@
 //
 // What it is for: checking, after parsing and after every pass in tests, that the IR is well
 // formed: one terminator per block and at its end, phis first, successor counts that match
-// the terminator, predecessor lists that mirror successor lists, operand counts, symbols,
-// every block reachable, every value of the value table defined in exactly one block, every
-// operand defined in the function and dominating its use (a phi operand must dominate the
-// matching predecessor), and use lists exactly mirroring operands (each user listed as often as
+// the terminator, predecessor lists that mirror successor lists, operand counts, symbols (no
+// store to a uniform), every block reachable, every value of the value table defined in exactly one
+// block, every operand defined in the function and dominating its use (a phi operand must dominate
+// the matching predecessor), and use lists exactly mirroring operands (each user listed as often as
 // its operand slots name the value).
 //
 // What it costs: O(instructions + operands + uses log uses), plus compute_dominance(), edges
@@ -74,6 +74,10 @@ Diagnostic verify_ssa(Function<A> &f, Scratch &scratch) {
       if (info.has_symbol != (i->symbol != nullptr)) {
         return Diagnostic::error("@%s: bb%u: %s %s a symbol", fn, bi, info.name,
                                  info.has_symbol ? "needs" : "must not have");
+      }
+      if (i->op == Op::kStore && i->symbol->kind == SymbolKind::kUniform) {
+        return Diagnostic::error("@%s: bb%u: store to uniform @%s (uniforms are read-only)", fn, bi,
+                                 i->symbol->name.c_str());
       }
       if (i->has_def()) {
         if (i->id >= f.values.size() || f.values[i->id] != i) {

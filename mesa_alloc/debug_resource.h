@@ -32,6 +32,8 @@
 // the lock altogether. Recording stacks costs a frame-pointer walk per allocation
 // (options.unwinder: the unwind tables instead, complete without frame pointers, microseconds).
 // Guard mode costs an mprotect per allocate and two per free, and two pages per small block.
+// Keeping each free's caller for the report of a bad one costs about 1 ns per free (four
+// thread-local accesses); the walk of that call's stack is made only when an error is found.
 //
 // Example:
 //   mesa::debug_options options;

@@ -15,6 +15,10 @@ meson.build, in some meson.build:
 A new source or test added for Bazel alone therefore breaks `meson test` until one line is added
 to the right meson.build. (A listed file that does not exist is caught by Meson itself: files()
 fails at configure time.)
+
+It also requires a `timeout:` in every test() and benchmark() call of every meson.build: Meson's
+default is 30 s, which a test that runs the compiler or the whole suite's programs passes on a
+loaded 2-core machine (a CI run failed so, with the test itself correct).
 """
 import os
 import re
@@ -59,6 +63,47 @@ def required_paths(root):
                     yield rel
 
 
+TEST_CALL = re.compile(r"(?<![\w.])(test|benchmark)\s*\(")
+
+
+def call_end(text, open_paren):
+    """The index just past the parenthesis that closes the one at `open_paren`."""
+    depth, i = 0, open_paren
+    while i < len(text):
+        c = text[i]
+        if c == "'":
+            i = text.find("'", i + 1)
+            if i < 0:
+                return len(text)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(text)
+
+
+def tests_without_timeout(root):
+    """(meson.build path, line, call's first line) of each test() or benchmark() call with no
+    `timeout:` argument."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "build", "bazel-")))
+        if "meson.build" not in filenames:
+            continue
+        path = os.path.join(dirpath, "meson.build")
+        with open(path, encoding="utf-8") as f:
+            text = COMMENT.sub("", f.read())
+        for m in TEST_CALL.finditer(text):
+            call = text[m.start():call_end(text, m.end() - 1)]
+            if not re.search(r"\btimeout\s*:", call):
+                line = text.count("\n", 0, m.start()) + 1
+                found.append((os.path.relpath(path, root), line, call.split("\n")[0]))
+    return found
+
+
 def missing_paths(root):
     listed = listed_paths(root)
     return [path for path in sorted(required_paths(root)) if path not in listed]
@@ -74,7 +119,10 @@ def self_test():
                                       "install_headers('a.h')\n",
             "mesa_alloc/a.cc": "", "mesa_alloc/a.h": "", "mesa_alloc/new.h": "",
             "mesa_alloc/internal/x.cc": "", "mesa_alloc/old.h": "",
-            "tests/meson.build": "gtest_suites = [\n  'a_test.cc',\n]\n",
+            "tests/meson.build": "gtest_suites = [\n  'a_test.cc',\n]\n"
+                                 "test('timed', exe, args: ['(x'], timeout: 600)\n"
+                                 "test('untimed', exe,\n     args: ')')  # timeout: 1\n"
+                                 "benchmark('bench', exe)\nlatest_test('not a test call')\n",
             "tests/a_test.cc": "", "tests/b_test.cc": "", "tests/helper.h": "",
             "tests/c_test.sh": "",
         }
@@ -88,7 +136,14 @@ def self_test():
             print(f"meson_lists_test --self-test: FAILED, expected {expected}, got {found}",
                   file=sys.stderr)
             return 1
-    print("meson_lists_test --self-test: unlisted sources and headers are caught")
+        untimed = [(path, line) for path, line, _ in tests_without_timeout(root)]
+        expected_untimed = [("tests/meson.build", 5), ("tests/meson.build", 7)]
+        if untimed != expected_untimed:
+            print(f"meson_lists_test --self-test: FAILED, expected tests without a timeout at "
+                  f"{expected_untimed}, got {untimed}", file=sys.stderr)
+            return 1
+    print("meson_lists_test --self-test: unlisted sources and headers, and tests without a "
+          "timeout, are caught")
     return 0
 
 
@@ -105,9 +160,17 @@ def main(argv):
         for path in missing:
             print(f"  {path}  (add it to {os.path.dirname(path) or '.'}/meson.build "
                   "or the nearest parent meson.build)", file=sys.stderr)
+    untimed = tests_without_timeout(root)
+    if untimed:
+        print("meson_lists_test: FAILED - these tests have no timeout: argument, so Meson kills "
+              "them at its default of 30 s:", file=sys.stderr)
+        for path, line, call in untimed:
+            print(f"  {path}:{line}: {call}", file=sys.stderr)
+    if missing or untimed:
         return 1
     count = len(list(required_paths(root)))
-    print(f"meson_lists_test: all {count} sources and installed headers are listed")
+    print(f"meson_lists_test: all {count} sources and installed headers are listed, and every "
+          "test has a timeout")
     return 0
 
 

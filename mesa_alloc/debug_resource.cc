@@ -47,16 +47,18 @@ namespace internal {
 [[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread const char *guard_stack_low =
     nullptr;
 
-// The free, realloc or quarantine flush of a debug layer this thread is in, the outermost one
-// when a layer calls another (a debug layer's upstream may be one too): an error found in it is
-// reported with the stack of that call, from where the program made it. Written by the entry
-// points (debug_call_scope); initial-exec and external, as above.
+// The free, realloc or quarantine flush of a debug layer this thread is in (its record lives in
+// the entry point's frame): an error found in it is reported with the stack of that call, from
+// where the program made it. Set by the entry points (debug_call_scope), the outermost of one
+// layer's; set aside while the layer runs code not its own (its upstream, its bookkeeping, an
+// error handler), whose frees are calls of their own. Initial-exec and external, as above.
 struct debug_call_record {
-  const void *caller;  // the return address into the code that made the call; null: in none
+  const void *caller;  // the return address into the code that made the call
   const void *block;   // the block freed or reallocated; null: a flush of the quarantine
   bool realloc;
 };
-[[gnu::tls_model("initial-exec")]] MESA_ALLOC_PER_COPY __thread debug_call_record debug_call = {};
+[[gnu::tls_model(
+    "initial-exec")]] MESA_ALLOC_PER_COPY __thread const debug_call_record *debug_call = nullptr;
 
 }  // namespace internal
 
@@ -202,22 +204,53 @@ void default_handler(const debug_error &error, void *context) {
 }
 
 // For the length of a free, realloc or flush: what an error found in it is reported with (see
-// debug_call). Three thread-local stores in, one out.
+// debug_call). A thread-local load and store in, a store out.
 class debug_call_scope {
  public:
   debug_call_scope(const void *caller, const void *block, bool realloc) noexcept
-      : outermost_(internal::debug_call.caller == nullptr) {
-    if (outermost_) internal::debug_call = {caller, block, realloc};
+      : record_{caller, block, realloc}, outermost_(internal::debug_call == nullptr) {
+    if (outermost_) internal::debug_call = &record_;
   }
   debug_call_scope(const debug_call_scope &) = delete;
   debug_call_scope &operator=(const debug_call_scope &) = delete;
   ~debug_call_scope() {
-    if (outermost_) internal::debug_call.caller = nullptr;
+    if (outermost_) internal::debug_call = nullptr;
   }
 
  private:
+  const internal::debug_call_record record_;
   const bool outermost_;
 };
+
+// For the length of a call out of the layer (its upstream, its bookkeeping, an error handler): a
+// bad free that code makes through a debug layer is its own call, not the program's that led
+// here.
+class debug_call_aside {
+ public:
+  debug_call_aside() noexcept : saved_(internal::debug_call) { internal::debug_call = nullptr; }
+  debug_call_aside(const debug_call_aside &) = delete;
+  debug_call_aside &operator=(const debug_call_aside &) = delete;
+  ~debug_call_aside() { internal::debug_call = saved_; }
+
+ private:
+  const internal::debug_call_record *const saved_;
+};
+
+}  // namespace
+
+[[gnu::always_inline]] inline void *debug_resource::upstream_allocate(
+    std::size_t bytes, std::size_t alignment) noexcept {
+  const debug_call_aside aside;
+  return direct_.try_allocate(bytes, alignment);
+}
+
+[[gnu::always_inline]] inline void debug_resource::upstream_deallocate(
+    void *p, std::size_t bytes, std::size_t alignment) noexcept {
+  const debug_call_aside aside;
+  direct_.deallocate(p, bytes, alignment);
+}
+
+namespace {
 
 // A size or pointer held in a whole 64-bit word, so that the block header has one layout,
 // eight words, on 32- and 64-bit targets: its damage is located word by word.
@@ -429,6 +462,8 @@ void print_error(const debug_error &e, void *const *access, int access_depth) no
   if (e.call_stack != nullptr && e.call_stack_depth > 0)
     print_frames(e.call_title != nullptr ? e.call_title : "found at", e.call_stack,
                  e.call_stack_depth, e.call_stack_cut, false);
+  if (e.free_stack != nullptr && e.free_stack_depth > 0)
+    print_frames("previously freed at", e.free_stack, e.free_stack_depth, e.free_stack_cut, false);
   if (e.stack != nullptr && e.stack_depth > 0)
     print_frames("allocated at", e.stack, e.stack_depth, e.stack_cut, false);
 }
@@ -461,7 +496,12 @@ debug_resource::debug_resource(std::pmr::memory_resource *upstream,
 
 debug_resource::~debug_resource() {
   if (options_.report_leaks_on_destroy) report_leaks();
-  flush_quarantine();
+  {
+    // What the flush finds is reported from the code that destroyed the layer.
+    const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), nullptr,
+                                false);
+    flush_quarantine();
+  }
   {
     const registry_guard lock;
     for (debug_resource **link = &g_registry; *link != nullptr; link = &(*link)->next_registered_) {
@@ -478,6 +518,7 @@ debug_resource::~debug_resource() {
 }
 
 void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept {
+  const debug_call_aside aside;
   if (options_.bookkeeping == nullptr) return direct_.try_allocate(bytes, alignment);
   try {
     return options_.bookkeeping->allocate(bytes, alignment);
@@ -488,6 +529,7 @@ void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignm
 
 void debug_resource::bookkeeping_deallocate(void *p, std::size_t bytes,
                                             std::size_t alignment) noexcept {
+  const debug_call_aside aside;
   if (options_.bookkeeping == nullptr) return direct_.deallocate(p, bytes, alignment);
   options_.bookkeeping->deallocate(p, bytes, alignment);
 }
@@ -524,7 +566,7 @@ void *debug_resource::allocate_from(std::size_t size, std::size_t alignment, mes
   unsigned char *base;
   {
     const internal::foreign_call call(direct_.table());
-    base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, a));
+    base = static_cast<unsigned char *>(upstream_allocate(base_bytes, a));
   }
   if (base == nullptr) return nullptr;
   return publish(base, base_bytes, base + offset, size, alignment, scope, 0, tail);
@@ -563,7 +605,7 @@ void *debug_resource::refuse_unguarded(unsigned char *base, std::size_t base_byt
   std::snprintf(what, sizeof what, "no guard page for a %zu-byte block; the allocation fails",
                 size);
   report_mprotect_failure(what);
-  direct_.deallocate(base, base_bytes, block_alignment);
+  upstream_deallocate(base, base_bytes, block_alignment);
   return nullptr;
 }
 
@@ -596,7 +638,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
   unsigned char *base;
   {
     const internal::foreign_call call(direct_.table());
-    base = static_cast<unsigned char *>(direct_.try_allocate(base_bytes, block_alignment));
+    base = static_cast<unsigned char *>(upstream_allocate(base_bytes, block_alignment));
   }
   if (base == nullptr) return nullptr;
   unsigned char *user;
@@ -724,7 +766,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
       std::memcpy(&b, tail + 8, 8);
       intact = a == kCanaryWord && b == kCanaryWord;
     }
-    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number, false);
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number, nullptr);
   }
   return h;
 }
@@ -867,10 +909,10 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
   report(debug_error_kind::size_mismatch, p, size, number, 0, detail, h);
 }
 
-// `freed`: the block waits in the quarantine (a write after free) rather than being freed now
-// (an overrun).
+// `freed`: the block waits in the quarantine (a write after free; this is its entry) rather than
+// being freed now (an overrun).
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                                    std::uint64_t number, bool freed) noexcept {
+                                    std::uint64_t number, const quarantined *freed) noexcept {
   const unsigned char *tail = user + size;
   // The canary compared 8 bytes at a time.
   constexpr std::uint64_t kWord = kCanaryWord;
@@ -890,7 +932,7 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
                     size + i, i, freed ? " of the freed block" : "",
                     freed ? " while in quarantine" : "");
       report(freed ? debug_error_kind::write_after_free : debug_error_kind::buffer_overrun, user,
-             size, number, static_cast<std::ptrdiff_t>(size + i), detail, h);
+             size, number, static_cast<std::ptrdiff_t>(size + i), detail, h, freed);
       return;
     }
   }
@@ -900,24 +942,43 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   const bool guarded = h->guard() != guard_mode::none;
   if (!guarded && quarantine_limit_ == 0) {
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
-    return direct_.deallocate(h->base, h->base_bytes, h->block_alignment());
+    return upstream_deallocate(h->base, h->base_bytes, h->block_alignment());
   }
   if (!guarded) {
     std::memset(h->user, kFreedFill, h->size);
     // An overrun of the live block was reported at this free: the quarantine checks afresh.
     std::memset(h->user + h->size, kCanaryFill, h->tail());
   }
-  const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
-                          h->user, h->size, h->number};
+  quarantined entry;  // field by field: freed_at is written only as deep as a stack goes
+  entry.h = h;
+  entry.base = h->base;
+  entry.base_bytes = h->base_bytes;
+  entry.block_alignment = h->block_alignment();
+  entry.user = h->user;
+  entry.size = h->size;
+  entry.number = h->number;
+  if (options_.record_stacks) record_free_stack(&entry);
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   // Where the kernel refuses (its map limit), the block is released at once instead, once its
   // guard page is accessible again (or kept out of use if that is refused too).
   if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0) {
     if (make_accessible(entry.base, entry.base_bytes))
-      direct_.deallocate(entry.base, entry.base_bytes, entry.block_alignment);
+      upstream_deallocate(entry.base, entry.base_bytes, entry.block_alignment);
     return;
   }
   quarantine(entry);
+}
+
+void debug_resource::record_free_stack(quarantined *entry) const noexcept {
+  if (internal::debug_call == nullptr) return;  // not a free of the program's (a block refused)
+  const void *caller = internal::debug_call->caller;
+  void *frames[kFreeFrames + 1];
+  const int depth = internal::capture_stack(frames, kFreeFrames + 1, caller,
+                                            options_.unwinder == stack_unwinder::unwind_tables);
+  entry->freed_depth = std::min(depth, kFreeFrames);
+  entry->freed_cut = depth > kFreeFrames;
+  std::memcpy(entry->freed_at, frames,
+              static_cast<std::size_t>(entry->freed_depth) * sizeof(void *));
 }
 
 // Evicts the oldest blocks, eight at a time outside the lock, until the quarantine is within
@@ -978,7 +1039,7 @@ void debug_resource::evict(const quarantined &q) noexcept {
                   "the block header before the freed block was overwritten %s while in quarantine",
                   where);
     report(debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail,
-           depth_intact ? h : nullptr);
+           depth_intact ? h : nullptr, &q);
   } else {
     const auto *user = static_cast<const unsigned char *>(q.user);
     constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
@@ -993,13 +1054,13 @@ void debug_resource::evict(const quarantined &q) noexcept {
       std::snprintf(detail, sizeof detail,
                     "byte %zu of the freed block was overwritten while in quarantine", i);
       report(debug_error_kind::write_after_free, user, q.size, q.number,
-             static_cast<std::ptrdiff_t>(i), detail, h);
+             static_cast<std::ptrdiff_t>(i), detail, h, &q);
     } else {
       // Past the end: the canary is still the block's (a stale pointer's p[size] lands there).
-      check_canaries(h, user, q.size, q.number, true);
+      check_canaries(h, user, q.size, q.number, &q);
     }
   }
-  direct_.deallocate(q.base, q.base_bytes, q.block_alignment);
+  upstream_deallocate(q.base, q.base_bytes, q.block_alignment);
 }
 
 void debug_resource::flush_quarantine() noexcept {
@@ -1021,18 +1082,23 @@ void debug_resource::flush_quarantine() noexcept {
 
 void debug_resource::report(debug_error_kind kind, const void *address, std::size_t size,
                             std::uint64_t number, std::ptrdiff_t offset, const char *detail,
-                            const header *h) noexcept {
+                            const header *h, const quarantined *freed) noexcept {
   debug_error e{kind, address, size, number, offset, detail != nullptr ? detail : "", nullptr, 0};
   if (h != nullptr && h->depth() > 0) {
     e.stack = h->frames();
     e.stack_depth = h->depth();
     e.stack_cut = h->stack_cut();
   }
+  if (freed != nullptr && freed->freed_depth > 0) {
+    e.free_stack = freed->freed_at;
+    e.free_stack_depth = freed->freed_depth;
+    e.free_stack_cut = freed->freed_cut;
+  }
   // Where: the stack of the free, realloc or flush this error was found in.
-  const internal::debug_call_record call = internal::debug_call;
   void *call_frames[kMaxFrames + 1];
   char title[96];
-  if (call.caller != nullptr) {
+  if (internal::debug_call != nullptr && kind != debug_error_kind::leak) {
+    const internal::debug_call_record &call = *internal::debug_call;
     const int depth = internal::capture_stack(call_frames, kMaxFrames + 1, call.caller, true);
     e.call_stack = call_frames;
     e.call_stack_depth = std::min(depth, kMaxFrames);
@@ -1046,15 +1112,13 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
       std::snprintf(title, sizeof title, "found in the %s of %p at", verb, call.block);
     e.call_title = title;
   }
-  internal::debug_call.caller = nullptr;  // frees the handler makes are calls of their own
-  {
-    const internal::caller_set_aside aside;  // errors are found inside C API calls
-    if (options_.handler == default_handler)
-      default_handler(e, &libraries_unloaded_at_start_);
-    else
-      options_.handler(e, options_.handler_context);
+  const debug_call_aside call_aside;       // the handler's frees are calls of its own
+  const internal::caller_set_aside aside;  // errors are found inside C API calls
+  if (options_.handler == default_handler) {
+    default_handler(e, &libraries_unloaded_at_start_);
+    return;
   }
-  internal::debug_call = call;
+  options_.handler(e, options_.handler_context);
 }
 
 bool debug_resource::owns(const void *p, std::size_t *size, std::uint64_t *number) const noexcept {
@@ -1089,6 +1153,7 @@ struct debug_resource::fault_report {
   debug_error error;
   char detail[96];
   void *frames[kMaxFrames];
+  void *freed_at[kFreeFrames];  // where a freed block was freed, when recorded
   debug_error_handler handler;
   void *handler_context;
 };
@@ -1150,6 +1215,13 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
                              out->detail,
                              nullptr,
                              0};
+    if (q.freed_depth > 0) {
+      std::memcpy(out->freed_at, q.freed_at,
+                  static_cast<std::size_t>(q.freed_depth) * sizeof(void *));
+      out->error.free_stack = out->freed_at;
+      out->error.free_stack_depth = q.freed_depth;
+      out->error.free_stack_cut = q.freed_cut;
+    }
   }
   if (region == nullptr) return false;
   out->handler = options_.handler;
@@ -1331,7 +1403,8 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   static_assert(offsetof(saved_stack, after) == offsetof(saved_stack, h) + sizeof(header),
                 "header, then frames");
   const header *stack = nullptr;
-  bool held = false;  // in the quarantine: the address is certainly still this block's
+  bool held = false;       // in the quarantine: the address is certainly still this block's
+  quarantined held_entry;  // its entry then, for where it was freed
   auto save_stack = [&saved, &stack](const header *h) {  // h intact: its depth is the recorded one
     std::memcpy(&saved.h, h, sizeof(header));
     std::memcpy(const_cast<void **>(saved.h.frames()), h->frames(),
@@ -1358,6 +1431,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
       if (const quarantined *q = quarantined_block(p)) {
         freed = freed_record{q->user, q->size, q->number};
         held = true;
+        held_entry = *q;
         if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number))
           save_stack(q->h);
       }
@@ -1388,7 +1462,8 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
                              "upstream: the address may now be another allocator's block)"
                            : "the block was already freed (its memory went back upstream: the "
                              "address may now be another allocator's block)");
-    report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, stack);
+    report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, stack,
+           held ? &held_entry : nullptr);
     return;
   }
   // Freed recently by another resource: a second free of its block, through the wrong table.
@@ -1517,7 +1592,7 @@ void *debug_resource::shrink_in_place(void *p, std::size_t size, header *h, std:
   auto *user = static_cast<unsigned char *>(p);
   // An overrun of the block as it was is reported now, as the free of a moved block would; the
   // tail is then written afresh.
-  if (h->tail() != 0) check_canaries(h, user, old_size, number, false);
+  if (h->tail() != 0) check_canaries(h, user, old_size, number, nullptr);
   {
     const table_guard lock(lock_, options_.thread_safe);
     internal::block_entry *e = live_.find(p);

@@ -8,9 +8,10 @@
 // a live-block table and the cookie, and any problem is reported as one line:
 //   mesa_alloc: <kind> at <address> size <n> allocation #<k>[: <detail>]
 // followed by the stack of the call that found it (the bad free or realloc: "freed at", walked
-// when the error is found) and the allocation stack when recorded. <kind> is one of: double
-// free, invalid free, allocator mismatch, size mismatch, buffer overrun, buffer underrun, write
-// after free, leak.
+// when the error is found), where the block was freed before (a double free or a write after
+// free of a block the quarantine holds, with record_stacks: "previously freed at") and the
+// allocation stack when recorded. <kind> is one of: double free, invalid free, allocator
+// mismatch, size mismatch, buffer overrun, buffer underrun, write after free, leak.
 // The default handler prints that on stderr and aborts (leaks only print); tests install a
 // handler that records. Guard-page mode puts each block against an inaccessible page after it
 // (overruns fault at the faulting write; past a size that is not a multiple of 16, or of a
@@ -34,6 +35,7 @@
 // Guard mode costs an mprotect per allocate and two per free, and two pages per small block.
 // Keeping each free's caller for the report of a bad one costs about 1 ns per free (four
 // thread-local accesses); the walk of that call's stack is made only when an error is found.
+// With record_stacks and a quarantine, each free into it walks its stack as well.
 //
 // Example:
 //   mesa::debug_options options;
@@ -55,6 +57,7 @@
 #include "mesa_alloc/internal/biased_lock.h"
 #include "mesa_alloc/internal/block_table.h"
 #include "mesa_alloc/internal/direct_upstream.h"
+#include "mesa_alloc/internal/per_copy.h"
 #include "mesa_alloc/mesa_alloc.h"
 
 namespace mesa {
@@ -94,6 +97,12 @@ struct debug_error {
   int call_stack_depth = 0;
   bool call_stack_cut = false;  // the call was deeper than its 16 innermost frames
   const char *call_title = nullptr;
+  // Where the block was freed before: for a double free, or a write after free, of a block the
+  // quarantine holds, when stacks are recorded (record_stacks and quarantine_bytes, or guard
+  // mode); else NULL. Printed as "previously freed at".
+  void *const *free_stack = nullptr;
+  int free_stack_depth = 0;
+  bool free_stack_cut = false;
 };
 
 // Called for every error. May return (the operation is then skipped or completed safely).
@@ -207,6 +216,7 @@ class debug_resource : public std::pmr::memory_resource {
     std::size_t size;
     std::uint64_t number;
   };
+  MESA_ALLOC_PER_COPY static constexpr int kFreeFrames = 16;
   struct quarantined {
     header *h;
     void *base;
@@ -215,6 +225,10 @@ class debug_resource : public std::pmr::memory_resource {
     const void *user;
     std::size_t size;
     std::uint64_t number;
+    // The free that put it here, with record_stacks (else depth 0), innermost first.
+    int freed_depth = 0;
+    bool freed_cut = false;
+    void *freed_at[kFreeFrames];
   };
   static constexpr int kFreedRecords = 256;
 
@@ -252,8 +266,11 @@ class debug_resource : public std::pmr::memory_resource {
   // size); the bytes it gives up join its tail, which is checked at free as the canary is.
   void *shrink_in_place(void *p, std::size_t size, header *h, std::size_t old_size,
                         std::uint64_t number) noexcept;
+  // `freed`: the block's quarantine entry (it was freed), else nullptr.
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                      std::uint64_t number, bool freed) noexcept;
+                      std::uint64_t number, const quarantined *freed) noexcept;
+  // With record_stacks: the stack of the free (from its entry point's caller) into `entry`.
+  [[gnu::noinline]] void record_free_stack(quarantined *entry) const noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
   [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
@@ -278,6 +295,10 @@ class debug_resource : public std::pmr::memory_resource {
   }
   bool grow_quarantine() noexcept;
   // The bookkeeping's memory (options_.bookkeeping, else the upstream); NULL on failure.
+  // The upstream's allocate and deallocate, with the record of the program's free set aside: a
+  // bad free the upstream's code makes through a debug layer is reported as its own call.
+  inline void *upstream_allocate(std::size_t bytes, std::size_t alignment) noexcept;
+  inline void upstream_deallocate(void *p, std::size_t bytes, std::size_t alignment) noexcept;
   void *bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept;
   void bookkeeping_deallocate(void *p, std::size_t bytes,
                               std::size_t alignment) noexcept;  // with lock_ held
@@ -286,8 +307,10 @@ class debug_resource : public std::pmr::memory_resource {
   bool make_accessible(void *base, std::size_t bytes) const noexcept;
   void *refuse_unguarded(unsigned char *base, std::size_t base_bytes, std::size_t block_alignment,
                          std::size_t size) noexcept;
+  // `freed`: the block's quarantine entry, for where it was freed before (nullptr: none).
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
-              std::ptrdiff_t offset, const char *detail, const header *h) noexcept;
+              std::ptrdiff_t offset, const char *detail, const header *h,
+              const quarantined *freed = nullptr) noexcept;
   // `p` is not a live block of this resource: a live block of another debug resource (an
   // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
   [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;

@@ -234,7 +234,25 @@ const mesa_allocator *mesa_set_default_allocator(const mesa_allocator *allocator
   return previous;
 }
 
-void *mesa_malloc(size_t size) { return g_malloc.load(std::memory_order_acquire)(size); }
+// Optimised, mesa_malloc and mesa_free jump (a tail call) to the table path, which records the
+// return address into their caller. Where the jump is a call (no optimisation, or -O1 as the
+// sanitizer builds here use: GCC makes tail calls from -O2), the layers' stacks would start in
+// mesa_malloc or mesa_free: there they give the table path their own caller instead, at the
+// cost of a compare on the libc path. A plain -O1 build cannot be told apart, and keeps the frame.
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define MESA_ALLOC_JUMPS_TO_TABLE_PATH 1
+#endif
+
+void *mesa_malloc(size_t size) {
+#ifdef MESA_ALLOC_JUMPS_TO_TABLE_PATH
+  return g_malloc.load(std::memory_order_acquire)(size);
+#else
+  const malloc_entry entry = g_malloc.load(std::memory_order_acquire);
+  if (entry != &malloc_through_table) return entry(size);
+  return alloc_through(current(), size, MESA_ALLOC_DEFAULT_ALIGNMENT, MESA_ALLOC_SCOPE_OBJECT,
+                       __builtin_return_address(0));
+#endif
+}
 
 void *mesa_calloc(size_t count, size_t size) {
   size_t bytes;
@@ -259,7 +277,15 @@ void *mesa_realloc(void *ptr, size_t size) {
                          __builtin_return_address(0));
 }
 
-void mesa_free(void *ptr) { g_free.load(std::memory_order_acquire)(ptr); }
+void mesa_free(void *ptr) {
+#ifdef MESA_ALLOC_JUMPS_TO_TABLE_PATH
+  g_free.load(std::memory_order_acquire)(ptr);
+#else
+  const free_entry entry = g_free.load(std::memory_order_acquire);
+  if (entry != &free_through_table) return entry(ptr);
+  free_through(current(), ptr, __builtin_return_address(0));
+#endif
+}
 
 void *mesa_aligned_alloc(size_t alignment, size_t size) {
   if (!check_alignment("mesa_aligned_alloc", alignment)) return nullptr;

@@ -106,6 +106,14 @@ static int write_after_free(void) {
   return 0;
 }
 
+/* Run only under a debug layer: the second free is refused and reported. */
+static int free_twice(void) {
+  void *p = mesa_malloc(16);
+  mesa_free(p);
+  mesa_free(p);
+  return 0;
+}
+
 /* Run only under a debug layer: the realloc is refused and reported. */
 static int realloc_freed(void) {
   void *p = mesa_malloc(16);
@@ -469,6 +477,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "underrun") == 0) return underrun();
   if (strcmp(mode, "write_after_free") == 0) return write_after_free();
   if (strcmp(mode, "realloc_freed") == 0) return realloc_freed();
+  if (strcmp(mode, "free_twice") == 0) return free_twice();
   if (strcmp(mode, "write_past_freed_end") == 0) return write_past_freed_end();
   if (strcmp(mode, "foreign_fault_then_overrun") == 0) return foreign_fault_then_overrun();
   if (strcmp(mode, "many_guarded") == 0) return many_guarded();
@@ -492,7 +501,7 @@ int main(int argc, char **argv) {
   fprintf(stderr,
           "usage: %s "
           "leak|overrun|overrun_at_a_functions_first_instruction|overrun_on_a_small_signal_stack|"
-          "underrun|write_after_free|realloc_freed|"
+          "underrun|write_after_free|realloc_freed|free_twice|"
           "write_past_freed_end|"
           "foreign_fault_then_overrun|reporter_then_overrun|many_guarded|fork_child_exits|"
           "fork_while_threads_allocate|fork_handlers_allocate|fork_while_the_layers_are_made|"

@@ -20,6 +20,7 @@
 #include <memory_resource>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mesa_alloc/callback_resource.h"
@@ -49,21 +50,26 @@ struct recorder {
     bool has_stack;
     std::string call_title;                // how the report heads the call that found it
     std::vector<std::string> call_frames;  // that call's stack, each frame's function named
+    std::vector<std::string> free_frames;  // where the block was freed before, named
   };
   std::vector<entry> errors;
 
-  static void handle(const mesa::debug_error &e, void *self) {
-    entry kept{e.kind, e.address, e.size, e.allocation, e.offset, e.detail, e.stack != nullptr,
-               "",     {}};
-    if (e.call_title != nullptr) kept.call_title = e.call_title;
-    for (int i = 0; i < e.call_stack_depth; ++i) {
+  static std::vector<std::string> named(void *const *stack, int depth) {
+    std::vector<std::string> names;
+    for (int i = 0; i < depth; ++i) {
       char symbol[256];
-      if (!mesa::internal::frame_symbol(static_cast<const char *>(e.call_stack[i]) - 1, symbol,
+      if (!mesa::internal::frame_symbol(static_cast<const char *>(stack[i]) - 1, symbol,
                                         sizeof symbol))
         std::strcpy(symbol, "?");
-      kept.call_frames.push_back(symbol);
+      names.push_back(symbol);
     }
-    static_cast<recorder *>(self)->errors.push_back(std::move(kept));
+    return names;
+  }
+  static void handle(const mesa::debug_error &e, void *self) {
+    static_cast<recorder *>(self)->errors.push_back(
+        {e.kind, e.address, e.size, e.allocation, e.offset, e.detail, e.stack != nullptr,
+         e.call_title != nullptr ? e.call_title : "", named(e.call_stack, e.call_stack_depth),
+         named(e.free_stack, e.free_stack_depth)});
   }
   mesa::debug_options options(mesa::debug_options o = {}) {
     o.handler = &recorder::handle;
@@ -132,6 +138,11 @@ TEST(DebugResourceDeathTest, DoubleFree) {
   r->deallocate(p, bytes);
   asm volatile("");
 }
+// Not the same code as free_it_here (an optimising build would fold the two into one).
+[[gnu::noinline]] void first_free_here(std::pmr::memory_resource *r, void *p, std::size_t bytes) {
+  r->deallocate(p, bytes);
+  asm volatile("nop");
+}
 [[gnu::noinline]] void free_it_here_c(const mesa_allocator *table, void *p) {
   mesa_free2(nullptr, table, p);
   asm volatile("");
@@ -180,7 +191,8 @@ TEST(DebugResource, AnErrorNamesTheCallThatFoundItAndWhereItWasMade) {
   EXPECT_EQ(r.errors[0].call_title, "freed at");
   EXPECT_TRUE(has_frame(r.errors[0].call_frames, "free_it_here")) << r.errors[0].call_frames[0];
   EXPECT_TRUE(has_frame(r.errors[0].call_frames, "AnErrorNamesTheCallThatFoundIt"));
-  EXPECT_FALSE(r.errors[0].has_stack);  // no allocation stack: none was recorded
+  EXPECT_FALSE(r.errors[0].has_stack);           // no allocation stack: none was recorded
+  EXPECT_TRUE(r.errors[0].free_frames.empty());  // nor the first free's
   // Through the C table: the stack starts in the caller of mesa_free2 / mesa_realloc2, with no
   // frame of the library's.
   free_it_here_c(d.table(), p);
@@ -236,6 +248,118 @@ TEST(DebugResource, AnErrorNamesTheCallThatFoundItAndWhereItWasMade) {
   EXPECT_TRUE(r.errors[5].call_title.empty());
   EXPECT_TRUE(r.errors[5].call_frames.empty());
   d.deallocate(kept, 8);
+}
+
+// An upstream whose deallocate frees a stale block through another debug layer: the code a
+// debug layer calls out to (an application's pmr resource or table) making its own bad free.
+struct freeing_upstream final : std::pmr::memory_resource {
+  std::pmr::memory_resource *other = nullptr;
+  void *stale = nullptr;
+  void *do_allocate(std::size_t bytes, std::size_t alignment) override {
+    return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+  }
+  void do_deallocate(void *p, std::size_t bytes, std::size_t alignment) override {
+    if (stale != nullptr) free_it_here(other, std::exchange(stale, nullptr), 64);
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource &o) const noexcept override {
+    return this == &o;
+  }
+};
+
+// A layer that found no error, destroyed here with a write after free in its quarantine.
+[[gnu::noinline]] void destroy_a_layer_here(recorder *r) {
+  mesa::debug_options o = r->options();
+  o.quarantine_bytes = 4096;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  auto *p = static_cast<unsigned char *>(d.allocate(64));
+  d.deallocate(p, 64);
+  p[2] = 1;
+}
+
+[[gnu::noinline]] void destroy_a_table_here(const mesa_allocator *table) {
+  mesa_debug_destroy(table);
+  asm volatile("");
+}
+
+TEST(DebugResourceDeathTest, WhatDestroyingATableFindsIsReportedFromTheDestroyingCode) {
+  EXPECT_DEATH(
+      {
+        mesa_debug_options o;
+        mesa_debug_options_init(&o);
+        o.quarantine_bytes = 4096;
+        const mesa_allocator *table = mesa_debug_create(nullptr, &o);
+        auto *p = static_cast<unsigned char *>(
+            mesa_alloc2(nullptr, table, 64, 8, MESA_ALLOC_SCOPE_OBJECT));
+        mesa_free2(nullptr, table, p);
+        p[3] = 1;
+        destroy_a_table_here(table);
+      },
+      "write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 3 [^\n]*\n"
+      "    found while emptying the quarantine at:\n    #0 0x[0-9a-f]+ [^\n]*destroy_a_table_here");
+}
+
+// The program's free is set aside while the layer runs code not its own: a bad free made there
+// is that code's call; and what the destructor's flush finds is the destroying code's.
+TEST(DebugResource, ABadFreeMadeByCodeTheLayerCallsIsThatCodesCall) {
+  recorder inner_errors;
+  mesa::debug_resource other(std::pmr::new_delete_resource(), inner_errors.options());
+  freeing_upstream upstream;
+  upstream.other = &other;
+  upstream.stale = other.allocate(64);
+  other.deallocate(upstream.stale, 64);
+  mesa::debug_resource layer(&upstream);
+  void *p = layer.allocate(32);
+  first_free_here(&layer, p, 32);  // its upstream frees the stale block again, through `other`
+  ASSERT_EQ(inner_errors.errors.size(), 1u);
+  EXPECT_EQ(inner_errors.errors[0].kind, debug_error_kind::double_free);
+  EXPECT_EQ(inner_errors.errors[0].call_title, "freed at");
+  EXPECT_TRUE(has_frame(inner_errors.errors[0].call_frames, "freeing_upstream"));
+  EXPECT_TRUE(has_frame(inner_errors.errors[0].call_frames, "first_free_here"));
+
+  recorder r;
+  destroy_a_layer_here(&r);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
+  EXPECT_EQ(r.errors[0].call_title, "found while emptying the quarantine at");
+  ASSERT_FALSE(r.errors[0].call_frames.empty());
+  EXPECT_NE(r.errors[0].call_frames[0].find("destroy_a_layer_here"), std::string::npos)
+      << r.errors[0].call_frames[0];
+}
+
+// With stacks recorded and a quarantine, a block's free is recorded with it in the quarantine: a
+// second free, or a write after the free found when the block leaves, names where it was freed.
+TEST(DebugResource, AQuarantinedBlocksErrorsSayWhereItWasFreed) {
+  for (const mesa::guard_mode guard : {mesa::guard_mode::none, mesa::guard_mode::after}) {
+    SCOPED_TRACE(guard == mesa::guard_mode::none ? "cookie" : "guard pages");
+    recorder r;
+    mesa::debug_options o = r.options();
+    o.record_stacks = true;
+    o.unwinder = mesa::stack_unwinder::unwind_tables;
+    o.guard = guard;
+    o.quarantine_bytes = guard == mesa::guard_mode::none ? 4096 : 64 * 4096;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+    void *p = d.allocate(64);
+    first_free_here(&d, p, 64);
+    free_it_here(&d, p, 64);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+    EXPECT_TRUE(has_frame(r.errors[0].call_frames, "free_it_here"));
+    EXPECT_TRUE(has_frame(r.errors[0].free_frames, "first_free_here"));
+    EXPECT_FALSE(has_frame(r.errors[0].free_frames, "free_it_here"));
+    EXPECT_TRUE(has_frame(r.errors[0].free_frames, "AQuarantinedBlocksErrorsSayWhereItWasFreed"));
+    if (guard != mesa::guard_mode::none) continue;  // a write there faults (a death test below)
+    auto *freed = static_cast<unsigned char *>(d.allocate(64));
+    first_free_here(&d, freed, 64);
+    freed[1] = 1;
+    void *large = d.allocate(8192);
+    free_it_here(&d, large, 8192);
+    ASSERT_EQ(r.errors.size(), 2u);
+    EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
+    EXPECT_EQ(r.errors[1].address, freed);
+    EXPECT_TRUE(has_frame(r.errors[1].free_frames, "first_free_here"));
+    EXPECT_TRUE(has_frame(r.errors[1].call_frames, "free_it_here"));
+  }
 }
 
 TEST(DebugResourceDeathTest, FreeOfAPointerNeverAllocated) {
@@ -394,6 +518,24 @@ TEST(DebugResourceDeathTest, UseAfterFreeInGuardMode) {
       died_of_segv,
       "mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at "
       "offset 10 of a freed block");
+}
+
+TEST(DebugResourceDeathTest, AUseAfterFreeInGuardModeSaysWhereTheBlockWasFreed) {
+  EXPECT_EXIT(
+      {
+        mesa::debug_options o;
+        o.guard = mesa::guard_mode::after;
+        o.record_stacks = true;
+        mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+        auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+        first_free_here(&d, const_cast<unsigned char *>(p), 64);
+        p[10] = 1;
+        std::_Exit(0);
+      },
+      died_of_segv,
+      "write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at offset 10 of a "
+      "freed block\n(.|\n)*previously freed at:\n(    #[0-9]+ [^\n]*\n)*    #[0-9]+ "
+      "0x[0-9a-f]+ [^\n]*first_free_here");
 }
 
 // A runtime (a JIT, a garbage collector) recovers faults on its own protected page, with a

@@ -275,6 +275,17 @@ check "where the bad realloc was made" '^    reallocated at:$'
 if ! grep -A1 '^    reallocated at:$' "$out" | grep -qE '^    #0 0x[0-9a-f]+ (realloc_freed|main) '; then
   echo "FAILED: the bad realloc's stack starts in realloc_freed"; cat "$out"
   failures=$((failures + 1)); fi
+# A second mesa_free: its stack starts in the program too, in an unoptimised build as well, where
+# mesa_free calls its table path instead of jumping there.
+MESA_ALLOC_DEBUG=cookie "$program" free_twice 2>"$out" >/dev/null
+check "a second mesa_free" '^mesa_alloc: double free at 0x[0-9a-f]+ size 16 allocation #1: '
+if ! grep -A1 '^    freed at:$' "$out" | grep -qE '^    #0 0x[0-9a-f]+ (free_twice|main) '; then
+  echo "FAILED: the second free's stack starts in free_twice"; cat "$out"
+  failures=$((failures + 1)); fi
+# With stacks and a quarantine, where the block was freed before, too.
+MESA_ALLOC_DEBUG=leaks,quarantine "$program" realloc_freed 2>"$out" >/dev/null
+check "where the block was freed before" '^    previously freed at:$'
+check "and where it was allocated" '^    allocated at:$'
 
 # 4. Unknown or malformed words: one warning each, then ignored.
 MESA_ALLOC_DEBUG=bogus,cookie,fail=x "$program" small 2>"$out" >/dev/null

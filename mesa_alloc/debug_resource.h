@@ -76,6 +76,8 @@ enum class debug_error_kind {
 // "double free", "invalid free", ... as printed.
 const char *debug_error_name(debug_error_kind kind) noexcept;
 
+// What a handler is given. Its pointers (detail, the stacks, call_title) are valid during the
+// handler's call only: a handler that keeps them copies what they point to.
 struct debug_error {
   debug_error_kind kind;
   const void *address;       // the user pointer

@@ -515,6 +515,9 @@ debug_resource::~debug_resource() {
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
+  if (free_stacks_ != nullptr)
+    bookkeeping_deallocate(free_stacks_, quarantine_capacity_ * sizeof(free_stack),
+                           alignof(free_stack));
 }
 
 void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept {
@@ -766,7 +769,7 @@ void *debug_resource::allocate_guarded_or_traced(std::size_t size, std::size_t a
       std::memcpy(&b, tail + 8, 8);
       intact = a == kCanaryWord && b == kCanaryWord;
     }
-    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number, nullptr);
+    if (!intact) check_canaries(h, static_cast<unsigned char *>(p), e.size, e.number, false);
   }
   return h;
 }
@@ -912,7 +915,8 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
 // `freed`: the block waits in the quarantine (a write after free; this is its entry) rather than
 // being freed now (an overrun).
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                                    std::uint64_t number, const quarantined *freed) noexcept {
+                                    std::uint64_t number, bool freed,
+                                    const free_stack *stack) noexcept {
   const unsigned char *tail = user + size;
   // The canary compared 8 bytes at a time.
   constexpr std::uint64_t kWord = kCanaryWord;
@@ -932,7 +936,7 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
                     size + i, i, freed ? " of the freed block" : "",
                     freed ? " while in quarantine" : "");
       report(freed ? debug_error_kind::write_after_free : debug_error_kind::buffer_overrun, user,
-             size, number, static_cast<std::ptrdiff_t>(size + i), detail, h, freed);
+             size, number, static_cast<std::ptrdiff_t>(size + i), detail, h, stack);
       return;
     }
   }
@@ -949,15 +953,10 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
     // An overrun of the live block was reported at this free: the quarantine checks afresh.
     std::memset(h->user + h->size, kCanaryFill, h->tail());
   }
-  quarantined entry;  // field by field: freed_at is written only as deep as a stack goes
-  entry.h = h;
-  entry.base = h->base;
-  entry.base_bytes = h->base_bytes;
-  entry.block_alignment = h->block_alignment();
-  entry.user = h->user;
-  entry.size = h->size;
-  entry.number = h->number;
-  if (options_.record_stacks) record_free_stack(&entry);
+  const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
+                          h->user, h->size, h->number};
+  free_stack stack;  // written only as deep as the stack goes
+  if (options_.record_stacks) record_free_stack(&stack);
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   // Where the kernel refuses (its map limit), the block is released at once instead, once its
   // guard page is accessible again (or kept out of use if that is refused too).
@@ -966,38 +965,42 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
       upstream_deallocate(entry.base, entry.base_bytes, entry.block_alignment);
     return;
   }
-  quarantine(entry);
+  quarantine(entry, options_.record_stacks ? &stack : nullptr);
 }
 
-void debug_resource::record_free_stack(quarantined *entry) const noexcept {
+void debug_resource::record_free_stack(free_stack *out) const noexcept {
+  out->depth = 0;
+  out->cut = false;
   if (internal::debug_call == nullptr) return;  // not a free of the program's (a block refused)
-  const void *caller = internal::debug_call->caller;
   void *frames[kFreeFrames + 1];
-  const int depth = internal::capture_stack(frames, kFreeFrames + 1, caller,
+  const int depth = internal::capture_stack(frames, kFreeFrames + 1, internal::debug_call->caller,
                                             options_.unwinder == stack_unwinder::unwind_tables);
-  entry->freed_depth = std::min(depth, kFreeFrames);
-  entry->freed_cut = depth > kFreeFrames;
-  std::memcpy(entry->freed_at, frames,
-              static_cast<std::size_t>(entry->freed_depth) * sizeof(void *));
+  out->depth = std::min(depth, kFreeFrames);
+  out->cut = depth > kFreeFrames;
+  std::memcpy(out->frames, frames, static_cast<std::size_t>(out->depth) * sizeof(void *));
 }
 
 // Evicts the oldest blocks, eight at a time outside the lock, until the quarantine is within
 // its limit again: a large block freed behind many small ones must not keep it over for
 // hundreds of frees.
-void debug_resource::quarantine(const quarantined &entry) noexcept {
+void debug_resource::quarantine(const quarantined &entry, const free_stack *stack) noexcept {
   bool held = false;
+  const bool stacks = stack != nullptr;  // then free_stacks_ is kept, from the first growth on
   for (bool first = true, over = true; over; first = false) {
     quarantined victims[8];
+    free_stack victim_stacks[8];
     int count = 0;
     {
       const table_guard lock(lock_, options_.thread_safe);
       if (first && (quarantine_count_ < quarantine_capacity_ || grow_quarantine())) {
         queued(quarantine_count_) = entry;
+        if (stacks) free_stacks_[slot(quarantine_count_)] = *stack;
         ++quarantine_count_;
         quarantine_bytes_ += entry.base_bytes;
         held = true;
       }
       while (quarantine_count_ > 0 && count < 8 && quarantine_bytes_ > quarantine_limit_) {
+        if (stacks) victim_stacks[count] = free_stacks_[quarantine_head_];
         victims[count++] = quarantine_[quarantine_head_];
         quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
         --quarantine_count_;
@@ -1005,9 +1008,9 @@ void debug_resource::quarantine(const quarantined &entry) noexcept {
       }
       over = quarantine_count_ > 0 && quarantine_bytes_ > quarantine_limit_;
     }
-    for (int i = 0; i < count; ++i) evict(victims[i]);
+    for (int i = 0; i < count; ++i) evict(victims[i], stacks ? &victim_stacks[i] : nullptr);
   }
-  if (!held) evict(entry);  // no room to hold it: release at once
+  if (!held) evict(entry, stack);  // no room to hold it: release at once
 }
 
 bool debug_resource::grow_quarantine() noexcept {
@@ -1015,17 +1018,33 @@ bool debug_resource::grow_quarantine() noexcept {
   auto *fresh = static_cast<quarantined *>(
       bookkeeping_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
   if (fresh == nullptr) return false;
-  for (std::size_t i = 0; i < quarantine_count_; ++i) fresh[i] = queued(i);
+  free_stack *fresh_stacks = nullptr;
+  if (options_.record_stacks) {
+    fresh_stacks = static_cast<free_stack *>(
+        bookkeeping_allocate(capacity * sizeof(free_stack), alignof(free_stack)));
+    if (fresh_stacks == nullptr) {
+      bookkeeping_deallocate(fresh, capacity * sizeof(quarantined), alignof(quarantined));
+      return false;
+    }
+  }
+  for (std::size_t i = 0; i < quarantine_count_; ++i) {
+    fresh[i] = queued(i);
+    if (fresh_stacks != nullptr) fresh_stacks[i] = free_stacks_[slot(i)];
+  }
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
+  if (free_stacks_ != nullptr)
+    bookkeeping_deallocate(free_stacks_, quarantine_capacity_ * sizeof(free_stack),
+                           alignof(free_stack));
   quarantine_ = fresh;
+  free_stacks_ = fresh_stacks;
   quarantine_capacity_ = capacity;
   quarantine_head_ = 0;
   return true;
 }
 
-void debug_resource::evict(const quarantined &q) noexcept {
+void debug_resource::evict(const quarantined &q, const free_stack *stack) noexcept {
   if (options_.guard != guard_mode::none) {
     // Made inaccessible by release(); give the pages back their access.
     if (!make_accessible(q.base, q.base_bytes)) return;
@@ -1039,7 +1058,7 @@ void debug_resource::evict(const quarantined &q) noexcept {
                   "the block header before the freed block was overwritten %s while in quarantine",
                   where);
     report(debug_error_kind::write_after_free, q.user, q.size, q.number, offset, detail,
-           depth_intact ? h : nullptr, &q);
+           depth_intact ? h : nullptr, stack);
   } else {
     const auto *user = static_cast<const unsigned char *>(q.user);
     constexpr std::uint64_t kFreedWord = 0x0101010101010101ull * kFreedFill;
@@ -1054,10 +1073,10 @@ void debug_resource::evict(const quarantined &q) noexcept {
       std::snprintf(detail, sizeof detail,
                     "byte %zu of the freed block was overwritten while in quarantine", i);
       report(debug_error_kind::write_after_free, user, q.size, q.number,
-             static_cast<std::ptrdiff_t>(i), detail, h, &q);
+             static_cast<std::ptrdiff_t>(i), detail, h, stack);
     } else {
       // Past the end: the canary is still the block's (a stale pointer's p[size] lands there).
-      check_canaries(h, user, q.size, q.number, &q);
+      check_canaries(h, user, q.size, q.number, true, stack);
     }
   }
   upstream_deallocate(q.base, q.base_bytes, q.block_alignment);
@@ -1068,31 +1087,33 @@ void debug_resource::flush_quarantine() noexcept {
                               false);
   for (;;) {
     quarantined victim;
+    free_stack victim_stack;
     {
       const table_guard lock(lock_, options_.thread_safe);
       if (quarantine_count_ == 0) break;
       victim = quarantine_[quarantine_head_];
+      if (free_stacks_ != nullptr) victim_stack = free_stacks_[quarantine_head_];
       quarantine_head_ = (quarantine_head_ + 1) & (quarantine_capacity_ - 1);
       --quarantine_count_;
       quarantine_bytes_ -= victim.base_bytes;
     }
-    evict(victim);
+    evict(victim, free_stacks_ != nullptr ? &victim_stack : nullptr);
   }
 }
 
 void debug_resource::report(debug_error_kind kind, const void *address, std::size_t size,
                             std::uint64_t number, std::ptrdiff_t offset, const char *detail,
-                            const header *h, const quarantined *freed) noexcept {
+                            const header *h, const free_stack *freed) noexcept {
   debug_error e{kind, address, size, number, offset, detail != nullptr ? detail : "", nullptr, 0};
   if (h != nullptr && h->depth() > 0) {
     e.stack = h->frames();
     e.stack_depth = h->depth();
     e.stack_cut = h->stack_cut();
   }
-  if (freed != nullptr && freed->freed_depth > 0) {
-    e.free_stack = freed->freed_at;
-    e.free_stack_depth = freed->freed_depth;
-    e.free_stack_cut = freed->freed_cut;
+  if (freed != nullptr && freed->depth > 0) {
+    e.free_stack = freed->frames;
+    e.free_stack_depth = freed->depth;
+    e.free_stack_cut = freed->cut;
   }
   // Where: the stack of the free, realloc or flush this error was found in.
   void *call_frames[kMaxFrames + 1];
@@ -1215,12 +1236,13 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
                              out->detail,
                              nullptr,
                              0};
-    if (q.freed_depth > 0) {
-      std::memcpy(out->freed_at, q.freed_at,
-                  static_cast<std::size_t>(q.freed_depth) * sizeof(void *));
+    if (const free_stack *freed = free_stacks_ != nullptr ? &free_stacks_[slot(i)] : nullptr;
+        freed != nullptr && freed->depth > 0) {
+      std::memcpy(out->freed_at, freed->frames,
+                  static_cast<std::size_t>(freed->depth) * sizeof(void *));
       out->error.free_stack = out->freed_at;
-      out->error.free_stack_depth = q.freed_depth;
-      out->error.free_stack_cut = q.freed_cut;
+      out->error.free_stack_depth = freed->depth;
+      out->error.free_stack_cut = freed->cut;
     }
   }
   if (region == nullptr) return false;
@@ -1403,8 +1425,9 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   static_assert(offsetof(saved_stack, after) == offsetof(saved_stack, h) + sizeof(header),
                 "header, then frames");
   const header *stack = nullptr;
-  bool held = false;       // in the quarantine: the address is certainly still this block's
-  quarantined held_entry;  // its entry then, for where it was freed
+  bool held = false;      // in the quarantine: the address is certainly still this block's
+  free_stack held_stack;  // where it was freed then, when recorded
+  held_stack.depth = 0;
   auto save_stack = [&saved, &stack](const header *h) {  // h intact: its depth is the recorded one
     std::memcpy(&saved.h, h, sizeof(header));
     std::memcpy(const_cast<void **>(saved.h.frames()), h->frames(),
@@ -1431,7 +1454,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
       if (const quarantined *q = quarantined_block(p)) {
         freed = freed_record{q->user, q->size, q->number};
         held = true;
-        held_entry = *q;
+        if (free_stacks_ != nullptr) held_stack = free_stacks_[q - quarantine_];
         if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number))
           save_stack(q->h);
       }
@@ -1463,7 +1486,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
                            : "the block was already freed (its memory went back upstream: the "
                              "address may now be another allocator's block)");
     report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, stack,
-           held ? &held_entry : nullptr);
+           held ? &held_stack : nullptr);
     return;
   }
   // Freed recently by another resource: a second free of its block, through the wrong table.
@@ -1592,7 +1615,7 @@ void *debug_resource::shrink_in_place(void *p, std::size_t size, header *h, std:
   auto *user = static_cast<unsigned char *>(p);
   // An overrun of the block as it was is reported now, as the free of a moved block would; the
   // tail is then written afresh.
-  if (h->tail() != 0) check_canaries(h, user, old_size, number, nullptr);
+  if (h->tail() != 0) check_canaries(h, user, old_size, number, false);
   {
     const table_guard lock(lock_, options_.thread_safe);
     internal::block_entry *e = live_.find(p);

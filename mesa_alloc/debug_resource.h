@@ -33,9 +33,10 @@
 // the lock altogether. Recording stacks costs a frame-pointer walk per allocation
 // (options.unwinder: the unwind tables instead, complete without frame pointers, microseconds).
 // Guard mode costs an mprotect per allocate and two per free, and two pages per small block.
-// Keeping each free's caller for the report of a bad one costs about 1 ns per free (four
+// Keeping each free's caller for the report of a bad one costs about 1 ns per free (a few
 // thread-local accesses); the walk of that call's stack is made only when an error is found.
-// With record_stacks and a quarantine, each free into it walks its stack as well.
+// With record_stacks and a quarantine, each free into it walks its stack as well (136 bytes per
+// held block, in a ring of their own).
 //
 // Example:
 //   mesa::debug_options options;
@@ -227,10 +228,14 @@ class debug_resource : public std::pmr::memory_resource {
     const void *user;
     std::size_t size;
     std::uint64_t number;
-    // The free that put it here, with record_stacks (else depth 0), innermost first.
-    int freed_depth = 0;
-    bool freed_cut = false;
-    void *freed_at[kFreeFrames];
+  };
+  // With record_stacks, where a block of the quarantine was freed, innermost first; kept in a
+  // ring of its own (free_stacks_), slot for slot with the quarantine's, so that the quarantine
+  // stays small without stacks.
+  struct free_stack {
+    int depth;
+    bool cut;
+    void *frames[kFreeFrames];
   };
   static constexpr int kFreedRecords = 256;
 
@@ -268,11 +273,11 @@ class debug_resource : public std::pmr::memory_resource {
   // size); the bytes it gives up join its tail, which is checked at free as the canary is.
   void *shrink_in_place(void *p, std::size_t size, header *h, std::size_t old_size,
                         std::uint64_t number) noexcept;
-  // `freed`: the block's quarantine entry (it was freed), else nullptr.
+  // `freed`: the block waits in the quarantine, where it was freed at `stack` (when recorded).
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                      std::uint64_t number, const quarantined *freed) noexcept;
-  // With record_stacks: the stack of the free (from its entry point's caller) into `entry`.
-  [[gnu::noinline]] void record_free_stack(quarantined *entry) const noexcept;
+                      std::uint64_t number, bool freed, const free_stack *stack = nullptr) noexcept;
+  // The stack of the free being made (from its entry point's caller) into *out.
+  [[gnu::noinline]] void record_free_stack(free_stack *out) const noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
   [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
@@ -290,10 +295,13 @@ class debug_resource : public std::pmr::memory_resource {
                                                          std::size_t bytes,
                                                          std::size_t alignment) noexcept;
   // Guarded headers are inaccessible once freed: the entry keeps what eviction needs.
-  void quarantine(const quarantined &entry) noexcept;
+  // `stack`: where it was freed, with record_stacks (else nullptr).
+  void quarantine(const quarantined &entry, const free_stack *stack) noexcept;
   // The i-th oldest entry of the quarantine ring (with lock_ held).
-  quarantined &queued(std::size_t i) const noexcept {
-    return quarantine_[(quarantine_head_ + i) & (quarantine_capacity_ - 1)];
+  quarantined &queued(std::size_t i) const noexcept { return quarantine_[slot(i)]; }
+  // Its slot in the ring (of free_stacks_ too).
+  std::size_t slot(std::size_t i) const noexcept {
+    return (quarantine_head_ + i) & (quarantine_capacity_ - 1);
   }
   bool grow_quarantine() noexcept;
   // The bookkeeping's memory (options_.bookkeeping, else the upstream); NULL on failure.
@@ -304,15 +312,15 @@ class debug_resource : public std::pmr::memory_resource {
   void *bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept;
   void bookkeeping_deallocate(void *p, std::size_t bytes,
                               std::size_t alignment) noexcept;  // with lock_ held
-  void evict(const quarantined &q) noexcept;
+  void evict(const quarantined &q, const free_stack *stack) noexcept;
   void report_mprotect_failure(const char *what) const noexcept;
   bool make_accessible(void *base, std::size_t bytes) const noexcept;
   void *refuse_unguarded(unsigned char *base, std::size_t base_bytes, std::size_t block_alignment,
                          std::size_t size) noexcept;
-  // `freed`: the block's quarantine entry, for where it was freed before (nullptr: none).
+  // `freed`: where the block was freed before (nullptr: not known).
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
               std::ptrdiff_t offset, const char *detail, const header *h,
-              const quarantined *freed = nullptr) noexcept;
+              const free_stack *freed = nullptr) noexcept;
   // `p` is not a live block of this resource: a live block of another debug resource (an
   // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
   [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;
@@ -344,6 +352,7 @@ class debug_resource : public std::pmr::memory_resource {
   unsigned freed_next_ = 0;
   // The quarantine: a FIFO ring (storage from bookkeeping) of freed blocks held back.
   quarantined *quarantine_ = nullptr;
+  free_stack *free_stacks_ = nullptr;    // with record_stacks: quarantine_'s, slot for slot
   std::size_t quarantine_capacity_ = 0;  // a power of two
   std::size_t quarantine_head_ = 0;
   std::size_t quarantine_count_ = 0;

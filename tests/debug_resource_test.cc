@@ -362,6 +362,23 @@ TEST(DebugResource, AQuarantinedBlocksErrorsSayWhereItWasFreed) {
   }
 }
 
+// The free stacks' ring grows with the quarantine's, slot for slot.
+TEST(DebugResource, FreeStacksSurviveTheQuarantinesGrowth) {
+  recorder r;
+  mesa::debug_options o = r.options();
+  o.record_stacks = true;
+  o.quarantine_bytes = 1 << 20;
+  mesa::debug_resource d(std::pmr::new_delete_resource(), o);
+  void *first = d.allocate(64);
+  first_free_here(&d, first, 64);
+  for (int i = 0; i < 1000; ++i) d.deallocate(d.allocate(32), 32);  // the ring grows twice
+  free_it_here(&d, first, 64);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, debug_error_kind::double_free);
+  EXPECT_EQ(r.errors[0].detail, "the block was already freed");  // still held
+  EXPECT_TRUE(has_frame(r.errors[0].free_frames, "first_free_here"));
+}
+
 TEST(DebugResourceDeathTest, FreeOfAPointerNeverAllocated) {
   EXPECT_DEATH(
       {

@@ -157,6 +157,19 @@ TEST(DebugResourceDeathTest, DoubleFree) {
   asm volatile("");
 }
 
+// Frees a 64-byte block with `free_first`, writes into it, and frees a block large enough to push
+// it out of a 4 KiB quarantine (returned in *large): the freed block, whose write that free finds.
+unsigned char *write_after_free_found_by_a_later_free(
+    mesa::debug_resource *d, void (*free_first)(std::pmr::memory_resource *, void *, std::size_t),
+    void **large) {
+  auto *freed = static_cast<unsigned char *>(d->allocate(64));
+  free_first(d, freed, 64);
+  freed[3] = 1;
+  *large = d->allocate(8192);
+  free_it_here(d, *large, 8192);
+  return freed;
+}
+
 bool has_frame(const std::vector<std::string> &frames, const char *function) {
   return std::any_of(frames.begin(), frames.end(), [function](const std::string &f) {
     return f.find(function) != std::string::npos;
@@ -218,11 +231,8 @@ TEST(DebugResource, AnErrorNamesTheCallThatFoundItAndWhereItWasMade) {
   r.errors.pop_back();
   // A write into a freed block, found when a later free pushes it out of the quarantine: that
   // free is named, with the block it freed.
-  auto *freed = static_cast<unsigned char *>(d.allocate(64));
-  free_it_here(&d, freed, 64);
-  freed[3] = 1;
-  void *large = d.allocate(8192);
-  free_it_here(&d, large, 8192);
+  void *large;
+  unsigned char *freed = write_after_free_found_by_a_later_free(&d, &free_it_here, &large);
   ASSERT_EQ(r.errors.size(), 4u);
   EXPECT_EQ(r.errors[3].kind, debug_error_kind::write_after_free);
   EXPECT_EQ(r.errors[3].address, freed);
@@ -349,11 +359,8 @@ TEST(DebugResource, AQuarantinedBlocksErrorsSayWhereItWasFreed) {
     EXPECT_FALSE(has_frame(r.errors[0].free_frames, "free_it_here"));
     EXPECT_TRUE(has_frame(r.errors[0].free_frames, "AQuarantinedBlocksErrorsSayWhereItWasFreed"));
     if (guard != mesa::guard_mode::none) continue;  // a write there faults (a death test below)
-    auto *freed = static_cast<unsigned char *>(d.allocate(64));
-    first_free_here(&d, freed, 64);
-    freed[1] = 1;
-    void *large = d.allocate(8192);
-    free_it_here(&d, large, 8192);
+    void *large;
+    unsigned char *freed = write_after_free_found_by_a_later_free(&d, &first_free_here, &large);
     ASSERT_EQ(r.errors.size(), 2u);
     EXPECT_EQ(r.errors[1].kind, debug_error_kind::write_after_free);
     EXPECT_EQ(r.errors[1].address, freed);

@@ -912,8 +912,8 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
   report(debug_error_kind::size_mismatch, p, size, number, 0, detail, h);
 }
 
-// `freed`: the block waits in the quarantine (a write after free; this is its entry) rather than
-// being freed now (an overrun).
+// `freed`: the block waits in the quarantine (a write after free; `stack`: where it was freed,
+// when recorded) rather than being freed now (an overrun).
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
                                     std::uint64_t number, bool freed,
                                     const free_stack *stack) noexcept {

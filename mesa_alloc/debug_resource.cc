@@ -1124,14 +1124,15 @@ void debug_resource::report(debug_error_kind kind, const void *address, std::siz
     e.call_stack = call_frames;
     e.call_stack_depth = std::min(depth, kMaxFrames);
     e.call_stack_cut = depth > kMaxFrames;
-    const char *verb = call.realloc ? "realloc" : "free";
-    if (call.block == nullptr)
-      std::snprintf(title, sizeof title, "found while emptying the quarantine at");
-    else if (call.block == address)
-      std::snprintf(title, sizeof title, "%s at", call.realloc ? "reallocated" : "freed");
-    else
-      std::snprintf(title, sizeof title, "found in the %s of %p at", verb, call.block);
-    e.call_title = title;
+    if (call.block == nullptr) {
+      e.call_title = "found while emptying the quarantine at";
+    } else if (call.block == address) {
+      e.call_title = call.realloc ? "reallocated at" : "freed at";
+    } else {
+      std::snprintf(title, sizeof title, "found in the %s of %p at",
+                    call.realloc ? "realloc" : "free", call.block);
+      e.call_title = title;
+    }
   }
   const debug_call_aside call_aside;       // the handler's frees are calls of its own
   const internal::caller_set_aside aside;  // errors are found inside C API calls
@@ -1529,8 +1530,8 @@ void *debug_resource::c_realloc(void *self, void *p, std::size_t size, std::size
 }
 
 void debug_resource::c_free(void *self, void *p) {
-  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), p, false);
-  static_cast<debug_resource *>(self)->free_block(p);
+  static_cast<debug_resource *>(self)->free_from(
+      p, internal::api_call::caller_or(__builtin_return_address(0)));
 }
 
 debug_resource *debug_resource::from_table(const mesa_allocator *table) noexcept {
@@ -1539,8 +1540,12 @@ debug_resource *debug_resource::from_table(const mesa_allocator *table) noexcept
 }
 
 void debug_resource::free_block(void *p) noexcept {
+  free_from(p, internal::api_call::caller_or(__builtin_return_address(0)));
+}
+
+void debug_resource::free_from(void *p, const void *caller) noexcept {
   if (p == nullptr) return;
-  const debug_call_scope call(internal::api_call::caller_or(__builtin_return_address(0)), p, false);
+  const debug_call_scope call(caller, p, false);
   if (header *h = take(p, false, 0, 0)) release(h);
 }
 

@@ -208,6 +208,8 @@ class debug_resource : public std::pmr::memory_resource {
   // resource's own frames are left out however they were inlined or tail-called.
   void *allocate_from(std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
                       const void *caller) noexcept;
+  // free_block's work, for the call made from `caller`.
+  void free_from(void *p, const void *caller) noexcept;
   void *reallocate_from(void *p, std::size_t size, std::size_t alignment, mesa_alloc_scope scope,
                         const void *caller) noexcept;
 

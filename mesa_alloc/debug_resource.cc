@@ -881,7 +881,11 @@ std::ptrdiff_t debug_resource::locate_header_damage(const void *p, std::size_t s
     const std::ptrdiff_t high = start + header::kMagicWord * 8 + (kLittleEndian ? 3 : 7) - block;
     std::snprintf(where, sizeof where, "somewhere in offsets %td..%td", low, high);
   }
-  *depth_intact = !bad[5];
+  // The layout word may have been changed to another consistent depth, which would read the
+  // frames from the wrong place, maybe outside the block: then the magic's fold differs with no
+  // inconsistent word to explain it. A damaged folded half looks the same, and loses the stack
+  // too.
+  *depth_intact = !bad[5] && (!fold_differs || judged_bad);
   return offset;
 }
 

@@ -515,9 +515,11 @@ debug_resource::~debug_resource() {
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
-  if (free_stacks_ != nullptr)
-    bookkeeping_deallocate(free_stacks_, quarantine_capacity_ * sizeof(free_stack),
-                           alignof(free_stack));
+  for (recorded_stack *ring : {free_stacks_, allocation_stacks_}) {
+    if (ring != nullptr)
+      bookkeeping_deallocate(ring, quarantine_capacity_ * sizeof(recorded_stack),
+                             alignof(recorded_stack));
+  }
 }
 
 void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept {
@@ -920,7 +922,7 @@ void debug_resource::report_size_mismatch(void *p, std::size_t size, std::uint64
 // when recorded) rather than being freed now (an overrun).
 void debug_resource::check_canaries(const header *h, const unsigned char *user, std::size_t size,
                                     std::uint64_t number, bool freed,
-                                    const free_stack *stack) noexcept {
+                                    const recorded_stack *stack) noexcept {
   const unsigned char *tail = user + size;
   // The canary compared 8 bytes at a time.
   constexpr std::uint64_t kWord = kCanaryWord;
@@ -959,8 +961,18 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   }
   const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
                           h->user, h->size, h->number};
-  free_stack stack;  // written only as deep as the stack goes
+  recorded_stack stack;  // written only as deep as the stack goes
   if (options_.record_stacks) record_free_stack(&stack);
+  // The allocation stack of a guarded block, from its header while that can still be read.
+  static_assert(kMaxFrames <= kFreeFrames, "a header's frames fit a recorded_stack");
+  recorded_stack allocated;
+  const bool keep_allocated = guarded && options_.record_stacks;
+  if (keep_allocated) {
+    allocated.depth = h->depth();
+    allocated.cut = h->stack_cut();
+    std::memcpy(allocated.frames, h->frames(),
+                static_cast<std::size_t>(allocated.depth) * sizeof(void *));
+  }
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   // Where the kernel refuses (its map limit), the block is released at once instead, once its
   // guard page is accessible again (or kept out of use if that is refused too).
@@ -969,10 +981,11 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
       upstream_deallocate(entry.base, entry.base_bytes, entry.block_alignment);
     return;
   }
-  quarantine(entry, options_.record_stacks ? &stack : nullptr);
+  quarantine(entry, options_.record_stacks ? &stack : nullptr,
+             keep_allocated ? &allocated : nullptr);
 }
 
-void debug_resource::record_free_stack(free_stack *out) const noexcept {
+void debug_resource::record_free_stack(recorded_stack *out) const noexcept {
   out->depth = 0;
   out->cut = false;
   if (internal::debug_call == nullptr) return;  // not a free of the program's (a block refused)
@@ -987,18 +1000,20 @@ void debug_resource::record_free_stack(free_stack *out) const noexcept {
 // Evicts the oldest blocks, eight at a time outside the lock, until the quarantine is within
 // its limit again: a large block freed behind many small ones must not keep it over for
 // hundreds of frees.
-void debug_resource::quarantine(const quarantined &entry, const free_stack *stack) noexcept {
+void debug_resource::quarantine(const quarantined &entry, const recorded_stack *stack,
+                                const recorded_stack *allocated) noexcept {
   bool held = false;
   const bool stacks = stack != nullptr;  // then free_stacks_ is kept, from the first growth on
   for (bool first = true, over = true; over; first = false) {
     quarantined victims[8];
-    free_stack victim_stacks[8];
+    recorded_stack victim_stacks[8];
     int count = 0;
     {
       const table_guard lock(lock_, options_.thread_safe);
       if (first && (quarantine_count_ < quarantine_capacity_ || grow_quarantine())) {
         queued(quarantine_count_) = entry;
         if (stacks) free_stacks_[slot(quarantine_count_)] = *stack;
+        if (allocated != nullptr) allocation_stacks_[slot(quarantine_count_)] = *allocated;
         ++quarantine_count_;
         quarantine_bytes_ += entry.base_bytes;
         held = true;
@@ -1022,33 +1037,45 @@ bool debug_resource::grow_quarantine() noexcept {
   auto *fresh = static_cast<quarantined *>(
       bookkeeping_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
   if (fresh == nullptr) return false;
-  free_stack *fresh_stacks = nullptr;
-  if (options_.record_stacks) {
-    fresh_stacks = static_cast<free_stack *>(
-        bookkeeping_allocate(capacity * sizeof(free_stack), alignof(free_stack)));
-    if (fresh_stacks == nullptr) {
+  // The stack rings: where blocks were freed, and in guard mode where they were allocated.
+  recorded_stack *fresh_stacks[2] = {nullptr, nullptr};
+  recorded_stack **rings[2] = {&free_stacks_, &allocation_stacks_};
+  const bool wanted[2] = {options_.record_stacks,
+                          options_.record_stacks && options_.guard != guard_mode::none};
+  for (int r = 0; r < 2; ++r) {
+    if (!wanted[r]) continue;
+    fresh_stacks[r] = static_cast<recorded_stack *>(
+        bookkeeping_allocate(capacity * sizeof(recorded_stack), alignof(recorded_stack)));
+    if (fresh_stacks[r] == nullptr) {
+      if (r == 1)
+        bookkeeping_deallocate(fresh_stacks[0], capacity * sizeof(recorded_stack),
+                               alignof(recorded_stack));
       bookkeeping_deallocate(fresh, capacity * sizeof(quarantined), alignof(quarantined));
       return false;
     }
   }
   for (std::size_t i = 0; i < quarantine_count_; ++i) {
     fresh[i] = queued(i);
-    if (fresh_stacks != nullptr) fresh_stacks[i] = free_stacks_[slot(i)];
+    for (int r = 0; r < 2; ++r) {
+      if (fresh_stacks[r] != nullptr) fresh_stacks[r][i] = (*rings[r])[slot(i)];
+    }
   }
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
-  if (free_stacks_ != nullptr)
-    bookkeeping_deallocate(free_stacks_, quarantine_capacity_ * sizeof(free_stack),
-                           alignof(free_stack));
+  for (int r = 0; r < 2; ++r) {
+    if (*rings[r] != nullptr)
+      bookkeeping_deallocate(*rings[r], quarantine_capacity_ * sizeof(recorded_stack),
+                             alignof(recorded_stack));
+    *rings[r] = fresh_stacks[r];
+  }
   quarantine_ = fresh;
-  free_stacks_ = fresh_stacks;
   quarantine_capacity_ = capacity;
   quarantine_head_ = 0;
   return true;
 }
 
-void debug_resource::evict(const quarantined &q, const free_stack *stack) noexcept {
+void debug_resource::evict(const quarantined &q, const recorded_stack *stack) noexcept {
   if (options_.guard != guard_mode::none) {
     // Made inaccessible by release(); give the pages back their access.
     if (!make_accessible(q.base, q.base_bytes)) return;
@@ -1091,7 +1118,7 @@ void debug_resource::flush_quarantine() noexcept {
                               false);
   for (;;) {
     quarantined victim;
-    free_stack victim_stack;
+    recorded_stack victim_stack;
     {
       const table_guard lock(lock_, options_.thread_safe);
       if (quarantine_count_ == 0) break;
@@ -1107,12 +1134,17 @@ void debug_resource::flush_quarantine() noexcept {
 
 void debug_resource::report(debug_error_kind kind, const void *address, std::size_t size,
                             std::uint64_t number, std::ptrdiff_t offset, const char *detail,
-                            const header *h, const free_stack *freed) noexcept {
+                            const header *h, const recorded_stack *freed,
+                            const recorded_stack *allocated) noexcept {
   debug_error e{kind, address, size, number, offset, detail != nullptr ? detail : "", nullptr, 0};
   if (h != nullptr && h->depth() > 0) {
     e.stack = h->frames();
     e.stack_depth = h->depth();
     e.stack_cut = h->stack_cut();
+  } else if (h == nullptr && allocated != nullptr && allocated->depth > 0) {
+    e.stack = allocated->frames;
+    e.stack_depth = allocated->depth;
+    e.stack_cut = allocated->cut;
   }
   if (freed != nullptr && freed->depth > 0) {
     e.free_stack = freed->frames;
@@ -1241,7 +1273,16 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
                              out->detail,
                              nullptr,
                              0};
-    if (const free_stack *freed = free_stacks_ != nullptr ? &free_stacks_[slot(i)] : nullptr;
+    if (const recorded_stack *allocated =
+            allocation_stacks_ != nullptr ? &allocation_stacks_[slot(i)] : nullptr;
+        allocated != nullptr && allocated->depth > 0) {
+      std::memcpy(out->frames, allocated->frames,
+                  static_cast<std::size_t>(allocated->depth) * sizeof(void *));
+      out->error.stack = out->frames;
+      out->error.stack_depth = allocated->depth;
+      out->error.stack_cut = allocated->cut;
+    }
+    if (const recorded_stack *freed = free_stacks_ != nullptr ? &free_stacks_[slot(i)] : nullptr;
         freed != nullptr && freed->depth > 0) {
       std::memcpy(out->freed_at, freed->frames,
                   static_cast<std::size_t>(freed->depth) * sizeof(void *));
@@ -1430,9 +1471,11 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
   static_assert(offsetof(saved_stack, after) == offsetof(saved_stack, h) + sizeof(header),
                 "header, then frames");
   const header *stack = nullptr;
-  bool held = false;      // in the quarantine: the address is certainly still this block's
-  free_stack held_stack;  // where it was freed then, when recorded
+  bool held = false;          // in the quarantine: the address is certainly still this block's
+  recorded_stack held_stack;  // where it was freed then, when recorded
   held_stack.depth = 0;
+  recorded_stack held_allocated;  // in guard mode, where it was allocated, when recorded
+  held_allocated.depth = 0;
   auto save_stack = [&saved, &stack](const header *h) {  // h intact: its depth is the recorded one
     std::memcpy(&saved.h, h, sizeof(header));
     std::memcpy(const_cast<void **>(saved.h.frames()), h->frames(),
@@ -1453,13 +1496,15 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
       if (!h->damaged(owner_, e.number)) save_stack(h);
     });
     // Else a block still in the quarantine (newest first: its address cannot have been handed
-    // out again since), as its header is still there to name where it was allocated (not in
-    // guard mode, where the block is inaccessible, nor if a write after free hit the header).
+    // out again since), as its header is still there to name where it was allocated (not if a
+    // write after free hit the header; in guard mode, where the block is inaccessible, the
+    // allocation stack was copied out of it when it was freed).
     if (inside == nullptr) {
       if (const quarantined *q = quarantined_block(p)) {
         freed = freed_record{q->user, q->size, q->number};
         held = true;
         if (free_stacks_ != nullptr) held_stack = free_stacks_[q - quarantine_];
+        if (allocation_stacks_ != nullptr) held_allocated = allocation_stacks_[q - quarantine_];
         if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number))
           save_stack(q->h);
       }
@@ -1491,7 +1536,7 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
                            : "the block was already freed (its memory went back upstream: the "
                              "address may now be another allocator's block)");
     report(debug_error_kind::double_free, p, freed.size, freed.number, 0, detail, stack,
-           held ? &held_stack : nullptr);
+           held ? &held_stack : nullptr, held ? &held_allocated : nullptr);
     return;
   }
   // Freed recently by another resource: a second free of its block, through the wrong table.

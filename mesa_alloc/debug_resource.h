@@ -36,7 +36,8 @@
 // Keeping each free's caller for the report of a bad one costs about 1 ns per free (a few
 // thread-local accesses); the walk of that call's stack is made only when an error is found.
 // With record_stacks and a quarantine, each free into it walks its stack as well (136 bytes per
-// held block, in a ring of their own).
+// held block, in a ring of their own; in guard mode 136 more, for the allocation stack copied
+// out of the header that the free makes inaccessible).
 //
 // Example:
 //   mesa::debug_options options;
@@ -233,8 +234,9 @@ class debug_resource : public std::pmr::memory_resource {
   };
   // With record_stacks, where a block of the quarantine was freed, innermost first; kept in a
   // ring of its own (free_stacks_), slot for slot with the quarantine's, so that the quarantine
-  // stays small without stacks.
-  struct free_stack {
+  // stays small without stacks. In guard mode, where a block was allocated too
+  // (allocation_stacks_): its header is as inaccessible as the rest of it once freed.
+  struct recorded_stack {
     int depth;
     bool cut;
     void *frames[kFreeFrames];
@@ -277,9 +279,10 @@ class debug_resource : public std::pmr::memory_resource {
                         std::uint64_t number) noexcept;
   // `freed`: the block waits in the quarantine, where it was freed at `stack` (when recorded).
   void check_canaries(const header *h, const unsigned char *user, std::size_t size,
-                      std::uint64_t number, bool freed, const free_stack *stack = nullptr) noexcept;
+                      std::uint64_t number, bool freed,
+                      const recorded_stack *stack = nullptr) noexcept;
   // The stack of the free being made (from its entry point's caller) into *out.
-  [[gnu::noinline]] void record_free_stack(free_stack *out) const noexcept;
+  [[gnu::noinline]] void record_free_stack(recorded_stack *out) const noexcept;
   // take()'s error paths, out of line so that the hot path keeps a small frame.
   [[gnu::cold, gnu::noinline]] void report_damaged_header(void *p, std::size_t size,
                                                           std::uint64_t number,
@@ -298,10 +301,13 @@ class debug_resource : public std::pmr::memory_resource {
                                                          std::size_t alignment) noexcept;
   // Guarded headers are inaccessible once freed: the entry keeps what eviction needs.
   // `stack`: where it was freed, with record_stacks (else nullptr).
-  void quarantine(const quarantined &entry, const free_stack *stack) noexcept;
+  // `allocated`: where it was allocated, copied from its header (guard mode with record_stacks,
+  // else nullptr).
+  void quarantine(const quarantined &entry, const recorded_stack *stack,
+                  const recorded_stack *allocated) noexcept;
   // The i-th oldest entry of the quarantine ring (with lock_ held).
   quarantined &queued(std::size_t i) const noexcept { return quarantine_[slot(i)]; }
-  // Its slot in the ring (of free_stacks_ too).
+  // Its slot in the ring (of free_stacks_ and allocation_stacks_ too).
   std::size_t slot(std::size_t i) const noexcept {
     return (quarantine_head_ + i) & (quarantine_capacity_ - 1);
   }
@@ -314,15 +320,17 @@ class debug_resource : public std::pmr::memory_resource {
   void *bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept;
   void bookkeeping_deallocate(void *p, std::size_t bytes,
                               std::size_t alignment) noexcept;  // with lock_ held
-  void evict(const quarantined &q, const free_stack *stack) noexcept;
+  void evict(const quarantined &q, const recorded_stack *stack) noexcept;
   void report_mprotect_failure(const char *what) const noexcept;
   bool make_accessible(void *base, std::size_t bytes) const noexcept;
   void *refuse_unguarded(unsigned char *base, std::size_t base_bytes, std::size_t block_alignment,
                          std::size_t size) noexcept;
-  // `freed`: where the block was freed before (nullptr: not known).
+  // `freed`: where the block was freed before (nullptr: not known). The allocation stack comes
+  // from `h`, else from `allocated` (a guarded block's, copied when it was freed).
   void report(debug_error_kind kind, const void *address, std::size_t size, std::uint64_t number,
               std::ptrdiff_t offset, const char *detail, const header *h,
-              const free_stack *freed = nullptr) noexcept;
+              const recorded_stack *freed = nullptr,
+              const recorded_stack *allocated = nullptr) noexcept;
   // `p` is not a live block of this resource: a live block of another debug resource (an
   // allocator mismatch), a recent free (double free, or a realloc of a freed block), or unknown.
   [[gnu::noinline]] void report_unknown_free(void *p, bool in_realloc) noexcept;
@@ -354,8 +362,9 @@ class debug_resource : public std::pmr::memory_resource {
   unsigned freed_next_ = 0;
   // The quarantine: a FIFO ring (storage from bookkeeping) of freed blocks held back.
   quarantined *quarantine_ = nullptr;
-  free_stack *free_stacks_ = nullptr;    // with record_stacks: quarantine_'s, slot for slot
-  std::size_t quarantine_capacity_ = 0;  // a power of two
+  recorded_stack *free_stacks_ = nullptr;        // with record_stacks: quarantine_'s, slot for slot
+  recorded_stack *allocation_stacks_ = nullptr;  // likewise, in guard mode only
+  std::size_t quarantine_capacity_ = 0;          // a power of two
   std::size_t quarantine_head_ = 0;
   std::size_t quarantine_count_ = 0;
   std::size_t quarantine_bytes_ = 0;

@@ -144,6 +144,11 @@ TEST(DebugResourceDeathTest, DoubleFree) {
   r->deallocate(p, bytes);
   asm volatile("nop");
 }
+[[gnu::noinline]] void *allocate_here(std::pmr::memory_resource *r, std::size_t bytes) {
+  void *p = r->allocate(bytes);
+  asm volatile("");
+  return p;
+}
 [[gnu::noinline]] void free_it_here_c(const mesa_allocator *table, void *p) {
   mesa_free2(nullptr, table, p);
   asm volatile("");
@@ -545,14 +550,14 @@ TEST(DebugResourceDeathTest, UseAfterFreeInGuardMode) {
       "offset 10 of a freed block");
 }
 
-TEST(DebugResourceDeathTest, AUseAfterFreeInGuardModeSaysWhereTheBlockWasFreed) {
+TEST(DebugResourceDeathTest, AUseAfterFreeInGuardModeSaysWhereTheBlockWasFreedAndAllocated) {
   EXPECT_EXIT(
       {
         mesa::debug_options o;
         o.guard = mesa::guard_mode::after;
         o.record_stacks = true;
         mesa::debug_resource d(std::pmr::new_delete_resource(), o);
-        auto *p = static_cast<volatile unsigned char *>(d.allocate(64));
+        auto *p = static_cast<volatile unsigned char *>(allocate_here(&d, 64));
         first_free_here(&d, const_cast<unsigned char *>(p), 64);
         p[10] = 1;
         std::_Exit(0);
@@ -560,7 +565,8 @@ TEST(DebugResourceDeathTest, AUseAfterFreeInGuardModeSaysWhereTheBlockWasFreed) 
       died_of_segv,
       "write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at offset 10 of a "
       "freed block\n(.|\n)*previously freed at:\n(    #[0-9]+ [^\n]*\n)*    #[0-9]+ "
-      "0x[0-9a-f]+ [^\n]*first_free_here");
+      "0x[0-9a-f]+ [^\n]*first_free_here(.|\n)*allocated at:\n(    #[0-9]+ [^\n]*\n)*    "
+      "#[0-9]+ 0x[0-9a-f]+ [^\n]*allocate_here");
 }
 
 // A runtime (a JIT, a garbage collector) recovers faults on its own protected page, with a
@@ -1281,6 +1287,35 @@ TEST(DebugResource, RecordsGuardPageFaultsAndGoesOn) {
   EXPECT_EQ(r.errors[1].offset, 5);
   EXPECT_EQ(r.errors[1].size, 64u);
   EXPECT_EQ(r.errors[1].allocation, 1u);
+}
+
+// A guarded block's header is as inaccessible as the rest of it once freed: where it was
+// allocated is copied out at the free, for a use after free and for a second free of it. The
+// frees after it grow the quarantine's rings (256 entries at first), which keep it in step.
+TEST(DebugResource, AFreedGuardedBlockStillNamesWhereItWasAllocated) {
+  for (mesa::guard_mode mode : {mesa::guard_mode::after, mesa::guard_mode::before}) {
+    SCOPED_TRACE(mode == mesa::guard_mode::after ? "after" : "before");
+    recorder r;
+    mesa::debug_options o;
+    o.guard = mode;
+    o.record_stacks = true;
+    mesa::debug_resource d(std::pmr::new_delete_resource(), r.options(o));
+    auto *p = static_cast<volatile unsigned char *>(allocate_here(&d, 64));
+    first_free_here(&d, const_cast<unsigned char *>(p), 64);
+    for (int i = 0; i < 300; ++i) d.deallocate(d.allocate(32), 32);
+    p[5] = 2;  // faults; the recording handler takes it and the write then happens
+    free_it_here(&d, const_cast<unsigned char *>(p), 64);
+    ASSERT_EQ(r.errors.size(), 2u);
+    EXPECT_EQ(r.errors[0].kind, debug_error_kind::write_after_free);
+    EXPECT_EQ(r.errors[1].kind, debug_error_kind::double_free);
+    for (const recorder::entry &e : r.errors) {
+      EXPECT_EQ(e.address, p);
+      EXPECT_EQ(e.allocation, 1u);
+      EXPECT_TRUE(has_frame(e.allocation_frames, "allocate_here"));
+      EXPECT_FALSE(has_frame(e.allocation_frames, "first_free_here"));
+      EXPECT_TRUE(has_frame(e.free_frames, "first_free_here"));
+    }
+  }
 }
 
 // The code a guard fault interrupts goes on (a handler of the program's took the report) with

@@ -1273,23 +1273,19 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
                              out->detail,
                              nullptr,
                              0};
-    if (const recorded_stack *allocated =
-            allocation_stacks_ != nullptr ? &allocation_stacks_[slot(i)] : nullptr;
-        allocated != nullptr && allocated->depth > 0) {
-      std::memcpy(out->frames, allocated->frames,
-                  static_cast<std::size_t>(allocated->depth) * sizeof(void *));
-      out->error.stack = out->frames;
-      out->error.stack_depth = allocated->depth;
-      out->error.stack_cut = allocated->cut;
-    }
-    if (const recorded_stack *freed = free_stacks_ != nullptr ? &free_stacks_[slot(i)] : nullptr;
-        freed != nullptr && freed->depth > 0) {
-      std::memcpy(out->freed_at, freed->frames,
-                  static_cast<std::size_t>(freed->depth) * sizeof(void *));
-      out->error.free_stack = out->freed_at;
-      out->error.free_stack_depth = freed->depth;
-      out->error.free_stack_cut = freed->cut;
-    }
+    // Where it was allocated and freed, when recorded, copied out of the rings.
+    auto copy = [&](const recorded_stack *ring, void **to, void *const *&frames, int &depth,
+                    bool &cut) {
+      if (ring == nullptr || ring[slot(i)].depth <= 0) return;
+      const recorded_stack &from = ring[slot(i)];
+      std::memcpy(to, from.frames, static_cast<std::size_t>(from.depth) * sizeof(void *));
+      frames = to;
+      depth = from.depth;
+      cut = from.cut;
+    };
+    debug_error &e = out->error;
+    copy(allocation_stacks_, out->frames, e.stack, e.stack_depth, e.stack_cut);
+    copy(free_stacks_, out->freed_at, e.free_stack, e.free_stack_depth, e.free_stack_cut);
   }
   if (region == nullptr) return false;
   out->handler = options_.handler;

@@ -161,6 +161,22 @@ expect_abnormal_exit "write after free aborts at exit" $?
 check "write-after-free message" \
   '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: byte 7 '
 
+# 3e. guard with stacks: a use after free faults, and the report says where the block was
+# freed and where it was allocated (its header is inaccessible by then: the free copied the
+# allocation stack out).
+MESA_ALLOC_DEBUG=guard,leaks "$program" write_after_free 2>"$out" >/dev/null
+expect_abnormal_exit "guard use after free kills the program" $?
+check "guard use after free message" \
+  '^mesa_alloc: write after free at 0x[0-9a-f]+ size 64 allocation #1: read or write at offset 7 of a freed block$'
+for heading in 'accessed at' 'previously freed at' 'allocated at'; do
+  if ! grep -A1 "^    $heading:\$" "$out" | grep -Eq '^    #0 0x[0-9a-f]+ (write_after_free|main) '; then
+    echo "FAILED: guard use after free: no '$heading:' stack starting in write_after_free"
+    sed 's/^/  /' "$out"; failures=$((failures + 1))
+  else
+    echo "ok: guard use after free: '$heading:' starts in write_after_free"
+  fi
+done
+
 # 3f. The canary of a freed block is still checked: one byte past its end is a write after free.
 MESA_ALLOC_DEBUG=quarantine,cookie "$program" write_past_freed_end 2>"$out" >/dev/null
 expect_abnormal_exit "a write past the end of a freed block aborts at exit" $?

@@ -515,11 +515,10 @@ debug_resource::~debug_resource() {
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
-  for (recorded_stack *ring : {free_stacks_, allocation_stacks_}) {
-    if (ring != nullptr)
-      bookkeeping_deallocate(ring, quarantine_capacity_ * sizeof(recorded_stack),
-                             alignof(recorded_stack));
-  }
+  if (free_stacks_ != nullptr)
+    bookkeeping_deallocate(free_stacks_,
+                           quarantine_capacity_ * stack_rings() * sizeof(recorded_stack),
+                           alignof(recorded_stack));
 }
 
 void *debug_resource::bookkeeping_allocate(std::size_t bytes, std::size_t alignment) noexcept {
@@ -948,26 +947,31 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   }
 }
 
+debug_resource::quarantined debug_resource::quarantine_entry(header *h) noexcept {
+  return quarantined{h, h->base, h->base_bytes, h->block_alignment(), h->user, h->size, h->number};
+}
+
 [[gnu::always_inline]] inline void debug_resource::release(header *h) noexcept {
-  const bool guarded = h->guard() != guard_mode::none;
-  if (!guarded && quarantine_limit_ == 0) {
+  if (h->guard() != guard_mode::none) return release_guarded(h);
+  if (quarantine_limit_ == 0) {
     if (options_.fill) std::memset(h->user, kFreedFill, h->size);
     return upstream_deallocate(h->base, h->base_bytes, h->block_alignment());
   }
-  if (!guarded) {
-    std::memset(h->user, kFreedFill, h->size);
-    // An overrun of the live block was reported at this free: the quarantine checks afresh.
-    std::memset(h->user + h->size, kCanaryFill, h->tail());
-  }
-  const quarantined entry{h,       h->base, h->base_bytes, h->block_alignment(),
-                          h->user, h->size, h->number};
+  std::memset(h->user, kFreedFill, h->size);
+  // An overrun of the live block was reported at this free: the quarantine checks afresh.
+  std::memset(h->user + h->size, kCanaryFill, h->tail());
   recorded_stack stack;  // written only as deep as the stack goes
   if (options_.record_stacks) record_free_stack(&stack);
-  // The allocation stack of a guarded block, from its header while that can still be read.
+  quarantine(quarantine_entry(h), options_.record_stacks ? &stack : nullptr, nullptr);
+}
+
+void debug_resource::release_guarded(header *h) noexcept {
+  const quarantined entry = quarantine_entry(h);
+  // Where it is freed, and where it was allocated, from its header while that can still be read.
   static_assert(kMaxFrames <= kFreeFrames, "a header's frames fit a recorded_stack");
-  recorded_stack allocated;
-  const bool keep_allocated = guarded && options_.record_stacks;
-  if (keep_allocated) {
+  recorded_stack stack, allocated;
+  if (options_.record_stacks) {
+    record_free_stack(&stack);
     allocated.depth = h->depth();
     allocated.cut = h->stack_cut();
     std::memcpy(allocated.frames, h->frames(),
@@ -976,13 +980,13 @@ void debug_resource::check_canaries(const header *h, const unsigned char *user, 
   // Guarded blocks are inaccessible until they leave the quarantine: a use after free faults.
   // Where the kernel refuses (its map limit), the block is released at once instead, once its
   // guard page is accessible again (or kept out of use if that is refused too).
-  if (guarded && mprotect(h->base, h->base_bytes, PROT_NONE) != 0) {
+  if (mprotect(h->base, h->base_bytes, PROT_NONE) != 0) {
     if (make_accessible(entry.base, entry.base_bytes))
       upstream_deallocate(entry.base, entry.base_bytes, entry.block_alignment);
     return;
   }
   quarantine(entry, options_.record_stacks ? &stack : nullptr,
-             keep_allocated ? &allocated : nullptr);
+             options_.record_stacks ? &allocated : nullptr);
 }
 
 void debug_resource::record_free_stack(recorded_stack *out) const noexcept {
@@ -1013,7 +1017,7 @@ void debug_resource::quarantine(const quarantined &entry, const recorded_stack *
       if (first && (quarantine_count_ < quarantine_capacity_ || grow_quarantine())) {
         queued(quarantine_count_) = entry;
         if (stacks) free_stacks_[slot(quarantine_count_)] = *stack;
-        if (allocated != nullptr) allocation_stacks_[slot(quarantine_count_)] = *allocated;
+        if (allocated != nullptr) allocation_stacks()[slot(quarantine_count_)] = *allocated;
         ++quarantine_count_;
         quarantine_bytes_ += entry.base_bytes;
         held = true;
@@ -1037,38 +1041,28 @@ bool debug_resource::grow_quarantine() noexcept {
   auto *fresh = static_cast<quarantined *>(
       bookkeeping_allocate(capacity * sizeof(quarantined), alignof(quarantined)));
   if (fresh == nullptr) return false;
-  // The stack rings: where blocks were freed, and in guard mode where they were allocated.
-  recorded_stack *fresh_stacks[2] = {nullptr, nullptr};
-  recorded_stack **rings[2] = {&free_stacks_, &allocation_stacks_};
-  const bool wanted[2] = {options_.record_stacks,
-                          options_.record_stacks && options_.guard != guard_mode::none};
-  for (int r = 0; r < 2; ++r) {
-    if (!wanted[r]) continue;
-    fresh_stacks[r] = static_cast<recorded_stack *>(
-        bookkeeping_allocate(capacity * sizeof(recorded_stack), alignof(recorded_stack)));
-    if (fresh_stacks[r] == nullptr) {
-      if (r == 1)
-        bookkeeping_deallocate(fresh_stacks[0], capacity * sizeof(recorded_stack),
-                               alignof(recorded_stack));
+  const int rings = stack_rings();
+  recorded_stack *fresh_stacks = nullptr;
+  if (rings > 0) {
+    fresh_stacks = static_cast<recorded_stack *>(
+        bookkeeping_allocate(capacity * rings * sizeof(recorded_stack), alignof(recorded_stack)));
+    if (fresh_stacks == nullptr) {
       bookkeeping_deallocate(fresh, capacity * sizeof(quarantined), alignof(quarantined));
       return false;
     }
   }
   for (std::size_t i = 0; i < quarantine_count_; ++i) {
     fresh[i] = queued(i);
-    for (int r = 0; r < 2; ++r) {
-      if (fresh_stacks[r] != nullptr) fresh_stacks[r][i] = (*rings[r])[slot(i)];
-    }
+    for (int r = 0; r < rings; ++r)
+      fresh_stacks[r * capacity + i] = free_stacks_[r * quarantine_capacity_ + slot(i)];
   }
   if (quarantine_ != nullptr)
     bookkeeping_deallocate(quarantine_, quarantine_capacity_ * sizeof(quarantined),
                            alignof(quarantined));
-  for (int r = 0; r < 2; ++r) {
-    if (*rings[r] != nullptr)
-      bookkeeping_deallocate(*rings[r], quarantine_capacity_ * sizeof(recorded_stack),
-                             alignof(recorded_stack));
-    *rings[r] = fresh_stacks[r];
-  }
+  if (free_stacks_ != nullptr)
+    bookkeeping_deallocate(free_stacks_, quarantine_capacity_ * rings * sizeof(recorded_stack),
+                           alignof(recorded_stack));
+  free_stacks_ = fresh_stacks;
   quarantine_ = fresh;
   quarantine_capacity_ = capacity;
   quarantine_head_ = 0;
@@ -1284,7 +1278,7 @@ bool debug_resource::explain_fault(const unsigned char *address, bool locking,
       cut = from.cut;
     };
     debug_error &e = out->error;
-    copy(allocation_stacks_, out->frames, e.stack, e.stack_depth, e.stack_cut);
+    copy(allocation_stacks(), out->frames, e.stack, e.stack_depth, e.stack_cut);
     copy(free_stacks_, out->freed_at, e.free_stack, e.free_stack_depth, e.free_stack_cut);
   }
   if (region == nullptr) return false;
@@ -1500,7 +1494,8 @@ void debug_resource::report_unknown_free(void *p, bool in_realloc) noexcept {
         freed = freed_record{q->user, q->size, q->number};
         held = true;
         if (free_stacks_ != nullptr) held_stack = free_stacks_[q - quarantine_];
-        if (allocation_stacks_ != nullptr) held_allocated = allocation_stacks_[q - quarantine_];
+        if (const recorded_stack *allocations = allocation_stacks())
+          held_allocated = allocations[q - quarantine_];
         if (options_.guard == guard_mode::none && !q->h->damaged(owner_, q->number))
           save_stack(q->h);
       }

@@ -235,7 +235,7 @@ class debug_resource : public std::pmr::memory_resource {
   // With record_stacks, where a block of the quarantine was freed, innermost first; kept in a
   // ring of its own (free_stacks_), slot for slot with the quarantine's, so that the quarantine
   // stays small without stacks. In guard mode, where a block was allocated too
-  // (allocation_stacks_): its header is as inaccessible as the rest of it once freed.
+  // (allocation_stacks()): its header is as inaccessible as the rest of it once freed.
   struct recorded_stack {
     int depth;
     bool cut;
@@ -263,6 +263,11 @@ class debug_resource : public std::pmr::memory_resource {
   inline header *take(void *p, bool sized, std::size_t bytes, std::size_t alignment,
                       bool in_realloc = false, std::uint64_t only_number = 0) noexcept;
   inline void release(header *h) noexcept;
+  // release() of a guarded block (made inaccessible in the quarantine): out of line, as it makes
+  // a system call anyway, and keeps the copy of its allocation stack out of the hot path's frame.
+  [[gnu::noinline]] void release_guarded(header *h) noexcept;
+  // What the quarantine keeps of a block: guarded headers are inaccessible once freed.
+  static quarantined quarantine_entry(header *h) noexcept;
   // allocate_block's slow path: guard pages or recorded stacks (`depth` frames, maybe 0).
   [[gnu::noinline]] void *allocate_guarded_or_traced(std::size_t size, std::size_t alignment,
                                                      mesa_alloc_scope scope, void *const *frames,
@@ -307,11 +312,21 @@ class debug_resource : public std::pmr::memory_resource {
                   const recorded_stack *allocated) noexcept;
   // The i-th oldest entry of the quarantine ring (with lock_ held).
   quarantined &queued(std::size_t i) const noexcept { return quarantine_[slot(i)]; }
-  // Its slot in the ring (of free_stacks_ and allocation_stacks_ too).
+  // Its slot in the ring (of the stack rings too).
   std::size_t slot(std::size_t i) const noexcept {
     return (quarantine_head_ + i) & (quarantine_capacity_ - 1);
   }
   bool grow_quarantine() noexcept;
+  // How many stack rings the quarantine keeps: where blocks were freed (with record_stacks), and
+  // in guard mode where they were allocated. They share one allocation, ring after ring.
+  int stack_rings() const noexcept {
+    return !options_.record_stacks ? 0 : options_.guard == guard_mode::none ? 1 : 2;
+  }
+  // The second ring, or nullptr.
+  recorded_stack *allocation_stacks() const noexcept {
+    return stack_rings() == 2 && free_stacks_ != nullptr ? free_stacks_ + quarantine_capacity_
+                                                         : nullptr;
+  }
   // The bookkeeping's memory (options_.bookkeeping, else the upstream); NULL on failure.
   // The upstream's allocate and deallocate, with the record of the program's free set aside: a
   // bad free the upstream's code makes through a debug layer is reported as its own call.
@@ -362,9 +377,9 @@ class debug_resource : public std::pmr::memory_resource {
   unsigned freed_next_ = 0;
   // The quarantine: a FIFO ring (storage from bookkeeping) of freed blocks held back.
   quarantined *quarantine_ = nullptr;
-  recorded_stack *free_stacks_ = nullptr;        // with record_stacks: quarantine_'s, slot for slot
-  recorded_stack *allocation_stacks_ = nullptr;  // likewise, in guard mode only
-  std::size_t quarantine_capacity_ = 0;          // a power of two
+  // With record_stacks: quarantine_'s, slot for slot (then allocation_stacks() in guard mode).
+  recorded_stack *free_stacks_ = nullptr;
+  std::size_t quarantine_capacity_ = 0;  // a power of two
   std::size_t quarantine_head_ = 0;
   std::size_t quarantine_count_ = 0;
   std::size_t quarantine_bytes_ = 0;

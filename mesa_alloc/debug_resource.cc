@@ -28,6 +28,7 @@
 #include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/internal/spin_lock.h"
 #include "mesa_alloc/internal/stack_trace.h"
+#include "mesa_alloc/internal/tentative_request.h"
 
 namespace mesa {
 namespace internal {
@@ -1633,7 +1634,12 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   // another thread is then reported, once, and cannot release it during the copy; one that came
   // first makes this claim fail, and the new block goes back.
   const std::uint64_t injected_before = fault_resource::injected_on_this_thread();
-  void *fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
+  const bool shrinks = size <= old_size && alignment <= old_alignment;
+  void *fresh;
+  {
+    const internal::tentative_request tentative(shrinks);  // a budget's refusal is absorbed
+    fresh = allocate_from(size, std::max<std::size_t>(alignment, old_alignment), scope, caller);
+  }
   if (fresh != nullptr) {
     const internal::caller_set_aside aside;
     header *old = take(p, false, old_size, 0, true, number);
@@ -1647,8 +1653,7 @@ void *debug_resource::reallocate_from(void *p, std::size_t size, std::size_t ali
   }
   // No new block (a budget below is full): a shrink stays where it is, as libc's would. A
   // failure a fault layer below injected is the realloc's own: the caller sees it.
-  if (size <= old_size && alignment <= old_alignment &&
-      fault_resource::injected_on_this_thread() == injected_before)
+  if (shrinks && fault_resource::injected_on_this_thread() == injected_before)
     return shrink_in_place(p, size, h, old_size, number);
   return nullptr;
 }

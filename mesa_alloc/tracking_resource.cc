@@ -12,6 +12,7 @@
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
 #include "mesa_alloc/internal/known_scope.h"
+#include "mesa_alloc/internal/tentative_request.h"
 
 namespace mesa {
 namespace internal {
@@ -416,7 +417,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
                                        mesa_alloc_scope scope) {
   const int index = internal::tracking_shard_index();
   if (!try_charge_limits(bytes)) {
-    count_failure(index, scope);
+    if (!internal::tentative_request::active()) count_failure(index, scope);
     throw std::bad_alloc();
   }
   void *p;

@@ -4,7 +4,10 @@
 // What it is for: knowing where host memory goes (a "driver" tracker with "compiler", "winsys"
 // and "cache" children; children roll up into their parents), and enforcing a hard budget on
 // embedded systems: an allocation that would take a tracker (or any ancestor) over its limit
-// fails (std::bad_alloc; NULL from C) and is counted as a failed allocation.
+// fails (std::bad_alloc; NULL from C) and is counted as a failed allocation — unless its caller
+// had a fallback (the arena's and pools' next block at half the size, the debug layer keeping a
+// shrinking block in place: internal/tentative_request.h), so the count is of failures the
+// program saw.
 //
 // What it costs: cheap enough for release builds. Each thread owns one counter shard per
 // tracker (plain loads and stores, no lock, no atomic read-modify-write), so threads never
@@ -88,7 +91,8 @@ struct tracking_stats {
   std::size_t peak_blocks = 0;
   std::uint64_t total_allocations = 0;
   std::uint64_t total_deallocations = 0;
-  std::uint64_t failed_allocations = 0;  // over a limit, or the upstream failed
+  std::uint64_t failed_allocations = 0;  // over a limit (not a request with a fallback), or the
+                                         // upstream failed
   tracking_scope_stats scopes[MESA_ALLOC_SCOPE_COUNT];
 };
 

@@ -134,6 +134,8 @@ TEST(ArenaResource, BlocksGrowGeometricallyUpToTheCap) {
 // Over a budget, a block that does not fit is asked for again smaller: 16-byte requests are
 // refused only when not even a block for one of them (its header, the request and its alignment
 // slack) fits, not when the next doubling step does not (that refused at 60% of the budget).
+// The budget counts one failed allocation, the request the arena refuses: the blocks it asked
+// for first, at full size and then at half as much, had a fallback (internal/tentative_request.h).
 TEST(ArenaResource, UnderABudgetSmallRequestsUseAllOfIt) {
   for (std::size_t limit : {std::size_t{100} << 10, std::size_t{1536} << 10}) {
     mesa::tracking_resource budget(std::pmr::new_delete_resource(), "budget");
@@ -151,6 +153,7 @@ TEST(ArenaResource, UnderABudgetSmallRequestsUseAllOfIt) {
     EXPECT_LT(limit - in_use, 32 + 16 + 15) << "limit " << limit;
     EXPECT_GT(handed_out, limit / 10 * 9) << "limit " << limit;
     EXPECT_EQ(arena.stats().bytes_reserved, in_use);
+    EXPECT_EQ(budget.stats().failed_allocations, 1u) << "limit " << limit;
     budget.set_limit(limit + 4096);
     EXPECT_NE(arena.allocate(16), nullptr) << "the arena stays usable";
   }

@@ -370,6 +370,21 @@ static int shrink_at_a_full_budget(void) {
   return 0;
 }
 
+/* An 800-byte block shrunk to 100 bytes, then grown to 500: under limit=1000 with a debug word
+ * the shrink stays in place (the budget has no room to move it) and the growth is refused, as the
+ * block still holds its 800 bytes. Prints the outcomes. */
+static int shrink_then_grow(void) {
+  void *p = mesa_malloc(800);
+  void *shrunk = p != NULL ? mesa_realloc(p, 100) : NULL;
+  if (shrunk != NULL) p = shrunk;
+  void *grown = p != NULL ? mesa_realloc(p, 500) : NULL;
+  if (grown != NULL) p = grown;
+  printf("shrink 800 -> 100: %s; grow 100 -> 500: %s\n", shrunk != NULL ? "ok" : "refused",
+         grown != NULL ? "ok" : "refused");
+  mesa_free(p);
+  return 0;
+}
+
 /* A 600-byte block grown to 700: under limit=1000 the growing realloc is refused, as it holds
  * both blocks until the copy is made. Prints the outcome. */
 static int grow_realloc(void) {
@@ -491,6 +506,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "shrink_full") == 0) return shrink_at_a_full_budget();
   if (strcmp(mode, "shrink_then_allocate") == 0) return shrink_then_allocate();
   if (strcmp(mode, "grow_realloc") == 0) return grow_realloc();
+  if (strcmp(mode, "shrink_then_grow") == 0) return shrink_then_grow();
   if (strcmp(mode, "many_small") == 0) return try_allocations(5000, 32);
   if (strcmp(mode, "free_at_exit") == 0) return free_at_exit();
   if (strcmp(mode, "exit_at_once") == 0) return allocate_then_exit_at_once();

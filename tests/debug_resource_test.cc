@@ -1478,7 +1478,9 @@ TEST(DebugResource, GuardModesKeepAlignmentAndCountPages) {
 // no cookie (MESA_ALLOC_DEBUG=leaks) and with guard pages after or before the block too. The
 // bytes given up are checked at free as the canary is (in guard_mode::after an overrun there
 // stops short of the guard page, so it is caught at free rather than at the write), the leak
-// report gives the new size, and freeing gives the whole budget back.
+// report gives the new size, and freeing gives the whole budget back. The budget's refusal of
+// the debug layer's attempt to move the block is no failed allocation: the program's call
+// succeeded.
 TEST(DebugResource, ShrinkAtAFullBudgetStaysInPlaceAndChecked) {
   struct mode {
     bool cookie;
@@ -1506,10 +1508,12 @@ TEST(DebugResource, ShrinkAtAFullBudgetStaysInPlaceAndChecked) {
     ASSERT_EQ(d.allocate_block(1200, 16, MESA_ALLOC_SCOPE_OBJECT), nullptr);
     std::memset(first, 0x5a, 1200);
     const std::size_t full = t.stats().bytes_in_use;
+    ASSERT_EQ(t.stats().failed_allocations, 1u);
 
     auto *p =
         static_cast<unsigned char *>(d.reallocate_block(first, 300, 16, MESA_ALLOC_SCOPE_OBJECT));
     ASSERT_EQ(p, first);
+    EXPECT_EQ(t.stats().failed_allocations, 1u);
     EXPECT_EQ(p[0], 0x5a);
     EXPECT_EQ(p[299], 0x5a);
     EXPECT_EQ(t.stats().bytes_in_use, full);

@@ -478,6 +478,19 @@ for words in limit=5k cookie,limit=5k leaks,limit=5k; do
     echo "ok: $words does not refuse a shrink at a full budget"; else
     echo "FAILED: $words printed: $stdout"; failures=$((failures + 1)); fi
 done
+# 5c'. The debug layer's attempt to move a shrinking block, which the budget refuses and the layer
+# absorbs by shrinking in place, is no refusal of the program's: neither announced nor counted.
+# The line is kept for the refusal the program sees next (it used to go to the absorbed one, and
+# the program's real refusal came with no line).
+stdout=$(MESA_ALLOC_DEBUG=limit=1000,cookie,stats "$program" shrink_then_grow 2>"$out")
+if [[ "$stdout" == "shrink 800 -> 100: ok; grow 100 -> 500: refused" ]]; then
+  echo "ok: limit=1000,cookie shrinks in place and refuses the growth"; else
+  echo "FAILED: limit=1000,cookie shrink_then_grow printed: $stdout"; failures=$((failures + 1)); fi
+check "the refusal announced is the growth's, not the absorbed shrink's" \
+  "^mesa_alloc: MESA_ALLOC_DEBUG: limit=1000 refused an allocation of 5[0-9]{2} bytes \(8[0-9]{2} in use; both sizes are the debug layer's blocks, its headers and padding included\); later refusals are only counted$"
+if [[ $(grep -c 'refused a' "$out") != 1 ]]; then
+  echo "FAILED: one refusal line expected:"; cat "$out"; failures=$((failures + 1)); fi
+check "only the refusal the program saw is counted" '^default( +[0-9]+){7} +1 +1000 *$'
 MESA_ALLOC_DEBUG=limit=1m "$program" small 2>"$out" >/dev/null
 if [[ -s "$out" ]]; then echo "FAILED: a limit that is never reached printed:"; cat "$out"
   failures=$((failures + 1)); else echo "ok: an unreached limit is silent"; fi

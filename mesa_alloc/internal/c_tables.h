@@ -35,6 +35,7 @@
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/internal/tagged_header.h"
+#include "mesa_alloc/internal/tentative_request.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -126,6 +127,7 @@ struct tracking_table {
       return nullptr;
     }
     if (!t.try_charge_limits(size)) {
+      if (tentative_request::active()) return nullptr;  // its caller has a fallback
       if (self->announce_refusal.exchange(false, std::memory_order_relaxed))
         self->announce(size, growing_from);
       t.count_failure(index, scope);

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "mesa_alloc/internal/diagnostics.h"
+#include "mesa_alloc/internal/request_limit.h"
 
 namespace mesa {
 namespace {
@@ -22,7 +23,9 @@ void *allocate(std::size_t size, std::size_t alignment, std::pmr::memory_resourc
   if (resource == nullptr)
     internal::report_null_resource("resource_allocated::operator new", "resource");
   const std::size_t offset = resource_allocated::header_bytes(alignment);
-  if (size > SIZE_MAX - offset) throw std::bad_array_new_length();
+  // No request over PTRDIFF_MAX reaches the resource: libstdc++'s new_delete_resource would
+  // round one within the alignment of SIZE_MAX up to a tiny block (internal/request_limit.h).
+  if (size > internal::kMaxRequestBytes - offset) throw std::bad_array_new_length();
   const std::size_t bytes = offset + size;
   char *object = static_cast<char *>(resource->allocate(bytes, offset)) + offset;
   new (header_of(object)) header{resource, bytes};

@@ -109,6 +109,43 @@ TEST(ResourceAllocated, OverAlignedTypes) {
   EXPECT_EQ(r.mismatches(), 0u);
 }
 
+// Refuses everything, and remembers the largest request it was asked for.
+class refusing_resource final : public std::pmr::memory_resource {
+ public:
+  std::size_t largest = 0;
+
+ private:
+  void *do_allocate(std::size_t bytes, std::size_t) override {
+    if (bytes > largest) largest = bytes;
+    throw std::bad_alloc();
+  }
+  void do_deallocate(void *, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource &o) const noexcept override {
+    return this == &o;
+  }
+};
+
+// A size within the header of SIZE_MAX is refused before the resource is asked: passed on, it
+// reached libstdc++'s new_delete_resource, whose aligned new rounds such a size up to a tiny
+// block, and the header and object were written past it.
+TEST(ResourceAllocated, ASizeNearSizeMaxIsRefusedBeforeTheResourceIsAsked) {
+  for (std::size_t alignment :
+       {std::size_t{1}, std::size_t{16}, std::size_t{64}, std::size_t{4096}}) {
+    for (std::size_t slack :
+         {std::size_t{0}, std::size_t{10}, std::size_t{74}, std::size_t{5000}, SIZE_MAX / 2 - 8}) {
+      refusing_resource r;
+      const std::size_t size = SIZE_MAX - slack;
+      EXPECT_THROW(mesa::resource_allocated::operator new(size, std::align_val_t(alignment), &r),
+                   std::bad_alloc)
+          << "alignment " << alignment << " size " << size;
+      EXPECT_EQ(r.largest, 0u) << "alignment " << alignment << " size " << size;
+    }
+  }
+  refusing_resource r;
+  EXPECT_THROW(mesa::resource_allocated::operator new(1000, &r), std::bad_alloc);
+  EXPECT_EQ(r.largest, 1000 + mesa::resource_allocated::header_bytes(1)) << "a positive control";
+}
+
 TEST(ResourceAllocated, ThrowingConstructorReturnsTheBlock) {
   checking_resource r;
   EXPECT_THROW(new (&r) throws(), std::runtime_error);

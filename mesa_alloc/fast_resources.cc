@@ -28,12 +28,13 @@ using mesa::internal::c_handle_resource;
 
 // A C-created slab_parent: its upstream is the parent table.
 struct mesa_slab_parent {
-  mesa_slab_parent(const mesa_allocator *parent_table, std::size_t object_size)
-      : parent(parent_table), upstream(parent_table), slab(&upstream, object_size) {}
+  mesa_slab_parent(const mesa_allocator *parent_table, std::size_t size)
+      : parent(parent_table), upstream(parent_table), slab(&upstream, size), object_size(size) {}
 
   const mesa_allocator *parent;
   mesa::callback_resource upstream;
   mesa::slab_parent slab;
+  std::size_t object_size;  // as asked for: the C tables serve no more (the slots may be larger)
 };
 
 namespace {
@@ -102,8 +103,10 @@ struct c_fixed_table {
     }
     d->slab.deallocate_object(ptr);
   }
-  // alloc and realloc of NULL, past the alignment check: one slot, or NULL for a request the
-  // slot does not hold or when upstream fails.
+  // alloc and realloc of NULL, past the alignment check: one slot, or NULL for a request larger
+  // than the object size asked for at create (even if the slot, rounded up, would hold it: a
+  // slab made for one type refuses a wrong size) or more aligned than the slots, or when
+  // upstream fails.
   static void *allocate(Derived *d, std::size_t size, std::size_t align) noexcept {
     if (size > d->object_size || align > d->alignment) return nullptr;
     try {
@@ -121,8 +124,7 @@ struct c_fixed_table {
 
 struct c_slab_resource : c_fixed_table<c_slab_resource> {
   c_slab_resource(const mesa_allocator *parent_table, std::size_t size)
-      : c_fixed_table(parent_table, 0, 0), upstream(parent_table), slab(&upstream, size) {
-    object_size = slab.object_size();
+      : c_fixed_table(parent_table, size, 0), upstream(parent_table), slab(&upstream, size) {
     alignment = slab.alignment();
   }
   static constexpr const char *kWhere = "in mesa::slab_resource";
@@ -136,8 +138,8 @@ struct c_slab_resource : c_fixed_table<c_slab_resource> {
 };
 
 struct c_slab_child : c_fixed_table<c_slab_child> {
-  c_slab_child(const mesa_allocator *parent_table, mesa::slab_parent *p)
-      : c_fixed_table(parent_table, p->object_size(), p->alignment()), slab(p) {}
+  c_slab_child(const mesa_allocator *parent_table, mesa_slab_parent *p)
+      : c_fixed_table(parent_table, p->object_size, p->slab.alignment()), slab(&p->slab) {}
   static constexpr const char *kWhere = "in mesa::slab_child";
   static constexpr const char *kAlloc = "mesa_slab_child alloc";
   static constexpr const char *kRealloc = "mesa_slab_child realloc";
@@ -244,8 +246,8 @@ void mesa_slab_parent_free(mesa_slab_parent *parent, void *block) {
 
 const mesa_allocator *mesa_slab_child_create(mesa_slab_parent *parent) {
   if (parent == nullptr) return nullptr;
-  c_slab_child *child = create_in<c_slab_child>("mesa_slab_child_create", parent->parent,
-                                                parent->parent, &parent->slab);
+  c_slab_child *child =
+      create_in<c_slab_child>("mesa_slab_child_create", parent->parent, parent->parent, parent);
   if (child == nullptr) return nullptr;
   child->forward_notifications("mesa_slab_child_create");
   return &child->table;

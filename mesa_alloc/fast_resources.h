@@ -12,8 +12,10 @@
  *
  * What it costs: the arena and pool tables keep a 16-byte header before each block (C frees are
  * unsized; see resource_callbacks.h). The slab table has no header: it serves blocks of at most
- * `object_size` bytes and alignment at most the natural alignment of `object_size` (at most 16:
- * a 24-byte slab serves 8); a larger or more aligned request fails (NULL).
+ * `object_size` bytes (as given, though a slot may be larger: a 1-byte slab refuses 2 bytes) and
+ * alignment at most the slab's: `object_size` rounded up to a multiple of 8, its lowest set bit,
+ * at most 16 (a 24-byte slab serves 8, a 12-byte one 16); a larger or more aligned request fails
+ * (NULL).
  *
  * Misuse: the arena and pool tables check their tag in each freed block's header, so another
  * table's block, an interior pointer or a block freed already is refused with one line. The
@@ -51,12 +53,12 @@ const mesa_allocator *mesa_arena_create(const mesa_allocator *parent);
 void mesa_arena_release(const mesa_allocator *arena);
 void mesa_arena_destroy(const mesa_allocator *arena);
 
-/* Fixed-size slab: blocks of at most object_size bytes (alignment: the natural alignment of
- * object_size, at most 16); larger or more aligned requests return NULL, and realloc within
- * object_size returns the same block (NULL and a line on stderr for a block freed already, as
- * its second free is refused). NULL also for object_size 0, and with a line on stderr
- * saying why for an object_size no slab takes (over 1 GiB; on 32-bit targets, one whose 64
- * slots do not fit the largest page). */
+/* Fixed-size slab: blocks of at most object_size bytes (alignment: that of object_size rounded
+ * up to a multiple of 8, at most 16); larger or more aligned requests return NULL, and realloc
+ * within object_size returns the same block (NULL and a line on stderr for a block freed already,
+ * as its second free is refused). NULL also for object_size 0, and with a line on stderr saying why
+ * for an object_size no slab takes (over 1 GiB; on 32-bit targets, one whose 64 slots do not fit
+ * the largest page). */
 const mesa_allocator *mesa_slab_create(const mesa_allocator *parent, size_t object_size);
 void mesa_slab_destroy(const mesa_allocator *slab);
 

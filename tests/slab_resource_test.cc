@@ -204,6 +204,33 @@ TEST(SlabC, FixedSizeTable) {
   EXPECT_EQ(parent.live, 0) << "destroy returns pages with live blocks too";
 }
 
+// The C tables serve the object size asked for, not the slot it is rounded up to: a 12-byte
+// slab (16-byte slots) and a 12-byte slab parent's child refuse 13 bytes, and realloc past 12
+// too (they served up to 16, so a slab made for one struct did not catch a wrong size). Their
+// alignment is the slots': 16.
+TEST(SlabC, ServesTheObjectSizeAskedForNotTheSlotSize) {
+  mesa_test::counting_table parent;
+  mesa_slab_parent *shared = mesa_slab_parent_create(&parent.table, 12);
+  ASSERT_NE(shared, nullptr);
+  const mesa_allocator *slab = mesa_slab_create(&parent.table, 12);
+  const mesa_allocator *child = mesa_slab_child_create(shared);
+  for (const mesa_allocator *table : {slab, child}) {
+    ASSERT_NE(table, nullptr);
+    void *a = mesa_alloc2(nullptr, table, 12, 16, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16, 0u);
+    EXPECT_EQ(mesa_alloc2(nullptr, table, 13, 1, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(mesa_alloc2(nullptr, table, 16, 1, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(mesa_realloc2(nullptr, table, a, 13, 1, MESA_ALLOC_SCOPE_OBJECT), nullptr);
+    EXPECT_EQ(mesa_realloc2(nullptr, table, a, 12, 1, MESA_ALLOC_SCOPE_OBJECT), a);
+    mesa_free2(nullptr, table, a);
+  }
+  mesa_slab_child_destroy(child);
+  mesa_slab_destroy(slab);
+  mesa_slab_parent_destroy(shared);
+  EXPECT_EQ(parent.live, 0);
+}
+
 // The two fixed-size tables, of 64-byte blocks over one counting parent: the slab's and a slab
 // child's, each with the names its lines use. Destroyed, they have returned every block.
 struct fixed_size_tables {

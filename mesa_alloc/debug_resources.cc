@@ -124,7 +124,7 @@ void mesa_tracking_print_json(const mesa_allocator *tracker, FILE *out) {
 }
 
 const mesa_allocator *mesa_fault_create(const mesa_allocator *parent) {
-  return mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault_create", parent);
+  return mesa::internal::c_handle_create<mesa::fault_resource>("mesa_fault", parent);
 }
 
 void mesa_fault_destroy(const mesa_allocator *fault) {

@@ -200,7 +200,7 @@ bool mesa::internal::is_slab_table(const mesa_allocator *table) noexcept {
 extern "C" {
 
 const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
+  return c_handle_create<mesa::arena_resource>("mesa_arena", parent);
 }
 
 void mesa_arena_release(const mesa_allocator *arena) {
@@ -258,13 +258,13 @@ void mesa_slab_child_destroy(const mesa_allocator *child) {
 }
 
 const mesa_allocator *mesa_pool_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::pool_resource>("mesa_pool_create", parent);
+  return c_handle_create<mesa::pool_resource>("mesa_pool", parent);
 }
 
 void mesa_pool_destroy(const mesa_allocator *pool) { c_handle_destroy<mesa::pool_resource>(pool); }
 
 const mesa_allocator *mesa_synchronized_pool_create(const mesa_allocator *parent) {
-  return c_handle_create<mesa::synchronized_pool_resource>("mesa_synchronized_pool_create", parent);
+  return c_handle_create<mesa::synchronized_pool_resource>("mesa_synchronized_pool", parent);
 }
 
 void mesa_synchronized_pool_destroy(const mesa_allocator *pool) {

@@ -1,6 +1,7 @@
 #include "mesa_alloc/resource_callbacks.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 #include "mesa_alloc/internal/api_caller.h"
@@ -23,26 +24,25 @@ void release_block(std::pmr::memory_resource *resource, void *ptr, const tagged_
 
 // Claims the block before `ptr` for a free or a realloc (`in_realloc`) if it is a live block
 // of the table whose tag is `tag` (internal/tagged_header.h: of two threads freeing it at once
-// exactly one gets it); `out` is then its header. Otherwise reports it and returns false: a
-// block freed twice, freed through another table, or never allocated through one is left alone
-// instead of being handed to the resource with a made-up size.
-bool claim_block(void *ptr, std::uint32_t tag, bool in_realloc, tagged_header *out) {
-  switch (internal::claim_tagged(ptr, tag, out)) {
-    case internal::tag_claim::claimed:
-      return true;
-    case internal::tag_claim::freed_already:
-      internal::report_refused_free(in_realloc ? "realloc of a freed block" : "double free", ptr,
-                                    "through a resource_callbacks table",
-                                    "this table freed it already");
-      return false;
-    case internal::tag_claim::not_this_tables:
-      break;
+// exactly one gets it); `out` is then its header. Otherwise reports it, naming the table
+// (`name`), and returns false: a block freed twice, freed through another table, or never
+// allocated through one is left alone instead of being handed to the resource with a made-up
+// size.
+bool claim_block(void *ptr, std::uint32_t tag, const char *name, bool in_realloc,
+                 tagged_header *out) {
+  const internal::tag_claim claim = internal::claim_tagged(ptr, tag, out);
+  if (claim == internal::tag_claim::claimed) return true;
+  char where[96];
+  std::snprintf(where, sizeof where, "through a %s table", name);
+  if (claim == internal::tag_claim::freed_already) {
+    internal::report_refused_free(in_realloc ? "realloc of a freed block" : "double free", ptr,
+                                  where, "this table freed it already");
+  } else {
+    internal::report_refused_free(in_realloc ? "invalid realloc" : "invalid free", ptr, where,
+                                  "not a live block of this table (allocated through another "
+                                  "table, freed and its memory reused, freed by a release of the "
+                                  "whole table, or not a block's start)");
   }
-  internal::report_refused_free(in_realloc ? "invalid realloc" : "invalid free", ptr,
-                                "through a resource_callbacks table",
-                                "not a live block of this table (allocated through another "
-                                "table, freed and its memory reused, freed by a release of the "
-                                "whole table, or not a block's start)");
   return false;
 }
 
@@ -53,12 +53,13 @@ static_assert(resource_callbacks::header_bytes(1) == internal::tagged_header_byt
 }  // namespace
 
 resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource) noexcept
-    : resource_callbacks(resource, nullptr) {}
+    : resource_callbacks(resource, nullptr, "resource_callbacks") {}
 
-resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource,
-                                       const void *kind) noexcept
+resource_callbacks::resource_callbacks(std::pmr::memory_resource *resource, const void *kind,
+                                       const char *name) noexcept
     : resource_(resource != nullptr ? resource : std::pmr::get_default_resource()),
       kind_(kind),
+      name_(name),
       tag_(internal::header_tag(this)),
       table_{this,
              &resource_callbacks::alloc,
@@ -74,11 +75,11 @@ const resource_callbacks *resource_callbacks::from_table(const mesa_allocator *t
 
 void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t alignment,
                                 mesa_alloc_scope) {
+  auto *self = static_cast<resource_callbacks *>(user_data);
   if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("resource_callbacks alloc", alignment);
+    self->report_invalid_alignment("alloc", alignment);
     return nullptr;
   }
-  auto *self = static_cast<resource_callbacks *>(user_data);
   const std::size_t header = header_bytes(alignment);
   if (header > internal::kMaxRequestBytes || size > internal::kMaxRequestBytes - header)
     return nullptr;
@@ -90,7 +91,7 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
     return nullptr;
   }
   if ((reinterpret_cast<std::uintptr_t>(base) & (block_alignment - 1)) != 0) {
-    internal::report_misaligned_result("resource_callbacks", "resource", base, block_alignment);
+    internal::report_misaligned_result(self->name_, "resource", base, block_alignment);
     self->resource_->deallocate(base, header + size, block_alignment);
     return nullptr;
   }
@@ -102,8 +103,9 @@ void *resource_callbacks::alloc(void *user_data, std::size_t size, std::size_t a
 
 void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
                                   std::size_t alignment, mesa_alloc_scope scope) {
+  auto *self = static_cast<resource_callbacks *>(user_data);
   if (!mesa_alloc_alignment_valid(alignment)) {
-    internal::report_invalid_alignment("resource_callbacks realloc", alignment);
+    self->report_invalid_alignment("realloc", alignment);
     return nullptr;
   }
   if (ptr == nullptr) return alloc(user_data, size, alignment, scope);
@@ -112,9 +114,8 @@ void *resource_callbacks::realloc(void *user_data, void *ptr, std::size_t size,
     free(user_data, ptr);
     return nullptr;
   }
-  auto *self = static_cast<resource_callbacks *>(user_data);
   tagged_header old;
-  if (!claim_block(ptr, self->tag_, true, &old)) return nullptr;
+  if (!claim_block(ptr, self->tag_, self->name_, true, &old)) return nullptr;
   // Vulkan requires the original alignment on realloc; keep the larger one to stay safe.
   const std::size_t keep_alignment = old.alignment() > alignment ? old.alignment() : alignment;
   void *fresh = alloc(user_data, size, keep_alignment, scope);
@@ -132,7 +133,13 @@ void resource_callbacks::free(void *user_data, void *ptr) {
   if (ptr == nullptr) return;
   auto *self = static_cast<resource_callbacks *>(user_data);
   tagged_header h;
-  if (claim_block(ptr, self->tag_, false, &h)) release_block(self->resource_, ptr, h);
+  if (claim_block(ptr, self->tag_, self->name_, false, &h)) release_block(self->resource_, ptr, h);
+}
+
+void resource_callbacks::report_invalid_alignment(const char *call, std::size_t alignment) const {
+  char where[96];
+  std::snprintf(where, sizeof where, "%s %s", name_, call);
+  internal::report_invalid_alignment(where, alignment);
 }
 
 }  // namespace mesa

@@ -69,8 +69,11 @@ class resource_callbacks {
 
  protected:
   // For classes that hand out the table and must recognise it again (the C create/destroy
-  // functions): `kind` is an address unique to the derived class.
-  resource_callbacks(std::pmr::memory_resource *resource, const void *kind) noexcept;
+  // functions): `kind` is an address unique to the derived class, and `name` what the table's
+  // lines call it ("mesa_arena": `invalid free at 0x… through a mesa_arena table`; a string
+  // that outlives the table). The public constructor's tables are "resource_callbacks".
+  resource_callbacks(std::pmr::memory_resource *resource, const void *kind,
+                     const char *name) noexcept;
   // For those over a parent table (mesa_fault_create): the table's internal-allocation
   // notifications (NULL by default: none). Set before the table is handed out.
   void set_notifications(decltype(mesa_allocator::internal_alloc_fn) internal_alloc,
@@ -88,8 +91,12 @@ class resource_callbacks {
                        mesa_alloc_scope scope);
   static void free(void *user_data, void *ptr);
 
+  // One line for a bad alignment given to alloc or realloc (`call`), naming the table.
+  [[gnu::cold]] void report_invalid_alignment(const char *call, std::size_t alignment) const;
+
   std::pmr::memory_resource *resource_;
   const void *kind_ = nullptr;
+  const char *name_;
   std::uint32_t tag_;  // in the header of every live block of this table
   mesa_allocator table_;
 };

@@ -619,9 +619,9 @@ TEST(ArenaC, ABlockFromBeforeAReleaseIsRefused) {
               EXPECT_EQ(mesa_realloc2(nullptr, arena, b, 256, 8, MESA_ALLOC_SCOPE_COMMAND),
                         nullptr);
             }),
-            mesa_test::not_a_live_block_line("invalid realloc", b));
+            mesa_test::not_a_live_block_line("invalid realloc", b, "mesa_arena"));
   EXPECT_EQ(mesa_test::stderr_of([&] { mesa_free2(nullptr, arena, a); }),
-            mesa_test::not_a_live_block_line("invalid free", a));
+            mesa_test::not_a_live_block_line("invalid free", a, "mesa_arena"));
   void *fresh = mesa_alloc2(nullptr, arena, 32, 8, MESA_ALLOC_SCOPE_COMMAND);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(mesa_test::stderr_of([&] {

@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "mesa_alloc/arena_resource.h"
+#include "mesa_alloc/debug_resources.h"
 #include "mesa_alloc/fast_resources.h"
 #include "mesa_alloc/internal/free_list.h"
 #include "mesa_alloc/internal/pool_parts.h"
@@ -328,11 +329,13 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
     create_fn create;
     destroy_fn destroy;
     bool keeps_freed_bytes;
+    const char *name;  // in the lines
   };
-  for (auto [create, destroy, keeps_freed_bytes] :
-       {table_kind{&mesa_pool_create, &mesa_pool_destroy, false},
-        {&mesa_synchronized_pool_create, &mesa_synchronized_pool_destroy, false},
-        {&mesa_arena_create, &mesa_arena_destroy, true}}) {
+  for (auto [create, destroy, keeps_freed_bytes, name] :
+       {table_kind{&mesa_pool_create, &mesa_pool_destroy, false, "mesa_pool"},
+        {&mesa_synchronized_pool_create, &mesa_synchronized_pool_destroy, false,
+         "mesa_synchronized_pool"},
+        {&mesa_arena_create, &mesa_arena_destroy, true, "mesa_arena"}}) {
     mesa_test::counting_table parent;
     const mesa_allocator *table = create(&parent.table);
     const mesa_allocator *other = create(&parent.table);
@@ -343,10 +346,13 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
     void *p = mesa_alloc2(nullptr, table, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
     void *elsewhere = mesa_alloc2(nullptr, other, 48, 16, MESA_ALLOC_SCOPE_OBJECT);
     mesa_free2(nullptr, table, p);
-    const auto refused = mesa_test::not_a_live_block_line;
+    const auto refused = [&, name = name](const char *what, const void *block) {
+      return mesa_test::not_a_live_block_line(what, block, name);
+    };
     const std::string second_free = stderr_of([&] { mesa_free2(nullptr, table, p); });
-    const std::string double_free = mesa_test::refused_line(
-        "double free", p, "through a resource_callbacks table", "this table freed it already");
+    const std::string double_free =
+        mesa_test::refused_line("double free", p, std::string("through a ") + name + " table",
+                                "this table freed it already");
     if (keeps_freed_bytes)
       EXPECT_EQ(second_free, double_free);
     else
@@ -387,6 +393,45 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
 // Through the pmr interface each fast resource refuses an alignment that is no power of two with
 // std::bad_alloc, its upstream untouched, and in debug builds a line that names it, as the other
 // resources do (an API probe: the five were silent).
+// The C tables made over a C++ resource (a resource_callbacks table inside) name themselves as
+// the other C tables do (`mesa_tracking alloc`, `mesa_slab alloc`): a program with no
+// resource_callbacks of its own was told of one.
+TEST(FastResourcesC, TheTablesOverAResourceNameThemselvesInTheirLines) {
+  using create_fn = const mesa_allocator *(*)(const mesa_allocator *);
+  using destroy_fn = void (*)(const mesa_allocator *);
+  const struct {
+    create_fn create;
+    destroy_fn destroy;
+    const char *name;
+  } cases[] = {
+      {&mesa_arena_create, &mesa_arena_destroy, "mesa_arena"},
+      {&mesa_pool_create, &mesa_pool_destroy, "mesa_pool"},
+      {&mesa_synchronized_pool_create, &mesa_synchronized_pool_destroy, "mesa_synchronized_pool"},
+      {&mesa_fault_create, &mesa_fault_destroy, "mesa_fault"}};
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.name);
+    const mesa_allocator *table = c.create(nullptr);
+    ASSERT_NE(table, nullptr);
+    const std::string name = c.name;
+    EXPECT_EQ(stderr_of([&] { EXPECT_EQ(table->alloc_fn(table->user_data, 8, 3, {}), nullptr); }),
+              "mesa_alloc: invalid alignment 3 in " + name + " alloc (must be a power of two)\n");
+    void *p = mesa_alloc2(nullptr, table, 40, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(
+        stderr_of([&] { EXPECT_EQ(table->realloc_fn(table->user_data, p, 80, 24, {}), nullptr); }),
+        "mesa_alloc: invalid alignment 24 in " + name + " realloc (must be a power of two)\n");
+    void *other = mesa_alloc2(nullptr, table, 40, 8, MESA_ALLOC_SCOPE_OBJECT);
+    ASSERT_NE(other, nullptr);
+    std::memset(other, 0, 40);  // the "header" an interior pointer 16 bytes in is read from
+    EXPECT_EQ(
+        stderr_of([&] { mesa_free2(nullptr, table, static_cast<char *>(other) + 16); }),
+        mesa_test::not_a_live_block_line("invalid free", static_cast<char *>(other) + 16, name));
+    mesa_free2(nullptr, table, other);
+    mesa_free2(nullptr, table, p);
+    c.destroy(table);
+  }
+}
+
 TEST(FastResources, ABadAlignmentIsRefusedWithALineNamingTheResource) {
   mesa::arena_resource arena(std::pmr::new_delete_resource());
   mesa::slab_resource slab(std::pmr::new_delete_resource(), 32);

@@ -192,9 +192,11 @@ inline std::string refused_line(const std::string &what, const void *p, const st
          "; the block is left alone\n";
 }
 // The line a resource_callbacks table prints when it refuses a block without its tag (`what`:
-// "invalid free" or "invalid realloc").
-inline std::string not_a_live_block_line(const std::string &what, const void *p) {
-  return refused_line(what, p, "through a resource_callbacks table",
+// "invalid free" or "invalid realloc"; `table`: what the line calls the table, "mesa_arena" for
+// mesa_arena_create's).
+inline std::string not_a_live_block_line(const std::string &what, const void *p,
+                                         const std::string &table = "resource_callbacks") {
+  return refused_line(what, p, "through a " + table + " table",
                       "not a live block of this table (allocated through another table, freed "
                       "and its memory reused, freed by a release of the whole table, or not a "
                       "block's start)");

@@ -8,7 +8,7 @@
 // internal-allocation notifications on (forwarded_notifications.h).
 //
 //   const mesa_allocator *mesa_arena_create(const mesa_allocator *parent) {
-//     return mesa::internal::c_handle_create<mesa::arena_resource>("mesa_arena_create", parent);
+//     return mesa::internal::c_handle_create<mesa::arena_resource>("mesa_arena", parent);
 //   }
 //   void mesa_arena_destroy(const mesa_allocator *arena) {
 //     mesa::internal::c_handle_destroy<mesa::arena_resource>(arena);
@@ -16,6 +16,8 @@
 #ifndef MESA_ALLOC_INTERNAL_C_HANDLE_H_
 #define MESA_ALLOC_INTERNAL_C_HANDLE_H_
 
+#include <cstddef>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -32,9 +34,10 @@ namespace mesa::internal {
 template <class Resource>
 class c_handle final : public resource_callbacks {
  public:
+  // `name`: what the table's lines call it (resource_callbacks.h).
   template <class... Args>
-  explicit c_handle(const mesa_allocator *parent, Args &&...args)
-      : resource_callbacks(&resource_, &kind_tag_),
+  c_handle(const char *name, const mesa_allocator *parent, Args &&...args)
+      : resource_callbacks(&resource_, &kind_tag_, name),
         parent_(parent),
         upstream_(parent),
         resource_(&upstream_, std::forward<Args>(args)...) {}
@@ -78,18 +81,22 @@ class c_handle final : public resource_callbacks {
 };
 
 // Creates the stack in one block from `parent` (NULL: the default); NULL if that allocation
-// or the resource's constructor fails, or if `parent` is incomplete (reported, naming `where`).
-// The table passes the parent's internal-allocation notifications on.
-template <class Resource, class... Args>
-const mesa_allocator *c_handle_create(const char *where, const mesa_allocator *parent,
+// or the resource's constructor fails, or if `parent` is incomplete (reported, naming the create
+// function, `<name>_create`). `name` (a string literal, "mesa_arena") is what the table's lines
+// call it. The table passes the parent's internal-allocation notifications on.
+template <class Resource, std::size_t N, class... Args>
+const mesa_allocator *c_handle_create(const char (&name)[N], const mesa_allocator *parent,
                                       Args &&...args) noexcept {
+  char where[N + 7];  // the create function's name
+  std::memcpy(where, name, N - 1);
+  std::memcpy(where + N - 1, "_create", 8);
   parent = parent_or_default(parent, where);
   if (parent == nullptr) return nullptr;
   void *storage = checked_alloc(parent, sizeof(c_handle<Resource>), alignof(c_handle<Resource>),
                                 MESA_ALLOC_SCOPE_OBJECT, where);
   if (storage == nullptr) return nullptr;
   try {
-    auto *handle = new (storage) c_handle<Resource>(parent, std::forward<Args>(args)...);
+    auto *handle = new (storage) c_handle<Resource>(name, parent, std::forward<Args>(args)...);
     handle->forward_notifications(where);
     return handle->table();
   } catch (...) {

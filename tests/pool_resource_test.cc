@@ -156,7 +156,9 @@ TEST(PoolResource, UpstreamFailureThrowsAndPoolStaysUsable) {
 
 // Over a budget, a chunk that does not fit is asked for again smaller: 64-byte requests are
 // refused only when not even a chunk for one block fits, not when the next doubling step does
-// not (that refused with half of a 100 KiB budget free). Both pools carve the same way.
+// not (that refused with half of a 100 KiB budget free). Both pools carve the same way. The
+// budget counts one failure, the request the pool refused: the larger chunks asked for first had
+// a fallback.
 template <class Pool>
 void expect_small_blocks_use_the_budget(std::size_t limit) {
   mesa::tracking_resource budget(std::pmr::new_delete_resource(), "budget");
@@ -170,6 +172,7 @@ void expect_small_blocks_use_the_budget(std::size_t limit) {
   const std::size_t in_use = budget.stats().bytes_in_use;
   EXPECT_LT(limit - in_use, mesa::internal::kPoolAlignment + 64) << "limit " << limit;
   EXPECT_GT(live.size() * 64, limit / 10 * 9) << "limit " << limit;
+  EXPECT_EQ(budget.stats().failed_allocations, 1u) << "limit " << limit;
   pool.deallocate(live.back(), 64);
   EXPECT_EQ(pool.allocate(64), live.back()) << "the pool stays usable";
   for (void *p : live) pool.deallocate(p, 64);

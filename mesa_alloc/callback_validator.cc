@@ -3,9 +3,11 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <memory_resource>
 #include <new>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "mesa_alloc/internal/api_caller.h"
 #include "mesa_alloc/internal/diagnostics.h"
@@ -135,11 +137,22 @@ void callback_validator::set_line_listener(void (*fn)(void *context, const char 
   listener_context_ = this;
 }
 
-// set_line_listener's listener: the line to the function given.
+// set_line_listener's listener: the line to the function given, whole (a long set_call label
+// makes it longer than the buffer on the stack: then it is formatted again into one from the
+// bookkeeping, and only if that has no memory is it cut).
 void callback_validator::forward_line(void *self, const validator_violation &violation) {
   auto *v = static_cast<callback_validator *>(self);
   char line[512];
-  violation.format(line, sizeof line);
+  const int length = violation.format(line, sizeof line);
+  if (length >= static_cast<int>(sizeof line)) {
+    try {
+      std::pmr::vector<char> whole(static_cast<std::size_t>(length) + 1, v->bookkeeping_);
+      violation.format(whole.data(), whole.size());
+      v->line_listener_(v->line_listener_context_, whole.data());
+      return;
+    } catch (...) {
+    }
+  }
   v->line_listener_(v->line_listener_context_, line);
 }
 
@@ -201,9 +214,10 @@ bool callback_validator::note_result(const validator_call &call, void *result,
     return false;
   }
   if (!fresh) {
-    const std::thread::id reallocating = it->second.reallocating;
-    if (reallocating != std::thread::id() && reallocating != std::this_thread::get_id()) {
-      // Another thread's realloc of it is with upstream, which may have let it go already.
+    if (it->second.reallocating != std::thread::id()) {
+      // A realloc of it is with upstream, which may have let it go already: another thread's,
+      // or this thread's own when upstream allocates through this table while it serves it
+      // (and gets back the block it has just moved from). The realloc decides when it returns.
       try {
         taken_.insert_or_assign(result, taken_block{call, it->second.sequence});
       } catch (...) {
@@ -333,6 +347,7 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
       if (alignment != old_alignment)
         self->record(validator_rule::realloc_alignment_changed, call, old_alignment);
       it->second.reallocating = std::this_thread::get_id();
+      self->taken_.erase(ptr);  // one left by a realloc that upstream left by a longjmp
     }
   }
   const internal::foreign_call upstream_call(up);
@@ -354,9 +369,13 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
   std::lock_guard<std::mutex> lock(self->mutex_);
   // The entry is still ours unless upstream handed ptr to another call meanwhile: correct if it
   // moved the block (it freed ptr first), a block handed out twice if it kept it or failed.
+  // Handed to another call, the block is that call's now, and a free of it since is later than
+  // this realloc's: the double-free rules keep naming that one.
+  bool taken_meanwhile = false;
   if (const auto taken = self->taken_.find(ptr); taken != self->taken_.end()) {
     const taken_block t = taken->second;
     self->taken_.erase(taken);
+    taken_meanwhile = true;
     if (result == ptr || (size != 0 && result == nullptr))
       self->record(validator_rule::result_already_live, t.by, t.live_since, ptr);
   }
@@ -372,14 +391,14 @@ void *callback_validator::realloc(void *user_data, void *ptr, std::size_t size,
     entry = self->live_.extract(it);
   }
   if (size == 0) {  // frees ptr; must return NULL
-    self->remember_freed(ptr, call.sequence);
+    if (!taken_meanwhile) self->remember_freed(ptr, call.sequence);
     if (result != nullptr) {
       self->record(validator_rule::realloc_zero_returned_block, call, 0, result);
       self->note_result(call, result, old_alignment, scope, std::move(entry));
     }
     return result;
   }
-  if (result != ptr) self->remember_freed(ptr, call.sequence);
+  if (result != ptr && !taken_meanwhile) self->remember_freed(ptr, call.sequence);
   // The block keeps its alignment. If it cannot be recorded it stays the driver's, unchecked.
   self->note_result(call, result, old_alignment, scope, std::move(entry));
   return result;

@@ -504,6 +504,117 @@ TEST(CallbackValidator, AFreeRacingAReallocOnAnotherThreadIsReported) {
   EXPECT_EQ(v.violation_count(), 1u);
 }
 
+// An application allocator that recycles the block freed last (a one-block free list, as a
+// LIFO allocator's): its realloc moves the block and frees the old one first, then either
+// records something of its own through the validated table (g_recycling_reenters), which gets
+// the old block back, or lets another thread go on (stage 1) and waits for stage 2.
+const mesa_allocator *g_recycling_validated = nullptr;
+bool g_recycling_reenters = false;
+void *g_recycled = nullptr;
+void *g_recycling_record = nullptr;
+void *recycle_or_allocate(std::size_t size) {
+  void *p = g_recycled;
+  g_recycled = nullptr;
+  return p != nullptr ? p : std::aligned_alloc(16, (size + 15) & ~std::size_t{15});
+}
+void recycle(void *p) {
+  if (g_recycled == nullptr)
+    g_recycled = p;
+  else
+    std::free(p);
+}
+const mesa_allocator kRecyclingTable = {
+    nullptr,
+    [](void *, std::size_t size, std::size_t, mesa_alloc_scope) -> void * {
+      return recycle_or_allocate(size);
+    },
+    [](void *, void *p, std::size_t size, std::size_t, mesa_alloc_scope) -> void * {
+      if (p == nullptr) return recycle_or_allocate(size);
+      void *moved = std::aligned_alloc(16, (size + 15) & ~std::size_t{15});
+      std::memcpy(moved, p, 16);
+      recycle(p);
+      if (g_recycling_reenters) {
+        g_recycling_record = call_alloc(g_recycling_validated, 16, 16, MESA_ALLOC_SCOPE_OBJECT);
+      } else {
+        g_realloc_stage = 1;
+        while (g_realloc_stage != 2) std::this_thread::yield();
+      }
+      return moved;
+    },
+    [](void *, void *p) { recycle(p); },
+    nullptr,
+    nullptr};
+
+// The application's own record, allocated through the validated table while the realloc is with
+// it, gets the block the realloc has just moved from: correct (the block was freed first), and
+// not reported. It was, as a block handed out twice, when the two calls were on one thread.
+TEST(CallbackValidator, AReallocsUpstreamReusingTheOldBlockThroughTheTableIsNoViolation) {
+  callback_validator v(&kRecyclingTable);
+  g_recycling_validated = v.table();
+  g_recycling_reenters = true;
+  const mesa_allocator *t = v.table();
+  void *p = call_alloc(t, 16, 16, MESA_ALLOC_SCOPE_OBJECT);
+  void *moved = call_realloc(t, p, 4000, 16, MESA_ALLOC_SCOPE_OBJECT);
+  g_recycling_reenters = false;
+  ASSERT_NE(moved, p);
+  ASSERT_EQ(g_recycling_record, p) << "the record got the old block";
+  EXPECT_EQ(rules_of(v), std::vector<validator_rule>{});
+  EXPECT_EQ(v.live_blocks(), 2u);
+  EXPECT_EQ(v.live_bytes(MESA_ALLOC_SCOPE_OBJECT), 4016u);
+  call_free(t, g_recycling_record);
+  call_free(t, moved);
+  EXPECT_EQ(rules_of(v), std::vector<validator_rule>{});
+  EXPECT_EQ(v.live_blocks(), 0u);
+  std::free(g_recycled);
+  g_recycled = nullptr;
+}
+
+// While one thread's realloc is with upstream, which has moved the block and freed the old one,
+// another thread gets the old block (#2) and frees it (#3); its second free (#4) names #3 as the
+// free before it, not the realloc (#1), whose bookkeeping came last.
+TEST(CallbackValidator, ADoubleFreeNamesTheLatestFreeAfterARacingMovingRealloc) {
+  callback_validator v(&kRecyclingTable);
+  const mesa_allocator *t = v.table();
+  void *p = call_alloc(t, 16, 16, MESA_ALLOC_SCOPE_OBJECT);  // #0
+  g_realloc_stage = 0;
+  void *moved = nullptr;
+  std::thread reallocating([&] { moved = call_realloc(t, p, 4000, 16, MESA_ALLOC_SCOPE_OBJECT); });
+  while (g_realloc_stage != 1) std::this_thread::yield();
+  void *again = call_alloc(t, 16, 16, MESA_ALLOC_SCOPE_OBJECT);  // #2
+  ASSERT_EQ(again, p);
+  call_free(t, again);  // #3
+  g_realloc_stage = 2;
+  reallocating.join();
+  call_free(t, again);  // #4
+  ASSERT_EQ(rules_of(v), std::vector<validator_rule>{validator_rule::free_freed_pointer});
+  EXPECT_EQ(v.violation(0).call.sequence, 4u);
+  EXPECT_EQ(v.violation(0).expected, 3u) << "freed by #3";
+  call_free(t, moved);
+  EXPECT_EQ(v.live_blocks(), 0u);
+  std::free(g_recycled);
+  g_recycled = nullptr;
+}
+
+// A line longer than the listener's buffer on the stack (a long set_call label) reaches the C
+// listener whole, as mesa_validator_format writes it; it was cut at 511 bytes.
+std::string g_heard;
+TEST(CallbackValidator, TheCListenerHearsALongLineWhole) {
+  const mesa_allocator *t = mesa_validator_create(nullptr);
+  ASSERT_NE(t, nullptr);
+  const std::string label(700, 'L');
+  mesa_validator_set_call(t, label.c_str());
+  mesa_validator_set_listener(
+      t, [](void *, const char *line) { g_heard = line; }, nullptr);
+  int not_a_block;
+  t->free_fn(t->user_data, &not_a_block);
+  std::vector<char> line(2048);
+  const int length = mesa_validator_format(t, 0, line.data(), line.size());
+  EXPECT_GT(length, 700);
+  EXPECT_EQ(g_heard, std::string(line.data()));
+  EXPECT_EQ(g_heard.size(), static_cast<std::size_t>(length));
+  mesa_validator_destroy(t);
+}
+
 TEST(CallbackValidator, CheckpointReportsLiveBlocksOfTheCheckedScopesOnly) {
   callback_validator v(mesa_libc_allocator());
   v.set_call("vkCmdDispatch");

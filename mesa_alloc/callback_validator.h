@@ -270,8 +270,9 @@ class callback_validator {
   live_map live_;
   std::pmr::unordered_map<const void *, std::uint64_t> freed_;  // -> sequence of the free
   // Blocks another call received while a realloc of them was with upstream (which may free a
-  // block before it returns, and another thread may get it then): the realloc decides, when it
-  // returns, whether that was a block handed out twice (it did not move the block).
+  // block before it returns, and another thread, or upstream's own call through this table, may
+  // get it then): the realloc decides, when it returns, whether that was a block handed out twice
+  // (it did not move the block).
   struct taken_block {
     validator_call by;         // the call that received it
     std::uint64_t live_since;  // the call that returned it to the reallocating owner

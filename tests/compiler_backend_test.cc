@@ -285,6 +285,15 @@ TEST(CompilerBackendText, ALongNameKeepsTheReasonInTheMessage) {
   const std::string accented = std::string(kShownNameBytes - 1, 'f') + "\xc3\xa9tail";
   EXPECT_EQ(std::string(shown(accented).text), std::string(kShownNameBytes - 1, 'f') + "...");
   EXPECT_EQ(std::string(shown("short").text), "short");
+  // A control byte is named, a NUL too (it ended the text: "unexpected '' after input").
+  EXPECT_EQ(std::string(shown(std::string_view("a\0b\tc", 5)).text), "a\\x00b\\x09c");
+  EXPECT_EQ(std::string(shown(std::string(kShownNameBytes - 2, 'h') + '\x01').text),
+            std::string(kShownNameBytes - 2, 'h') + "...");
+  Shader<A> with_nul{A()};
+  const Diagnostic nul = parse(
+      std::string("shader\nfunction @f(1) {\nbb0:\n  %0 = input 0") + '\0' + "\n  ret %0\n}\n",
+      with_nul);
+  EXPECT_EQ(std::string(nul.message), "line 4: unexpected '\\x00' after input");
   EXPECT_EQ(std::string(shown(std::string(kShownNameBytes, 'g')).text),
             std::string(kShownNameBytes, 'g'));
 }

@@ -27,25 +27,37 @@ namespace compiler_backend {
 
 inline constexpr std::size_t kShownNameBytes = 48;
 
-// A name cut for a message: NUL-terminated, at most kShownNameBytes bytes of the name (never
-// half a UTF-8 character), then "..." if it was longer.
+// A name cut for a message: NUL-terminated, at most kShownNameBytes bytes (never half a UTF-8
+// character), then "..." if the name was longer. A control byte is written as \xNN, so that a
+// NUL in the input is named instead of ending the message's text there.
 struct ShownName {
   char text[kShownNameBytes + 4];
 };
 
 inline ShownName shown(std::string_view name) {
   ShownName s;
-  std::size_t n = name.size();
-  if (n > kShownNameBytes) {
-    n = kShownNameBytes;
-    while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xc0) == 0x80) --n;
+  std::size_t in = 0, out = 0;
+  while (in < name.size()) {
+    const auto c = static_cast<unsigned char>(name[in]);
+    const bool control = c < 0x20 || c == 0x7f;
+    std::size_t take = 1;  // input bytes: a UTF-8 character whole
+    while (!control && c >= 0xc0 && in + take < name.size() &&
+           (static_cast<unsigned char>(name[in + take]) & 0xc0) == 0x80)
+      ++take;
+    const std::size_t written = control ? 4 : take;
+    if (out + written > kShownNameBytes) break;
+    if (control)
+      std::snprintf(s.text + out, 5, "\\x%02x", c);
+    else
+      std::memcpy(s.text + out, name.data() + in, take);
+    in += take;
+    out += written;
   }
-  std::memcpy(s.text, name.data(), n);
-  if (n < name.size()) {
-    std::memcpy(s.text + n, "...", 3);
-    n += 3;
+  if (in < name.size()) {
+    std::memcpy(s.text + out, "...", 3);
+    out += 3;
   }
-  s.text[n] = '\0';
+  s.text[out] = '\0';
   return s;
 }
 

@@ -364,6 +364,12 @@ void tracking_resource::count_failure(int index, mesa_alloc_scope scope) noexcep
   }
 }
 
+bool tracking_resource::count_refusal(int index, mesa_alloc_scope scope) noexcept {
+  if (internal::tentative_request::active()) return false;
+  count_failure(index, scope);
+  return true;
+}
+
 void tracking_resource::sample_peak() noexcept {
   std::uint64_t bytes = 0, blocks = 0;  // modular sums: exact once every shard is added
   for (std::uint64_t used = used_shards_.load(std::memory_order_relaxed); used != 0;
@@ -417,7 +423,7 @@ void *tracking_resource::allocate_slow(std::size_t bytes, std::size_t alignment,
                                        mesa_alloc_scope scope) {
   const int index = internal::tracking_shard_index();
   if (!try_charge_limits(bytes)) {
-    if (!internal::tentative_request::active()) count_failure(index, scope);
+    count_refusal(index, scope);
     throw std::bad_alloc();
   }
   void *p;

@@ -200,6 +200,9 @@ class tracking_resource final : public std::pmr::memory_resource {
   [[gnu::noinline]] void count_deallocation_up(int shard_index, std::size_t bytes,
                                                mesa_alloc_scope scope) noexcept;
   void count_failure(int shard_index, mesa_alloc_scope scope) noexcept;
+  // A budget's refusal, counted as a failure unless the request has a fallback
+  // (internal/tentative_request.h). True when counted: the program is refused.
+  bool count_refusal(int shard_index, mesa_alloc_scope scope) noexcept;
   [[gnu::noinline]] void sample_peak() noexcept;
   void print_rows(std::FILE *out, int depth) const noexcept;
   void print_json_object(std::FILE *out) const noexcept;

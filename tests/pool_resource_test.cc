@@ -319,6 +319,10 @@ TEST(PoolC, CreateAllocateDestroy) {
   }
 }
 
+// A C table's create and destroy functions (mesa_pool_create, mesa_arena_destroy, ...).
+using create_fn = const mesa_allocator *(*)(const mesa_allocator *);
+using destroy_fn = void (*)(const mesa_allocator *);
+
 // The C tables over a resource (the pools', the arena's) keep a tag in each block's header: a
 // block freed twice, freed through another table, or never allocated through one (an interior
 // pointer) is reported and left alone, where it used to reach the resource with a made-up size.
@@ -326,8 +330,6 @@ TEST(PoolC, CreateAllocateDestroy) {
 // a pool writes its free-list link into the freed bytes at once, over the header's tag on 64-bit
 // targets (a block of no table then) but not on 32-bit ones (a double free), so either line.
 TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
-  using create_fn = const mesa_allocator *(*)(const mesa_allocator *);
-  using destroy_fn = void (*)(const mesa_allocator *);
   struct table_kind {
     create_fn create;
     destroy_fn destroy;
@@ -393,15 +395,10 @@ TEST(PoolC, BlocksThatAreNotLiveBlocksOfTheTableAreRefused) {
 
 }  // namespace
 
-// Through the pmr interface each fast resource refuses an alignment that is no power of two with
-// std::bad_alloc, its upstream untouched, and in debug builds a line that names it, as the other
-// resources do (an API probe: the five were silent).
 // The C tables made over a C++ resource (a resource_callbacks table inside) name themselves as
 // the other C tables do (`mesa_tracking alloc`, `mesa_slab alloc`): a program with no
 // resource_callbacks of its own was told of one.
 TEST(FastResourcesC, TheTablesOverAResourceNameThemselvesInTheirLines) {
-  using create_fn = const mesa_allocator *(*)(const mesa_allocator *);
-  using destroy_fn = void (*)(const mesa_allocator *);
   const struct {
     create_fn create;
     destroy_fn destroy;
@@ -435,6 +432,9 @@ TEST(FastResourcesC, TheTablesOverAResourceNameThemselvesInTheirLines) {
   }
 }
 
+// Through the pmr interface each fast resource refuses an alignment that is no power of two with
+// std::bad_alloc, its upstream untouched, and in debug builds a line that names it, as the other
+// resources do (an API probe: the five were silent).
 TEST(FastResources, ABadAlignmentIsRefusedWithALineNamingTheResource) {
   mesa::arena_resource arena(std::pmr::new_delete_resource());
   mesa::slab_resource slab(std::pmr::new_delete_resource(), 32);

@@ -35,7 +35,6 @@
 #include "mesa_alloc/internal/request_limit.h"
 #include "mesa_alloc/internal/resource_cast.h"
 #include "mesa_alloc/internal/tagged_header.h"
-#include "mesa_alloc/internal/tentative_request.h"
 #include "mesa_alloc/logging_resource.h"
 #include "mesa_alloc/mesa_alloc.h"
 #include "mesa_alloc/tracking_resource.h"
@@ -127,10 +126,9 @@ struct tracking_table {
       return nullptr;
     }
     if (!t.try_charge_limits(size)) {
-      if (tentative_request::active()) return nullptr;  // its caller has a fallback
-      if (self->announce_refusal.exchange(false, std::memory_order_relaxed))
+      if (t.count_refusal(index, scope) &&
+          self->announce_refusal.exchange(false, std::memory_order_relaxed))
         self->announce(size, growing_from);
-      t.count_failure(index, scope);
       return nullptr;
     }
     void *base;
